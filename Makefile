@@ -1,0 +1,25 @@
+# The README's two commands are `make demo` and `make test`; both set everything up first.
+SHELL := /bin/bash
+VENV := .venv
+PY := $(VENV)/bin/python
+PYTEST_ARGS ?=
+
+.PHONY: setup test demo chaos bench clean
+
+setup:
+	@bash tools/setup.sh
+
+test: setup
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+demo: setup
+	$(PY) -m kmf demo
+
+chaos: setup
+	$(PY) -m pytest tests/chaos $(PYTEST_ARGS)
+
+bench: setup
+	$(PY) -m benchmarks
+
+clean:
+	rm -rf $(VENV) .cache .pytest_cache .hypothesis

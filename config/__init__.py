@@ -1,0 +1,1 @@
+"""Service specification: attrs models of the YAML, loading and validation."""

@@ -1,0 +1,3 @@
+from kmf.cli import main
+
+raise SystemExit(main())
