@@ -1,0 +1,210 @@
+"""``kmf local up|status|down``: a local Mesos cluster (ZooKeeper, one master, N agents).
+
+The state of a running local cluster lives in one work folder: ``cluster.json`` there records every
+process (pid, address) so ``down`` stops exactly those, by process group. The launch helpers
+(:func:`master_argv`, :func:`agent_argv`, :func:`wait_registered`) are shared with the test
+fixtures in ``tests/helpers/fixtures_localmesos.py``.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+import urllib.request
+from pathlib import Path
+from typing import Any, Sequence
+
+from localmesos import procs
+
+DEFAULT_RESOURCES = "cpus:4;mem:4096;disk:20000;ports:[31000-32000]"
+ZONES = "abcdefghijklmnopqrstuvwxyz"
+
+
+class ClusterError(RuntimeError):
+    pass
+
+
+def master_argv(ip: str, port: int, work_dir: Path, zk: str | None = None,
+                extra: Sequence[str] = ()) -> list[str]:
+    argv = [sys.executable, "-m", "localmesos", "master", f"--ip={ip}", f"--port={port}",
+            f"--work_dir={work_dir}"]
+    if zk:
+        argv.append(f"--zk={zk}")
+    return argv + list(extra)
+
+
+def agent_argv(master: str, ip: str, port: int, work_dir: Path, resources: str = DEFAULT_RESOURCES,
+               attributes: str = "", extra: Sequence[str] = ()) -> list[str]:
+    argv = [sys.executable, "-m", "localmesos", "agent", f"--master={master}", f"--ip={ip}",
+            f"--port={port}", f"--work_dir={work_dir}", f"--resources={resources}"]
+    if attributes:
+        argv.append(f"--attributes={attributes}")
+    return argv + list(extra)
+
+
+def get_json(url: str, timeout: float = 2.0) -> Any:
+    with urllib.request.urlopen(url, timeout=timeout) as resp:  # noqa: S310 - local URLs only
+        return json.loads(resp.read().decode())
+
+
+def wait_serving(url: str, proc: Any, timeout: float, log_path: Path) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc is not None and proc.poll() is not None:
+            raise ClusterError(f"process exited with {proc.returncode}; see {log_path}")
+        try:
+            get_json(url + "/version", timeout=0.5)
+            return
+        except OSError:
+            time.sleep(0.05)
+    raise ClusterError(f"{url} did not answer within {timeout}s; see {log_path}")
+
+
+def wait_registered(master_url: str, count: int, timeout: float) -> list[dict[str, Any]]:
+    """Poll ``/master/slaves`` until ``count`` agents are registered; returns them."""
+    deadline = time.monotonic() + timeout
+    slaves: list[dict[str, Any]] = []
+    while time.monotonic() < deadline:
+        try:
+            slaves = get_json(master_url + "/master/slaves")["slaves"]
+            if len(slaves) >= count:
+                return slaves
+        except (OSError, ValueError, KeyError):
+            pass
+        time.sleep(0.1)
+    raise ClusterError(
+        f"only {len(slaves)} of {count} agents registered with {master_url} within {timeout}s"
+    )
+
+
+# --------------------------------------------------------------------------- kmf local
+
+
+def _default_workdir() -> Path:
+    return Path(os.environ.get("KMF_LOCAL_DIR", f"/tmp/kmf-local-{os.getuid()}"))
+
+
+def _state_path(workdir: Path) -> Path:
+    return workdir / "cluster.json"
+
+
+def _load(workdir: Path) -> dict[str, Any] | None:
+    try:
+        return json.loads(_state_path(workdir).read_text())
+    except FileNotFoundError:
+        return None
+
+
+def _save(workdir: Path, state: dict[str, Any]) -> None:
+    _state_path(workdir).write_text(json.dumps(state, indent=1))
+
+
+def ensure_not_running(workdir: Path) -> None:
+    existing = _load(workdir.resolve())
+    if existing and any(procs.pid_alive(p["pid"]) for p in existing.get("processes", [])):
+        raise ClusterError(f"a local cluster already runs from {workdir}; `kmf local down` first")
+
+
+def up(agents: int, workdir: Path, out=sys.stdout) -> dict[str, Any]:
+    from localmesos.zookeeper import ZooKeeperServer
+
+    workdir = workdir.resolve()
+    ensure_not_running(workdir)
+    workdir.mkdir(parents=True, exist_ok=True)
+    state: dict[str, Any] = {"processes": []}
+    host = "127.0.1.1"
+    zk = ZooKeeperServer(workdir / "zookeeper", host=host)
+    zk.start()
+    state["processes"].append({"name": "zookeeper", "pid": zk.proc.pid})
+    _save(workdir, state)
+    zk_url = f"zk://{zk.connect_string}/mesos"
+    port = procs.free_port(host)
+    master_dir = workdir / "master"
+    proc = procs.spawn(master_argv(host, port, master_dir, zk_url), log_path=master_dir / "master.log")
+    state["processes"].append({"name": "master", "pid": proc.pid})
+    _save(workdir, state)
+    master_url = f"http://{host}:{port}"
+    wait_serving(master_url, proc, 20, master_dir / "master.log")
+    for i in range(agents):
+        ip = f"127.0.2.{10 + i}"
+        aport = procs.free_port(ip)
+        adir = workdir / f"agent-{i}"
+        attributes = f"zone:{ZONES[i % len(ZONES)]};rack:r{i}"
+        aproc = procs.spawn(agent_argv(zk_url, ip, aport, adir, attributes=attributes),
+                            log_path=adir / "agent.log")
+        state["processes"].append({"name": f"agent-{i}", "pid": aproc.pid, "ip": ip, "port": aport})
+    state.update({"master_url": master_url, "ui_url": master_url + "/", "zk_url": zk_url,
+                  "zk": zk.connect_string, "agents": agents})
+    _save(workdir, state)
+    wait_registered(master_url, agents, 30)
+    print(f"master: {master_url}\nui:     {master_url}/\nzk:     {zk_url}", file=out)
+    return state
+
+
+def down(workdir: Path, out=sys.stdout) -> int:
+    state = _load(workdir.resolve())
+    if state is None:
+        print(f"no local cluster recorded in {workdir}", file=out)
+        return 0
+    for entry in reversed(state.get("processes", [])):
+        if procs.pid_alive(entry["pid"]):
+            procs.stop_group(entry["pid"], grace=5.0)
+        print(f"stopped {entry['name']} (pid {entry['pid']})", file=out)
+    _state_path(workdir.resolve()).unlink()
+    return 0
+
+
+def status(workdir: Path, out=sys.stdout) -> int:
+    state = _load(workdir.resolve())
+    if state is None:
+        print(f"no local cluster recorded in {workdir}", file=out)
+        return 1
+    for entry in state.get("processes", []):
+        alive = "running" if procs.pid_alive(entry["pid"]) else "stopped"
+        print(f"{entry['name']:<10} pid {entry['pid']:<8} {alive}", file=out)
+    if "master_url" in state:
+        try:
+            slaves = get_json(state["master_url"] + "/master/slaves")["slaves"]
+            print(f"master {state['master_url']}: {len(slaves)} agents registered", file=out)
+        except OSError as exc:
+            print(f"master {state['master_url']} does not answer: {exc}", file=out)
+            return 1
+    return 0
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    local = subparsers.add_parser("local", help="a local Mesos cluster (localmesos)")
+    sub = local.add_subparsers(dest="local_command", metavar="ACTION", required=True)
+    for name, helptext in (("up", "start ZooKeeper, a master and agents"),
+                           ("status", "show the local cluster"),
+                           ("down", "stop everything `up` started")):
+        p = sub.add_parser(name, help=helptext)
+        p.add_argument("--workdir", type=Path, default=_default_workdir(),
+                       help="work folder of the local cluster (default: %(default)s)")
+        if name == "up":
+            p.add_argument("--agents", type=int, default=3, help="number of agents")
+        p.set_defaults(func=_run)
+
+
+def _run(args: argparse.Namespace) -> int:
+    try:
+        if args.local_command == "up":
+            if args.agents < 1:
+                raise ClusterError("--agents must be at least 1")
+            ensure_not_running(args.workdir)
+            started = time.monotonic()
+            try:
+                up(args.agents, args.workdir)
+            except Exception:
+                down(args.workdir, out=sys.stderr)
+                raise
+            print(f"up in {time.monotonic() - started:.1f}s; work folder {args.workdir}")
+            return 0
+        if args.local_command == "down":
+            return down(args.workdir)
+        return status(args.workdir)
+    except ClusterError as exc:
+        print(f"kmf local {args.local_command}: {exc}", file=sys.stderr)
+        return 1

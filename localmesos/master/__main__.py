@@ -1,0 +1,3 @@
+from localmesos.master.main import main
+
+raise SystemExit(main())

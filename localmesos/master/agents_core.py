@@ -1,0 +1,266 @@
+"""Agent-side events of the master: (re-)registration, status updates, executor exits, ping
+failures and agent loss (pure; works on a :class:`~.core.MasterCore`)."""
+from __future__ import annotations
+
+from typing import Any
+
+from mesoslib.resources import Resources, ResourceError
+
+from .core import MasterCore
+from .model import Agent, Executor, Framework, SaveRegistry, StopPinging, Task, id_of, is_terminal
+from .statuses import task_status
+
+
+class AgentError(Exception):
+    """A request from an agent the master refuses (the message says why)."""
+
+
+def register_agent(core: MasterCore, body: dict[str, Any], now: float) -> str:
+    """(Re-)register an agent; returns its id."""
+    info = body.get("agent_info")
+    if not isinstance(info, dict):
+        raise AgentError("register_agent: 'agent_info' is required")
+    url = str(body.get("agent_url") or "")
+    if not url.startswith("http://"):
+        raise AgentError(f"register_agent: 'agent_url' must be http://ip:port, got {url!r}")
+    hostport = url[len("http://"):].rstrip("/")
+    ip, _, port_text = hostport.rpartition(":")
+    try:
+        port = int(port_text)
+        total = Resources.from_json(info.get("resources", []), "agent_info.resources")
+    except (ValueError, ResourceError) as exc:
+        raise AgentError(f"register_agent: {exc}") from None
+    aid = id_of(info.get("id"))
+    old = None
+    if aid:
+        old = core.agents.pop(aid, None) or core.unreachable.pop(aid, None)
+        core.recovered.pop(aid, None)
+    was_unreachable = old is not None and old.unreachable_time is not None
+    if aid:
+        core.counters["slave_reregistrations"] += 1
+    else:
+        aid = core.new_agent_id()
+        core.counters["slave_registrations"] += 1
+    agent = Agent(
+        id=aid,
+        hostname=str(info.get("hostname") or ip),
+        ip=ip,
+        port=int(info.get("port") or port),
+        url=url,
+        attributes=list(info.get("attributes") or []),
+        total=total.without_allocation(),
+        registered_time=old.registered_time if old else now,
+        reregistered_time=now if old is not None or id_of(info.get("id")) else None,
+        version=str(body.get("version") or "1.11.0"),
+        info={**info, "id": {"value": aid}},
+    )
+    if old is not None:
+        core.rescind_agent_offers(aid)
+    core.agents[aid] = agent
+    core.known_agents[aid] = {"hostname": agent.hostname, "url": url}
+    _adopt_frameworks(core, body, now)
+    _adopt_executors(core, agent, body)
+    _adopt_tasks(core, agent, body, was_unreachable, now)
+    core.emit(SaveRegistry())
+    return aid
+
+
+def _adopt_frameworks(core: MasterCore, body: dict[str, Any], now: float) -> None:
+    for info in body.get("frameworks") or []:
+        fid = id_of(info.get("id")) if isinstance(info, dict) else None
+        if not fid or fid in core.frameworks or fid in core.removed_framework_ids:
+            continue
+        core.frameworks[fid] = Framework(fid, dict(info), registered_time=now, recovered=True)
+
+
+def _framework(core: MasterCore, fid: str, now: float) -> Framework | None:
+    if fid in core.removed_framework_ids:
+        return None
+    fw = core.frameworks.get(fid)
+    if fw is None:
+        fw = Framework(fid, {"id": {"value": fid}, "name": "", "user": ""},
+                       registered_time=now, recovered=True)
+        core.frameworks[fid] = fw
+    return fw
+
+
+def _adopt_executors(core: MasterCore, agent: Agent, body: dict[str, Any]) -> None:
+    for fw in core.frameworks.values():
+        for key in [k for k in fw.executors if k[0] == agent.id]:
+            del fw.executors[key]
+    for entry in body.get("executors") or []:
+        fid = id_of(entry.get("framework_id"))
+        info = entry.get("executor_info") or {}
+        eid = id_of(info.get("executor_id"))
+        fw = core.frameworks.get(fid or "")
+        if fw is None or not eid:
+            continue
+        try:
+            res = Resources.from_json(info.get("resources", [])).without_allocation()
+        except ResourceError:
+            res = Resources()
+        fw.executors[(agent.id, eid)] = Executor(info, fw.id, agent.id, res)
+
+
+def _adopt_tasks(core: MasterCore, agent: Agent, body: dict[str, Any], was_unreachable: bool,
+                 now: float) -> None:
+    reported: set[tuple[str, str]] = set()
+    for entry in body.get("tasks") or []:
+        fid = id_of(entry.get("framework_id")) or ""
+        info = entry.get("task") or {}
+        tid = id_of(info.get("task_id"))
+        state = str(entry.get("state") or "TASK_STAGING")
+        fw = _framework(core, fid, now)
+        if fw is None or not tid:
+            continue
+        reported.add((fid, tid))
+        task = fw.find_task(tid)
+        if task is None:
+            try:
+                res = Resources.from_json(info.get("resources", [])).without_allocation()
+            except ResourceError:
+                res = Resources()
+            roles = {r.role for r in res if r.is_reserved} or {fw.roles[0] if fw.roles else "*"}
+            task = Task(info, fid, agent.id, state, res, sorted(roles)[0],
+                        executor_id=id_of(entry.get("executor_id"))
+                        or id_of((info.get("executor") or {}).get("executor_id")) or "")
+            task.record_status(state, now)
+            fw.tasks[tid] = task
+            continue
+        returning = tid in fw.unreachable_tasks
+        fw.unreachable_tasks.pop(tid, None)
+        task.state = state
+        task.unreachable_time = None
+        task.agent_id = agent.id
+        task.record_status(state, now)
+        if not is_terminal(state) or task.forwarded_state is None or not is_terminal(task.forwarded_state):
+            fw.tasks[tid] = task
+        if returning or was_unreachable:
+            task.forwarded_state = state
+            core.send_update(fw, task_status(fw, task, state, "REASON_AGENT_REREGISTERED",
+                                             "Unreachable agent re-reregistered", now))
+
+
+def status_update(core: MasterCore, body: dict[str, Any], now: float) -> None:
+    status = body.get("status")
+    if not isinstance(status, dict):
+        core.counters["invalid_status_updates"] += 1
+        raise AgentError("status_update: 'status' is required")
+    aid = id_of(status.get("agent_id"))
+    if aid not in core.agents:
+        core.counters["invalid_status_updates"] += 1
+        raise AgentError(f"status_update: agent {aid} is not registered")
+    fid = id_of(body.get("framework_id")) or (
+        body.get("framework_id") if isinstance(body.get("framework_id"), str) else ""
+    )
+    tid = id_of(status.get("task_id")) or ""
+    latest = str(body.get("latest_state") or status.get("state"))
+    core.counters["valid_status_updates"] += 1
+    core.counters["messages_status_update"] += 1
+    fw = core.frameworks.get(fid)
+    if fw is None:
+        return
+    task = fw.find_task(tid)
+    if task is not None:
+        task.state = latest
+        task.last_status = status
+        if "healthy" in status:
+            task.healthy = bool(status["healthy"])
+        extra = {}
+        if status.get("labels"):
+            extra["labels"] = status["labels"]
+        if status.get("container_status"):
+            extra["container_status"] = status["container_status"]
+        task.record_status(str(status.get("state")), float(status.get("timestamp") or now),
+                           task.healthy if "healthy" in status else None, extra)
+        if not is_terminal(latest):
+            pass
+    if core.send_update(fw, status) and task is not None:
+        task.forwarded_uuid = status.get("uuid")
+        task.forwarded_state = str(status.get("state"))
+
+
+def executor_exited(core: MasterCore, body: dict[str, Any], now: float) -> None:
+    fid = id_of(body.get("framework_id")) or ""
+    eid = id_of(body.get("executor_id")) or ""
+    aid = id_of(body.get("agent_id"))
+    fw = core.frameworks.get(fid)
+    if fw is None:
+        return
+    keys = [k for k in fw.executors if k[1] == eid and (aid is None or k[0] == aid)]
+    for key in keys:
+        del fw.executors[key]
+        core.send(
+            fw,
+            {
+                "type": "FAILURE",
+                "failure": {
+                    "agent_id": {"value": key[0]},
+                    "executor_id": {"value": eid},
+                    "status": int(body.get("status") or 0),
+                },
+            },
+        )
+
+
+def executor_message(core: MasterCore, body: dict[str, Any]) -> None:
+    fid = id_of(body.get("framework_id")) or ""
+    fw = core.frameworks.get(fid)
+    if fw is None:
+        return
+    core.send(
+        fw,
+        {
+            "type": "MESSAGE",
+            "message": {
+                "agent_id": body.get("agent_id"),
+                "executor_id": body.get("executor_id"),
+                "data": body.get("data", ""),
+            },
+        },
+    )
+
+
+def ping_result(core: MasterCore, agent_id: str, ok: bool, now: float) -> None:
+    agent = core.agents.get(agent_id)
+    if agent is None:
+        return
+    if ok:
+        agent.missed_pings = 0
+        return
+    agent.missed_pings += 1
+    if agent.missed_pings >= core.max_agent_ping_timeouts:
+        mark_unreachable(core, agent_id, now)
+
+
+def mark_unreachable(core: MasterCore, agent_id: str, now: float) -> None:
+    """The agent failed its health checks: its tasks become unreachable (spec §4.3)."""
+    agent = core.agents.pop(agent_id, None)
+    if agent is None:
+        return
+    agent.unreachable_time = now
+    agent.active = False
+    core.unreachable[agent_id] = agent
+    core.counters["slave_removals"] += 1
+    core.rescind_agent_offers(agent_id)
+    core.filters = [f for f in core.filters if f.agent_id != agent_id]
+    core.emit(StopPinging(agent_id))
+    for fw in core.frameworks.values():
+        for task in [t for t in fw.tasks.values() if t.agent_id == agent_id]:
+            if is_terminal(task.state):
+                core.complete_task(fw, task)
+                continue
+            del fw.tasks[task.id]
+            task.unreachable_time = now
+            task.state = "TASK_UNREACHABLE"
+            task.record_status("TASK_UNREACHABLE", now)
+            fw.unreachable_tasks[task.id] = task
+            status = task_status(fw, task, "TASK_UNREACHABLE", "REASON_AGENT_REMOVED",
+                                 f"Agent {agent.hostname} is unreachable", now)
+            task.forwarded_state = status["state"]
+            task.forwarded_uuid = None
+            core.send_update(fw, status)
+        for key in [k for k in fw.executors if k[0] == agent_id]:
+            del fw.executors[key]
+    for fw in core.frameworks.values():
+        core.send(fw, {"type": "FAILURE", "failure": {"agent_id": {"value": agent_id}}})

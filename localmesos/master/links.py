@@ -1,0 +1,98 @@
+"""The master's side of the internal master→agent protocol (docs/localmesos-internal.md): one
+ordered call queue per agent and one pinger per agent."""
+from __future__ import annotations
+
+import http.client
+import json
+import logging
+import queue
+import threading
+import urllib.parse
+from typing import Any, Callable
+
+log = logging.getLogger(__name__)
+
+
+def post_json(url: str, name: str, body: dict[str, Any], timeout: float) -> tuple[int, dict[str, Any]]:
+    """POST ``/internal/<name>``; returns (status, JSON answer). Raises OSError on I/O trouble."""
+    parts = urllib.parse.urlsplit(url)
+    conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=timeout)
+    try:
+        payload = json.dumps(body).encode()
+        conn.request(
+            "POST",
+            f"/internal/{name}",
+            body=payload,
+            headers={"Content-Type": "application/json", "Connection": "close"},
+        )
+        resp = conn.getresponse()
+        raw = resp.read()
+        try:
+            answer = json.loads(raw.decode() or "{}")
+        except ValueError:
+            answer = {"error": raw.decode(errors="replace")}
+        return resp.status, answer if isinstance(answer, dict) else {}
+    except (http.client.HTTPException, ValueError) as exc:
+        raise OSError(str(exc)) from exc
+    finally:
+        conn.close()
+
+
+class AgentLink:
+    """Calls to one agent, in order, on a thread of their own; and its pinger."""
+
+    def __init__(
+        self,
+        agent_id: str,
+        url: str,
+        master_id: str,
+        ping_interval: float,
+        on_ping: Callable[[str, bool], None],
+        call_timeout: float = 10.0,
+    ) -> None:
+        self.agent_id = agent_id
+        self.url = url
+        self.master_id = master_id
+        self.ping_interval = ping_interval
+        self.on_ping = on_ping
+        self.call_timeout = call_timeout
+        self.calls: queue.Queue = queue.Queue()
+        self.stopped = threading.Event()
+        self._threads = [
+            threading.Thread(target=self._send_loop, name=f"agent-calls-{agent_id}", daemon=True),
+            threading.Thread(target=self._ping_loop, name=f"agent-ping-{agent_id}", daemon=True),
+        ]
+        for thread in self._threads:
+            thread.start()
+
+    def call(self, name: str, body: dict[str, Any]) -> None:
+        self.calls.put((name, body))
+
+    def stop(self) -> None:
+        self.stopped.set()
+        self.calls.put(None)
+
+    def _send_loop(self) -> None:
+        while True:
+            item = self.calls.get()
+            if item is None or self.stopped.is_set():
+                return
+            name, body = item
+            try:
+                status, answer = post_json(self.url, name, body, self.call_timeout)
+                if status != 200:
+                    log.warning("agent=%s %s answered %s: %s", self.agent_id, name, status, answer)
+            except OSError as exc:
+                log.warning("agent=%s %s failed: %s", self.agent_id, name, exc)
+
+    def _ping_loop(self) -> None:
+        body = {"master_id": self.master_id, "agent_id": {"value": self.agent_id}}
+        while not self.stopped.wait(self.ping_interval):
+            try:
+                status, answer = post_json(self.url, "ping", body, self.ping_interval)
+                ok = status == 200
+            except OSError:
+                ok = False
+            if self.stopped.is_set():
+                return
+            self.on_ping(self.agent_id, ok)

@@ -1,0 +1,311 @@
+"""localmesos processes for tests: a lone master, or ZooKeeper + master + 3 agents, with fault
+injection (kill / pause / resume an agent, restart the master). Everything is stopped by pid.
+
+Fixtures:
+* ``lm_master`` — one master without ZooKeeper on a free 127.0.0.x port (heartbeat 1 s, agent
+  ping 1 s × 3). A :class:`LocalMesos` with no agents.
+* ``lm_cluster`` — ZooKeeper (session server, own chroot) + master registered there + 3 agents
+  (zones a, b, c; ``cpus:4;mem:4096;disk:20000;ports:[31000-32000]``). Skips while
+  ``localmesos.agent`` does not exist yet.
+* ``lm_factory`` — builds either with custom flags: ``lm_factory(agents=1, master_flags=[...])``.
+"""
+from __future__ import annotations
+
+import importlib.util
+import os
+import signal
+import subprocess
+import uuid
+from pathlib import Path
+from typing import Any, Sequence
+
+import pytest
+
+from localmesos import procs
+from localmesos.cli import (
+    DEFAULT_RESOURCES,
+    agent_argv,
+    get_json,
+    master_argv,
+    wait_registered,
+    wait_serving,
+)
+from tests.helpers.wait import wait_for
+
+FAST_MASTER_FLAGS = (
+    "--localmesos_heartbeat_interval=1",
+    "--agent_ping_timeout=1",
+    "--max_agent_ping_timeouts=3",
+)
+
+
+def agent_available() -> bool:
+    return importlib.util.find_spec("localmesos.agent.main") is not None
+
+
+class AgentProc:
+    def __init__(self, index: int, ip: str, port: int, work_dir: Path, argv: list[str]) -> None:
+        self.index, self.ip, self.port, self.work_dir, self.argv = index, ip, port, work_dir, argv
+        self.proc: subprocess.Popen | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.ip}:{self.port}"
+
+    @property
+    def pid(self) -> int:
+        assert self.proc is not None, "agent not started"
+        return self.proc.pid
+
+    def start(self) -> "AgentProc":
+        self.proc = procs.spawn(self.argv, log_path=self.work_dir / "agent.log")
+        return self
+
+    def log(self) -> str:
+        path = self.work_dir / "agent.log"
+        return path.read_text(errors="replace") if path.exists() else ""
+
+
+class LocalMesos:
+    """A running set of localmesos processes and the faults a test can inject into them."""
+
+    def __init__(self, base: Path, zk_url: str | None = None,
+                 master_flags: Sequence[str] = FAST_MASTER_FLAGS) -> None:
+        self.base = base
+        self.zk_url = zk_url
+        self.master_flags = list(master_flags)
+        self.ip = procs.loopback_ip()
+        self.port = procs.free_port(self.ip)
+        self.master_dir = base / "master"
+        self.master_proc: subprocess.Popen | None = None
+        self.agents: list[AgentProc] = []
+
+    # master ------------------------------------------------------------------------------------
+    @property
+    def url(self) -> str:
+        return f"http://{self.ip}:{self.port}"
+
+    @property
+    def address(self) -> str:
+        """``ip:port`` as pymesos takes it."""
+        return f"{self.ip}:{self.port}"
+
+    @property
+    def master_uri(self) -> str:
+        """What drivers and agents should use: the zk:// URL when there is one."""
+        return self.zk_url or self.address
+
+    def start_master(self, timeout: float = 20.0) -> "LocalMesos":
+        argv = master_argv(self.ip, self.port, self.master_dir, self.zk_url, self.master_flags)
+        self.master_proc = procs.spawn(argv, log_path=self.master_dir / "master.log")
+        wait_serving(self.url, self.master_proc, timeout, self.master_dir / "master.log")
+        if self.zk_url:
+            wait_for(lambda: get_json(self.url + "/metrics/snapshot")["master/elected"] == 1.0,
+                     timeout=timeout, what="master elected")
+        return self
+
+    def stop_master(self, sig: int = signal.SIGKILL) -> None:
+        """Stop the master (SIGKILL by default: a crash, its ZK node lingers until expiry)."""
+        if self.master_proc is not None:
+            if sig == signal.SIGKILL:
+                os.killpg(self.master_proc.pid, signal.SIGKILL)
+            procs.stop_group(self.master_proc.pid, grace=5.0)
+            self.master_proc = None
+
+    def restart_master(self, timeout: float = 30.0) -> "LocalMesos":
+        """Crash the master and start it again on the same address and work_dir."""
+        self.stop_master()
+        return self.start_master(timeout)
+
+    def master_log(self) -> str:
+        path = self.master_dir / "master.log"
+        return path.read_text(errors="replace") if path.exists() else ""
+
+    def state(self) -> dict[str, Any]:
+        return get_json(self.url + "/master/state")
+
+    def get(self, path: str) -> Any:
+        return get_json(self.url + path)
+
+    # agents ------------------------------------------------------------------------------------
+    def add_agent(self, resources: str = DEFAULT_RESOURCES, attributes: str | None = None,
+                  extra: Sequence[str] = ()) -> AgentProc:
+        index = len(self.agents)
+        ip = procs.loopback_ip()
+        while ip == self.ip or any(a.ip == ip for a in self.agents):
+            ip = procs.loopback_ip()
+        port = procs.free_port(ip)
+        work_dir = self.base / f"agent-{index}"
+        attributes = attributes if attributes is not None else f"zone:{'abcdefgh'[index % 8]}"
+        argv = agent_argv(self.master_uri, ip, port, work_dir, resources, attributes, extra)
+        agent = AgentProc(index, ip, port, work_dir, argv).start()
+        self.agents.append(agent)
+        return agent
+
+    def wait_agents(self, count: int | None = None, timeout: float = 20.0) -> list[dict[str, Any]]:
+        return wait_registered(self.url, len(self.agents) if count is None else count, timeout)
+
+    def kill_agent(self, index: int) -> None:
+        """SIGKILL an agent's process group (its executors die with it only if in its group)."""
+        agent = self.agents[index]
+        os.kill(agent.pid, signal.SIGKILL)
+        agent.proc.wait(timeout=10)
+
+    def pause_agent(self, index: int) -> None:
+        """SIGSTOP the agent process only: it stops answering pings, its tasks keep running."""
+        os.kill(self.agents[index].pid, signal.SIGSTOP)
+
+    def resume_agent(self, index: int) -> None:
+        os.kill(self.agents[index].pid, signal.SIGCONT)
+
+    def restart_agent(self, index: int) -> AgentProc:
+        agent = self.agents[index]
+        if agent.proc is not None and agent.proc.poll() is None:
+            procs.stop_group(agent.pid, grace=5.0)
+        return agent.start()
+
+    # teardown ----------------------------------------------------------------------------------
+    def stop(self) -> None:
+        for agent in self.agents:
+            if agent.proc is not None:
+                try:
+                    os.kill(agent.pid, signal.SIGCONT)
+                except ProcessLookupError:
+                    pass
+                procs.stop_group(agent.pid, grace=3.0)
+        if self.master_proc is not None:
+            procs.stop_group(self.master_proc.pid, grace=3.0)
+            self.master_proc = None
+
+
+@pytest.fixture
+def lm_factory(tmp_path, request):
+    """Build LocalMesos setups: ``lm_factory(agents=3, zk=True, master_flags=..., resources=...)``."""
+    made: list[LocalMesos] = []
+
+    def make(agents: int = 0, zk: bool = False, master_flags: Sequence[str] = FAST_MASTER_FLAGS,
+             resources: str = DEFAULT_RESOURCES, agent_flags: Sequence[str] = ()) -> LocalMesos:
+        zk_url = None
+        if zk:
+            chroot = request.getfixturevalue("zk_chroot")
+            zk_url = f"zk://{chroot}/mesos"
+        if agents and not agent_available():
+            pytest.skip("localmesos.agent is not written yet")
+        lm = LocalMesos(tmp_path / f"lm-{uuid.uuid4().hex[:6]}", zk_url, master_flags)
+        made.append(lm)
+        lm.start_master()
+        for _ in range(agents):
+            lm.add_agent(resources=resources, extra=agent_flags)
+        if agents:
+            lm.wait_agents()
+        return lm
+
+    yield make
+    for lm in made:
+        lm.stop()
+
+
+@pytest.fixture
+def lm_master(lm_factory) -> LocalMesos:
+    return lm_factory()
+
+
+@pytest.fixture
+def lm_cluster(lm_factory) -> LocalMesos:
+    return lm_factory(agents=3, zk=True)
+
+
+# --------------------------------------------------------------------------- pymesos drivers
+
+
+class RecordingScheduler:
+    """A pymesos Scheduler that records every callback as ``(name, payload)`` for assertions."""
+
+    def __init__(self) -> None:
+        import threading
+
+        self.events: list[tuple[str, Any]] = []
+        self.cond = threading.Condition()
+        self.decline_offers = False
+
+    def _add(self, name: str, payload: Any) -> None:
+        with self.cond:
+            self.events.append((name, payload))
+            self.cond.notify_all()
+
+    def registered(self, driver, framework_id, master_info):
+        self._add("registered", framework_id)
+
+    def reregistered(self, driver, master_info):
+        self._add("reregistered", master_info)
+
+    def disconnected(self, driver):
+        self._add("disconnected", None)
+
+    def resourceOffers(self, driver, offers):
+        for offer in offers:
+            self._add("offer", offer)
+
+    def offerRescinded(self, driver, offer_id):
+        self._add("rescind", offer_id)
+
+    def statusUpdate(self, driver, status):
+        self._add("update", status)
+
+    def frameworkMessage(self, driver, executor_id, agent_id, data):
+        self._add("message", {"executor_id": executor_id, "agent_id": agent_id, "data": data})
+
+    def slaveLost(self, driver, agent_id):
+        self._add("agent_lost", agent_id)
+
+    def executorLost(self, driver, executor_id, agent_id, status):
+        self._add("executor_lost", {"executor_id": executor_id, "agent_id": agent_id,
+                                    "status": status})
+
+    def error(self, driver, message):
+        self._add("error", message)
+
+    def processHeartBeat(self, driver=None):
+        self._add("heartbeat", None)
+
+    def of(self, name: str) -> list[Any]:
+        with self.cond:
+            return [p for n, p in self.events if n == name]
+
+    def wait(self, name: str, pred=lambda p: True, timeout: float = 10.0, count: int = 1) -> list[Any]:
+        """Wait until ``count`` recorded ``name`` events satisfy ``pred``; returns them."""
+        return wait_for(
+            lambda: (lambda found: found if len(found) >= count else None)(
+                [p for p in self.of(name) if pred(p)]
+            ),
+            timeout=timeout,
+            interval=0.05,
+            what=f"{count} {name} event(s)",
+        )
+
+
+@pytest.fixture
+def lm_driver():
+    """Start pymesos drivers: ``sched, driver = lm_driver(master_uri, framework=dict, **kw)``;
+    all are stopped with failover (no TEARDOWN) afterwards."""
+    from pymesos import MesosSchedulerDriver
+
+    started = []
+
+    def make(master_uri: str, framework: dict[str, Any] | None = None, scheduler=None, **kwargs):
+        sched = scheduler or RecordingScheduler()
+        info = {"user": "kmf", "name": "kmf-test", "failover_timeout": 60.0}
+        info.update(framework or {})
+        kwargs.setdefault("failover", True)
+        driver = MesosSchedulerDriver(sched, info, master_uri, **kwargs)
+        driver.start()
+        started.append(driver)
+        return sched, driver
+
+    yield make
+    for driver in started:
+        try:
+            driver.stop(failover=True)
+            driver.join()
+        except Exception:  # noqa: BLE001 - teardown goes on
+            pass
