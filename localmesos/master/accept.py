@@ -44,7 +44,6 @@ def accept(core: MasterCore, fw: Framework, body: dict[str, Any], now: float) ->
         _fail_launches(core, fw, operations, now, reason, message, "TASK_DROPPED")
         return
     pool = Resources(r for o in offers for r in o.resources)
-    changed_reservations = False
     for op in operations:
         kind = op.get("type") if isinstance(op, dict) else None
         try:
@@ -54,17 +53,16 @@ def accept(core: MasterCore, fw: Framework, body: dict[str, Any], now: float) ->
                 pool = _launch_group(core, fw, agent, role, pool, op.get("launch_group") or {}, now)
             elif kind in ("RESERVE", "UNRESERVE", "CREATE", "DESTROY"):
                 pool = _resource_op(core, fw, agent, role, pool, kind, op, now)
-                changed_reservations = True
+                # The agent checkpoints (and creates volumes) before any later launch uses them.
+                core.agent_call(
+                    agent.id,
+                    "apply_resources",
+                    {"checkpointed_resources": agent.total.dynamic().to_json("endpoint")},
+                )
             else:
                 log.info("framework=%s dropped unsupported operation %r", fw.id, kind)
         except (OperationError, ResourceError) as exc:
             log.info("framework=%s agent=%s operation %s dropped: %s", fw.id, agent.id, kind, exc)
-    if changed_reservations:
-        core.agent_call(
-            agent.id,
-            "apply_resources",
-            {"checkpointed_resources": agent.total.dynamic().to_json("endpoint")},
-        )
     core.add_filter(fw, role, agent.id, pool, seconds, now)
 
 
