@@ -74,6 +74,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--hostname", default=None)
     p.add_argument("--zk", default=None, help="zk://host:port/path for leader election")
     p.add_argument("--work_dir", required=True)
+    p.add_argument("--zk_session_timeout", type=_duration, default=10.0)
     p.add_argument("--quorum", type=int, default=1, help="accepted for compatibility")
     p.add_argument("--cluster", default=None)
     p.add_argument("--agent_ping_timeout", type=_duration, default=15.0)
@@ -116,6 +117,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "port": args.port,
             "hostname": args.hostname,
             "zk": args.zk,
+            "zk_session_timeout": args.zk_session_timeout,
             "work_dir": args.work_dir,
             "agent_ping_timeout": args.agent_ping_timeout,
             "max_agent_ping_timeouts": args.max_agent_ping_timeouts,

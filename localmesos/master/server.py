@@ -150,7 +150,10 @@ class MasterServer:
         if self.config.get("zk"):
             from .detector import Contender
 
-            self.contender = Contender(self.config["zk"], self.info, self._on_leader, self._on_lost)
+            self.contender = Contender(
+                self.config["zk"], self.info, self._on_leader, self._on_lost,
+                session_timeout=float(self.config.get("zk_session_timeout", 10.0)),
+            )
             self.contender.start()
         threading.Thread(target=self._allocator_loop, name="allocator", daemon=True).start()
         log.info("master %s listening on http://%s:%s", self.master_id, self.ip, self.port)

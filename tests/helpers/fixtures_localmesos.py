@@ -95,11 +95,11 @@ class LocalMesos:
         """What drivers and agents should use: the zk:// URL when there is one."""
         return self.zk_url or self.address
 
-    def start_master(self, timeout: float = 20.0) -> "LocalMesos":
+    def start_master(self, timeout: float = 20.0, wait_elected: bool = True) -> "LocalMesos":
         argv = master_argv(self.ip, self.port, self.master_dir, self.zk_url, self.master_flags)
         self.master_proc = procs.spawn(argv, log_path=self.master_dir / "master.log")
         wait_serving(self.url, self.master_proc, timeout, self.master_dir / "master.log")
-        if self.zk_url:
+        if self.zk_url and wait_elected:
             wait_for(lambda: get_json(self.url + "/metrics/snapshot")["master/elected"] == 1.0,
                      timeout=timeout, what="master elected")
         return self
