@@ -221,16 +221,39 @@ def executor_message(core: MasterCore, body: dict[str, Any]) -> None:
     )
 
 
-def ping_result(core: MasterCore, agent_id: str, ok: bool, now: float) -> None:
+def ping_result(core: MasterCore, agent_id: str, ok: bool, now: float,
+                refused: bool = False) -> None:
     agent = core.agents.get(agent_id)
     if agent is None:
         return
     if ok:
         agent.missed_pings = 0
         return
+    if refused and agent.active:
+        disconnect(core, agent, now)
     agent.missed_pings += 1
     if agent.missed_pings >= core.max_agent_ping_timeouts:
         mark_unreachable(core, agent_id, now)
+
+
+def disconnect(core: MasterCore, agent: Agent, now: float) -> None:
+    """The agent's link broke while it may live on (Mesos ``exited``): no more offers from it, and
+    tasks of frameworks that do not checkpoint are lost at once (spec §4.3)."""
+    agent.active = False
+    core.rescind_agent_offers(agent.id)
+    for fw in core.frameworks.values():
+        if fw.checkpoint:
+            continue
+        for task in [t for t in fw.tasks.values() if t.agent_id == agent.id]:
+            if not is_terminal(task.state):
+                task.state = "TASK_LOST"
+                task.record_status("TASK_LOST", now)
+                status = task_status(fw, task, "TASK_LOST", "REASON_AGENT_DISCONNECTED",
+                                     f"Agent {agent.hostname} disconnected", now)
+                core.send_update(fw, status)
+            core.complete_task(fw, task)
+        for key in [k for k in fw.executors if k[0] == agent.id]:
+            del fw.executors[key]
 
 
 def mark_unreachable(core: MasterCore, agent_id: str, now: float) -> None:

@@ -47,7 +47,7 @@ class AgentLink:
         url: str,
         master_id: str,
         ping_interval: float,
-        on_ping: Callable[[str, bool], None],
+        on_ping: Callable[[str, bool, bool], None],
         call_timeout: float = 10.0,
     ) -> None:
         self.agent_id = agent_id
@@ -88,11 +88,14 @@ class AgentLink:
     def _ping_loop(self) -> None:
         body = {"master_id": self.master_id, "agent_id": {"value": self.agent_id}}
         while not self.stopped.wait(self.ping_interval):
+            refused = False
             try:
                 status, answer = post_json(self.url, "ping", body, self.ping_interval)
                 ok = status == 200
+            except ConnectionRefusedError:
+                ok, refused = False, True  # nobody listens: the agent's link is broken
             except OSError:
                 ok = False
             if self.stopped.is_set():
                 return
-            self.on_ping(self.agent_id, ok)
+            self.on_ping(self.agent_id, ok, refused)

@@ -142,8 +142,8 @@ class MasterServer:
         if effects:
             self.wake.set()
 
-    def on_ping(self, agent_id: str, ok: bool) -> None:
-        self.run(agents_core.ping_result, self.core, agent_id, ok, time.time())
+    def on_ping(self, agent_id: str, ok: bool, refused: bool = False) -> None:
+        self.run(agents_core.ping_result, self.core, agent_id, ok, time.time(), refused)
 
     # ------------------------------------------------------------------ lifecycle
     def start(self) -> None:

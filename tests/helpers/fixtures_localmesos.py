@@ -40,7 +40,10 @@ FAST_MASTER_FLAGS = (
 
 
 def agent_available() -> bool:
-    return importlib.util.find_spec("localmesos.agent.main") is not None
+    try:
+        return importlib.util.find_spec("localmesos.agent.main") is not None
+    except ModuleNotFoundError:
+        return False
 
 
 class AgentProc:

@@ -271,3 +271,13 @@ def test_state_endpoints_jsonp_and_keys(lm_master):
     c.request("GET", "/master/health")
     assert c.getresponse().status == 200
     c.close()
+
+
+def test_web_ui_page_is_served(lm_master):
+    c = conn(lm_master)
+    c.request("GET", "/")
+    resp = c.getresponse()
+    body = resp.read().decode()
+    assert resp.status == 200 and resp.getheader("Content-Type").startswith("text/html")
+    assert "/master/state" in body and 'id="agents"' in body and 'id="tasks"' in body
+    c.close()
