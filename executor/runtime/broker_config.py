@@ -1,0 +1,484 @@
+"""Pure broker configuration: server.properties for KRaft and ZooKeeper mode, cluster ids, java argv.
+
+No I/O here: typed frozen inputs in, text and argument lists out (see `broker.py` for the part that
+formats storage, starts the process and probes it).
+
+- `KRaftNode`: `process.roles` = broker, controller or both (combined), a static controller quorum
+  (`controller.quorum.voters`), its listeners and log dirs.
+- `ZkBroker`: a Kafka 3.9 broker in ZooKeeper mode (`broker.id`, `zookeeper.connect` with a chroot).
+- `Overrides` always win over what kmf renders; they are written last, in the order given.
+"""
+from __future__ import annotations
+
+import base64
+import enum
+import random
+import re
+import uuid
+from pathlib import Path
+from typing import Iterable, Mapping, Union
+
+import attrs
+
+from executor.runtime.kafka_dist import KafkaRuntime, Mode
+
+_NAME_RE = re.compile(r"^[A-Z][A-Z0-9_]*$")
+_KEY_RE = re.compile(r"^[A-Za-z0-9_.\-]+$")
+_PROTOCOLS = ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")
+_CLUSTER_ID_RE = re.compile(r"^[A-Za-z0-9_\-]{22}$")
+CONTROLLER_LISTENER = "CONTROLLER"
+
+
+class BrokerConfigError(ValueError):
+    """A broker setting kmf cannot render; the message names the field and the value."""
+
+
+def _check_port(where: str, port: int) -> None:
+    if not 1 <= port <= 65535:
+        raise BrokerConfigError(f"{where}: port {port} is outside 1..65535")
+
+
+def _check_host(where: str, host: str) -> None:
+    if not host or any(ch.isspace() for ch in host) or "," in host or "/" in host:
+        raise BrokerConfigError(f"{where}: host {host!r} is not a plain host name or address")
+
+
+def _property_text(where: str, value: object) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    text = str(value)
+    if "\n" in text or "\r" in text:
+        raise BrokerConfigError(f"{where}: value {text!r} contains a line break")
+    return text
+
+
+@attrs.frozen
+class Listener:
+    """One listener: `NAME://host:port`, with its security protocol and advertised host."""
+
+    name: str
+    host: str
+    port: int
+    protocol: str = "PLAINTEXT"
+    advertised_host: str | None = None
+
+    def __attrs_post_init__(self) -> None:
+        where = f"listener {self.name!r}"
+        if not _NAME_RE.match(self.name):
+            raise BrokerConfigError(f"{where}: name must be upper case letters, digits and _")
+        _check_host(where, self.host)
+        _check_port(where, self.port)
+        if self.advertised_host is not None:
+            _check_host(f"{where} advertised", self.advertised_host)
+        if self.protocol not in _PROTOCOLS:
+            raise BrokerConfigError(f"{where}: protocol {self.protocol!r} not one of {_PROTOCOLS}")
+
+    @property
+    def url(self) -> str:
+        return f"{self.name}://{self.host}:{self.port}"
+
+    @property
+    def advertised_url(self) -> str:
+        return f"{self.name}://{self.advertised_host or self.host}:{self.port}"
+
+    @property
+    def address(self) -> str:
+        """`host:port` as a client dials it (the advertised host)."""
+        return f"{self.advertised_host or self.host}:{self.port}"
+
+
+@attrs.frozen
+class Voter:
+    """A controller in the static quorum: `node_id@host:port`."""
+
+    node_id: int
+    host: str
+    port: int
+
+    def __attrs_post_init__(self) -> None:
+        if self.node_id < 0:
+            raise BrokerConfigError(f"voter {self.node_id}: node id must be >= 0")
+        _check_host(f"voter {self.node_id}", self.host)
+        _check_port(f"voter {self.node_id}", self.port)
+
+    def __str__(self) -> str:
+        return f"{self.node_id}@{self.host}:{self.port}"
+
+
+@attrs.frozen
+class Replication:
+    """Replication defaults; the single-node values (all 1) are the default."""
+
+    default_replication_factor: int = 1
+    min_insync_replicas: int = 1
+    offsets_topic_replication_factor: int = 1
+    transaction_state_log_replication_factor: int = 1
+    transaction_state_log_min_isr: int = 1
+    num_partitions: int = 1
+
+    def __attrs_post_init__(self) -> None:
+        for field in attrs.fields(Replication):
+            if getattr(self, field.name) < 1:
+                raise BrokerConfigError(f"replication.{field.name} must be >= 1")
+        if self.min_insync_replicas > self.default_replication_factor:
+            raise BrokerConfigError(
+                f"replication: min_insync_replicas {self.min_insync_replicas} exceeds "
+                f"default_replication_factor {self.default_replication_factor}"
+            )
+
+    @classmethod
+    def for_cluster(cls, brokers: int) -> "Replication":
+        """Defaults for `brokers` brokers: RF min(3, brokers), min ISR RF-1 (at least 1)."""
+        rf = max(1, min(3, brokers))
+        isr = max(1, rf - 1)
+        return cls(rf, isr, rf, rf, isr, 1)
+
+    def properties(self, kraft_4x: bool) -> list[tuple[str, str]]:
+        props = [
+            ("num.partitions", str(self.num_partitions)),
+            ("default.replication.factor", str(self.default_replication_factor)),
+            ("min.insync.replicas", str(self.min_insync_replicas)),
+            ("offsets.topic.replication.factor", str(self.offsets_topic_replication_factor)),
+            ("transaction.state.log.replication.factor",
+             str(self.transaction_state_log_replication_factor)),
+            ("transaction.state.log.min.isr", str(self.transaction_state_log_min_isr)),
+        ]
+        if kraft_4x:  # share groups exist from 4.0; 3.9 would log "not a known config"
+            props += [
+                ("share.coordinator.state.topic.replication.factor",
+                 str(self.offsets_topic_replication_factor)),
+                ("share.coordinator.state.topic.min.isr", str(self.transaction_state_log_min_isr)),
+            ]
+        return props
+
+
+def _to_overrides(value: Mapping[str, object] | Iterable[tuple[str, object]]) -> tuple[tuple[str, str], ...]:
+    items = value.items() if isinstance(value, Mapping) else value
+    pairs = []
+    for key, raw in items:
+        if not isinstance(key, str) or not _KEY_RE.match(key):
+            raise BrokerConfigError(f"override key {key!r} is not a Kafka property name")
+        pairs.append((key, _property_text(f"override {key}", raw)))
+    return tuple(pairs)
+
+
+def _to_dirs(value: Iterable[Path | str] | Path | str) -> tuple[Path, ...]:
+    if isinstance(value, (str, Path)):
+        value = (value,)
+    return tuple(Path(item) for item in value)
+
+
+def _check_common(where: str, log_dirs: tuple[Path, ...], rack: str | None) -> None:
+    if not log_dirs:
+        raise BrokerConfigError(f"{where}: log_dirs is empty")
+    for directory in log_dirs:
+        text = str(directory)
+        if not directory.is_absolute() or "," in text or any(ch.isspace() for ch in text):
+            raise BrokerConfigError(
+                f"{where}: log dir {text!r} must be an absolute path without commas or spaces"
+            )
+    if len(set(log_dirs)) != len(log_dirs):
+        raise BrokerConfigError(f"{where}: log_dirs lists a directory twice")
+    if rack is not None and (not rack or any(ch.isspace() for ch in rack)):
+        raise BrokerConfigError(f"{where}: rack {rack!r} must be a non-empty word")
+
+
+class Role(enum.Enum):
+    """A KRaft node's `process.roles`."""
+
+    BROKER = "broker"
+    CONTROLLER = "controller"
+    COMBINED = "broker,controller"
+
+    @property
+    def is_broker(self) -> bool:
+        return self is not Role.CONTROLLER
+
+    @property
+    def is_controller(self) -> bool:
+        return self is not Role.BROKER
+
+
+@attrs.frozen
+class KRaftNode:
+    """A KRaft node. `broker_listener` is needed for broker roles, `controller_listener` for
+    controller roles; a controller must appear in `voters` with its controller listener's address.
+    `kafka_major` (3 or 4) only decides whether 4.x-only properties are written."""
+
+    node_id: int
+    role: Role
+    voters: tuple[Voter, ...] = attrs.field(converter=tuple)
+    log_dirs: tuple[Path, ...] = attrs.field(converter=_to_dirs)
+    broker_listener: Listener | None = None
+    controller_listener: Listener | None = None
+    controller_protocol: str = "PLAINTEXT"
+    rack: str | None = None
+    replication: Replication = Replication()
+    kafka_major: int = 4
+    overrides: tuple[tuple[str, str], ...] = attrs.field(default=(), converter=_to_overrides)
+
+    def __attrs_post_init__(self) -> None:
+        where = f"KRaft node {self.node_id}"
+        if self.node_id < 0:
+            raise BrokerConfigError(f"{where}: node id must be >= 0")
+        _check_common(where, self.log_dirs, self.rack)
+        if not self.voters:
+            raise BrokerConfigError(f"{where}: the controller quorum (voters) is empty")
+        ids = [voter.node_id for voter in self.voters]
+        if len(set(ids)) != len(ids):
+            raise BrokerConfigError(f"{where}: voters list a node id twice: {ids}")
+        if self.role.is_broker and self.broker_listener is None:
+            raise BrokerConfigError(f"{where}: role {self.role.value} needs a broker_listener")
+        if self.role.is_controller:
+            if self.controller_listener is None:
+                raise BrokerConfigError(f"{where}: role {self.role.value} needs a controller_listener")
+            mine = [voter for voter in self.voters if voter.node_id == self.node_id]
+            ctl = self.controller_listener
+            if not mine:
+                raise BrokerConfigError(f"{where}: a controller must be one of the voters {ids}")
+            if (mine[0].host, mine[0].port) != (ctl.advertised_host or ctl.host, ctl.port):
+                raise BrokerConfigError(
+                    f"{where}: voter entry {mine[0]} differs from controller listener {ctl.address}"
+                )
+        elif self.controller_listener is not None:
+            raise BrokerConfigError(f"{where}: a broker-only node has no controller_listener")
+        if (self.broker_listener and self.controller_listener
+                and self.broker_listener.name == self.controller_listener.name):
+            raise BrokerConfigError(f"{where}: broker and controller listeners share a name")
+        if self.controller_protocol not in _PROTOCOLS:
+            raise BrokerConfigError(f"{where}: controller_protocol {self.controller_protocol!r}")
+        if self.kafka_major not in (3, 4):
+            raise BrokerConfigError(f"{where}: kafka_major {self.kafka_major} is not 3 or 4")
+
+    @property
+    def controller_listener_name(self) -> str:
+        return self.controller_listener.name if self.controller_listener else CONTROLLER_LISTENER
+
+
+@attrs.frozen
+class ZkBroker:
+    """A Kafka 3.9 broker in ZooKeeper mode; `zookeeper_connect` is `host:port[,...][/chroot]`."""
+
+    broker_id: int
+    listener: Listener
+    zookeeper_connect: str
+    log_dirs: tuple[Path, ...] = attrs.field(converter=_to_dirs)
+    rack: str | None = None
+    replication: Replication = Replication()
+    overrides: tuple[tuple[str, str], ...] = attrs.field(default=(), converter=_to_overrides)
+
+    def __attrs_post_init__(self) -> None:
+        where = f"ZooKeeper-mode broker {self.broker_id}"
+        if self.broker_id < 0:
+            raise BrokerConfigError(f"{where}: broker id must be >= 0")
+        _check_common(where, self.log_dirs, self.rack)
+        hosts, _, chroot = self.zookeeper_connect.partition("/")
+        if not hosts or any(ch.isspace() for ch in self.zookeeper_connect):
+            raise BrokerConfigError(f"{where}: zookeeper_connect {self.zookeeper_connect!r} is empty or has spaces")
+        for part in hosts.split(","):
+            host, sep, port = part.rpartition(":")
+            if not sep or not host or not port.isdigit():
+                raise BrokerConfigError(f"{where}: zookeeper_connect entry {part!r} is not host:port")
+            _check_port(f"{where} zookeeper_connect", int(port))
+        if chroot.endswith("/") or "//" in chroot:
+            raise BrokerConfigError(f"{where}: chroot /{chroot} must not end in / or contain //")
+
+
+BrokerNode = Union[KRaftNode, ZkBroker]
+
+
+def node_id(node: BrokerNode) -> int:
+    """The id a broker registers with (`node.id` in KRaft, `broker.id` in ZooKeeper mode)."""
+    return node.node_id if isinstance(node, KRaftNode) else node.broker_id
+
+
+def mode_of(node: BrokerNode) -> Mode:
+    return Mode.KRAFT if isinstance(node, KRaftNode) else Mode.ZOOKEEPER
+
+
+def bootstrap_address(node: BrokerNode) -> str:
+    """`host:port` clients use to reach this broker; a controller-only node has none."""
+    listener = node.broker_listener if isinstance(node, KRaftNode) else node.listener
+    if listener is None:
+        raise BrokerConfigError(f"KRaft node {node_id(node)}: a controller-only node serves no clients")
+    return listener.address
+
+
+def _kraft_properties(node: KRaftNode) -> list[tuple[str, str]]:
+    listeners = [lis for lis in (node.broker_listener, node.controller_listener) if lis is not None]
+    protocols = {lis.name: lis.protocol for lis in listeners}
+    protocols.setdefault(node.controller_listener_name, node.controller_protocol)
+    props = [
+        ("process.roles", node.role.value),
+        ("node.id", str(node.node_id)),
+        ("controller.quorum.voters", ",".join(str(voter) for voter in node.voters)),
+        ("controller.listener.names", node.controller_listener_name),
+        ("listeners", ",".join(lis.url for lis in listeners)),
+    ]
+    if node.broker_listener is not None:
+        # Only the broker listener is advertised: clients never talk to controllers, and 3.9
+        # refuses controller listeners in advertised.listeners on broker roles.
+        props.append(("advertised.listeners", node.broker_listener.advertised_url))
+        props.append(("inter.broker.listener.name", node.broker_listener.name))
+    props.append(("listener.security.protocol.map",
+                  ",".join(f"{name}:{proto}" for name, proto in sorted(protocols.items()))))
+    props.append(("log.dirs", ",".join(str(d) for d in node.log_dirs)))
+    if node.rack is not None and node.role.is_broker:
+        props.append(("broker.rack", node.rack))
+    if node.role.is_broker:
+        props += node.replication.properties(kraft_4x=node.kafka_major >= 4)
+    return props
+
+
+def _zk_properties(node: ZkBroker) -> list[tuple[str, str]]:
+    props = [
+        ("broker.id", str(node.broker_id)),
+        ("listeners", node.listener.url),
+        ("advertised.listeners", node.listener.advertised_url),
+        ("inter.broker.listener.name", node.listener.name),
+        ("listener.security.protocol.map", f"{node.listener.name}:{node.listener.protocol}"),
+        ("zookeeper.connect", node.zookeeper_connect),
+        ("log.dirs", ",".join(str(d) for d in node.log_dirs)),
+    ]
+    if node.rack is not None:
+        props.append(("broker.rack", node.rack))
+    return props + node.replication.properties(kraft_4x=False)
+
+
+def server_properties(node: BrokerNode) -> dict[str, str]:
+    """The broker's properties in render order; overrides replace rendered keys in place or come last."""
+    rendered = _kraft_properties(node) if isinstance(node, KRaftNode) else _zk_properties(node)
+    props = dict(rendered)
+    for key, value in node.overrides:
+        props[key] = value
+    return props
+
+
+def _escape(text: str, is_key: bool) -> str:
+    out = []
+    for index, ch in enumerate(text):
+        if ch == "\\":
+            out.append("\\\\")
+        elif ch in "=:#!" or (ch == " " and (is_key or index == 0)):
+            out.append("\\" + ch)
+        elif ch == "\t":
+            out.append("\\t")
+        elif ord(ch) > 126 or ord(ch) < 32:
+            out.append(f"\\u{ord(ch):04x}")
+        else:
+            out.append(ch)
+    return "".join(out)
+
+
+def render_properties(props: Mapping[str, str], header: str = "") -> str:
+    """Java .properties text for `props` (escaped so that java.util.Properties reads them back)."""
+    lines = [f"# {line}" for line in header.splitlines()]
+    lines += [f"{_escape(key, True)}={_escape(value, False)}" for key, value in props.items()]
+    return "\n".join(lines) + "\n"
+
+
+def render_server_properties(node: BrokerNode) -> str:
+    """The whole server.properties file for `node`."""
+    mode = mode_of(node).value
+    return render_properties(server_properties(node), f"Written by kmf for {mode} node {node_id(node)}.")
+
+
+# --- cluster ids ---------------------------------------------------------------------------------
+
+_RESERVED_IDS = frozenset({0, 1})  # Kafka's Uuid.ZERO_UUID and METADATA_TOPIC_ID (0, 1)
+
+
+def cluster_id_from_int(value: int) -> str:
+    """The Kafka Uuid string of a 128-bit value: URL-safe base64 of its 16 bytes, no padding."""
+    if not 0 <= value < 1 << 128:
+        raise BrokerConfigError(f"cluster id value {value} is not a 128-bit unsigned number")
+    return base64.urlsafe_b64encode(value.to_bytes(16, "big")).decode("ascii").rstrip("=")
+
+
+def new_cluster_id(rng: random.Random | None = None) -> str:
+    """A fresh KRaft cluster id as `kafka-storage random-uuid` makes one: a random (version 4) UUID
+    in Kafka's Uuid format, 22 characters, never starting with '-' and never a reserved id."""
+    rng = rng or random.SystemRandom()
+    while True:
+        value = uuid.UUID(int=rng.getrandbits(128), version=4).int
+        text = cluster_id_from_int(value)
+        if value not in _RESERVED_IDS and not text.startswith("-"):
+            return text
+
+
+def check_cluster_id(text: str) -> str:
+    """Return `text` if Kafka accepts it as a cluster id (Uuid.fromString), else BrokerConfigError."""
+    if not _CLUSTER_ID_RE.match(text):
+        raise BrokerConfigError(f"cluster id {text!r} is not 22 URL-safe base64 characters")
+    raw = base64.urlsafe_b64decode(text + "==")
+    if cluster_id_from_int(int.from_bytes(raw, "big")) != text:
+        raise BrokerConfigError(f"cluster id {text!r} does not decode to exactly 16 bytes")
+    return text
+
+
+# --- java command lines --------------------------------------------------------------------------
+
+BROKER_MAIN = "kafka.Kafka"
+STORAGE_TOOL_MAIN = "kafka.tools.StorageTool"
+
+
+@attrs.frozen
+class JvmOptions:
+    """JVM settings of one Kafka process. `tmp_dir` moves native-library unpacking (zstd, snappy,
+    rocksdb) off /tmp; `log_level` is the console root level (4.x only; 3.9 stays at INFO)."""
+
+    heap_mb: int = 512
+    java: str = "java"
+    tmp_dir: Path | None = None
+    log_level: str | None = None
+    extra: tuple[str, ...] = attrs.field(default=(), converter=tuple)
+
+    def __attrs_post_init__(self) -> None:
+        if not 64 <= self.heap_mb <= 65536:
+            raise BrokerConfigError(f"jvm heap_mb {self.heap_mb} is outside 64..65536")
+
+    def flags(self, runtime: KafkaRuntime, gc: bool = True) -> list[str]:
+        flags = [f"-Xmx{self.heap_mb}m", f"-Xms{min(self.heap_mb, 256)}m"]
+        if gc:  # kafka-run-class.sh's defaults
+            flags += ["-XX:+UseG1GC", "-XX:MaxGCPauseMillis=20",
+                      "-XX:InitiatingHeapOccupancyPercent=35", "-XX:+ExplicitGCInvokesConcurrent"]
+        flags.append("-Djava.awt.headless=true")
+        flags += runtime.logging_flags()
+        if self.log_level:
+            flags.append(f"-Dkmf.log.level={self.log_level}")
+        if self.tmp_dir is not None:
+            tmp = str(self.tmp_dir)
+            flags += [f"-Djava.io.tmpdir={tmp}", f"-DZstdTempFolder={tmp}",
+                      f"-Dorg.xerial.snappy.tempdir={tmp}"]
+        return flags + list(self.extra)
+
+
+def broker_argv(
+    runtime: KafkaRuntime,
+    config_path: Path,
+    jvm: JvmOptions = JvmOptions(),
+    logs_dir: Path | None = None,
+) -> list[str]:
+    """`java ... kafka.Kafka server.properties` as kafka-server-start.sh runs it."""
+    flags = jvm.flags(runtime)
+    if logs_dir is not None:
+        flags.append(f"-Dkafka.logs.dir={logs_dir}")
+    return [jvm.java, *flags, "-cp", runtime.classpath, BROKER_MAIN, str(config_path)]
+
+
+def storage_format_argv(
+    runtime: KafkaRuntime,
+    config_path: Path,
+    cluster_id: str,
+    jvm: JvmOptions = JvmOptions(heap_mb=256, log_level="WARN"),
+    ignore_formatted: bool = False,
+) -> list[str]:
+    """`java ... kafka.tools.StorageTool format -t ID -c server.properties` (static quorum, so no
+    --standalone). `ignore_formatted` formats only the dirs that are not formatted yet."""
+    if Mode.KRAFT not in runtime.modes:
+        raise BrokerConfigError(f"Kafka {runtime.version} has no KRaft mode to format storage for")
+    argv = [jvm.java, *jvm.flags(runtime, gc=False), "-cp", runtime.classpath, STORAGE_TOOL_MAIN,
+            "format", "-t", check_cluster_id(cluster_id), "-c", str(config_path)]
+    if ignore_formatted:
+        argv.append("--ignore-formatted")
+    return argv
