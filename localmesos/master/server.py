@@ -201,11 +201,12 @@ class MasterServer:
         with self.lock:
             aid = agents_core.register_agent(self.core, body, time.time())
             agent = self.core.agents[aid]
-            old = self.links.pop(aid, None)
-            if old is not None:
-                old.stop()
-            self.links[aid] = AgentLink(aid, agent.url, self.master_id, self.ping_interval,
-                                        self.on_ping)
+            old = self.links.get(aid)
+            if old is None or old.url != agent.url:
+                if old is not None:
+                    old.stop()
+                self.links[aid] = AgentLink(aid, agent.url, self.master_id, self.ping_interval,
+                                            self.on_ping)
             self._perform(self.core.drain())
         return {"agent_id": {"value": aid}, "master_id": self.master_id}
 
@@ -473,7 +474,7 @@ class _Handler(BaseHTTPRequestHandler):
                     f"ID currently associated with framework ID {fid}",
                 )
             self._dispatch(call, fw)
-        self._reply(202)
+        self._reply(200 if call["type"] == "UPDATE_FRAMEWORK" else 202)
 
     def _dispatch(self, call: dict[str, Any], fw: Any) -> None:
         master, core, now = self.master, self.master.core, time.time()
