@@ -91,6 +91,8 @@ class MasterServer:
         self.leader: dict[str, Any] | None = self.info if self.elected else None
         self.contender = None
         self.flags = {k: str(v) for k, v in config.get("flags", {}).items()}
+        # Fault injection for tests (POST /internal/faults): drop or delay agents' status updates.
+        self.faults = {"drop_status_updates": 0, "delay_status_updates_secs": 0.0}
 
     # ------------------------------------------------------------------ registry
     @property
@@ -403,8 +405,25 @@ class _Handler(BaseHTTPRequestHandler):
             if name == "register_agent":
                 answer = master.register_agent(body)
             elif name == "status_update":
-                master.run(agents_core.status_update, master.core, body, now)
                 answer = {}
+                with master.lock:
+                    drop = master.faults["drop_status_updates"] > 0
+                    if drop:
+                        master.faults["drop_status_updates"] -= 1
+                    delay = master.faults["delay_status_updates_secs"]
+                if drop:
+                    log.info("fault injection: status update dropped")
+                elif delay > 0:
+                    threading.Timer(delay, lambda: master.run(
+                        agents_core.status_update, master.core, body, time.time())).start()
+                else:
+                    master.run(agents_core.status_update, master.core, body, now)
+            elif name == "faults":
+                with master.lock:
+                    for key in master.faults:
+                        if key in body:
+                            master.faults[key] = type(master.faults[key])(body[key])
+                    answer = dict(master.faults)
             elif name == "executor_exited":
                 master.run(agents_core.executor_exited, master.core, body, now)
                 answer = {}

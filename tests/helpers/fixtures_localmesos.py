@@ -120,6 +120,22 @@ class LocalMesos:
         self.stop_master()
         return self.start_master(timeout)
 
+    def set_faults(self, drop_status_updates: int | None = None,
+                   delay_status_updates_secs: float | None = None) -> dict[str, Any]:
+        """Master-side fault injection: the next ``drop_status_updates`` status updates from
+        agents are answered but thrown away (the agent retries, spec §4.4); every update is
+        processed ``delay_status_updates_secs`` late."""
+        body: dict[str, Any] = {}
+        if drop_status_updates is not None:
+            body["drop_status_updates"] = drop_status_updates
+        if delay_status_updates_secs is not None:
+            body["delay_status_updates_secs"] = delay_status_updates_secs
+        from localmesos.master.links import post_json
+
+        status, answer = post_json(self.url, "faults", body, 5.0)
+        assert status == 200, answer
+        return answer
+
     def master_log(self) -> str:
         path = self.master_dir / "master.log"
         return path.read_text(errors="replace") if path.exists() else ""

@@ -137,3 +137,13 @@ def test_broken_link_loses_tasks_of_non_checkpointing_framework(lm_factory, lm_d
     lost = sched.wait("update", lambda u: u["state"] == "TASK_LOST", timeout=5)[0]
     assert lost["reason"] == "REASON_AGENT_DISCONNECTED"
     assert lost["message"].endswith("disconnected") and "uuid" not in lost
+
+
+def test_dropped_status_update_is_retried_by_the_agent_in_order(lm_factory, lm_driver):
+    lm = lm_factory(agents=1)
+    sched, driver = lm_driver(lm.master_uri)
+    sched.wait("offer", timeout=10)
+    lm.set_faults(drop_status_updates=1)  # the task's first update (STARTING) is lost once
+    launch_one(sched, driver, "retry", "sleep 100")
+    sched.wait("update", lambda u: u["state"] == "TASK_RUNNING", timeout=30)
+    assert states(sched, "retry")[:2] == ["TASK_STARTING", "TASK_RUNNING"]

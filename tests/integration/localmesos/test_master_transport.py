@@ -281,3 +281,10 @@ def test_web_ui_page_is_served(lm_master):
     assert resp.status == 200 and resp.getheader("Content-Type").startswith("text/html")
     assert "/master/state" in body and 'id="agents"' in body and 'id="tasks"' in body
     c.close()
+
+
+def test_fault_injection_switches(lm_master):
+    assert lm_master.set_faults(drop_status_updates=2) == {
+        "drop_status_updates": 2, "delay_status_updates_secs": 0.0}
+    assert lm_master.set_faults(drop_status_updates=0, delay_status_updates_secs=1.5)[
+        "delay_status_updates_secs"] == 1.5
