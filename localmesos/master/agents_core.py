@@ -203,17 +203,30 @@ def executor_exited(core: MasterCore, body: dict[str, Any], now: float) -> None:
         )
 
 
+def _agent_of_executor(fw: Framework, executor_id: str) -> str | None:
+    """The agent running ``executor_id`` (the internal protocol's bodies may not name it)."""
+    for aid, eid in fw.executors:
+        if eid == executor_id:
+            return aid
+    for task in fw.tasks.values():
+        if (task.executor_id or task.id) == executor_id:
+            return task.agent_id
+    return None
+
+
 def executor_message(core: MasterCore, body: dict[str, Any]) -> None:
     fid = id_of(body.get("framework_id")) or ""
     fw = core.frameworks.get(fid)
     if fw is None:
         return
+    aid = id_of(body.get("agent_id")) or _agent_of_executor(
+        fw, id_of(body.get("executor_id")) or "")
     core.send(
         fw,
         {
             "type": "MESSAGE",
             "message": {
-                "agent_id": body.get("agent_id"),
+                "agent_id": {"value": aid or ""},
                 "executor_id": body.get("executor_id"),
                 "data": body.get("data", ""),
             },

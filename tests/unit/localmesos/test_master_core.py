@@ -534,3 +534,114 @@ def test_random_operations_never_offer_more_than_an_agent_has(sequence):
         h.run(h.core.decline, fw, {"offer_ids": [{"value": offer.id}]}, h.now)
     for agent in h.core.agents.values():
         assert allocator.available(agent, h.core.frameworks.values(), h.core.offers.values()) == agent.total
+
+
+def test_custom_executor_resources_counted_once_and_freed_on_exit():
+    h = Harness()
+    aid = h.add_agent()
+    fw = h.subscribe()
+    h.allocate()
+    [offer] = h.offers()
+    executor = {"executor_id": {"value": "e1"}, "command": {"value": "run-executor"},
+                "resources": parse_resources_flag("cpus:0.5;mem:64").to_json("pre")}
+    t1 = task("t1", aid, executor=executor)
+    del t1["command"]
+    t2 = task("t2", aid, executor=executor)
+    del t2["command"]
+    h.clear()
+    h.accept(fw, [offer["id"]["value"]], [launch(t1, t2)], filters={"refuse_seconds": 0})
+    assert not h.updates()
+    calls = [e for e in h.effects if isinstance(e, AgentCall)]
+    assert [c.body["task"]["executor"]["framework_id"] for c in calls] == [{"value": fw.id}] * 2
+    used = allocator.used_by_agent(aid, h.core.frameworks.values())
+    assert used.scalar("cpus") == 2.5  # two tasks + one executor
+    h.allocate()
+    assert h.offers()[-1]["executor_ids"] == [{"value": "e1"}]
+    h.clear()
+    h.run(agents_core.executor_exited, h.core,
+          {"framework_id": {"value": fw.id}, "executor_id": {"value": "e1"}, "status": 256}, h.now)
+    [failure] = h.events("FAILURE")
+    assert failure["failure"] == {"agent_id": {"value": aid}, "executor_id": {"value": "e1"},
+                                  "status": 256}
+    assert allocator.used_by_agent(aid, h.core.frameworks.values()).scalar("cpus") == 2.0
+
+
+def test_launch_group_is_all_or_nothing():
+    h = Harness()
+    aid = h.add_agent()
+    fw = h.subscribe()
+    h.allocate()
+    [offer] = h.offers()
+    executor = {"executor_id": {"value": "g"}, "type": "DEFAULT", "framework_id": {"value": fw.id},
+                "resources": parse_resources_flag("cpus:0.1;mem:32").to_json("pre")}
+    good = task("a", aid)
+    del good["command"]
+    bad = task("b", aid, "cpus:9;mem:32")
+    del bad["command"]
+    h.clear()
+    h.accept(fw, [offer["id"]["value"]], [{"type": "LAUNCH_GROUP", "launch_group": {
+        "executor": executor, "task_group": {"tasks": [good, bad]}}}], filters={"refuse_seconds": 0})
+    assert [(u["task_id"]["value"], u["state"], u["reason"]) for u in h.updates()] == [
+        ("a", "TASK_ERROR", "REASON_TASK_GROUP_INVALID"),
+        ("b", "TASK_ERROR", "REASON_TASK_GROUP_INVALID")]
+    assert not fw.tasks
+    h.allocate()
+    [offer] = h.offers()[-1:]
+    h.clear()
+    h.accept(fw, [offer["id"]["value"]], [{"type": "LAUNCH_GROUP", "launch_group": {
+        "executor": executor, "task_group": {"tasks": [good]}}}])
+    [call] = [e for e in h.effects if isinstance(e, AgentCall)]
+    assert call.name == "run_task_group" and set(fw.tasks) == {"a"}
+
+
+def test_teardown_and_failover_timeout_remove_frameworks():
+    h = Harness()
+    aid = h.add_agent()
+    fw = h.subscribe()
+    h.allocate()
+    [offer] = h.offers()
+    h.accept(fw, [offer["id"]["value"]], [launch(task("t", aid))])
+    h.clear()
+    h.run(h.core.teardown, fw, h.now)
+    assert Close("s1") in h.effects
+    assert [e.name for e in h.effects if isinstance(e, AgentCall)] == ["shutdown_framework"]
+    assert fw.id not in h.core.frameworks
+    done = h.core.completed_frameworks[-1]
+    assert done.completed_tasks[-1].state == "TASK_KILLED"
+    # failover timeout
+    fw2 = h.subscribe("s2", failover_timeout=10.0)
+    h.run(h.core.stream_closed, "s2", h.now)
+    assert not fw2.connected and fw2.id in h.core.frameworks
+    h.run(h.core.tick, h.now + 9)
+    assert fw2.id in h.core.frameworks
+    h.run(h.core.tick, h.now + 11)
+    assert fw2.id not in h.core.frameworks and fw2.id in h.core.removed_framework_ids
+
+
+def test_framework_message_and_executor_message_routing():
+    h = Harness()
+    aid = h.add_agent()
+    fw = h.subscribe()
+    h.clear()
+    h.run(h.core.message, fw, {"agent_id": {"value": aid}, "executor_id": {"value": "e"}, "data": "aGk="})
+    [call] = [e for e in h.effects if isinstance(e, AgentCall)]
+    assert call.name == "framework_message" and call.body["data"] == "aGk="
+    h.run(agents_core.executor_message, h.core, {"framework_id": {"value": fw.id},
+          "executor_id": {"value": "e"}, "agent_id": {"value": aid}, "data": "aGk="})
+    [msg] = h.events("MESSAGE")
+    assert msg["message"] == {"agent_id": {"value": aid}, "executor_id": {"value": "e"}, "data": "aGk="}
+
+
+def test_executor_message_without_agent_id_names_the_executors_agent():
+    h = Harness()
+    aid = h.add_agent()
+    fw = h.subscribe()
+    h.allocate()
+    [offer] = h.offers()
+    t = task("t1", aid, executor={"executor_id": {"value": "e9"}, "command": {"value": "x"}})
+    del t["command"]
+    h.accept(fw, [offer["id"]["value"]], [launch(t)])
+    h.clear()
+    h.run(agents_core.executor_message, h.core, {"framework_id": {"value": fw.id},
+          "executor_id": {"value": "e9"}, "data": "aGk="})
+    assert h.events("MESSAGE")[0]["message"]["agent_id"] == {"value": aid}
