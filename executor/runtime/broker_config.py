@@ -272,7 +272,8 @@ class ZkBroker:
         if self.broker_id < 0:
             raise BrokerConfigError(f"{where}: broker id must be >= 0")
         _check_common(where, self.log_dirs, self.rack)
-        hosts, _, chroot = self.zookeeper_connect.partition("/")
+        hosts, slash, rest = self.zookeeper_connect.partition("/")
+        chroot = slash + rest
         if not hosts or any(ch.isspace() for ch in self.zookeeper_connect):
             raise BrokerConfigError(f"{where}: zookeeper_connect {self.zookeeper_connect!r} is empty or has spaces")
         for part in hosts.split(","):
@@ -280,8 +281,9 @@ class ZkBroker:
             if not sep or not host or not port.isdigit():
                 raise BrokerConfigError(f"{where}: zookeeper_connect entry {part!r} is not host:port")
             _check_port(f"{where} zookeeper_connect", int(port))
-        if chroot.endswith("/") or "//" in chroot:
-            raise BrokerConfigError(f"{where}: chroot /{chroot} must not end in / or contain //")
+        if chroot not in ("", "/") and (chroot.endswith("/") or "//" in chroot):
+            raise BrokerConfigError(
+                f"{where}: zookeeper_connect chroot {chroot!r} must not end in / or contain //")
 
 
 BrokerNode = Union[KRaftNode, ZkBroker]
@@ -363,7 +365,10 @@ def _escape(text: str, is_key: bool) -> str:
             out.append("\\" + ch)
         elif ch == "\t":
             out.append("\\t")
-        elif ord(ch) > 126 or ord(ch) < 32:
+        elif ord(ch) > 0xFFFF:  # Java reads \\u escapes as UTF-16: a surrogate pair
+            high, low = divmod(ord(ch) - 0x10000, 0x400)
+            out.append(f"\\u{0xD800 + high:04x}\\u{0xDC00 + low:04x}")
+        elif ord(ch) > 126 or ord(ch) < 32:  # Properties.load(InputStream) reads ISO-8859-1
             out.append(f"\\u{ord(ch):04x}")
         else:
             out.append(ch)
