@@ -617,6 +617,17 @@ class Resources:
             for r in self._items.values()
         )
 
+    def reserve(self, role: str, principal: str | None = None,
+                labels: Sequence[tuple[str, str]] = ()) -> "Resources":
+        """The same resources with one more (dynamic) reservation for ``role`` on top: what a
+        RESERVE operation lists."""
+        res = Reservation(DYNAMIC, role, principal, tuple(labels))
+        return Resources(r.push_reservation(res) for r in self._items.values())
+
+    def unreserve(self) -> "Resources":
+        """The same resources one reservation level up (what an UNRESERVE gives back)."""
+        return Resources(r.pop_reservation() for r in self._items.values())
+
     def allocated_to(self, role: str | None) -> "Resources":
         return Resources(r.with_allocation(role) for r in self._items.values())
 

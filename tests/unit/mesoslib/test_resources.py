@@ -251,3 +251,12 @@ def test_flag_round_trip_of_static_resources(bag):
         f"{r.name}{'(' + r.role + ')' if r.is_reserved else ''}:{r.value_text()}" for r in static
     )
     assert R.parse_resources_flag(text) == static
+
+
+def test_reserve_and_unreserve_whole_bags():
+    bag = R.parse_resources_flag("cpus:1;mem:512")
+    reserved = bag.reserve("kafka", "kmf", [("k", "v")])
+    assert all(r.to_json("pre")["reservation"] == {"principal": "kmf", "labels": {"labels": [{"key": "k", "value": "v"}]}}
+               for r in reserved)
+    assert reserved.reserved("kafka") == reserved
+    assert reserved.unreserve() == bag
