@@ -25,14 +25,12 @@ import attrs
 
 from executor.runtime.broker_config import (
     BrokerNode,
-    JvmOptions,
     KRaftNode,
-    broker_argv,
     check_cluster_id,
     render_server_properties,
     server_properties,
-    storage_format_argv,
 )
+from executor.runtime.jvm import JvmOptions, broker_argv, storage_format_argv
 from executor.runtime.kafka_dist import KafkaRuntime, Mode
 
 log = logging.getLogger(__name__)

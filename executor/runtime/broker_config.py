@@ -1,6 +1,6 @@
-"""Pure broker configuration: server.properties for KRaft and ZooKeeper mode, cluster ids, java argv.
+"""Pure broker configuration: server.properties for KRaft and ZooKeeper mode, and cluster ids.
 
-No I/O here: typed frozen inputs in, text and argument lists out (see `broker.py` for the part that
+No I/O here: typed frozen inputs in, text out (`jvm.py` builds the java command lines, `broker.py`
 formats storage, starts the process and probes it).
 
 - `KRaftNode`: `process.roles` = broker, controller or both (combined), a static controller quorum
@@ -20,7 +20,7 @@ from typing import Iterable, Mapping, Union
 
 import attrs
 
-from executor.runtime.kafka_dist import KafkaRuntime, Mode
+from executor.runtime.kafka_dist import Mode
 
 _NAME_RE = re.compile(r"^[A-Z][A-Z0-9_]*$")
 _KEY_RE = re.compile(r"^[A-Za-z0-9_.\-]+$")
@@ -419,71 +419,3 @@ def check_cluster_id(text: str) -> str:
     if cluster_id_from_int(int.from_bytes(raw, "big")) != text:
         raise BrokerConfigError(f"cluster id {text!r} does not decode to exactly 16 bytes")
     return text
-
-
-# --- java command lines --------------------------------------------------------------------------
-
-BROKER_MAIN = "kafka.Kafka"
-STORAGE_TOOL_MAIN = "kafka.tools.StorageTool"
-
-
-@attrs.frozen
-class JvmOptions:
-    """JVM settings of one Kafka process. `tmp_dir` moves native-library unpacking (zstd, snappy,
-    rocksdb) off /tmp; `log_level` is the console root level (4.x only; 3.9 stays at INFO)."""
-
-    heap_mb: int = 512
-    java: str = "java"
-    tmp_dir: Path | None = None
-    log_level: str | None = None
-    extra: tuple[str, ...] = attrs.field(default=(), converter=tuple)
-
-    def __attrs_post_init__(self) -> None:
-        if not 64 <= self.heap_mb <= 65536:
-            raise BrokerConfigError(f"jvm heap_mb {self.heap_mb} is outside 64..65536")
-
-    def flags(self, runtime: KafkaRuntime, gc: bool = True) -> list[str]:
-        flags = [f"-Xmx{self.heap_mb}m", f"-Xms{min(self.heap_mb, 256)}m"]
-        if gc:  # kafka-run-class.sh's defaults
-            flags += ["-XX:+UseG1GC", "-XX:MaxGCPauseMillis=20",
-                      "-XX:InitiatingHeapOccupancyPercent=35", "-XX:+ExplicitGCInvokesConcurrent"]
-        flags.append("-Djava.awt.headless=true")
-        flags += runtime.logging_flags()
-        if self.log_level:
-            flags.append(f"-Dkmf.log.level={self.log_level}")
-        if self.tmp_dir is not None:
-            tmp = str(self.tmp_dir)
-            flags += [f"-Djava.io.tmpdir={tmp}", f"-DZstdTempFolder={tmp}",
-                      f"-Dorg.xerial.snappy.tempdir={tmp}"]
-        return flags + list(self.extra)
-
-
-def broker_argv(
-    runtime: KafkaRuntime,
-    config_path: Path,
-    jvm: JvmOptions = JvmOptions(),
-    logs_dir: Path | None = None,
-) -> list[str]:
-    """`java ... kafka.Kafka server.properties` as kafka-server-start.sh runs it."""
-    flags = jvm.flags(runtime)
-    if logs_dir is not None:
-        flags.append(f"-Dkafka.logs.dir={logs_dir}")
-    return [jvm.java, *flags, "-cp", runtime.classpath, BROKER_MAIN, str(config_path)]
-
-
-def storage_format_argv(
-    runtime: KafkaRuntime,
-    config_path: Path,
-    cluster_id: str,
-    jvm: JvmOptions = JvmOptions(heap_mb=256, log_level="WARN"),
-    ignore_formatted: bool = False,
-) -> list[str]:
-    """`java ... kafka.tools.StorageTool format -t ID -c server.properties` (static quorum, so no
-    --standalone). `ignore_formatted` formats only the dirs that are not formatted yet."""
-    if Mode.KRAFT not in runtime.modes:
-        raise BrokerConfigError(f"Kafka {runtime.version} has no KRaft mode to format storage for")
-    argv = [jvm.java, *jvm.flags(runtime, gc=False), "-cp", runtime.classpath, STORAGE_TOOL_MAIN,
-            "format", "-t", check_cluster_id(cluster_id), "-c", str(config_path)]
-    if ignore_formatted:
-        argv.append("--ignore-formatted")
-    return argv

@@ -11,7 +11,8 @@ from typing import Mapping
 
 import attrs
 
-from executor.runtime.broker_config import JvmOptions, render_properties
+from executor.runtime.broker_config import render_properties
+from executor.runtime.jvm import JvmOptions
 from executor.runtime.kafka_dist import KafkaRuntime, parse_version
 
 WORDCOUNT_MAIN = "org.apache.kafka.streams.examples.wordcount.WordCountDemo"

@@ -18,7 +18,6 @@ import pytest
 from executor.runtime import broker as broker_io
 from executor.runtime.broker_config import (
     BrokerNode,
-    JvmOptions,
     KRaftNode,
     Listener,
     Role,
@@ -28,6 +27,7 @@ from executor.runtime.broker_config import (
     new_cluster_id,
     node_id,
 )
+from executor.runtime.jvm import JvmOptions
 from executor.runtime.kafka_dist import KafkaDistError, KafkaRuntime, Mode, read_versions, runtime_for_mode
 from localmesos import procs
 

@@ -1,4 +1,4 @@
-"""Pure broker configuration: server.properties per mode and role, overrides, cluster ids, argv,
+"""Pure broker configuration: server.properties per mode and role, overrides, cluster ids, argv (jvm),
 the pinned versions file, and the perf tools' summary parsers."""
 from __future__ import annotations
 
@@ -15,7 +15,6 @@ from hypothesis import strategies as st
 from executor.runtime import tools
 from executor.runtime.broker_config import (
     BrokerConfigError,
-    JvmOptions,
     KRaftNode,
     Listener,
     Replication,
@@ -23,15 +22,14 @@ from executor.runtime.broker_config import (
     Voter,
     ZkBroker,
     bootstrap_address,
-    broker_argv,
     check_cluster_id,
     cluster_id_from_int,
     new_cluster_id,
     render_properties,
     render_server_properties,
     server_properties,
-    storage_format_argv,
 )
+from executor.runtime.jvm import JvmOptions, broker_argv, storage_format_argv
 from executor.runtime.kafka_dist import (
     VERSIONS_FILE,
     KafkaDistError,

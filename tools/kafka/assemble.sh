@@ -52,7 +52,8 @@ assemble() {
     -Dkafka.version="$version" -Dlog4j2.version="$LOG4J2_VERSION" \
     -Dslf4j.version="$SLF4J_VERSION" -Dreload4j.version="$RELOAD4J_VERSION" \
     "org.apache.maven.plugins:maven-dependency-plugin:$DEPENDENCY_PLUGIN_VERSION:copy-dependencies" \
-    -DincludeScope=runtime -DoutputDirectory="$tmp/libs" >&2
+    -DincludeScope=runtime -DoutputDirectory="$tmp/libs" > "$CACHE/maven-$version.log" 2>&1 ||
+    { cat "$CACHE/maven-$version.log" >&2; echo "assemble.sh: Maven failed for Kafka $version (log above)" >&2; exit 1; }
   cp "$HERE/$logconfig" "$tmp/config/$logconfig"
   local jar
   for jar in "$@"; do
