@@ -1,0 +1,417 @@
+"""HTTP request handling of the master: scheduler API (with its SUBSCRIBE stream), internal
+agent API, read-only endpoints and the web UI. Decisions go to the core through
+:meth:`MasterServer.run`."""
+from __future__ import annotations
+
+import base64
+import json
+import logging
+import queue
+import select
+import socket
+import threading
+import time
+import uuid
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable
+from urllib.parse import parse_qs, urlsplit
+
+from . import accept as accept_ops
+from . import agents_core, views
+from .calls import parse_call, validate_call
+from .model import id_of
+
+if TYPE_CHECKING:
+    from .server import MasterServer
+
+log = logging.getLogger(__name__)
+WEB_DIR = Path(__file__).resolve().parent.parent / "web"
+CLOSE = object()
+
+
+def record(event: dict[str, Any]) -> bytes:
+    data = json.dumps(event, separators=(",", ":")).encode()
+    return str(len(data)).encode() + b"\n" + data
+
+
+
+class MasterHTTPServer(ThreadingHTTPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+    request_queue_size = 128
+    master: MasterServer
+
+
+class MasterHandler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server: MasterHTTPServer
+
+    def log_message(self, fmt: str, *args: Any) -> None:  # noqa: D401 - quiet access log
+        log.debug("%s %s", self.address_string(), fmt % args)
+
+    @property
+    def master(self) -> MasterServer:
+        return self.server.master
+
+    # ------------------------------------------------------------------ plumbing
+    def _body(self) -> bytes:
+        if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
+            chunks = []
+            while True:
+                size = int(self.rfile.readline().split(b";")[0].strip() or b"0", 16)
+                if size == 0:
+                    self.rfile.readline()
+                    break
+                chunks.append(self.rfile.read(size))
+                self.rfile.readline()
+            return b"".join(chunks)
+        length = int(self.headers.get("Content-Length") or 0)
+        return self.rfile.read(length) if length else b""
+
+    def _reply(self, status: int, body: bytes = b"", ctype: str | None = None,
+               headers: dict[str, str] | None = None) -> None:
+        self.send_response(status)
+        if ctype and body:
+            self.send_header("Content-Type", ctype)
+        for key, value in (headers or {}).items():
+            self.send_header(key, value)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        if body and self.command != "HEAD":
+            self.wfile.write(body)
+
+    def _text(self, status: int, message: str, headers: dict[str, str] | None = None) -> None:
+        self._reply(status, message.encode(), "text/plain; charset=utf-8", headers)
+
+    def _json(self, data: Any, query: dict[str, str]) -> None:
+        text = json.dumps(data)
+        callback = query.get("jsonp")
+        if callback:
+            self._reply(200, f"{callback}({text})".encode(), "text/javascript")
+        else:
+            self._reply(200, text.encode(), "application/json")
+
+    def _redirect_or_503(self, path: str) -> bool:
+        """False when this master leads; otherwise answers 307 / 503 and returns True."""
+        master = self.master
+        if master.elected:
+            return False
+        leader = master.leader
+        if leader is None:
+            self._text(503, "No leader elected")
+            return True
+        address = leader.get("address") or {}
+        host = leader.get("hostname") or address.get("hostname") or address.get("ip")
+        self._reply(307, headers={"Location": f"//{host}:{leader.get('port')}{path}"})
+        return True
+
+    def _authenticated(self) -> tuple[bool, str | None]:
+        creds = self.master.credentials
+        if creds is None:
+            return True, None
+        header = self.headers.get("Authorization", "")
+        if header.startswith("Basic "):
+            try:
+                user, _, secret = base64.b64decode(header[6:]).decode().partition(":")
+            except (ValueError, UnicodeDecodeError):
+                return False, None
+            if creds.get(user) == secret:
+                return True, user
+        return False, None
+
+    # ------------------------------------------------------------------ dispatch
+    def do_GET(self) -> None:
+        self._route()
+
+    def do_POST(self) -> None:
+        self._route()
+
+    def do_PUT(self) -> None:
+        self._route()
+
+    def do_DELETE(self) -> None:
+        self._route()
+
+    def do_HEAD(self) -> None:
+        self._route()
+
+    def _route(self) -> None:
+        parts = urlsplit(self.path)
+        path = parts.path
+        query = {k: v[-1] for k, v in parse_qs(parts.query).items()}
+        try:
+            if path in ("/api/v1/scheduler", "/master/api/v1/scheduler"):
+                self._scheduler()
+            elif path.startswith("/internal/"):
+                self._internal(path[len("/internal/"):])
+            else:
+                self._readonly(path, query)
+        except (BrokenPipeError, ConnectionResetError):
+            self.close_connection = True
+
+    # ------------------------------------------------------------------ read-only endpoints
+    def _readonly(self, path: str, query: dict[str, str]) -> None:
+        master = self.master
+        if path == "/version":
+            return self._json(
+                {"version": views.VERSION, **views.BUILD, "git_tag": views.VERSION}, query
+            )
+        if path in ("/master/health", "/health"):
+            return self._reply(200)
+        if path in ("/metrics/snapshot",):
+            with master.lock:
+                data = views.metrics(master.core, master.elected, time.time())
+            return self._json(data, query)
+        if path in ("/master/redirect", "/redirect"):
+            leader = master.leader
+            if leader is None:
+                return self._text(503, "No leader elected")
+            host = leader.get("hostname") or leader.get("address", {}).get("ip")
+            return self._reply(307, headers={"Location": f"//{host}:{leader.get('port')}"})
+        name = path[len("/master"):] if path.startswith("/master/") else path
+        if name == "/" or name == "/index.html" or name.startswith("/static/"):
+            return self._web(name)
+        endpoints = {
+            "/state": lambda: views.state(master.core, master.leader, master.flags,
+                                          master.elected_time),
+            "/state.json": lambda: views.state(master.core, master.leader, master.flags,
+                                               master.elected_time),
+            "/frameworks": lambda: views.frameworks(master.core, query.get("framework_id")),
+            "/slaves": lambda: views.slaves(master.core, query.get("slave_id")),
+            "/tasks": lambda: views.tasks(master.core, query),
+            "/state-summary": lambda: views.state_summary(master.core),
+            "/roles": lambda: views.roles(master.core),
+            "/flags": lambda: {"flags": master.flags},
+            "/maintenance/schedule": lambda: {},
+            "/maintenance/status": lambda: {"draining_machines": [], "down_machines": []},
+        }
+        if name not in endpoints:
+            return self._text(404, f"No endpoint {path} on this master")
+        if name not in ("/flags",) and self._redirect_or_503(self.path):
+            return None
+        try:
+            with master.lock:
+                data = endpoints[name]()
+        except ValueError as exc:
+            return self._text(400, str(exc))
+        return self._json(data, query)
+
+    def _web(self, name: str) -> None:
+        rel = "index.html" if name in ("/", "/index.html") else name[len("/static/"):]
+        target = (WEB_DIR / rel).resolve()
+        if WEB_DIR.resolve() not in target.parents or not target.is_file():
+            return self._text(404, f"No file {name} in the web UI")
+        ctype = {".html": "text/html; charset=utf-8", ".js": "text/javascript",
+                 ".css": "text/css"}.get(target.suffix, "application/octet-stream")
+        self._reply(200, target.read_bytes(), ctype)
+
+    # ------------------------------------------------------------------ internal agent API
+    def _internal(self, name: str) -> None:
+        master = self.master
+        body_raw = self._body()
+        if self.command != "POST":
+            return self._reply(405, headers={"Allow": "POST"})
+        if not master.elected:
+            return self._reply(
+                503, json.dumps({"error": "not the leading master"}).encode(), "application/json"
+            )
+        try:
+            body = json.loads(body_raw or b"{}")
+            if not isinstance(body, dict):
+                raise ValueError("body must be a JSON object")
+        except ValueError as exc:
+            return self._reply(400, json.dumps({"error": f"bad JSON: {exc}"}).encode(),
+                               "application/json")
+        now = time.time()
+        try:
+            if name == "register_agent":
+                answer = master.register_agent(body)
+            elif name == "status_update":
+                answer = {}
+                with master.lock:
+                    drop = master.faults["drop_status_updates"] > 0
+                    if drop:
+                        master.faults["drop_status_updates"] -= 1
+                    delay = master.faults["delay_status_updates_secs"]
+                if drop:
+                    log.info("fault injection: status update dropped")
+                elif delay > 0:
+                    threading.Timer(delay, lambda: master.run(
+                        agents_core.status_update, master.core, body, time.time())).start()
+                else:
+                    master.run(agents_core.status_update, master.core, body, now)
+            elif name == "faults":
+                with master.lock:
+                    for key in master.faults:
+                        if key in body:
+                            master.faults[key] = type(master.faults[key])(body[key])
+                    answer = dict(master.faults)
+            elif name == "executor_exited":
+                master.run(agents_core.executor_exited, master.core, body, now)
+                answer = {}
+            elif name == "executor_message":
+                master.run(agents_core.executor_message, master.core, body)
+                answer = {}
+            else:
+                return self._reply(404, json.dumps({"error": f"unknown call {name}"}).encode(),
+                                   "application/json")
+        except agents_core.AgentError as exc:
+            return self._reply(409, json.dumps({"error": str(exc)}).encode(), "application/json")
+        self._reply(200, json.dumps(answer).encode(), "application/json")
+
+    # ------------------------------------------------------------------ scheduler API
+    def _scheduler(self) -> None:
+        master = self.master
+        body = self._body() if self.command in ("POST", "PUT") else b""
+        ok, principal = self._authenticated()
+        if not ok:
+            return self._text(
+                401, "Unauthorized",
+                {"WWW-Authenticate": 'Basic realm="mesos-master-scheduler"'},
+            )
+        if self._redirect_or_503(self.path):
+            return None
+        if self.command != "POST":
+            return self._text(
+                405, f"Expecting one of {{ 'POST' }}, but received '{self.command}'",
+                {"Allow": "POST"},
+            )
+        ctype = self.headers.get("Content-Type")
+        if ctype is None:
+            return self._text(400, "Expecting 'Content-Type' to be present")
+        if ctype.split(";")[0].strip().lower() != "application/json":
+            return self._text(
+                415, "Expecting 'Content-Type' of application/json or application/x-protobuf"
+            )
+        call, problem = parse_call(body)
+        if problem is None:
+            problem = validate_call(call, principal)
+        if problem is not None:
+            return self._text(*problem)
+        if call["type"] == "SUBSCRIBE":
+            return self._subscribe(call, principal)
+        fid = id_of(call.get("framework_id"))
+        with master.lock:
+            fw = master.core.frameworks.get(fid)
+            if fw is None:
+                return self._text(400, "Framework cannot be found")
+            if principal is not None and fw.principal != principal:
+                return self._text(
+                    400,
+                    f"Authenticated principal '{principal}' does not match principal "
+                    f"'{fw.principal}' set in `FrameworkInfo`",
+                )
+            if not fw.connected:
+                return self._text(403, "Framework is not subscribed")
+            stream = self.headers.get("Mesos-Stream-Id")
+            if stream is None:
+                return self._text(
+                    400, "All non-subscribe calls should include the 'Mesos-Stream-Id' header"
+                )
+            if stream != fw.stream_id:
+                return self._text(
+                    400,
+                    f"The stream ID '{stream}' included in this request didn't match the stream "
+                    f"ID currently associated with framework ID {fid}",
+                )
+            self._dispatch(call, fw)
+        self._reply(200 if call["type"] == "UPDATE_FRAMEWORK" else 202)
+
+    def _dispatch(self, call: dict[str, Any], fw: Any) -> None:
+        master, core, now = self.master, self.master.core, time.time()
+        kind = call["type"]
+        body = call.get(kind.lower()) or {}
+        handlers: dict[str, Callable[[], Any]] = {
+            "TEARDOWN": lambda: core.teardown(fw, now),
+            "ACCEPT": lambda: accept_ops.accept(core, fw, body, now),
+            "DECLINE": lambda: core.decline(fw, body, now),
+            "REVIVE": lambda: core.revive(fw, body),
+            "SUPPRESS": lambda: core.suppress(fw, body),
+            "KILL": lambda: core.kill(fw, body, now),
+            "SHUTDOWN": lambda: core.shutdown(fw, body),
+            "ACKNOWLEDGE": lambda: core.acknowledge(fw, body),
+            "RECONCILE": lambda: core.reconcile(fw, body, now),
+            "MESSAGE": lambda: core.message(fw, body),
+        }
+        handler = handlers.get(kind)
+        if handler is None:
+            return  # REQUEST, inverse offers, operations, UPDATE_FRAMEWORK: accepted, ignored
+        master.run(handler)
+
+    def _subscribe(self, call: dict[str, Any], principal: str | None) -> None:
+        accept = self.headers.get("Accept")
+        if accept is not None and not any(
+            a.split(";")[0].strip() in ("application/json", "*/*", "application/*")
+            for a in accept.split(",")
+        ):
+            return self._text(406, "Expecting 'Accept' to allow 'application/json'")
+        if "Mesos-Stream-Id" in self.headers:
+            return self._text(400, "Subscribe calls should not include the 'Mesos-Stream-Id' header")
+        master = self.master
+        stream_id = str(uuid.uuid4())
+        q: queue.Queue = queue.Queue()
+        with master.lock:
+            master.streams[stream_id] = q
+            master.run(master.core.subscribe, call, stream_id, principal, time.time())
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Transfer-Encoding", "chunked")
+        self.send_header("Mesos-Stream-Id", stream_id)
+        self.send_header("Cache-Control", "no-cache")
+        self.end_headers()
+        self.close_connection = True
+        self._pump(stream_id, q)
+
+    def _pump(self, stream_id: str, q: queue.Queue) -> None:
+        master = self.master
+        interval = master.core.heartbeat_interval
+        next_beat = time.monotonic() + interval
+        sock = self.connection
+        heartbeat = record({"type": "HEARTBEAT"})
+        try:
+            while not master.stopping.is_set():
+                wait = max(0.0, min(0.25, next_beat - time.monotonic()))
+                try:
+                    item = q.get(timeout=wait)
+                except queue.Empty:
+                    item = None
+                if item is CLOSE:
+                    break
+                if item is not None:
+                    self._chunk(item)
+                    continue
+                if time.monotonic() >= next_beat:
+                    self._chunk(heartbeat)
+                    next_beat += interval
+                if _peer_closed(sock):
+                    break
+            try:
+                self.wfile.write(b"0\r\n\r\n")
+                self.wfile.flush()
+            except OSError:
+                pass
+        except OSError:
+            pass
+        finally:
+            with master.lock:
+                master.streams.pop(stream_id, None)
+                master.run(master.core.stream_closed, stream_id, time.time())
+
+    def _chunk(self, data: bytes) -> None:
+        self.wfile.write(b"%x\r\n%s\r\n" % (len(data), data))
+        self.wfile.flush()
+
+
+def _peer_closed(sock: socket.socket) -> bool:
+    try:
+        readable, _, _ = select.select([sock], [], [], 0)
+        if not readable:
+            return False
+        data = sock.recv(4096, socket.MSG_PEEK)
+        if data:
+            sock.recv(len(data))  # a client has nothing to say on a stream: drop it
+            return False
+        return True
+    except (OSError, ValueError):
+        return True
