@@ -31,6 +31,8 @@ def register_agent(core: MasterCore, body: dict[str, Any], now: float) -> str:
     except (ValueError, ResourceError) as exc:
         raise AgentError(f"register_agent: {exc}") from None
     aid = id_of(info.get("id"))
+    if aid and aid in core.gone:
+        raise AgentError(f"register_agent: agent {aid} was marked gone by an operator")
     old = None
     if aid:
         old = core.agents.pop(aid, None) or core.unreachable.pop(aid, None)
@@ -300,3 +302,30 @@ def mark_unreachable(core: MasterCore, agent_id: str, now: float) -> None:
             del fw.executors[key]
     for fw in core.frameworks.values():
         core.send(fw, {"type": "FAILURE", "failure": {"agent_id": {"value": agent_id}}})
+
+
+def mark_gone(core: MasterCore, agent_id: str, now: float) -> None:
+    """Operator API MARK_AGENT_GONE: the agent and its tasks are gone for good (spec §4.3)."""
+    agent = core.agents.pop(agent_id, None) or core.unreachable.pop(agent_id, None)
+    if agent is None:
+        raise AgentError(f"Agent {agent_id} not found")
+    core.gone.add(agent_id)
+    core.known_agents.pop(agent_id, None)
+    core.rescind_agent_offers(agent_id)
+    core.filters = [f for f in core.filters if f.agent_id != agent_id]
+    core.emit(StopPinging(agent_id))
+    core.emit(SaveRegistry())
+    for fw in core.frameworks.values():
+        for task in [t for t in list(fw.tasks.values()) + list(fw.unreachable_tasks.values())
+                     if t.agent_id == agent_id]:
+            if not is_terminal(task.state):
+                task.state = "TASK_GONE_BY_OPERATOR"
+                task.record_status(task.state, now)
+                status = task_status(fw, task, "TASK_GONE_BY_OPERATOR",
+                                     "REASON_AGENT_REMOVED_BY_OPERATOR",
+                                     f"Agent {agent.hostname} marked as gone by an operator", now)
+                task.forwarded_state = status["state"]
+                core.send_update(fw, status)
+            core.complete_task(fw, task)
+        for key in [k for k in fw.executors if k[0] == agent_id]:
+            del fw.executors[key]

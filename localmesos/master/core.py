@@ -72,6 +72,7 @@ class MasterCore:
         self.removed_framework_ids: set[str] = set()
         self.agents: dict[str, Agent] = {}
         self.unreachable: dict[str, Agent] = {}
+        self.gone: set[str] = set()
         self.recovered: dict[str, dict[str, Any]] = dict(recovered_agents or {})
         self.known_agents: dict[str, dict[str, Any]] = dict(recovered_agents or {})
         self.offers: dict[str, Offer] = {}
@@ -381,6 +382,8 @@ class MasterCore:
                 return
             if aid in self.agents:
                 state, message = "TASK_GONE", "Reconciliation: Task is unknown to the agent"
+            elif aid in self.gone:
+                state, message = "TASK_GONE_BY_OPERATOR", "Reconciliation: Task is gone"
             elif aid in self.unreachable:
                 state, message = "TASK_UNREACHABLE", "Reconciliation: Task is unreachable"
                 unreachable_time = self.unreachable[aid].unreachable_time

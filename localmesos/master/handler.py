@@ -143,6 +143,8 @@ class MasterHandler(BaseHTTPRequestHandler):
         try:
             if path in ("/api/v1/scheduler", "/master/api/v1/scheduler"):
                 self._scheduler()
+            elif path in ("/api/v1", "/master/api/v1"):
+                self._operator()
             elif path.startswith("/internal/"):
                 self._internal(path[len("/internal/"):])
             else:
@@ -259,6 +261,32 @@ class MasterHandler(BaseHTTPRequestHandler):
         except agents_core.AgentError as exc:
             return self._reply(409, json.dumps({"error": str(exc)}).encode(), "application/json")
         self._reply(200, json.dumps(answer).encode(), "application/json")
+
+    # ------------------------------------------------------------------ operator API (subset)
+    def _operator(self) -> None:
+        """``POST /api/v1``: only MARK_AGENT_GONE (what tests and operators need here)."""
+        master = self.master
+        body = self._body()
+        if self._redirect_or_503(self.path):
+            return None
+        if self.command != "POST":
+            return self._text(405, f"Expecting one of {{ 'POST' }}, but received '{self.command}'",
+                              {"Allow": "POST"})
+        try:
+            call = json.loads(body.decode() or "{}")
+        except ValueError as exc:
+            return self._text(400, f"Failed to parse body into JSON: {exc}")
+        if not isinstance(call, dict) or call.get("type") != "MARK_AGENT_GONE":
+            kind = call.get("type") if isinstance(call, dict) else None
+            return self._text(501, f"localmesos does not implement operator call {kind!r}")
+        aid = id_of((call.get("mark_agent_gone") or {}).get("agent_id"))
+        if not aid:
+            return self._text(400, "Failed to validate master::Call: Expecting 'mark_agent_gone.agent_id' to be present")
+        try:
+            master.run(agents_core.mark_gone, master.core, aid, time.time())
+        except agents_core.AgentError as exc:
+            return self._text(404, str(exc))
+        return self._reply(200)
 
     # ------------------------------------------------------------------ scheduler API
     def _scheduler(self) -> None:

@@ -136,6 +136,19 @@ class LocalMesos:
         assert status == 200, answer
         return answer
 
+    def mark_agent_gone(self, agent_id: str) -> int:
+        """Operator API MARK_AGENT_GONE; returns the HTTP status."""
+        import http.client
+        import json as _json
+
+        conn = http.client.HTTPConnection(self.ip, self.port, timeout=10)
+        body = {"type": "MARK_AGENT_GONE", "mark_agent_gone": {"agent_id": {"value": agent_id}}}
+        conn.request("POST", "/api/v1", body=_json.dumps(body),
+                     headers={"Content-Type": "application/json"})
+        status = conn.getresponse().status
+        conn.close()
+        return status
+
     def master_log(self) -> str:
         path = self.master_dir / "master.log"
         return path.read_text(errors="replace") if path.exists() else ""

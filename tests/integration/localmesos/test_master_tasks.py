@@ -147,3 +147,18 @@ def test_dropped_status_update_is_retried_by_the_agent_in_order(lm_factory, lm_d
     launch_one(sched, driver, "retry", "sleep 100")
     sched.wait("update", lambda u: u["state"] == "TASK_RUNNING", timeout=30)
     assert states(sched, "retry")[:2] == ["TASK_STARTING", "TASK_RUNNING"]
+
+
+def test_agent_marked_gone_gives_gone_by_operator(lm_factory, lm_driver):
+    lm = lm_factory(agents=1)
+    sched, driver = lm_driver(lm.master_uri, framework=PA)
+    offer = launch_one(sched, driver, "g1")
+    sched.wait("update", lambda u: u["state"] == "TASK_RUNNING", timeout=20)
+    lm.pause_agent(0)
+    try:
+        sched.wait("update", lambda u: u["state"] == "TASK_UNREACHABLE", timeout=10)
+        assert lm.mark_agent_gone(offer["agent_id"]["value"]) == 200
+        gone = sched.wait("update", lambda u: u["state"] == "TASK_GONE_BY_OPERATOR", timeout=5)[0]
+        assert gone["reason"] == "REASON_AGENT_REMOVED_BY_OPERATOR"
+    finally:
+        lm.resume_agent(0)

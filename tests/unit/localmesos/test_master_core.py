@@ -645,3 +645,26 @@ def test_executor_message_without_agent_id_names_the_executors_agent():
     h.run(agents_core.executor_message, h.core, {"framework_id": {"value": fw.id},
           "executor_id": {"value": "e9"}, "data": "aGk="})
     assert h.events("MESSAGE")[0]["message"]["agent_id"] == {"value": aid}
+
+
+def test_agent_marked_gone_by_operator():
+    h = Harness()
+    aid = h.add_agent()
+    npa = h.subscribe()
+    h.allocate()
+    [offer] = h.offers()
+    h.accept(npa, [offer["id"]["value"]], [launch(task("g", aid))])
+    h.clear()
+    h.run(agents_core.mark_gone, h.core, aid, h.now)
+    [u] = h.updates()
+    assert (u["state"], u["reason"]) == ("TASK_LOST", "REASON_AGENT_REMOVED_BY_OPERATOR")
+    assert "g" not in npa.tasks and npa.completed_tasks[-1].state == "TASK_GONE_BY_OPERATOR"
+    h.clear()
+    h.run(h.core.reconcile, npa, {"tasks": [{"task_id": {"value": "x"}, "agent_id": {"value": aid}}]}, h.now)
+    assert h.updates()[0]["state"] == "TASK_LOST"
+    try:
+        h.add_agent(agent_id=aid)
+    except agents_core.AgentError as exc:
+        assert "marked gone" in str(exc)
+    else:
+        raise AssertionError("a gone agent must not re-register")
