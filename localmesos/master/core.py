@@ -58,6 +58,7 @@ class MasterCore:
         heartbeat_interval: float = 15.0,
         max_agent_ping_timeouts: int = 5,
         agent_reregister_timeout: float = 600.0,
+        offer_timeout: float | None = None,
         recovered_agents: dict[str, dict[str, Any]] | None = None,
         now: float = 0.0,
     ) -> None:
@@ -66,6 +67,7 @@ class MasterCore:
         self.heartbeat_interval = heartbeat_interval
         self.max_agent_ping_timeouts = max_agent_ping_timeouts
         self.agent_reregister_timeout = agent_reregister_timeout
+        self.offer_timeout = offer_timeout
         self.start_time = now
         self.frameworks: dict[str, Framework] = {}
         self.completed_frameworks: collections.deque[Framework] = collections.deque(maxlen=50)
@@ -222,7 +224,7 @@ class MasterCore:
         decisions = allocator.allocate(self.agents, self.frameworks, self.offers, self.filters, now)
         per_framework: dict[str, list[dict[str, Any]]] = {}
         for fw, role, agent, resources in decisions:
-            offer = Offer(self.new_offer_id(), fw.id, agent.id, role, resources)
+            offer = Offer(self.new_offer_id(), fw.id, agent.id, role, resources, created=now)
             self.offers[offer.id] = offer
             per_framework.setdefault(fw.id, []).append(self.offer_json(offer, fw, agent))
         for fid, offers in per_framework.items():
@@ -446,6 +448,13 @@ class MasterCore:
                 and now >= fw.disconnected_at + fw.failover_timeout
             ):
                 self.remove_framework(fw, now)
+        if self.offer_timeout is not None:
+            for oid, offer in list(self.offers.items()):
+                if now >= offer.created + self.offer_timeout:
+                    del self.offers[oid]
+                    fw = self.frameworks.get(offer.framework_id)
+                    if fw is not None:
+                        self.send(fw, {"type": "RESCIND", "rescind": {"offer_id": {"value": oid}}})
         if self.recovered and now >= self.start_time + self.agent_reregister_timeout:
             self.recovered.clear()
         self.filters = [f for f in self.filters if f.expires > now]

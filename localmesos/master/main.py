@@ -80,6 +80,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--agent_ping_timeout", type=_duration, default=15.0)
     p.add_argument("--max_agent_ping_timeouts", type=int, default=5)
     p.add_argument("--agent_reregister_timeout", type=_duration, default=600.0)
+    p.add_argument("--offer_timeout", type=_duration, default=None)
     p.add_argument("--authenticate_http_frameworks", type=_bool, nargs="?", const=True,
                    default=False)
     p.add_argument("--authenticate_frameworks", type=_bool, nargs="?", const=True, default=False)
@@ -122,6 +123,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "agent_ping_timeout": args.agent_ping_timeout,
             "max_agent_ping_timeouts": args.max_agent_ping_timeouts,
             "agent_reregister_timeout": args.agent_reregister_timeout,
+            "offer_timeout": args.offer_timeout,
             "heartbeat_interval": args.localmesos_heartbeat_interval,
             "credentials": load_credentials(args.credentials) if auth else None,
             "flags": flags,

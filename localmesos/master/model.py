@@ -227,6 +227,7 @@ class Offer:
     agent_id: str
     role: str
     resources: Resources  # without allocation info
+    created: float = 0.0
 
 
 @attrs.define(eq=False)

@@ -64,6 +64,7 @@ class MasterServer:
             heartbeat_interval=float(config.get("heartbeat_interval", 15.0)),
             max_agent_ping_timeouts=int(config.get("max_agent_ping_timeouts", 5)),
             agent_reregister_timeout=float(config.get("agent_reregister_timeout", 600.0)),
+            offer_timeout=config.get("offer_timeout"),
             recovered_agents=self._load_registry(),
             now=now,
         )

@@ -668,3 +668,18 @@ def test_agent_marked_gone_by_operator():
         assert "marked gone" in str(exc)
     else:
         raise AssertionError("a gone agent must not re-register")
+
+
+def test_offer_timeout_rescinds_held_offers():
+    h = Harness()
+    h.core.offer_timeout = 10.0
+    h.add_agent()
+    h.subscribe()
+    h.allocate()
+    [offer] = h.offers()
+    h.clear()
+    h.run(h.core.tick, h.now + 5)
+    assert not h.events("RESCIND")
+    h.run(h.core.tick, h.now + 10)
+    assert h.events("RESCIND") == [{"type": "RESCIND", "rescind": {"offer_id": offer["id"]}}]
+    assert not h.core.offers
