@@ -11,6 +11,13 @@ from .model import Agent, Executor, Framework, SaveRegistry, StopPinging, Task, 
 from .statuses import task_status
 
 
+def _any_id(value: Any) -> str | None:
+    """An id in an agent's body: ``{"value": …}`` (the protocol's shape) or a plain string."""
+    if isinstance(value, str):
+        return value
+    return id_of(value)
+
+
 class AgentError(Exception):
     """A request from an agent the master refuses (the message says why)."""
 
@@ -152,9 +159,7 @@ def status_update(core: MasterCore, body: dict[str, Any], now: float) -> None:
     if aid not in core.agents:
         core.counters["invalid_status_updates"] += 1
         raise AgentError(f"status_update: agent {aid} is not registered")
-    fid = id_of(body.get("framework_id")) or (
-        body.get("framework_id") if isinstance(body.get("framework_id"), str) else ""
-    )
+    fid = _any_id(body.get("framework_id")) or ""
     tid = id_of(status.get("task_id")) or ""
     latest = str(body.get("latest_state") or status.get("state"))
     core.counters["valid_status_updates"] += 1
@@ -183,9 +188,9 @@ def status_update(core: MasterCore, body: dict[str, Any], now: float) -> None:
 
 
 def executor_exited(core: MasterCore, body: dict[str, Any], now: float) -> None:
-    fid = id_of(body.get("framework_id")) or ""
-    eid = id_of(body.get("executor_id")) or ""
-    aid = id_of(body.get("agent_id"))
+    fid = _any_id(body.get("framework_id")) or ""
+    eid = _any_id(body.get("executor_id")) or ""
+    aid = _any_id(body.get("agent_id"))
     fw = core.frameworks.get(fid)
     if fw is None:
         return
@@ -217,19 +222,19 @@ def _agent_of_executor(fw: Framework, executor_id: str) -> str | None:
 
 
 def executor_message(core: MasterCore, body: dict[str, Any]) -> None:
-    fid = id_of(body.get("framework_id")) or ""
+    fid = _any_id(body.get("framework_id")) or ""
     fw = core.frameworks.get(fid)
     if fw is None:
         return
-    aid = id_of(body.get("agent_id")) or _agent_of_executor(
-        fw, id_of(body.get("executor_id")) or "")
+    aid = _any_id(body.get("agent_id")) or _agent_of_executor(
+        fw, _any_id(body.get("executor_id")) or "")
     core.send(
         fw,
         {
             "type": "MESSAGE",
             "message": {
                 "agent_id": {"value": aid or ""},
-                "executor_id": body.get("executor_id"),
+                "executor_id": {"value": _any_id(body.get("executor_id")) or ""},
                 "data": body.get("data", ""),
             },
         },
