@@ -13,6 +13,7 @@ from confluent_kafka.admin import AdminClient, NewTopic
 
 from executor.runtime import broker as broker_io
 from executor.runtime import tools
+from executor.runtime.jvm import JvmOptions
 from localmesos import procs
 from tests.helpers.fixtures_kafka import RunningBroker, launch
 from tests.helpers.wait import wait_for
@@ -184,3 +185,44 @@ def test_wordcount_demo_counts_words(kafka_kraft, tmp_path):
     finally:
         procs.stop_group(app.pid, grace=10.0)
     assert latest == dict(expected)
+
+
+@pytest.mark.parametrize("mode_version", ["kafka4", "kafka3"])
+def test_split_controller_and_broker_roles_form_a_cluster(tmp_path, mode_version):
+    """A controller-only and a broker-only node (static quorum) of the same cluster id serve data."""
+    from executor.runtime.broker_config import KRaftNode, Listener, Role, Voter, new_cluster_id
+    from executor.runtime.kafka_dist import read_versions, runtime
+    from tests.helpers.fixtures_kafka import BROKER_JVM_HEAP_MB, TEST_OVERRIDES
+
+    rt = runtime(getattr(read_versions(), mode_version)).check_installed()
+    ctl_host, broker_host = procs.loopback_ip(), procs.loopback_ip()
+    ctl_port, broker_port = procs.free_port(ctl_host), procs.free_port(broker_host)
+    voters = (Voter(1, ctl_host, ctl_port),)
+    controller = KRaftNode(node_id=1, role=Role.CONTROLLER, voters=voters, log_dirs=(tmp_path / "c1",),
+                           controller_listener=Listener("CONTROLLER", ctl_host, ctl_port),
+                           kafka_major=rt.major)
+    broker = KRaftNode(node_id=2, role=Role.BROKER, voters=voters, log_dirs=(tmp_path / "b2",),
+                       broker_listener=Listener("PLAINTEXT", broker_host, broker_port),
+                       kafka_major=rt.major, overrides=TEST_OVERRIDES)
+    cluster_id = new_cluster_id()
+    running = []
+    try:
+        for node in (controller, broker):
+            work = tmp_path / f"node{node.node_id}"
+            config = broker_io.prepare_broker(node, work / "server.properties")
+            assert broker_io.ensure_storage_formatted(rt, node, config, cluster_id) \
+                is broker_io.FormatOutcome.FORMATTED
+            handle = RunningBroker(node, rt, work, config, work / "kafka.log", pid=0, cluster_id=cluster_id)
+            if node.role is Role.BROKER:
+                launch(handle)
+            else:
+                handle.pid = broker_io.start_broker(
+                    rt, config, handle.log_path, JvmOptions(heap_mb=BROKER_JVM_HEAP_MB // 2),
+                    spawn=lambda argv, log: procs.spawn(argv, log_path=log)).pid
+            running.append(handle)
+        view = broker_io.probe_broker(running[1].bootstrap, 2)
+        assert view is not None and view.cluster_id == cluster_id and view.broker_ids == (2,)
+        round_trip(running[1], records=200)
+    finally:
+        for handle in reversed(running):  # the broker first: its controlled shutdown needs the controller
+            procs.stop_group(handle.pid, grace=10.0)
