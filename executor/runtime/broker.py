@@ -197,18 +197,20 @@ class ClusterView:
     topics: tuple[str, ...]
 
 
-_client_log = logging.getLogger(__name__ + ".librdkafka")
+def _admin_client(bootstrap: str) -> object:
+    from confluent_kafka.admin import AdminClient  # imported here: pure callers need no librdkafka
+
+    # log_level 0: until the broker listens, librdkafka would print a "Connection refused" line to
+    # stderr per attempt; the failure still comes back as the exception of list_topics.
+    return AdminClient({"bootstrap.servers": bootstrap, "log_level": 0,
+                        "socket.connection.setup.timeout.ms": 2000})
 
 
 def probe_broker(bootstrap: str, broker_id: int, timeout: float = 3.0,
                  admin: object | None = None) -> ClusterView | None:
     """One metadata request (AdminClient.list_topics): the view if `broker_id` is registered in it,
     else None. Errors (nothing listening yet, timeouts) are None too."""
-    from confluent_kafka.admin import AdminClient  # imported here: pure callers need no librdkafka
-
-    client = admin if admin is not None else AdminClient(
-        {"bootstrap.servers": bootstrap, "logger": _client_log, "socket.connection.setup.timeout.ms": 2000}
-    )
+    client = admin if admin is not None else _admin_client(bootstrap)
     try:
         metadata = client.list_topics(timeout=timeout)  # type: ignore[attr-defined]
     except Exception as exc:  # noqa: BLE001 - KafkaException until the broker is up
@@ -245,10 +247,7 @@ def wait_until_serving(
 ) -> ClusterView:
     """Probe `bootstrap` until its metadata lists `broker_id`; fail early if `proc` exits.
     Raises BrokerNotReady with the tail of `log_path` when it gives up."""
-    from confluent_kafka.admin import AdminClient
-
-    admin = AdminClient({"bootstrap.servers": bootstrap, "logger": _client_log,
-                         "socket.connection.setup.timeout.ms": 2000})
+    admin = _admin_client(bootstrap)
     deadline = clock() + timeout
     while True:
         if proc is not None and proc.poll() is not None:

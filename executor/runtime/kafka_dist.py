@@ -142,6 +142,12 @@ class KafkaRuntime:
     def major(self) -> int:
         return parse_version(self.version)[0]
 
+    @property
+    def logging_config(self) -> Path:
+        """The console logging config its logging flag points at (log4j2 for 4.x, log4j for 3.x)."""
+        name = "log4j2.properties" if self.major >= 4 else "log4j.properties"
+        return self.config_dir / name
+
     def logging_flags(self) -> tuple[str, ...]:
         return logging_jvm_flags(self.version, self.config_dir)
 
@@ -151,8 +157,7 @@ class KafkaRuntime:
     def check_installed(self) -> "KafkaRuntime":
         """Raise KafkaDistError unless the broker jar and the logging config are on disk."""
         broker_jar = self.libs / f"kafka_2.13-{self.version}.jar"
-        log_config = Path(self.logging_flags()[0].split("=", 1)[1].removeprefix("file:"))
-        for needed in (broker_jar, log_config):
+        for needed in (broker_jar, self.logging_config):
             if not needed.is_file():
                 raise KafkaDistError(
                     f"Kafka {self.version} runtime is incomplete: {needed} is missing "

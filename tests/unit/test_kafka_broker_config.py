@@ -451,3 +451,50 @@ def test_wordcount_gets_its_properties_file():
                                                              overrides={"num.stream.threads": "2"}))
     assert props == {"bootstrap.servers": "127.0.0.3:9092", "application.id": "streams-wordcount",
                      "state.dir": "/s/state", "num.stream.threads": "2"}
+
+
+# --- the format-once rule, on files only (no java runs here) -------------------------------------
+
+def write_meta(directory: Path, cluster_id: str, node: int) -> None:
+    directory.mkdir(parents=True, exist_ok=True)
+    (directory / "meta.properties").write_text(
+        f"#\n#Wed Nov 25 03:24:33 UTC 2026\nnode.id={node}\ndirectory.id=SF81rLZbUMBf0m3DRJNtfg\n"
+        f"version=1\ncluster.id={cluster_id}\n")
+
+
+def test_formatted_dirs_are_never_formatted_again(tmp_path):
+    from executor.runtime import broker as broker_io
+
+    cid = new_cluster_id(random.Random(3))
+    node = combined(log_dirs=(tmp_path / "a", tmp_path / "b"))
+    assert broker_io.storage_state(node, cid) == ([], [tmp_path / "a", tmp_path / "b"])
+    for directory in node.log_dirs:
+        write_meta(directory, cid, 1)
+    before = {d: (d / "meta.properties").read_text() for d in node.log_dirs}
+    # The runtime folder does not exist: had it tried to run StorageTool, this would fail.
+    missing_runtime = KafkaRuntime("4.3.1", tmp_path / "no-such-runtime")
+    outcome = broker_io.ensure_storage_formatted(missing_runtime, node, tmp_path / "server.properties", cid)
+    assert outcome is broker_io.FormatOutcome.ALREADY_FORMATTED
+    assert {d: (d / "meta.properties").read_text() for d in node.log_dirs} == before
+
+
+@pytest.mark.parametrize("meta_cluster, meta_node, message", [
+    ("AAAAAAAAAAAAAAAAAAAAAQ", 1, "another cluster"),
+    (None, 2, "another node"),
+])
+def test_data_dirs_of_another_cluster_or_node_are_refused(tmp_path, meta_cluster, meta_node, message):
+    from executor.runtime import broker as broker_io
+
+    cid = new_cluster_id(random.Random(4))
+    node = combined(log_dirs=(tmp_path / "a",))
+    write_meta(tmp_path / "a", meta_cluster or cid, meta_node)
+    with pytest.raises(broker_io.StorageError, match=message) as err:
+        broker_io.storage_state(node, cid)
+    assert str(tmp_path / "a" / "meta.properties") in str(err.value)
+
+
+def test_runtime_paths_per_line():
+    assert RT4.classpath == "/opt/kafka/4.3.1/libs/*"
+    assert RT4.logging_config == Path("/opt/kafka/4.3.1/config/log4j2.properties")
+    assert RT3.logging_config == Path("/opt/kafka/3.9.2/config/log4j.properties")
+    assert RT3.supports(Mode.ZOOKEEPER) and not RT4.supports(Mode.ZOOKEEPER)
