@@ -124,7 +124,7 @@ def test_formatting_again_keeps_storage_and_data(kafka_kraft):
     assert [m.value() for m in consume(kafka_kraft.bootstrap, topic, 3)] == [b"a", b"b", b"c"]
 
 
-def test_producer_performance_against_kraft_broker(kafka_kraft):
+def test_producer_and_consumer_performance_against_kraft_broker(kafka_kraft):
     topic, records = "perf-producer", 4000
     create_topics(kafka_kraft.bootstrap, NewTopic(topic, num_partitions=1, replication_factor=1))
     argv = tools.producer_perf_argv(kafka_kraft.runtime, kafka_kraft.bootstrap, topic, records,
@@ -142,6 +142,14 @@ def test_producer_performance_against_kraft_broker(kafka_kraft):
     finally:
         consumer.close()
     assert high - low == records
+
+    argv = tools.consumer_perf_argv(kafka_kraft.runtime, kafka_kraft.bootstrap, topic, records,
+                                    timeout_ms=20000)
+    done = subprocess.run(argv, capture_output=True, text=True, timeout=90)
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    consumed = tools.parse_consumer_perf(done.stdout)
+    assert consumed.records == records
+    assert consumed.mb > 0
 
 
 def test_wordcount_demo_counts_words(kafka_kraft, tmp_path):
