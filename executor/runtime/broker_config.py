@@ -224,6 +224,9 @@ class KRaftNode:
         _check_common(where, self.log_dirs, self.rack)
         if not self.voters:
             raise BrokerConfigError(f"{where}: the controller quorum (voters) is empty")
+        strays = [voter for voter in self.voters if not isinstance(voter, Voter)]
+        if strays:
+            raise BrokerConfigError(f"{where}: voters must be Voter values, not {strays!r}")
         ids = [voter.node_id for voter in self.voters]
         if len(set(ids)) != len(ids):
             raise BrokerConfigError(f"{where}: voters list a node id twice: {ids}")
@@ -240,8 +243,12 @@ class KRaftNode:
                 raise BrokerConfigError(
                     f"{where}: voter entry {mine[0]} differs from controller listener {ctl.address}"
                 )
-        elif self.controller_listener is not None:
-            raise BrokerConfigError(f"{where}: a broker-only node has no controller_listener")
+        else:
+            if self.controller_listener is not None:
+                raise BrokerConfigError(f"{where}: a broker-only node has no controller_listener")
+            if self.node_id in ids:
+                raise BrokerConfigError(
+                    f"{where}: a broker-only node's id must not be a voter's id {ids}")
         if (self.broker_listener and self.controller_listener
                 and self.broker_listener.name == self.controller_listener.name):
             raise BrokerConfigError(f"{where}: broker and controller listeners share a name")
@@ -318,8 +325,8 @@ def _kraft_properties(node: KRaftNode) -> list[tuple[str, str]]:
         ("listeners", ",".join(lis.url for lis in listeners)),
     ]
     if node.broker_listener is not None:
-        # Only the broker listener is advertised: clients never talk to controllers, and 3.9
-        # refuses controller listeners in advertised.listeners on broker roles.
+        # Only the broker listener is advertised: clients never talk to controllers, and with a
+        # static quorum the controllers' addresses are in controller.quorum.voters.
         props.append(("advertised.listeners", node.broker_listener.advertised_url))
         props.append(("inter.broker.listener.name", node.broker_listener.name))
     props.append(("listener.security.protocol.map",

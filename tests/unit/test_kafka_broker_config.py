@@ -247,6 +247,16 @@ def test_broker_only_node_must_not_have_a_controller_listener():
         combined(role=Role.BROKER)
 
 
+def test_broker_only_node_must_not_share_a_voters_id():
+    with pytest.raises(BrokerConfigError, match="must not be a voter's id"):
+        combined(role=Role.BROKER, controller_listener=None)
+
+
+def test_voters_must_be_voter_values():
+    with pytest.raises(BrokerConfigError, match="Voter values"):
+        combined(voters=["1@127.0.0.7:9093"])
+
+
 @pytest.mark.parametrize("connect", ["", "zk", "zk:notaport", "zk:2181/a/", "zk:2181//a", "a b:2181", "zk:70000"])
 def test_bad_zookeeper_connect_strings_are_refused(connect):
     with pytest.raises(BrokerConfigError, match="zookeeper_connect|port"):
