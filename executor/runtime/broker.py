@@ -1,7 +1,7 @@
 """Broker I/O: write server.properties, format KRaft storage once per data dir, start, probe.
 
-The decisions (what the properties are, which argv to run) live in `broker_config.py`; this
-module only touches files, processes and the network.
+The decisions (what the properties are, which argv to run) live in `broker_config.py` and `jvm.py`;
+this module only touches files, processes and the network.
 
 Lifecycle, as the executor drives it::
 
