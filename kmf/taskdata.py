@@ -1,0 +1,198 @@
+"""What the scheduler tells the kmf executor about a task: the contract between the two.
+
+The scheduler puts `TaskData.encode()` in ``TaskInfo.data`` (the v1 JSON API carries it base64
+encoded; pymesos hands it over as that base64 text); the executor calls `TaskData.decode()` on it.
+Everything a task needs that is not an ordinary Mesos field lives here, versioned so that an
+executor never guesses at a payload written by a newer scheduler.
+
+Pure values only: no I/O, no imports from scheduler/ or executor/.
+"""
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from typing import Any, Mapping
+
+import attrs
+
+FORMAT_VERSION = 1
+KINDS = ("broker", "stream")
+MODES = ("kraft", "zookeeper")
+ROLES = ("broker", "controller")
+RUNTIMES = ("python", "java", "command")
+
+
+class TaskDataError(ValueError):
+    """A payload that is not a valid kmf task description; the message names the field."""
+
+
+def _tuple(value: Any) -> tuple:
+    return tuple(value) if value is not None else ()
+
+
+def _str_map(value: Mapping[str, Any] | None) -> dict[str, str]:
+    return {str(k): str(v) for k, v in (value or {}).items()}
+
+
+@attrs.frozen
+class Voter:
+    """One member of a KRaft controller quorum as brokers and controllers must reach it."""
+
+    node_id: int
+    host: str
+    port: int
+
+
+@attrs.frozen
+class BrokerTask:
+    """A Kafka node: a broker, a controller, or both (KRaft combined mode)."""
+
+    node_id: int
+    mode: str
+    kafka_version: str
+    roles: tuple[str, ...] = attrs.field(converter=_tuple)
+    host: str
+    broker_port: int | None = None
+    controller_port: int | None = None
+    cluster_id: str | None = None
+    voters: tuple[Voter, ...] = attrs.field(default=(), converter=_tuple)
+    zookeeper_connect: str | None = None
+    volume: str = "data"
+    rack: str | None = None
+    heap_mb: int = 512
+    replication: int = 1
+    min_insync_replicas: int = 1
+    overrides: dict[str, str] = attrs.field(factory=dict, converter=_str_map)
+
+
+@attrs.frozen
+class StreamTask:
+    """One instance of a stream-processing app."""
+
+    app: str
+    instance: int
+    runtime: str
+    command: tuple[str, ...] = attrs.field(converter=_tuple)
+    bootstrap_servers: str = ""
+    env: dict[str, str] = attrs.field(factory=dict, converter=_str_map)
+    kafka_version: str | None = None
+
+
+@attrs.frozen
+class TaskData:
+    """The executor's whole input besides the TaskInfo's own fields.
+
+    ``grace_period_s`` bounds a graceful stop (SIGTERM → SIGKILL); the scheduler also sets it as
+    the TaskInfo's kill policy so both sides agree.
+    """
+
+    kind: str
+    service: str
+    broker: BrokerTask | None = None
+    stream: StreamTask | None = None
+    grace_period_s: float = 30.0
+    health_interval_s: float = 5.0
+    health_consecutive_failures: int = 3
+    version: int = FORMAT_VERSION
+
+    def __attrs_post_init__(self) -> None:
+        validate(self)
+
+    def to_json(self) -> dict[str, Any]:
+        # through JSON once so tuples become lists exactly as a decoder will see them
+        return json.loads(json.dumps(attrs.asdict(self, recurse=True)))
+
+    def encode(self) -> str:
+        """Base64 text of the JSON form, as ``TaskInfo.data`` holds it in the v1 JSON API."""
+        raw = json.dumps(self.to_json(), sort_keys=True, separators=(",", ":")).encode()
+        return base64.b64encode(raw).decode("ascii")
+
+    @classmethod
+    def from_json(cls, doc: Mapping[str, Any]) -> "TaskData":
+        if not isinstance(doc, Mapping):
+            raise TaskDataError(f"task data: expected a JSON object, got {type(doc).__name__}")
+        version = doc.get("version")
+        if version != FORMAT_VERSION:
+            raise TaskDataError(f"task data.version: {version!r} is not supported "
+                                f"(this executor reads version {FORMAT_VERSION})")
+        try:
+            broker = doc.get("broker")
+            stream = doc.get("stream")
+            return cls(
+                kind=doc["kind"],
+                service=doc["service"],
+                broker=None if broker is None else BrokerTask(
+                    **{**broker, "voters": [Voter(**v) for v in broker.get("voters") or ()]}),
+                stream=None if stream is None else StreamTask(**stream),
+                grace_period_s=float(doc.get("grace_period_s", 30.0)),
+                health_interval_s=float(doc.get("health_interval_s", 5.0)),
+                health_consecutive_failures=int(doc.get("health_consecutive_failures", 3)),
+                version=version,
+            )
+        except KeyError as exc:
+            raise TaskDataError(f"task data: missing field {exc.args[0]!r}") from None
+        except TypeError as exc:
+            raise TaskDataError(f"task data: {exc}") from None
+
+    @classmethod
+    def decode(cls, data: str | bytes) -> "TaskData":
+        """Read ``TaskInfo.data`` as given: base64 text (v1 JSON) or the raw JSON bytes."""
+        raw = data.encode("ascii", "replace") if isinstance(data, str) else bytes(data)
+        if not raw.lstrip().startswith(b"{"):
+            try:
+                raw = base64.b64decode(raw, validate=True)
+            except (binascii.Error, ValueError):
+                raise TaskDataError("task data: neither JSON nor base64 of JSON") from None
+        try:
+            doc = json.loads(raw)
+        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise TaskDataError(f"task data: not JSON ({exc})") from None
+        return cls.from_json(doc)
+
+
+def _port(where: str, value: int | None) -> None:
+    if value is not None and (not isinstance(value, int) or not 0 < value < 65536):
+        raise TaskDataError(f"{where}: {value!r} is not a TCP port")
+
+
+def validate(data: TaskData) -> None:
+    """Raise `TaskDataError` naming the first field that is wrong."""
+    if data.kind not in KINDS:
+        raise TaskDataError(f"task data.kind: {data.kind!r} is not one of {', '.join(KINDS)}")
+    if not data.service:
+        raise TaskDataError("task data.service: must not be empty")
+    if data.grace_period_s < 0:
+        raise TaskDataError(f"task data.grace_period_s: {data.grace_period_s} is negative")
+    if data.kind == "broker":
+        b = data.broker
+        if b is None or data.stream is not None:
+            raise TaskDataError("task data.broker: a broker task needs broker and no stream")
+        if b.mode not in MODES:
+            raise TaskDataError(f"task data.broker.mode: {b.mode!r} is not one of {', '.join(MODES)}")
+        if not b.roles or any(r not in ROLES for r in b.roles):
+            raise TaskDataError(f"task data.broker.roles: {b.roles!r} must be a non-empty subset of {ROLES}")
+        _port("task data.broker.broker_port", b.broker_port)
+        _port("task data.broker.controller_port", b.controller_port)
+        if "broker" in b.roles and b.broker_port is None:
+            raise TaskDataError("task data.broker.broker_port: a broker needs a port")
+        if b.mode == "kraft":
+            if "controller" in b.roles and b.controller_port is None:
+                raise TaskDataError("task data.broker.controller_port: a controller needs a port")
+            if not b.cluster_id:
+                raise TaskDataError("task data.broker.cluster_id: KRaft mode needs the cluster id")
+            if not b.voters:
+                raise TaskDataError("task data.broker.voters: KRaft mode needs the controller quorum")
+        else:
+            if b.roles != ("broker",):
+                raise TaskDataError("task data.broker.roles: ZooKeeper mode has brokers only")
+            if not b.zookeeper_connect:
+                raise TaskDataError("task data.broker.zookeeper_connect: ZooKeeper mode needs it")
+    else:
+        s = data.stream
+        if s is None or data.broker is not None:
+            raise TaskDataError("task data.stream: a stream task needs stream and no broker")
+        if s.runtime not in RUNTIMES:
+            raise TaskDataError(f"task data.stream.runtime: {s.runtime!r} is not one of {', '.join(RUNTIMES)}")
+        if not s.command:
+            raise TaskDataError("task data.stream.command: must not be empty")
