@@ -1,0 +1,1 @@
+"""Python stream apps that kmf deploys (the demo's word count)."""

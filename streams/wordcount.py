@@ -1,0 +1,495 @@
+"""Word count over a Kafka topic, exactly once, with confluent-kafka.
+
+    python -m streams.wordcount --input text --output counts [--group wordcount]
+                                [--bootstrap-servers HOST:PORT,...]
+
+How it works (the same shape as a Kafka Streams app with one repartition step):
+
+- The app consumes the input topic (lines) and its own repartition topic
+  ``<group>-words-repartition`` in one consumer group. A line becomes one record per word on the
+  repartition topic, keyed by the word, so every occurrence of a word lands on one partition and
+  so on one instance.
+- A word read from repartition partition *p* adds one to the count of that word held for *p*; the
+  new total goes to the output topic (``word → count``, decimal text) and to partition *p* of the
+  compacted changelog topic ``<group>-counts-changelog``.
+- Everything a batch writes, and the consumed offsets, go in one Kafka transaction
+  (``send_offsets_to_transaction`` with the consumer's group metadata, KIP-447 fencing); all reads
+  use ``isolation.level=read_committed``. A batch is counted once or not at all.
+- When partitions are assigned (start, rebalance, takeover of a dead instance) their counts are
+  rebuilt from the changelog before any of their records is processed, so the counts of a killed
+  instance survive it.
+- One ``transactional.id`` per instance, ``<group>.<app>-<instance>`` from ``KMF_APP`` and
+  ``KMF_INSTANCE``: a restarted instance fences its own zombie at once.
+- SIGTERM/SIGINT: the batch in hand is committed (or aborted), then the consumer leaves the group.
+- ``kmf: ready`` is printed on stdout once the instance has joined the group and restored its
+  state; progress is logged on stderr.
+
+Exit codes: 0 after a graceful stop, 1 on a runtime failure (fenced, broker lost for good),
+2 on bad arguments, 3 when Kafka cannot be reached at start.
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import signal
+import socket
+import sys
+import threading
+import time
+from typing import Sequence, TextIO
+
+import attrs
+from confluent_kafka import (
+    OFFSET_BEGINNING,
+    Consumer,
+    KafkaError,
+    KafkaException,
+    Message,
+    Producer,
+    TopicPartition,
+)
+from confluent_kafka.admin import AdminClient, NewTopic
+
+from streams.counting import PartitionCounts, decode_count, encode_count, words
+
+log = logging.getLogger("streams.wordcount")
+
+READY_LINE = "kmf: ready"
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_UNREACHABLE = 0, 1, 2, 3
+
+
+class WordCountError(RuntimeError):
+    """A failure that stops the app, with a message that says what and where."""
+
+
+class KafkaUnreachable(WordCountError):
+    pass
+
+
+class _Stopped(Exception):
+    """A stop was asked for before the app got going."""
+
+
+@attrs.frozen
+class Settings:
+    bootstrap: str
+    input_topic: str
+    output_topic: str
+    group: str = "wordcount"
+    app: str = "wordcount"
+    instance: str = "0"
+    transaction_timeout_ms: int = 10_000
+    session_timeout_ms: int = 10_000
+    connect_timeout_s: float = 15.0
+    batch_size: int = 500
+    progress_interval_s: float = 10.0
+
+    @property
+    def repartition_topic(self) -> str:
+        return f"{self.group}-words-repartition"
+
+    @property
+    def changelog_topic(self) -> str:
+        return f"{self.group}-counts-changelog"
+
+    @property
+    def transactional_id(self) -> str:
+        return f"{self.group}.{self.app}-{self.instance}"
+
+
+def _kafka_error(exc: BaseException) -> KafkaError | None:
+    if isinstance(exc, KafkaException) and exc.args and isinstance(exc.args[0], KafkaError):
+        return exc.args[0]
+    return None
+
+
+class WordCount:
+    """One instance of the word count. `run()` blocks until `stop()` (or a signal) or a failure."""
+
+    def __init__(self, settings: Settings, out: TextIO = sys.stdout) -> None:
+        self.settings = settings
+        self.out = out
+        self._stop = threading.Event()
+        self._state: dict[int, PartitionCounts] = {}
+        self._assigned: list[tuple[str, int]] = []
+        self._ready = False
+        self._consumer: Consumer | None = None
+        self._producer: Producer | None = None
+        self.lines = 0
+        self.words = 0
+        self.transactions = 0
+
+    # ------------------------------------------------------------------ control
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def install_signal_handlers(self) -> None:
+        def handler(signum, _frame) -> None:
+            log.info("got %s: finishing the batch in hand, then leaving the group",
+                     signal.Signals(signum).name)
+            self.stop()
+
+        signal.signal(signal.SIGTERM, handler)
+        signal.signal(signal.SIGINT, handler)
+
+    # ------------------------------------------------------------------ topics
+
+    def _admin(self) -> AdminClient:
+        # log_level 0: an unreachable broker is reported once, by _metadata, not every 50 ms
+        return AdminClient({"bootstrap.servers": self.settings.bootstrap, "log_level": 0})
+
+    def _metadata(self, admin: AdminClient):
+        try:
+            return admin.list_topics(timeout=self.settings.connect_timeout_s)
+        except KafkaException as exc:
+            err = _kafka_error(exc)
+            raise KafkaUnreachable(
+                f"cannot reach Kafka at {self.settings.bootstrap!r} within "
+                f"{self.settings.connect_timeout_s:g}s: {err.str() if err else exc} "
+                "(check --bootstrap-servers / KAFKA_BOOTSTRAP_SERVERS)") from None
+
+    def prepare_topics(self) -> int:
+        """Wait for the input topic, create the output, repartition and changelog topics if
+        missing; returns the number of partitions of the repartition/changelog pair."""
+        s = self.settings
+        admin = self._admin()
+        metadata = self._metadata(admin)
+        waited_since = time.monotonic()
+        while s.input_topic not in metadata.topics or metadata.topics[s.input_topic].error is not None:
+            if self._stop.is_set():
+                raise _Stopped()
+            if time.monotonic() - waited_since >= s.progress_interval_s:
+                log.info("waiting for input topic %r on %s", s.input_topic, s.bootstrap)
+                waited_since = time.monotonic()
+            self._stop.wait(0.5)
+            metadata = self._metadata(admin)
+        partitions = len(metadata.topics[s.input_topic].partitions)
+        replication = max(1, min(3, len(metadata.brokers)))
+        wanted = {
+            s.output_topic: {"cleanup.policy": "compact"},
+            s.repartition_topic: {"cleanup.policy": "delete"},
+            s.changelog_topic: {"cleanup.policy": "compact"},
+        }
+        missing = [NewTopic(name, num_partitions=partitions, replication_factor=replication, config=cfg)
+                   for name, cfg in wanted.items() if name not in metadata.topics]
+        if missing:
+            for name, future in admin.create_topics(missing, operation_timeout=30).items():
+                try:
+                    future.result(timeout=60)
+                    log.info("created topic %s (%d partitions, replication %d)", name, partitions,
+                             replication)
+                except KafkaException as exc:
+                    err = _kafka_error(exc)
+                    if err is None or err.code() != KafkaError.TOPIC_ALREADY_EXISTS:
+                        raise WordCountError(f"creating topic {name!r} on {s.bootstrap}: {exc}") from None
+        deadline = time.monotonic() + 30
+        while True:
+            metadata = self._metadata(admin)
+            counts = {name: len(metadata.topics[name].partitions)
+                      for name in (s.repartition_topic, s.changelog_topic)
+                      if name in metadata.topics and metadata.topics[name].partitions}
+            if len(counts) == 2:
+                break
+            if time.monotonic() > deadline:
+                raise WordCountError(f"topics {sorted(wanted)} not in the metadata of {s.bootstrap} after 30s")
+            time.sleep(0.2)
+        if counts[s.repartition_topic] != counts[s.changelog_topic]:
+            raise WordCountError(
+                f"topic {s.changelog_topic!r} has {counts[s.changelog_topic]} partitions but "
+                f"{s.repartition_topic!r} has {counts[s.repartition_topic]}: they must match "
+                f"(delete both to start over)")
+        return counts[s.repartition_topic]
+
+    # ------------------------------------------------------------------ state
+
+    def restore(self, partitions: Sequence[int]) -> dict[int, dict[str, int]]:
+        """Counts of the given repartition partitions, read back from the changelog's committed
+        records (up to the last stable offset of each partition)."""
+        s = self.settings
+        restored: dict[int, dict[str, int]] = {p: {} for p in partitions}
+        if not partitions:
+            return restored
+        reader = Consumer({
+            "bootstrap.servers": s.bootstrap, "group.id": f"{s.group}-restore",
+            "enable.auto.commit": False, "isolation.level": "read_committed",
+            "enable.partition.eof": True, "auto.offset.reset": "earliest", "log_level": 3,
+        })
+        try:
+            todo = set()
+            for p in partitions:
+                low, high = reader.get_watermark_offsets(TopicPartition(s.changelog_topic, p),
+                                                         timeout=10, cached=False)
+                if high > low:
+                    todo.add(p)
+            reader.assign([TopicPartition(s.changelog_topic, p, OFFSET_BEGINNING) for p in sorted(todo)])
+            deadline = time.monotonic() + 120
+            while todo:
+                if time.monotonic() > deadline:
+                    raise WordCountError(
+                        f"restoring {s.changelog_topic} partitions {sorted(todo)} from {s.bootstrap} "
+                        "took more than 120s")
+                for msg in reader.consume(num_messages=1000, timeout=0.5):
+                    err = msg.error()
+                    if err is not None:
+                        if err.code() == KafkaError._PARTITION_EOF:
+                            todo.discard(msg.partition())
+                            continue
+                        raise WordCountError(f"reading {s.changelog_topic}[{msg.partition()}]: {err}")
+                    word = msg.key().decode("utf-8", errors="replace")
+                    if msg.value() is None:  # a tombstone
+                        restored[msg.partition()].pop(word, None)
+                    else:
+                        restored[msg.partition()][word] = decode_count(
+                            msg.value(), f"{s.changelog_topic}[{msg.partition()}]@{msg.offset()}")
+        finally:
+            reader.close()
+        return restored
+
+    def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        s = self.settings
+        mine = [tp.partition for tp in partitions if tp.topic == s.repartition_topic]
+        started = time.monotonic()
+        restored = self.restore(mine)
+        for p, counts in restored.items():
+            self._state[p] = PartitionCounts(counts)
+        consumer.assign(partitions)
+        self._assigned = sorted((tp.topic, tp.partition) for tp in partitions)
+        log.info("assigned %s; restored %d words of partitions %s from %s in %.2fs",
+                 self._describe(partitions), sum(len(c) for c in restored.values()), mine,
+                 s.changelog_topic, time.monotonic() - started)
+        if not self._ready:
+            self._ready = True
+            print(READY_LINE, file=self.out, flush=True)
+
+    def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        # No transaction is open while the consumer polls: batches commit before the next poll.
+        for tp in partitions:
+            if tp.topic == self.settings.repartition_topic:
+                self._state.pop(tp.partition, None)
+        gone = {(tp.topic, tp.partition) for tp in partitions}
+        self._assigned = [tp for tp in self._assigned if tp not in gone]
+        log.info("revoked %s", self._describe(partitions))
+        try:
+            consumer.unassign()
+        except KafkaException:
+            pass
+
+    @staticmethod
+    def _describe(partitions: Sequence[TopicPartition]) -> str:
+        by_topic: dict[str, list[int]] = {}
+        for tp in partitions:
+            by_topic.setdefault(tp.topic, []).append(tp.partition)
+        return ", ".join(f"{t}{sorted(ps)}" for t, ps in sorted(by_topic.items())) or "nothing"
+
+    # ------------------------------------------------------------------ processing
+
+    def _process(self, batch: list[Message]) -> None:
+        """Count `batch` in one transaction; on an abortable error rewind and let it come again."""
+        s = self.settings
+        producer, consumer = self._producer, self._consumer
+        assert producer is not None and consumer is not None
+        first: dict[tuple[str, int], int] = {}
+        last: dict[tuple[str, int], int] = {}
+        pending: dict[int, dict[str, int]] = {}
+        lines = words_out = 0
+        producer.begin_transaction()
+        try:
+            for msg in batch:
+                tp = (msg.topic(), msg.partition())
+                first.setdefault(tp, msg.offset())
+                last[tp] = msg.offset()
+                if msg.topic() == s.input_topic:
+                    lines += 1
+                    for word in words((msg.value() or b"").decode("utf-8", errors="replace")):
+                        producer.produce(s.repartition_topic, key=word.encode(), value=b"1")
+                        words_out += 1
+                else:
+                    state = self._state.get(msg.partition())
+                    if state is None:
+                        raise WordCountError(
+                            f"record of {s.repartition_topic}[{msg.partition()}] without restored state")
+                    word = (msg.key() or b"").decode("utf-8", errors="replace")
+                    pending[msg.partition()] = state.count([word], pending.get(msg.partition()))
+                producer.poll(0)
+            for p, updates in pending.items():
+                for word, total in updates.items():
+                    key, value = word.encode(), encode_count(total)
+                    producer.produce(s.output_topic, key=key, value=value)
+                    producer.produce(s.changelog_topic, key=key, value=value, partition=p)
+            offsets = [TopicPartition(t, p, off + 1) for (t, p), off in sorted(last.items())]
+            self._send_offsets_and_commit(offsets)
+        except KafkaException as exc:
+            err = _kafka_error(exc)
+            if err is not None and err.txn_requires_abort():
+                log.warning("transaction aborted (%s); the batch will be processed again", err)
+                producer.abort_transaction(30)
+                for (t, p), off in first.items():
+                    try:
+                        consumer.seek(TopicPartition(t, p, off))
+                    except KafkaException as seek_exc:  # revoked meanwhile: the new owner redoes it
+                        log.info("cannot rewind %s[%d]: %s", t, p, seek_exc)
+                return
+            raise WordCountError(f"transaction of {len(batch)} records failed "
+                                 f"(transactional.id {s.transactional_id}): {exc}") from None
+        for p, updates in pending.items():
+            self._state[p].apply(updates)
+        self.lines += lines
+        self.words += sum(1 for msg in batch if msg.topic() == s.repartition_topic)
+        self.transactions += 1
+
+    def _send_offsets_and_commit(self, offsets: list[TopicPartition]) -> None:
+        producer, consumer = self._producer, self._consumer
+        producer.send_offsets_to_transaction(offsets, consumer.consumer_group_metadata(), 30)
+        for attempt in range(5):
+            try:
+                producer.commit_transaction(30)
+                return
+            except KafkaException as exc:
+                err = _kafka_error(exc)
+                if err is None or not err.retriable() or attempt == 4:
+                    raise
+                log.warning("commit retried: %s", err)
+
+    # ------------------------------------------------------------------ main loop
+
+    def run(self) -> int:
+        s = self.settings
+        log.info("word count %s → %s, group %s, transactional.id %s, bootstrap %s",
+                 s.input_topic, s.output_topic, s.group, s.transactional_id, s.bootstrap)
+        try:
+            partitions = self.prepare_topics()
+        except _Stopped:
+            log.info("stopped while waiting for input topic %r", s.input_topic)
+            return EXIT_OK
+        log.info("repartition/changelog topics have %d partitions", partitions)
+        self._producer = Producer({
+            "bootstrap.servers": s.bootstrap, "transactional.id": s.transactional_id,
+            "transaction.timeout.ms": s.transaction_timeout_ms, "linger.ms": 5,
+            "enable.idempotence": True, "acks": "all", "log_level": 3,
+        })
+        try:
+            self._producer.init_transactions(max(30.0, s.transaction_timeout_ms / 1000 * 3))
+        except KafkaException as exc:
+            raise WordCountError(f"init_transactions for {s.transactional_id} on {s.bootstrap}: {exc}") from None
+        self._consumer = Consumer({
+            "bootstrap.servers": s.bootstrap, "group.id": s.group,
+            "client.id": s.transactional_id,  # names the instance in group descriptions
+            "isolation.level": "read_committed", "enable.auto.commit": False,
+            "enable.auto.offset.store": False, "auto.offset.reset": "earliest",
+            "session.timeout.ms": s.session_timeout_ms,
+            "heartbeat.interval.ms": max(500, s.session_timeout_ms // 10), "log_level": 3,
+        })
+        self._consumer.subscribe([s.input_topic, s.repartition_topic], on_assign=self._on_assign,
+                                 on_revoke=self._on_revoke, on_lost=self._on_revoke)
+        last_report = time.monotonic()
+        try:
+            while not self._stop.is_set():
+                batch = []
+                for msg in self._consumer.consume(num_messages=s.batch_size, timeout=0.5):
+                    err = msg.error()
+                    if err is None:
+                        batch.append(msg)
+                    elif err.fatal():
+                        raise WordCountError(f"consumer of group {s.group} on {s.bootstrap}: {err}")
+                    elif err.code() != KafkaError._PARTITION_EOF:
+                        log.warning("consumer: %s", err)
+                if batch:
+                    self._process(batch)
+                if time.monotonic() - last_report >= s.progress_interval_s:
+                    last_report = time.monotonic()
+                    log.info("progress: %d lines, %d words counted in %d transactions; %d distinct "
+                             "words held; assigned %s", self.lines, self.words, self.transactions,
+                             sum(len(c) for c in self._state.values()),
+                             self._describe([TopicPartition(t, p) for t, p in self._assigned]))
+        finally:
+            self._shutdown()
+        return EXIT_OK
+
+    def _shutdown(self) -> None:
+        if self._consumer is not None:
+            try:
+                self._consumer.close()  # leaves the group, so the others take over at once
+            except (KafkaException, RuntimeError) as exc:
+                log.warning("closing the consumer: %s", exc)
+        if self._producer is not None:
+            self._producer.flush(10)
+        log.info("stopped after %d lines, %d words, %d transactions", self.lines, self.words,
+                 self.transactions)
+
+
+# ---------------------------------------------------------------------- command line
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m streams.wordcount",
+        description="Exactly-once word count: lines of --input become word → count updates in --output.")
+    parser.add_argument("--input", required=True, help="topic of text lines")
+    parser.add_argument("--output", required=True, help="topic of word → count (decimal text)")
+    parser.add_argument("--group", default="wordcount",
+                        help="consumer group; also names the internal topics (default: %(default)s)")
+    parser.add_argument("--bootstrap-servers", default=os.environ.get("KAFKA_BOOTSTRAP_SERVERS"),
+                        help="Kafka bootstrap servers (default: $KAFKA_BOOTSTRAP_SERVERS)")
+    parser.add_argument("--app", default=os.environ.get("KMF_APP") or "wordcount",
+                        help="app name for the transactional id (default: $KMF_APP or wordcount)")
+    parser.add_argument("--instance", default=os.environ.get("KMF_INSTANCE"),
+                        help="instance index for the transactional id (default: $KMF_INSTANCE)")
+    parser.add_argument("--transaction-timeout-ms", type=int, default=10_000)
+    parser.add_argument("--session-timeout-ms", type=int, default=10_000)
+    parser.add_argument("--connect-timeout", type=float, default=15.0,
+                        help="seconds to reach Kafka at start (default: %(default)s)")
+    parser.add_argument("--progress-interval", type=float, default=10.0,
+                        help="seconds between progress lines (default: %(default)s)")
+    return parser
+
+
+def settings_from_args(args: argparse.Namespace) -> Settings:
+    """Validated settings; raises ValueError naming the bad option."""
+    if not args.bootstrap_servers or not args.bootstrap_servers.strip():
+        raise ValueError("--bootstrap-servers: not given and KAFKA_BOOTSTRAP_SERVERS is not set")
+    for option, value in (("--input", args.input), ("--output", args.output), ("--group", args.group)):
+        if not value or any(ch.isspace() for ch in value):
+            raise ValueError(f"{option}: {value!r} is not a topic/group name")
+    if args.input == args.output:
+        raise ValueError(f"--output: must differ from --input ({args.input!r})")
+    if args.transaction_timeout_ms < 1000:
+        raise ValueError(f"--transaction-timeout-ms: {args.transaction_timeout_ms} is below 1000")
+    if args.session_timeout_ms < 1000:
+        raise ValueError(f"--session-timeout-ms: {args.session_timeout_ms} is below 1000")
+    instance = args.instance
+    if instance is None or not str(instance).strip():
+        instance = f"{socket.gethostname()}-{os.getpid()}"
+        log.warning("no --instance / KMF_INSTANCE: transactional id uses %s, so a restarted "
+                    "instance will not fence its predecessor at once", instance)
+    return Settings(bootstrap=args.bootstrap_servers.strip(), input_topic=args.input,
+                    output_topic=args.output, group=args.group, app=args.app, instance=str(instance),
+                    transaction_timeout_ms=args.transaction_timeout_ms,
+                    session_timeout_ms=args.session_timeout_ms, connect_timeout_s=args.connect_timeout,
+                    progress_interval_s=args.progress_interval)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    logging.basicConfig(level=logging.INFO, stream=sys.stderr,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    args = build_parser().parse_args(argv)
+    try:
+        settings = settings_from_args(args)
+    except ValueError as exc:
+        print(f"wordcount: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    app = WordCount(settings)
+    app.install_signal_handlers()
+    try:
+        return app.run()
+    except KafkaUnreachable as exc:
+        print(f"wordcount: {exc}", file=sys.stderr)
+        return EXIT_UNREACHABLE
+    except WordCountError as exc:
+        print(f"wordcount: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
