@@ -1,0 +1,313 @@
+"""The chaos workload: numbered records in, every acknowledged number checked out.
+
+- :func:`create_topic` makes the topic (replication factor 3, ``min.insync.replicas=2`` by default).
+- :class:`Workload` is a producer thread (``acks=all``, ``enable.idempotence=true``) sending records
+  numbered 0, 1, 2, … (key = the number, value = ``record-<n>-<padding>``); the delivery callback
+  records exactly which numbers the cluster acknowledged and which failed.
+- :func:`read_numbers` reads the whole topic back (a fresh group id, from the beginning,
+  ``read_committed``) up to the end offsets taken when it starts.
+- :func:`summarize` (pure) compares the two: lost = acknowledged but not read (must be empty),
+  duplicates = read more than once, unexpected = read but never sent.
+- :func:`verify` = read_numbers + summarize; :func:`run_for` = start, wait for a count, stop.
+
+Everything has a timeout; nothing here asserts, tests do.
+"""
+from __future__ import annotations
+
+import collections
+import threading
+import time
+import uuid
+from dataclasses import dataclass, field
+from typing import Callable, Iterable
+
+from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, Producer, TopicPartition
+from confluent_kafka.admin import AdminClient, NewTopic
+
+
+class WorkloadError(RuntimeError):
+    """The workload could not do its job (topic, producer, reader); the message says where."""
+
+
+def create_topic(bootstrap: str, topic: str, partitions: int = 3, replication_factor: int = 3,
+                 min_insync_replicas: int = 2, timeout: float = 60.0) -> None:
+    """Create `topic` and wait until every partition has a leader and a full ISR."""
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    new = NewTopic(topic, num_partitions=partitions, replication_factor=replication_factor,
+                   config={"min.insync.replicas": str(min_insync_replicas)})
+    try:
+        admin.create_topics([new], operation_timeout=timeout)[topic].result(timeout=timeout)
+    except KafkaException as exc:
+        raise WorkloadError(f"creating topic {topic!r} (RF {replication_factor}, "
+                            f"min.insync.replicas {min_insync_replicas}) on {bootstrap}: {exc}") from None
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            meta = admin.list_topics(topic, timeout=5).topics.get(topic)
+            if (meta is not None and meta.error is None and len(meta.partitions) == partitions
+                    and all(p.leader >= 0 and len(p.isrs) == replication_factor
+                            for p in meta.partitions.values())):
+                return
+        except KafkaException:
+            pass
+        if time.monotonic() > deadline:
+            raise WorkloadError(f"topic {topic!r} on {bootstrap}: partitions without leader or "
+                                f"full ISR after {timeout:g}s")
+        time.sleep(0.2)
+
+
+def record_value(number: int, size: int = 100) -> bytes:
+    head = f"record-{number}-".encode()
+    return head + b"x" * max(0, size - len(head))
+
+
+def number_of(key: bytes | None, value: bytes | None, where: str) -> int:
+    """The record number from key and value; they must agree (a mangled record is an error)."""
+    try:
+        number = int((key or b"").decode("ascii"))
+    except ValueError:
+        raise WorkloadError(f"{where}: key {key!r} is not a record number") from None
+    if not (value or b"").startswith(f"record-{number}-".encode()):
+        raise WorkloadError(f"{where}: value {value[:40] if value else value!r} does not carry number {number}")
+    return number
+
+
+@dataclass(frozen=True)
+class ProducerReport:
+    """What the producer thread did. `unresolved` were sent but neither acknowledged nor failed
+    when the producer was stopped (still in flight after the flush timeout)."""
+
+    topic: str
+    attempted: int
+    acknowledged: frozenset[int]
+    failed: dict[int, str]
+    unresolved: frozenset[int]
+    duration_s: float
+
+
+@dataclass(frozen=True)
+class WorkloadSummary:
+    """The verdict. `lost` must be empty for a passing run."""
+
+    topic: str
+    attempted: int
+    acknowledged: int
+    failed: int
+    unresolved: int
+    read: int
+    lost: tuple[int, ...]
+    duplicates: tuple[int, ...]
+    unexpected: tuple[int, ...]
+    read_duration_s: float = 0.0
+    notes: tuple[str, ...] = field(default=())
+
+    @property
+    def ok(self) -> bool:
+        return not self.lost and not self.duplicates and not self.unexpected
+
+    def line(self) -> str:
+        return (f"{self.topic}: attempted {self.attempted}, acknowledged {self.acknowledged}, "
+                f"failed {self.failed}, unresolved {self.unresolved}, read {self.read}, "
+                f"lost {len(self.lost)}, duplicates {len(self.duplicates)}, "
+                f"unexpected {len(self.unexpected)}")
+
+
+def summarize(topic: str, report: ProducerReport, read: Iterable[int], read_duration_s: float = 0.0) -> WorkloadSummary:
+    """Compare what was acknowledged with what was read back (pure)."""
+    seen = collections.Counter(read)
+    attempted = set(range(report.attempted))
+    lost = tuple(sorted(n for n in report.acknowledged if n not in seen))
+    duplicates = tuple(sorted(n for n, times in seen.items() if times > 1))
+    unexpected = tuple(sorted(n for n in seen if n not in attempted))
+    return WorkloadSummary(topic=topic, attempted=report.attempted,
+                           acknowledged=len(report.acknowledged), failed=len(report.failed),
+                           unresolved=len(report.unresolved), read=sum(seen.values()), lost=lost,
+                           duplicates=duplicates, unexpected=unexpected, read_duration_s=read_duration_s)
+
+
+class Workload:
+    """A producer thread sending numbered records to `topic` until :meth:`stop`.
+
+    `rate` caps records per second (None: as fast as the producer accepts them); `max_records`
+    stops sending after that many. :attr:`acknowledged_count` can be polled while it runs.
+    """
+
+    def __init__(self, bootstrap: str, topic: str, rate: float | None = 500.0,
+                 max_records: int | None = None, value_size: int = 100,
+                 delivery_timeout_ms: int = 120_000, extra_config: dict | None = None) -> None:
+        self.bootstrap, self.topic, self.rate = bootstrap, topic, rate
+        self.max_records, self.value_size = max_records, value_size
+        self._config = {
+            "bootstrap.servers": bootstrap, "acks": "all", "enable.idempotence": True,
+            "linger.ms": 5, "message.timeout.ms": delivery_timeout_ms,
+            "client.id": f"chaos-workload-{topic}", "log_level": 3, **(extra_config or {}),
+        }
+        self._lock = threading.Lock()
+        self._acked: set[int] = set()
+        self._failed: dict[int, str] = {}
+        self._sent = 0
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._error: BaseException | None = None
+        self._producer: Producer | None = None
+        self._started_at = 0.0
+
+    # the delivery callback runs on the thread that calls poll()/flush()
+    def _on_delivery(self, err: KafkaError | None, msg) -> None:
+        number = int(msg.key().decode())
+        with self._lock:
+            if err is None:
+                self._acked.add(number)
+            else:
+                self._failed[number] = err.str()
+
+    @property
+    def acknowledged_count(self) -> int:
+        with self._lock:
+            return len(self._acked)
+
+    @property
+    def failed_count(self) -> int:
+        with self._lock:
+            return len(self._failed)
+
+    @property
+    def sent_count(self) -> int:
+        return self._sent
+
+    def start(self) -> "Workload":
+        if self._thread is not None:
+            raise WorkloadError("workload already started")
+        self._producer = Producer(self._config)
+        self._started_at = time.monotonic()
+        self._thread = threading.Thread(target=self._run, name=f"workload-{self.topic}", daemon=True)
+        self._thread.start()
+        return self
+
+    def _run(self) -> None:
+        producer = self._producer
+        assert producer is not None
+        interval = 1.0 / self.rate if self.rate else 0.0
+        next_at = time.monotonic()
+        try:
+            while not self._stop.is_set():
+                if self.max_records is not None and self._sent >= self.max_records:
+                    producer.poll(0.05)
+                    continue
+                if interval:
+                    delay = next_at - time.monotonic()
+                    if delay > 0:
+                        producer.poll(min(delay, 0.05))
+                        continue
+                    next_at += interval
+                number = self._sent
+                try:
+                    producer.produce(self.topic, key=str(number).encode(),
+                                     value=record_value(number, self.value_size),
+                                     on_delivery=self._on_delivery)
+                except BufferError:  # local queue full (brokers away): wait for room
+                    producer.poll(0.1)
+                    continue
+                self._sent += 1
+                producer.poll(0)
+        except BaseException as exc:  # noqa: BLE001 - surfaced by stop()
+            self._error = exc
+
+    def wait_acknowledged(self, count: int, timeout: float) -> int:
+        """Block until at least `count` records are acknowledged; raises WorkloadError on timeout."""
+        deadline = time.monotonic() + timeout
+        while self.acknowledged_count < count:
+            if self._error is not None:
+                raise WorkloadError(f"producer thread for {self.topic} failed: {self._error!r}")
+            if time.monotonic() > deadline:
+                raise WorkloadError(f"only {self.acknowledged_count} of {count} records to {self.topic} "
+                                    f"acknowledged by {self.bootstrap} within {timeout:g}s "
+                                    f"({self.failed_count} failed)")
+            time.sleep(0.05)
+        return self.acknowledged_count
+
+    def stop(self, flush_timeout: float = 60.0) -> ProducerReport:
+        """Stop sending, wait up to `flush_timeout` s for outstanding acknowledgements, report."""
+        if self._thread is None or self._producer is None:
+            raise WorkloadError("workload not started")
+        self._stop.set()
+        self._thread.join(timeout=30)
+        if self._thread.is_alive():
+            raise WorkloadError(f"producer thread for {self.topic} did not stop within 30s")
+        self._producer.flush(flush_timeout)
+        if self._error is not None:
+            raise WorkloadError(f"producer thread for {self.topic} failed: {self._error!r}")
+        with self._lock:
+            acked, failed = frozenset(self._acked), dict(self._failed)
+        unresolved = frozenset(set(range(self._sent)) - acked - set(failed))
+        return ProducerReport(topic=self.topic, attempted=self._sent, acknowledged=acked, failed=failed,
+                              unresolved=unresolved, duration_s=time.monotonic() - self._started_at)
+
+
+def read_numbers(bootstrap: str, topic: str, timeout: float = 120.0) -> list[int]:
+    """Every record number in `topic`, in the order read, from the beginning of each partition up
+    to its end offset when the read starts (a fresh group id, `read_committed`)."""
+    consumer = Consumer({
+        "bootstrap.servers": bootstrap, "group.id": f"chaos-verify-{uuid.uuid4().hex[:8]}",
+        "enable.auto.commit": False, "auto.offset.reset": "earliest",
+        "isolation.level": "read_committed", "log_level": 3,
+    })
+    numbers: list[int] = []
+    try:
+        meta = consumer.list_topics(topic, timeout=min(30.0, timeout)).topics.get(topic)
+        if meta is None or meta.error is not None or not meta.partitions:
+            raise WorkloadError(f"topic {topic!r} not found on {bootstrap}: "
+                                f"{meta.error if meta is not None else 'no metadata'}")
+        remaining: dict[int, int] = {}
+        for partition in meta.partitions:
+            low, high = consumer.get_watermark_offsets(TopicPartition(topic, partition),
+                                                       timeout=min(30.0, timeout), cached=False)
+            if high > low:
+                remaining[partition] = high
+        consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in sorted(remaining)])
+        deadline = time.monotonic() + timeout
+        while remaining:
+            if time.monotonic() > deadline:
+                raise WorkloadError(
+                    f"reading {topic} from {bootstrap}: partitions {sorted(remaining)} not read to their "
+                    f"end offsets {remaining} within {timeout:g}s ({len(numbers)} records read)")
+            for msg in consumer.consume(num_messages=1000, timeout=0.5):
+                err = msg.error()
+                if err is not None:
+                    if err.code() == KafkaError._PARTITION_EOF:
+                        continue
+                    raise WorkloadError(f"reading {topic}[{msg.partition()}] from {bootstrap}: {err}")
+                numbers.append(number_of(msg.key(), msg.value(),
+                                         f"{topic}[{msg.partition()}]@{msg.offset()}"))
+                end = remaining.get(msg.partition())
+                if end is not None and msg.offset() + 1 >= end:
+                    del remaining[msg.partition()]
+            # A partition whose tail is transaction markers or deleted records ends below its
+            # end offset: position() tells when nothing is left there.
+            for tp in consumer.position([TopicPartition(topic, p) for p in list(remaining)]):
+                if tp.offset >= 0 and tp.offset >= remaining.get(tp.partition, tp.offset + 1):
+                    remaining.pop(tp.partition, None)
+    finally:
+        consumer.close()
+    return numbers
+
+
+def verify(bootstrap: str, report: ProducerReport, timeout: float = 120.0) -> WorkloadSummary:
+    """Read `report.topic` back and compare it with what the producer had acknowledged."""
+    started = time.monotonic()
+    numbers = read_numbers(bootstrap, report.topic, timeout)
+    return summarize(report.topic, report, numbers, time.monotonic() - started)
+
+
+def run_for(bootstrap: str, topic: str, acknowledged: int, during: Callable[[Workload], None] | None = None,
+            rate: float | None = 500.0, timeout: float = 120.0) -> tuple[ProducerReport, WorkloadSummary]:
+    """Start a workload, call `during(workload)` (the fault), wait for `acknowledged` records,
+    stop, verify. The caller asserts on the summary."""
+    workload = Workload(bootstrap, topic, rate=rate).start()
+    try:
+        if during is not None:
+            during(workload)
+        workload.wait_acknowledged(acknowledged, timeout)
+    finally:
+        report = workload.stop()
+    return report, verify(bootstrap, report, timeout)
