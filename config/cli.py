@@ -1,0 +1,52 @@
+"""`kmf config validate|show FILE`."""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+import yaml
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser("config", help="validate or show a service config file")
+    sub = parser.add_subparsers(dest="config_command", metavar="ACTION", required=True)
+    validate = sub.add_parser("validate", help="check a config file; every problem with its line")
+    validate.add_argument("file")
+    validate.add_argument("--check-files", action="store_true",
+                          help="also require secret and token files to be readable")
+    validate.set_defaults(func=_validate)
+    show = sub.add_parser("show", help="print the resolved config with every default")
+    show.add_argument("file")
+    show.add_argument("--json", action="store_true")
+    show.set_defaults(func=_show)
+
+
+def _load(args: argparse.Namespace):
+    from config import ConfigError, load_file
+    try:
+        return load_file(args.file, check_files=getattr(args, "check_files", False))
+    except ConfigError as exc:
+        for problem in exc.problems:
+            print(problem, file=sys.stderr)
+        return None
+
+
+def _validate(args: argparse.Namespace) -> int:
+    spec = _load(args)
+    if spec is None:
+        return 1
+    apps = ", ".join(f"{a.name}×{a.count}" for a in spec.apps) or "no apps"
+    print(f"{args.file}: OK: service {spec.name}, {spec.kafka.brokers} Kafka {spec.kafka.version} "
+          f"brokers ({spec.kafka.mode}), {apps}")
+    return 0
+
+
+def _show(args: argparse.Namespace) -> int:
+    from config import spec_to_json
+    spec = _load(args)
+    if spec is None:
+        return 1
+    doc = spec_to_json(spec)
+    print(json.dumps(doc, indent=2) if args.json else yaml.safe_dump(doc, sort_keys=False), end="")
+    return 0

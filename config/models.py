@@ -1,0 +1,133 @@
+"""The service spec: what one kmf service runs, as frozen attrs values.
+
+Loading and validation live in `config.loading` and `config.rules`; these classes only hold values
+and their defaults. Field names are the YAML keys.
+"""
+from __future__ import annotations
+
+import getpass
+import sys
+from pathlib import Path
+from typing import Literal
+
+import attrs
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+CONSTRAINT_OPERATORS = ("UNIQUE", "CLUSTER", "GROUP_BY", "LIKE", "UNLIKE", "MAX_PER", "IS")
+
+
+def _user() -> str:
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return "root"
+
+
+@attrs.frozen
+class Constraint:
+    """A Marathon placement constraint: ``field`` is ``hostname`` or an agent attribute name."""
+
+    field: str
+    operator: str
+    value: str | None = None
+
+    def __str__(self) -> str:
+        return ":".join(p for p in (self.field, self.operator, self.value) if p is not None)
+
+
+@attrs.frozen
+class MesosSpec:
+    master: str
+    role: str = "kafka-role"
+    principal: str | None = None
+    secret_file: str | None = None
+    failover_timeout_s: float = 604800.0
+    user: str = attrs.field(factory=_user)
+    checkpoint: bool = True
+
+
+@attrs.frozen
+class ZooKeeperSpec:
+    connect: str
+    root: str = "/kmf"
+    digest_user: str | None = None
+    digest_password_file: str | None = None
+
+
+@attrs.frozen
+class KafkaSpec:
+    version: str = "4.3.1"
+    mode: Literal["kraft", "zookeeper"] = "kraft"
+    brokers: int = 3
+    cpus: float = 1.0
+    mem_mb: int = 2048
+    heap_mb: int = 512
+    disk_mb: int = 5000
+    overrides: dict[str, str] = attrs.field(factory=dict)
+    rack_attribute: str | None = "zone"
+    placement: tuple[Constraint, ...] = ()
+    controllers: Literal["combined", "separate"] = "combined"
+    # None: derived from the broker count (min(3, brokers) and min(2, replication))
+    replication: int | None = None
+    min_insync_replicas: int | None = None
+
+    @property
+    def replication_factor(self) -> int:
+        return self.replication if self.replication is not None else min(3, self.brokers)
+
+    @property
+    def min_isr(self) -> int:
+        if self.min_insync_replicas is not None:
+            return self.min_insync_replicas
+        return min(2, self.replication_factor)
+
+
+@attrs.frozen
+class AppSpec:
+    name: str
+    command: tuple[str, ...]
+    count: int = 1
+    cpus: float = 0.5
+    mem_mb: int = 512
+    runtime: Literal["python", "java", "command"] = "python"
+    env: dict[str, str] = attrs.field(factory=dict)
+    placement: tuple[Constraint, ...] = ()
+
+
+@attrs.frozen
+class Policies:
+    backoff_initial_s: float = 1.0
+    backoff_factor: float = 2.0
+    backoff_max_s: float = 60.0
+    permanent_failure_timeout_s: float = 600.0
+    deploy_strategy: Literal["serial", "parallel"] = "serial"
+
+
+@attrs.frozen
+class ApiSpec:
+    port: int = 0
+    bind: str = "0.0.0.0"
+    token_file: str | None = None
+
+
+@attrs.frozen
+class ExecutorSpec:
+    python: str = sys.executable
+    pythonpath: str | None = str(REPO_ROOT)
+    kafka_cache: str | None = str(REPO_ROOT / ".cache" / "kafka")
+
+
+@attrs.frozen
+class ServiceSpec:
+    name: str
+    mesos: MesosSpec
+    zookeeper: ZooKeeperSpec
+    kafka: KafkaSpec = KafkaSpec()
+    apps: tuple[AppSpec, ...] = ()
+    policies: Policies = Policies()
+    api: ApiSpec = ApiSpec()
+    executor: ExecutorSpec = ExecutorSpec()
+
+    def app(self, name: str) -> AppSpec | None:
+        return next((a for a in self.apps if a.name == name), None)

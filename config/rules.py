@@ -1,0 +1,230 @@
+"""Semantic rules of a service spec, and what an update may change.
+
+Each rule returns ``(dotted path, message)`` pairs; `config.load_text` turns them into problems
+with line numbers. Pure functions only (files are checked only when asked).
+"""
+from __future__ import annotations
+
+import os
+import re
+from typing import Iterable
+
+import attrs
+
+from config.models import AppSpec, Constraint, ServiceSpec
+
+NAME = re.compile(r"^[a-z][a-z0-9-]{0,38}[a-z0-9]$|^[a-z]$")
+HOST_PORT = re.compile(r"^[A-Za-z0-9_.\-]+:\d{1,5}$")
+RESERVED_POD_NAMES = ("broker", "controller")
+# kmf writes these itself (identity, addresses, storage, quorum); an override would break it.
+MANAGED_PROPERTIES = frozenset({
+    "node.id", "broker.id", "process.roles", "listeners", "advertised.listeners",
+    "listener.security.protocol.map", "controller.listener.names", "inter.broker.listener.name",
+    "log.dirs", "log.dir", "metadata.log.dir", "controller.quorum.voters",
+    "controller.quorum.bootstrap.servers", "zookeeper.connect", "broker.rack",
+})
+# Broker settings Kafka applies at runtime (cluster-wide dynamic configs): no restart needed.
+LIVE_BROKER_SETTINGS = frozenset({
+    "log.retention.ms", "log.retention.bytes", "log.retention.hours", "log.segment.bytes",
+    "log.cleaner.threads", "num.io.threads", "num.network.threads", "num.replica.fetchers",
+    "message.max.bytes", "compression.type", "unclean.leader.election.enable",
+    "min.insync.replicas", "log.cleanup.policy", "background.threads",
+})
+
+Issue = tuple[str, str]
+
+
+def _constraints(path: str, constraints: Iterable[Constraint]) -> list[Issue]:
+    out: list[Issue] = []
+    for i, c in enumerate(constraints):
+        where = f"{path}[{i}]"
+        if c.operator in ("UNIQUE",) and c.value is not None:
+            out.append((where, f"{c.operator} takes no value, got {c.value!r}"))
+        if c.operator in ("CLUSTER", "LIKE", "UNLIKE", "IS", "MAX_PER") and not c.value:
+            out.append((where, f"{c.operator} needs a value"))
+        if c.operator in ("MAX_PER", "GROUP_BY") and c.value is not None:
+            if not c.value.isdigit() or int(c.value) < 1:
+                out.append((where, f"{c.operator} needs a positive whole number, got {c.value!r}"))
+        if c.operator in ("LIKE", "UNLIKE") and c.value:
+            try:
+                re.compile(c.value)
+            except re.error as exc:
+                out.append((where, f"{c.value!r} is not a valid regular expression ({exc})"))
+    return out
+
+
+def _resources(path: str, cpus: float, mem_mb: int) -> list[Issue]:
+    out = []
+    if cpus <= 0:
+        out.append((f"{path}.cpus", f"must be more than 0, got {cpus}"))
+    if mem_mb < 128:
+        out.append((f"{path}.mem_mb", f"must be at least 128, got {mem_mb}"))
+    return out
+
+
+def _app(i: int, app: AppSpec) -> list[Issue]:
+    path = f"apps[{i}]"
+    out = _resources(path, app.cpus, app.mem_mb)
+    if not NAME.match(app.name):
+        out.append((f"{path}.name", f"{app.name!r} must be a DNS label: lower-case letters, "
+                                    "digits and '-', starting with a letter, at most 40"))
+    elif app.name in RESERVED_POD_NAMES:
+        out.append((f"{path}.name", f"{app.name!r} is reserved for kmf's own pods"))
+    if app.count < 0:
+        out.append((f"{path}.count", f"must be 0 or more, got {app.count}"))
+    if not app.command:
+        out.append((f"{path}.command", "must not be empty"))
+    out += _constraints(f"{path}.placement", app.placement)
+    return out
+
+
+def validate(spec: ServiceSpec, check_files: bool = False,
+             known_versions: dict[str, tuple[str, ...]] | None = None) -> list[Issue]:
+    """Every rule broken by `spec`; empty when it is valid.
+
+    ``known_versions`` maps each pinned Kafka version to the modes it supports (from
+    tools/kafka/versions.env); None skips that rule.
+    """
+    out: list[Issue] = []
+    if not NAME.match(spec.name):
+        out.append(("name", f"{spec.name!r} must be a DNS label: lower-case letters, digits and '-'"))
+    m = spec.mesos
+    if not re.match(r"^(zk://[^/]+/.+|https?://[^/]+:\d+/?)$", m.master):
+        out.append(("mesos.master", f"{m.master!r} must be zk://host:port[,host:port]/path or http://host:port"))
+    if m.failover_timeout_s <= 0:
+        out.append(("mesos.failover_timeout_s", f"must be more than 0, got {m.failover_timeout_s}"))
+    if not m.role or m.role.startswith(("-", ".", "/")) or " " in m.role:
+        out.append(("mesos.role", f"{m.role!r} is not a valid Mesos role"))
+    if m.secret_file and not m.principal:
+        out.append(("mesos.principal", "a secret_file needs a principal"))
+    z = spec.zookeeper
+    if not all(HOST_PORT.match(h) for h in z.connect.split(",")):
+        out.append(("zookeeper.connect", f"{z.connect!r} must be host:port[,host:port...]"))
+    if not z.root.startswith("/") or z.root.endswith("/") and z.root != "/" or "//" in z.root:
+        out.append(("zookeeper.root", f"{z.root!r} must be an absolute ZooKeeper path like /kmf"))
+    if bool(z.digest_user) != bool(z.digest_password_file):
+        out.append(("zookeeper.digest_user", "digest_user and digest_password_file go together"))
+    k = spec.kafka
+    out += _resources("kafka", k.cpus, k.mem_mb)
+    if k.brokers < 1:
+        out.append(("kafka.brokers", f"must be at least 1, got {k.brokers}"))
+    if k.heap_mb < 64:
+        out.append(("kafka.heap_mb", f"must be at least 64, got {k.heap_mb}"))
+    elif k.heap_mb >= k.mem_mb:
+        out.append(("kafka.heap_mb", f"must be less than mem_mb ({k.mem_mb}), got {k.heap_mb}"))
+    if k.disk_mb <= 0:
+        out.append(("kafka.disk_mb", f"must be more than 0, got {k.disk_mb}"))
+    if k.replication is not None and not 1 <= k.replication <= max(k.brokers, 1):
+        out.append(("kafka.replication", f"must be between 1 and the broker count {k.brokers}, got {k.replication}"))
+    if k.min_insync_replicas is not None and not 1 <= k.min_insync_replicas <= k.replication_factor:
+        out.append(("kafka.min_insync_replicas",
+                    f"must be between 1 and the replication {k.replication_factor}, got {k.min_insync_replicas}"))
+    if k.mode == "zookeeper" and k.controllers == "separate":
+        out.append(("kafka.controllers", "ZooKeeper mode has no KRaft controllers"))
+    if known_versions is not None:
+        if k.version not in known_versions:
+            out.append(("kafka.version", f"{k.version!r} is not a runtime kmf assembles "
+                                         f"(known: {', '.join(sorted(known_versions))})"))
+        elif k.mode not in known_versions[k.version]:
+            out.append(("kafka.mode", f"Kafka {k.version} cannot run in {k.mode} mode "
+                                      f"(it supports {', '.join(known_versions[k.version])})"))
+    for key in k.overrides:
+        if key in MANAGED_PROPERTIES:
+            out.append((f"kafka.overrides.{key}", "kmf sets this property itself (identity, addresses, "
+                                                   "storage or quorum); it cannot be overridden"))
+    out += _constraints("kafka.placement", k.placement)
+    names: set[str] = set()
+    for i, app in enumerate(spec.apps):
+        out += _app(i, app)
+        if app.name in names:
+            out.append((f"apps[{i}].name", f"{app.name!r} is used by another app"))
+        names.add(app.name)
+    p = spec.policies
+    for field in ("backoff_initial_s", "backoff_max_s", "permanent_failure_timeout_s"):
+        if getattr(p, field) <= 0:
+            out.append((f"policies.{field}", f"must be more than 0, got {getattr(p, field)}"))
+    if p.backoff_factor < 1:
+        out.append(("policies.backoff_factor", f"must be at least 1, got {p.backoff_factor}"))
+    if p.backoff_max_s < p.backoff_initial_s:
+        out.append(("policies.backoff_max_s", "must not be less than backoff_initial_s"))
+    if not 0 <= spec.api.port <= 65535:
+        out.append(("api.port", f"must be 0..65535, got {spec.api.port}"))
+    if check_files:
+        for path, value in (("mesos.secret_file", m.secret_file), ("api.token_file", spec.api.token_file),
+                            ("zookeeper.digest_password_file", z.digest_password_file)):
+            if value and not os.access(value, os.R_OK):
+                out.append((path, f"{value!r} does not exist or is not readable"))
+    return out
+
+
+# ----------------------------------------------------------------------------------- updates
+
+def _flatten(value: object, prefix: str = "") -> dict[str, object]:
+    if attrs.has(type(value)):
+        out: dict[str, object] = {}
+        for f in attrs.fields(type(value)):
+            out.update(_flatten(getattr(value, f.name), f"{prefix}{f.name}."))
+        return out
+    if isinstance(value, dict):
+        return {f"{prefix}{k}": v for k, v in value.items()} or {prefix[:-1]: {}}
+    if isinstance(value, tuple) and value and attrs.has(type(value[0])):
+        if isinstance(value[0], Constraint):
+            return {prefix[:-1]: ",".join(str(c) for c in value)}
+        out = {}
+        for item in value:
+            key = getattr(item, "name", None)
+            out.update(_flatten(item, f"{prefix}{key}."))
+        return out
+    return {prefix[:-1]: value}
+
+
+def describe_update(old: ServiceSpec, new: ServiceSpec) -> list[str]:
+    """Field-level differences, as ``path: old → new`` lines."""
+    a, b = _flatten(old), _flatten(new)
+    lines = []
+    for key in sorted(set(a) | set(b)):
+        if a.get(key, "<absent>") != b.get(key, "<absent>"):
+            lines.append(f"{key}: {a.get(key, '<absent>')!r} → {b.get(key, '<absent>')!r}")
+    return lines
+
+
+def check_update(old: ServiceSpec, new: ServiceSpec) -> list[str]:
+    """Why `new` cannot replace the running `old` safely; empty when it can."""
+    out = []
+    if old.name != new.name:
+        out.append(f"name: a service cannot be renamed ({old.name!r} → {new.name!r}); install a new one")
+    if old.kafka.mode != new.kafka.mode:
+        out.append(f"kafka.mode: changing {old.kafka.mode} → {new.kafka.mode} in place is not supported")
+    if _major(new.kafka.version) < _major(old.kafka.version):
+        out.append(f"kafka.version: downgrading {old.kafka.version} → {new.kafka.version} is not supported")
+    if new.kafka.disk_mb < old.kafka.disk_mb:
+        out.append(f"kafka.disk_mb: a volume cannot shrink ({old.kafka.disk_mb} → {new.kafka.disk_mb})")
+    if old.kafka.controllers != new.kafka.controllers:
+        out.append("kafka.controllers: the controller layout cannot change in place")
+    if old.zookeeper.root != new.zookeeper.root:
+        out.append("zookeeper.root: the state location cannot move under a running service")
+    if old.mesos.role != new.mesos.role:
+        out.append("mesos.role: reserved resources belong to the old role; it cannot change in place")
+    return out
+
+
+def _major(version: str) -> int:
+    try:
+        return int(version.split(".")[0])
+    except ValueError:
+        return 0
+
+
+def live_broker_settings(old: ServiceSpec, new: ServiceSpec) -> dict[str, str]:
+    """Override changes Kafka applies without a restart (a removed key maps to ``""``: delete)."""
+    a, b = old.kafka.overrides, new.kafka.overrides
+    return {k: b.get(k, "") for k in set(a) | set(b)
+            if a.get(k) != b.get(k) and k in LIVE_BROKER_SETTINGS}
+
+
+def broker_restart_required(old: ServiceSpec, new: ServiceSpec) -> bool:
+    """True when brokers must roll: anything in `kafka` besides live settings and the count."""
+    ko, kn = old.kafka, new.kafka
+    same = attrs.evolve(ko, brokers=kn.brokers, overrides=kn.overrides) == kn
+    changed = {k for k in set(ko.overrides) | set(kn.overrides) if ko.overrides.get(k) != kn.overrides.get(k)}
+    return not same or bool(changed - LIVE_BROKER_SETTINGS)
