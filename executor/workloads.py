@@ -1,0 +1,169 @@
+"""What the executor runs for a task: a broker or a stream app, with its readiness and health checks.
+
+`prepare(task, sandbox, env)` does the work that must happen before the process starts (render
+server.properties, format KRaft storage once) and returns a `Workload`: the argv and env to
+supervise plus the two checks. Readiness says the task has done what its plan step waits for;
+health says it still serves.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import sys
+import time
+from pathlib import Path
+from typing import Callable, Mapping
+
+import attrs
+
+from executor.runtime import broker as broker_io
+from executor.runtime.broker_config import (
+    KRaftNode,
+    Listener,
+    Replication,
+    Role,
+    Voter,
+    ZkBroker,
+    bootstrap_address,
+)
+from executor.runtime.jvm import JvmOptions, broker_argv
+from executor.runtime.kafka_dist import DEFAULT_CACHE_DIR, KafkaRuntime, runtime
+from kmf.taskdata import BrokerTask, StreamTask, TaskData
+
+log = logging.getLogger(__name__)
+
+READY_MARKER = "kmf: ready"
+STREAM_READY_AFTER_S = 3.0
+
+Check = Callable[[], bool]
+
+
+class WorkloadError(RuntimeError):
+    """The task cannot start (bad runtime, storage that belongs to another cluster, ...)."""
+
+
+@attrs.frozen
+class Workload:
+    argv: tuple[str, ...]
+    env: Mapping[str, str]
+    ready: Check
+    healthy: Check
+    description: str
+
+
+def kafka_runtime(version: str, env: Mapping[str, str]) -> KafkaRuntime:
+    cache = Path(env.get("KMF_KAFKA_CACHE") or DEFAULT_CACHE_DIR)
+    try:
+        return runtime(version, cache).check_installed()
+    except Exception as exc:  # noqa: BLE001 - KafkaDistError and friends: say which and where
+        raise WorkloadError(f"Kafka {version} runtime not usable under {cache}: {exc}") from None
+
+
+def _replication(b: BrokerTask) -> Replication:
+    rf = max(1, b.replication)
+    isr = max(1, min(b.min_insync_replicas, rf))
+    return Replication(rf, isr, rf, rf, isr, 1)
+
+
+def broker_node(b: BrokerTask, data_dir: Path) -> KRaftNode | ZkBroker:
+    """The runtime's node description for a broker task, data under `data_dir`."""
+    log_dirs = (data_dir / "logs",)
+    broker_listener = (Listener("PLAINTEXT", b.host, b.broker_port)
+                       if b.broker_port is not None else None)
+    if b.mode == "zookeeper":
+        return ZkBroker(broker_id=b.node_id, listener=broker_listener, zookeeper_connect=b.zookeeper_connect,
+                        log_dirs=log_dirs, rack=b.rack, replication=_replication(b), overrides=b.overrides)
+    roles = set(b.roles)
+    role = Role.COMBINED if roles == {"broker", "controller"} else (
+        Role.CONTROLLER if roles == {"controller"} else Role.BROKER)
+    controller_listener = (Listener("CONTROLLER", b.host, b.controller_port)
+                           if b.controller_port is not None and role.is_controller else None)
+    return KRaftNode(
+        node_id=b.node_id, role=role,
+        voters=tuple(Voter(v.node_id, v.host, v.port) for v in b.voters),
+        log_dirs=log_dirs, broker_listener=broker_listener if role.is_broker else None,
+        controller_listener=controller_listener, rack=b.rack, replication=_replication(b),
+        kafka_major=int(b.kafka_version.split(".")[0]), overrides=b.overrides,
+    )
+
+
+def _port_open(host: str, port: int, timeout: float = 2.0) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
+def _broker(data: TaskData, sandbox: Path, env: Mapping[str, str]) -> Workload:
+    b = data.broker
+    assert b is not None
+    rt = kafka_runtime(b.kafka_version, env)
+    data_dir = sandbox / b.volume
+    data_dir.mkdir(parents=True, exist_ok=True)
+    node = broker_node(b, data_dir)
+    config = broker_io.prepare_broker(node, sandbox / "server.properties")
+    if b.mode == "kraft":
+        try:
+            outcome = broker_io.ensure_storage_formatted(
+                rt, node, config, b.cluster_id, JvmOptions(heap_mb=128, tmp_dir=sandbox / "tmp", log_level="WARN"))
+        except broker_io.BrokerRuntimeError as exc:
+            raise WorkloadError(f"storage of node {b.node_id}: {exc}") from None
+        log.info("storage of node %s: %s", b.node_id, outcome.name)
+    jvm = JvmOptions(heap_mb=b.heap_mb, tmp_dir=sandbox / "tmp")
+    (sandbox / "tmp").mkdir(exist_ok=True)
+    argv = broker_argv(rt, config, jvm, logs_dir=sandbox / "kafka-logs")
+    proc_env = {k: v for k, v in os.environ.items() if not k.startswith("MESOS_")}
+    if "broker" in b.roles:
+        address = bootstrap_address(node)
+        admin = broker_io._admin_client(address)  # one client: probes reuse its connection
+
+        def in_metadata() -> bool:
+            return broker_io.probe_broker(address, b.node_id, timeout=3.0, admin=admin) is not None
+        check = in_metadata
+        what = f"Kafka {b.kafka_version} broker {b.node_id} ({b.mode}) on {address}"
+    else:
+        def controller_listening() -> bool:
+            return _port_open(b.host, b.controller_port)
+        check = controller_listening
+        what = f"Kafka {b.kafka_version} controller {b.node_id} on {b.host}:{b.controller_port}"
+    return Workload(tuple(argv), proc_env, check, check, what)
+
+
+def _stream(data: TaskData, sandbox: Path, env: Mapping[str, str], stdout: Path) -> Workload:
+    s = data.stream
+    assert s is not None
+    proc_env = {k: v for k, v in os.environ.items() if not k.startswith("MESOS_")}
+    proc_env.update({"KAFKA_BOOTSTRAP_SERVERS": s.bootstrap_servers, "KMF_APP": s.app,
+                     "KMF_INSTANCE": str(s.instance), "KMF_SERVICE": data.service})
+    proc_env.update(s.env)
+    if s.runtime == "python":
+        argv = (env.get("KMF_PYTHON") or sys.executable, *s.command)
+    elif s.runtime == "java":
+        rt = kafka_runtime(s.kafka_version or "4.3.1", env)
+        argv = ("java", "-Xmx256m", *rt.logging_flags(), "-cp", rt.classpath, *s.command)
+    else:
+        argv = tuple(s.command)
+    started = time.monotonic()
+    offset = stdout.stat().st_size if stdout.exists() else 0
+
+    def ready() -> bool:
+        # a marker line wins; otherwise staying up for a short while counts as started
+        try:
+            with open(stdout, "rb") as f:
+                f.seek(offset)
+                if READY_MARKER.encode() in f.read():
+                    return True
+        except OSError:
+            pass
+        return time.monotonic() - started >= STREAM_READY_AFTER_S
+
+    return Workload(argv, proc_env, ready, lambda: True, f"{s.app} instance {s.instance} ({s.runtime})")
+
+
+def prepare(data: TaskData, sandbox: Path, env: Mapping[str, str] | None = None) -> Workload:
+    env = os.environ if env is None else env
+    if data.kind == "broker":
+        return _broker(data, sandbox, env)
+    return _stream(data, sandbox, env, sandbox / "stdout")
