@@ -1,0 +1,82 @@
+"""What the scheduler decides to do; the shell performs these in order.
+
+Write-ahead: a `Persist` always comes before the `Accept` that launches what it records, and an
+`Acknowledge` after the `Persist` of the status it acknowledges. If a Persist fails, the shell
+performs nothing after it.
+"""
+from __future__ import annotations
+
+from typing import Any, Mapping
+
+import attrs
+
+
+@attrs.frozen
+class Persist:
+    """One ZooKeeper transaction: puts of (kind, key, JSON value) and deletes of (kind, key)."""
+
+    puts: tuple[tuple[str, str, Any], ...] = ()
+    deletes: tuple[tuple[str, str], ...] = ()
+
+
+@attrs.frozen
+class Accept:
+    offer_ids: tuple[str, ...]
+    operations: tuple[Mapping[str, Any], ...]
+    refuse_seconds: float = 5.0
+
+
+@attrs.frozen
+class Decline:
+    offer_ids: tuple[str, ...]
+    refuse_seconds: float
+
+
+@attrs.frozen
+class Kill:
+    task_id: str
+    agent_id: str | None
+
+
+@attrs.frozen
+class Reconcile:
+    """Explicit for the listed (task id, agent id) pairs; implicit when empty."""
+
+    tasks: tuple[tuple[str, str | None], ...]
+
+
+@attrs.frozen
+class Suppress:
+    pass
+
+
+@attrs.frozen
+class Revive:
+    pass
+
+
+@attrs.frozen
+class Acknowledge:
+    status: Mapping[str, Any]
+
+
+@attrs.frozen
+class Reply:
+    command_id: str
+    ok: bool
+    result: Any
+
+
+@attrs.frozen
+class SetTargetConfig:
+    config_id: str
+    spec: Any
+
+
+@attrs.frozen
+class Teardown:
+    """Uninstall finished: every task is gone and every reservation released."""
+
+
+Action = (Persist | Accept | Decline | Kill | Reconcile | Suppress | Revive | Acknowledge | Reply
+          | SetTargetConfig | Teardown)

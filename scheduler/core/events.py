@@ -1,0 +1,82 @@
+"""What happens to the scheduler: every input of `decide` is one of these values."""
+from __future__ import annotations
+
+from typing import Any, Mapping
+
+import attrs
+
+
+@attrs.frozen
+class Subscribed:
+    framework_id: str
+    now: float
+
+
+@attrs.frozen
+class Disconnected:
+    now: float
+
+
+@attrs.frozen
+class Offers:
+    offers: tuple[Mapping[str, Any], ...]
+    now: float
+
+
+@attrs.frozen
+class OfferRescinded:
+    offer_id: str
+    now: float
+
+
+@attrs.frozen
+class Status:
+    """A v1 TaskStatus as pymesos delivers it."""
+
+    status: Mapping[str, Any]
+    now: float
+
+
+@attrs.frozen
+class AgentLost:
+    agent_id: str
+    now: float
+
+
+@attrs.frozen
+class Tick:
+    """Sent by the shell every second: backoffs expire, timeouts fire, offers are revived."""
+
+    now: float
+
+
+@attrs.frozen
+class KafkaHealth:
+    """What the brokers' metadata says (the shell asks Kafka's AdminClient).
+
+    ``under_min_isr_if_down[b]``: partitions that would fall below min.insync.replicas if broker b
+    stopped; ``replicas_by_broker[b]``: partition replicas broker b holds.
+    """
+
+    now: float
+    brokers_in_metadata: frozenset[int]
+    under_min_isr_if_down: Mapping[int, int]
+    replicas_by_broker: Mapping[int, int] = attrs.field(factory=dict)
+    controller_id: int | None = None
+
+
+COMMAND_KINDS = ("restart_pod", "replace_pod", "plan_interrupt", "plan_continue", "plan_restart",
+                 "plan_force_complete", "scale_brokers", "scale_app", "update_config", "uninstall")
+
+
+@attrs.frozen
+class Command:
+    """An operator's request (HTTP API); answered by a `Reply` with the same id."""
+
+    command_id: str
+    kind: str
+    args: Mapping[str, Any]
+    now: float
+
+
+Event = Subscribed | Disconnected | Offers | OfferRescinded | Status | AgentLost | Tick | KafkaHealth | Command

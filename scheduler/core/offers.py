@@ -1,0 +1,173 @@
+"""Offers as values, and the resource operations kmf builds from them (exact arithmetic).
+
+Every reserved resource carries labels ``kmf.service``, ``kmf.pod`` and ``kmf.reservation`` (the
+persistence id of the broker's volume), so that a reservation is found again in any later offer,
+and one that no record owns any more is recognised and released.
+"""
+from __future__ import annotations
+
+from typing import Any, Mapping
+
+import attrs
+
+from mesoslib.resources import (
+    DYNAMIC,
+    DiskInfo,
+    Resource,
+    ResourceError,
+    Resources,
+    ranges,
+    scalar,
+    to_millis,
+)
+from scheduler.core.placement import attributes_of
+
+VOLUME_PATH = "kafka-data"
+LABEL_SERVICE, LABEL_POD, LABEL_RESERVATION = "kmf.service", "kmf.pod", "kmf.reservation"
+
+
+@attrs.frozen
+class OfferView:
+    id: str
+    agent_id: str
+    hostname: str
+    attributes: Mapping[str, str]
+    pool: Resources
+
+
+def parse_offer(doc: Mapping[str, Any]) -> OfferView:
+    """Raises ResourceError/KeyError for an offer that cannot be understood (it gets declined)."""
+    return OfferView(
+        id=doc["id"]["value"], agent_id=doc["agent_id"]["value"], hostname=doc.get("hostname") or "",
+        attributes=attributes_of(doc),
+        pool=Resources.from_json(list(doc.get("resources") or []), "offer.resources").without_allocation(),
+    )
+
+
+def _labels(res: Resource) -> dict[str, str]:
+    return dict(res.reservations[-1].labels) if res.reservations else {}
+
+
+def reservation_ids(pool: Resources, service: str) -> dict[str, str]:
+    """persistence id → pod of every kmf reservation of `service` in `pool`."""
+    out = {}
+    for res in pool:
+        labels = _labels(res)
+        if labels.get(LABEL_SERVICE) == service and LABEL_RESERVATION in labels:
+            out[labels[LABEL_RESERVATION]] = labels.get(LABEL_POD, "")
+    return out
+
+
+def reserved_for(pool: Resources, service: str, reservation_id: str) -> Resources:
+    """The resources of one reservation (the volume included) found in `pool`."""
+    return pool.filter(lambda r: _labels(r).get(LABEL_SERVICE) == service
+                       and _labels(r).get(LABEL_RESERVATION) == reservation_id)
+
+
+def _unreserved_or_role(pool: Resources, role: str) -> Resources:
+    return pool.filter(lambda r: not r.is_reserved or (r.role == role and not r.is_dynamically_reserved))
+
+
+def choose_ports(pool: Resources, count: int) -> list[int] | None:
+    free: list[int] = []
+    for begin, end in pool.ranges_of("ports"):
+        for port in range(begin, end + 1):
+            free.append(port)
+            if len(free) == count:
+                return free
+    return free if count == 0 else None
+
+
+def shortfall(pool: Resources, cpus: float, mem: float, disk: float, ports: int) -> str | None:
+    """Why `pool` cannot give these amounts (in words), or None."""
+    for name, need in (("cpus", cpus), ("mem", mem), ("disk", disk)):
+        have = pool.scalar(name)
+        if need > 0 and to_millis(have) < to_millis(need):
+            return f"needs {need:g} {name}, has {have:g}"
+    if ports and choose_ports(pool, ports) is None:
+        return f"needs {ports} ports, has {sum(e - b + 1 for b, e in pool.ranges_of('ports'))}"
+    return None
+
+
+def take_unreserved(pool: Resources, role: str, cpus: float, mem: float, disk: float,
+                    ports: int) -> tuple[Resources, list[int]] | str:
+    """Unreserved amounts carved out of `pool`, with the chosen ports; or why not."""
+    free = _unreserved_or_role(pool, role)
+    reason = shortfall(free, cpus, mem, disk, ports)
+    if reason is not None:
+        return reason
+    chosen = choose_ports(free, ports) or []
+    wanted = [scalar("cpus", cpus), scalar("mem", mem)]
+    if disk > 0:
+        wanted.append(scalar("disk", disk))
+    if chosen:
+        wanted.append(ranges("ports", [(p, p) for p in chosen]))
+    taken = Resources()
+    for want in wanted:
+        # take from one matching resource of the pool with the same identity (role "*" first)
+        for res in sorted((r for r in free if r.name == want.name), key=lambda r: r.is_reserved):
+            candidate = attrs.evolve(want, reservations=res.reservations)
+            if Resources([res]).contains(candidate):
+                taken = taken + candidate
+                break
+        else:
+            return f"needs {want}, not available in one piece"
+    return taken, chosen
+
+
+def reserve_operations(taken: Resources, role: str, principal: str | None, service: str, pod: str,
+                       reservation_id: str) -> tuple[list[dict[str, Any]], Resources]:
+    """RESERVE of `taken` (+ CREATE of its disk as a volume): the operations and the reserved
+    resources as later offers will show them."""
+    labels = ((LABEL_SERVICE, service), (LABEL_POD, pod), (LABEL_RESERVATION, reservation_id))
+    reserved = taken.reserve(role, principal, labels)
+    ops: list[dict[str, Any]] = [{"type": "RESERVE", "reserve": {"resources": reserved.to_json("pre")}}]
+    disks = reserved.named("disk")
+    if disks:
+        disk = next(iter(disks))
+        volume = attrs.evolve(disk, disk=DiskInfo(persistence_id=reservation_id,
+                                                  persistence_principal=principal,
+                                                  container_path=VOLUME_PATH, mode="RW"))
+        ops.append({"type": "CREATE", "create": {"volumes": [volume.to_json("pre")]}})
+        reserved = reserved - disk + volume
+    return ops, reserved
+
+
+def release_operations(resources: Resources) -> list[dict[str, Any]]:
+    """DESTROY every volume, then UNRESERVE everything (one ACCEPT, applied in order)."""
+    ops: list[dict[str, Any]] = []
+    volumes = resources.volumes()
+    if volumes:
+        ops.append({"type": "DESTROY", "destroy": {"volumes": volumes.to_json("pre")}})
+    plain = resources.non_volumes() + Resources(v.without_volume() for v in volumes)
+    dynamic = plain.dynamic()
+    if dynamic:
+        ops.append({"type": "UNRESERVE", "unreserve": {"resources": dynamic.to_json("pre")}})
+    return ops
+
+
+def split_reserved(reserved: Resources, cpus: float, mem: float) -> tuple[Resources, Resources] | str:
+    """Split a reservation into the task's share (cpus, mem, all ports, the volume) and the
+    executor's (the rest of cpus and mem)."""
+    task, executor = Resources(), Resources()
+    for name, need in (("cpus", cpus), ("mem", mem)):
+        items = [r for r in reserved if r.name == name and not r.is_volume]
+        if not items:
+            return f"reservation has no {name}"
+        res = items[0]
+        total = res.value
+        want = to_millis(need)
+        if total < want:
+            return f"reservation has {res.scalar:g} {name}, the task needs {need:g}"
+        task = task + res.with_value(want)
+        if total - want > 0:
+            executor = executor + res.with_value(total - want)
+    for res in reserved:
+        if res.name not in ("cpus", "mem"):
+            task = task + res
+    return task, executor
+
+
+__all__ = ["DYNAMIC", "OfferView", "ResourceError", "Resources", "VOLUME_PATH", "choose_ports",
+           "parse_offer", "release_operations", "reservation_ids", "reserve_operations", "reserved_for",
+           "shortfall", "split_reserved", "take_unreserved"]

@@ -1,0 +1,78 @@
+"""The pods a service spec asks for: names, identities, resources, placement, deploy order.
+
+KRaft quorum (DESIGN.md §4, contract C5): with ``controllers: combined`` the first k brokers
+(k = 3, or 1 below three brokers) are broker+controller nodes: no extra tasks or resources, and a
+3-broker cluster survives one loss in both roles. With ``separate``, controllers are their own
+pods ``controller-<n>`` (node ids 1000+n) so brokers can roll or move without touching the quorum.
+"""
+from __future__ import annotations
+
+from typing import Iterator
+
+import attrs
+
+from config import Constraint, ServiceSpec
+
+EXECUTOR_CPUS = 0.1
+EXECUTOR_MEM_MB = 64
+CONTROLLER_ID_BASE = 1000
+
+
+@attrs.frozen
+class PodDef:
+    name: str
+    kind: str  # broker | stream
+    group: str  # placement group: "kafka" or "app:<name>"
+    index: int
+    cpus: float
+    mem_mb: int
+    disk_mb: int = 0
+    roles: tuple[str, ...] = ()
+    app: str | None = None
+    placement: tuple[Constraint, ...] = ()
+
+    @property
+    def node_id(self) -> int:
+        return CONTROLLER_ID_BASE + self.index if self.roles == ("controller",) else self.index
+
+    @property
+    def is_controller(self) -> bool:
+        return "controller" in self.roles
+
+    @property
+    def ports_needed(self) -> int:
+        return len(self.roles) if self.kind == "broker" else 0
+
+
+def quorum_size(brokers: int) -> int:
+    return 3 if brokers >= 3 else 1
+
+
+def desired_pods(spec: ServiceSpec) -> list[PodDef]:
+    """Every pod of the spec in deploy order: controllers, brokers, then each app's instances."""
+    k = spec.kafka
+    out: list[PodDef] = []
+    common = dict(kind="broker", group="kafka", cpus=k.cpus, mem_mb=k.mem_mb, disk_mb=k.disk_mb,
+                  placement=k.placement)
+    if k.mode == "kraft" and k.controllers == "separate":
+        for n in range(quorum_size(k.brokers)):
+            out.append(PodDef(name=f"controller-{n}", index=n, roles=("controller",), **common))
+    for n in range(k.brokers):
+        if k.mode == "kraft" and k.controllers == "combined" and n < quorum_size(k.brokers):
+            roles: tuple[str, ...] = ("broker", "controller")
+        else:
+            roles = ("broker",)
+        out.append(PodDef(name=f"broker-{n}", index=n, roles=roles, **common))
+    for app in spec.apps:
+        for i in range(app.count):
+            out.append(PodDef(name=f"{app.name}-{i}", kind="stream", group=f"app:{app.name}", index=i,
+                              cpus=app.cpus, mem_mb=app.mem_mb, app=app.name, placement=app.placement))
+    return out
+
+
+def pods_by_name(spec: ServiceSpec) -> dict[str, PodDef]:
+    return {p.name: p for p in desired_pods(spec)}
+
+
+def controllers(pods: list[PodDef]) -> Iterator[PodDef]:
+    return (p for p in pods if p.kind == "broker" and p.is_controller)

@@ -1,0 +1,111 @@
+"""The scheduler's state: task records by pod, service properties, and what is in flight.
+
+Records are stored in ZooKeeper as the JSON of `TaskRecord.to_json` (kind ``tasks``, key = pod).
+`State` is immutable; `decide` returns a new one per event (dict copies are cheap at 10,000 pods).
+"""
+from __future__ import annotations
+
+from typing import Any, Mapping
+
+import attrs
+
+from config import ServiceSpec
+
+TERMINAL = frozenset({
+    "TASK_FINISHED", "TASK_FAILED", "TASK_KILLED", "TASK_ERROR", "TASK_LOST", "TASK_DROPPED",
+    "TASK_GONE", "TASK_GONE_BY_OPERATOR", "TASK_UNKNOWN",
+})
+ACTIVE = frozenset({"TASK_STAGING", "TASK_STARTING", "TASK_RUNNING", "TASK_KILLING"})
+
+
+@attrs.frozen
+class Reservation:
+    """Resources a broker owns on one agent: kept across relaunches in place."""
+
+    agent_id: str
+    hostname: str
+    persistence_id: str
+    resources: tuple[Mapping[str, Any], ...]  # v1 JSON ("pre" format), volume included
+    broker_port: int | None = None
+    controller_port: int | None = None
+    attributes: Mapping[str, str] = attrs.field(factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"agent_id": self.agent_id, "hostname": self.hostname,
+                "persistence_id": self.persistence_id, "resources": list(self.resources),
+                "broker_port": self.broker_port, "controller_port": self.controller_port,
+                "attributes": dict(self.attributes)}
+
+    @classmethod
+    def from_json(cls, doc: Mapping[str, Any]) -> "Reservation":
+        return cls(doc["agent_id"], doc["hostname"], doc["persistence_id"], tuple(doc["resources"]),
+                   doc.get("broker_port"), doc.get("controller_port"), dict(doc.get("attributes") or {}))
+
+
+@attrs.frozen
+class TaskRecord:
+    pod: str
+    kind: str  # broker | stream
+    goal: str = "RUNNING"  # RUNNING | GONE
+    task_id: str | None = None
+    agent_id: str | None = None
+    hostname: str | None = None
+    state: str | None = None
+    message: str = ""
+    ready: bool = False
+    healthy: bool | None = None
+    reservation: Reservation | None = None
+    fingerprint: str | None = None
+    launches: int = 0
+    attempts: int = 0
+    backoff_until: float = 0.0
+    failed_since: float | None = None
+    kill_reason: str | None = None
+    launched_at: float | None = None
+    ports: tuple[int, ...] = ()
+
+    @property
+    def active(self) -> bool:
+        """A task is out there (or may be: launched and not yet heard of)."""
+        return self.task_id is not None and self.state not in TERMINAL
+
+    def to_json(self) -> dict[str, Any]:
+        doc = attrs.asdict(self, recurse=False)
+        doc["reservation"] = self.reservation.to_json() if self.reservation else None
+        doc["ports"] = list(self.ports)
+        return doc
+
+    @classmethod
+    def from_json(cls, doc: Mapping[str, Any]) -> "TaskRecord":
+        fields = {f.name for f in attrs.fields(cls)}
+        unknown = set(doc) - fields
+        if unknown or "pod" not in doc or "kind" not in doc:
+            raise ValueError(f"task record: unknown fields {sorted(unknown)}" if unknown
+                             else "task record: pod and kind are required")
+        values = dict(doc)
+        if values.get("reservation"):
+            values["reservation"] = Reservation.from_json(values["reservation"])
+        values["ports"] = tuple(values.get("ports") or ())
+        return cls(**values)
+
+
+@attrs.frozen
+class State:
+    spec: ServiceSpec
+    config_id: str
+    framework_id: str | None = None
+    tasks: Mapping[str, TaskRecord] = attrs.field(factory=dict)
+    properties: Mapping[str, str] = attrs.field(factory=dict)
+    suppressed: bool = False
+    connected: bool = False
+    # pod → why the last offer round did not place it (GET /v1/pod/{name}/info)
+    last_placement: Mapping[str, str] = attrs.field(factory=dict)
+    kafka: Any = None  # the last events.KafkaHealth
+    # persistence id → agent id of reservations to release (replaced or removed pods)
+    releasing: Mapping[str, str] = attrs.field(factory=dict)
+    uninstalling: bool = False
+
+    def by_task_id(self, task_id: str) -> TaskRecord | None:
+        pod = task_id.split("__", 1)[0]
+        rec = self.tasks.get(pod)
+        return rec if rec is not None and rec.task_id == task_id else None

@@ -1,0 +1,139 @@
+"""TaskInfo and ExecutorInfo as kmf launches them (contract C3), and each pod's TaskData.
+
+The fingerprint of a pod is a hash of what its task would be given now (payload without the
+changing bootstrap list, resources): a running task whose fingerprint differs is outdated and is
+rolled by the update plan (a config update, or a controller that moved and changed the voters).
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import uuid
+from typing import Any, Mapping
+
+import attrs
+
+from config import ServiceSpec
+from kmf.taskdata import BrokerTask, StreamTask, TaskData, Voter
+from mesoslib.resources import Resources, scalar
+from scheduler.core.offers import VOLUME_PATH
+from scheduler.core.pods import EXECUTOR_CPUS, EXECUTOR_MEM_MB, PodDef
+from scheduler.core.state import TaskRecord
+
+_NS = uuid.UUID("6f1c3a52-8e0b-4c55-9d43-6f0e1d2a7b10")
+
+
+def new_id(*parts: object) -> str:
+    """A uuid derived from its inputs: pure, and unique as long as one input changes."""
+    return str(uuid.uuid5(_NS, "/".join(str(p) for p in parts)))
+
+
+def zookeeper_chroot(spec: ServiceSpec) -> str:
+    return f"{spec.zookeeper.connect}{spec.zookeeper.root.rstrip('/')}/{spec.name}/kafka"
+
+
+def voters(tasks: Mapping[str, TaskRecord], pods: list[PodDef]) -> tuple[Voter, ...] | None:
+    """The controller quorum, or None while a controller has no reservation (address unknown)."""
+    out = []
+    for pod in pods:
+        if pod.kind != "broker" or not pod.is_controller:
+            continue
+        rec = tasks.get(pod.name)
+        if rec is None or rec.reservation is None or rec.reservation.controller_port is None:
+            return None
+        out.append(Voter(pod.node_id, rec.reservation.hostname, rec.reservation.controller_port))
+    return tuple(out)
+
+
+def bootstrap_servers(tasks: Mapping[str, TaskRecord], pods: list[PodDef]) -> str:
+    hosts = []
+    for pod in pods:
+        rec = tasks.get(pod.name)
+        if pod.kind == "broker" and "broker" in pod.roles and rec and rec.reservation \
+                and rec.reservation.broker_port:
+            hosts.append(f"{rec.reservation.hostname}:{rec.reservation.broker_port}")
+    return ",".join(hosts)
+
+
+def task_data(spec: ServiceSpec, pod: PodDef, rec: TaskRecord | None, properties: Mapping[str, str],
+              quorum: tuple[Voter, ...] | None, bootstrap: str) -> TaskData:
+    k = spec.kafka
+    if pod.kind == "broker":
+        res = rec.reservation if rec else None
+        assert res is not None, "a broker is launched on its reservation"
+        return TaskData(kind="broker", service=spec.name, broker=BrokerTask(
+            node_id=pod.node_id, mode=k.mode, kafka_version=k.version, roles=pod.roles,
+            host=res.hostname, broker_port=res.broker_port if "broker" in pod.roles else None,
+            controller_port=res.controller_port if pod.is_controller else None,
+            cluster_id=properties.get("cluster_id") if k.mode == "kraft" else None,
+            voters=quorum or () if k.mode == "kraft" else (),
+            zookeeper_connect=zookeeper_chroot(spec) if k.mode == "zookeeper" else None,
+            volume=VOLUME_PATH, rack=(res.attributes.get(k.rack_attribute) if k.rack_attribute else None),
+            heap_mb=k.heap_mb, replication=k.replication_factor, min_insync_replicas=k.min_isr,
+            overrides=k.overrides))
+    app = spec.app(pod.app or "")
+    assert app is not None
+    return TaskData(kind="stream", service=spec.name, stream=StreamTask(
+        app=app.name, instance=pod.index, runtime=app.runtime, command=app.command,
+        bootstrap_servers=bootstrap, env=app.env, kafka_version=k.version))
+
+
+def fingerprint(pod: PodDef, data: TaskData) -> str:
+    doc = data.to_json()
+    if doc.get("stream"):
+        doc["stream"]["bootstrap_servers"] = ""
+    raw = json.dumps([doc, pod.cpus, pod.mem_mb, pod.disk_mb], sort_keys=True).encode()
+    return hashlib.sha256(raw).hexdigest()[:16]
+
+
+def executor_info(spec: ServiceSpec, pod: PodDef, executor_id: str, resources: Resources) -> dict[str, Any]:
+    e = spec.executor
+    variables = [{"name": "KMF_POD", "value": pod.name}]
+    if e.pythonpath:
+        variables.append({"name": "PYTHONPATH", "value": e.pythonpath})
+    if e.kafka_cache:
+        variables.append({"name": "KMF_KAFKA_CACHE", "value": e.kafka_cache})
+    variables.append({"name": "KMF_PYTHON", "value": e.python})
+    return {
+        "executor_id": {"value": executor_id},
+        "name": f"kmf executor for {pod.name}",
+        "source": spec.name,
+        "command": {"shell": False, "value": e.python, "arguments": [e.python, "-m", "executor"],
+                    "environment": {"variables": variables}},
+        "resources": resources.to_json("pre"),
+    }
+
+
+def executor_resources() -> Resources:
+    return Resources([scalar("cpus", EXECUTOR_CPUS), scalar("mem", EXECUTOR_MEM_MB)])
+
+
+def task_info(spec: ServiceSpec, pod: PodDef, task_id: str, agent_id: str, data: TaskData,
+              task_resources: Resources, exec_resources: Resources, config_id: str,
+              ports: tuple[int, ...]) -> dict[str, Any]:
+    grace = data.grace_period_s
+    labels = [("kmf.service", spec.name), ("kmf.pod", pod.name), ("kmf.kind", pod.kind),
+              ("kmf.config_id", config_id)]
+    if pod.kind == "broker":
+        labels.append(("kmf.node_id", str(pod.node_id)))
+    port_names = [r for r in pod.roles] if pod.kind == "broker" else []
+    info: dict[str, Any] = {
+        "name": pod.name,
+        "task_id": {"value": task_id},
+        "agent_id": {"value": agent_id},
+        "resources": task_resources.to_json("pre"),
+        "executor": executor_info(spec, pod, task_id, exec_resources),
+        "data": data.encode(),
+        "labels": {"labels": [{"key": k, "value": v} for k, v in labels]},
+        "kill_policy": {"grace_period": {"nanoseconds": int(grace * 1e9)}},
+        "discovery": {
+            "visibility": "FRAMEWORK", "name": f"{pod.name}.{spec.name}",
+            "ports": {"ports": [{"number": p, "name": n, "protocol": "tcp"}
+                                for p, n in zip(ports, port_names)]},
+        },
+    }
+    return info
+
+
+__all__ = ["attrs", "bootstrap_servers", "executor_info", "executor_resources", "fingerprint",
+           "new_id", "task_data", "task_info", "voters", "zookeeper_chroot"]

@@ -1,0 +1,208 @@
+"""The decision core driven through `decide` alone: deploy, recovery, replacement, commands."""
+from __future__ import annotations
+
+import attrs
+import pytest
+from hypothesis import given, settings, strategies as st
+
+from kmf.taskdata import TaskData
+from scheduler.core import actions as act
+from scheduler.core import events as ev
+from scheduler.core.decide import plans
+from tests.unit.scheduler_core.sim import BASE, Sim, spec
+
+
+def launches(actions) -> list[dict]:
+    return [t for a in actions if isinstance(a, act.Accept) for op in a.operations
+            if op["type"] == "LAUNCH" for t in op["launch"]["task_infos"]]
+
+
+def test_subscribe_persists_the_cluster_id_and_reconciles():
+    sim = Sim(spec())
+    out = sim.step(ev.Subscribed("fw-1", sim.now))
+    assert out[0] == act.Persist(puts=(("properties", "cluster_id", "MkU3OEVBNTcwNTJENDM2Qk"),))
+    assert act.Reconcile(()) in out and act.Revive() in out
+
+
+def test_quorum_reserves_then_launches_together_then_apps_after_brokers():
+    sim = Sim(spec())
+    sim.step(ev.Subscribed("fw-1", sim.now))
+    out = sim.offer_round()
+    first = launches(out)
+    # all three controllers got resources on three different agents and launched in one round
+    assert sorted(t["name"] for t in first) == ["broker-0", "broker-1", "broker-2"]
+    hosts = {t["agent_id"]["value"] for t in first}
+    assert len(hosts) == 3
+    data = TaskData.decode(first[0]["data"])
+    assert len(data.broker.voters) == 3 and data.broker.cluster_id == "MkU3OEVBNTcwNTJENDM2Qk"
+    # write-ahead: the records were persisted before the ACCEPT
+    kinds = [type(a) for a in out]
+    assert kinds.index(act.Persist) < kinds.index(act.Accept)
+    assert not any(t["name"].startswith("wc") for t in first)
+    assert plans(sim.state, sim.now)["deploy"]["status"] == "IN_PROGRESS"
+    sim.run_all_ready()
+    names = {r.pod for r in sim.state.tasks.values() if r.ready}
+    assert names == {"broker-0", "broker-1", "broker-2", "wc-0", "wc-1"}
+    assert plans(sim.state, sim.now)["deploy"]["status"] == "COMPLETE"
+    assert sim.state.suppressed
+
+
+def test_failed_broker_relaunches_in_place_with_backoff_keeping_its_volume():
+    sim = Sim(spec())
+    sim.step(ev.Subscribed("fw", sim.now))
+    sim.run_all_ready()
+    rec = sim.record("broker-1")
+    sim.status(rec.task_id, "TASK_FAILED", message="exit 137")
+    failed = sim.record("broker-1")
+    assert failed.attempts == 1 and failed.backoff_until == sim.now + 1
+    assert not launches(sim.offer_round())  # still backing off
+    sim.now += 1.5
+    out = sim.offer_round()
+    again = launches(out)
+    assert [t["name"] for t in again] == ["broker-1"]
+    assert again[0]["agent_id"]["value"] == rec.reservation.agent_id
+    vols = [r for r in again[0]["resources"] if r.get("disk", {}).get("persistence")]
+    assert vols[0]["disk"]["persistence"]["id"] == rec.reservation.persistence_id
+    assert TaskData.decode(again[0]["data"]).broker.node_id == 1
+
+
+def test_backoff_grows_and_is_capped():
+    sim = Sim(spec())
+    sim.step(ev.Subscribed("fw", sim.now))
+    sim.run_all_ready()
+    delays = []
+    for _ in range(6):
+        rec = sim.record("wc-0")
+        sim.status(rec.task_id, "TASK_FAILED")
+        delays.append(sim.record("wc-0").backoff_until - sim.now)
+        sim.now = sim.record("wc-0").backoff_until
+        sim.offer_round()
+    assert delays == [1, 2, 4, 8, 8, 8]
+
+
+def test_lost_agent_broker_replaced_elsewhere_with_same_identity_and_old_reservation_released():
+    sim = Sim(spec(BASE.replace("brokers: 3", "brokers: 3").replace("count: 2", "count: 0")), agents=4)
+    sim.step(ev.Subscribed("fw", sim.now))
+    sim.run_all_ready()
+    rec = sim.record("broker-2")
+    agent = next(a for a in sim.agents if a.id == rec.reservation.agent_id)
+    agent.alive = False
+    sim.step(ev.AgentLost(agent.id, sim.now))
+    sim.status(rec.task_id, "TASK_UNREACHABLE")
+    sim.now += 31
+    out = sim.step(ev.Tick(sim.now))
+    assert act.Kill(rec.task_id, rec.agent_id) in out
+    assert sim.record("broker-2").reservation is None
+    out = sim.offer_round()
+    new = launches(out)
+    assert [t["name"] for t in new] == ["broker-2"] and new[0]["agent_id"]["value"] != agent.id
+    assert TaskData.decode(new[0]["data"]).broker.node_id == 2
+    # the old agent comes back with its task: killed as stale; its reservation is released
+    agent.alive = True
+    out = sim.step(ev.Status({"task_id": {"value": rec.task_id}, "state": "TASK_RUNNING",
+                              "agent_id": {"value": agent.id}}, sim.now))
+    assert act.Kill(rec.task_id, agent.id) in out
+    sim.status(rec.task_id, "TASK_KILLED")  # the agent carries out the kill
+    out = sim.offer_round()
+    ops = [op["type"] for a in out if isinstance(a, act.Accept) for op in a.operations]
+    assert "DESTROY" in ops and "UNRESERVE" in ops
+
+
+def test_unknown_running_task_is_killed_and_status_acknowledged():
+    sim = Sim(spec())
+    status = {"task_id": {"value": "broker-9__x"}, "state": "TASK_RUNNING", "uuid": "dQ==",
+              "agent_id": {"value": "A1"}}
+    out = sim.step(ev.Status(status, sim.now))
+    assert out == (act.Kill("broker-9__x", "A1"), act.Acknowledge(status))
+
+
+def test_restart_and_replace_commands():
+    sim = Sim(spec(), agents=4)
+    sim.step(ev.Subscribed("fw", sim.now))
+    sim.run_all_ready()
+    rec = sim.record("broker-0")
+    out = sim.step(ev.Command("c1", "restart_pod", {"pod": "broker-0"}, sim.now))
+    assert act.Kill(rec.task_id, rec.agent_id) in out and out[-1].ok
+    sim.status(rec.task_id, "TASK_KILLED")
+    again = launches(sim.offer_round())
+    assert again and again[0]["agent_id"]["value"] == rec.agent_id  # in place, no backoff
+    out = sim.step(ev.Command("c2", "restart_pod", {"pod": "nope"}, sim.now))
+    assert out == (act.Reply("c2", False, {"message": "pod 'nope' does not exist", "status": 404}),)
+
+
+def test_scale_in_refused_while_broker_holds_replicas():
+    sim = Sim(spec(BASE.replace("brokers: 3", "brokers: 4")), agents=4)
+    sim.step(ev.Subscribed("fw", sim.now))
+    sim.run_all_ready()
+    sim.step(ev.KafkaHealth(sim.now, frozenset({0, 1, 2, 3}), {}, {3: 7}, 0))
+    out = sim.step(ev.Command("c", "scale_brokers", {"count": 3}, sim.now))
+    assert not out[-1].ok and "broker-3 holds 7 replicas" in out[-1].result["message"]
+    out = sim.step(ev.Command("c", "scale_brokers", {"count": 2}, sim.now))
+    assert not out[-1].ok and "controller quorum" in out[-1].result["message"]
+    sim.step(ev.KafkaHealth(sim.now, frozenset({0, 1, 2, 3}), {}, {3: 0}, 0))
+    out = sim.step(ev.Command("c", "scale_brokers", {"count": 3}, sim.now))
+    assert out[-1].ok and any(isinstance(a, act.Kill) for a in out)
+
+
+def test_config_update_rolls_one_broker_at_a_time_when_isr_allows():
+    sim = Sim(spec(), agents=3)
+    sim.step(ev.Subscribed("fw", sim.now))
+    sim.run_all_ready()
+    new = spec(BASE.replace("heap_mb: 256", "heap_mb: 300"))
+    sim.step(ev.KafkaHealth(sim.now, frozenset({0, 1, 2}), {0: 0, 1: 3, 2: 0}, {}, 0))
+    out = sim.step(ev.Command("u", "update_config", {"spec": new}, sim.now))
+    kills = [a for a in out if isinstance(a, act.Kill)]
+    # one kill only; not broker-1 (partitions would fall under min ISR), not the controller (0) first
+    assert len(kills) == 1 and kills[0].task_id.startswith("broker-2")
+    assert out[-1].ok and any("heap_mb" in d for d in out[-1].result["diff"])
+    refused = spec(BASE.replace("disk_mb: 1000", "disk_mb: 500"))
+    out = sim.step(ev.Command("u2", "update_config", {"spec": refused}, sim.now))
+    assert not out[-1].ok and "cannot shrink" in out[-1].result["message"]
+
+
+def test_uninstall_kills_everything_releases_and_tears_down():
+    sim = Sim(spec())
+    sim.step(ev.Subscribed("fw", sim.now))
+    sim.run_all_ready()
+    out = sim.step(ev.Command("x", "uninstall", {}, sim.now))
+    for kill in [a for a in out if isinstance(a, act.Kill)]:
+        sim.status(kill.task_id, "TASK_KILLED")
+    for _ in range(3):
+        sim.offer_round()
+    out = sim.step(ev.Tick(sim.now))
+    assert act.Teardown() in out
+    assert all(not a.free.reserved() for a in sim.agents)
+
+
+@settings(max_examples=25, deadline=None)
+@given(seed=st.lists(st.tuples(st.sampled_from(["offer", "fail", "ready", "tick", "lose"]), st.integers(0, 9)),
+                     max_size=40))
+def test_properties_no_double_launch_no_overuse(seed):
+    sim = Sim(spec(), agents=4)
+    sim.step(ev.Subscribed("fw", sim.now))
+    for what, n in seed:
+        if what == "offer":
+            sim.offer_round()  # Sim.apply asserts nothing is used beyond what was offered
+        elif what == "tick":
+            sim.now += n
+            sim.step(ev.Tick(sim.now))
+        elif sim.tasks:
+            tid = sorted(sim.tasks)[n % len(sim.tasks)]
+            if what == "fail":
+                sim.status(tid, "TASK_FAILED")
+            elif what == "ready":
+                sim.status(tid, "TASK_RUNNING", ready=True)
+            else:
+                sim.status(tid, "TASK_GONE")
+        # never two live tasks for one pod
+        pods = [t["info"]["name"] for t in sim.tasks.values()]
+        current = {r.task_id for r in sim.state.tasks.values()}
+        live_current = [t["info"]["name"] for tid, t in sim.tasks.items() if tid in current]
+        assert len(live_current) == len(set(live_current)), pods
+    # every LAUNCH came after a Persist naming its task id
+    persisted = set()
+    for a in sim.actions:
+        if isinstance(a, act.Persist):
+            persisted |= {v.get("task_id") for k, _, v in a.puts if k == "tasks"}
+        for t in launches([a]):
+            assert t["task_id"]["value"] in persisted
