@@ -1,0 +1,1 @@
+"""The scheduler's HTTP API, Prometheus metrics and web page."""

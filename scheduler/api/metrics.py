@@ -1,0 +1,90 @@
+"""Prometheus metrics of one scheduler, in a registry of its own.
+
+Counters move with each decision (`observe`); gauges are read from the latest State when
+Prometheus scrapes (`StateCollector`), so they are never stale.
+"""
+from __future__ import annotations
+
+import time
+from typing import Any, Callable
+
+from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client.core import GaugeMetricFamily
+
+from scheduler.core import actions as act
+from scheduler.core.decide import plans
+from scheduler.core.state import State
+
+PLAN_STATES = ("PENDING", "IN_PROGRESS", "WAITING", "ERROR", "COMPLETE")
+
+
+class StateCollector:
+    def __init__(self, state: Callable[[], State], role: Callable[[], str],
+                 zk_connected: Callable[[], bool]) -> None:
+        self.state, self.role, self.zk_connected = state, role, zk_connected
+
+    def collect(self):  # noqa: ANN201 - prometheus_client collector protocol
+        s = self.state()
+        leader = GaugeMetricFamily("kmf_leader", "1 when this instance is the leading scheduler")
+        leader.add_metric([], 1.0 if self.role() == "leader" else 0.0)
+        yield leader
+        conn = GaugeMetricFamily("kmf_connected", "connections of the scheduler", labels=["to"])
+        conn.add_metric(["mesos"], 1.0 if s.connected else 0.0)
+        conn.add_metric(["zookeeper"], 1.0 if self.zk_connected() else 0.0)
+        yield conn
+        tasks = GaugeMetricFamily("kmf_task_state", "1 for each pod's current task state",
+                                  labels=["pod", "kind", "state"])
+        ready = GaugeMetricFamily("kmf_pod_ready", "1 when the pod's task is ready", labels=["pod", "kind"])
+        healthy = GaugeMetricFamily("kmf_pod_healthy", "1 healthy, 0 unhealthy", labels=["pod", "kind"])
+        attempts = GaugeMetricFamily("kmf_pod_failed_attempts", "failures since the last ready", labels=["pod"])
+        for rec in s.tasks.values():
+            tasks.add_metric([rec.pod, rec.kind, rec.state or ("LAUNCHED" if rec.task_id else "PENDING")], 1.0)
+            ready.add_metric([rec.pod, rec.kind], 1.0 if rec.ready else 0.0)
+            if rec.healthy is not None:
+                healthy.add_metric([rec.pod, rec.kind], 1.0 if rec.healthy else 0.0)
+            attempts.add_metric([rec.pod], float(rec.attempts))
+        yield from (tasks, ready, healthy, attempts)
+        plan = GaugeMetricFamily("kmf_plan_status", "1 for each plan's current status", labels=["plan", "status"])
+        for name, view in plans(s, time.time()).items():
+            for st in PLAN_STATES:
+                plan.add_metric([name, st], 1.0 if view["status"] == st else 0.0)
+        yield plan
+        sup = GaugeMetricFamily("kmf_offers_suppressed", "1 while offers are suppressed")
+        sup.add_metric([], 1.0 if s.suppressed else 0.0)
+        yield sup
+
+
+class Metrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        r = self.registry
+        self.decisions = Histogram("kmf_decision_seconds", "time to decide and act on one event",
+                                   ["event"], registry=r,
+                                   buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1, 5))
+        self.offers = Counter("kmf_offers_total", "offers by outcome", ["outcome"], registry=r)
+        self.launches = Counter("kmf_launches_total", "tasks launched", ["kind"], registry=r)
+        self.operations = Counter("kmf_operations_total", "offer operations sent", ["type"], registry=r)
+        self.kills = Counter("kmf_kills_total", "kill requests sent", registry=r)
+        self.updates = Counter("kmf_status_updates_total", "status updates received", ["state"], registry=r)
+
+    def attach(self, collector: StateCollector) -> None:
+        self.registry.register(collector)
+
+    def observe(self, seconds: float, event: Any, actions: tuple) -> None:
+        self.decisions.labels(type(event).__name__).observe(seconds)
+        status = getattr(event, "status", None)
+        if isinstance(status, dict) or hasattr(status, "get"):
+            self.updates.labels(status.get("state", "?")).inc()
+        for a in actions:
+            if isinstance(a, act.Accept):
+                self.offers.labels("accepted").inc(len(a.offer_ids))
+                for op in a.operations:
+                    self.operations.labels(op["type"]).inc()
+                    if op["type"] == "LAUNCH":
+                        for t in op["launch"]["task_infos"]:
+                            kind = next((l["value"] for l in t["labels"]["labels"] if l["key"] == "kmf.kind"), "?")
+                            self.launches.labels(kind).inc()
+            elif isinstance(a, act.Decline):
+                self.offers.labels("declined").inc(len(a.offer_ids))
+            elif isinstance(a, act.Kill):
+                self.kills.inc()

@@ -1,0 +1,362 @@
+"""The scheduler's HTTP API (DC/OS SDK style), /metrics and the web page.
+
+Every answer is JSON; every error is ``{"error": "...", "where": "..."}`` with a 4xx/5xx code.
+Mutating calls need ``Authorization: Bearer <token>`` when a token is configured (compared in
+constant time). A standby answers reads from ZooKeeper and redirects mutations to the leader.
+Commands go through the decision loop, so nothing is half-applied: the core accepts or refuses.
+"""
+from __future__ import annotations
+
+import hmac
+import json
+import logging
+import re
+import threading
+import time
+from http import HTTPStatus
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any, Callable, Protocol
+from urllib.parse import urlsplit
+
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from scheduler.api import topics, views
+from scheduler.core.decide import plans
+from scheduler.core.state import State
+
+log = logging.getLogger(__name__)
+
+MAX_BODY = 256 * 1024
+PAGE = Path(__file__).with_name("page.html")
+
+
+class Backend(Protocol):
+    def role(self) -> str: ...
+    def leader_url(self) -> str | None: ...
+    def state(self) -> State: ...
+    def zk_connected(self) -> bool: ...
+    def submit(self, kind: str, args: dict) -> Any: ...  # a core Reply
+    def configurations(self) -> dict[str, Any]: ...
+    def parse_config(self, text: str) -> Any: ...  # a ServiceSpec, or raises config.ConfigError
+
+
+class ApiError(Exception):
+    def __init__(self, status: int, message: str, where: str = "") -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.where = where
+
+
+Route = tuple[str, re.Pattern, str, bool]  # method, path pattern, handler name, mutating
+ROUTES: list[Route] = [
+    ("GET", re.compile(r"/v1/health"), "get_health", False),
+    ("GET", re.compile(r"/v1/plans"), "get_plans", False),
+    ("GET", re.compile(r"/v1/plans/(?P<plan>[^/]+)"), "get_plan", False),
+    ("POST", re.compile(r"/v1/plans/(?P<plan>[^/]+)/(?P<cmd>interrupt|continue|restart|force-complete)"),
+     "post_plan", True),
+    ("GET", re.compile(r"/v1/pod"), "get_pods", False),
+    ("GET", re.compile(r"/v1/pod/(?P<pod>[^/]+)/info"), "get_pod", False),
+    ("POST", re.compile(r"/v1/pod/(?P<pod>[^/]+)/(?P<cmd>restart|replace)"), "post_pod", True),
+    ("GET", re.compile(r"/v1/endpoints"), "get_endpoints", False),
+    ("GET", re.compile(r"/v1/endpoints/(?P<name>[^/]+)"), "get_endpoint", False),
+    ("GET", re.compile(r"/v1/config/target"), "get_target", False),
+    ("GET", re.compile(r"/v1/configurations"), "get_configurations", False),
+    ("GET", re.compile(r"/v1/configurations/(?P<cid>[^/]+)"), "get_configuration", False),
+    ("PUT", re.compile(r"/v1/config"), "put_config", True),
+    ("GET", re.compile(r"/v1/state/properties"), "get_properties", False),
+    ("POST", re.compile(r"/v1/scale"), "post_scale", True),
+    ("POST", re.compile(r"/v1/uninstall"), "post_uninstall", True),
+    ("GET", re.compile(r"/v1/topics"), "get_topics", False),
+    ("GET", re.compile(r"/v1/topics/(?P<topic>[^/]+)"), "get_topic", False),
+    ("POST", re.compile(r"/v1/topics"), "post_topic", True),
+    ("DELETE", re.compile(r"/v1/topics/(?P<topic>[^/]+)"), "delete_topic", True),
+    ("PUT", re.compile(r"/v1/topics/(?P<topic>[^/]+)/config"), "put_topic_config", True),
+    ("GET", re.compile(r"/metrics"), "get_metrics", False),
+    ("GET", re.compile(r"/"), "get_page", False),
+]
+
+
+def _reply_body(reply: Any) -> tuple[int, Any]:
+    result = dict(reply.result or {})
+    status = int(result.pop("status", 200 if reply.ok else 409))
+    if reply.ok:
+        return 200, result
+    return status, {"error": result.get("message", "refused"), **{k: v for k, v in result.items() if k != "message"}}
+
+
+class Api:
+    """Request handling, independent of the HTTP server (one instance per scheduler)."""
+
+    def __init__(self, backend: Backend, registry: Any, token: str | None = None,
+                 clock: Callable[[], float] = time.time) -> None:
+        self.backend = backend
+        self.registry = registry
+        self.token = token
+        self.clock = clock
+
+    def handle(self, method: str, path: str, headers: Any, body: bytes) -> tuple[int, str, bytes, dict]:
+        try:
+            status, payload = self._dispatch(method, path, headers, body)
+        except ApiError as exc:
+            status, payload = exc.status, {"error": exc.message, "where": exc.where or path}
+        except Exception as exc:  # noqa: BLE001 - never a traceback to the client
+            log.exception("API %s %s", method, path)
+            status, payload = 500, {"error": f"internal error: {exc}", "where": path}
+        extra: dict[str, str] = {}
+        if isinstance(payload, tuple):  # (content type, bytes)
+            ctype, data = payload
+            return status, ctype, data, extra
+        if status == 307:
+            extra["Location"] = payload["location"]
+        return status, "application/json", (json.dumps(payload, indent=1) + "\n").encode(), extra
+
+    def _dispatch(self, method: str, path: str, headers: Any, body: bytes) -> tuple[int, Any]:
+        matched_path = False
+        for verb, pattern, name, mutating in ROUTES:
+            m = pattern.fullmatch(path.rstrip("/") or "/")
+            if not m:
+                continue
+            matched_path = True
+            if verb != method:
+                continue
+            if mutating:
+                self._authorize(headers)
+                if self.backend.role() != "leader":
+                    leader = self.backend.leader_url()
+                    if not leader:
+                        raise ApiError(503, "no leader elected right now; try again shortly")
+                    return 307, {"error": "this instance is a standby", "location": leader.rstrip("/") + path}
+            return getattr(self, name)(body=body, **m.groupdict())
+        if matched_path:
+            raise ApiError(405, f"method {method} not allowed here")
+        raise ApiError(404, f"no such endpoint: {path}")
+
+    def _authorize(self, headers: Any) -> None:
+        if not self.token:
+            return
+        given = headers.get("Authorization") or ""
+        if not given.startswith("Bearer "):
+            raise ApiError(401, "this call needs 'Authorization: Bearer <token>'")
+        if not hmac.compare_digest(given[7:].strip().encode(), self.token.encode()):
+            raise ApiError(401, "wrong API token")
+
+    @staticmethod
+    def _json(body: bytes, required: bool = True) -> dict:
+        if not body.strip():
+            if required:
+                raise ApiError(400, "a JSON object body is required", "body")
+            return {}
+        try:
+            doc = json.loads(body)
+        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise ApiError(400, f"malformed JSON: {exc}", "body") from None
+        if not isinstance(doc, dict):
+            raise ApiError(400, f"expected a JSON object, got {type(doc).__name__}", "body")
+        return doc
+
+    def _submit(self, kind: str, args: dict) -> tuple[int, Any]:
+        return _reply_body(self.backend.submit(kind, args))
+
+    # reads -----------------------------------------------------------------------------------
+
+    def get_health(self, body: bytes) -> tuple[int, Any]:
+        doc = views.health(self.backend.state(), self.backend.role(), self.backend.zk_connected(), self.clock())
+        return (200 if doc["healthy"] else 503), doc
+
+    def get_plans(self, body: bytes) -> tuple[int, Any]:
+        return 200, sorted(plans(self.backend.state(), self.clock()))
+
+    def get_plan(self, body: bytes, plan: str) -> tuple[int, Any]:
+        doc = plans(self.backend.state(), self.clock()).get(plan)
+        if doc is None:
+            raise ApiError(404, f"plan {plan!r} does not exist (plans: deploy, recovery, update)", "plan")
+        # like the DC/OS SDK: 200 when complete, 202 while in progress
+        return (200 if doc["status"] == "COMPLETE" else 202), doc
+
+    def get_pods(self, body: bytes) -> tuple[int, Any]:
+        return 200, views.pod_names(self.backend.state())
+
+    def get_pod(self, body: bytes, pod: str) -> tuple[int, Any]:
+        doc = views.pod_info(self.backend.state(), pod)
+        if doc is None:
+            raise ApiError(404, f"pod {pod!r} does not exist", "pod")
+        return 200, doc
+
+    def get_endpoints(self, body: bytes) -> tuple[int, Any]:
+        return 200, ["broker"]
+
+    def get_endpoint(self, body: bytes, name: str) -> tuple[int, Any]:
+        if name != "broker":
+            raise ApiError(404, f"endpoint {name!r} does not exist (endpoints: broker)", "name")
+        return 200, views.broker_endpoint(self.backend.state())
+
+    def get_target(self, body: bytes) -> tuple[int, Any]:
+        return 200, views.config_target(self.backend.state())
+
+    def get_configurations(self, body: bytes) -> tuple[int, Any]:
+        return 200, sorted(self.backend.configurations())
+
+    def get_configuration(self, body: bytes, cid: str) -> tuple[int, Any]:
+        doc = self.backend.configurations().get(cid)
+        if doc is None:
+            raise ApiError(404, f"configuration {cid!r} does not exist", "cid")
+        return 200, doc
+
+    def get_properties(self, body: bytes) -> tuple[int, Any]:
+        props = self.backend.state().properties
+        return 200, {k: v for k, v in props.items() if not k.startswith("unsaved.")}
+
+    def get_metrics(self, body: bytes) -> tuple[int, Any]:
+        return 200, (CONTENT_TYPE_LATEST, generate_latest(self.registry))
+
+    def get_page(self, body: bytes) -> tuple[int, Any]:
+        return 200, ("text/html; charset=utf-8", PAGE.read_bytes())
+
+    # commands --------------------------------------------------------------------------------
+
+    def post_plan(self, body: bytes, plan: str, cmd: str) -> tuple[int, Any]:
+        doc = self._json(body, required=False)
+        for key in ("phase", "step"):
+            if key in doc and not isinstance(doc[key], str):
+                raise ApiError(400, f"{key} must be a string", key)
+        if cmd == "force-complete" and "step" not in doc:
+            raise ApiError(400, "force-complete needs the step (pod) it completes", "step")
+        kind = {"interrupt": "plan_interrupt", "continue": "plan_continue", "restart": "plan_restart",
+                "force-complete": "plan_force_complete"}[cmd]
+        return self._submit(kind, {"plan": plan, "phase": doc.get("phase"), "step": doc.get("step")})
+
+    def post_pod(self, body: bytes, pod: str, cmd: str) -> tuple[int, Any]:
+        return self._submit(f"{cmd}_pod", {"pod": pod})
+
+    def put_config(self, body: bytes) -> tuple[int, Any]:
+        import config
+        text = body.decode("utf-8", "replace")
+        if text.lstrip().startswith("{"):
+            doc = self._json(body)
+            if not isinstance(doc.get("yaml"), str):
+                raise ApiError(400, "send the YAML as the body, or JSON {\"yaml\": \"...\"}", "yaml")
+            text = doc["yaml"]
+        try:
+            spec = self.backend.parse_config(text)
+        except config.ConfigError as exc:
+            return 400, {"error": "invalid configuration", "problems": [str(p) for p in exc.problems]}
+        return self._submit("update_config", {"spec": spec})
+
+    def post_scale(self, body: bytes) -> tuple[int, Any]:
+        doc = self._json(body)
+        kind, count = doc.get("kind"), doc.get("count")
+        if not isinstance(count, int) or isinstance(count, bool):
+            raise ApiError(400, f"count must be a whole number, got {count!r}", "count")
+        if kind == "brokers":
+            return self._submit("scale_brokers", {"count": count})
+        if kind == "app":
+            if not isinstance(doc.get("name"), str):
+                raise ApiError(400, "name of the app is required", "name")
+            return self._submit("scale_app", {"app": doc["name"], "count": count})
+        raise ApiError(400, f"kind must be 'brokers' or 'app', got {kind!r}", "kind")
+
+    def post_uninstall(self, body: bytes) -> tuple[int, Any]:
+        return self._submit("uninstall", {})
+
+    # topics ----------------------------------------------------------------------------------
+
+    def _bootstrap(self) -> str:
+        servers = views.broker_endpoint(self.backend.state())["bootstrap_servers"]
+        if not servers:
+            raise ApiError(503, "no broker has an address yet")
+        return servers
+
+    def get_topics(self, body: bytes) -> tuple[int, Any]:
+        return 200, topics.list_topics(self._bootstrap())
+
+    def get_topic(self, body: bytes, topic: str) -> tuple[int, Any]:
+        doc = topics.describe(self._bootstrap(), topic)
+        if doc is None:
+            raise ApiError(404, f"topic {topic!r} does not exist", "topic")
+        return 200, doc
+
+    def post_topic(self, body: bytes) -> tuple[int, Any]:
+        doc = self._json(body)
+        try:
+            req = topics.CreateRequest.from_json(doc)
+        except ValueError as exc:
+            raise ApiError(400, str(exc), "body") from None
+        return topics.create(self._bootstrap(), req)
+
+    def delete_topic(self, body: bytes, topic: str) -> tuple[int, Any]:
+        return topics.delete(self._bootstrap(), topic)
+
+    def put_topic_config(self, body: bytes, topic: str) -> tuple[int, Any]:
+        doc = self._json(body)
+        if not doc or not all(isinstance(k, str) and isinstance(v, (str, int)) for k, v in doc.items()):
+            raise ApiError(400, "expected {\"config.name\": \"value\", ...}", "body")
+        return topics.alter_config(self._bootstrap(), topic, {k: str(v) for k, v in doc.items()})
+
+
+class ApiServer:
+    def __init__(self, api: Api, host: str, port: int, tls: tuple[str, str] | None = None) -> None:
+        handler = _handler_class(api)
+        self.httpd = ThreadingHTTPServer((host, port), handler)
+        self.httpd.daemon_threads = True
+        if tls is not None:
+            import ssl
+            ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            ctx.load_cert_chain(*tls)
+            self.httpd.socket = ctx.wrap_socket(self.httpd.socket, server_side=True)
+        self.scheme = "https" if tls else "http"
+        self.thread = threading.Thread(target=self.httpd.serve_forever, name="kmf-api", daemon=True)
+
+    @property
+    def port(self) -> int:
+        return self.httpd.server_address[1]
+
+    def start(self) -> "ApiServer":
+        self.thread.start()
+        return self
+
+    def stop(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+def _handler_class(api: Api) -> type:
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+        server_version = "kmf"
+
+        def log_message(self, fmt: str, *args: Any) -> None:
+            log.debug("api %s - " + fmt, self.address_string(), *args)
+
+        def _serve(self) -> None:
+            length = self.headers.get("Content-Length")
+            try:
+                size = int(length) if length else 0
+            except ValueError:
+                size = -1
+            if size < 0:
+                self._send(400, "application/json", b'{"error": "bad Content-Length"}\n', {})
+                return
+            if size > MAX_BODY:
+                self._send(413, "application/json",
+                           json.dumps({"error": f"body larger than {MAX_BODY} bytes"}).encode(), {"Connection": "close"})
+                self.close_connection = True
+                return
+            body = self.rfile.read(size) if size else b""
+            path = urlsplit(self.path).path
+            status, ctype, data, extra = api.handle(self.command, path, self.headers, body)
+            self._send(status, ctype, data, extra)
+
+        def _send(self, status: int, ctype: str, data: bytes, extra: dict) -> None:
+            self.send_response(status, HTTPStatus(status).phrase if status in HTTPStatus._value2member_map_ else "")
+            self.send_header("Content-Type", ctype)
+            self.send_header("Content-Length", str(len(data)))
+            for k, v in extra.items():
+                self.send_header(k, v)
+            self.end_headers()
+            self.wfile.write(data)
+
+        do_GET = do_POST = do_PUT = do_DELETE = _serve  # noqa: N815
+
+    return Handler

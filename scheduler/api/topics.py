@@ -1,0 +1,114 @@
+"""Topic administration through confluent-kafka's AdminClient (list, describe, create, delete,
+alter config), returning JSON-ready values and (status, body) pairs for the API."""
+from __future__ import annotations
+
+from typing import Any, Mapping
+
+import attrs
+
+TIMEOUT_S = 15.0
+
+
+def _admin(bootstrap: str) -> Any:
+    from confluent_kafka.admin import AdminClient
+    return AdminClient({"bootstrap.servers": bootstrap, "log_level": 0,
+                        "socket.connection.setup.timeout.ms": 5000})
+
+
+@attrs.frozen
+class CreateRequest:
+    name: str
+    partitions: int = 1
+    replication: int = -1  # -1: the brokers' default
+    config: Mapping[str, str] = attrs.field(factory=dict)
+
+    @classmethod
+    def from_json(cls, doc: Mapping[str, Any]) -> "CreateRequest":
+        name = doc.get("name")
+        if not isinstance(name, str) or not name or len(name) > 249 \
+                or not all(c.isalnum() or c in "._-" for c in name):
+            raise ValueError(f"name: {name!r} is not a valid topic name (letters, digits, . _ -)")
+        parts = doc.get("partitions", 1)
+        rf = doc.get("replication", -1)
+        for key, value in (("partitions", parts), ("replication", rf)):
+            if not isinstance(value, int) or isinstance(value, bool) or (value < 1 and value != -1):
+                raise ValueError(f"{key}: must be a positive whole number, got {value!r}")
+        cfg = doc.get("config", {})
+        if not isinstance(cfg, dict) or not all(isinstance(k, str) for k in cfg):
+            raise ValueError("config: must be an object of topic settings")
+        unknown = set(doc) - {"name", "partitions", "replication", "config"}
+        if unknown:
+            raise ValueError(f"unknown fields: {', '.join(sorted(unknown))}")
+        return cls(name, parts, rf, {k: str(v) for k, v in cfg.items()})
+
+
+def _error(exc: Exception) -> tuple[int, dict]:
+    text = str(exc)
+    err = exc.args[0] if exc.args else None
+    name = err.name() if hasattr(err, "name") else ""
+    status = {"TOPIC_ALREADY_EXISTS": 409, "UNKNOWN_TOPIC_OR_PART": 404, "INVALID_REPLICATION_FACTOR": 400,
+              "INVALID_PARTITIONS": 400, "INVALID_CONFIG": 400, "POLICY_VIOLATION": 400}.get(name, 502)
+    return status, {"error": text, "code": name}
+
+
+def list_topics(bootstrap: str) -> list[str]:
+    md = _admin(bootstrap).list_topics(timeout=TIMEOUT_S)
+    return sorted(t for t in md.topics if not t.startswith("__"))
+
+
+def describe(bootstrap: str, topic: str) -> dict[str, Any] | None:
+    md = _admin(bootstrap).list_topics(topic=topic, timeout=TIMEOUT_S)
+    t = md.topics.get(topic)
+    if t is None or t.error is not None:
+        return None
+    live = set(md.brokers)
+    parts = []
+    for pid, p in sorted(t.partitions.items()):
+        parts.append({"partition": pid, "leader": p.leader, "replicas": list(p.replicas), "isr": list(p.isrs),
+                      "under_replicated": len(p.isrs) < len(p.replicas),
+                      "offline": p.leader < 0 or p.leader not in live})
+    return {"name": topic, "partitions": parts,
+            "under_replicated_partitions": sum(p["under_replicated"] for p in parts),
+            "offline_partitions": sum(p["offline"] for p in parts)}
+
+
+def create(bootstrap: str, req: CreateRequest) -> tuple[int, Any]:
+    from confluent_kafka.admin import NewTopic
+    fut = _admin(bootstrap).create_topics(
+        [NewTopic(req.name, req.partitions, req.replication, config=dict(req.config))],
+        request_timeout=TIMEOUT_S)[req.name]
+    try:
+        fut.result(TIMEOUT_S)
+    except Exception as exc:  # noqa: BLE001 - KafkaException carries the broker's error
+        return _error(exc)
+    return 200, {"message": f"topic {req.name} created", "name": req.name}
+
+
+def delete(bootstrap: str, topic: str) -> tuple[int, Any]:
+    fut = _admin(bootstrap).delete_topics([topic], request_timeout=TIMEOUT_S)[topic]
+    try:
+        fut.result(TIMEOUT_S)
+    except Exception as exc:  # noqa: BLE001
+        return _error(exc)
+    return 200, {"message": f"topic {topic} deleted"}
+
+
+def alter_config(bootstrap: str, topic: str, settings: Mapping[str, str]) -> tuple[int, Any]:
+    from confluent_kafka.admin import AlterConfigOpType, ConfigEntry, ConfigResource
+    entries = [ConfigEntry(k, v, incremental_operation=AlterConfigOpType.SET) for k, v in settings.items()]
+    resource = ConfigResource("TOPIC", topic, incremental_configs=entries)
+    fut = _admin(bootstrap).incremental_alter_configs([resource])[resource]
+    try:
+        fut.result(TIMEOUT_S)
+    except Exception as exc:  # noqa: BLE001
+        return _error(exc)
+    return 200, {"message": f"topic {topic}: {', '.join(settings)} set"}
+
+
+def alter_broker_defaults(bootstrap: str, settings: Mapping[str, str]) -> None:
+    """Cluster-wide dynamic broker settings (applied live, no restart); '' deletes one."""
+    from confluent_kafka.admin import AlterConfigOpType, ConfigEntry, ConfigResource
+    entries = [ConfigEntry(k, v, incremental_operation=AlterConfigOpType.SET if v else AlterConfigOpType.DELETE)
+               for k, v in settings.items()]
+    resource = ConfigResource("BROKER", "", incremental_configs=entries)
+    _admin(bootstrap).incremental_alter_configs([resource])[resource].result(TIMEOUT_S)

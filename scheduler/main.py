@@ -1,0 +1,233 @@
+"""`kmf scheduler --config FILE`: one scheduler instance (leader or standby).
+
+Start-up: validate the config (exit 2 with every problem), connect ZooKeeper, initialise the
+store, serve the API (standbys answer reads from ZooKeeper and redirect writes), and contend for
+leadership. The leader loads its state, stores the config as the target (a changed file becomes
+an update, refused with reasons when unsafe: exit 2), subscribes to Mesos with the stored
+framework id and runs the decision loop until SIGTERM (exit 0, tasks keep running), lost
+leadership or ZooKeeper session (exit 1: Marathon starts a fresh instance that stands in line),
+or a Mesos refusal such as bad credentials (exit 1, with the master's reason).
+
+Test fault hook (read here only): ``KMF_FAULT=exit_before_launch`` kills the process right after
+a launch was persisted and before the ACCEPT is sent.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import socket
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from kazoo.client import KazooClient
+
+import config
+from config import ConfigError, ServiceSpec
+from executor.runtime.broker_config import new_cluster_id
+from scheduler.api.metrics import Metrics, StateCollector
+from scheduler.api.server import Api, ApiServer
+from scheduler.api.topics import alter_broker_defaults
+from scheduler.api.views import broker_endpoint
+from scheduler.core import actions as act
+from scheduler.core.decide import initial_state
+from scheduler.core.state import State
+from scheduler.shell.errors import StoreError
+from scheduler.shell.kafka_watch import KafkaWatcher
+from scheduler.shell.leader import LeaderElection
+from scheduler.shell.loop import Loop
+from scheduler.shell.mesos import FrameworkSettings, MesosAdapter, read_secret
+from scheduler.shell.store import StateStore, digest_acl
+
+log = logging.getLogger("scheduler")
+
+EXIT_OK, EXIT_FAILED, EXIT_CONFIG = 0, 1, 2
+
+
+def _read(path: str | None) -> str | None:
+    return Path(path).read_text().strip() if path else None
+
+
+def advertised_host(bind: str) -> str:
+    if bind not in ("0.0.0.0", "::", ""):
+        return bind
+    return os.environ.get("LIBPROCESS_IP") or os.environ.get("HOST") or socket.gethostname()
+
+
+class Service:
+    """The API's backend: the live loop when leading, ZooKeeper's state when standing by."""
+
+    def __init__(self, spec: ServiceSpec, zk: KazooClient, store: StateStore) -> None:
+        self.spec = spec
+        self.zk = zk
+        self.store = store
+        self.loop: Loop | None = None
+        self.election: LeaderElection | None = None
+        self._standby: tuple[float, State] | None = None
+
+    def role(self) -> str:
+        leading = self.election is not None and self.election.is_leader
+        return "leader" if leading and self.loop is not None and not self.loop.ended.is_set() else "standby"
+
+    def leader_url(self) -> str | None:
+        if self.election is None:
+            return None
+        contenders = self.election.contenders()
+        return contenders[0] if contenders else None
+
+    def zk_connected(self) -> bool:
+        return bool(self.zk.connected)
+
+    def state(self) -> State:
+        if self.role() == "leader" and self.loop is not None:
+            return self.loop.snapshot
+        now = time.monotonic()
+        if self._standby is None or now - self._standby[0] > 2.0:
+            stored = self.store.load()
+            spec = config.spec_from_json(stored.target_config) if stored.target_config else self.spec
+            self._standby = (now, initial_state(spec, stored.target_config_id or config.config_id(spec),
+                                                stored.framework_id, stored.tasks, stored.properties))
+        return self._standby[1]
+
+    def submit(self, kind: str, args: dict) -> act.Reply:
+        if self.loop is None:
+            return act.Reply("", False, {"message": "not the leader", "status": 503})
+        reply = self.loop.submit(kind, args)
+        live = (reply.result or {}).get("live") if reply.ok and kind == "update_config" else None
+        if live:
+            boot = broker_endpoint(self.loop.snapshot)["bootstrap_servers"]
+            try:
+                alter_broker_defaults(boot, live)
+                reply.result["live_applied"] = sorted(live)
+            except Exception as exc:  # noqa: BLE001 - the roll still applies them on restart
+                reply.result["live_applied"] = []
+                reply.result["live_error"] = str(exc)
+        return reply
+
+    def configurations(self) -> dict[str, Any]:
+        return dict(self.store.load().configs)
+
+    def parse_config(self, text: str) -> ServiceSpec:
+        return config.load_text(text, "PUT /v1/config", check_files=True)
+
+
+def _fault_hook(name: str | None) -> Any:
+    if name != "exit_before_launch":
+        return None
+
+    def hook(action: Any) -> None:
+        if isinstance(action, act.Accept) and any(op["type"] == "LAUNCH" for op in action.operations):
+            log.error("KMF_FAULT=exit_before_launch: dying after the persist, before the ACCEPT")
+            os._exit(137)
+    return hook
+
+
+def run(config_path: str) -> int:
+    try:
+        spec = config.load_file(config_path, check_files=True)
+    except ConfigError as exc:
+        for p in exc.problems:
+            print(p, file=sys.stderr)
+        return EXIT_CONFIG
+    zk_auth = None
+    if spec.zookeeper.digest_user:
+        zk_auth = f"{spec.zookeeper.digest_user}:{_read(spec.zookeeper.digest_password_file)}"
+    zk = KazooClient(hosts=spec.zookeeper.connect, timeout=10.0,
+                     auth_data=[("digest", zk_auth)] if zk_auth else None)
+    try:
+        zk.start(timeout=15)
+    except Exception as exc:  # noqa: BLE001 - kazoo's timeout and connection errors
+        print(f"cannot connect to ZooKeeper at {spec.zookeeper.connect}: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    store = StateStore(zk, spec.name, spec.zookeeper.root, acl=digest_acl(zk_auth))
+    try:
+        store.initialize()
+    except StoreError as exc:
+        print(f"state store: {exc}", file=sys.stderr)
+        zk.stop()
+        return EXIT_FAILED
+    service = Service(spec, zk, store)
+    metrics = Metrics()
+    metrics.attach(StateCollector(service.state, service.role, service.zk_connected))
+    token = _read(spec.api.token_file)
+    port = spec.api.port or int(os.environ.get("PORT0", "0") or 0)
+    server = ApiServer(Api(service, metrics.registry, token), spec.api.bind, port).start()
+    url = f"http://{advertised_host(spec.api.bind)}:{server.port}/"
+    log.info("API and web page at %s", url)
+    print(f"kmf scheduler: API at {url}", flush=True)
+
+    stopping = threading.Event()
+    exit_code = [EXIT_OK]
+    election = LeaderElection(zk, store.path("leader"), url,
+                              on_lost=lambda why: service.loop.stop(f"leadership lost: {why}", code=1)
+                              if service.loop else None)
+    service.election = election
+
+    def on_signal(signum: int, _frame: Any) -> None:
+        log.info("signal %s: stopping (tasks keep running)", signum)
+        stopping.set()
+        if service.loop is not None:
+            service.loop.stop(f"signal {signum}", code=0)
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+
+    adapter = None
+    watcher = None
+    try:
+        election.start()
+        while not election.wait_elected(0.5):
+            if stopping.is_set() or election.ended:
+                return EXIT_OK if stopping.is_set() else EXIT_FAILED
+        store.set_fence(election.lock_node)
+        log.info("elected leader of %s", spec.name)
+        stored = store.load()
+        cid = config.config_id(spec)
+        if stored.target_config_id != cid:
+            if stored.target_config is not None:
+                old = config.spec_from_json(stored.target_config)
+                refused = config.check_update(old, spec)
+                if refused:
+                    for reason in refused:
+                        print(f"{config_path}: refused: {reason}", file=sys.stderr)
+                    return EXIT_CONFIG
+                log.info("config changed: %s", "; ".join(config.describe_update(old, spec)) or "no field")
+            store.apply_config(cid, config.spec_to_json(spec))
+        state = initial_state(spec, cid, stored.framework_id, stored.tasks, stored.properties,
+                              cluster_id=new_cluster_id())
+        loop = Loop(state, store, None, on_decision=metrics.observe)
+        loop.fault = _fault_hook(os.environ.get("KMF_FAULT"))
+        secret = read_secret(spec.mesos.secret_file) if spec.mesos.secret_file else None
+        settings = FrameworkSettings(
+            name=spec.name, user=spec.mesos.user, role=spec.mesos.role, principal=spec.mesos.principal,
+            secret=secret, failover_timeout=spec.mesos.failover_timeout_s,
+            checkpoint=spec.mesos.checkpoint, webui_url=url, hostname=advertised_host(spec.api.bind),
+            labels={"kmf.service": spec.name})
+        adapter = MesosAdapter(settings, spec.mesos.master, loop.from_mesos, store.set_framework_id)
+        loop.adapter = adapter
+        service.loop = loop
+        if stopping.is_set():
+            return EXIT_OK
+        adapter.start(stored.framework_id)
+        watcher = KafkaWatcher(lambda: loop.snapshot, loop.put).start()
+        loop.run()
+        if loop.end_reason:
+            (log.info if loop.exit_code == 0 else log.error)("stopped: %s", loop.end_reason)
+            if loop.exit_code:
+                print(f"kmf scheduler stopped: {loop.end_reason}", file=sys.stderr)
+        exit_code[0] = loop.exit_code
+        return exit_code[0]
+    except StoreError as exc:
+        print(f"state store: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    finally:
+        if watcher is not None:
+            watcher.stop()
+        if adapter is not None and not (service.loop and service.loop.torn_down):
+            adapter.stop("scheduler stopping")
+        election.stop()
+        server.stop()
+        zk.stop()
+        zk.close()

@@ -1,0 +1,67 @@
+"""Asks the brokers (AdminClient metadata) what the core needs for safe rolls and scale-in."""
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from typing import Any, Callable
+
+from scheduler.core.events import KafkaHealth
+from scheduler.core.pods import desired_pods
+from scheduler.core.state import State
+from scheduler.core.taskinfo import bootstrap_servers
+
+log = logging.getLogger(__name__)
+
+
+def health_from_metadata(md: Any, min_isr: int, now: float) -> KafkaHealth:
+    """Pure: per broker, partitions that would drop below `min_isr` without it, and its replicas."""
+    at_risk: dict[int, int] = {}
+    replicas: dict[int, int] = {}
+    for topic in md.topics.values():
+        for p in topic.partitions.values():
+            isr = set(p.isrs)
+            for b in p.replicas:
+                replicas[b] = replicas.get(b, 0) + 1
+            for b in isr:
+                if len(isr) - 1 < min(min_isr, len(p.replicas)):
+                    at_risk[b] = at_risk.get(b, 0) + 1
+    return KafkaHealth(now, frozenset(md.brokers), at_risk, replicas,
+                       md.controller_id if getattr(md, "controller_id", -1) >= 0 else None)
+
+
+class KafkaWatcher:
+    def __init__(self, state: Callable[[], State], put: Callable[[Any], None], interval: float = 5.0) -> None:
+        self.state = state
+        self.put = put
+        self.interval = interval
+        self.stopped = threading.Event()
+        self._admin: tuple[str, Any] | None = None
+        self.thread = threading.Thread(target=self._run, name="kmf-kafka-watch", daemon=True)
+
+    def start(self) -> "KafkaWatcher":
+        self.thread.start()
+        return self
+
+    def stop(self) -> None:
+        self.stopped.set()
+
+    def _run(self) -> None:
+        while not self.stopped.wait(self.interval):
+            try:
+                self.poll()
+            except Exception as exc:  # noqa: BLE001 - brokers down: try again next time
+                log.debug("kafka metadata: %s", exc)
+
+    def poll(self) -> KafkaHealth | None:
+        s = self.state()
+        boot = bootstrap_servers(s.tasks, desired_pods(s.spec))
+        if not boot or not any(r.ready for r in s.tasks.values() if r.kind == "broker"):
+            return None
+        if self._admin is None or self._admin[0] != boot:
+            from confluent_kafka.admin import AdminClient
+            self._admin = (boot, AdminClient({"bootstrap.servers": boot, "log_level": 0}))
+        md = self._admin[1].list_topics(timeout=5)
+        health = health_from_metadata(md, s.spec.kafka.min_isr, time.time())
+        self.put(health)
+        return health
