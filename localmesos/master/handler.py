@@ -249,6 +249,11 @@ class MasterHandler(BaseHTTPRequestHandler):
                         if key in body:
                             master.faults[key] = type(master.faults[key])(body[key])
                     answer = dict(master.faults)
+            elif name == "agent_check":
+                # an agent that has not been pinged lately asks whether this master still knows it
+                with master.lock:
+                    known = (body.get("agent_id") or {}).get("value") in master.core.agents
+                answer = {"master_id": master.master_id, "known": known}
             elif name == "executor_exited":
                 master.run(agents_core.executor_exited, master.core, body, now)
                 answer = {}

@@ -1,0 +1,1 @@
+"""The localmesos agent: `python -m localmesos agent` (see localmesos.agent.main)."""

@@ -1,0 +1,131 @@
+"""localmesos' command executor (Mesos' ``mesos-executor``): runs one TaskInfo.command.
+
+A separate process that speaks the v1 executor API through pymesos, as Mesos' own does: executor
+id = task id; TASK_STARTING, TASK_RUNNING, then TASK_FINISHED (exit 0), TASK_FAILED ("Command
+exited with status N" / "Command terminated with signal NAME") or TASK_KILLED after KILL, honouring
+the kill policy's grace period (default 3 s) between SIGTERM and SIGKILL of the command's group.
+"""
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+import uuid
+
+from pymesos import Executor, MesosExecutorDriver, encode_data
+
+DEFAULT_GRACE_S = 3.0
+
+
+class CommandExecutor(Executor):
+    def __init__(self) -> None:
+        self.proc: subprocess.Popen | None = None
+        self.task_id: str | None = None
+        self.killed = threading.Event()
+        self.grace = DEFAULT_GRACE_S
+        self.done = threading.Event()
+        self.acked = threading.Event()
+        self.last_uuid: bytes | None = None
+
+    def update(self, driver, state: str, message: str = "") -> None:  # noqa: ANN001
+        raw = uuid.uuid4().bytes
+        if state in ("TASK_FINISHED", "TASK_FAILED", "TASK_KILLED"):
+            self.last_uuid = raw
+        driver.sendStatusUpdate({"task_id": {"value": self.task_id}, "state": state, "message": message,
+                                 "executor_id": {"value": self.task_id}, "uuid": encode_data(raw),
+                                 "timestamp": time.time()})
+
+    def launchTask(self, driver, task) -> None:  # noqa: ANN001,N802
+        self.task_id = task["task_id"]["value"]
+        cmd = task.get("command") or {}
+        try:
+            self.grace = task["kill_policy"]["grace_period"]["nanoseconds"] / 1e9
+        except (KeyError, TypeError):
+            pass
+        env = dict(os.environ)
+        for var in (cmd.get("environment") or {}).get("variables") or []:
+            env[var["name"]] = var.get("value", "")
+        if cmd.get("shell", True):
+            argv = ["/bin/sh", "-c", cmd.get("value", "")]
+        else:
+            argv = list(cmd.get("arguments") or [cmd.get("value", "")])
+            argv[0:1] = [cmd.get("value") or argv[0]]
+        self.update(driver, "TASK_STARTING")
+        try:
+            self.proc = subprocess.Popen(argv, env=env, start_new_session=True, stdin=subprocess.DEVNULL)
+        except OSError as exc:
+            self.update(driver, "TASK_FAILED", f"Failed to launch the command: {exc}")
+            self.done.set()
+            return
+        self.update(driver, "TASK_RUNNING")
+        threading.Thread(target=self._wait, args=(driver,), daemon=True).start()
+
+    def _wait(self, driver) -> None:  # noqa: ANN001
+        code = self.proc.wait()
+        try:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
+        if self.killed.is_set():
+            self.update(driver, "TASK_KILLED", "Command terminated with signal "
+                        + (signal.Signals(-code).name if code < 0 else f"exit {code}"))
+        elif code == 0:
+            self.update(driver, "TASK_FINISHED", "Command exited with status 0")
+        elif code < 0:
+            self.update(driver, "TASK_FAILED", f"Command terminated with signal {signal.Signals(-code).name}")
+        else:
+            self.update(driver, "TASK_FAILED", f"Command exited with status {code}")
+        self.done.set()
+
+    def killTask(self, driver, task_id) -> None:  # noqa: ANN001,N802
+        if self.proc is None or self.killed.is_set():
+            return
+        self.killed.set()
+        self.update(driver, "TASK_KILLING")
+
+        def kill() -> None:
+            try:
+                os.killpg(self.proc.pid, signal.SIGTERM)
+            except ProcessLookupError:
+                return
+            deadline = time.monotonic() + self.grace
+            while time.monotonic() < deadline and self.proc.poll() is None:
+                time.sleep(0.05)
+            try:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        threading.Thread(target=kill, daemon=True).start()
+
+    def shutdown(self, driver) -> None:  # noqa: ANN001
+        if self.proc is not None and self.proc.poll() is None:
+            self.killTask(driver, {"value": self.task_id})
+            self.done.wait(self.grace + 1)
+
+
+class _Driver(MesosExecutorDriver):
+    def on_acknowledged(self, event: dict) -> None:
+        super().on_acknowledged(event)
+        from pymesos import decode_data
+        if self.executor.last_uuid is not None and decode_data(event["uuid"]) == self.executor.last_uuid:
+            self.executor.acked.set()
+
+
+def main() -> int:
+    executor = CommandExecutor()
+    driver = _Driver(executor, use_addict=True)
+    driver.checkpoint = os.environ.get("MESOS_CHECKPOINT") == "1"
+    driver.start()
+    executor.done.wait()
+    executor.acked.wait(30)  # Mesos' command executor waits for the terminal update's ack
+    driver.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    code = main()
+    sys.stdout.flush()
+    os._exit(code)

@@ -1,0 +1,751 @@
+"""The localmesos agent: registration, executors and their sandboxes, tasks, reliable status
+updates (spec §4.4), reservations and persistent volumes, checkpoint and recovery.
+
+Master traffic uses the internal protocol of docs/localmesos-internal.md; executors talk to the
+v1 executor API served by `localmesos.agent.server`. All mutable state is guarded by one lock;
+slow work (HTTP to the master, process waits) happens outside it.
+"""
+from __future__ import annotations
+
+import base64
+import json
+import logging
+import os
+import queue
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+import uuid as uuidlib
+from collections import deque
+from pathlib import Path
+from typing import Any
+
+import attrs
+
+from localmesos.master.links import post_json
+from mesoslib.resources import Resources, parse_attributes_flag, parse_resources_flag, attributes_to_json
+
+log = logging.getLogger("localmesos.agent")
+
+VERSION = "1.11.0"
+TERMINAL = {"TASK_FINISHED", "TASK_FAILED", "TASK_KILLED", "TASK_ERROR", "TASK_LOST", "TASK_DROPPED",
+            "TASK_GONE", "TASK_GONE_BY_OPERATOR"}
+RETRY_FIRST_S, RETRY_MAX_S = 10.0, 600.0
+REGISTRATION_TIMEOUT_S = 60.0
+RESUBSCRIBE_WINDOW_S = 15.0
+
+
+def new_uuid() -> str:
+    return base64.b64encode(uuidlib.uuid4().bytes).decode()
+
+
+def id_of(value: Any) -> str | None:
+    if isinstance(value, dict):
+        value = value.get("value")
+    return str(value) if value else None
+
+
+@attrs.define
+class TaskEntry:
+    framework_id: str
+    executor_id: str
+    info: dict
+    state: str = "TASK_STAGING"
+    updates: deque = attrs.field(factory=deque)  # statuses not yet acknowledged by the scheduler
+    next_send: float = 0.0
+    backoff: float = RETRY_FIRST_S
+    launched: bool = False  # handed to the executor
+
+
+@attrs.define
+class ExecutorEntry:
+    framework_id: str
+    executor_id: str
+    info: dict
+    framework_info: dict
+    sandbox: Path
+    container_id: str
+    command_task: bool = False
+    pid: int | None = None
+    proc: Any = None
+    queued: list = attrs.field(factory=list)  # events waiting for SUBSCRIBE
+    events: Any = None  # queue.Queue of the live SUBSCRIBE stream
+    subscribed: bool = False
+    shutting_down: bool = False
+    started: float = attrs.field(factory=time.time)
+    tasks: set = attrs.field(factory=set)
+
+    @property
+    def checkpoint(self) -> bool:
+        return bool(self.framework_info.get("checkpoint"))
+
+    def to_json(self) -> dict:
+        return {"framework_id": self.framework_id, "executor_id": self.executor_id, "info": self.info,
+                "framework_info": self.framework_info, "sandbox": str(self.sandbox),
+                "container_id": self.container_id, "command_task": self.command_task, "pid": self.pid}
+
+
+class Agent:
+    def __init__(self, flags: Any) -> None:
+        self.flags = flags
+        self.work_dir = Path(flags.work_dir).resolve()
+        self.meta = self.work_dir / "meta"
+        self.meta.mkdir(parents=True, exist_ok=True)
+        self.ip = flags.ip
+        self.port = flags.port
+        self.hostname = flags.hostname or flags.ip
+        self.base_resources = parse_resources_flag(flags.resources)
+        self.attributes = parse_attributes_flag(flags.attributes) if flags.attributes else []
+        self.lock = threading.RLock()
+        self.agent_id: str | None = self._read_meta("agent_id")
+        self.master_id: str | None = None
+        self.master_url: str | None = None
+        self.registered = False
+        self.last_ping = 0.0
+        self.last_check = 0.0
+        self.ping_gaps: deque = deque(maxlen=5)
+        self.frameworks: dict[str, dict] = {}
+        self.executors: dict[tuple[str, str], ExecutorEntry] = {}
+        self.tasks: dict[tuple[str, str], TaskEntry] = {}
+        self.completed_tasks: deque = deque(maxlen=200)
+        self.completed_executors: deque = deque(maxlen=100)
+        checkpointed = self._read_meta("resources")
+        self.checkpointed = Resources.from_json(json.loads(checkpointed)) if checkpointed else Resources()
+        self.stopped = threading.Event()
+        self.started = time.time()
+        self.counters = {"valid_status_updates": 0, "invalid_status_updates": 0}
+        self.detector = None
+
+    # -- persistence ---------------------------------------------------------------------------
+
+    def _read_meta(self, name: str) -> str | None:
+        try:
+            return (self.meta / name).read_text()
+        except OSError:
+            return None
+
+    def _write_meta(self, name: str, text: str) -> None:
+        tmp = self.meta / f".{name}.tmp"
+        tmp.write_text(text)
+        os.replace(tmp, self.meta / name)
+
+    def _checkpoint_executor(self, ex: ExecutorEntry) -> None:
+        path = self.meta / "executors" / f"{ex.framework_id}__{ex.executor_id}.json"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        doc = ex.to_json()
+        doc["tasks"] = [{"info": t.info, "state": t.state} for k, t in self.tasks.items()
+                        if t.executor_id == ex.executor_id and k[0] == ex.framework_id]
+        path.write_text(json.dumps(doc))
+
+    def _forget_executor(self, ex: ExecutorEntry) -> None:
+        try:
+            (self.meta / "executors" / f"{ex.framework_id}__{ex.executor_id}.json").unlink()
+        except OSError:
+            pass
+
+    # -- resources -----------------------------------------------------------------------------
+
+    def total(self) -> Resources:
+        total = self.base_resources
+        for res in self.checkpointed:
+            base = res.without_volume() if res.is_volume else res
+            while base.is_reserved and base.is_dynamically_reserved:
+                base = base.pop_reservation()
+            total = total - Resources([base]) + Resources([res])
+        return total
+
+    def volume_dir(self, role: str, persistence_id: str) -> Path:
+        return self.work_dir / "volumes" / "roles" / role.replace("/", "_") / persistence_id
+
+    def apply_resources(self, body: dict) -> dict:
+        new = Resources.from_json(body.get("checkpointed_resources") or [], "checkpointed_resources")
+        with self.lock:
+            old_vols = {(r.role, r.disk.persistence_id) for r in self.checkpointed.volumes()}
+            new_vols = {(r.role, r.disk.persistence_id) for r in new.volumes()}
+            self.checkpointed = new
+            self._write_meta("resources", json.dumps(new.to_json("endpoint")))
+        for role, pid in new_vols - old_vols:
+            self.volume_dir(role, pid).mkdir(parents=True, exist_ok=True)
+        for role, pid in old_vols - new_vols:
+            shutil.rmtree(self.volume_dir(role, pid), ignore_errors=True)
+        return {}
+
+    # -- master --------------------------------------------------------------------------------
+
+    def call_master(self, name: str, body: dict, timeout: float = 5.0) -> tuple[int, dict]:
+        url = self.master_url
+        if url is None:
+            raise OSError("no master known")
+        return post_json(url, name, body, timeout)
+
+    def registration_body(self) -> dict:
+        with self.lock:
+            info: dict[str, Any] = {"hostname": self.hostname, "port": self.port,
+                                    "resources": self.total().to_json("endpoint"),
+                                    "attributes": attributes_to_json(self.attributes)}
+            if self.agent_id:
+                info["id"] = {"value": self.agent_id}
+            fids = {ex.framework_id for ex in self.executors.values()}
+            return {
+                "agent_info": info, "agent_url": f"http://{self.ip}:{self.port}", "version": VERSION,
+                "frameworks": [self.frameworks[f] for f in fids if f in self.frameworks],
+                "executors": [{"framework_id": {"value": ex.framework_id}, "executor_info": ex.info}
+                              for ex in self.executors.values() if not ex.command_task],
+                "tasks": [{"framework_id": {"value": fid}, "task": t.info, "state": t.state,
+                           "executor_id": {"value": t.executor_id}}
+                          for (fid, _), t in self.tasks.items() if t.state not in TERMINAL],
+            }
+
+    def register(self) -> bool:
+        try:
+            status, answer = self.call_master("register_agent", self.registration_body())
+        except OSError as exc:
+            log.debug("registration failed: %s", exc)
+            return False
+        if status != 200:
+            log.warning("master refused registration (%s): %s", status, answer.get("error"))
+            return False
+        with self.lock:
+            first = self.agent_id is None
+            self.agent_id = id_of(answer.get("agent_id"))
+            self.master_id = answer.get("master_id")
+            self._write_meta("agent_id", self.agent_id or "")
+            self.registered = True
+            self.last_ping = time.monotonic()
+            self.ping_gaps.clear()
+            for t in self.tasks.values():
+                t.next_send = 0.0  # pending heads go again at once (spec §4.4)
+        log.info("%s with master %s as %s", "registered" if first else "re-registered",
+                 self.master_url, self.agent_id)
+        return True
+
+    def on_ping(self, body: dict) -> dict:
+        now = time.monotonic()
+        with self.lock:
+            if self.last_ping:
+                self.ping_gaps.append(now - self.last_ping)
+            self.last_ping = now
+            if body.get("master_id") != self.master_id or id_of(body.get("agent_id")) != self.agent_id:
+                self.registered = False
+            return {"agent_id": {"value": self.agent_id}}
+
+    def master_knows_us(self) -> bool:
+        """No ping for a while: is the master still the one we registered with, and alive?"""
+        try:
+            code, answer = self.call_master("agent_check", {"agent_id": {"value": self.agent_id}}, timeout=2.0)
+        except OSError:
+            return True  # unreachable: the ping deadline decides
+        return code == 200 and answer.get("known") is True and answer.get("master_id") == self.master_id
+
+    def ping_deadline(self) -> float:
+        gaps = sorted(self.ping_gaps)
+        interval = gaps[len(gaps) // 2] if gaps else 15.0
+        return 2 * interval + 1.0
+
+    def registrar(self) -> None:
+        while not self.stopped.is_set():
+            url = self.detector.current() if self.detector else None
+            with self.lock:
+                if url != self.master_url:
+                    self.master_url = url
+                    self.registered = False
+                quiet = time.monotonic() - self.last_ping
+                stale = self.registered and quiet > self.ping_deadline()
+                check = self.registered and not stale and quiet > 2.0 \
+                    and time.monotonic() - self.last_check > 1.0
+                if check:
+                    self.last_check = time.monotonic()
+                if stale:
+                    log.warning("no ping from the master for %.1fs: registering again",
+                                time.monotonic() - self.last_ping)
+                    self.registered = False
+                need = not self.registered and self.master_url is not None
+            if check and not self.master_knows_us():
+                with self.lock:
+                    self.registered = False
+                need = True
+            if need and not self.register():
+                self.stopped.wait(0.5)
+                continue
+            self.stopped.wait(0.2)
+
+    # -- status updates (spec §4.4) ------------------------------------------------------------
+
+    def enqueue_update(self, fid: str, tid: str, status: dict) -> None:
+        """Take a status (executor's or our own) into the task's ordered queue."""
+        with self.lock:
+            task = self.tasks.get((fid, tid))
+            if task is None:  # e.g. reconciliation of a task we do not know
+                task = self.tasks[(fid, tid)] = TaskEntry(fid, id_of(status.get("executor_id")) or "",
+                                                          {"task_id": {"value": tid}}, state=status["state"])
+            status.setdefault("agent_id", {"value": self.agent_id})
+            task.state = status["state"]
+            task.updates.append(status)
+            if len(task.updates) == 1:
+                task.next_send = 0.0
+            self.counters["valid_status_updates"] += 1
+            ex = self.executors.get((fid, task.executor_id))
+            if ex is not None and ex.checkpoint:
+                self._checkpoint_executor(ex)
+
+    def agent_update(self, fid: str, tid: str, state: str, reason: str, message: str,
+                     executor_id: str | None = None) -> None:
+        status = {"task_id": {"value": tid}, "state": state, "source": "SOURCE_AGENT", "reason": reason,
+                  "message": message, "uuid": new_uuid(), "timestamp": time.time()}
+        if executor_id:
+            status["executor_id"] = {"value": executor_id}
+        self.enqueue_update(fid, tid, status)
+
+    def forwarder(self) -> None:
+        while not self.stopped.wait(0.1):
+            now = time.monotonic()
+            with self.lock:
+                if not self.registered:
+                    continue
+                due = [(fid, t, t.updates[0]) for (fid, _), t in self.tasks.items()
+                       if t.updates and now >= t.next_send]
+                for _, t, _ in due:
+                    t.next_send = now + t.backoff
+                    t.backoff = min(RETRY_MAX_S, t.backoff * 2)
+            for fid, t, status in due:
+                body = {"framework_id": {"value": fid}, "status": status, "latest_state": t.state}
+                try:
+                    code, answer = self.call_master("status_update", body)
+                except OSError as exc:
+                    log.debug("status update not delivered: %s", exc)
+                    with self.lock:
+                        t.next_send = 0.0 if not self.registered else t.next_send
+                    continue
+                if code == 409:  # the master does not know this agent (any more)
+                    with self.lock:
+                        self.registered = False
+                        t.next_send = 0.0
+
+    def acknowledge(self, body: dict) -> dict:
+        fid, tid, uuid = id_of(body.get("framework_id")), id_of(body.get("task_id")), body.get("uuid")
+        with self.lock:
+            task = self.tasks.get((fid, tid))
+            if task is None or not task.updates or task.updates[0].get("uuid") != uuid:
+                return {}
+            done = task.updates.popleft()
+            task.backoff = RETRY_FIRST_S
+            task.next_send = 0.0
+            if done["state"] in TERMINAL and not task.updates:
+                del self.tasks[(fid, tid)]
+                self.completed_tasks.append((fid, task))
+                ex = self.executors.get((fid, task.executor_id))
+                if ex is not None:
+                    ex.tasks.discard(tid)
+                    if ex.checkpoint:
+                        self._checkpoint_executor(ex)
+        return {}
+
+    # -- executors -----------------------------------------------------------------------------
+
+    def sandbox_for(self, fid: str, eid: str, container: str) -> Path:
+        root = self.work_dir / "slaves" / (self.agent_id or "unregistered") / "frameworks" / fid / "executors" / eid
+        run = root / "runs" / container
+        run.mkdir(parents=True, exist_ok=True)
+        latest = root / "runs" / "latest"
+        try:
+            if latest.is_symlink():
+                latest.unlink()
+            latest.symlink_to(container)
+        except OSError:
+            pass
+        return run
+
+    def executor_env(self, ex: ExecutorEntry) -> dict[str, str]:
+        env = dict(os.environ)
+        env.pop("MESOS_LOCAL", None)
+        checkpoint = ex.checkpoint
+        env.update({
+            "MESOS_FRAMEWORK_ID": ex.framework_id, "MESOS_EXECUTOR_ID": ex.executor_id,
+            "MESOS_AGENT_ENDPOINT": f"{self.ip}:{self.port}", "MESOS_DIRECTORY": str(ex.sandbox),
+            "MESOS_SANDBOX": str(ex.sandbox), "MESOS_SLAVE_ID": self.agent_id or "",
+            "MESOS_AGENT_ID": self.agent_id or "", "MESOS_SLAVE_PID": f"slave(1)@{self.ip}:{self.port}",
+            "MESOS_CHECKPOINT": "1" if checkpoint else "0",
+            "MESOS_HTTP_COMMAND_EXECUTOR": "1" if ex.command_task else "0",
+            "MESOS_EXECUTOR_SHUTDOWN_GRACE_PERIOD": f"{self.flags.executor_shutdown_grace_period}secs",
+            "LIBPROCESS_PORT": "0",
+        })
+        if checkpoint:
+            env["MESOS_RECOVERY_TIMEOUT"] = f"{self.flags.recovery_timeout}secs"
+            env["MESOS_SUBSCRIPTION_BACKOFF_MAX"] = "2secs"
+        else:
+            env.pop("MESOS_RECOVERY_TIMEOUT", None)
+        for var in ((ex.info.get("command") or {}).get("environment") or {}).get("variables") or []:
+            env[str(var.get("name"))] = str(var.get("value", ""))
+        return env
+
+    def start_executor(self, ex: ExecutorEntry) -> None:
+        cmd = ex.info.get("command") or {}
+        if cmd.get("shell", True):
+            argv, exe = ["/bin/sh", "-c", cmd.get("value", "")], None
+        else:
+            argv = list(cmd.get("arguments") or [cmd.get("value", "")])
+            exe = cmd.get("value") or None
+        with open(ex.sandbox / "stdout", "ab") as out, open(ex.sandbox / "stderr", "ab") as err:
+            try:
+                proc = subprocess.Popen(argv, executable=exe, cwd=str(ex.sandbox), env=self.executor_env(ex),
+                                        stdin=subprocess.DEVNULL, stdout=out, stderr=err, start_new_session=True)
+            except OSError as exc:
+                log.warning("executor %s failed to start: %s", ex.executor_id, exc)
+                self.executor_failed_to_start(ex, str(exc))
+                return
+        ex.proc, ex.pid = proc, proc.pid
+        log.info("started executor %s (pid %s) in %s", ex.executor_id, proc.pid, ex.sandbox)
+        if ex.checkpoint:
+            self._checkpoint_executor(ex)
+        threading.Thread(target=self._wait_executor, args=(ex,), daemon=True).start()
+
+    def executor_failed_to_start(self, ex: ExecutorEntry, why: str) -> None:
+        with self.lock:
+            self.executors.pop((ex.framework_id, ex.executor_id), None)
+            for event in ex.queued:
+                for task in _tasks_of_event(event):
+                    self.agent_update(ex.framework_id, id_of(task["task_id"]), "TASK_FAILED",
+                                      "REASON_CONTAINER_LAUNCH_FAILED", f"Failed to launch container: {why}",
+                                      ex.executor_id)
+
+    def _wait_executor(self, ex: ExecutorEntry) -> None:
+        if ex.proc is not None:
+            status = ex.proc.wait()
+        else:  # recovered after an agent restart: not our child
+            while _alive(ex.pid) and not self.stopped.is_set():
+                time.sleep(0.5)
+            status = 0
+        try:
+            os.killpg(ex.pid, signal.SIGKILL)  # whatever it left in its group
+        except (ProcessLookupError, PermissionError, TypeError):
+            pass
+        if not self.stopped.is_set():
+            self.executor_exited(ex, status)
+
+    def executor_exited(self, ex: ExecutorEntry, status: int) -> None:
+        log.info("executor %s exited with %s", ex.executor_id, status)
+        with self.lock:
+            if self.executors.get((ex.framework_id, ex.executor_id)) is not ex:
+                return
+            del self.executors[(ex.framework_id, ex.executor_id)]
+            self.completed_executors.append(ex)
+            if ex.events is not None:
+                ex.events.put(None)
+            for (fid, tid), t in list(self.tasks.items()):
+                if fid == ex.framework_id and t.executor_id == ex.executor_id and t.state not in TERMINAL:
+                    self.agent_update(fid, tid, "TASK_FAILED", "REASON_EXECUTOR_TERMINATED",
+                                      "Executor terminated", ex.executor_id)
+            self._forget_executor(ex)
+        if not ex.command_task:
+            wait_status = (-status) & 0x7F if status < 0 else (status & 0xFF) << 8
+            try:
+                self.call_master("executor_exited", {"framework_id": {"value": ex.framework_id},
+                                                     "executor_id": {"value": ex.executor_id},
+                                                     "agent_id": {"value": self.agent_id},
+                                                     "status": wait_status})
+            except OSError:
+                pass
+
+    def send_event(self, ex: ExecutorEntry, event: dict) -> None:
+        if ex.subscribed and ex.events is not None:
+            ex.events.put(event)
+        else:
+            ex.queued.append(event)
+
+    def kill_executor_later(self, ex: ExecutorEntry, grace: float) -> None:
+        def kill() -> None:
+            if ex.pid and _alive(ex.pid):
+                try:
+                    os.killpg(ex.pid, signal.SIGKILL)
+                except (ProcessLookupError, PermissionError):
+                    pass
+        timer = threading.Timer(grace, kill)
+        timer.daemon = True
+        timer.start()
+
+    # -- master → agent calls ------------------------------------------------------------------
+
+    def run_task(self, body: dict) -> dict:
+        fw = dict(body.get("framework_info") or {})
+        task = dict(body.get("task") or {})
+        fid = id_of(fw.get("id")) or ""
+        tid = id_of(task.get("task_id")) or ""
+        with self.lock:
+            self.frameworks[fid] = fw
+            if "executor" in task:
+                info = dict(task["executor"])
+                eid = id_of(info.get("executor_id")) or tid
+                command_task = False
+            else:
+                eid = tid
+                command_task = True
+                info = {"executor_id": {"value": tid}, "framework_id": {"value": fid},
+                        "name": f"Command Executor (Task: {tid}) (Command: sh -c '{(task.get('command') or {}).get('value', '')[:60]}')",
+                        "source": tid,
+                        "command": {"shell": False, "value": sys.executable,
+                                    "arguments": [sys.executable, "-m", "localmesos.agent.command_executor"]}}
+            ex = self.executors.get((fid, eid))
+            new = ex is None
+            if new:
+                container = str(uuidlib.uuid4())
+                ex = ExecutorEntry(fid, eid, info, fw, self.sandbox_for(fid, eid, container), container,
+                                   command_task=command_task)
+                self.executors[(fid, eid)] = ex
+            self.tasks[(fid, tid)] = TaskEntry(fid, eid, task)
+            ex.tasks.add(tid)
+            self._link_volumes(task, ex.sandbox)
+            self.send_event(ex, {"type": "LAUNCH", "launch": {"task": task}})
+        if new:
+            self.start_executor(ex)
+            threading.Timer(REGISTRATION_TIMEOUT_S, self._registration_timeout, args=(ex,)).start()
+        return {}
+
+    def run_task_group(self, body: dict) -> dict:
+        fw = dict(body.get("framework_info") or {})
+        info = dict(body.get("executor_info") or {})
+        tasks = list((body.get("task_group") or {}).get("tasks") or [])
+        fid, eid = id_of(fw.get("id")) or "", id_of(info.get("executor_id")) or ""
+        with self.lock:
+            self.frameworks[fid] = fw
+            ex = self.executors.get((fid, eid))
+            new = ex is None
+            if new:
+                container = str(uuidlib.uuid4())
+                ex = ExecutorEntry(fid, eid, info, fw, self.sandbox_for(fid, eid, container), container)
+                self.executors[(fid, eid)] = ex
+            for task in tasks:
+                tid = id_of(task.get("task_id")) or ""
+                self.tasks[(fid, tid)] = TaskEntry(fid, eid, task)
+                ex.tasks.add(tid)
+                self._link_volumes(task, ex.sandbox)
+            self.send_event(ex, {"type": "LAUNCH_GROUP", "launch_group": {"task_group": {"tasks": tasks}}})
+        if new:
+            self.start_executor(ex)
+        return {}
+
+    def _link_volumes(self, task: dict, sandbox: Path) -> None:
+        for res in task.get("resources") or []:
+            disk = res.get("disk") or {}
+            pid = (disk.get("persistence") or {}).get("id")
+            path = (disk.get("volume") or {}).get("container_path")
+            if not pid or not path:
+                continue
+            role = res.get("role") or next((r.get("role") for r in reversed(res.get("reservations") or [])), "*")
+            target = self.volume_dir(role, pid)
+            target.mkdir(parents=True, exist_ok=True)
+            link = sandbox / path
+            if not link.exists() and not link.is_symlink():
+                link.parent.mkdir(parents=True, exist_ok=True)
+                link.symlink_to(target)
+
+    def _registration_timeout(self, ex: ExecutorEntry) -> None:
+        with self.lock:
+            if ex.subscribed or self.executors.get((ex.framework_id, ex.executor_id)) is not ex:
+                return
+        log.warning("executor %s did not subscribe within %ss: killing it", ex.executor_id, REGISTRATION_TIMEOUT_S)
+        if ex.pid:
+            try:
+                os.killpg(ex.pid, signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                pass
+
+    def kill_task(self, body: dict) -> dict:
+        fid, tid = id_of(body.get("framework_id")) or "", id_of(body.get("task_id")) or ""
+        with self.lock:
+            task = self.tasks.get((fid, tid))
+            if task is None or task.state in TERMINAL:
+                return {}
+            ex = self.executors.get((fid, task.executor_id))
+            if ex is None:
+                self.agent_update(fid, tid, "TASK_KILLED", "REASON_TASK_KILLED_DURING_LAUNCH",
+                                  "Killed before it reached an executor", task.executor_id)
+                return {}
+            queued = [e for e in ex.queued if tid in {id_of(t["task_id"]) for t in _tasks_of_event(e)}]
+            if queued and not ex.subscribed:
+                ex.queued = [e for e in ex.queued if e not in queued]
+                self.agent_update(fid, tid, "TASK_KILLED", "REASON_TASK_KILLED_DURING_LAUNCH",
+                                  "Killed before it reached the executor", task.executor_id)
+                if not ex.queued and not ex.tasks - {tid}:
+                    self.shutdown_executor_entry(ex)
+                return {}
+            kill: dict[str, Any] = {"task_id": {"value": tid}}
+            if body.get("kill_policy"):
+                kill["kill_policy"] = body["kill_policy"]
+            self.send_event(ex, {"type": "KILL", "kill": kill})
+        return {}
+
+    def shutdown_executor_entry(self, ex: ExecutorEntry) -> None:
+        ex.shutting_down = True
+        self.send_event(ex, {"type": "SHUTDOWN"})
+        self.kill_executor_later(ex, float(self.flags.executor_shutdown_grace_period) + 1.0)
+
+    def shutdown_executor(self, body: dict) -> dict:
+        fid, eid = id_of(body.get("framework_id")) or "", id_of(body.get("executor_id")) or ""
+        with self.lock:
+            ex = self.executors.get((fid, eid))
+            if ex is not None:
+                self.shutdown_executor_entry(ex)
+        return {}
+
+    def shutdown_framework(self, body: dict) -> dict:
+        fid = id_of(body.get("framework_id")) or ""
+        with self.lock:
+            for ex in [e for e in self.executors.values() if e.framework_id == fid]:
+                self.shutdown_executor_entry(ex)
+        return {}
+
+    def framework_message(self, body: dict) -> dict:
+        fid, eid = id_of(body.get("framework_id")) or "", id_of(body.get("executor_id")) or ""
+        with self.lock:
+            ex = self.executors.get((fid, eid))
+            if ex is not None and ex.subscribed:
+                self.send_event(ex, {"type": "MESSAGE", "message": {"data": body.get("data", "")}})
+        return {}
+
+    def reconcile_tasks(self, body: dict) -> dict:
+        fid = id_of(body.get("framework_id")) or ""
+        fw = self.frameworks.get(fid) or {}
+        pa = any(c.get("type") == "PARTITION_AWARE" for c in fw.get("capabilities") or [])
+        with self.lock:
+            for t in body.get("task_ids") or []:
+                tid = id_of(t) or ""
+                if (fid, tid) not in self.tasks:
+                    self.agent_update(fid, tid, "TASK_DROPPED" if pa else "TASK_LOST", "REASON_RECONCILIATION",
+                                      "Task is unknown to the agent")
+        return {}
+
+    # -- recovery ------------------------------------------------------------------------------
+
+    def recover(self) -> None:
+        """After a restart on the same work_dir: adopt live executors of checkpointing frameworks."""
+        folder = self.meta / "executors"
+        if not folder.is_dir():
+            return
+        for path in sorted(folder.glob("*.json")):
+            try:
+                doc = json.loads(path.read_text())
+            except (OSError, ValueError):
+                continue
+            ex = ExecutorEntry(doc["framework_id"], doc["executor_id"], doc["info"], doc["framework_info"],
+                               Path(doc["sandbox"]), doc["container_id"], doc.get("command_task", False),
+                               pid=doc.get("pid"))
+            alive = ex.pid is not None and _alive(ex.pid)
+            self.frameworks[ex.framework_id] = ex.framework_info
+            for t in doc.get("tasks") or []:
+                tid = id_of(t["info"].get("task_id")) or ""
+                self.tasks[(ex.framework_id, tid)] = TaskEntry(ex.framework_id, ex.executor_id, t["info"],
+                                                               state=t["state"], launched=True)
+                ex.tasks.add(tid)
+            self.executors[(ex.framework_id, ex.executor_id)] = ex
+            if alive and ex.checkpoint:
+                log.info("recovering executor %s (pid %s)", ex.executor_id, ex.pid)
+                threading.Thread(target=self._wait_executor, args=(ex,), daemon=True).start()
+                threading.Timer(RESUBSCRIBE_WINDOW_S, self._resubscribe_timeout, args=(ex,)).start()
+            else:
+                if alive:
+                    try:
+                        os.killpg(ex.pid, signal.SIGKILL)
+                    except (ProcessLookupError, PermissionError):
+                        pass
+                self._lose_tasks(ex, "Executor did not survive the agent restart")
+
+    def _resubscribe_timeout(self, ex: ExecutorEntry) -> None:
+        with self.lock:
+            if ex.subscribed or self.executors.get((ex.framework_id, ex.executor_id)) is not ex:
+                return
+        log.warning("executor %s did not re-subscribe after the restart: killing it", ex.executor_id)
+        try:
+            os.killpg(ex.pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError, TypeError):
+            pass
+
+    def _lose_tasks(self, ex: ExecutorEntry, why: str) -> None:
+        pa = any(c.get("type") == "PARTITION_AWARE" for c in ex.framework_info.get("capabilities") or [])
+        with self.lock:
+            self.executors.pop((ex.framework_id, ex.executor_id), None)
+            for tid in list(ex.tasks):
+                t = self.tasks.get((ex.framework_id, tid))
+                if t is not None and t.state not in TERMINAL:
+                    self.agent_update(ex.framework_id, tid, "TASK_GONE" if pa else "TASK_LOST",
+                                      "REASON_EXECUTOR_REREGISTRATION_TIMEOUT", why, ex.executor_id)
+            self._forget_executor(ex)
+
+    # -- views ---------------------------------------------------------------------------------
+
+    def state_json(self) -> dict:
+        with self.lock:
+            total = self.total()
+            frameworks: dict[str, dict] = {}
+            for ex in self.executors.values():
+                fw = frameworks.setdefault(ex.framework_id, _framework_view(self.frameworks.get(ex.framework_id, {})))
+                fw["executors"].append(self._executor_view(ex))
+            for ex in self.completed_executors:
+                fw = frameworks.setdefault(ex.framework_id, _framework_view(self.frameworks.get(ex.framework_id, {})))
+                fw["completed_executors"].append(self._executor_view(ex))
+            return {
+                "version": VERSION, "start_time": self.started, "id": self.agent_id,
+                "pid": f"slave(1)@{self.ip}:{self.port}", "hostname": self.hostname,
+                "resources": total.to_map(), "reserved_resources_full": {},
+                "unreserved_resources": total.unreserved().to_map(),
+                "attributes": {a.name: a.map_value() for a in self.attributes},
+                "master_hostname": (self.master_url or "").split("//")[-1].split(":")[0],
+                "flags": self.flags_json(), "frameworks": list(frameworks.values()), "completed_frameworks": [],
+            }
+
+    def _executor_view(self, ex: ExecutorEntry) -> dict:
+        tasks, done = [], []
+        for (fid, tid), t in self.tasks.items():
+            if fid == ex.framework_id and t.executor_id == ex.executor_id:
+                tasks.append(_task_view(fid, t, self.agent_id))
+        for fid, t in self.completed_tasks:
+            if fid == ex.framework_id and t.executor_id == ex.executor_id:
+                done.append(_task_view(fid, t, self.agent_id))
+        return {"id": ex.executor_id, "name": ex.info.get("name", ""), "source": ex.info.get("source", ""),
+                "container": ex.container_id, "directory": str(ex.sandbox),
+                "resources": Resources.from_json(ex.info.get("resources") or []).to_map(),
+                "type": "CUSTOM" if not ex.command_task else "COMMAND",
+                "tasks": tasks, "queued_tasks": [], "completed_tasks": done}
+
+    def flags_json(self) -> dict:
+        return {k: str(v) for k, v in vars(self.flags).items()}
+
+
+def _tasks_of_event(event: dict) -> list[dict]:
+    if event.get("type") == "LAUNCH":
+        return [event["launch"]["task"]]
+    if event.get("type") == "LAUNCH_GROUP":
+        return list(event["launch_group"]["task_group"]["tasks"])
+    return []
+
+
+def _task_view(fid: str, t: TaskEntry, agent_id: str | None) -> dict:
+    return {"id": id_of(t.info.get("task_id")), "name": t.info.get("name", ""), "framework_id": fid,
+            "executor_id": t.executor_id, "slave_id": agent_id, "state": t.state,
+            "resources": Resources.from_json(t.info.get("resources") or []).to_map(),
+            "labels": (t.info.get("labels") or {}).get("labels", [])}
+
+
+def _framework_view(info: dict) -> dict:
+    return {"id": id_of(info.get("id")), "name": info.get("name", ""), "user": info.get("user", ""),
+            "failover_timeout": info.get("failover_timeout", 0), "checkpoint": bool(info.get("checkpoint")),
+            "hostname": info.get("hostname", ""), "role": info.get("role", "*"),
+            "executors": [], "completed_executors": []}
+
+
+def _alive(pid: int | None) -> bool:
+    if not pid:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:  # a zombie child counts as gone
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().split(")")[-1].split()[0] != "Z"
+    except OSError:
+        return False
