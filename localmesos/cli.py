@@ -152,6 +152,9 @@ def down(workdir: Path, out=sys.stdout) -> int:
         if procs.pid_alive(entry["pid"]):
             procs.stop_group(entry["pid"], grace=5.0)
         print(f"stopped {entry['name']} (pid {entry['pid']})", file=out)
+    left = procs.kill_under(workdir.resolve())
+    if left:
+        print(f"stopped {left} executor processes left in agents' sandboxes", file=out)
     _state_path(workdir.resolve()).unlink()
     return 0
 

@@ -98,3 +98,31 @@ def stop_all(grace: float = 2.0) -> None:
     """Stop every process this interpreter started and has not stopped yet."""
     for pid in list(_started):
         stop_group(pid, grace)
+
+
+def pids_under(folder: Path) -> list[int]:
+    """Processes whose working directory is inside `folder` (executors run in their sandboxes)."""
+    root = str(Path(folder).resolve())
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit() or int(entry) == os.getpid():
+            continue
+        try:
+            cwd = os.readlink(f"/proc/{entry}/cwd")
+        except OSError:
+            continue
+        if cwd == root or cwd.startswith(root + "/"):
+            found.append(int(entry))
+    return found
+
+
+def kill_under(folder: Path) -> int:
+    """SIGKILL every process working inside `folder`, with its group; returns how many."""
+    pids = pids_under(folder)
+    for pid in pids:
+        for kill in (lambda p: os.killpg(p, signal.SIGKILL), lambda p: os.kill(p, signal.SIGKILL)):
+            try:
+                kill(pid)
+            except (ProcessLookupError, PermissionError):
+                pass
+    return len(pids)

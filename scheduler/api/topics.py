@@ -74,7 +74,8 @@ def describe(bootstrap: str, topic: str) -> dict[str, Any] | None:
 
 def create(bootstrap: str, req: CreateRequest) -> tuple[int, Any]:
     from confluent_kafka.admin import NewTopic
-    fut = _admin(bootstrap).create_topics(
+    admin = _admin(bootstrap)  # kept referenced: a collected client cancels its futures
+    fut = admin.create_topics(
         [NewTopic(req.name, req.partitions, req.replication, config=dict(req.config))],
         request_timeout=TIMEOUT_S)[req.name]
     try:
@@ -85,7 +86,8 @@ def create(bootstrap: str, req: CreateRequest) -> tuple[int, Any]:
 
 
 def delete(bootstrap: str, topic: str) -> tuple[int, Any]:
-    fut = _admin(bootstrap).delete_topics([topic], request_timeout=TIMEOUT_S)[topic]
+    admin = _admin(bootstrap)
+    fut = admin.delete_topics([topic], request_timeout=TIMEOUT_S)[topic]
     try:
         fut.result(TIMEOUT_S)
     except Exception as exc:  # noqa: BLE001
@@ -97,7 +99,8 @@ def alter_config(bootstrap: str, topic: str, settings: Mapping[str, str]) -> tup
     from confluent_kafka.admin import AlterConfigOpType, ConfigEntry, ConfigResource
     entries = [ConfigEntry(k, v, incremental_operation=AlterConfigOpType.SET) for k, v in settings.items()]
     resource = ConfigResource("TOPIC", topic, incremental_configs=entries)
-    fut = _admin(bootstrap).incremental_alter_configs([resource])[resource]
+    admin = _admin(bootstrap)
+    fut = admin.incremental_alter_configs([resource])[resource]
     try:
         fut.result(TIMEOUT_S)
     except Exception as exc:  # noqa: BLE001
@@ -111,4 +114,5 @@ def alter_broker_defaults(bootstrap: str, settings: Mapping[str, str]) -> None:
     entries = [ConfigEntry(k, v, incremental_operation=AlterConfigOpType.SET if v else AlterConfigOpType.DELETE)
                for k, v in settings.items()]
     resource = ConfigResource("BROKER", "", incremental_configs=entries)
-    _admin(bootstrap).incremental_alter_configs([resource])[resource].result(TIMEOUT_S)
+    admin = _admin(bootstrap)
+    admin.incremental_alter_configs([resource])[resource].result(TIMEOUT_S)

@@ -322,7 +322,10 @@ def on_status(state: State, event: ev.Status) -> Result:
                                failed_since=rec.failed_since if rec.failed_since is not None else now)
     else:
         labels = _labels(st)
-        ready = labels.get("kmf.ready") == "true" if name == "TASK_RUNNING" else False
+        if st.get("source") == "SOURCE_EXECUTOR":
+            ready = labels.get("kmf.ready") == "true" if name == "TASK_RUNNING" else False
+        else:  # reconciliation answers and agent reports carry no readiness: keep what we know
+            ready = rec.ready and name == "TASK_RUNNING"
         healthy = st.get("healthy") if "healthy" in st else rec.healthy
         new = attrs.evolve(rec, state=name, message=message or rec.message, ready=ready,
                            healthy=healthy, agent_id=agent_id or rec.agent_id)

@@ -208,6 +208,7 @@ class LocalMesos:
         if self.master_proc is not None:
             procs.stop_group(self.master_proc.pid, grace=3.0)
             self.master_proc = None
+        procs.kill_under(self.base)  # executors and what they run, wherever their agent went
 
 
 @pytest.fixture

@@ -108,7 +108,7 @@ class Sim:
         agent.free = pool
 
     def status(self, task_id: str, state: str, ready: bool = False, **extra) -> tuple:
-        doc = {"task_id": {"value": task_id}, "state": state, "uuid": "dXVpZA==",
+        doc = {"task_id": {"value": task_id}, "state": state, "uuid": "dXVpZA==", "source": "SOURCE_EXECUTOR",
                "agent_id": {"value": self.tasks[task_id]["agent"].id} if task_id in self.tasks else None}
         if ready:
             doc["labels"] = {"labels": [{"key": "kmf.ready", "value": "true"}]}

@@ -206,3 +206,16 @@ def test_properties_no_double_launch_no_overuse(seed):
             persisted |= {v.get("task_id") for k, _, v in a.puts if k == "tasks"}
         for t in launches([a]):
             assert t["task_id"]["value"] in persisted
+
+
+def test_reconciliation_answers_keep_readiness():
+    sim = Sim(spec())
+    sim.step(ev.Subscribed("fw", sim.now))
+    sim.run_all_ready()
+    rec = sim.record("broker-0")
+    sim.step(ev.Status({"task_id": {"value": rec.task_id}, "state": "TASK_RUNNING",
+                        "source": "SOURCE_MASTER", "reason": "REASON_RECONCILIATION"}, sim.now))
+    assert sim.record("broker-0").ready
+    sim.step(ev.Status({"task_id": {"value": rec.task_id}, "state": "TASK_RUNNING",
+                        "source": "SOURCE_EXECUTOR", "uuid": "dQ=="}, sim.now))
+    assert not sim.record("broker-0").ready  # the executor says it is not (yet) ready
