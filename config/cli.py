@@ -20,6 +20,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     show.add_argument("file")
     show.add_argument("--json", action="store_true")
     show.set_defaults(func=_show)
+    from kmf.operator_cli import _guard, common, config_target, config_update
+    target = sub.add_parser("target", help="the running service's target config (from the API)")
+    common(target)
+    target.set_defaults(func=_guard(config_target))
+    update = sub.add_parser("update", help="send a new config to the scheduler: shows the diff, starts the update")
+    update.add_argument("file")
+    common(update)
+    update.set_defaults(func=_guard(config_update))
 
 
 def _load(args: argparse.Namespace):

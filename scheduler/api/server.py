@@ -269,10 +269,16 @@ class Api:
         return servers
 
     def get_topics(self, body: bytes) -> tuple[int, Any]:
-        return 200, topics.list_topics(self._bootstrap())
+        try:
+            return 200, topics.list_topics(self._bootstrap())
+        except topics.KafkaUnavailable as exc:
+            raise ApiError(503, str(exc)) from None
 
     def get_topic(self, body: bytes, topic: str) -> tuple[int, Any]:
-        doc = topics.describe(self._bootstrap(), topic)
+        try:
+            doc = topics.describe(self._bootstrap(), topic)
+        except topics.KafkaUnavailable as exc:
+            raise ApiError(503, str(exc)) from None
         if doc is None:
             raise ApiError(404, f"topic {topic!r} does not exist", "topic")
         return 200, doc

@@ -7,6 +7,7 @@ from typing import Any, Mapping
 import attrs
 
 TIMEOUT_S = 15.0
+METADATA_TIMEOUT_S = 5.0
 
 
 def _admin(bootstrap: str) -> Any:
@@ -51,13 +52,24 @@ def _error(exc: Exception) -> tuple[int, dict]:
     return status, {"error": text, "code": name}
 
 
+class KafkaUnavailable(RuntimeError):
+    """The brokers did not answer a metadata request."""
+
+
+def _metadata(bootstrap: str, topic: str | None = None) -> Any:
+    try:
+        return _admin(bootstrap).list_topics(topic=topic, timeout=METADATA_TIMEOUT_S)
+    except Exception as exc:  # noqa: BLE001 - KafkaException: transport, timeout
+        raise KafkaUnavailable(f"the brokers at {bootstrap} did not answer: {exc}") from None
+
+
 def list_topics(bootstrap: str) -> list[str]:
-    md = _admin(bootstrap).list_topics(timeout=TIMEOUT_S)
+    md = _metadata(bootstrap)
     return sorted(t for t in md.topics if not t.startswith("__"))
 
 
 def describe(bootstrap: str, topic: str) -> dict[str, Any] | None:
-    md = _admin(bootstrap).list_topics(topic=topic, timeout=TIMEOUT_S)
+    md = _metadata(bootstrap, topic)
     t = md.topics.get(topic)
     if t is None or t.error is not None:
         return None
