@@ -350,8 +350,8 @@ def _permanent_failures(state: State, now: float) -> tuple[State, list[act.Actio
     for rec in state.tasks.values():
         if rec.failed_since is None or now - rec.failed_since < limit or rec.goal != "RUNNING":
             continue
-        if rec.active and rec.ready:
-            continue
+        if rec.active and rec.state != "TASK_UNREACHABLE":
+            continue  # relaunched and starting (or running): not a permanent failure
         if rec.reservation is None and not rec.active:
             continue
         if rec.active and rec.task_id:

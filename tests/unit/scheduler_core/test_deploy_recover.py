@@ -219,3 +219,21 @@ def test_reconciliation_answers_keep_readiness():
     sim.step(ev.Status({"task_id": {"value": rec.task_id}, "state": "TASK_RUNNING",
                         "source": "SOURCE_EXECUTOR", "uuid": "dQ=="}, sim.now))
     assert not sim.record("broker-0").ready  # the executor says it is not (yet) ready
+
+
+def test_a_slow_relaunch_in_place_is_not_taken_for_a_permanent_failure():
+    sim = Sim(spec())
+    sim.step(ev.Subscribed("fw", sim.now))
+    sim.run_all_ready()
+    rec = sim.record("broker-1")
+    sim.status(rec.task_id, "TASK_FAILED")
+    sim.now += 1.5
+    sim.offer_round()
+    again = sim.record("broker-1")
+    sim.status(again.task_id, "TASK_RUNNING")  # starting, not ready yet
+    sim.now += 60  # far past permanent_failure_timeout_s (30)
+    sim.step(ev.Tick(sim.now))
+    assert sim.record("broker-1").reservation == rec.reservation
+    sim.status(again.task_id, "TASK_FAILED")  # now it is down, and has been failing for long
+    sim.step(ev.Tick(sim.now))
+    assert sim.record("broker-1").reservation is None  # replaced elsewhere
