@@ -14,6 +14,7 @@ from typing import Any, Mapping
 import attrs
 
 from config import ServiceSpec
+from config.rules import LIVE_BROKER_SETTINGS
 from kmf.taskdata import BrokerTask, StreamTask, TaskData, Voter
 from mesoslib.resources import Resources, scalar
 from scheduler.core.offers import VOLUME_PATH
@@ -82,6 +83,10 @@ def fingerprint(pod: PodDef, data: TaskData) -> str:
     doc = data.to_json()
     if doc.get("stream"):
         doc["stream"]["bootstrap_servers"] = ""
+    if doc.get("broker"):
+        # settings Kafka applies live are changed through the AdminClient, not by a restart
+        doc["broker"]["overrides"] = {k: v for k, v in doc["broker"]["overrides"].items()
+                                      if k not in LIVE_BROKER_SETTINGS}
     raw = json.dumps([doc, pod.cpus, pod.mem_mb, pod.disk_mb], sort_keys=True).encode()
     return hashlib.sha256(raw).hexdigest()[:16]
 

@@ -237,3 +237,19 @@ def test_a_slow_relaunch_in_place_is_not_taken_for_a_permanent_failure():
     sim.status(again.task_id, "TASK_FAILED")  # now it is down, and has been failing for long
     sim.step(ev.Tick(sim.now))
     assert sim.record("broker-1").reservation is None  # replaced elsewhere
+
+
+def test_live_settings_do_not_roll_brokers_but_other_overrides_do():
+    sim = Sim(spec())
+    sim.step(ev.Subscribed("fw", sim.now))
+    sim.run_all_ready()
+    sim.step(ev.KafkaHealth(sim.now, frozenset({0, 1, 2}), {}, {}, 0))
+    live = spec(BASE.replace("placement: ['hostname:UNIQUE']}",
+                             "placement: ['hostname:UNIQUE'], overrides: {log.retention.ms: '1000'}}"))
+    out = sim.step(ev.Command("u", "update_config", {"spec": live}, sim.now))
+    assert out[-1].ok and out[-1].result["live"] == {"log.retention.ms": "1000"}
+    assert not any(isinstance(a, act.Kill) for a in out)
+    other = spec(BASE.replace("placement: ['hostname:UNIQUE']}",
+                              "placement: ['hostname:UNIQUE'], overrides: {num.partitions: '6'}}"))
+    out = sim.step(ev.Command("u", "update_config", {"spec": other}, sim.now))
+    assert out[-1].result["restart"] is True and sum(isinstance(a, act.Kill) for a in out) == 1

@@ -1,0 +1,92 @@
+"""Operating a running kmf service: the HTTP API (with token), the CLI, metrics, the web page,
+scaling an app, a config update with a live broker setting, refusals that change nothing."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import urllib.request
+
+import pytest
+import yaml
+
+from tests.helpers.wait import wait_for
+
+pytestmark = [pytest.mark.timeout(420), pytest.mark.kafka]
+
+SLEEPER = {"name": "sleeper", "count": 1, "cpus": 0.1, "mem_mb": 128, "runtime": "command",
+           "command": ["sh", "-c", "echo 'kmf: ready'; exec sleep 3600"]}
+
+
+def kmf(api: str, *args: str, token_file: str | None = None) -> subprocess.CompletedProcess:
+    extra = ["--token-file", token_file] if token_file else []
+    return subprocess.run([sys.executable, "-m", "kmf", *args, "--api", api, *extra],
+                          capture_output=True, text=True, timeout=60)
+
+
+def test_api_cli_metrics_scale_and_update(kmf_env, tmp_path):
+    env = kmf_env(agents=3)
+    token = tmp_path / "token"
+    token.write_text("s3cret-token\n")
+    config = env.config(brokers=1, apps=[SLEEPER])
+    config["api"]["token_file"] = str(token)
+    s = env.start_scheduler(config=config)
+    s.wait_deployed()
+
+    # reads need no token; mutations do, compared in constant time
+    assert s.request("POST", "/v1/pod/broker-0/restart")[0] == 401
+    assert s.request("POST", "/v1/pod/broker-0/restart", token="wrong")[0] == 401
+    # bad input: a clear 4xx, nothing changes
+    before = s.pod("broker-0")["task_id"]
+    assert s.request("GET", "/v1/pod/nope/info")[0] == 404
+    assert s.request("GET", "/v1/plans/nope")[0] == 404
+    assert s.request("POST", "/v1/scale", "{not json", token="s3cret-token")[0] == 400
+    code, doc = s.request("POST", "/v1/scale", {"kind": "app", "name": "sleeper", "count": "two"},
+                          token="s3cret-token")
+    assert code == 400 and doc["where"] == "count"
+    code, doc = s.request("POST", "/v1/scale", {"kind": "brokers", "count": 0}, token="s3cret-token")
+    assert code == 400
+    code, doc = s.request("PUT", "/v1/config", "name: kafka\nkafka: {brokers: -1}\n", token="s3cret-token")
+    assert code == 400 and doc["problems"]
+    assert s.request("POST", "/v1/uninstall", token="wrong")[0] == 401
+    assert s.pod("broker-0")["task_id"] == before
+
+    # the CLI
+    out = kmf(s.url, "pods")
+    assert out.returncode == 0 and "broker-0" in out.stdout and "sleeper-0" in out.stdout
+    out = kmf(s.url, "plan", "show", "deploy", "--json")
+    assert out.returncode == 0 and json.loads(out.stdout)["status"] == "COMPLETE"
+    out = kmf(s.url, "endpoints", "broker")
+    assert out.returncode == 0 and ":" in out.stdout
+    assert kmf(s.url, "pod", "restart", "broker-0").returncode == 1  # no token
+    out = kmf(s.url, "scale", "app", "sleeper", "2", token_file=str(token))
+    assert out.returncode == 0, out.stderr
+    wait_for(lambda: s.pod("sleeper-1").get("ready"), timeout=60, what="second sleeper ready")
+
+    # a live broker setting: applied without restarting the broker
+    new = yaml.safe_load(s.path.read_text())
+    new["apps"][0]["count"] = 2
+    new["kafka"]["overrides"]["log.retention.ms"] = "7200000"
+    path = tmp_path / "new.yaml"
+    path.write_text(yaml.safe_dump(new))
+    out = kmf(s.url, "config", "update", str(path), "--json", token_file=str(token))
+    assert out.returncode == 0, out.stdout + out.stderr
+    result = json.loads(out.stdout)
+    assert result["live"] == {"log.retention.ms": "7200000"} and result["restart"] is False
+    # an unsafe one is refused with the reason, and nothing changes
+    new["kafka"]["disk_mb"] = 100
+    path.write_text(yaml.safe_dump(new))
+    out = kmf(s.url, "config", "update", str(path), token_file=str(token))
+    assert out.returncode == 1 and "cannot shrink" in out.stderr
+    assert s.get("/v1/config/target")["config"]["kafka"]["disk_mb"] == 500
+
+    # metrics and the web page
+    metrics = urllib.request.urlopen(s.url + "/metrics", timeout=10).read().decode()
+    assert 'kmf_pod_ready{kind="broker",pod="broker-0"} 1.0' in metrics
+    assert "kmf_offers_total" in metrics and 'kmf_plan_status{plan="deploy",status="COMPLETE"} 1.0' in metrics
+    page = urllib.request.urlopen(s.url + "/", timeout=10).read().decode()
+    assert "<title>kmf scheduler</title>" in page
+    # the Mesos side: the framework's web UI link and task labels
+    fw = env.lm.get("/master/frameworks")["frameworks"][0]
+    assert fw["webui_url"].rstrip("/") == s.url.replace("127.0.0.1", fw["webui_url"].split("//")[1].split(":")[0]).rstrip("/")
+    assert fw["name"] == env.name and fw["capabilities"]
