@@ -1,0 +1,52 @@
+"""`python -m benchmarks` (`make bench`): run every benchmark, print the figures, write
+docs/benchmarks.md. Figures are measurements of this machine, never pass/fail."""
+from __future__ import annotations
+
+import json
+import os
+import platform
+import sys
+import time
+from pathlib import Path
+
+from benchmarks import decisions, recovery
+
+DOC = Path(__file__).resolve().parent.parent / "docs" / "benchmarks.md"
+
+
+def machine() -> str:
+    try:
+        model = next(l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name"))
+    except (OSError, StopIteration):
+        model = platform.processor()
+    mem = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
+    return f"{os.cpu_count()} × {model}, {mem:.0f} GiB, Python {platform.python_version()}"
+
+
+def main() -> int:
+    quick = "--quick" in sys.argv
+    results = {}
+    steps = [
+        ("offer round: 1,000 agents × 1,000 pending tasks", lambda: decisions.offer_round(runs=2 if quick else 5)),
+        ("single offer with 1,000 pending", lambda: decisions.single_offers(samples=100 if quick else 300)),
+        ("status update in → relaunch decided", decisions.relaunch_overhead),
+        ("memory: 10,000 task records", decisions.memory),
+        ("scheduler restart: 10,000 records in ZooKeeper", recovery.restart),
+    ]
+    for title, run in steps:
+        t0 = time.perf_counter()
+        results[title] = run()
+        print(f"{title}: {json.dumps(results[title])}  ({time.perf_counter() - t0:.1f}s)", flush=True)
+    lines = ["# Benchmarks", "", f"Machine: {machine()}. Run: `make bench` ({time.strftime('%Y-%m-%d')}).",
+             "Figures are measurements, not assertions; targets are DESIGN.md §5.", "", "| benchmark | figures |",
+             "| --- | --- |"]
+    for title, figs in results.items():
+        text = ", ".join(f"{k} {v:.3g}" if isinstance(v, float) else f"{k} {v}" for k, v in figs.items())
+        lines.append(f"| {title} | {text} |")
+    DOC.write_text("\n".join(lines) + "\n")
+    print(f"written to {DOC}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
