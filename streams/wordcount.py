@@ -30,6 +30,7 @@ Exit codes: 0 after a graceful stop, 1 on a runtime failure (fenced, broker lost
 from __future__ import annotations
 
 import argparse
+import faulthandler
 import logging
 import os
 import signal
@@ -57,6 +58,7 @@ log = logging.getLogger("streams.wordcount")
 
 READY_LINE = "kmf: ready"
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_UNREACHABLE = 0, 1, 2, 3
+MAX_FAILURES_IN_A_ROW = 10
 
 
 class WordCountError(RuntimeError):
@@ -119,6 +121,7 @@ class WordCount:
         self.lines = 0
         self.words = 0
         self.transactions = 0
+        self._failures_in_a_row = 0
 
     # ------------------------------------------------------------------ control
 
@@ -294,8 +297,8 @@ class WordCount:
         last: dict[tuple[str, int], int] = {}
         pending: dict[int, dict[str, int]] = {}
         lines = words_out = 0
-        producer.begin_transaction()
         try:
+            producer.begin_transaction()
             for msg in batch:
                 tp = (msg.topic(), msg.partition())
                 first.setdefault(tp, msg.offset())
@@ -321,36 +324,80 @@ class WordCount:
             offsets = [TopicPartition(t, p, off + 1) for (t, p), off in sorted(last.items())]
             self._send_offsets_and_commit(offsets)
         except KafkaException as exc:
-            err = _kafka_error(exc)
-            if err is not None and err.txn_requires_abort():
-                log.warning("transaction aborted (%s); the batch will be processed again", err)
-                producer.abort_transaction(30)
-                for (t, p), off in first.items():
-                    try:
-                        consumer.seek(TopicPartition(t, p, off))
-                    except KafkaException as seek_exc:  # revoked meanwhile: the new owner redoes it
-                        log.info("cannot rewind %s[%d]: %s", t, p, seek_exc)
-                return
-            raise WordCountError(f"transaction of {len(batch)} records failed "
-                                 f"(transactional.id {s.transactional_id}): {exc}") from None
+            self._recover_from(exc, len(batch))
+            self._rewind(first)
+            return
         for p, updates in pending.items():
             self._state[p].apply(updates)
         self.lines += lines
         self.words += sum(1 for msg in batch if msg.topic() == s.repartition_topic)
         self.transactions += 1
+        self._failures_in_a_row = 0
+
+    def _recover_from(self, exc: KafkaException, records: int) -> None:
+        """After a failed transaction: abort it, or, when the producer itself is unusable (a fatal
+        error: epoch bumped or transaction timed out by the coordinator during a broker failover),
+        start a new producer with the same transactional.id. Nothing was applied to the counts, so
+        the batch is simply processed again. Gives up after `MAX_FAILURES_IN_A_ROW` failures."""
+        s = self.settings
+        err = _kafka_error(exc)
+        self._failures_in_a_row += 1
+        if err is None or self._failures_in_a_row > MAX_FAILURES_IN_A_ROW:
+            raise WordCountError(f"transaction of {records} records failed {self._failures_in_a_row} "
+                                 f"times in a row (transactional.id {s.transactional_id}): {exc}") from None
+        if not err.fatal():
+            log.warning("transaction of %d records failed (%s); aborting it, the batch comes again",
+                        records, err)
+            try:
+                self._producer.abort_transaction(30)
+                return
+            except KafkaException as abort_exc:
+                err = _kafka_error(abort_exc) or err
+                log.warning("abort failed too: %s", err)
+        log.warning("producer unusable (%s); starting a new one as %s", err, s.transactional_id)
+        self._producer = self._new_producer()
+
+    def _rewind(self, first: dict[tuple[str, int], int]) -> None:
+        for (topic, partition), offset in first.items():
+            try:
+                self._consumer.seek(TopicPartition(topic, partition, offset))
+            except KafkaException as exc:  # revoked meanwhile: the new owner redoes it
+                log.info("cannot rewind %s[%d]: %s", topic, partition, exc)
+
+    def _new_producer(self) -> Producer:
+        """A transactional producer, initialised (which also fences an older one with the same id)."""
+        s = self.settings
+        producer = Producer({
+            "bootstrap.servers": s.bootstrap, "transactional.id": s.transactional_id,
+            "transaction.timeout.ms": s.transaction_timeout_ms, "linger.ms": 5,
+            "enable.idempotence": True, "acks": "all", "log_level": 3,
+        })
+        try:
+            producer.init_transactions(max(30.0, s.transaction_timeout_ms / 1000 * 3))
+        except KafkaException as exc:
+            raise WordCountError(f"init_transactions for {s.transactional_id} on {s.bootstrap}: {exc}") from None
+        return producer
 
     def _send_offsets_and_commit(self, offsets: list[TopicPartition]) -> None:
         producer, consumer = self._producer, self._consumer
-        producer.send_offsets_to_transaction(offsets, consumer.consumer_group_metadata(), 30)
-        for attempt in range(5):
+        self._retrying("send_offsets_to_transaction", lambda: producer.send_offsets_to_transaction(
+            offsets, consumer.consumer_group_metadata(), 30))
+        self._retrying("commit_transaction", lambda: producer.commit_transaction(30))
+
+    def _retrying(self, what: str, call, attempts: int = 6) -> None:
+        """Call `call`, again after a retriable error (a broker moving, a coordinator loading);
+        abortable and fatal errors go to the caller."""
+        for attempt in range(attempts):
             try:
-                producer.commit_transaction(30)
+                call()
                 return
             except KafkaException as exc:
                 err = _kafka_error(exc)
-                if err is None or not err.retriable() or attempt == 4:
+                if (err is None or not err.retriable() or err.txn_requires_abort()
+                        or attempt == attempts - 1):
                     raise
-                log.warning("commit retried: %s", err)
+                log.warning("%s retried (attempt %d): %s", what, attempt + 1, err)
+                self._stop.wait(min(0.2 * 2 ** attempt, 3.0))
 
     # ------------------------------------------------------------------ main loop
 
@@ -364,15 +411,7 @@ class WordCount:
             log.info("stopped while waiting for input topic %r", s.input_topic)
             return EXIT_OK
         log.info("repartition/changelog topics have %d partitions", partitions)
-        self._producer = Producer({
-            "bootstrap.servers": s.bootstrap, "transactional.id": s.transactional_id,
-            "transaction.timeout.ms": s.transaction_timeout_ms, "linger.ms": 5,
-            "enable.idempotence": True, "acks": "all", "log_level": 3,
-        })
-        try:
-            self._producer.init_transactions(max(30.0, s.transaction_timeout_ms / 1000 * 3))
-        except KafkaException as exc:
-            raise WordCountError(f"init_transactions for {s.transactional_id} on {s.bootstrap}: {exc}") from None
+        self._producer = self._new_producer()
         self._consumer = Consumer({
             "bootstrap.servers": s.bootstrap, "group.id": s.group,
             "client.id": s.transactional_id,  # names the instance in group descriptions
@@ -414,7 +453,10 @@ class WordCount:
             except (KafkaException, RuntimeError) as exc:
                 log.warning("closing the consumer: %s", exc)
         if self._producer is not None:
-            self._producer.flush(10)
+            try:
+                self._producer.flush(10)
+            except KafkaException as exc:
+                log.warning("flushing the producer: %s", exc)
         log.info("stopped after %d lines, %d words, %d transactions", self.lines, self.words,
                  self.transactions)
 
@@ -474,6 +516,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     args = build_parser().parse_args(argv)
+    faulthandler.register(signal.SIGUSR1)  # `kill -USR1 <pid>` prints every thread's stack to stderr
     try:
         settings = settings_from_args(args)
     except ValueError as exc:

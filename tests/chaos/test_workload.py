@@ -5,10 +5,8 @@ from __future__ import annotations
 
 import os
 import signal
-import threading
 import time
 import uuid
-from pathlib import Path
 
 import pytest
 from confluent_kafka import OFFSET_BEGINNING, Consumer, Producer, TopicPartition
@@ -16,10 +14,6 @@ from confluent_kafka.admin import AdminClient
 from hypothesis import given
 from hypothesis import strategies as st
 
-from executor.runtime import broker as broker_io
-from executor.runtime.broker_config import KRaftNode, Listener, Replication, Role, Voter, new_cluster_id
-from executor.runtime.jvm import JvmOptions
-from executor.runtime.kafka_dist import Mode
 from localmesos import procs
 from tests.chaos.workload import (
     ProducerReport,
@@ -27,16 +21,12 @@ from tests.chaos.workload import (
     create_topic,
     read_numbers,
     record_value,
+    start_kraft_cluster,
+    stop_cluster,
     summarize,
     verify,
 )
-from tests.helpers.fixtures_kafka import (
-    BROKER_JVM_HEAP_MB,
-    TEST_OVERRIDES,
-    RunningBroker,
-    kafka_runtime,
-    launch,
-)
+from tests.helpers.fixtures_kafka import RunningBroker, launch
 from tests.helpers.wait import wait_for
 
 pytestmark = pytest.mark.timeout(240)
@@ -71,61 +61,13 @@ def test_summarize_a_clean_run():
 # ---------------------------------------------------------------------------- a 3-broker cluster
 
 
-def start_cluster(base: Path, size: int = 3) -> list[RunningBroker]:
-    """`size` combined KRaft nodes (static quorum of all of them), RF 3 / min ISR 2 defaults,
-    each on its own 127.0.0.x; started together, returned once all serve metadata."""
-    runtime = kafka_runtime(Mode.KRAFT)
-    hosts: list[str] = []
-    while len(hosts) < size:
-        host = procs.loopback_ip()
-        if host not in hosts:
-            hosts.append(host)
-    ports = [(procs.free_port(h), procs.free_port(h)) for h in hosts]
-    voters = tuple(Voter(i, hosts[i], ports[i][1]) for i in range(size))
-    cluster_id = new_cluster_id()
-    brokers = []
-    for i in range(size):
-        work = base / f"node{i}"
-        node = KRaftNode(node_id=i, role=Role.COMBINED, voters=voters, log_dirs=(work / "data",),
-                         broker_listener=Listener("PLAINTEXT", hosts[i], ports[i][0]),
-                         controller_listener=Listener("CONTROLLER", hosts[i], ports[i][1]),
-                         replication=Replication.for_cluster(size), kafka_major=runtime.major,
-                         overrides=TEST_OVERRIDES)
-        config = broker_io.prepare_broker(node, work / "server.properties")
-        broker_io.ensure_storage_formatted(runtime, node, config, cluster_id)
-        brokers.append(RunningBroker(node, runtime, work, config, work / "broker.log", pid=0,
-                                     cluster_id=cluster_id))
-    try:
-        procs_ = []
-        for broker in brokers:  # the quorum needs a majority up before anyone serves
-            jvm = JvmOptions(heap_mb=BROKER_JVM_HEAP_MB, tmp_dir=broker.work_dir / "tmp")
-            proc = broker_io.start_broker(runtime, broker.config_path, broker.log_path, jvm,
-                                          spawn=lambda argv, log: procs.spawn(argv, log_path=log))
-            broker.pid = proc.pid
-            procs_.append(proc)
-        for broker, proc in zip(brokers, procs_):
-            broker_io.wait_until_serving(broker.bootstrap, broker.broker_id, timeout=120, proc=proc,
-                                         log_path=broker.log_path)
-    except BaseException:
-        for broker in brokers:
-            if broker.pid:
-                procs.stop_group(broker.pid, grace=2.0)
-        raise
-    return brokers
-
-
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory):
-    brokers = start_cluster(tmp_path_factory.mktemp("chaos-cluster"))
+    brokers = start_kraft_cluster(tmp_path_factory.mktemp("chaos-cluster"))
     try:
         yield brokers
     finally:
-        # In parallel: the last broker of a quorum stopped one by one would wait out its grace.
-        stoppers = [threading.Thread(target=procs.stop_group, args=(b.pid, 10.0)) for b in brokers]
-        for thread in stoppers:
-            thread.start()
-        for thread in stoppers:
-            thread.join()
+        stop_cluster(brokers)
 
 
 def bootstrap_of(brokers: list[RunningBroker]) -> str:

@@ -9,6 +9,8 @@
 - :func:`summarize` (pure) compares the two: lost = acknowledged but not read (must be empty),
   duplicates = read more than once, unexpected = read but never sent.
 - :func:`verify` = read_numbers + summarize; :func:`run_for` = start, wait for a count, stop.
+- :func:`start_kraft_cluster` / :func:`stop_cluster`: a real 3-node KRaft cluster for tests
+  (a candidate for tests/helpers/fixtures_kafka.py).
 
 Everything has a timeout; nothing here asserts, tests do.
 """
@@ -19,10 +21,18 @@ import threading
 import time
 import uuid
 from dataclasses import dataclass, field
-from typing import Callable, Iterable
+from pathlib import Path
+from typing import Callable, Iterable, Mapping, Sequence
 
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
+
+from executor.runtime import broker as broker_io
+from executor.runtime.broker_config import KRaftNode, Listener, Replication, Role, Voter, new_cluster_id
+from executor.runtime.jvm import JvmOptions
+from executor.runtime.kafka_dist import Mode
+from localmesos import procs
+from tests.helpers.fixtures_kafka import BROKER_JVM_HEAP_MB, TEST_OVERRIDES, RunningBroker, kafka_runtime
 
 
 class WorkloadError(RuntimeError):
@@ -311,3 +321,60 @@ def run_for(bootstrap: str, topic: str, acknowledged: int, during: Callable[[Wor
     finally:
         report = workload.stop()
     return report, verify(bootstrap, report, timeout)
+
+
+# ---------------------------------------------------------------------------- a test cluster
+
+
+def start_kraft_cluster(base: Path, size: int = 3, overrides: Mapping[str, str] | None = None) -> list[RunningBroker]:
+    """`size` combined KRaft nodes (static quorum of all of them), RF min(3, size) / min ISR
+    RF-1 defaults, each on its own 127.0.0.x; started together, returned once all serve metadata.
+    The caller stops them with :func:`stop_cluster`; a broker killed on purpose comes back with
+    `tests.helpers.fixtures_kafka.launch(broker)` (same node id, same data dir)."""
+    runtime = kafka_runtime(Mode.KRAFT)
+    hosts: list[str] = []
+    while len(hosts) < size:
+        host = procs.loopback_ip()
+        if host not in hosts:
+            hosts.append(host)
+    ports = [(procs.free_port(h), procs.free_port(h)) for h in hosts]
+    voters = tuple(Voter(i, hosts[i], ports[i][1]) for i in range(size))
+    cluster_id = new_cluster_id()
+    brokers = []
+    for i in range(size):
+        work = base / f"node{i}"
+        node = KRaftNode(node_id=i, role=Role.COMBINED, voters=voters, log_dirs=(work / "data",),
+                         broker_listener=Listener("PLAINTEXT", hosts[i], ports[i][0]),
+                         controller_listener=Listener("CONTROLLER", hosts[i], ports[i][1]),
+                         replication=Replication.for_cluster(size), kafka_major=runtime.major,
+                         overrides={**TEST_OVERRIDES, **(overrides or {})})
+        config = broker_io.prepare_broker(node, work / "server.properties")
+        broker_io.ensure_storage_formatted(runtime, node, config, cluster_id)
+        brokers.append(RunningBroker(node, runtime, work, config, work / "broker.log", pid=0,
+                                     cluster_id=cluster_id))
+    try:
+        procs_ = []
+        for broker in brokers:  # the quorum needs a majority up before anyone serves
+            jvm = JvmOptions(heap_mb=BROKER_JVM_HEAP_MB, tmp_dir=broker.work_dir / "tmp")
+            proc = broker_io.start_broker(runtime, broker.config_path, broker.log_path, jvm,
+                                          spawn=lambda argv, log: procs.spawn(argv, log_path=log))
+            broker.pid = proc.pid
+            procs_.append(proc)
+        for broker, proc in zip(brokers, procs_):
+            broker_io.wait_until_serving(broker.bootstrap, broker.broker_id, timeout=120, proc=proc,
+                                         log_path=broker.log_path)
+    except BaseException:
+        for broker in brokers:
+            if broker.pid:
+                procs.stop_group(broker.pid, grace=2.0)
+        raise
+    return brokers
+
+
+def stop_cluster(brokers: Sequence[RunningBroker], grace: float = 10.0) -> None:
+    """Stop every broker, in parallel (one by one, the last of a quorum waits out its grace)."""
+    stoppers = [threading.Thread(target=procs.stop_group, args=(b.pid, grace)) for b in brokers if b.pid]
+    for thread in stoppers:
+        thread.start()
+    for thread in stoppers:
+        thread.join()

@@ -1,0 +1,137 @@
+"""Helpers for the word-count tests: app processes, input topics, line generation, and a reader
+of the output topic that keeps every update of every word."""
+from __future__ import annotations
+
+import collections
+import os
+import random
+import sys
+import threading
+import uuid
+from pathlib import Path
+
+from confluent_kafka import Consumer, Producer, TopicPartition
+from confluent_kafka.admin import AdminClient, NewTopic
+
+from localmesos import procs
+from streams.counting import decode_count
+from tests.helpers.wait import wait_for
+
+REPO = Path(__file__).resolve().parents[3]
+VOCABULARY = ["kafka", "mesos", "broker", "stream", "count", "word", "zookeeper", "kraft",
+              "offer", "agent", "task", "executor"]
+class App:
+    """One wordcount instance started as its own process (own session, stopped by pid)."""
+
+    def __init__(self, bootstrap: str, topics: "Topics", instance: int, log_dir: Path) -> None:
+        self.log_path = log_dir / f"wordcount-{topics.group}-{instance}-{uuid.uuid4().hex[:4]}.log"
+        env = {**os.environ, "KAFKA_BOOTSTRAP_SERVERS": bootstrap, "KMF_APP": "wordcount",
+               "KMF_INSTANCE": str(instance), "PYTHONPATH": str(REPO)}
+        self.proc = procs.spawn(
+            [sys.executable, "-m", "streams.wordcount", "--input", topics.input, "--output",
+             topics.output, "--group", topics.group, "--progress-interval", "2"],
+            log_path=self.log_path, cwd=REPO, env=env)
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def wait_ready(self, timeout: float = 60.0) -> None:
+        def ready() -> bool:
+            assert self.proc.poll() is None, f"wordcount exited {self.proc.returncode}:\n{self.log()[-3000:]}"
+            return "kmf: ready" in self.log()
+
+        wait_for(ready, timeout=timeout, what=f"'kmf: ready' in {self.log_path}")
+
+    def stop(self) -> None:
+        procs.stop_group(self.proc.pid, grace=15.0)
+
+
+class Topics:
+    def __init__(self, bootstrap: str, partitions: int, replication: int = 1) -> None:
+        tag = uuid.uuid4().hex[:6]
+        self.input, self.output, self.group = f"text-{tag}", f"counts-{tag}", f"wc-{tag}"
+        admin = AdminClient({"bootstrap.servers": bootstrap})
+        futures = admin.create_topics([NewTopic(self.input, num_partitions=partitions, replication_factor=replication)],
+                                      operation_timeout=30)
+        for future in futures.values():
+            future.result(timeout=60)
+
+
+def make_lines(count: int, seed: int) -> list[str]:
+    rng = random.Random(seed)
+    return [" ".join(rng.choice(VOCABULARY) for _ in range(rng.randint(1, 8))) for _ in range(count)]
+
+
+def produce_lines(bootstrap: str, topic: str, lines: list[str], pause_every: int = 0,
+                  stop: threading.Event | None = None) -> None:
+    producer = Producer({"bootstrap.servers": bootstrap, "acks": "all", "enable.idempotence": True,
+                         "linger.ms": 5})
+    errors: list = []
+    for index, line in enumerate(lines):
+        producer.produce(topic, value=line.encode(),
+                         on_delivery=lambda err, _msg: errors.append(err) if err else None)
+        producer.poll(0)
+        if pause_every and index % pause_every == pause_every - 1:
+            producer.flush(30)
+            if stop is not None:
+                stop.wait(0.2)
+    assert producer.flush(60) == 0, f"lines to {topic} unsent after 60 s"
+    assert not errors, f"delivery errors to {topic}: {errors[:3]}"
+
+
+class CountReader:
+    """Reads the output topic (read_committed) and keeps every update per word, in order."""
+
+    def __init__(self, bootstrap: str, topic: str) -> None:
+        self.topic = topic
+        self.history: dict[str, list[int]] = collections.defaultdict(list)
+        self.consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": f"check-{uuid.uuid4().hex[:6]}",
+                                  "auto.offset.reset": "earliest", "isolation.level": "read_committed",
+                                  "enable.auto.commit": False})
+        self.consumer.subscribe([topic])
+
+    def latest(self) -> dict[str, int]:
+        for msg in self.consumer.consume(num_messages=1000, timeout=0.5):
+            assert msg.error() is None, msg.error()
+            self.history[msg.key().decode()].append(decode_count(msg.value(), f"{self.topic}@{msg.offset()}"))
+        return {word: values[-1] for word, values in self.history.items()}
+
+    def wait_for_counts(self, expected: dict[str, int], apps: list[App], timeout: float = 90.0) -> None:
+        def complete() -> bool:
+            for app in apps:
+                assert app.proc.poll() is None, f"wordcount exited:\n{app.log()[-3000:]}"
+            latest = self.latest()
+            too_high = {w: (c, expected.get(w, 0)) for w, c in latest.items() if c > expected.get(w, 0)}
+            assert not too_high, f"counted more than produced (word: (counted, produced)): {too_high}"
+            return latest == expected
+
+        wait_for(complete, timeout=timeout, interval=0, what=f"counts {expected} in {self.topic}")
+
+    def assert_strictly_increasing(self) -> None:
+        """Each word's updates rise: a restart that lost state would go down, one that counted a
+        batch twice would overshoot (checked against the expected totals)."""
+        for word, values in self.history.items():
+            assert all(a < b for a, b in zip(values, values[1:])), f"{word}: {values}"
+
+    def close(self) -> None:
+        self.consumer.close()
+
+
+def group_members(bootstrap: str, group: str) -> dict[str, list[tuple[str, int]]]:
+    """client id (the instance's transactional id) → its assigned partitions."""
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    description = admin.describe_consumer_groups([group])[group].result(timeout=10)
+    return {member.client_id: sorted((tp.topic, tp.partition) for tp in member.assignment.topic_partitions)
+            for member in description.members}
+
+
+def group_assignments(bootstrap: str, group: str) -> list[list[tuple[str, int]]]:
+    return list(group_members(bootstrap, group).values())
+
+
+def changelog_high(bootstrap: str, topic: str, partition: int) -> int:
+    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": "watermarks"})
+    try:
+        return consumer.get_watermark_offsets(TopicPartition(topic, partition), timeout=10, cached=False)[1]
+    finally:
+        consumer.close()
