@@ -167,6 +167,11 @@ def run(config_path: str) -> int:
     service.election = election
 
     def on_signal(signum: int, _frame: Any) -> None:
+        from pymesos import process
+        if signum == signal.SIGINT and getattr(process, "_exc_info", None) is not None:
+            # pymesos interrupts the main thread when its IO thread dies; the adapter's watchdog
+            # reports why (e.g. refused credentials) and the loop exits non-zero
+            return
         log.info("signal %s: stopping (tasks keep running)", signum)
         stopping.set()
         if service.loop is not None:

@@ -173,8 +173,10 @@ def java_pid_of(task_id: str) -> int | None:
 
 @pytest.fixture
 def kmf_env(lm_factory, zk_chroot, tmp_path) -> KmfEnv:
-    def make(agents: int = 3) -> KmfEnv:
-        lm = lm_factory(agents=agents, zk=True, resources=AGENT_RESOURCES, agent_flags=AGENT_FLAGS)
+    def make(agents: int = 3, master_flags: tuple[str, ...] = ()) -> KmfEnv:
+        from tests.helpers.fixtures_localmesos import FAST_MASTER_FLAGS
+        lm = lm_factory(agents=agents, zk=True, resources=AGENT_RESOURCES, agent_flags=AGENT_FLAGS,
+                        master_flags=FAST_MASTER_FLAGS + tuple(master_flags))
         connect, _, root = zk_chroot.partition("/")
         env = KmfEnv(lm, connect, "/" + root, tmp_path)
         made.append(env)
