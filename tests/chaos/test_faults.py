@@ -17,25 +17,11 @@ from collections import Counter
 import pytest
 
 from tests.chaos.workload import Workload, create_topic, verify
-from tests.helpers.fixtures_scheduler import java_pid_of
+from tests.helpers.fixtures_scheduler import executor_pid_of, java_pid_of
 from tests.helpers.wait import wait_for
 
 pytestmark = [pytest.mark.kafka]
 FULL = os.environ.get("KMF_CHAOS_FULL") == "1"
-
-
-def executor_pid_of(task_id: str) -> int | None:
-    for pid in os.listdir("/proc"):
-        if not pid.isdigit():
-            continue
-        try:
-            cmd = open(f"/proc/{pid}/cmdline", "rb").read().split(b"\0")
-            cwd = os.readlink(f"/proc/{pid}/cwd")
-        except OSError:
-            continue
-        if b"executor" in cmd and b"-m" in cmd and f"/executors/{task_id}/" in cwd + "/":
-            return int(pid)
-    return None
 
 
 class Chaos:

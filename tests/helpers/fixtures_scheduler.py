@@ -156,19 +156,29 @@ class KmfEnv:
             s.stop()
 
 
-def java_pid_of(task_id: str) -> int | None:
-    """The broker JVM a kmf executor started for `task_id` (found by its sandbox path)."""
+def pid_in_sandbox(task_id: str, is_it) -> int | None:
+    """A process running in the sandbox of `task_id` whose argv satisfies `is_it(argv)`."""
     for pid in os.listdir("/proc"):
         if not pid.isdigit():
             continue
         try:
-            cmd = open(f"/proc/{pid}/cmdline", "rb").read().split(b"\0")
+            argv = open(f"/proc/{pid}/cmdline", "rb").read().split(b"\0")
             cwd = os.readlink(f"/proc/{pid}/cwd")
         except OSError:
             continue
-        if cmd and cmd[0].endswith(b"java") and f"/executors/{task_id}/" in cwd + "/":
+        if argv and f"/executors/{task_id}/" in cwd + "/" and is_it(argv):
             return int(pid)
     return None
+
+
+def java_pid_of(task_id: str) -> int | None:
+    """The broker JVM a kmf executor started for `task_id`."""
+    return pid_in_sandbox(task_id, lambda argv: argv[0].endswith(b"java"))
+
+
+def executor_pid_of(task_id: str) -> int | None:
+    """The kmf executor (python -m executor) of `task_id`."""
+    return pid_in_sandbox(task_id, lambda argv: b"-m" in argv and b"executor" in argv)
 
 
 @pytest.fixture
