@@ -11,7 +11,8 @@ import yaml
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("config", help="validate or show a service config file")
     sub = parser.add_subparsers(dest="config_command", metavar="ACTION", required=True)
-    validate = sub.add_parser("validate", help="check a config file; every problem with its line")
+    validate = sub.add_parser("validate", help="check a config file: exit 0 and a summary, or exit 2 "
+                                               "and every problem with its line")
     validate.add_argument("file")
     validate.add_argument("--check-files", action="store_true",
                           help="also require secret and token files to be readable")
@@ -43,7 +44,7 @@ def _load(args: argparse.Namespace):
 def _validate(args: argparse.Namespace) -> int:
     spec = _load(args)
     if spec is None:
-        return 1
+        return 2
     apps = ", ".join(f"{a.name}×{a.count}" for a in spec.apps) or "no apps"
     print(f"{args.file}: OK: service {spec.name}, {spec.kafka.brokers} Kafka {spec.kafka.version} "
           f"brokers ({spec.kafka.mode}), {apps}")
