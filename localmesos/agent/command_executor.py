@@ -29,14 +29,19 @@ class CommandExecutor(Executor):
         self.done = threading.Event()
         self.acked = threading.Event()
         self.last_uuid: bytes | None = None
+        self.send_lock = threading.Lock()
 
-    def update(self, driver, state: str, message: str = "") -> None:  # noqa: ANN001
+    def update(self, driver, state: str, message: str = "", healthy: bool | None = None) -> None:  # noqa: ANN001
         raw = uuid.uuid4().bytes
         if state in ("TASK_FINISHED", "TASK_FAILED", "TASK_KILLED"):
             self.last_uuid = raw
-        driver.sendStatusUpdate({"task_id": {"value": self.task_id}, "state": state, "message": message,
-                                 "executor_id": {"value": self.task_id}, "uuid": encode_data(raw),
-                                 "timestamp": time.time()})
+        status = {"task_id": {"value": self.task_id}, "state": state, "message": message,
+                  "executor_id": {"value": self.task_id}, "uuid": encode_data(raw), "timestamp": time.time()}
+        if healthy is not None:
+            status["healthy"] = healthy
+            status["reason"] = "REASON_TASK_HEALTH_CHECK_STATUS_UPDATED"
+        with self.send_lock:
+            driver.sendStatusUpdate(status)
 
     def launchTask(self, driver, task) -> None:  # noqa: ANN001,N802
         self.task_id = task["task_id"]["value"]
@@ -62,6 +67,39 @@ class CommandExecutor(Executor):
             return
         self.update(driver, "TASK_RUNNING")
         threading.Thread(target=self._wait, args=(driver,), daemon=True).start()
+        check = task.get("health_check")
+        if isinstance(check, dict):
+            threading.Thread(target=self._health, args=(driver, check, env), daemon=True).start()
+
+    def _health(self, driver, check: dict, env: dict) -> None:  # noqa: ANN001
+        """TaskInfo.health_check as Mesos' command executor runs it (spec §8)."""
+        kind = (check.get("type") or next((k.upper() for k in ("command", "http", "tcp") if k in check), "")).upper()
+        delay = float(check.get("delay_seconds", 15.0))
+        interval = float(check.get("interval_seconds", 10.0))
+        timeout = float(check.get("timeout_seconds", 20.0)) or None
+        allowed = int(check.get("consecutive_failures", 3))
+        grace = float(check.get("grace_period_seconds", 10.0))
+        started = time.monotonic()
+        healthy: bool | None = None
+        failures = 0
+        if self.done.wait(delay):
+            return
+        while not self.done.is_set() and not self.killed.is_set():
+            ok = _probe(kind, check, timeout, env)
+            if ok:
+                failures = 0
+                if healthy is not True:
+                    healthy = True
+                    self.update(driver, "TASK_RUNNING", "health check passed", healthy=True)
+            elif healthy is None and time.monotonic() - started < grace:
+                pass  # failures in the grace period count only after a first success
+            else:
+                failures += 1
+                if failures >= allowed and healthy is not False:
+                    healthy = False
+                    self.update(driver, "TASK_RUNNING", f"{failures} health checks failed", healthy=False)
+            if self.done.wait(interval):
+                return
 
     def _wait(self, driver) -> None:  # noqa: ANN001
         code = self.proc.wait()
@@ -104,6 +142,27 @@ class CommandExecutor(Executor):
         if self.proc is not None and self.proc.poll() is None:
             self.killTask(driver, {"value": self.task_id})
             self.done.wait(self.grace + 1)
+
+
+def _probe(kind: str, check: dict, timeout: float | None, env: dict) -> bool:
+    import socket
+    import urllib.request
+    try:
+        if kind == "TCP":
+            with socket.create_connection(("127.0.0.1", int(check["tcp"]["port"])), timeout=timeout):
+                return True
+        if kind == "HTTP":
+            http = check["http"]
+            url = f"{http.get('scheme', 'http')}://127.0.0.1:{int(http['port'])}{http.get('path', '/')}"
+            with urllib.request.urlopen(url, timeout=timeout) as resp:
+                return 200 <= resp.status < 400
+        if kind == "COMMAND":
+            cmd = check["command"]
+            argv = ["/bin/sh", "-c", cmd.get("value", "")] if cmd.get("shell", True) else list(cmd.get("arguments") or [])
+            return subprocess.run(argv, env=env, timeout=timeout, capture_output=True).returncode == 0
+    except (OSError, ValueError, KeyError, subprocess.TimeoutExpired):
+        return False
+    return False
 
 
 class _Driver(MesosExecutorDriver):
