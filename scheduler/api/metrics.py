@@ -39,7 +39,7 @@ class StateCollector:
         attempts = GaugeMetricFamily("kmf_pod_failed_attempts", "failures since the last ready", labels=["pod"])
         for rec in s.tasks.values():
             tasks.add_metric([rec.pod, rec.kind, rec.state or ("LAUNCHED" if rec.task_id else "PENDING")], 1.0)
-            ready.add_metric([rec.pod, rec.kind], 1.0 if rec.ready else 0.0)
+            ready.add_metric([rec.pod, rec.kind], 1.0 if rec.serving else 0.0)
             if rec.healthy is not None:
                 healthy.add_metric([rec.pod, rec.kind], 1.0 if rec.healthy else 0.0)
             attempts.add_metric([rec.pod], float(rec.attempts))

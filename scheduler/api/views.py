@@ -30,7 +30,7 @@ def pod_info(state: State, name: str) -> dict[str, Any] | None:
     else:
         info.update({
             "task_id": rec.task_id, "state": rec.state or ("LAUNCHED" if rec.task_id else "PENDING"),
-            "agent_id": rec.agent_id, "hostname": rec.hostname, "ready": rec.ready,
+            "agent_id": rec.agent_id, "hostname": rec.hostname, "ready": rec.serving,
             "healthy": rec.healthy, "message": rec.message, "goal": rec.goal,
             "attempts": rec.attempts, "launches": rec.launches, "config_fingerprint": rec.fingerprint,
             "ports": list(rec.ports),

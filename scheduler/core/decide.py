@@ -324,14 +324,14 @@ def on_status(state: State, event: ev.Status) -> Result:
         labels = _labels(st)
         if st.get("source") == "SOURCE_EXECUTOR":
             ready = labels.get("kmf.ready") == "true" if name == "TASK_RUNNING" else False
-        else:  # reconciliation answers and agent reports carry no readiness: keep what we know
-            ready = rec.ready and name == "TASK_RUNNING"
+        else:  # reconciliation answers and agent/master reports carry no readiness: keep it
+            ready = rec.ready and name in ("TASK_RUNNING", "TASK_UNREACHABLE")
         healthy = st.get("healthy") if "healthy" in st else rec.healthy
         new = attrs.evolve(rec, state=name, message=message or rec.message, ready=ready,
                            healthy=healthy, agent_id=agent_id or rec.agent_id)
         if name == "TASK_UNREACHABLE":
             new = attrs.evolve(new, failed_since=rec.failed_since if rec.failed_since is not None else now)
-        elif ready and healthy is not False:
+        elif ready and healthy is not False:  # ready again (or back from unreachable)
             new = attrs.evolve(new, attempts=0, failed_since=None)
     if new == rec:
         return state, tuple(acks)
@@ -378,7 +378,7 @@ def _roll(state: State, now: float) -> tuple[State, list[act.Action]]:
     health: ev.KafkaHealth | None = state.kafka
     for group, members in groups.items():
         recs = [state.tasks.get(p.name) for p in members]
-        if any(r is None or not r.active or not r.ready or r.kill_reason for r in recs):
+        if any(r is None or not r.serving or r.kill_reason for r in recs):
             continue  # something in this group is starting, failing or already restarting
         outdated = [p for p, r in zip(members, recs) if wanted[p.name] is not None and r.fingerprint != wanted[p.name]]
         if not outdated:

@@ -30,7 +30,7 @@ def forced(state: State, pod: str) -> bool:
 
 def done(state: State, pod: PodDef) -> bool:
     rec = state.tasks.get(pod.name)
-    return forced(state, pod.name) or (rec is not None and rec.active and rec.ready)
+    return forced(state, pod.name) or (rec is not None and rec.serving)
 
 
 @attrs.frozen
@@ -112,7 +112,7 @@ def _step_status(state: State, pod: PodDef, current: str | None, plan: str) -> s
         if rec is not None and rec.reservation is not None:
             return "PREPARED"
         return "WAITING" if interrupted(state, plan) else "PENDING"
-    if rec.active and rec.ready and (current is None or rec.fingerprint == current):
+    if rec.serving and (current is None or rec.fingerprint == current):
         return "COMPLETE"
     if rec.active and rec.kill_reason:
         return "STARTING"

@@ -65,6 +65,11 @@ class TaskRecord:
     ports: tuple[int, ...] = ()
 
     @property
+    def serving(self) -> bool:
+        """Ready as its executor last said, and running as Mesos last said (not unreachable)."""
+        return self.ready and self.state == "TASK_RUNNING"
+
+    @property
     def active(self) -> bool:
         """A task is out there (or may be: launched and not yet heard of)."""
         return self.task_id is not None and self.state not in TERMINAL

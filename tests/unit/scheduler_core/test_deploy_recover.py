@@ -253,3 +253,19 @@ def test_live_settings_do_not_roll_brokers_but_other_overrides_do():
                               "placement: ['hostname:UNIQUE'], overrides: {num.partitions: '6'}}"))
     out = sim.step(ev.Command("u", "update_config", {"spec": other}, sim.now))
     assert out[-1].result["restart"] is True and sum(isinstance(a, act.Kill) for a in out) == 1
+
+
+def test_unreachable_then_back_keeps_readiness_and_forgets_the_failure():
+    sim = Sim(spec())
+    sim.step(ev.Subscribed("fw", sim.now))
+    sim.run_all_ready()
+    rec = sim.record("broker-0")
+    sim.step(ev.Status({"task_id": {"value": rec.task_id}, "state": "TASK_UNREACHABLE",
+                        "source": "SOURCE_MASTER"}, sim.now))
+    assert not sim.record("broker-0").serving and plans(sim.state, sim.now)["deploy"]["status"] != "COMPLETE"
+    sim.now += 5
+    sim.step(ev.Status({"task_id": {"value": rec.task_id}, "state": "TASK_RUNNING", "source": "SOURCE_MASTER",
+                        "reason": "REASON_AGENT_REREGISTERED"}, sim.now))
+    back = sim.record("broker-0")
+    assert back.serving and back.failed_since is None
+    assert plans(sim.state, sim.now)["deploy"]["status"] == "COMPLETE"
