@@ -100,7 +100,7 @@ class Policies:
     backoff_initial_s: float = 1.0
     backoff_factor: float = 2.0
     backoff_max_s: float = 60.0
-    permanent_failure_timeout_s: float = 600.0
+    permanent_failure_timeout_s: float = 1200.0  # 0: never move a task off its agent by itself
     deploy_strategy: Literal["serial", "parallel"] = "serial"
 
 

@@ -140,9 +140,12 @@ def validate(spec: ServiceSpec, check_files: bool = False,
             out.append((f"apps[{i}].name", f"{app.name!r} is used by another app"))
         names.add(app.name)
     p = spec.policies
-    for field in ("backoff_initial_s", "backoff_max_s", "permanent_failure_timeout_s"):
+    for field in ("backoff_initial_s", "backoff_max_s"):
         if getattr(p, field) <= 0:
             out.append((f"policies.{field}", f"must be more than 0, got {getattr(p, field)}"))
+    if p.permanent_failure_timeout_s < 0:
+        out.append(("policies.permanent_failure_timeout_s",
+                    f"must be 0 (never replace automatically) or more, got {p.permanent_failure_timeout_s}"))
     if p.backoff_factor < 1:
         out.append(("policies.backoff_factor", f"must be at least 1, got {p.backoff_factor}"))
     if p.backoff_max_s < p.backoff_initial_s:

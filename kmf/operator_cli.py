@@ -164,7 +164,8 @@ def endpoints(args: argparse.Namespace) -> int:
 
 
 def scale(args: argparse.Namespace) -> int:
-    body = {"kind": "brokers", "count": args.count} if args.what == "brokers" else \
+    body = {"kind": "brokers", "count": args.count, "confirm": bool(getattr(args, "yes", False))} \
+        if args.what == "brokers" else \
         {"kind": "app", "name": args.name, "count": args.count}
     return _result(args, *call(args, "POST", "/v1/scale", body))
 
@@ -273,6 +274,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     scsub = sc.add_subparsers(dest="what", required=True, metavar="WHAT")
     p = scsub.add_parser("brokers")
     p.add_argument("count", type=int)
+    p.add_argument("--yes", action="store_true", help="confirm a scale-in (it deletes the removed brokers' data)")
     common(p)
     p.set_defaults(func=_guard(scale), name=None)
     p = scsub.add_parser("app")

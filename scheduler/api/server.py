@@ -249,8 +249,10 @@ class Api:
         kind, count = doc.get("kind"), doc.get("count")
         if not isinstance(count, int) or isinstance(count, bool):
             raise ApiError(400, f"count must be a whole number, got {count!r}", "count")
+        if "confirm" in doc and not isinstance(doc["confirm"], bool):
+            raise ApiError(400, "confirm must be true or false", "confirm")
         if kind == "brokers":
-            return self._submit("scale_brokers", {"count": count})
+            return self._submit("scale_brokers", {"count": count, "confirm": doc.get("confirm", False)})
         if kind == "app":
             if not isinstance(doc.get("name"), str):
                 raise ApiError(400, "name of the app is required", "name")

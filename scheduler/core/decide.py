@@ -45,6 +45,7 @@ from scheduler.core.taskinfo import (
 log = logging.getLogger(__name__)
 
 REFUSE_BUSY_S = 5.0
+RECONCILE_FIRST_S, RECONCILE_MAX_S, IMPLICIT_EVERY_S = 4.0, 30.0, 600.0
 REFUSE_IDLE_S = 120.0
 Result = tuple[State, tuple[act.Action, ...]]
 
@@ -291,6 +292,8 @@ def on_status(state: State, event: ev.Status) -> Result:
     name = st.get("state", "")
     agent_id = (st.get("agent_id") or {}).get("value")
     acks: list[act.Action] = [act.Acknowledge(st)] if st.get("uuid") else []
+    if task_id in state.reconcile_pending:
+        state = attrs.evolve(state, reconcile_pending=state.reconcile_pending - {task_id})
     rec = state.by_task_id(task_id)
     if rec is None:
         # a task of an earlier life of this pod, or not ours at all: it must not run
@@ -345,8 +348,13 @@ def on_status(state: State, event: ev.Status) -> Result:
 
 def _permanent_failures(state: State, now: float) -> tuple[State, list[act.Action]]:
     limit = state.spec.policies.permanent_failure_timeout_s
+    if limit <= 0:
+        return state, []
     releasing = dict(state.releasing)
     changed, out = [], []
+    held: dict[str, str] = {}
+    health: ev.KafkaHealth | None = state.kafka
+    node_ids = {p.name: p.node_id for p in desired_pods(state.spec) if p.kind == "broker"}
     for rec in state.tasks.values():
         if rec.failed_since is None or now - rec.failed_since < limit or rec.goal != "RUNNING":
             continue
@@ -354,10 +362,21 @@ def _permanent_failures(state: State, now: float) -> tuple[State, list[act.Actio
             continue  # relaunched and starting (or running): not a permanent failure
         if rec.reservation is None and not rec.active:
             continue
+        if rec.kind == "broker" and len(node_ids) > 1:
+            node = node_ids.get(rec.pod)
+            risky = None if health is None else health.under_min_isr_without.get(node, 0)
+            if risky is None or risky > 0:
+                why = ("waiting to move it: the brokers' partition state is not known yet" if risky is None
+                       else f"waiting to move it: {risky} of its partitions have fewer than "
+                            "min.insync.replicas in-sync replicas on other brokers")
+                held[rec.pod] = why
+                continue
         if rec.active and rec.task_id:
             out.append(act.Kill(rec.task_id, rec.agent_id))
         changed.append(_replace(rec, releasing,
                                 f"failed or unreachable for {now - rec.failed_since:.0f}s: replacing it"))
+    if held:
+        state = attrs.evolve(state, last_placement={**state.last_placement, **held})
     if not changed:
         return state, []
     changed = [attrs.evolve(r, failed_since=None) for r in changed]
@@ -426,8 +445,30 @@ def _offer_control(state: State, now: float, out: list[act.Action]) -> Result:
     return state, tuple(out)
 
 
+def _reconcile_again(state: State, now: float) -> tuple[State, list[act.Action]]:
+    """Explicit reconciliation repeats with backoff until every task was answered; implicit
+    reconciliation runs every IMPLICIT_EVERY_S."""
+    out: list[act.Action] = []
+    if not state.connected:
+        return state, out
+    if state.reconcile_pending and now >= state.reconcile_next:
+        pending = tuple((t, (state.by_task_id(t) or TaskRecord("", "")).agent_id) for t in sorted(state.reconcile_pending)
+                        if state.by_task_id(t) is not None)
+        interval = min(RECONCILE_MAX_S, state.reconcile_interval * 2)
+        state = attrs.evolve(state, reconcile_pending=frozenset(t for t, _ in pending),
+                             reconcile_next=now + interval, reconcile_interval=interval)
+        if pending:
+            out.append(act.Reconcile(pending))
+    if now - state.last_implicit >= IMPLICIT_EVERY_S:
+        state = attrs.evolve(state, last_implicit=now)
+        out.append(act.Reconcile(()))
+    return state, out
+
+
 def on_tick(state: State, event: ev.Tick) -> Result:
-    state, out = _permanent_failures(state, event.now)
+    state, out = _reconcile_again(state, event.now)
+    state, more = _permanent_failures(state, event.now)
+    out += more
     state, more = _roll(state, event.now)
     out += more
     if state.uninstalling and not state.tasks and not state.releasing:
@@ -538,6 +579,10 @@ def on_command(state: State, cmd: ev.Command) -> Result:
             return state, (_reply(cmd, False, f"count must be a whole number ≥ 1, got {count!r}", status=400),)
         spec = state.spec
         current = spec.kafka.brokers
+        if count < current and args.get("confirm") is not True:
+            doomed = ", ".join(f"broker-{b}" for b in range(count, current))
+            return state, (_reply(cmd, False, f"scaling in kills {doomed} and deletes their data; "
+                                              "send confirm: true to go ahead", status=409),)
         if count < current:
             from scheduler.core.pods import quorum_size
             if spec.kafka.mode == "kraft" and spec.kafka.controllers == "combined" \
@@ -624,7 +669,9 @@ def on_subscribed(state: State, event: ev.Subscribed) -> Result:
         out.append(act.Reconcile(known))
     out.append(act.Reconcile(()))
     new_state = attrs.evolve(state, framework_id=event.framework_id, connected=True, properties=props,
-                             suppressed=False)
+                             suppressed=False, reconcile_pending=frozenset(t for t, _ in known),
+                             reconcile_next=event.now + RECONCILE_FIRST_S, reconcile_interval=RECONCILE_FIRST_S,
+                             last_implicit=event.now)
     out.append(act.Revive())
     return new_state, tuple(out)
 
@@ -671,4 +718,4 @@ def plans(state: State, now: float) -> dict[str, dict[str, Any]]:
     waiting = dict(state.last_placement)
     quorum_known = voters(state.tasks, pods) is not None or state.spec.kafka.mode != "kraft"
     waiting.update({k: v for k, v in work(state, pods, now, quorum_known).waiting.items() if k not in waiting})
-    return {name: plan_view(state, name, pods, wanted, waiting) for name in ("deploy", "recovery", "update")}
+    return {name: plan_view(state, name, pods, wanted, waiting, now) for name in ("deploy", "recovery", "update")}

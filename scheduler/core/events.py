@@ -63,6 +63,9 @@ class KafkaHealth:
     under_min_isr_if_down: Mapping[int, int]
     replicas_by_broker: Mapping[int, int] = attrs.field(factory=dict)
     controller_id: int | None = None
+    # partitions hosted by broker b that have fewer than min.insync.replicas in-sync replicas
+    # on brokers other than b (moving b's data elsewhere would then risk them)
+    under_min_isr_without: Mapping[int, int] = attrs.field(factory=dict)
 
 
 COMMAND_KINDS = ("restart_pod", "replace_pod", "plan_interrupt", "plan_continue", "plan_restart",

@@ -104,7 +104,7 @@ def work(state: State, pods: list[PodDef], now: float, quorum_known: bool) -> Wo
 
 # ---------------------------------------------------------------------------------- API views
 
-def _step_status(state: State, pod: PodDef, current: str | None, plan: str) -> str:
+def _step_status(state: State, pod: PodDef, current: str | None, plan: str, now: float) -> str:
     rec = state.tasks.get(pod.name)
     if forced(state, pod.name) and plan == "deploy":
         return "COMPLETE"
@@ -119,7 +119,9 @@ def _step_status(state: State, pod: PodDef, current: str | None, plan: str) -> s
     if rec.active:
         return "STARTED" if rec.state == "TASK_RUNNING" else "STARTING"
     if rec.attempts >= 5:
-        return "ERROR"
+        return "ERROR"  # a crash loop: relaunches go on at the capped backoff
+    if rec.backoff_until > now:
+        return "DELAYED"
     return "WAITING" if interrupted(state, plan) else "PENDING"
 
 
@@ -137,7 +139,7 @@ def _plan_status(steps: list[dict[str, Any]], is_interrupted: bool) -> str:
 
 
 def plan_view(state: State, name: str, pods: list[PodDef], fingerprints: Mapping[str, str | None],
-              waiting: Mapping[str, str]) -> dict[str, Any] | None:
+              waiting: Mapping[str, str], now: float) -> dict[str, Any] | None:
     if name not in PLANS:
         return None
     phases: dict[str, list[dict[str, Any]]] = {}
@@ -147,7 +149,7 @@ def plan_view(state: State, name: str, pods: list[PodDef], fingerprints: Mapping
             continue
         if name == "update" and not (rec and rec.active and rec.fingerprint != fingerprints.get(pod.name)):
             continue
-        status = _step_status(state, pod, fingerprints.get(pod.name) if name != "deploy" else None, name)
+        status = _step_status(state, pod, fingerprints.get(pod.name) if name != "deploy" else None, name, now)
         if name == "update" and status == "COMPLETE":
             status = "PENDING"
         step = {"name": pod.name, "status": status, "message": waiting.get(pod.name, rec.message if rec else "")}

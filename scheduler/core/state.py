@@ -109,6 +109,11 @@ class State:
     # persistence id → agent id of reservations to release (replaced or removed pods)
     releasing: Mapping[str, str] = attrs.field(factory=dict)
     uninstalling: bool = False
+    # explicit reconciliation: task ids not answered yet, when to ask again, and the interval
+    reconcile_pending: frozenset = frozenset()
+    reconcile_next: float = 0.0
+    reconcile_interval: float = 4.0
+    last_implicit: float = 0.0
 
     def by_task_id(self, task_id: str) -> TaskRecord | None:
         pod = task_id.split("__", 1)[0]

@@ -18,16 +18,20 @@ def health_from_metadata(md: Any, min_isr: int, now: float) -> KafkaHealth:
     """Pure: per broker, partitions that would drop below `min_isr` without it, and its replicas."""
     at_risk: dict[int, int] = {}
     replicas: dict[int, int] = {}
+    without: dict[int, int] = {}
     for topic in md.topics.values():
         for p in topic.partitions.values():
             isr = set(p.isrs)
+            need = min(min_isr, len(p.replicas))
             for b in p.replicas:
                 replicas[b] = replicas.get(b, 0) + 1
+                if len(isr - {b}) < need:
+                    without[b] = without.get(b, 0) + 1
             for b in isr:
                 if len(isr) - 1 < min(min_isr, len(p.replicas)):
                     at_risk[b] = at_risk.get(b, 0) + 1
     return KafkaHealth(now, frozenset(md.brokers), at_risk, replicas,
-                       md.controller_id if getattr(md, "controller_id", -1) >= 0 else None)
+                       md.controller_id if getattr(md, "controller_id", -1) >= 0 else None, without)
 
 
 class KafkaWatcher:
@@ -56,7 +60,7 @@ class KafkaWatcher:
     def poll(self) -> KafkaHealth | None:
         s = self.state()
         boot = bootstrap_servers(s.tasks, desired_pods(s.spec))
-        if not boot or not any(r.ready for r in s.tasks.values() if r.kind == "broker"):
+        if not boot or not any(r.serving for r in s.tasks.values() if r.kind == "broker"):
             return None
         if self._admin is None or self._admin[0] != boot:
             from confluent_kafka.admin import AdminClient

@@ -55,6 +55,8 @@ def test_failed_broker_relaunches_in_place_with_backoff_keeping_its_volume():
     sim.status(rec.task_id, "TASK_FAILED", message="exit 137")
     failed = sim.record("broker-1")
     assert failed.attempts == 1 and failed.backoff_until == sim.now + 1
+    steps = {s["name"]: s["status"] for ph in plans(sim.state, sim.now)["recovery"]["phases"] for s in ph["steps"]}
+    assert steps == {"broker-1": "DELAYED"}
     assert not launches(sim.offer_round())  # still backing off
     sim.now += 1.5
     out = sim.offer_round()
@@ -90,6 +92,12 @@ def test_lost_agent_broker_replaced_elsewhere_with_same_identity_and_old_reserva
     sim.step(ev.AgentLost(agent.id, sim.now))
     sim.status(rec.task_id, "TASK_UNREACHABLE")
     sim.now += 31
+    # partitions of broker-2 would fall below min ISR elsewhere: it is not moved, and the pod says why
+    sim.step(ev.KafkaHealth(sim.now, frozenset({0, 1}), {}, {}, 0, under_min_isr_without={2: 4}))
+    out = sim.step(ev.Tick(sim.now))
+    assert not any(isinstance(a, act.Kill) for a in out)
+    assert "4 of its partitions" in sim.state.last_placement["broker-2"]
+    sim.step(ev.KafkaHealth(sim.now, frozenset({0, 1}), {}, {}, 0, under_min_isr_without={2: 0}))
     out = sim.step(ev.Tick(sim.now))
     assert act.Kill(rec.task_id, rec.agent_id) in out
     assert sim.record("broker-2").reservation is None
@@ -136,11 +144,13 @@ def test_scale_in_refused_while_broker_holds_replicas():
     sim.run_all_ready()
     sim.step(ev.KafkaHealth(sim.now, frozenset({0, 1, 2, 3}), {}, {3: 7}, 0))
     out = sim.step(ev.Command("c", "scale_brokers", {"count": 3}, sim.now))
+    assert not out[-1].ok and "send confirm: true" in out[-1].result["message"]
+    out = sim.step(ev.Command("c", "scale_brokers", {"count": 3, "confirm": True}, sim.now))
     assert not out[-1].ok and "broker-3 holds 7 replicas" in out[-1].result["message"]
-    out = sim.step(ev.Command("c", "scale_brokers", {"count": 2}, sim.now))
+    out = sim.step(ev.Command("c", "scale_brokers", {"count": 2, "confirm": True}, sim.now))
     assert not out[-1].ok and "controller quorum" in out[-1].result["message"]
     sim.step(ev.KafkaHealth(sim.now, frozenset({0, 1, 2, 3}), {}, {3: 0}, 0))
-    out = sim.step(ev.Command("c", "scale_brokers", {"count": 3}, sim.now))
+    out = sim.step(ev.Command("c", "scale_brokers", {"count": 3, "confirm": True}, sim.now))
     assert out[-1].ok and any(isinstance(a, act.Kill) for a in out)
 
 
@@ -235,6 +245,7 @@ def test_a_slow_relaunch_in_place_is_not_taken_for_a_permanent_failure():
     sim.step(ev.Tick(sim.now))
     assert sim.record("broker-1").reservation == rec.reservation
     sim.status(again.task_id, "TASK_FAILED")  # now it is down, and has been failing for long
+    sim.step(ev.KafkaHealth(sim.now, frozenset({0, 2}), {}, {}, 0, under_min_isr_without={}))
     sim.step(ev.Tick(sim.now))
     assert sim.record("broker-1").reservation is None  # replaced elsewhere
 
@@ -269,3 +280,31 @@ def test_unreachable_then_back_keeps_readiness_and_forgets_the_failure():
     back = sim.record("broker-0")
     assert back.serving and back.failed_since is None
     assert plans(sim.state, sim.now)["deploy"]["status"] == "COMPLETE"
+
+
+def test_permanent_failure_timeout_zero_never_moves_a_task():
+    sim = Sim(spec(BASE.replace("permanent_failure_timeout_s: 30", "permanent_failure_timeout_s: 0")))
+    sim.step(ev.Subscribed("fw", sim.now))
+    sim.run_all_ready()
+    rec = sim.record("wc-0")
+    sim.status(rec.task_id, "TASK_UNREACHABLE")
+    sim.now += 10_000
+    sim.step(ev.Tick(sim.now))
+    assert sim.record("wc-0").task_id == rec.task_id
+
+
+def test_explicit_reconciliation_repeats_with_backoff_until_answered():
+    sim = Sim(spec())
+    sim.step(ev.Subscribed("fw", sim.now))
+    sim.run_all_ready()
+    out = sim.step(ev.Subscribed("fw", sim.now))  # a re-subscription: all 5 tasks asked about
+    assert len(next(a for a in out if isinstance(a, act.Reconcile) and a.tasks).tasks) == 5
+    answered = sim.record("broker-0")
+    sim.step(ev.Status({"task_id": {"value": answered.task_id}, "state": "TASK_RUNNING",
+                        "source": "SOURCE_MASTER", "reason": "REASON_RECONCILIATION"}, sim.now))
+    asked = []
+    for _ in range(60):
+        sim.now += 1
+        asked += [a for a in sim.step(ev.Tick(sim.now)) if isinstance(a, act.Reconcile) and a.tasks]
+    # asked again 4 s later, then after 8, 16 and 30 s (the cap): only the four not answered
+    assert [len(a.tasks) for a in asked] == [4, 4, 4, 4] and answered.task_id not in {t for a in asked for t, _ in a.tasks}
