@@ -38,9 +38,10 @@ class Chaos:
 
     def measure(self, name: str, fault) -> None:
         started = time.monotonic()
-        fault()
+        done = fault()  # a fault may say what recovery means beyond "all healthy" (e.g. moved)
         time.sleep(1.0)  # let the fault be noticed before asking whether all is well again
-        wait_for(self.healthy, timeout=240, interval=0.5, what=f"recovery from {name}")
+        wait_for(lambda: (done is None or done()) and self.healthy(), timeout=240, interval=0.5,
+                 what=f"recovery from {name}")
         self.rows.append((name, time.monotonic() - started))
         self.check_no_duplicates()
 
@@ -70,9 +71,11 @@ class Chaos:
     def restart_master(self, rng) -> None:
         self.env.lm.restart_master()
 
-    def kill_agent(self, rng) -> None:
-        victim = self.s.pod(f"broker-{rng.randrange(3)}")
+    def kill_agent(self, rng):
+        pod = f"broker-{rng.randrange(3)}"
+        victim = self.s.pod(pod)
         self.env.lm.kill_agent(self.env.agent_index(victim["hostname"]))
+        return lambda: self.s.pod(pod)["hostname"] != victim["hostname"]  # replaced elsewhere
 
     def pause_agent(self, rng) -> None:
         victim = self.s.pod(f"broker-{rng.randrange(3)}")
