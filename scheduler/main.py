@@ -115,13 +115,17 @@ class Service:
 
 
 def _fault_hook(name: str | None) -> Any:
-    if name != "exit_before_launch":
+    """``exit_before_launch[:N]``: die (as kill -9 would) before the N-th ACCEPT that launches."""
+    if not name or not name.startswith("exit_before_launch"):
         return None
+    left = [int(name.split(":", 1)[1]) if ":" in name else 1]
 
     def hook(action: Any) -> None:
         if isinstance(action, act.Accept) and any(op["type"] == "LAUNCH" for op in action.operations):
-            log.error("KMF_FAULT=exit_before_launch: dying after the persist, before the ACCEPT")
-            os._exit(137)
+            left[0] -= 1
+            if left[0] <= 0:
+                log.error("KMF_FAULT=%s: dying after the persist, before the ACCEPT", name)
+                os._exit(137)
     return hook
 
 

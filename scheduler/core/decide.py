@@ -216,6 +216,18 @@ def on_offers(state: State, event: ev.Offers) -> Result:
             assert res is not None
             view = next((v for v in views if v.agent_id == res.agent_id), None)
             mine = reserved_for(pools[view.id], spec.name, res.persistence_id) if view else Resources()
+            if view is not None and not mine and not rec.active:
+                # its agent offers nothing of the reservation: the RESERVE never happened (the
+                # scheduler died between recording and sending it) or it is gone; after a second
+                # such offer, reserve anew
+                misses = rec.reservation_misses + 1
+                lost = misses >= 2
+                changed[pod.name] = attrs.evolve(rec, reservation=None if lost else rec.reservation,
+                                                 reservation_misses=0 if lost else misses,
+                                                 message="its reservation is not on its agent: reserving again"
+                                                 if lost else rec.message)
+                waiting[pod.name] = f"reserved resources not offered by {res.hostname}"
+                continue
             if view is None or not mine:
                 waiting[pod.name] = f"waiting for an offer of its reserved resources on {res.hostname}"
                 continue
@@ -224,7 +236,8 @@ def on_offers(state: State, event: ev.Offers) -> Result:
                 waiting[pod.name] = split
                 continue
             ports = tuple(p for p in (res.broker_port, res.controller_port) if p is not None)
-            new, op = _launch(after_a, pod, rec, view, split[0], split[1], ports, now, pods)
+            new, op = _launch(after_a, pod, attrs.evolve(rec, reservation_misses=0), view, split[0], split[1],
+                              ports, now, pods)
             ops[view.id].append(op)
             pools[view.id] = pools[view.id] - mine
             changed[pod.name] = new

@@ -63,6 +63,7 @@ class TaskRecord:
     kill_reason: str | None = None
     launched_at: float | None = None
     ports: tuple[int, ...] = ()
+    reservation_misses: int = 0  # offers of its agent that did not hold the reservation
 
     @property
     def serving(self) -> bool:

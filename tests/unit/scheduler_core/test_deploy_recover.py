@@ -308,3 +308,43 @@ def test_explicit_reconciliation_repeats_with_backoff_until_answered():
         asked += [a for a in sim.step(ev.Tick(sim.now)) if isinstance(a, act.Reconcile) and a.tasks]
     # asked again 4 s later, then after 8, 16 and 30 s (the cap): only the four not answered
     assert [len(a.tasks) for a in asked] == [4, 4, 4, 4] and answered.task_id not in {t for a in asked for t, _ in a.tasks}
+
+
+def test_scheduler_dying_between_persist_and_accept_leaves_no_duplicate_and_no_ghost_reservation():
+    from scheduler.core.decide import decide, initial_state
+    sim = Sim(spec())
+    sim.step(ev.Subscribed("fw", sim.now))
+    # the first round is decided and recorded, but the process dies before any ACCEPT is sent
+    _, out = decide(sim.state, ev.Offers(tuple(sim_offers(sim)), sim.now))
+    records = {}
+    for a in out:
+        if isinstance(a, act.Persist):
+            records.update({k: v for kind, k, v in a.puts if kind == "tasks"})
+    assert records and not sim.tasks
+    sim.state = initial_state(sim.state.spec, "c1", "fw", records, {"cluster_id": "MkU3OEVBNTcwNTJENDM2Qk"})
+    out = sim.step(ev.Subscribed("fw", sim.now))
+    for rec in sim.state.tasks.values():  # the master never heard of these tasks
+        sim.step(ev.Status({"task_id": {"value": rec.task_id}, "state": "TASK_DROPPED", "source": "SOURCE_MASTER",
+                            "reason": "REASON_RECONCILIATION"}, sim.now))
+    sim.now += 20
+    sim.run_all_ready(rounds=12)
+    assert plans(sim.state, sim.now)["deploy"]["status"] == "COMPLETE"
+    live = [t["info"]["name"] for t in sim.tasks.values()]
+    assert sorted(live) == sorted(set(live))
+    owned = {rec.reservation.persistence_id for rec in sim.state.tasks.values() if rec.reservation}
+    on_agents = {dict(r.reservations[-1].labels).get("kmf.reservation") for a in sim.agents
+                 for r in list(a.free) if r.is_reserved}
+    on_agents |= {dict(r.reservations[-1].labels).get("kmf.reservation") for t in sim.tasks.values()
+                  for r in t["uses"] if r.is_reserved}
+    assert on_agents == owned
+
+
+def sim_offers(sim):
+    docs = []
+    for agent in sim.agents:
+        oid = f"X{next(sim.offer_ids)}"
+        sim.offers[oid] = agent
+        docs.append({"id": {"value": oid}, "agent_id": {"value": agent.id}, "hostname": agent.hostname,
+                     "resources": agent.free.to_json("pre"),
+                     "attributes": [{"name": "zone", "type": "TEXT", "text": {"value": agent.zone}}]})
+    return docs

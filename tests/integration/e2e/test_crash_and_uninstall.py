@@ -1,0 +1,60 @@
+"""The scheduler killed between recording a launch and sending it (several points), then a new
+one finishes the deploy with no duplicate task and no stray reservation; uninstall leaves nothing."""
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from tests.helpers.wait import wait_for
+
+pytestmark = [pytest.mark.timeout(420), pytest.mark.kafka]
+
+STREAM = {"name": "sleeper", "count": 2, "cpus": 0.1, "mem_mb": 128, "runtime": "command",
+          "command": ["sh", "-c", "echo 'kmf: ready'; exec sleep 3600"]}
+
+
+def live_tasks(lm) -> list[str]:
+    names = []
+    for fw in lm.get("/master/frameworks")["frameworks"]:
+        names += [t["name"] for t in fw.get("tasks", []) if t["state"] in ("TASK_STAGING", "TASK_STARTING", "TASK_RUNNING")]
+    return names
+
+
+def reservation_ids(lm) -> set[str]:
+    ids = set()
+    for slave in lm.get("/master/slaves")["slaves"]:
+        for res in slave.get("reserved_resources_full", {}).get("kafka-role", []):
+            for label in (res.get("reservation") or {}).get("labels", {}).get("labels", []):
+                if label["key"] == "kmf.reservation":
+                    ids.add(label["value"])
+    return ids
+
+
+@pytest.mark.parametrize("point", [1, 3])
+def test_scheduler_killed_before_a_launch_then_deploy_finishes_cleanly(kmf_env, point):
+    env = kmf_env(agents=3)
+    config = env.config(brokers=3, apps=[STREAM])
+    crashing = env.start_scheduler(config=config, env={"KMF_FAULT": f"exit_before_launch:{point}"})
+    assert crashing.proc.wait(timeout=120) == 137
+    s = env.start_scheduler(config=config)
+    s.wait_deployed()
+    names = live_tasks(env.lm)
+    assert sorted(names) == sorted(set(names)) == ["broker-0", "broker-1", "broker-2", "sleeper-0", "sleeper-1"]
+    owned = {s.pod(f"broker-{i}")["reservation"]["persistence_id"] for i in range(3)}
+    wait_for(lambda: reservation_ids(env.lm) == owned, timeout=60, what="only owned reservations on agents")
+
+
+def test_uninstall_kills_everything_releases_reservations_and_removes_state(kmf_env, zk_client):
+    env = kmf_env(agents=3)
+    s = env.start_scheduler(brokers=1, apps=[STREAM])
+    s.wait_deployed()
+    assert reservation_ids(env.lm)
+    code, doc = s.request("POST", "/v1/uninstall")
+    assert code == 200, doc
+    assert s.proc.wait(timeout=120) == 0, s.log()
+    assert live_tasks(env.lm) == []
+    assert reservation_ids(env.lm) == set()
+    frameworks = env.lm.get("/master/frameworks")
+    assert all(f["name"] != env.name for f in frameworks["frameworks"])
+    assert zk_client.exists(f"/{env.name}") is None  # zk_client is chrooted at env.zk_root
