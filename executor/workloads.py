@@ -26,6 +26,7 @@ from executor.runtime.broker_config import (
     Voter,
     ZkBroker,
     bootstrap_address,
+    render_properties,
 )
 from executor.runtime.jvm import JvmOptions, broker_argv
 from executor.runtime.kafka_dist import DEFAULT_CACHE_DIR, KafkaRuntime, runtime
@@ -142,7 +143,14 @@ def _stream(data: TaskData, sandbox: Path, env: Mapping[str, str], stdout: Path)
         argv = (env.get("KMF_PYTHON") or sys.executable, *s.command)
     elif s.runtime == "java":
         rt = kafka_runtime(s.kafka_version or "4.3.1", env)
-        argv = ("java", "-Xmx256m", *rt.logging_flags(), "-cp", rt.classpath, *s.command)
+        # Kafka Streams apps (e.g. WordCountDemo) take a properties file: "{properties}" in the
+        # command becomes one with the live bootstrap servers, an application id and a state dir
+        props = sandbox / "streams.properties"
+        props.write_text(render_properties({
+            "bootstrap.servers": s.bootstrap_servers, "application.id": f"{data.service}-{s.app}",
+            "state.dir": str(sandbox / "streams-state")}, "written by the kmf executor"))
+        args = tuple(str(props) if a == "{properties}" else a for a in s.command)
+        argv = ("java", "-Xmx256m", *rt.logging_flags(), "-cp", rt.classpath, *args)
     else:
         argv = tuple(s.command)
     started = time.monotonic()

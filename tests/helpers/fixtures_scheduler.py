@@ -154,6 +154,8 @@ class KmfEnv:
     def stop(self) -> None:
         for s in self.schedulers:
             s.stop()
+        # brokers and executors go before the ZooKeeper chroot they write to is removed
+        self.lm.stop()
 
 
 def pid_in_sandbox(task_id: str, is_it) -> int | None:
