@@ -420,7 +420,8 @@ def _roll(state: State, now: float) -> tuple[State, list[act.Action]]:
             active = health.controller_id if health is not None else None
             outdated.sort(key=lambda p: (p.node_id == active, p.is_controller, p.index))
             if len(members) > 1:
-                if health is None:
+                # the next broker restarts only once the previous one has caught up completely
+                if health is None or health.under_replicated > 0 or health.now <= state.last_roll_kill:
                     continue
                 safe = [p for p in outdated if health.under_min_isr_if_down.get(p.node_id, 0) == 0]
                 if not safe:
@@ -434,7 +435,7 @@ def _roll(state: State, now: float) -> tuple[State, list[act.Action]]:
         out.append(act.Kill(rec.task_id, rec.agent_id))
     if not changed:
         return state, []
-    return _with(state, *changed), [_put(*changed), *out]
+    return attrs.evolve(_with(state, *changed), last_roll_kill=now), [_put(*changed), *out]
 
 
 def _wants_offers(state: State, now: float) -> bool:

@@ -66,6 +66,7 @@ class KafkaHealth:
     # partitions hosted by broker b that have fewer than min.insync.replicas in-sync replicas
     # on brokers other than b (moving b's data elsewhere would then risk them)
     under_min_isr_without: Mapping[int, int] = attrs.field(factory=dict)
+    under_replicated: int = 0  # partitions whose ISR is smaller than their replica set
 
 
 COMMAND_KINDS = ("restart_pod", "replace_pod", "plan_interrupt", "plan_continue", "plan_restart",

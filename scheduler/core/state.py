@@ -115,6 +115,7 @@ class State:
     reconcile_next: float = 0.0
     reconcile_interval: float = 4.0
     last_implicit: float = 0.0
+    last_roll_kill: float = 0.0  # Kafka health older than the last rolling restart is stale
 
     def by_task_id(self, task_id: str) -> TaskRecord | None:
         pod = task_id.split("__", 1)[0]

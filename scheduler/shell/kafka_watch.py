@@ -19,9 +19,11 @@ def health_from_metadata(md: Any, min_isr: int, now: float) -> KafkaHealth:
     at_risk: dict[int, int] = {}
     replicas: dict[int, int] = {}
     without: dict[int, int] = {}
+    urp = 0
     for topic in md.topics.values():
         for p in topic.partitions.values():
             isr = set(p.isrs)
+            urp += len(isr) < len(p.replicas)
             need = min(min_isr, len(p.replicas))
             for b in p.replicas:
                 replicas[b] = replicas.get(b, 0) + 1
@@ -31,7 +33,7 @@ def health_from_metadata(md: Any, min_isr: int, now: float) -> KafkaHealth:
                 if len(isr) - 1 < min(min_isr, len(p.replicas)):
                     at_risk[b] = at_risk.get(b, 0) + 1
     return KafkaHealth(now, frozenset(md.brokers), at_risk, replicas,
-                       md.controller_id if getattr(md, "controller_id", -1) >= 0 else None, without)
+                       md.controller_id if getattr(md, "controller_id", -1) >= 0 else None, without, urp)
 
 
 class KafkaWatcher:
