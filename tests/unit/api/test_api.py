@@ -127,3 +127,19 @@ def test_fuzzed_requests_never_500(method, path, body):
     a = api()
     code, _ = call(a, method, "/" + path.lstrip("/"), body)
     assert code < 500 or code == 503
+
+
+def test_grafana_dashboard_uses_only_metrics_kmf_exports():
+    import json
+    from prometheus_client import generate_latest
+    from scheduler.api.metrics import Metrics, StateCollector
+    b = Backend()
+    m = Metrics()
+    m.attach(StateCollector(b.state, b.role, b.zk_connected))
+    m.offers.labels("accepted").inc()
+    families = {line.split()[2] for line in generate_latest(m.registry).decode().splitlines()
+                if line.startswith("# HELP")}
+    exported = families | {f + suffix for f in families for suffix in ("_total", "_bucket", "_count", "_sum")}
+    dash = json.loads((OPENAPI.parent / "grafana" / "kmf-dashboard.json").read_text())
+    used = {name for p in dash["panels"] for t in p["targets"] for name in re.findall(r"kmf_[a-z_]+", t["expr"])}
+    assert used and used <= exported | {n + "_bucket" for n in exported}, used - exported
