@@ -90,3 +90,16 @@ def test_api_cli_metrics_scale_and_update(kmf_env, tmp_path):
     fw = env.lm.get("/master/frameworks")["frameworks"][0]
     assert fw["webui_url"].rstrip("/") == s.url.replace("127.0.0.1", fw["webui_url"].split("//")[1].split(":")[0]).rstrip("/")
     assert fw["name"] == env.name and fw["capabilities"]
+
+
+@pytest.mark.skipif(__import__("shutil").which("chromium") is None,
+                    reason="Debian's chromium package is not installed")
+def test_web_page_shows_plans_pods_and_bootstrap_servers_in_a_browser(kmf_env, tmp_path):
+    from tests.integration.localmesos.test_master_webui import dump_dom
+    env = kmf_env(agents=1)
+    s = env.start_scheduler(brokers=1, apps=[SLEEPER])
+    s.wait_deployed()
+    dom = dump_dom(s.url + "/", tmp_path)
+    boot = s.get("/v1/endpoints/broker")["bootstrap_servers"]
+    assert boot in dom and "broker-0" in dom and "sleeper-0" in dom
+    assert 'class="COMPLETE"' in dom and "leader" in dom
