@@ -544,6 +544,22 @@ def kill_broker_and_watch(api_url: str, work_dir: Path, pod: str, bootstrap: str
 # ---------------------------------------------------------------------------- stage 8 and teardown
 
 
+def scale_app_and_wait(api_url: str, app: str, count: int, narrator: Narrator, timeout: float = 120.0) -> float:
+    started = time.monotonic()
+    status, body = http_json(api_url + "/v1/scale", "POST", {"kind": "app", "name": app, "count": count})
+    if status != 200:
+        raise DemoError(f"scaling {app} was refused ({status}): {_short(body)}")
+    narrator.info(body.get("message", "") if isinstance(body, dict) else str(body))
+    pod = f"{app}-{count - 1}"
+    while time.monotonic() - started < timeout:
+        status, info = http_json(api_url + f"/v1/pod/{pod}/info")
+        if status == 200 and info.get("ready"):
+            narrator.info(f"{pod}: {info.get('state')} on {info.get('hostname')}")
+            return time.monotonic() - started
+        time.sleep(1.0)
+    raise DemoError(f"{pod} was not ready within {timeout:.0f}s")
+
+
 def print_urls(state: Mapping[str, Any], api_url: str | None, work_dir: Path, narrator: Narrator) -> None:
     narrator.info(f"Mesos UI:            {state.get('ui_url', state.get('master_url', '?'))}")
     if api_url:
@@ -607,6 +623,9 @@ def run_demo(options: DemoOptions, out: TextIO = sys.stdout) -> int:
                                  on_progress=lambda c: narrator.info(f"... {sum(c.values())} words counted so far"))
             for line in counts_table(counts, expected):
                 narrator.info(line)
+        with narrator.stage("scaling the word-count app from 2 to 3 instances (POST /v1/scale)"):
+            seconds = scale_app_and_wait(scheduler.api_url, "wordcount", 3, narrator)
+            narrator.info(f"wordcount-2 ready after {seconds:.1f}s")
         with narrator.stage(f"killing {options.kill_pod}'s JVM with SIGKILL and watching kmf relaunch it"):
             seconds = kill_broker_and_watch(scheduler.api_url, work_dir, options.kill_pod, bootstrap, narrator)
             narrator.info(f"time to recover: {seconds:.1f}s")
