@@ -188,18 +188,24 @@ class Scheduler:
 
 def start_scheduler(state: Mapping[str, Any], work_dir: Path, config_path: Path,
                     narrator: Narrator, timeout: float = 60.0) -> Scheduler:
-    """Start the kmf scheduler against the local cluster and wait until its API answers."""
+    """Start the kmf scheduler from config/marathon.json as Marathon would (localmesos.marathon:
+    PORT0, HOST, MESOS_SANDBOX with the fetched config, restarts, health check) and wait until its
+    API answers."""
     from localmesos import procs
 
-    port = procs.free_port("0.0.0.0")
-    log_path = work_dir.resolve() / "scheduler" / "scheduler.log"
-    env = {**os.environ, "KMF_MASTER": state["zk_url"], "KMF_ZK": state["zk"], "KMF_API_PORT": str(port),
-           "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))}
-    argv = [sys.executable, "-m", "scheduler", "--config", str(config_path.resolve())]
-    proc = procs.spawn(argv, log_path=log_path, cwd=REPO, env=env)
+    port = procs.free_port("127.0.0.1")
+    marathon_dir = work_dir.resolve() / "scheduler"
+    log_path = marathon_dir / "sandboxes" / "run-1" / "stderr"
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))}
+    argv = [sys.executable, "-m", "localmesos.marathon", "--app", str(REPO / "config" / "marathon.json"),
+            "--work_dir", str(marathon_dir), "--port", str(port), "--health_scale", "0.1",
+            "--env", f"KMF_HOME={REPO}", "--env", f"KMF_MASTER={state['zk_url']}", "--env", f"KMF_ZK={state['zk']}",
+            "--fetch", f"cluster.yaml={config_path.resolve()}"]
+    proc = procs.spawn(argv, log_path=marathon_dir / "marathon-runner.log", cwd=REPO, env=env)
     record_process(work_dir, "scheduler", proc.pid, api_port=port)
     api_url = f"http://127.0.0.1:{port}"
-    narrator.info(f"scheduler pid {proc.pid}, API {api_url}, log {log_path}")
+    narrator.info(f"scheduler launched from config/marathon.json (runner pid {proc.pid}), "
+                  f"API {api_url}, log {log_path}")
     deadline = time.monotonic() + timeout
     while True:
         if proc.poll() is not None:

@@ -213,7 +213,8 @@ def run(config_path: str) -> int:
             name=spec.name, user=spec.mesos.user, role=spec.mesos.role, principal=spec.mesos.principal,
             secret=secret, failover_timeout=spec.mesos.failover_timeout_s,
             checkpoint=spec.mesos.checkpoint, webui_url=url, hostname=advertised_host(spec.api.bind),
-            labels={"kmf.service": spec.name})
+            labels={"kmf.service": spec.name,
+                    **({"marathon.app_id": os.environ["MARATHON_APP_ID"]} if os.environ.get("MARATHON_APP_ID") else {})})
         adapter = MesosAdapter(settings, spec.mesos.master, loop.from_mesos, store.set_framework_id)
         loop.adapter = adapter
         service.loop = loop

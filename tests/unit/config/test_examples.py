@@ -18,7 +18,7 @@ def test_cluster_example_loads_with_defaults_from_env():
 
 def test_marathon_app_runs_one_scheduler_with_a_health_check_on_its_api_port():
     app = json.loads((ROOT / "marathon.json").read_text())
-    assert "python -m scheduler --config" in app["cmd"] and app["instances"] == 1
+    assert "python\" -m scheduler --config" in app["cmd"] and app["instances"] == 1
     check = app["healthChecks"][0]
     assert check["path"] == "/v1/health" and check["portIndex"] == 0
     # never two schedulers of one service racing during an upgrade
