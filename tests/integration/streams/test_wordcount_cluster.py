@@ -16,7 +16,12 @@ from tests.helpers.fixtures_kafka import launch
 from tests.helpers.wait import wait_for
 from tests.integration.streams.helpers import App, CountReader, Topics, group_assignments, make_lines, produce_lines
 
-pytestmark = [pytest.mark.kafka, pytest.mark.timeout(200)]
+pytestmark = [
+    pytest.mark.kafka, pytest.mark.timeout(200),
+    # a broker kill under a loaded 2-core CI machine can take longer than the test allows: it runs
+    # with the chaos suite (make chaos), where every fault has the machine to itself
+    pytest.mark.skipif(os.environ.get("KMF_CHAOS_FULL") != "1", reason="part of make chaos (KMF_CHAOS_FULL=1)"),
+]
 
 
 @pytest.fixture(scope="module")
