@@ -11,7 +11,6 @@ Fixtures:
 """
 from __future__ import annotations
 
-import importlib.util
 import os
 import signal
 import subprocess
@@ -37,13 +36,6 @@ FAST_MASTER_FLAGS = (
     "--agent_ping_timeout=1",
     "--max_agent_ping_timeouts=3",
 )
-
-
-def agent_available() -> bool:
-    try:
-        return importlib.util.find_spec("localmesos.agent.main") is not None
-    except ModuleNotFoundError:
-        return False
 
 
 class AgentProc:
@@ -222,8 +214,6 @@ def lm_factory(tmp_path, request):
         if zk:
             chroot = request.getfixturevalue("zk_chroot")
             zk_url = f"zk://{chroot}/mesos"
-        if agents and not agent_available():
-            pytest.skip("localmesos.agent is not written yet")
         lm = LocalMesos(tmp_path / f"lm-{uuid.uuid4().hex[:6]}", zk_url, master_flags)
         made.append(lm)
         lm.start_master()

@@ -16,7 +16,6 @@ import pytest
 from kmf import demo
 from localmesos import procs
 from streams.counting import words
-from tests.helpers.fixtures_localmesos import agent_available
 from tests.helpers.wait import wait_for
 
 pytestmark = pytest.mark.timeout(240)
@@ -190,7 +189,6 @@ def test_read_counts_times_out_with_what_is_missing(kafka_kraft):
 # ---------------------------------------------------------------------------- local cluster stage
 
 
-@pytest.mark.skipif(not agent_available(), reason="localmesos.agent does not exist yet")
 def test_local_cluster_stage_starts_and_teardown_stops_everything(tmp_path):
     work_dir = tmp_path / "demo"
     n, out = narrator()

@@ -92,8 +92,6 @@ def test_api_cli_metrics_scale_and_update(kmf_env, tmp_path):
     assert fw["name"] == env.name and fw["capabilities"]
 
 
-@pytest.mark.skipif(__import__("shutil").which("chromium") is None,
-                    reason="Debian's chromium package is not installed")
 def test_web_page_shows_plans_pods_and_bootstrap_servers_in_a_browser(kmf_env, tmp_path):
     from tests.integration.localmesos.test_master_webui import dump_dom
     env = kmf_env(agents=1)

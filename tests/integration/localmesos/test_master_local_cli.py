@@ -10,12 +10,10 @@ import pytest
 
 from localmesos import procs
 from localmesos.cli import down, get_json, status, up
-from tests.helpers.fixtures_localmesos import agent_available
 
 pytestmark = pytest.mark.timeout(120)
 
 
-@pytest.mark.skipif(not agent_available(), reason="localmesos.agent is not written yet")
 def test_local_up_status_down(tmp_path):
     workdir = tmp_path / "local"
     out = io.StringIO()

@@ -7,12 +7,12 @@ import subprocess
 
 import pytest
 
-from tests.helpers.fixtures_localmesos import agent_available
 from tests.integration.localmesos.test_master_offers import command_task
 
 pytestmark = pytest.mark.timeout(90)
 
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+# tools/setup.sh installs Debian's chromium
+CHROMIUM = shutil.which("chromium") or "chromium"
 
 
 def dump_dom(url: str, tmp_path) -> str:
@@ -28,7 +28,6 @@ def dump_dom(url: str, tmp_path) -> str:
     return result.stdout
 
 
-@pytest.mark.skipif(CHROMIUM is None, reason="Debian's chromium package is not installed")
 def test_ui_shows_frameworks_with_webui_link(lm_master, lm_driver, tmp_path):
     sched, _ = lm_driver(lm_master.address, framework={
         "name": "ui-test", "webui_url": "http://127.0.0.1:9/kmf/"})
@@ -40,8 +39,6 @@ def test_ui_shows_frameworks_with_webui_link(lm_master, lm_driver, tmp_path):
     assert f"master@{lm_master.ip}:{lm_master.port}" in dom
 
 
-@pytest.mark.skipif(CHROMIUM is None, reason="Debian's chromium package is not installed")
-@pytest.mark.skipif(not agent_available(), reason="localmesos.agent is not written yet")
 def test_ui_shows_agents_and_tasks_with_sandbox_links(lm_factory, lm_driver, tmp_path):
     lm = lm_factory(agents=2)
     sched, driver = lm_driver(lm.master_uri)
