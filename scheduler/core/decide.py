@@ -15,6 +15,7 @@ import attrs
 
 import config
 from config import ServiceSpec
+from kmf.taskdata import Voter
 from scheduler.core import actions as act
 from scheduler.core import events as ev
 from scheduler.core.offers import (
@@ -117,9 +118,9 @@ def _placed(state: State, pods: list[PodDef]) -> dict[str, list[tuple[str, Mappi
 
 
 def _launch(state: State, pod: PodDef, rec: TaskRecord, offer: OfferView, task_res: Resources,
-            exec_res: Resources, ports: tuple[int, ...], now: float, pods: list[PodDef]) -> tuple[TaskRecord, dict]:
-    quorum = voters(state.tasks, pods)
-    data = task_data(state.spec, pod, rec, state.properties, quorum, bootstrap_servers(state.tasks, pods))
+            exec_res: Resources, ports: tuple[int, ...], now: float,
+            quorum: tuple[Voter, ...] | None, boot: str) -> tuple[TaskRecord, dict]:
+    data = task_data(state.spec, pod, rec, state.properties, quorum, boot)
     launches = rec.launches + 1
     task_id = f"{pod.name}__{new_id(state.spec.name, pod.name, launches, now, offer.id)}"
     info = task_info(state.spec, pod, task_id, offer.agent_id, data, task_res, exec_res, state.config_id, ports)
@@ -208,7 +209,12 @@ def on_offers(state: State, event: ev.Offers) -> Result:
     after_a = attrs.evolve(state, tasks={**state.tasks, **changed})
     quorum_known = voters(after_a.tasks, pods) is not None or spec.kafka.mode != "kraft"
     launch = work(after_a, pods, now, quorum_known).launch
-    # pass B: launch brokers on their reservations and stream instances anywhere they fit
+    # launches keep their reservations, so the quorum and the bootstrap list stay as they are now
+    quorum, boot = voters(after_a.tasks, pods), bootstrap_servers(after_a.tasks, pods)
+    # pass B: launch brokers on their reservations and stream instances anywhere they fit.
+    # Pools only shrink in this pass, so an offer too small for (cpus, mem) stays too small:
+    # remembering that keeps a round linear in offers + pods instead of their product.
+    short: dict[tuple[str, float, int], str] = {}
     for pod in launch:
         rec = current(pod)
         if pod.kind == "broker":
@@ -237,7 +243,7 @@ def on_offers(state: State, event: ev.Offers) -> Result:
                 continue
             ports = tuple(p for p in (res.broker_port, res.controller_port) if p is not None)
             new, op = _launch(after_a, pod, attrs.evolve(rec, reservation_misses=0), view, split[0], split[1],
-                              ports, now, pods)
+                              ports, now, quorum, boot)
             ops[view.id].append(op)
             pools[view.id] = pools[view.id] - mine
             changed[pod.name] = new
@@ -248,18 +254,21 @@ def on_offers(state: State, event: ev.Offers) -> Result:
         for v in views:
             reason = first_violation(pod.placement, v.hostname, v.attributes, placed.get(pod.group, []), known)
             got: Any = None
+            too_small = (v.id, pod.cpus, pod.mem_mb)
+            if reason is None:
+                reason = short.get(too_small)
             if reason is None:
                 got = take_unreserved(pools[v.id], role, pod.cpus, pod.mem_mb, 0, 0)
                 if isinstance(got, str):
-                    reason = f"agent {v.hostname}: {got}"
+                    reason = short[too_small] = f"agent {v.hostname}: {got}"
                 else:
                     exe = take_unreserved(pools[v.id] - got[0], role, EXECUTOR_CPUS, EXECUTOR_MEM_MB, 0, 0)
                     if isinstance(exe, str):
-                        reason = f"agent {v.hostname}: executor {exe}"
+                        reason = short[too_small] = f"agent {v.hostname}: executor {exe}"
             if reason is not None:
                 reasons.append(reason)
                 continue
-            new, op = _launch(after_a, pod, rec, v, got[0], exe[0], (), now, pods)
+            new, op = _launch(after_a, pod, rec, v, got[0], exe[0], (), now, quorum, boot)
             ops[v.id].append(op)
             pools[v.id] = pools[v.id] - got[0] - exe[0]
             changed[pod.name] = new
