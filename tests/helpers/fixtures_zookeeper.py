@@ -1,6 +1,14 @@
-"""A real ZooKeeper server (Debian package) per test session, and a fresh chroot per test."""
+"""A real ZooKeeper server (Debian package) per test session, and a fresh chroot per test.
+
+Faults for tests that need them (see tests/chaos): :func:`restart_zookeeper` crashes the server and
+starts it again on the same address and data dir (sessions survive if they reconnect within their
+timeout, as with a real restart); the server is serving again before it returns.
+"""
 from __future__ import annotations
 
+import os
+import signal
+import time
 import uuid
 
 import pytest
@@ -8,6 +16,25 @@ from kazoo.client import KazooClient
 
 from localmesos import procs
 from localmesos.zookeeper import ZooKeeperServer
+
+
+def restart_zookeeper(server: ZooKeeperServer, down_s: float = 0.0) -> float:
+    """Kill -9 `server` and start it again on the same host, port and data dir, after `down_s`
+    seconds down. Returns the seconds it was not serving. Leaves the server running even when
+    a caller's later step fails (a session fixture: other tests use it)."""
+    if server.proc is None:
+        raise RuntimeError("ZooKeeper is not running")
+    stopped = time.monotonic()
+    try:
+        os.killpg(server.proc.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    server.proc.wait(timeout=30)
+    server.proc = None
+    if down_s:
+        time.sleep(down_s)
+    server.start(timeout=60)
+    return time.monotonic() - stopped
 
 
 @pytest.fixture(scope="session")
