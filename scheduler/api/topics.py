@@ -56,9 +56,9 @@ class KafkaUnavailable(RuntimeError):
     """The brokers did not answer a metadata request."""
 
 
-def _metadata(bootstrap: str, topic: str | None = None) -> Any:
+def _metadata(bootstrap: str) -> Any:
     try:
-        return _admin(bootstrap).list_topics(topic=topic, timeout=METADATA_TIMEOUT_S)
+        return _admin(bootstrap).list_topics(timeout=METADATA_TIMEOUT_S)
     except Exception as exc:  # noqa: BLE001 - KafkaException: transport, timeout
         raise KafkaUnavailable(f"the brokers at {bootstrap} did not answer: {exc}") from None
 
@@ -69,7 +69,9 @@ def list_topics(bootstrap: str) -> list[str]:
 
 
 def describe(bootstrap: str, topic: str) -> dict[str, Any] | None:
-    md = _metadata(bootstrap, topic)
+    # all topics' metadata: asking for one by name makes brokers with auto.create.topics.enable
+    # (Kafka's default) create it, so describing a missing topic would bring it into being
+    md = _metadata(bootstrap)
     t = md.topics.get(topic)
     if t is None or t.error is not None:
         return None
