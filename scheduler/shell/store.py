@@ -336,9 +336,8 @@ class StateStore:
             raise StoreError(f"does not hold a valid {kind.rstrip('s')} record: {exc}", path) from None
 
     # reads ------------------------------------------------------------------------------------
-    def framework_id(self) -> str | None:
-        """The stored framework id, read from ZooKeeper now."""
-        path = self.path("framework_id")
+    def _get(self, path: str) -> bytes | None:
+        """The node's bytes read now, its version remembered for later writes (None when absent)."""
         try:
             data, stat = self.client.get(path)
         except NoNodeError:
@@ -349,22 +348,19 @@ class StateStore:
             raise StoreError(f"cannot read: {exc!r}", path) from exc
         with self._lock:
             self._versions[path] = stat.version
-        return self._field(path, self._json(path, data), "value")
+        return data
+
+    def framework_id(self) -> str | None:
+        """The stored framework id, read from ZooKeeper now."""
+        path = self.path("framework_id")
+        data = self._get(path)
+        return None if data is None else self._field(path, self._json(path, data), "value")
 
     def read(self, kind: str, key: str) -> Any:
         """One record, read from ZooKeeper now (None when absent)."""
         path = self.path(kind, key)
-        try:
-            data, stat = self.client.get(path)
-        except NoNodeError:
-            with self._lock:
-                self._versions.pop(path, None)
-            return None
-        except KazooException as exc:
-            raise StoreError(f"cannot read: {exc!r}", path) from exc
-        with self._lock:
-            self._versions[path] = stat.version
-        return self._decode(kind, path, data)
+        data = self._get(path)
+        return None if data is None else self._decode(kind, path, data)
 
     # writes -----------------------------------------------------------------------------------
     def commit(self, changes: Sequence[Change]) -> None:
