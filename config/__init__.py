@@ -17,14 +17,17 @@ from config.models import (
     KafkaSpec,
     MesosSpec,
     Policies,
+    SaslSpec,
     ServiceSpec,
+    TlsSpec,
     ZooKeeperSpec,
 )
 from config.rules import broker_restart_required, check_update, describe_update, live_broker_settings
 
 __all__ = [
     "ApiSpec", "AppSpec", "ConfigError", "Constraint", "ExecutorSpec", "KafkaSpec", "MesosSpec",
-    "Policies", "Problem", "ServiceSpec", "ZooKeeperSpec", "broker_restart_required", "check_update",
+    "Policies", "Problem", "SaslSpec", "ServiceSpec", "TlsSpec", "ZooKeeperSpec",
+    "broker_restart_required", "check_update",
     "config_id", "describe_update", "live_broker_settings", "load_file", "load_text",
     "spec_from_json", "spec_to_json",
 ]

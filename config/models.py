@@ -56,6 +56,29 @@ class ZooKeeperSpec:
 
 
 @attrs.frozen
+class TlsSpec:
+    """TLS for Kafka clients (and brokers among themselves with `inter_broker`).
+
+    Without `ca_cert_file`/`ca_key_file` the scheduler makes a CA of its own once and keeps it in
+    ZooKeeper; either way it issues each broker launch a certificate for its agent's address.
+    """
+
+    enabled: bool = False
+    inter_broker: bool = False
+    ca_cert_file: str | None = None
+    ca_key_file: str | None = None
+    cert_days: int = 365
+
+
+@attrs.frozen
+class SaslSpec:
+    """SASL/SCRAM for clients: users are created through the API and kept by Kafka itself."""
+
+    enabled: bool = False
+    mechanism: Literal["SCRAM-SHA-512", "SCRAM-SHA-256"] = "SCRAM-SHA-512"
+
+
+@attrs.frozen
 class KafkaSpec:
     version: str = "4.3.1"
     mode: Literal["kraft", "zookeeper"] = "kraft"
@@ -71,6 +94,8 @@ class KafkaSpec:
     # None: derived from the broker count (min(3, brokers) and min(2, replication))
     replication: int | None = None
     min_insync_replicas: int | None = None
+    tls: TlsSpec = TlsSpec()
+    sasl: SaslSpec = SaslSpec()
 
     @property
     def replication_factor(self) -> int:
@@ -109,6 +134,9 @@ class ApiSpec:
     port: int = 0
     bind: str = "0.0.0.0"
     token_file: str | None = None
+    # HTTPS for the API and the web page when both are given (PEM files)
+    tls_cert_file: str | None = None
+    tls_key_file: str | None = None
 
 
 @attrs.frozen

@@ -133,6 +133,7 @@ def validate(spec: ServiceSpec, check_files: bool = False,
             out.append((f"kafka.overrides.{key}", "kmf sets this property itself (identity, addresses, "
                                                    "storage or quorum); it cannot be overridden"))
     out += _constraints("kafka.placement", k.placement)
+    out += _security(spec)
     names: set[str] = set()
     for i, app in enumerate(spec.apps):
         out += _app(i, app)
@@ -150,13 +151,34 @@ def validate(spec: ServiceSpec, check_files: bool = False,
         out.append(("policies.backoff_factor", f"must be at least 1, got {p.backoff_factor}"))
     if p.backoff_max_s < p.backoff_initial_s:
         out.append(("policies.backoff_max_s", "must not be less than backoff_initial_s"))
+    if bool(spec.api.tls_cert_file) != bool(spec.api.tls_key_file):
+        out.append(("api.tls_cert_file", "tls_cert_file and tls_key_file go together"))
     if not 0 <= spec.api.port <= 65535:
         out.append(("api.port", f"must be 0..65535, got {spec.api.port}"))
     if check_files:
         for path, value in (("mesos.secret_file", m.secret_file), ("api.token_file", spec.api.token_file),
-                            ("zookeeper.digest_password_file", z.digest_password_file)):
+                            ("zookeeper.digest_password_file", z.digest_password_file),
+                            ("kafka.tls.ca_cert_file", k.tls.ca_cert_file),
+                            ("kafka.tls.ca_key_file", k.tls.ca_key_file),
+                            ("api.tls_cert_file", spec.api.tls_cert_file),
+                            ("api.tls_key_file", spec.api.tls_key_file)):
             if value and not os.access(value, os.R_OK):
                 out.append((path, f"{value!r} does not exist or is not readable"))
+    return out
+
+
+def _security(spec: ServiceSpec) -> list[Issue]:
+    tls = spec.kafka.tls
+    out: list[Issue] = []
+    if tls.inter_broker and not tls.enabled:
+        out.append(("kafka.tls.inter_broker", "needs kafka.tls.enabled: true"))
+    if bool(tls.ca_cert_file) != bool(tls.ca_key_file):
+        out.append(("kafka.tls.ca_cert_file", "ca_cert_file and ca_key_file go together "
+                                              "(or give neither: kmf then runs a CA of its own)"))
+    if (tls.ca_cert_file or tls.ca_key_file) and not tls.enabled:
+        out.append(("kafka.tls.ca_cert_file", "a CA is given but kafka.tls.enabled is false"))
+    if not 1 <= tls.cert_days <= 3650:
+        out.append(("kafka.tls.cert_days", f"must be 1..3650, got {tls.cert_days}"))
     return out
 
 
@@ -206,6 +228,10 @@ def check_update(old: ServiceSpec, new: ServiceSpec) -> list[str]:
         out.append("kafka.controllers: the controller layout cannot change in place")
     if old.zookeeper.root != new.zookeeper.root:
         out.append("zookeeper.root: the state location cannot move under a running service")
+    for name in ("tls", "sasl"):
+        if getattr(old.kafka, name).enabled != getattr(new.kafka, name).enabled:
+            out.append(f"kafka.{name}.enabled: a listener cannot be added or removed in place "
+                       "(each broker's ports are fixed when its resources are reserved)")
     if old.mesos.role != new.mesos.role:
         out.append("mesos.role: reserved resources belong to the old role; it cannot change in place")
     return out

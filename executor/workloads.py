@@ -23,12 +23,14 @@ from executor.runtime.broker_config import (
     Listener,
     Replication,
     Role,
+    Security,
     Voter,
     ZkBroker,
     bootstrap_address,
     render_properties,
 )
 from executor.runtime.jvm import JvmOptions, broker_argv
+from executor.runtime.tls_files import write_tls_files
 from executor.runtime.kafka_dist import DEFAULT_CACHE_DIR, KafkaRuntime, runtime
 from kmf.taskdata import BrokerTask, StreamTask, TaskData
 
@@ -67,14 +69,17 @@ def _replication(b: BrokerTask) -> Replication:
     return Replication(rf, isr, rf, rf, isr, 1)
 
 
-def broker_node(b: BrokerTask, data_dir: Path) -> KRaftNode | ZkBroker:
-    """The runtime's node description for a broker task, data under `data_dir`."""
+def broker_node(b: BrokerTask, data_dir: Path, tls_files: tuple[Path, Path] | None = None) -> KRaftNode | ZkBroker:
+    """The runtime's node description for a broker task, data under `data_dir`; `tls_files` are
+    the key and trust stores written for its TLS listeners."""
     log_dirs = (data_dir / "logs",)
     broker_listener = (Listener("PLAINTEXT", b.host, b.broker_port)
                        if b.broker_port is not None else None)
+    security = broker_security(b, tls_files)
     if b.mode == "zookeeper":
         return ZkBroker(broker_id=b.node_id, listener=broker_listener, zookeeper_connect=b.zookeeper_connect,
-                        log_dirs=log_dirs, rack=b.rack, replication=_replication(b), overrides=b.overrides)
+                        log_dirs=log_dirs, rack=b.rack, replication=_replication(b), overrides=b.overrides,
+                        security=security)
     roles = set(b.roles)
     role = Role.COMBINED if roles == {"broker", "controller"} else (
         Role.CONTROLLER if roles == {"controller"} else Role.BROKER)
@@ -85,8 +90,23 @@ def broker_node(b: BrokerTask, data_dir: Path) -> KRaftNode | ZkBroker:
         voters=tuple(Voter(v.node_id, v.host, v.port) for v in b.voters),
         log_dirs=log_dirs, broker_listener=broker_listener if role.is_broker else None,
         controller_listener=controller_listener, rack=b.rack, replication=_replication(b),
-        kafka_major=int(b.kafka_version.split(".")[0]), overrides=b.overrides,
+        kafka_major=int(b.kafka_version.split(".")[0]), overrides=b.overrides, security=security,
     )
+
+
+def broker_security(b: BrokerTask, tls_files: tuple[Path, Path] | None) -> Security:
+    """The SSL and SASL listeners of a broker task (see kmf.taskdata.BrokerTask)."""
+    listeners = []
+    if b.tls_port is not None:
+        if tls_files is None:
+            raise WorkloadError(f"broker {b.node_id}: a TLS listener but no certificate in the task data")
+        listeners.append(Listener("SSL", b.host, b.tls_port, protocol="SSL"))
+    if b.sasl_port is not None:
+        name = "SASL_SSL" if b.tls_port is not None else "SASL_PLAINTEXT"
+        listeners.append(Listener(name, b.host, b.sasl_port, protocol=name))
+    keystore, truststore = tls_files if tls_files is not None else (None, None)
+    return Security(listeners=tuple(listeners), keystore=keystore, truststore=truststore,
+                    sasl_mechanism=b.sasl_mechanism, inter_broker="SSL" if b.inter_broker_tls else None)
 
 
 def _port_open(host: str, port: int, timeout: float = 2.0) -> bool:
@@ -103,7 +123,8 @@ def _broker(data: TaskData, sandbox: Path, env: Mapping[str, str]) -> Workload:
     rt = kafka_runtime(b.kafka_version, env)
     data_dir = sandbox / b.volume
     data_dir.mkdir(parents=True, exist_ok=True)
-    node = broker_node(b, data_dir)
+    tls_files = write_tls_files(sandbox, b.tls) if b.tls is not None else None
+    node = broker_node(b, data_dir, tls_files)
     config = broker_io.prepare_broker(node, sandbox / "server.properties")
     if b.mode == "kraft":
         try:

@@ -21,6 +21,7 @@ KINDS = ("broker", "stream")
 MODES = ("kraft", "zookeeper")
 ROLES = ("broker", "controller")
 RUNTIMES = ("python", "java", "command")
+SASL_MECHANISMS = ("SCRAM-SHA-512", "SCRAM-SHA-256")
 
 
 class TaskDataError(ValueError):
@@ -45,6 +46,18 @@ class Voter:
 
 
 @attrs.frozen
+class TlsMaterial:
+    """A broker's TLS identity for one launch: PEM text the executor writes to its sandbox (0600).
+
+    Issued by the scheduler per launch for the agent's address; the key never appears in a repr
+    (and so in no log line)."""
+
+    ca_cert: str
+    cert_chain: str
+    key: str = attrs.field(repr=False)
+
+
+@attrs.frozen
 class BrokerTask:
     """A Kafka node: a broker, a controller, or both (KRaft combined mode)."""
 
@@ -64,6 +77,13 @@ class BrokerTask:
     replication: int = 1
     min_insync_replicas: int = 1
     overrides: dict[str, str] = attrs.field(factory=dict, converter=_str_map)
+    # client listeners besides PLAINTEXT: SSL on tls_port, SASL (SASL_SSL when tls_port is set,
+    # else SASL_PLAINTEXT) on sasl_port; `tls` is added by the scheduler's shell at launch
+    tls_port: int | None = None
+    sasl_port: int | None = None
+    sasl_mechanism: str | None = None
+    inter_broker_tls: bool = False
+    tls: TlsMaterial | None = None
 
 
 @attrs.frozen
@@ -123,7 +143,8 @@ class TaskData:
                 kind=doc["kind"],
                 service=doc["service"],
                 broker=None if broker is None else BrokerTask(
-                    **{**broker, "voters": [Voter(**v) for v in broker.get("voters") or ()]}),
+                    **{**broker, "voters": [Voter(**v) for v in broker.get("voters") or ()],
+                       "tls": TlsMaterial(**broker["tls"]) if broker.get("tls") else None}),
                 stream=None if stream is None else StreamTask(**stream),
                 grace_period_s=float(doc.get("grace_period_s", 30.0)),
                 health_interval_s=float(doc.get("health_interval_s", 5.0)),
@@ -174,6 +195,15 @@ def validate(data: TaskData) -> None:
             raise TaskDataError(f"task data.broker.roles: {b.roles!r} must be a non-empty subset of {ROLES}")
         _port("task data.broker.broker_port", b.broker_port)
         _port("task data.broker.controller_port", b.controller_port)
+        _port("task data.broker.tls_port", b.tls_port)
+        _port("task data.broker.sasl_port", b.sasl_port)
+        if (b.tls_port is not None or b.sasl_port is not None) and "broker" not in b.roles:
+            raise TaskDataError("task data.broker.tls_port: only brokers have client listeners")
+        if b.sasl_port is not None and b.sasl_mechanism not in SASL_MECHANISMS:
+            raise TaskDataError(f"task data.broker.sasl_mechanism: {b.sasl_mechanism!r} is not one of "
+                                f"{', '.join(SASL_MECHANISMS)}")
+        if b.inter_broker_tls and b.tls_port is None:
+            raise TaskDataError("task data.broker.inter_broker_tls: needs a tls_port")
         if "broker" in b.roles and b.broker_port is None:
             raise TaskDataError("task data.broker.broker_port: a broker needs a port")
         if b.mode == "kraft":

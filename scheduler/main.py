@@ -41,6 +41,7 @@ from scheduler.shell.leader import LeaderElection
 from scheduler.shell.loop import Loop
 from scheduler.shell.mesos import FrameworkSettings, MesosAdapter, read_secret
 from scheduler.shell.store import StateStore, digest_acl
+from scheduler.shell.tls import CertificateAuthority, TlsError, TlsLaunches, kafka_ca
 
 log = logging.getLogger("scheduler")
 
@@ -153,13 +154,23 @@ def run(config_path: str) -> int:
         print(f"state store: {exc}", file=sys.stderr)
         zk.stop()
         return EXIT_FAILED
+    ca: CertificateAuthority | None = None
+    if spec.kafka.tls.enabled:
+        try:
+            ca = kafka_ca(spec, zk, store.base, store.acl)
+        except TlsError as exc:
+            print(f"kafka.tls: {exc}", file=sys.stderr)
+            zk.stop()
+            return EXIT_FAILED
     service = Service(spec, zk, store)
     metrics = Metrics()
     metrics.attach(StateCollector(service.state, service.role, service.zk_connected))
     token = _read(spec.api.token_file)
     port = spec.api.port or int(os.environ.get("PORT0", "0") or 0)
-    server = ApiServer(Api(service, metrics.registry, token), spec.api.bind, port).start()
-    url = f"http://{advertised_host(spec.api.bind)}:{server.port}/"
+    api_tls = (spec.api.tls_cert_file, spec.api.tls_key_file) if spec.api.tls_cert_file else None
+    server = ApiServer(Api(service, metrics.registry, token, ca_cert=lambda: ca.cert_pem if ca else None),
+                       spec.api.bind, port, tls=api_tls).start()  # type: ignore[arg-type]
+    url = f"{server.scheme}://{advertised_host(spec.api.bind)}:{server.port}/"
     log.info("API and web page at %s", url)
     print(f"kmf scheduler: API at {url}", flush=True)
 
@@ -216,7 +227,8 @@ def run(config_path: str) -> int:
             labels={"kmf.service": spec.name,
                     **({"marathon.app_id": os.environ["MARATHON_APP_ID"]} if os.environ.get("MARATHON_APP_ID") else {})})
         adapter = MesosAdapter(settings, spec.mesos.master, loop.from_mesos, store.set_framework_id)
-        loop.adapter = adapter
+        # broker launches get their TLS certificates on the way out (issued per launch)
+        loop.adapter = TlsLaunches(adapter, ca, spec.kafka.tls.cert_days) if ca is not None else adapter
         service.loop = loop
         if stopping.is_set():
             return EXIT_OK

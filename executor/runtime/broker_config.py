@@ -6,6 +6,8 @@ formats storage, starts the process and probes it).
 - `KRaftNode`: `process.roles` = broker, controller or both (combined), a static controller quorum
   (`controller.quorum.voters`), its listeners and log dirs.
 - `ZkBroker`: a Kafka 3.9 broker in ZooKeeper mode (`broker.id`, `zookeeper.connect` with a chroot).
+- `Security`: client listeners besides PLAINTEXT — SSL with PEM key and trust stores, SASL/SCRAM —
+  and which listener brokers replicate over.
 - `Overrides` always win over what kmf renders; they are written last, in the order given.
 """
 from __future__ import annotations
@@ -85,6 +87,71 @@ class Listener:
     def address(self) -> str:
         """`host:port` as a client dials it (the advertised host)."""
         return f"{self.advertised_host or self.host}:{self.port}"
+
+
+@attrs.frozen
+class Security:
+    """Extra client listeners of a broker and what they need.
+
+    ``keystore`` is a PEM file with the private key (PKCS#8, unencrypted: Kafka then needs no key
+    password) followed by the certificate chain; ``truststore`` a PEM file with the CA. Both
+    live in the sandbox with mode 0600. ``inter_broker`` names the listener brokers replicate
+    over (None: the PLAINTEXT broker listener)."""
+
+    listeners: tuple[Listener, ...] = attrs.field(default=(), converter=tuple)
+    keystore: Path | None = None
+    truststore: Path | None = None
+    sasl_mechanism: str | None = None
+    inter_broker: str | None = None
+
+    def __attrs_post_init__(self) -> None:
+        names = [lis.name for lis in self.listeners]
+        if len(set(names)) != len(names):
+            raise BrokerConfigError(f"security: listener names repeat: {names}")
+        for lis in self.listeners:
+            if lis.protocol in ("SSL", "SASL_SSL") and (self.keystore is None or self.truststore is None):
+                raise BrokerConfigError(f"security: listener {lis.name} ({lis.protocol}) needs a keystore "
+                                        "and a truststore")
+            if lis.protocol.startswith("SASL_") and self.sasl_mechanism not in ("SCRAM-SHA-256", "SCRAM-SHA-512"):
+                raise BrokerConfigError(f"security: listener {lis.name} needs a SCRAM mechanism, "
+                                        f"got {self.sasl_mechanism!r}")
+        if self.inter_broker is not None:
+            mine = [lis for lis in self.listeners if lis.name == self.inter_broker]
+            if not mine or mine[0].protocol.startswith("SASL_"):
+                # a SASL listener would need a SCRAM user for the brokers themselves
+                raise BrokerConfigError(f"security: inter_broker {self.inter_broker!r} must name one of "
+                                        f"the SSL or PLAINTEXT listeners {names}")
+
+    def properties(self) -> list[tuple[str, str]]:
+        props: list[tuple[str, str]] = []
+        if self.keystore is not None and self.truststore is not None:
+            props += [("ssl.keystore.type", "PEM"), ("ssl.keystore.location", str(self.keystore)),
+                      ("ssl.truststore.type", "PEM"), ("ssl.truststore.location", str(self.truststore))]
+        sasl = [lis for lis in self.listeners if lis.protocol.startswith("SASL_")]
+        if sasl and self.sasl_mechanism:
+            mech = self.sasl_mechanism
+            props.append(("sasl.enabled.mechanisms", mech))
+            for lis in sasl:
+                # the server side of SCRAM needs a login module but no credentials: users' salted
+                # credentials are in Kafka's metadata (KRaft) or ZooKeeper
+                props.append((f"listener.name.{lis.name.lower()}.{mech.lower()}.sasl.jaas.config",
+                              "org.apache.kafka.common.security.scram.ScramLoginModule required;"))
+        return props
+
+
+def _listener_properties(main: Listener, security: Security, others: tuple[Listener, ...] = (),
+                         protocols: Mapping[str, str] | None = None) -> list[tuple[str, str]]:
+    """listeners, advertised.listeners, the inter-broker listener and the protocol map of a broker
+    whose PLAINTEXT listener is `main` (`others`, e.g. the controller listener, are not advertised;
+    `protocols` adds names without a listener here, e.g. the quorum's on a broker-only node)."""
+    clients = (main, *security.listeners)
+    names = {**(protocols or {}), **{lis.name: lis.protocol for lis in (*clients, *others)}}
+    return [
+        ("listeners", ",".join(lis.url for lis in (*clients, *others))),
+        ("advertised.listeners", ",".join(lis.advertised_url for lis in clients)),
+        ("inter.broker.listener.name", security.inter_broker or main.name),
+        ("listener.security.protocol.map", ",".join(f"{n}:{p}" for n, p in sorted(names.items()))),
+    ]
 
 
 @attrs.frozen
@@ -216,6 +283,7 @@ class KRaftNode:
     replication: Replication = Replication()
     kafka_major: int = 4
     overrides: tuple[tuple[str, str], ...] = attrs.field(default=(), converter=_to_overrides)
+    security: Security = Security()
 
     def __attrs_post_init__(self) -> None:
         where = f"KRaft node {self.node_id}"
@@ -256,6 +324,10 @@ class KRaftNode:
             raise BrokerConfigError(f"{where}: controller_protocol {self.controller_protocol!r}")
         if self.kafka_major not in (3, 4):
             raise BrokerConfigError(f"{where}: kafka_major {self.kafka_major} is not 3 or 4")
+        if self.security.listeners and not self.role.is_broker:
+            raise BrokerConfigError(f"{where}: a controller-only node serves no client listeners")
+        _check_listener_names(where, [lis for lis in (self.broker_listener, self.controller_listener)
+                                      if lis is not None], self.security)
 
     @property
     def controller_listener_name(self) -> str:
@@ -273,9 +345,11 @@ class ZkBroker:
     rack: str | None = None
     replication: Replication = Replication()
     overrides: tuple[tuple[str, str], ...] = attrs.field(default=(), converter=_to_overrides)
+    security: Security = Security()
 
     def __attrs_post_init__(self) -> None:
         where = f"ZooKeeper-mode broker {self.broker_id}"
+        _check_listener_names(where, [self.listener], self.security)
         if self.broker_id < 0:
             raise BrokerConfigError(f"{where}: broker id must be >= 0")
         _check_common(where, self.log_dirs, self.rack)
@@ -296,6 +370,12 @@ class ZkBroker:
 BrokerNode = Union[KRaftNode, ZkBroker]
 
 
+def _check_listener_names(where: str, own: list[Listener], security: Security) -> None:
+    clash = {lis.name for lis in own} & {lis.name for lis in security.listeners}
+    if clash:
+        raise BrokerConfigError(f"{where}: security listeners reuse the names {sorted(clash)}")
+
+
 def node_id(node: BrokerNode) -> int:
     """The id a broker registers with (`node.id` in KRaft, `broker.id` in ZooKeeper mode)."""
     return node.node_id if isinstance(node, KRaftNode) else node.broker_id
@@ -314,44 +394,40 @@ def bootstrap_address(node: BrokerNode) -> str:
 
 
 def _kraft_properties(node: KRaftNode) -> list[tuple[str, str]]:
-    listeners = [lis for lis in (node.broker_listener, node.controller_listener) if lis is not None]
-    protocols = {lis.name: lis.protocol for lis in listeners}
-    protocols.setdefault(node.controller_listener_name, node.controller_protocol)
     props = [
         ("process.roles", node.role.value),
         ("node.id", str(node.node_id)),
         ("controller.quorum.voters", ",".join(str(voter) for voter in node.voters)),
         ("controller.listener.names", node.controller_listener_name),
-        ("listeners", ",".join(lis.url for lis in listeners)),
     ]
     if node.broker_listener is not None:
-        # Only the broker listener is advertised: clients never talk to controllers, and with a
+        # Only client listeners are advertised: clients never talk to controllers, and with a
         # static quorum the controllers' addresses are in controller.quorum.voters.
-        props.append(("advertised.listeners", node.broker_listener.advertised_url))
-        props.append(("inter.broker.listener.name", node.broker_listener.name))
-    props.append(("listener.security.protocol.map",
-                  ",".join(f"{name}:{proto}" for name, proto in sorted(protocols.items()))))
+        others = (node.controller_listener,) if node.controller_listener is not None else ()
+        props += _listener_properties(node.broker_listener, node.security, others,
+                                      {node.controller_listener_name: node.controller_protocol})
+    else:
+        ctl = node.controller_listener
+        assert ctl is not None
+        props += [("listeners", ctl.url), ("listener.security.protocol.map", f"{ctl.name}:{ctl.protocol}")]
     props.append(("log.dirs", ",".join(str(d) for d in node.log_dirs)))
     if node.rack is not None and node.role.is_broker:
         props.append(("broker.rack", node.rack))
     if node.role.is_broker:
         props += node.replication.properties(kraft_4x=node.kafka_major >= 4)
-    return props
+    return props + node.security.properties()
 
 
 def _zk_properties(node: ZkBroker) -> list[tuple[str, str]]:
     props = [
         ("broker.id", str(node.broker_id)),
-        ("listeners", node.listener.url),
-        ("advertised.listeners", node.listener.advertised_url),
-        ("inter.broker.listener.name", node.listener.name),
-        ("listener.security.protocol.map", f"{node.listener.name}:{node.listener.protocol}"),
+        *_listener_properties(node.listener, node.security),
         ("zookeeper.connect", node.zookeeper_connect),
         ("log.dirs", ",".join(str(d) for d in node.log_dirs)),
     ]
     if node.rack is not None:
         props.append(("broker.rack", node.rack))
-    return props + node.replication.properties(kraft_4x=False)
+    return props + node.replication.properties(kraft_4x=False) + node.security.properties()
 
 
 def server_properties(node: BrokerNode) -> dict[str, str]:

@@ -21,13 +21,14 @@ from urllib.parse import urlsplit
 
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from scheduler.api import topics, views
+from scheduler.api import security, topics, views
 from scheduler.core.decide import plans
 from scheduler.core.state import State
 
 log = logging.getLogger(__name__)
 
 MAX_BODY = 256 * 1024
+DRAIN_LIMIT = 16 * 1024 * 1024  # an oversized body up to this is read and dropped before the 413
 PAGE = Path(__file__).with_name("page.html")
 
 
@@ -73,9 +74,17 @@ ROUTES: list[Route] = [
     ("POST", re.compile(r"/v1/topics"), "post_topic", True),
     ("DELETE", re.compile(r"/v1/topics/(?P<topic>[^/]+)"), "delete_topic", True),
     ("PUT", re.compile(r"/v1/topics/(?P<topic>[^/]+)/config"), "put_topic_config", True),
+    ("GET", re.compile(r"/v1/users"), "get_users", False),
+    ("POST", re.compile(r"/v1/users"), "post_user", True),
+    ("DELETE", re.compile(r"/v1/users/(?P<user>[^/]+)"), "delete_user", True),
     ("GET", re.compile(r"/metrics"), "get_metrics", False),
     ("GET", re.compile(r"/"), "get_page", False),
 ]
+
+
+def _setting(value: Any) -> bool:
+    """A Kafka setting's value in JSON: a string or a whole number (true/false are not "true")."""
+    return isinstance(value, (str, int)) and not isinstance(value, bool)
 
 
 def _reply_body(reply: Any) -> tuple[int, Any]:
@@ -90,11 +99,13 @@ class Api:
     """Request handling, independent of the HTTP server (one instance per scheduler)."""
 
     def __init__(self, backend: Backend, registry: Any, token: str | None = None,
-                 clock: Callable[[], float] = time.time) -> None:
+                 clock: Callable[[], float] = time.time,
+                 ca_cert: Callable[[], str | None] = lambda: None) -> None:
         self.backend = backend
         self.registry = registry
         self.token = token
         self.clock = clock
+        self.ca_cert = ca_cert  # the Kafka CA certificate (PEM) clients get from the endpoints
 
     def handle(self, method: str, path: str, headers: Any, body: bytes) -> tuple[int, str, bytes, dict]:
         try:
@@ -152,6 +163,8 @@ class Api:
             doc = json.loads(body)
         except (UnicodeDecodeError, json.JSONDecodeError) as exc:
             raise ApiError(400, f"malformed JSON: {exc}", "body") from None
+        except RecursionError:
+            raise ApiError(400, "malformed JSON: nested too deeply", "body") from None
         if not isinstance(doc, dict):
             raise ApiError(400, f"expected a JSON object, got {type(doc).__name__}", "body")
         return doc
@@ -190,7 +203,8 @@ class Api:
     def get_endpoint(self, body: bytes, name: str) -> tuple[int, Any]:
         if name != "broker":
             raise ApiError(404, f"endpoint {name!r} does not exist (endpoints: broker)", "name")
-        return 200, views.broker_endpoint(self.backend.state())
+        state = self.backend.state()
+        return 200, {**views.broker_endpoint(state), **security.endpoint_extras(state, self.ca_cert())}
 
     def get_target(self, body: bytes) -> tuple[int, Any]:
         return 200, views.config_target(self.backend.state())
@@ -287,6 +301,9 @@ class Api:
 
     def post_topic(self, body: bytes) -> tuple[int, Any]:
         doc = self._json(body)
+        cfg = doc.get("config", {})
+        if isinstance(cfg, dict) and not all(_setting(v) for v in cfg.values()):
+            raise ApiError(400, "config: every topic setting must be a string or a whole number", "config")
         try:
             req = topics.CreateRequest.from_json(doc)
         except ValueError as exc:
@@ -298,9 +315,38 @@ class Api:
 
     def put_topic_config(self, body: bytes, topic: str) -> tuple[int, Any]:
         doc = self._json(body)
-        if not doc or not all(isinstance(k, str) and isinstance(v, (str, int)) for k, v in doc.items()):
+        if not doc or not all(isinstance(k, str) and _setting(v) for k, v in doc.items()):
             raise ApiError(400, "expected {\"config.name\": \"value\", ...}", "body")
         return topics.alter_config(self._bootstrap(), topic, {k: str(v) for k, v in doc.items()})
+
+
+    # SASL/SCRAM users (logic in scheduler.api.security) -------------------------------------
+
+    def _sasl(self) -> str:
+        sasl = self.backend.state().spec.kafka.sasl
+        if not sasl.enabled:
+            raise ApiError(409, "SASL is not enabled (kafka.sasl.enabled)", "kafka.sasl.enabled")
+        return sasl.mechanism
+
+    def get_users(self, body: bytes) -> tuple[int, Any]:
+        self._sasl()
+        return security.list_users(self._bootstrap())
+
+    def post_user(self, body: bytes) -> tuple[int, Any]:
+        mechanism = self._sasl()
+        try:
+            name, password = security.parse_user(self._json(body))
+        except ValueError as exc:
+            raise ApiError(400, str(exc), "body") from None
+        return security.create_user(self._bootstrap(), mechanism, name, password)
+
+    def delete_user(self, body: bytes, user: str) -> tuple[int, Any]:
+        mechanism = self._sasl()
+        try:
+            security.check_name(user)
+        except ValueError as exc:
+            raise ApiError(400, str(exc), "user") from None
+        return security.delete_user(self._bootstrap(), mechanism, user)
 
 
 class ApiServer:
@@ -332,7 +378,25 @@ class ApiServer:
 def _handler_class(api: Api) -> type:
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
+        default_request_version = "HTTP/1.0"  # answers to broken request lines get a status line
         server_version = "kmf"
+
+        def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
+            """http.server's own refusals (broken request line or headers, unknown method) in
+            the API's JSON shape; a method no route has is a 405, not a 501."""
+            if code == HTTPStatus.NOT_IMPLEMENTED:
+                code, message = HTTPStatus.METHOD_NOT_ALLOWED, f"method {self.command} not allowed"
+            status = HTTPStatus(code) if code in HTTPStatus._value2member_map_ else None
+            text = message or (status.phrase if status else "refused")
+            body = b"" if self.command == "HEAD" else (json.dumps({"error": text}) + "\n").encode()
+            self.close_connection = True
+            self.send_response(code, status.phrase if status else "")
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.send_header("Connection", "close")
+            self.end_headers()
+            if body:
+                self.wfile.write(body)
 
         def log_message(self, fmt: str, *args: Any) -> None:
             log.debug("api %s - " + fmt, self.address_string(), *args)
@@ -347,6 +411,12 @@ def _handler_class(api: Api) -> type:
                 self._send(400, "application/json", b'{"error": "bad Content-Length"}\n', {})
                 return
             if size > MAX_BODY:
+                if size <= DRAIN_LIMIT:  # read it away, or closing resets and the client never sees the 413
+                    while size > 0:
+                        chunk = self.rfile.read(min(size, 65536))
+                        if not chunk:
+                            break
+                        size -= len(chunk)
                 self._send(413, "application/json",
                            json.dumps({"error": f"body larger than {MAX_BODY} bytes"}).encode(), {"Connection": "close"})
                 self.close_connection = True
@@ -365,6 +435,6 @@ def _handler_class(api: Api) -> type:
             self.end_headers()
             self.wfile.write(data)
 
-        do_GET = do_POST = do_PUT = do_DELETE = _serve  # noqa: N815
+        do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = do_OPTIONS = _serve  # noqa: N815
 
     return Handler

@@ -30,6 +30,8 @@ class PodDef:
     roles: tuple[str, ...] = ()
     app: str | None = None
     placement: tuple[Constraint, ...] = ()
+    # client listeners besides PLAINTEXT ("tls", "sasl"): one more reserved port each
+    listeners: tuple[str, ...] = ()
 
     @property
     def node_id(self) -> int:
@@ -41,7 +43,13 @@ class PodDef:
 
     @property
     def ports_needed(self) -> int:
-        return len(self.roles) if self.kind == "broker" else 0
+        return len(self.roles) + len(self.listeners) if self.kind == "broker" else 0
+
+
+def client_listeners(spec: ServiceSpec) -> tuple[str, ...]:
+    """The extra client listeners a broker of `spec` serves, in the order their ports are given."""
+    k = spec.kafka
+    return tuple(name for name, on in (("tls", k.tls.enabled), ("sasl", k.sasl.enabled)) if on)
 
 
 def quorum_size(brokers: int) -> int:
@@ -62,7 +70,8 @@ def desired_pods(spec: ServiceSpec) -> list[PodDef]:
             roles: tuple[str, ...] = ("broker", "controller")
         else:
             roles = ("broker",)
-        out.append(PodDef(name=f"broker-{n}", index=n, roles=roles, **common))
+        out.append(PodDef(name=f"broker-{n}", index=n, roles=roles, listeners=client_listeners(spec),
+                          **common))
     for app in spec.apps:
         for i in range(app.count):
             out.append(PodDef(name=f"{app.name}-{i}", kind="stream", group=f"app:{app.name}", index=i,

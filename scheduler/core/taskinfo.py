@@ -19,7 +19,7 @@ from kmf.taskdata import BrokerTask, StreamTask, TaskData, Voter
 from mesoslib.resources import Resources, scalar
 from scheduler.core.offers import VOLUME_PATH
 from scheduler.core.pods import EXECUTOR_CPUS, EXECUTOR_MEM_MB, PodDef
-from scheduler.core.state import TaskRecord
+from scheduler.core.state import Reservation, TaskRecord
 
 _NS = uuid.UUID("6f1c3a52-8e0b-4c55-9d43-6f0e1d2a7b10")
 
@@ -56,12 +56,28 @@ def bootstrap_servers(tasks: Mapping[str, TaskRecord], pods: list[PodDef]) -> st
     return ",".join(hosts)
 
 
+def listener_ports(pod: PodDef, res: Reservation | None) -> dict[str, int]:
+    """Ports of the pod's client listeners ("tls", "sasl") in its reservation.
+
+    The reservation records the broker and controller ports; the ports reserved besides them are
+    the client listeners', given in `PodDef.listeners` order (ports are chosen in ascending order
+    and TLS/SASL cannot be switched on or off in place, so the mapping never changes)."""
+    if res is None or not pod.listeners:
+        return {}
+    reserved = Resources.from_json(list(res.resources), "reservation.resources")
+    taken = {res.broker_port, res.controller_port}
+    extra = sorted(p for begin, end in reserved.ranges_of("ports") for p in range(begin, end + 1)
+                   if p not in taken)
+    return dict(zip(pod.listeners, extra))
+
+
 def task_data(spec: ServiceSpec, pod: PodDef, rec: TaskRecord | None, properties: Mapping[str, str],
               quorum: tuple[Voter, ...] | None, bootstrap: str) -> TaskData:
     k = spec.kafka
     if pod.kind == "broker":
         res = rec.reservation if rec else None
         assert res is not None, "a broker is launched on its reservation"
+        extra = listener_ports(pod, res)
         return TaskData(kind="broker", service=spec.name, broker=BrokerTask(
             node_id=pod.node_id, mode=k.mode, kafka_version=k.version, roles=pod.roles,
             host=res.hostname, broker_port=res.broker_port if "broker" in pod.roles else None,
@@ -71,7 +87,9 @@ def task_data(spec: ServiceSpec, pod: PodDef, rec: TaskRecord | None, properties
             zookeeper_connect=zookeeper_chroot(spec) if k.mode == "zookeeper" else None,
             volume=VOLUME_PATH, rack=(res.attributes.get(k.rack_attribute) if k.rack_attribute else None),
             heap_mb=k.heap_mb, replication=k.replication_factor, min_insync_replicas=k.min_isr,
-            overrides=k.overrides))
+            overrides=k.overrides, tls_port=extra.get("tls"), sasl_port=extra.get("sasl"),
+            sasl_mechanism=k.sasl.mechanism if "sasl" in extra else None,
+            inter_broker_tls=k.tls.inter_broker and "tls" in extra))
     app = spec.app(pod.app or "")
     assert app is not None
     return TaskData(kind="stream", service=spec.name, stream=StreamTask(
@@ -87,6 +105,10 @@ def fingerprint(pod: PodDef, data: TaskData) -> str:
         # settings Kafka applies live are changed through the AdminClient, not by a restart
         doc["broker"]["overrides"] = {k: v for k, v in doc["broker"]["overrides"].items()
                                       if k not in LIVE_BROKER_SETTINGS}
+        doc["broker"].pop("tls", None)  # issued afresh for every launch: not a change of config
+        for key in ("tls_port", "sasl_port", "sasl_mechanism", "inter_broker_tls"):
+            if not doc["broker"].get(key):  # unset: the fingerprint of a broker from before TLS/SASL
+                doc["broker"].pop(key, None)
     raw = json.dumps([doc, pod.cpus, pod.mem_mb, pod.disk_mb], sort_keys=True).encode()
     return hashlib.sha256(raw).hexdigest()[:16]
 
@@ -121,7 +143,9 @@ def task_info(spec: ServiceSpec, pod: PodDef, task_id: str, agent_id: str, data:
               ("kmf.config_id", config_id)]
     if pod.kind == "broker":
         labels.append(("kmf.node_id", str(pod.node_id)))
-    port_names = [r for r in pod.roles] if pod.kind == "broker" else []
+    port_names = [*pod.roles, *pod.listeners] if pod.kind == "broker" else []
+    if data.broker is not None:  # the core records broker/controller ports; listeners come from the data
+        ports = (*ports, *(p for p in (data.broker.tls_port, data.broker.sasl_port) if p is not None))
     info: dict[str, Any] = {
         "name": pod.name,
         "task_id": {"value": task_id},

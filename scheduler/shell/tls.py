@@ -1,0 +1,223 @@
+"""Kafka TLS material: the service's CA and a key and certificate for every broker launch.
+
+The CA is the one the operator gives (``kafka.tls.ca_cert_file``/``ca_key_file``) or one kmf makes
+once and keeps in ZooKeeper under ``<root>/<service>/tls/`` (`load_or_create_ca`): the key znode
+carries the service's ACLs, so with ZooKeeper digest credentials no one else reads it.
+
+Certificates are issued here, in the shell, because they are cryptography with fresh randomness
+and a clock: the core builds the LAUNCH as data and `TlsLaunches` adds a certificate for the
+agent's address to each broker's task payload just before the ACCEPT is sent. A relaunch, in
+place or on another agent, is a new launch and so gets a new certificate for its address.
+"""
+from __future__ import annotations
+
+import datetime
+import ipaddress
+import logging
+from typing import Any, Mapping, Sequence
+
+import attrs
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+from kazoo.exceptions import KazooException, NodeExistsError, NoNodeError
+
+from kmf.taskdata import TaskData, TlsMaterial
+
+log = logging.getLogger(__name__)
+
+CA_CERT_NODE, CA_KEY_NODE = "tls/ca_cert", "tls/ca_key"
+
+
+class TlsError(RuntimeError):
+    """The CA cannot be read, made or used; the message says which file or znode."""
+
+
+@attrs.frozen
+class CertificateAuthority:
+    """A CA certificate and its key, both PEM text."""
+
+    cert_pem: str
+    key_pem: str = attrs.field(repr=False)
+
+    @classmethod
+    def create(cls, service: str, now: datetime.datetime, days: int = 3650) -> "CertificateAuthority":
+        key = ec.generate_private_key(ec.SECP256R1())
+        name = x509.Name([x509.NameAttribute(NameOID.ORGANIZATION_NAME, "kmf"),
+                          x509.NameAttribute(NameOID.COMMON_NAME, f"kmf CA of {service}")])
+        cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name)
+                .public_key(key.public_key()).serial_number(x509.random_serial_number())
+                .not_valid_before(now - datetime.timedelta(minutes=5))
+                .not_valid_after(now + datetime.timedelta(days=days))
+                .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+                .add_extension(x509.KeyUsage(digital_signature=True, key_cert_sign=True, crl_sign=True,
+                                             content_commitment=False, key_encipherment=False,
+                                             data_encipherment=False, key_agreement=False,
+                                             encipher_only=False, decipher_only=False), critical=True)
+                .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
+                .sign(key, hashes.SHA256()))
+        return cls(_pem(cert), _key_pem(key))
+
+    @classmethod
+    def from_pem(cls, cert_pem: str, key_pem: str, where: str) -> "CertificateAuthority":
+        """Check that the pair is a CA certificate and its key (`where` names them in errors)."""
+        try:
+            cert = x509.load_pem_x509_certificate(cert_pem.encode())
+            key = serialization.load_pem_private_key(key_pem.encode(), password=None)
+        except (ValueError, TypeError) as exc:
+            raise TlsError(f"{where}: not a PEM certificate and unencrypted PEM key ({exc})") from None
+        if cert.public_key().public_numbers() != key.public_key().public_numbers():  # type: ignore[union-attr]
+            raise TlsError(f"{where}: the key does not belong to the certificate")
+        try:
+            is_ca = cert.extensions.get_extension_for_class(x509.BasicConstraints).value.ca
+        except x509.ExtensionNotFound:
+            is_ca = False
+        if not is_ca:
+            raise TlsError(f"{where}: the certificate is not a CA (basicConstraints CA:TRUE)")
+        return cls(cert_pem, key_pem)
+
+    def issue(self, host: str, now: datetime.datetime, days: int = 365) -> tuple[str, str]:
+        """A fresh key and a certificate for `host` (a DNS name or an IP address) signed by this
+        CA: (certificate chain PEM — the leaf then the CA —, PKCS#8 key PEM)."""
+        ca_cert = x509.load_pem_x509_certificate(self.cert_pem.encode())
+        ca_key = serialization.load_pem_private_key(self.key_pem.encode(), password=None)
+        key = ec.generate_private_key(ec.SECP256R1())
+        try:
+            san: x509.GeneralName = x509.IPAddress(ipaddress.ip_address(host))
+        except ValueError:
+            san = x509.DNSName(host)
+        cert = (x509.CertificateBuilder()
+                .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, host)]))
+                .issuer_name(ca_cert.subject).public_key(key.public_key())
+                .serial_number(x509.random_serial_number())
+                .not_valid_before(now - datetime.timedelta(minutes=5))
+                .not_valid_after(now + datetime.timedelta(days=days))
+                .add_extension(x509.SubjectAlternativeName([san]), critical=False)
+                .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+                # brokers are servers to clients and clients of each other (inter-broker TLS)
+                .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH,
+                                                      ExtendedKeyUsageOID.CLIENT_AUTH]), critical=False)
+                .sign(ca_key, hashes.SHA256()))  # type: ignore[arg-type]
+        return _pem(cert) + self.cert_pem, _key_pem(key)
+
+
+def _pem(cert: x509.Certificate) -> str:
+    return cert.public_bytes(serialization.Encoding.PEM).decode("ascii")
+
+
+def _key_pem(key: ec.EllipticCurvePrivateKey) -> str:
+    return key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                             serialization.NoEncryption()).decode("ascii")
+
+
+# ------------------------------------------------------------------------------ where the CA is
+
+def read_ca_files(cert_file: str, key_file: str) -> CertificateAuthority:
+    try:
+        with open(cert_file, encoding="ascii") as c, open(key_file, encoding="ascii") as k:
+            cert_pem, key_pem = c.read(), k.read()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise TlsError(f"kafka.tls.ca_cert_file/ca_key_file: cannot read ({exc})") from None
+    return CertificateAuthority.from_pem(cert_pem, key_pem, f"kafka.tls CA {cert_file}")
+
+
+def load_or_create_ca(client: Any, base: str, acl: list | None, service: str,
+                      now: datetime.datetime) -> CertificateAuthority:
+    """The CA kept under `base` (the service's znode), made and stored first if there is none.
+
+    Both znodes are created in one transaction with the service's ACLs; a scheduler that loses
+    the race to another one reads the CA that won."""
+    cert_path, key_path = f"{base}/{CA_CERT_NODE}", f"{base}/{CA_KEY_NODE}"
+    try:
+        return _read_ca(client, cert_path, key_path)
+    except NoNodeError:
+        pass
+    ca = CertificateAuthority.create(service, now)
+    client.ensure_path(f"{base}/tls", acl=acl)
+    txn = client.transaction()
+    txn.create(cert_path, ca.cert_pem.encode(), acl=acl)
+    txn.create(key_path, ca.key_pem.encode(), acl=acl)
+    results = txn.commit()
+    if any(isinstance(r, NodeExistsError) for r in results):
+        return _read_ca(client, cert_path, key_path)
+    failed = [r for r in results if isinstance(r, Exception)]
+    if failed:
+        raise TlsError(f"{base}/tls: cannot store the CA: {failed[0]!r}")
+    log.info("made a CA for %s's Kafka TLS, kept under %s/tls", service, base)
+    return ca
+
+
+def read_ca_cert(client: Any, base: str) -> str | None:
+    """The stored CA certificate (public), or None before one is made."""
+    try:
+        data, _ = client.get(f"{base}/{CA_CERT_NODE}")
+    except NoNodeError:
+        return None
+    return data.decode("ascii")
+
+
+def _read_ca(client: Any, cert_path: str, key_path: str) -> CertificateAuthority:
+    cert, _ = client.get(cert_path)
+    key, _ = client.get(key_path)
+    return CertificateAuthority.from_pem(cert.decode("ascii"), key.decode("ascii"), cert_path)
+
+
+# ----------------------------------------------------------------------------------- launches
+
+def add_certificates(operations: Sequence[Mapping[str, Any]], ca: CertificateAuthority,
+                     now: datetime.datetime, days: int) -> list[dict[str, Any]]:
+    """`operations` with every broker LAUNCH that has a TLS listener given a key and certificate
+    for its host (the agent's address the core put in the payload)."""
+    out: list[dict[str, Any]] = []
+    for op in operations:
+        if op.get("type") != "LAUNCH":
+            out.append(dict(op))
+            continue
+        infos = []
+        for info in op["launch"]["task_infos"]:
+            data = TaskData.decode(info["data"])
+            b = data.broker
+            if b is not None and b.tls_port is not None:
+                chain, key = ca.issue(b.host, now, days)
+                material = TlsMaterial(ca_cert=ca.cert_pem, cert_chain=chain, key=key)
+                data = attrs.evolve(data, broker=attrs.evolve(b, tls=material))
+                info = {**info, "data": data.encode()}
+                log.info("issued a TLS certificate for %s (%s)", b.host, info.get("name"))
+            infos.append(info)
+        out.append({**op, "launch": {**op["launch"], "task_infos": infos}})
+    return out
+
+
+class TlsLaunches:
+    """The Mesos adapter, with certificates added to broker launches before they are accepted."""
+
+    def __init__(self, adapter: Any, ca: CertificateAuthority, days: int) -> None:
+        self.adapter = adapter
+        self.ca = ca
+        self.days = days
+
+    def accept(self, offer_ids: Sequence[str], operations: Sequence[Mapping[str, Any]],
+               refuse_seconds: float | None = None) -> bool:
+        now = datetime.datetime.now(datetime.timezone.utc)
+        return self.adapter.accept(offer_ids, add_certificates(operations, self.ca, now, self.days),
+                                   refuse_seconds)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.adapter, name)
+
+
+def kafka_ca(spec: Any, client: Any, base: str, acl: list | None) -> CertificateAuthority:
+    """The CA of a service with ``kafka.tls`` on: the operator's files, or kmf's own in ZooKeeper
+    (with a warning when the service's znodes carry no digest ACLs: anyone who reaches
+    ZooKeeper could then read the CA's key)."""
+    tls = spec.kafka.tls
+    if tls.ca_cert_file:
+        return read_ca_files(tls.ca_cert_file, tls.ca_key_file)
+    if not acl:
+        log.warning("kafka.tls is on without zookeeper.digest_user: the key of the CA kmf keeps "
+                    "under %s/tls is readable by anyone who can reach ZooKeeper", base)
+    try:
+        return load_or_create_ca(client, base, acl, spec.name, datetime.datetime.now(datetime.timezone.utc))
+    except KazooException as exc:
+        raise TlsError(f"{base}/tls: cannot read or store the CA: {exc!r}") from None
