@@ -1,7 +1,8 @@
 """Operator commands that talk to a running scheduler's HTTP API.
 
 `kmf plan show|interrupt|continue|restart|force-complete`, `kmf pods`, `kmf pod info|restart|replace`,
-`kmf endpoints`, `kmf scale brokers|app`, `kmf topic list|describe|create|delete`, `kmf uninstall`
+`kmf endpoints`, `kmf scale brokers|app`, `kmf topic list|describe|create|delete`,
+`kmf user create|list|delete` (SASL/SCRAM users; a password only ever from a file), `kmf uninstall`
 (and `kmf config target|update`, registered by config.cli). Human output by default, `--json` for
 scripts. Exit codes: 0 done, 1 refused or failed, 2 bad usage, 3 the API cannot be reached.
 """
@@ -192,6 +193,25 @@ def topic(args: argparse.Namespace) -> int:
     return _result(args, *call(args, "DELETE", f"/v1/topics/{args.name}"))
 
 
+def user(args: argparse.Namespace) -> int:
+    if args.user_command == "list":
+        status, doc = call(args, "GET", "/v1/users")
+        if status >= 400:
+            return _result(args, status, doc)
+        _print(args, doc, table([[u["name"], ",".join(u["mechanisms"])] for u in doc], ["USER", "MECHANISMS"]))
+        return EXIT_OK
+    if args.user_command == "create":
+        # from a file (or stdin with -), never from argv: command lines are visible to every user
+        try:
+            text = sys.stdin.read() if args.password_file == "-" else open(args.password_file).read()
+        except OSError as exc:
+            print(f"{args.password_file}: {exc.strerror}", file=sys.stderr)
+            return EXIT_USAGE
+        password = text.rstrip("\r\n")
+        return _result(args, *call(args, "POST", "/v1/users", {"name": args.name, "password": password}))
+    return _result(args, *call(args, "DELETE", f"/v1/users/{args.name}"))
+
+
 def uninstall(args: argparse.Namespace) -> int:
     if not args.yes:
         answer = input("Uninstall kills every broker and app and deletes their data. Type 'yes': ")
@@ -300,6 +320,21 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--config", action="append", metavar="KEY=VALUE")
     common(p)
     p.set_defaults(func=_guard(topic))
+
+    us = subparsers.add_parser("user", help="SASL/SCRAM users of the brokers (kafka.sasl)")
+    usub = us.add_subparsers(dest="user_command", required=True, metavar="ACTION")
+    p = usub.add_parser("create", help="create a user or set a new password")
+    p.add_argument("name")
+    p.add_argument("--password-file", required=True, help="file holding the password (- for stdin)")
+    common(p)
+    p.set_defaults(func=_guard(user))
+    p = usub.add_parser("list")
+    common(p)
+    p.set_defaults(func=_guard(user))
+    p = usub.add_parser("delete")
+    p.add_argument("name")
+    common(p)
+    p.set_defaults(func=_guard(user))
 
     p = subparsers.add_parser("uninstall", help="kill everything, release reservations, remove the framework")
     p.add_argument("--yes", action="store_true", help="do not ask")

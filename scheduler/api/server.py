@@ -358,7 +358,13 @@ class ApiServer:
             import ssl
             ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
             ctx.load_cert_chain(*tls)
-            self.httpd.socket = ctx.wrap_socket(self.httpd.socket, server_side=True)
+            # the handshake happens in each request's thread (Handler.setup), not in accept():
+            # a client that connects and says nothing must not stop the server accepting others
+            self.httpd.socket = ctx.wrap_socket(self.httpd.socket, server_side=True,
+                                                do_handshake_on_connect=False)
+            # a refused handshake (plain HTTP, an untrusting client) is the client's problem
+            self.httpd.handle_error = lambda request, address: log.debug(  # type: ignore[method-assign]
+                "api connection from %s failed", address, exc_info=True)
         self.scheme = "https" if tls else "http"
         self.thread = threading.Thread(target=self.httpd.serve_forever, name="kmf-api", daemon=True)
 
@@ -397,6 +403,14 @@ def _handler_class(api: Api) -> type:
             self.end_headers()
             if body:
                 self.wfile.write(body)
+
+        timeout = 60  # seconds a connection may stay silent (TLS handshake included)
+
+        def setup(self) -> None:
+            super().setup()
+            do_handshake = getattr(self.connection, "do_handshake", None)
+            if do_handshake is not None:
+                do_handshake()  # a plain-HTTP or wrong client fails here, in this thread only
 
         def log_message(self, fmt: str, *args: Any) -> None:
             log.debug("api %s - " + fmt, self.address_string(), *args)
