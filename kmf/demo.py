@@ -14,8 +14,9 @@ Stages, each a small function that tests can call on its own:
    before/after, time to recover) and the counts still there;
 8. :func:`print_urls` — Mesos UI, scheduler web page, metrics.
 
-Everything keeps running afterwards (stop it with ``kmf local down --workdir <work dir>``) unless
-``--teardown`` is given. A failing stage names the log to read and the command exits 1.
+At the end everything is stopped and nothing is left running, unless ``--keep-running`` is given
+(then ``kmf local down --work-dir <work dir>`` stops it). A failing stage names the log to read
+(logs stay in the work dir) and the command exits 1.
 """
 from __future__ import annotations
 
@@ -315,7 +316,7 @@ def create_topics(bootstrap: str, topics: Mapping[str, Mapping[str, str]], parti
     from confluent_kafka import KafkaError, KafkaException
     from confluent_kafka.admin import AdminClient, NewTopic
 
-    admin = AdminClient({"bootstrap.servers": bootstrap})
+    admin = AdminClient({"bootstrap.servers": bootstrap, "log_level": 0})
     try:
         metadata = admin.list_topics(timeout=15)
     except KafkaException as exc:
@@ -350,7 +351,9 @@ def produce_sentences(bootstrap: str, topic: str, sentences: Sequence[str], time
     """Send `sentences` with acks=all; returns how many were acknowledged (all, or DemoError)."""
     from confluent_kafka import Producer
 
-    producer = Producer({"bootstrap.servers": bootstrap, "acks": "all", "enable.idempotence": True})
+    # log_level 0: librdkafka's connection-refused lines while a broker is down are expected here;
+    # errors that matter still come back through delivery reports and poll()
+    producer = Producer({"bootstrap.servers": bootstrap, "acks": "all", "enable.idempotence": True, "log_level": 0})
     errors: list[str] = []
     for sentence in sentences:
         producer.produce(topic, value=sentence.encode(),
@@ -371,7 +374,7 @@ def read_counts(bootstrap: str, topic: str, expected: Mapping[str, int], timeout
 
     consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": f"kmf-demo-{uuid.uuid4().hex[:8]}",
                          "auto.offset.reset": "earliest", "isolation.level": "read_committed",
-                         "enable.auto.commit": False})
+                         "enable.auto.commit": False, "log_level": 0})
     consumer.subscribe([topic])
     latest: dict[str, int] = {}
     deadline = time.monotonic() + timeout
@@ -590,7 +593,7 @@ class DemoOptions:
     work_dir: Path = DEFAULT_WORK_DIR
     config: Path = DEFAULT_CONFIG
     agents: int = 3
-    teardown: bool = False
+    keep_running: bool = False
     kill_pod: str = "broker-1"
     deploy_timeout_s: float = 600.0
 
@@ -649,12 +652,14 @@ def run_demo(options: DemoOptions, out: TextIO = sys.stdout) -> int:
             narrator.say(f"logs are under {work_dir.resolve()}")
         return 1
     finally:
-        if started and options.teardown:
-            with narrator.stage("tearing everything down (--teardown)"):
+        if started and not options.keep_running:
+            with narrator.stage("stopping everything (--keep-running keeps it up)"):
                 teardown(work_dir, narrator)
+            if failed:
+                narrator.say(f"logs stay under {work_dir.resolve()}")
         elif started:
-            narrator.say(f"\neverything is still running{' for inspection' if failed else ''}; stop it with:\n"
-                         f"    .venv/bin/kmf local down --workdir {work_dir}")
+            narrator.say(f"\neverything is still running (--keep-running); stop it with:\n"
+                         f"    .venv/bin/kmf local down --work-dir {work_dir}")
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -668,7 +673,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="the broker pod whose JVM is killed (default: %(default)s)")
     parser.add_argument("--deploy-timeout", type=float, default=600.0,
                         help="seconds to wait for the deploy plan (default: %(default)s)")
-    parser.add_argument("--teardown", action="store_true", help="stop everything at the end")
+    parser.add_argument("--keep-running", action="store_true",
+                        help="leave the local cluster and the service running at the end")
     parser.set_defaults(func=_run)
 
 
@@ -677,5 +683,5 @@ def _run(args: argparse.Namespace) -> int:
         print(f"kmf demo: --agents must be at least 1, got {args.agents}", file=sys.stderr)
         return 2
     return run_demo(DemoOptions(work_dir=args.work_dir, config=args.config, agents=args.agents,
-                                teardown=args.teardown, kill_pod=args.kill_pod,
+                                keep_running=args.keep_running, kill_pod=args.kill_pod,
                                 deploy_timeout_s=args.deploy_timeout))

@@ -184,7 +184,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                            ("status", "show the local cluster"),
                            ("down", "stop everything `up` started")):
         p = sub.add_parser(name, help=helptext)
-        p.add_argument("--workdir", type=Path, default=_default_workdir(),
+        p.add_argument("--work-dir", "--workdir", dest="workdir", type=Path, default=_default_workdir(),
                        help="work folder of the local cluster (default: %(default)s)")
         if name == "up":
             p.add_argument("--agents", type=int, default=3, help="number of agents")

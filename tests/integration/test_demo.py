@@ -221,7 +221,7 @@ def test_kmf_demo_cli_refuses_bad_arguments():
 @pytest.mark.timeout(480)
 def test_the_whole_demo_runs_and_tears_down(tmp_path):
     out = io.StringIO()
-    rc = demo.run_demo(demo.DemoOptions(work_dir=tmp_path / "demo", teardown=True), out=out)
+    rc = demo.run_demo(demo.DemoOptions(work_dir=tmp_path / "demo"), out=out)
     text = out.getvalue()
     assert rc == 0, text
     assert "plan COMPLETE" in text and "time to recover" in text and "kmf web page" in text
