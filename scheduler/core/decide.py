@@ -46,6 +46,9 @@ from scheduler.core.taskinfo import (
 log = logging.getLogger(__name__)
 
 REFUSE_BUSY_S = 5.0
+# Most instances a command may ask for (brokers, or one app's): a count beyond it would only stall
+# the decision loop building pods (the benchmarks' 10,000 task records stay within it).
+MAX_INSTANCES = 10_000
 RECONCILE_FIRST_S, RECONCILE_MAX_S, IMPLICIT_EVERY_S = 4.0, 30.0, 600.0
 REFUSE_IDLE_S = 120.0
 Result = tuple[State, tuple[act.Action, ...]]
@@ -598,8 +601,9 @@ def on_command(state: State, cmd: ev.Command) -> Result:
                                           "restart its steps (pods) one by one", status=409),)
     if kind == "scale_brokers":
         count = args.get("count")
-        if not isinstance(count, int) or isinstance(count, bool) or count < 1:
-            return state, (_reply(cmd, False, f"count must be a whole number ≥ 1, got {count!r}", status=400),)
+        if not isinstance(count, int) or isinstance(count, bool) or not 1 <= count <= MAX_INSTANCES:
+            return state, (_reply(cmd, False, f"count must be a whole number from 1 to {MAX_INSTANCES}, "
+                                              f"got {count!r}", status=400),)
         spec = state.spec
         current = spec.kafka.brokers
         if count < current and args.get("confirm") is not True:
@@ -633,8 +637,9 @@ def on_command(state: State, cmd: ev.Command) -> Result:
         app = state.spec.app(name) if isinstance(name, str) else None
         if app is None:
             return state, (_reply(cmd, False, f"app {name!r} does not exist", status=404),)
-        if not isinstance(count, int) or isinstance(count, bool) or count < 0:
-            return state, (_reply(cmd, False, f"count must be a whole number ≥ 0, got {count!r}", status=400),)
+        if not isinstance(count, int) or isinstance(count, bool) or not 0 <= count <= MAX_INSTANCES:
+            return state, (_reply(cmd, False, f"count must be a whole number from 0 to {MAX_INSTANCES}, "
+                                              f"got {count!r}", status=400),)
         apps = tuple(attrs.evolve(a, count=count) if a.name == name else a for a in state.spec.apps)
         new_state, out = _set_spec(state, attrs.evolve(state.spec, apps=apps), now)
         return _offer_control(new_state, now, out + [_reply(cmd, True, f"{name}: {app.count} → {count}")])
@@ -642,7 +647,9 @@ def on_command(state: State, cmd: ev.Command) -> Result:
         spec = args.get("spec")
         if not isinstance(spec, ServiceSpec):
             return state, (_reply(cmd, False, "no valid spec given", status=400),)
-        refused = config.check_update(state.spec, spec)
+        refused = [f"{where}: at most {MAX_INSTANCES} instances, got {n}" for where, n in
+                   [("kafka.brokers", spec.kafka.brokers)] + [(f"apps.{a.name}.count", a.count) for a in spec.apps]
+                   if n > MAX_INSTANCES] or config.check_update(state.spec, spec)
         if refused:
             return state, (_reply(cmd, False, "refused: " + "; ".join(refused), status=409, reasons=refused),)
         diff = config.describe_update(state.spec, spec)
