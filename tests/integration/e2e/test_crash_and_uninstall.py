@@ -58,3 +58,28 @@ def test_uninstall_kills_everything_releases_reservations_and_removes_state(kmf_
     frameworks = env.lm.get("/master/frameworks")
     assert all(f["name"] != env.name for f in frameworks["frameworks"])
     assert zk_client.exists(f"/{env.name}") is None  # zk_client is chrooted at env.zk_root
+
+
+@pytest.mark.parametrize("seed", [11, 29])
+def test_scheduler_killed_at_a_random_moment_of_the_deploy_then_deploy_finishes_cleanly(kmf_env, seed):
+    """kill -9 at a seeded instant between subscribing and the end of the deploy (wherever the
+    loop happens to be: persisting, accepting, reconciling), then a new scheduler finishes it."""
+    import random
+    import signal
+    import time
+
+    rng = random.Random(seed)
+    env = kmf_env(agents=3)
+    config = env.config(brokers=3, apps=[STREAM])
+    first = env.start_scheduler(config=config)
+    delay = rng.uniform(0.5, 12.0)
+    print(f"seed {seed}: kill -9 after {delay:.2f}s")
+    time.sleep(delay)
+    first.kill(signal.SIGKILL)
+    s = env.start_scheduler(config=config)
+    s.wait_deployed()
+    names = live_tasks(env.lm)
+    assert sorted(names) == sorted(set(names)) == ["broker-0", "broker-1", "broker-2", "sleeper-0", "sleeper-1"]
+    assert [s.pod(f"broker-{i}")["node_id"] for i in range(3)] == [0, 1, 2]
+    owned = {s.pod(f"broker-{i}")["reservation"]["persistence_id"] for i in range(3)}
+    wait_for(lambda: reservation_ids(env.lm) == owned, timeout=60, what="only owned reservations on agents")
