@@ -154,7 +154,8 @@ def on_offers(state: State, event: ev.Offers) -> Result:
             if oid:
                 declines.append(oid)
     ops: dict[str, list[dict]] = {v.id: [] for v in views}
-    pools = {v.id: v.pool for v in views}
+    # resources reserved for another role are not ours to use or release, whatever their labels
+    pools = {v.id: v.pool.filter(lambda r: not r.is_reserved or r.role == role) for v in views}
     changed: dict[str, TaskRecord] = {}
     releasing = dict(state.releasing)
     placed = _placed(state, pods)
@@ -317,6 +318,9 @@ def on_status(state: State, event: ev.Status) -> Result:
     name = st.get("state", "")
     agent_id = (st.get("agent_id") or {}).get("value")
     acks: list[act.Action] = [act.Acknowledge(st)] if st.get("uuid") else []
+    if not isinstance(task_id, str) or not task_id:
+        log.warning("status update without a task id: %r", st)
+        return state, tuple(acks)
     if task_id in state.reconcile_pending:
         state = attrs.evolve(state, reconcile_pending=state.reconcile_pending - {task_id})
     rec = state.by_task_id(task_id)
@@ -326,6 +330,15 @@ def on_status(state: State, event: ev.Status) -> Result:
         if name not in TERMINAL:
             out.append(act.Kill(task_id, agent_id))
         return state, tuple(out + acks)
+    if rec.state in TERMINAL:
+        # this task has ended: a terminal update again is a redelivery (its acknowledgement was
+        # lost) and must not count as a second failure; a live one is stale, as the task is gone
+        # (TASK_LOST and TASK_UNKNOWN may be followed by the task itself, back with its agent)
+        final = rec.state not in ("TASK_LOST", "TASK_UNKNOWN")
+        if name in TERMINAL and (final or name == rec.state):
+            return state, tuple(acks)
+        if name not in TERMINAL and final:
+            return state, (act.Kill(task_id, agent_id or rec.agent_id), *acks)
     message = st.get("message") or ""
     releasing = dict(state.releasing)
     spec = state.spec
