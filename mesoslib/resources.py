@@ -212,20 +212,28 @@ class Resource:
     revocable: bool = False
     allocation_role: str | None = None
     provider_id: str | None = None
+    # the identity tuple and the canonical sort key, computed once: bag arithmetic asks for them
+    # on every merge, subtraction and iteration
+    _key: tuple = attrs.field(init=False, eq=False, repr=False)
+    _order: tuple | None = attrs.field(init=False, eq=False, repr=False, default=None)
+
+    def __attrs_post_init__(self) -> None:
+        object.__setattr__(self, "_key", (self.name, self.type, self.reservations, self.disk, self.shared,
+                                          self.revocable, self.allocation_role, self.provider_id))
+
+    @property
+    def order(self) -> tuple:
+        """The canonical sort key of a bag's items (made on first use: most resources are never sorted)."""
+        if self._order is None:
+            object.__setattr__(self, "_order", (
+                self.name, self.type, tuple((r.type, r.role, r.principal or "") for r in self.reservations),
+                self.disk.persistence_id or "" if self.disk else "", self.allocation_role or "", str(self._key)))
+        return self._order
 
     # identity -------------------------------------------------------------------------------
     @property
     def key(self) -> tuple:
-        return (
-            self.name,
-            self.type,
-            self.reservations,
-            self.disk,
-            self.shared,
-            self.revocable,
-            self.allocation_role,
-            self.provider_id,
-        )
+        return self._key
 
     @property
     def role(self) -> str:
@@ -506,7 +514,9 @@ def _reservation_for(role: str, principal: str | None) -> tuple[Reservation, ...
 class Resources:
     """An exact, immutable bag of resources: one value per identity, no empty entries."""
 
-    __slots__ = ("_items",)
+    # _ordered: the items in their canonical order, sorted on first iteration (bags are immutable
+    # and iterated far more often than built, e.g. in every offer round)
+    __slots__ = ("_items", "_ordered")
 
     def __init__(self, items: Iterable[Resource] = ()) -> None:
         merged: dict[tuple, Resource] = {}
@@ -515,13 +525,17 @@ class Resources:
                 raise TypeError(f"Resources holds Resource values, got {res!r}")
             if res.is_empty:
                 continue
-            have = merged.get(res.key)
-            merged[res.key] = have.plus(res) if have is not None else res
+            key = res.key
+            have = merged.get(key)
+            merged[key] = have.plus(res) if have is not None else res
         self._items: dict[tuple, Resource] = merged
+        self._ordered: tuple[Resource, ...] | None = None
 
     # container protocol -----------------------------------------------------------------------
     def __iter__(self) -> Iterator[Resource]:
-        return iter(sorted(self._items.values(), key=_sort_key))
+        if self._ordered is None:
+            self._ordered = tuple(sorted(self._items.values(), key=_sort_key))
+        return iter(self._ordered)
 
     def __len__(self) -> int:
         return len(self._items)
@@ -561,7 +575,7 @@ class Resources:
             else:
                 items[res.key] = left
         out = Resources()
-        out._items = items
+        out._items = items  # already merged and non-empty
         return out
 
     def contains(self, other: "Resources | Resource") -> bool:
@@ -683,14 +697,7 @@ class Resources:
 
 
 def _sort_key(res: Resource) -> tuple:
-    return (
-        res.name,
-        res.type,
-        tuple((r.type, r.role, r.principal or "") for r in res.reservations),
-        res.disk.persistence_id or "" if res.disk else "",
-        res.allocation_role or "",
-        str(res.key),
-    )
+    return res.order
 
 
 def is_ancestor_or_self(ancestor: str, role: str) -> bool:
