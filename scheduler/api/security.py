@@ -92,16 +92,18 @@ def create_user(bootstrap: str, mechanism: str, name: str, password: str,
     from confluent_kafka.admin import ScramCredentialInfo, UserScramCredentialUpsertion
     change = UserScramCredentialUpsertion(name, ScramCredentialInfo(_mechanism(mechanism), ITERATIONS),
                                           password.encode("utf-8"))
+    client = admin(bootstrap)  # held until the answer: a dropped client cancels its requests
     try:
-        admin(bootstrap).alter_user_scram_credentials([change], request_timeout=TIMEOUT_S)[name].result()
+        client.alter_user_scram_credentials([change], request_timeout=TIMEOUT_S)[name].result()
     except Exception as exc:  # noqa: BLE001 - KafkaException: answer with Kafka's reason
         return _error(exc)
     return 200, {"name": name, "mechanism": mechanism, "message": f"user {name!r} can authenticate"}
 
 
 def list_users(bootstrap: str, admin: Callable[[str], Any] = _admin) -> tuple[int, Any]:
+    client = admin(bootstrap)
     try:
-        found = admin(bootstrap).describe_user_scram_credentials(request_timeout=TIMEOUT_S).result()
+        found = client.describe_user_scram_credentials(request_timeout=TIMEOUT_S).result()
     except Exception as exc:  # noqa: BLE001
         return _error(exc)
     return 200, [{"name": user, "mechanisms": sorted(str(info.mechanism).rsplit(".", 1)[-1].replace("_", "-")
@@ -113,8 +115,9 @@ def delete_user(bootstrap: str, mechanism: str, name: str,
                 admin: Callable[[str], Any] = _admin) -> tuple[int, dict[str, Any]]:
     from confluent_kafka.admin import UserScramCredentialDeletion
     change = UserScramCredentialDeletion(name, _mechanism(mechanism))
+    client = admin(bootstrap)
     try:
-        admin(bootstrap).alter_user_scram_credentials([change], request_timeout=TIMEOUT_S)[name].result()
+        client.alter_user_scram_credentials([change], request_timeout=TIMEOUT_S)[name].result()
     except Exception as exc:  # noqa: BLE001
         return _error(exc)
     return 200, {"name": name, "message": f"user {name!r} deleted"}
