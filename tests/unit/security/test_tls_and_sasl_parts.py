@@ -211,3 +211,47 @@ def test_bad_user_requests_name_the_field_never_the_password(doc, where):
     with pytest.raises(ValueError) as err:
         parse_user(doc)
     assert str(err.value).startswith(where) and "long enough" not in str(err.value)
+
+
+# --------------------------------------------------------------------------- the CA in ZooKeeper
+
+class _FakeZk:
+    """Enough of a KazooClient for `load_or_create_ca`: a dict of znodes with their ACLs."""
+
+    def __init__(self) -> None:
+        self.nodes: dict[str, tuple[bytes, object]] = {}
+
+    def get(self, path):
+        from kazoo.exceptions import NoNodeError
+        if path not in self.nodes:
+            raise NoNodeError(path)
+        return self.nodes[path][0], None
+
+    def ensure_path(self, path, acl=None):
+        self.nodes.setdefault(path, (b"", acl))
+
+    def transaction(self):
+        zk, ops = self, []
+
+        class Txn:
+            def create(self, path, data, acl=None):
+                ops.append((path, data, acl))
+
+            def commit(self):
+                for path, data, acl in ops:
+                    zk.nodes[path] = (data, acl)
+                return [path for path, _, _ in ops]
+        return Txn()
+
+
+def test_own_ca_is_made_once_with_the_service_acls_and_warned_about_without_them(caplog):
+    from config import load_text as load
+    from scheduler.shell.tls import kafka_ca
+    zk, acl = _FakeZk(), ["digest-acl"]
+    tls_spec = load(SECURE, "t.yaml", env={})
+    first = kafka_ca(tls_spec, zk, "/kmf/kafka", acl)
+    assert zk.nodes["/kmf/kafka/tls/ca_key"] == (first.key_pem.encode(), acl)
+    assert kafka_ca(tls_spec, zk, "/kmf/kafka", acl) == first  # kept, not made again
+    assert "readable by anyone" not in caplog.text
+    kafka_ca(tls_spec, _FakeZk(), "/kmf/other", None)
+    assert "without zookeeper.digest_user" in caplog.text
