@@ -160,6 +160,15 @@ def endpoints(args: argparse.Namespace) -> int:
     if status >= 400:
         return _result(args, status, doc)
     human = doc.get("bootstrap_servers", "") if isinstance(doc, dict) else "\n".join(doc)
+    if isinstance(doc, dict) and ("tls" in doc or "sasl" in doc):
+        lines = [f"PLAINTEXT  {human}"]
+        lines += [f"{doc[k]['security_protocol']:<10} {doc[k]['bootstrap_servers']}" for k in ("tls", "sasl") if k in doc]
+        ca = (doc.get("tls") or {}).get("ca_cert")
+        if ca and getattr(args, "ca_file", None):
+            with open(args.ca_file, "w") as f:
+                f.write(ca)
+            lines.append(f"CA certificate written to {args.ca_file}")
+        human = "\n".join(lines)
     _print(args, doc, human)
     return EXIT_OK
 
@@ -287,6 +296,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
     p = subparsers.add_parser("endpoints", help="bootstrap servers and broker addresses")
     p.add_argument("name", nargs="?")
+    p.add_argument("--ca-file", help="with kafka.tls: write the CA certificate (PEM) clients trust here")
     common(p)
     p.set_defaults(func=_guard(endpoints))
 

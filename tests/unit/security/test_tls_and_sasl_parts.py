@@ -255,3 +255,17 @@ def test_own_ca_is_made_once_with_the_service_acls_and_warned_about_without_them
     assert "readable by anyone" not in caplog.text
     kafka_ca(tls_spec, _FakeZk(), "/kmf/other", None)
     assert "without zookeeper.digest_user" in caplog.text
+
+
+def test_cli_endpoints_show_the_tls_and_sasl_listeners_and_write_the_ca(monkeypatch, tmp_path, capsys):
+    import argparse
+    from kmf import operator_cli
+    doc = {"bootstrap_servers": "h:1", "tls": {"security_protocol": "SSL", "bootstrap_servers": "h:2",
+                                               "ca_cert": "-----BEGIN CERTIFICATE-----\n"},
+           "sasl": {"security_protocol": "SASL_SSL", "bootstrap_servers": "h:3"}}
+    monkeypatch.setattr(operator_cli, "call", lambda *a, **k: (200, doc))
+    args = argparse.Namespace(name="broker", json=False, ca_file=str(tmp_path / "ca.pem"))
+    assert operator_cli.endpoints(args) == 0
+    out = capsys.readouterr().out
+    assert "SSL        h:2" in out and "SASL_SSL   h:3" in out
+    assert (tmp_path / "ca.pem").read_text() == doc["tls"]["ca_cert"]
