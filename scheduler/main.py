@@ -82,6 +82,9 @@ class Service:
     def zk_connected(self) -> bool:
         return bool(self.zk.connected)
 
+    def mesos_master(self) -> str | None:
+        return self.loop.master if self.role() == "leader" and self.loop is not None else None
+
     def state(self) -> State:
         if self.role() == "leader" and self.loop is not None:
             return self.loop.snapshot

@@ -37,6 +37,7 @@ class Backend(Protocol):
     def leader_url(self) -> str | None: ...
     def state(self) -> State: ...
     def zk_connected(self) -> bool: ...
+    def mesos_master(self) -> str | None: ...  # host:port of the leading master, when known
     def submit(self, kind: str, args: dict) -> Any: ...  # a core Reply
     def configurations(self) -> dict[str, Any]: ...
     def parse_config(self, text: str) -> Any: ...  # a ServiceSpec, or raises config.ConfigError
@@ -175,7 +176,8 @@ class Api:
     # reads -----------------------------------------------------------------------------------
 
     def get_health(self, body: bytes) -> tuple[int, Any]:
-        doc = views.health(self.backend.state(), self.backend.role(), self.backend.zk_connected(), self.clock())
+        doc = views.health(self.backend.state(), self.backend.role(), self.backend.zk_connected(), self.clock(),
+                           self.backend.mesos_master())
         return (200 if doc["healthy"] else 503), doc
 
     def get_plans(self, body: bytes) -> tuple[int, Any]:

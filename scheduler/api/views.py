@@ -58,10 +58,13 @@ def broker_endpoint(state: State) -> dict[str, Any]:
             "dns": [f"broker-{i}.{state.spec.name}" for i in ids], "security_protocol": "PLAINTEXT"}
 
 
-def health(state: State, role: str, zk_connected: bool, now: float) -> dict[str, Any]:
+def health(state: State, role: str, zk_connected: bool, now: float,
+           master: str | None = None) -> dict[str, Any]:
     deploy = plans(state, now)["deploy"]
     return {"service": state.spec.name, "role": role, "framework_id": state.framework_id,
             "mesos_connected": state.connected, "zookeeper_connected": zk_connected,
+            # the Mesos UI is served by the leading master at its own address
+            "mesos_master": master, "mesos_ui": f"http://{master}/" if master else None,
             "deploy_plan": deploy["status"], "config_id": state.config_id,
             "healthy": zk_connected and (role == "standby" or state.connected)}
 

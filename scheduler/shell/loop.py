@@ -55,6 +55,7 @@ class Loop:
         self.exit_code = 0
         self.torn_down = False
         self.fault = None  # test hook: a callable(action) run before each action
+        self.master: str | None = None  # host:port of the master of the last SUBSCRIBED (the UI's)
 
     # inputs ----------------------------------------------------------------------------------
 
@@ -65,6 +66,7 @@ class Loop:
         """The adapter's emit: translate driver events into core events."""
         now = self.clock()
         if isinstance(e, mev.Subscribed):
+            self.master = e.master
             self.put(ev.Subscribed(e.framework_id, now))
         elif isinstance(e, mev.Disconnected):
             self.put(ev.Disconnected(now))

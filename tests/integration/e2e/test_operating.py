@@ -93,7 +93,7 @@ def test_api_cli_metrics_scale_and_update(kmf_env, tmp_path):
 
 
 def test_web_page_shows_plans_pods_and_bootstrap_servers_in_a_browser(kmf_env, tmp_path):
-    from tests.integration.localmesos.test_master_webui import dump_dom
+    from tests.integration.localmesos.test_master_webui import dump_dom, screenshot
     env = kmf_env(agents=1)
     s = env.start_scheduler(brokers=1, apps=[SLEEPER])
     s.wait_deployed()
@@ -101,3 +101,19 @@ def test_web_page_shows_plans_pods_and_bootstrap_servers_in_a_browser(kmf_env, t
     boot = s.get("/v1/endpoints/broker")["bootstrap_servers"]
     assert boot in dom and "broker-0" in dom and "sleeper-0" in dom
     assert 'class="COMPLETE"' in dom and "leader" in dom
+    # each pod links to its sandbox in the Mesos UI, and that page leads to the task's stdout
+    import html
+    import re
+    pod = s.pod("broker-0")
+    link = html.unescape(re.search(r'<a class="sandbox" href="([^"]+)">sandbox</a>', dom).group(1))
+    health = s.get("/v1/health")
+    assert link == (f"{health['mesos_ui']}#/agents/{pod['agent_id']}/frameworks/{health['framework_id']}"
+                    f"/executors/{pod['task_id']}/browse"), link
+    ui = dump_dom(link, tmp_path)
+    stdout = html.unescape(re.search(r'<a href="([^"]+)" class="sandbox-stdout">', ui).group(1))
+    assert pod["task_id"] in stdout
+    assert urllib.request.urlopen(stdout, timeout=10).read()  # the executor's own output
+    # what a person sees: a page with text and coloured states on it, not a blank or an error
+    shot = screenshot(s.url + "/", tmp_path / "kmf-page.png", tmp_path)
+    print(f"web page screenshot {tmp_path / 'kmf-page.png'}: {shot}")
+    assert shot["ink"] > 0.02 and shot["colours"] > 50, shot

@@ -28,6 +28,27 @@ def dump_dom(url: str, tmp_path) -> str:
     return result.stdout
 
 
+def screenshot(url: str, path, tmp_path, size: tuple[int, int] = (1280, 900)) -> dict:
+    """Chromium's screenshot of the page after its scripts ran, and what is on it: the share of
+    pixels that differ from the background and the number of distinct colours (a blank or error
+    page has almost none of either)."""
+    from PIL import Image
+
+    result = subprocess.run(
+        [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+         "--disable-dev-shm-usage", "--no-first-run", "--hide-scrollbars",
+         f"--user-data-dir={tmp_path / 'chromium-shot'}", "--virtual-time-budget=8000",
+         f"--window-size={size[0]},{size[1]}", f"--screenshot={path}", url],
+        capture_output=True, text=True, timeout=60,
+    )
+    assert result.returncode == 0 and path.exists(), result.stderr[-2000:]
+    image = Image.open(path).convert("RGB")
+    total = image.size[0] * image.size[1]
+    colours = image.getcolors(maxcolors=total)  # [(count, colour)]
+    background = max(count for count, _ in colours)
+    return {"size": image.size, "ink": 1 - background / total, "colours": len(colours)}
+
+
 def test_ui_shows_frameworks_with_webui_link(lm_master, lm_driver, tmp_path):
     sched, _ = lm_driver(lm_master.address, framework={
         "name": "ui-test", "webui_url": "http://127.0.0.1:9/kmf/"})
@@ -52,3 +73,5 @@ def test_ui_shows_agents_and_tasks_with_sandbox_links(lm_factory, lm_driver, tmp
     assert 'data-task="ui-task"' in dom
     assert "TASK_RUNNING" in dom
     assert 'class="stdout"' in dom and "files/download?path=" in dom
+    shot = screenshot(lm.url + "/", tmp_path / "mesos-ui.png", tmp_path)
+    assert shot["ink"] > 0.02 and shot["colours"] > 50, shot

@@ -30,6 +30,7 @@ class Backend:
     def leader_url(self): return None
     def state(self): return self.sim.state
     def zk_connected(self): return True
+    def mesos_master(self): return "127.0.0.9:5050"
     def configurations(self): return {}
     def parse_config(self, text): 
         import config
