@@ -59,6 +59,7 @@ log = logging.getLogger("streams.wordcount")
 READY_LINE = "kmf: ready"
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_UNREACHABLE = 0, 1, 2, 3
 MAX_FAILURES_IN_A_ROW = 10
+RESTORE_TIMEOUT_S = 120.0
 
 
 class WordCountError(RuntimeError):
@@ -207,39 +208,58 @@ class WordCount:
 
     # ------------------------------------------------------------------ state
 
-    def restore(self, partitions: Sequence[int]) -> dict[int, dict[str, int]]:
-        """Counts of the given repartition partitions, read back from the changelog's committed
-        records (up to the last stable offset of each partition)."""
+    def restore(self, partitions: Sequence[int], consumer: Consumer | None = None) -> dict[int, dict[str, int]]:
+        """Counts of the given repartition partitions, read back from the changelog.
+
+        The previous owner of a partition may still have a transaction in flight (it was expelled
+        from the group while committing, say, after a broker failure). Its outcome must be part of
+        what is restored, or the counts would go back in time. So, first the committed offsets of
+        the repartition partitions are read with `consumer` (read_committed: the group coordinator
+        answers only once no transactional offset commit is pending on them, KIP-447), then the
+        changelog is read up to its high watermark taken after that: a read_committed reader gets
+        there only once every transaction below it has been committed or aborted."""
         s = self.settings
         restored: dict[int, dict[str, int]] = {p: {} for p in partitions}
         if not partitions:
             return restored
+        deadline = time.monotonic() + RESTORE_TIMEOUT_S
+        if consumer is not None:
+            self._until(deadline, f"stable committed offsets of {s.repartition_topic}{sorted(partitions)}",
+                        lambda t: consumer.committed(
+                            [TopicPartition(s.repartition_topic, p) for p in partitions], timeout=t))
         reader = Consumer({
             "bootstrap.servers": s.bootstrap, "group.id": f"{s.group}-restore",
             "enable.auto.commit": False, "isolation.level": "read_committed",
             "enable.partition.eof": True, "auto.offset.reset": "earliest", "log_level": 3,
         })
         try:
-            todo = set()
+            ends: dict[int, int] = {}  # partition → high watermark to reach
             for p in partitions:
-                low, high = reader.get_watermark_offsets(TopicPartition(s.changelog_topic, p),
-                                                         timeout=10, cached=False)
+                low, high = self._until(
+                    deadline, f"watermarks of {s.changelog_topic}[{p}]",
+                    lambda t, p=p: reader.get_watermark_offsets(TopicPartition(s.changelog_topic, p),
+                                                                timeout=t, cached=False))
                 if high > low:
-                    todo.add(p)
-            reader.assign([TopicPartition(s.changelog_topic, p, OFFSET_BEGINNING) for p in sorted(todo)])
-            deadline = time.monotonic() + 120
-            while todo:
+                    ends[p] = high
+            reader.assign([TopicPartition(s.changelog_topic, p, OFFSET_BEGINNING) for p in sorted(ends)])
+            while ends:
                 if time.monotonic() > deadline:
                     raise WordCountError(
-                        f"restoring {s.changelog_topic} partitions {sorted(todo)} from {s.bootstrap} "
-                        "took more than 120s")
+                        f"restoring {s.changelog_topic} partitions {sorted(ends)} from {s.bootstrap} "
+                        f"took more than {RESTORE_TIMEOUT_S:g}s (an open transaction below offsets "
+                        f"{ends} that is never resolved?)")
                 for msg in reader.consume(num_messages=1000, timeout=0.5):
                     err = msg.error()
                     if err is not None:
                         if err.code() == KafkaError._PARTITION_EOF:
-                            todo.discard(msg.partition())
+                            # at the last stable offset: done once that is the wanted end
+                            if msg.offset() >= ends.get(msg.partition(), 0):
+                                ends.pop(msg.partition(), None)
                             continue
-                        raise WordCountError(f"reading {s.changelog_topic}[{msg.partition()}]: {err}")
+                        if err.fatal():
+                            raise WordCountError(f"reading {s.changelog_topic}[{msg.partition()}]: {err}")
+                        log.warning("restore: %s", err)  # a broker moving: the reader retries
+                        continue
                     word = msg.key().decode("utf-8", errors="replace")
                     if msg.value() is None:  # a tombstone
                         restored[msg.partition()].pop(word, None)
@@ -250,11 +270,25 @@ class WordCount:
             reader.close()
         return restored
 
+    def _until(self, deadline: float, what: str, call):
+        """`call(timeout)` again after a Kafka error (a leader or coordinator moving) until it
+        succeeds or `deadline` (monotonic) passes."""
+        while True:
+            remaining = deadline - time.monotonic()
+            try:
+                return call(max(1.0, min(10.0, remaining)))
+            except KafkaException as exc:
+                err = _kafka_error(exc)
+                if (err is not None and err.fatal()) or time.monotonic() >= deadline:
+                    raise WordCountError(f"{what} from {self.settings.bootstrap}: {exc}") from None
+                log.info("%s: %s; trying again", what, err or exc)
+                time.sleep(0.2)
+
     def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         s = self.settings
         mine = [tp.partition for tp in partitions if tp.topic == s.repartition_topic]
         started = time.monotonic()
-        restored = self.restore(mine)
+        restored = self.restore(mine, consumer)
         for p, counts in restored.items():
             self._state[p] = PartitionCounts(counts)
         consumer.assign(partitions)

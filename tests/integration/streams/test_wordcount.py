@@ -11,6 +11,8 @@ import sys
 import threading
 
 import pytest
+from confluent_kafka import Consumer, Producer, TopicPartition
+from confluent_kafka.admin import AdminClient, NewTopic
 
 from localmesos import procs
 from tests.helpers.fixtures_kafka import start_kraft_broker
@@ -139,6 +141,51 @@ def test_sigterm_is_graceful_and_a_restart_restores_counts(broker, tmp_path):
             reader.assert_strictly_increasing()
         finally:
             again.stop()
+    finally:
+        reader.close()
+        app.stop()
+
+
+def test_restore_includes_a_transaction_the_previous_owner_still_had_open(broker, tmp_path):
+    """A previous owner expelled while committing (after a broker failure, say) can still commit
+    its last transaction after the partition has moved: the new owner must restore the counts
+    that transaction wrote, not the ones before it (KIP-447: it waits for the offsets to be
+    stable, then reads the changelog to its end)."""
+    bootstrap = broker.bootstrap
+    topics = Topics(bootstrap, partitions=1)
+    repartition, changelog = f"{topics.group}-words-repartition", f"{topics.group}-counts-changelog"
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    for future in admin.create_topics([NewTopic(name, num_partitions=1, replication_factor=1)
+                                       for name in (repartition, changelog, topics.output)]).values():
+        future.result(timeout=60)
+
+    # The previous owner: a member of the group holding the partitions, with a transaction that
+    # has written "kafka" → 5 and sent its offsets, not yet committed.
+    member = Consumer({"bootstrap.servers": bootstrap, "group.id": topics.group,
+                       "enable.auto.commit": False, "isolation.level": "read_committed"})
+    member.subscribe([topics.input, repartition])
+    wait_for(lambda: member.poll(0.2) is None and len(member.assignment()) == 2, timeout=60,
+             what="the previous owner holding the partitions")
+    zombie = Producer({"bootstrap.servers": bootstrap, "transactional.id": f"{topics.group}.previous",
+                       "transaction.timeout.ms": 60_000})
+    zombie.init_transactions(30)
+    zombie.begin_transaction()
+    zombie.produce(changelog, key=b"kafka", value=b"5", partition=0)
+    zombie.produce(topics.output, key=b"kafka", value=b"5", partition=0)
+    zombie.send_offsets_to_transaction([TopicPartition(topics.input, 0, 0), TopicPartition(repartition, 0, 0)],
+                                       member.consumer_group_metadata(), 30)
+    member.close()  # out of the group; its transaction lives on
+
+    reader = CountReader(bootstrap, topics.output)
+    app = App(bootstrap, topics, 0, tmp_path)
+    try:
+        wait_for(lambda: group_assignments(bootstrap, topics.group) == [
+            sorted([(topics.input, 0), (repartition, 0)])], timeout=60, what="the app holding the partitions")
+        zombie.commit_transaction(30)
+        app.wait_ready()
+        produce_lines(bootstrap, topics.input, ["kafka", "kafka mesos", "kafka"])
+        reader.wait_for_counts({"kafka": 8, "mesos": 1}, [app])
+        reader.assert_strictly_increasing()
     finally:
         reader.close()
         app.stop()
