@@ -18,6 +18,11 @@ How it works (the same shape as a Kafka Streams app with one repartition step):
 - When partitions are assigned (start, rebalance, takeover of a dead instance) their counts are
   rebuilt from the changelog before any of their records is processed, so the counts of a killed
   instance survive it.
+- A transaction may last ``--transaction-timeout-ms`` (30 s), longer than a broker failover: a
+  batch in flight when a broker dies commits once its leaderships and coordinators have moved.
+  A retriable error is retried within that time; an abortable one aborts the batch, a fatal one
+  (fenced, or aborted by the coordinator) fences the producer with a new one; either way the
+  batch is rewound and counted again, never twice.
 - One ``transactional.id`` per instance, ``<group>.<app>-<instance>`` from ``KMF_APP`` and
   ``KMF_INSTANCE``: a restarted instance fences its own zombie at once.
 - SIGTERM/SIGINT: the batch in hand is committed (or aborted), then the consumer leaves the group.
@@ -60,6 +65,7 @@ READY_LINE = "kmf: ready"
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_UNREACHABLE = 0, 1, 2, 3
 MAX_FAILURES_IN_A_ROW = 10
 RESTORE_TIMEOUT_S = 120.0
+DEFAULT_TRANSACTION_TIMEOUT_MS = 30_000
 
 
 class WordCountError(RuntimeError):
@@ -82,7 +88,11 @@ class Settings:
     group: str = "wordcount"
     app: str = "wordcount"
     instance: str = "0"
-    transaction_timeout_ms: int = 10_000
+    # Longer than a broker failover (KRaft fences a dead broker after broker.session.timeout.ms,
+    # 9 s, then moves its leaderships and coordinators): a transaction in flight when a broker dies
+    # completes once they have moved, instead of timing out in the producer (librdkafka caps the
+    # message and socket timeouts at this value) and being aborted by the coordinator.
+    transaction_timeout_ms: int = DEFAULT_TRANSACTION_TIMEOUT_MS
     session_timeout_ms: int = 10_000
     connect_timeout_s: float = 15.0
     batch_size: int = 500
@@ -301,7 +311,8 @@ class WordCount:
             print(READY_LINE, file=self.out, flush=True)
 
     def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
-        # No transaction is open while the consumer polls: batches commit before the next poll.
+        # No transaction is open while the consumer polls: a batch is committed or aborted before
+        # the next poll (see _process), so there is nothing to finish here.
         for tp in partitions:
             if tp.topic == self.settings.repartition_topic:
                 self._state.pop(tp.partition, None)
@@ -323,7 +334,8 @@ class WordCount:
     # ------------------------------------------------------------------ processing
 
     def _process(self, batch: list[Message]) -> None:
-        """Count `batch` in one transaction; on an abortable error rewind and let it come again."""
+        """Count `batch` in one transaction; on a failure abort it (or fence it with a new
+        producer), rewind and let the batch come again. Returns with no transaction open."""
         s = self.settings
         producer, consumer = self._producer, self._consumer
         assert producer is not None and consumer is not None
@@ -331,6 +343,8 @@ class WordCount:
         last: dict[tuple[str, int], int] = {}
         pending: dict[int, dict[str, int]] = {}
         lines = words_out = 0
+        # Past the transaction timeout the coordinator aborts the transaction anyway.
+        deadline = time.monotonic() + s.transaction_timeout_ms / 1000
         try:
             producer.begin_transaction()
             for msg in batch:
@@ -356,11 +370,17 @@ class WordCount:
                     producer.produce(s.output_topic, key=key, value=value)
                     producer.produce(s.changelog_topic, key=key, value=value, partition=p)
             offsets = [TopicPartition(t, p, off + 1) for (t, p), off in sorted(last.items())]
-            self._send_offsets_and_commit(offsets)
+            group = consumer.consumer_group_metadata()
+            self._txn_call("send_offsets_to_transaction", deadline,
+                           lambda t: producer.send_offsets_to_transaction(offsets, group, t))
+            self._txn_call("commit_transaction", deadline, producer.commit_transaction)
         except KafkaException as exc:
             self._recover_from(exc, len(batch))
             self._rewind(first)
             return
+        except BaseException:
+            self._abort_quietly()  # the app stops: leave no transaction open behind
+            raise
         for p, updates in pending.items():
             self._state[p].apply(updates)
         self.lines += lines
@@ -368,11 +388,31 @@ class WordCount:
         self.transactions += 1
         self._failures_in_a_row = 0
 
+    def _txn_call(self, what: str, deadline: float, call) -> None:
+        """`call(timeout)`, a transactional producer call, again after a retriable error (a broker
+        moving, a coordinator loading) until `deadline`; librdkafka keeps the transaction's state
+        across a retriable failure, so the same call simply continues. Abortable and fatal errors,
+        and the last retriable one, go to the caller."""
+        attempt = 0
+        while True:
+            try:
+                call(max(1.0, deadline - time.monotonic()))
+                return
+            except KafkaException as exc:
+                err = _kafka_error(exc)
+                if (err is None or not err.retriable() or err.txn_requires_abort() or err.fatal()
+                        or time.monotonic() >= deadline):
+                    raise
+                attempt += 1
+                log.warning("%s retried (attempt %d): %s", what, attempt, err)
+                time.sleep(min(0.1 * 2 ** attempt, 1.0, max(0.0, deadline - time.monotonic())))
+
     def _recover_from(self, exc: KafkaException, records: int) -> None:
         """After a failed transaction: abort it, or, when the producer itself is unusable (a fatal
-        error: epoch bumped or transaction timed out by the coordinator during a broker failover),
-        start a new producer with the same transactional.id. Nothing was applied to the counts, so
-        the batch is simply processed again. Gives up after `MAX_FAILURES_IN_A_ROW` failures."""
+        error: fenced, or the coordinator already aborted the transaction), start a new producer
+        with the same transactional.id, which fences the old one and aborts what it left open.
+        Nothing was applied to the counts, so the batch is simply processed again. Gives up after
+        `MAX_FAILURES_IN_A_ROW` failures."""
         s = self.settings
         err = _kafka_error(exc)
         self._failures_in_a_row += 1
@@ -383,13 +423,22 @@ class WordCount:
             log.warning("transaction of %d records failed (%s); aborting it, the batch comes again",
                         records, err)
             try:
-                self._producer.abort_transaction(30)
+                # abort waits for messages still in flight, bounded by the socket timeout, which
+                # librdkafka keeps below the transaction timeout
+                self._txn_call("abort_transaction", time.monotonic() + s.transaction_timeout_ms / 1000,
+                               self._producer.abort_transaction)
                 return
             except KafkaException as abort_exc:
                 err = _kafka_error(abort_exc) or err
                 log.warning("abort failed too: %s", err)
         log.warning("producer unusable (%s); starting a new one as %s", err, s.transactional_id)
         self._producer = self._new_producer()
+
+    def _abort_quietly(self) -> None:
+        try:
+            self._producer.abort_transaction(5)
+        except KafkaException:
+            pass  # fenced by the next incarnation, or aborted by the coordinator on timeout
 
     def _rewind(self, first: dict[tuple[str, int], int]) -> None:
         for (topic, partition), offset in first.items():
@@ -403,6 +452,7 @@ class WordCount:
         s = self.settings
         producer = Producer({
             "bootstrap.servers": s.bootstrap, "transactional.id": s.transactional_id,
+            # also the message timeout (librdkafka keeps it, and the socket timeout, below this)
             "transaction.timeout.ms": s.transaction_timeout_ms, "linger.ms": 5,
             "enable.idempotence": True, "acks": "all", "log_level": 3,
         })
@@ -411,27 +461,6 @@ class WordCount:
         except KafkaException as exc:
             raise WordCountError(f"init_transactions for {s.transactional_id} on {s.bootstrap}: {exc}") from None
         return producer
-
-    def _send_offsets_and_commit(self, offsets: list[TopicPartition]) -> None:
-        producer, consumer = self._producer, self._consumer
-        self._retrying("send_offsets_to_transaction", lambda: producer.send_offsets_to_transaction(
-            offsets, consumer.consumer_group_metadata(), 30))
-        self._retrying("commit_transaction", lambda: producer.commit_transaction(30))
-
-    def _retrying(self, what: str, call, attempts: int = 6) -> None:
-        """Call `call`, again after a retriable error (a broker moving, a coordinator loading);
-        abortable and fatal errors go to the caller."""
-        for attempt in range(attempts):
-            try:
-                call()
-                return
-            except KafkaException as exc:
-                err = _kafka_error(exc)
-                if (err is None or not err.retriable() or err.txn_requires_abort()
-                        or attempt == attempts - 1):
-                    raise
-                log.warning("%s retried (attempt %d): %s", what, attempt + 1, err)
-                self._stop.wait(min(0.2 * 2 ** attempt, 3.0))
 
     # ------------------------------------------------------------------ main loop
 
@@ -512,7 +541,9 @@ def build_parser() -> argparse.ArgumentParser:
                         help="app name for the transactional id (default: $KMF_APP or wordcount)")
     parser.add_argument("--instance", default=os.environ.get("KMF_INSTANCE"),
                         help="instance index for the transactional id (default: $KMF_INSTANCE)")
-    parser.add_argument("--transaction-timeout-ms", type=int, default=10_000)
+    parser.add_argument("--transaction-timeout-ms", type=int, default=DEFAULT_TRANSACTION_TIMEOUT_MS,
+                        help="Kafka transaction timeout; also bounds how long a batch may take "
+                             "(default: %(default)s, longer than a broker failover)")
     parser.add_argument("--session-timeout-ms", type=int, default=10_000)
     parser.add_argument("--connect-timeout", type=float, default=15.0,
                         help="seconds to reach Kafka at start (default: %(default)s)")
