@@ -234,9 +234,14 @@ class WordCount:
             return restored
         deadline = time.monotonic() + RESTORE_TIMEOUT_S
         if consumer is not None:
+            def stable_offsets(timeout: float) -> None:
+                for tp in consumer.committed([TopicPartition(s.repartition_topic, p) for p in partitions],
+                                             timeout=timeout):
+                    if tp.error is not None:
+                        raise KafkaException(tp.error)
+
             self._until(deadline, f"stable committed offsets of {s.repartition_topic}{sorted(partitions)}",
-                        lambda t: consumer.committed(
-                            [TopicPartition(s.repartition_topic, p) for p in partitions], timeout=t))
+                        stable_offsets)
         reader = Consumer({
             "bootstrap.servers": s.bootstrap, "group.id": f"{s.group}-restore",
             "enable.auto.commit": False, "isolation.level": "read_committed",
