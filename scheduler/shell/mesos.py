@@ -18,6 +18,10 @@ Traps handled here (shared/docs/pymesos-notes.md, parts B–E):
   half-open connection.
 * Calls made while disconnected are dropped by pymesos; here they return False (logged) so the
   caller knows nothing was sent and relies on reconciliation.
+* Re-subscription backs off: pymesos reconnects at once after a 307 or 503 answer or a closed
+  stream, so a master that is not elected yet (or redirects to a leader that is gone) would be
+  dialled thousands of times a second; from the second closed connection without a SUBSCRIBED in
+  between, each new attempt waits 0.25 s doubling to 8 s, with jitter.
 * ``zk://`` master URLs: the master path is created before ``driver.start()``; otherwise kazoo's
   ChildrenWatch stops silently and the driver never finds a master.
 * The newly assigned framework id is stored (by `on_framework_id`) the moment SUBSCRIBED arrives,
@@ -27,6 +31,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import random
 import threading
 import time
 from pathlib import Path
@@ -44,6 +49,8 @@ ONE_WEEK = 7 * 24 * 3600.0
 CAPABILITIES = ("PARTITION_AWARE", "TASK_KILLING_STATE")
 FAILED_OVER = "Framework failed over"
 REMOVED = "Framework has been removed"
+RESUBSCRIBE_BACKOFF_S = 0.25
+RESUBSCRIBE_BACKOFF_MAX_S = 8.0
 
 
 # ---------------------------------------------------------------------------------- pure parts
@@ -153,15 +160,41 @@ def ensure_master_path(uri: str, timeout: float = 15.0) -> None:
 # ---------------------------------------------------------------------------------- the driver
 
 
+def resubscribe_pause(closes: int, jitter: float = 1.0) -> float:
+    """Seconds to wait before dialling the master again after `closes` connections ended without
+    a SUBSCRIBED: none after the first (a stream that simply ended), then doubling to the cap."""
+    if closes < 2:
+        return 0.0
+    return min(RESUBSCRIBE_BACKOFF_MAX_S, RESUBSCRIBE_BACKOFF_S * 2 ** (closes - 2)) * jitter
+
+
 class _Driver(MesosSchedulerDriver):
-    """pymesos' driver, remembering the heartbeat interval SUBSCRIBED announced."""
+    """pymesos' driver, remembering the heartbeat interval SUBSCRIBED announced and backing off
+    between connections that end without a subscription."""
 
     heartbeat_interval: float | None = None
+    closes_since_subscribed = 0
 
     def on_subscribed(self, info):  # noqa: ANN001 - pymesos signature
+        self.closes_since_subscribed = 0
         interval = info.get("heartbeat_interval_seconds")
         self.heartbeat_interval = float(interval) if interval else None
         super().on_subscribed(info)
+
+    def on_close(self):  # noqa: ANN201 - pymesos: every connection's end, whatever the reason
+        self.closes_since_subscribed += 1
+        super().on_close()
+
+    def gen_request(self):  # noqa: ANN201 - pymesos: builds SUBSCRIBE for each new connection
+        # runs on the IO thread outside the driver lock, right before a new connection is used
+        pause = resubscribe_pause(self.closes_since_subscribed, random.uniform(0.8, 1.2))
+        if pause:
+            log.warning("master %s: %d connections ended without a subscription; next attempt in %.1fs",
+                        self.master, self.closes_since_subscribed, pause)
+            deadline = time.monotonic() + pause
+            while self._started and time.monotonic() < deadline:  # a stop() cuts the pause short
+                time.sleep(0.05)
+        return super().gen_request()
 
 
 def _guarded(method: Callable) -> Callable:

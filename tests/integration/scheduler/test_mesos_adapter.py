@@ -185,3 +185,51 @@ def test_zk_master_url_works_when_the_scheduler_starts_before_the_master(
     lm = lm_factory(zk=True)
     (sub,) = h.wait(ev.Subscribed, timeout=30)
     assert [f["id"] for f in frameworks(lm)] == [sub.framework_id]
+
+
+def test_a_master_that_keeps_answering_503_is_dialled_with_backoff(harnesses):
+    """pymesos alone re-sends SUBSCRIBE the moment a 503 (or 307, or an ended stream) closes the
+    connection: hundreds of attempts a second against a master that is not elected yet."""
+    import http.server
+    from localmesos import procs
+
+    subscribes = []
+
+    class NotElected(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):  # noqa: N802 - pymesos asks /version first
+            body = b'{"version": "1.11.0"}'
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def do_POST(self):  # noqa: N802
+            subscribes.append(time.monotonic())
+            self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            body = b"No leader elected"
+            self.send_response(503)
+            self.send_header("Content-Length", str(len(body)))
+            self.send_header("Connection", "close")
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", procs.free_port("127.0.0.1")), NotElected)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        h = harnesses(f"127.0.0.1:{server.server_address[1]}").start()
+        wait_for(lambda: len(subscribes) >= 4, timeout=20, what="four SUBSCRIBE attempts")
+        first = subscribes[0]
+        time.sleep(3.0)
+        window = [t for t in subscribes if t - first <= 5.0]
+        gaps = [b - a for a, b in zip(subscribes, subscribes[1:])]
+        print(f"{len(subscribes)} attempts; gaps {[round(g, 2) for g in gaps]}")
+        assert len(window) <= 12, f"{len(window)} SUBSCRIBE attempts in 5 s"
+        assert gaps[-1] > gaps[0], "the pause between attempts grows"
+        assert not h.of(ev.DriverStopped)  # still trying, not given up
+    finally:
+        server.shutdown()
+        server.server_close()
