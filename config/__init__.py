@@ -22,10 +22,10 @@ from config.models import (
     TlsSpec,
     ZooKeeperSpec,
 )
-from config.rules import broker_restart_required, check_update, describe_update, live_broker_settings
+from config.rules import MAX_INSTANCES, broker_restart_required, check_update, describe_update, live_broker_settings
 
 __all__ = [
-    "ApiSpec", "AppSpec", "ConfigError", "Constraint", "ExecutorSpec", "KafkaSpec", "MesosSpec",
+    "MAX_INSTANCES", "ApiSpec", "AppSpec", "ConfigError", "Constraint", "ExecutorSpec", "KafkaSpec", "MesosSpec",
     "Policies", "Problem", "SaslSpec", "ServiceSpec", "TlsSpec", "ZooKeeperSpec",
     "broker_restart_required", "check_update",
     "config_id", "describe_update", "live_broker_settings", "load_file", "load_text",

@@ -34,6 +34,9 @@ LIVE_BROKER_SETTINGS = frozenset({
 Issue = tuple[str, str]
 
 
+# brokers or instances of one app: a spec beyond this is a typo, and would stall the decision loop
+MAX_INSTANCES = 10_000
+
 def _constraints(path: str, constraints: Iterable[Constraint]) -> list[Issue]:
     out: list[Issue] = []
     for i, c in enumerate(constraints):
@@ -70,8 +73,8 @@ def _app(i: int, app: AppSpec) -> list[Issue]:
                                     "digits and '-', starting with a letter, at most 40"))
     elif app.name in RESERVED_POD_NAMES:
         out.append((f"{path}.name", f"{app.name!r} is reserved for kmf's own pods"))
-    if app.count < 0:
-        out.append((f"{path}.count", f"must be 0 or more, got {app.count}"))
+    if not 0 <= app.count <= MAX_INSTANCES:
+        out.append((f"{path}.count", f"must be from 0 to {MAX_INSTANCES}, got {app.count}"))
     if not app.command:
         out.append((f"{path}.command", "must not be empty"))
     out += _constraints(f"{path}.placement", app.placement)
@@ -106,8 +109,8 @@ def validate(spec: ServiceSpec, check_files: bool = False,
         out.append(("zookeeper.digest_user", "digest_user and digest_password_file go together"))
     k = spec.kafka
     out += _resources("kafka", k.cpus, k.mem_mb)
-    if k.brokers < 1:
-        out.append(("kafka.brokers", f"must be at least 1, got {k.brokers}"))
+    if not 1 <= k.brokers <= MAX_INSTANCES:
+        out.append(("kafka.brokers", f"must be from 1 to {MAX_INSTANCES}, got {k.brokers}"))
     if k.heap_mb < 64:
         out.append(("kafka.heap_mb", f"must be at least 64, got {k.heap_mb}"))
     elif k.heap_mb >= k.mem_mb:

@@ -58,7 +58,8 @@ def test_examples_load():
 
 
 @pytest.mark.parametrize("extra, expected", [
-    ("kafka:\n  brokers: 0\n", "t.yaml:7: kafka.brokers: must be at least 1"),
+    ("kafka:\n  brokers: 0\n", "t.yaml:7: kafka.brokers: must be from 1 to 10000, got 0"),
+    ("kafka:\n  brokers: 10001\n", "t.yaml:7: kafka.brokers: must be from 1 to 10000, got 10001"),
     ("kafka:\n  brokers: three\n", "t.yaml:7: kafka.brokers: expected a whole number, got 'three'"),
     ("kafka:\n  brokers: '3'\n", "t.yaml:7: kafka.brokers: expected a whole number"),
     ("kafka:\n  cpus: 0\n", "t.yaml:7: kafka.cpus: must be more than 0"),
@@ -84,7 +85,8 @@ def test_examples_load():
     ("apps:\n  - name: broker\n    command: [x]\n", "apps[0].name: 'broker' is reserved"),
     ("apps:\n  - {name: a, command: [x]}\n  - {name: a, command: [y]}\n", "t.yaml:8: apps[1].name: 'a' is used by another app"),
     ("apps:\n  - {name: a, command: [x], runtime: ruby}\n", "apps[0].runtime: 'ruby' is not one of python, java, command"),
-    ("apps:\n  - {name: a, command: [x], count: -1}\n", "apps[0].count: must be 0 or more"),
+    ("apps:\n  - {name: a, command: [x], count: -1}\n", "apps[0].count: must be from 0 to 10000, got -1"),
+    ("apps:\n  - {name: a, command: [x], count: 99999}\n", "apps[0].count: must be from 0 to 10000, got 99999"),
     ("apps: {name: a}\n", "t.yaml:6: apps: expected a list, got a mapping"),
     ("policies:\n  backoff_factor: 0.5\n", "t.yaml:7: policies.backoff_factor: must be at least 1"),
     ("policies:\n  deploy_strategy: random\n", "policies.deploy_strategy: 'random' is not one of serial, parallel"),
