@@ -65,6 +65,8 @@ READY_LINE = "kmf: ready"
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_UNREACHABLE = 0, 1, 2, 3
 MAX_FAILURES_IN_A_ROW = 10
 RESTORE_TIMEOUT_S = 120.0
+# How long past its own timeout a transactional call may run before its producer is given up
+CALL_GRACE_S = 5.0
 DEFAULT_TRANSACTION_TIMEOUT_MS = 30_000
 
 
@@ -78,6 +80,10 @@ class KafkaUnreachable(WordCountError):
 
 class _Stopped(Exception):
     """A stop was asked for before the app got going."""
+
+
+class _Hung(Exception):
+    """A transactional producer call still running well past its timeout."""
 
 
 @attrs.frozen
@@ -133,6 +139,7 @@ class WordCount:
         self.words = 0
         self.transactions = 0
         self._failures_in_a_row = 0
+        self._abandoned: list[Producer] = []  # producers left inside a hung call
 
     # ------------------------------------------------------------------ control
 
@@ -383,6 +390,10 @@ class WordCount:
             self._recover_from(exc, len(batch))
             self._rewind(first)
             return
+        except _Hung as exc:
+            self._abandon_producer(exc, len(batch))
+            self._rewind(first)
+            return
         except BaseException:
             self._abort_quietly()  # the app stops: leave no transaction open behind
             raise
@@ -401,7 +412,7 @@ class WordCount:
         attempt = 0
         while True:
             try:
-                call(max(1.0, deadline - time.monotonic()))
+                self._bounded(what, call, max(1.0, deadline - time.monotonic()))
                 return
             except KafkaException as exc:
                 err = _kafka_error(exc)
@@ -411,6 +422,48 @@ class WordCount:
                 attempt += 1
                 log.warning("%s retried (attempt %d): %s", what, attempt, err)
                 time.sleep(min(0.1 * 2 ** attempt, 1.0, max(0.0, deadline - time.monotonic())))
+
+    def _bounded(self, what: str, call, timeout: float) -> None:
+        """`call(timeout)` on a helper thread, waited for at most `timeout` + CALL_GRACE_S.
+
+        librdkafka does not always honour the timeout of send_offsets_to_transaction(): when the
+        group coordinator's broker has died, the request for the new coordinator can wait forever
+        (confluentinc/librdkafka#5456, #5511; seen here after a broker kill -9: the call still
+        running a minute later, the loop silent, the transaction open, the consumer still holding
+        its partitions). The main loop must never wait on such a call: `_Hung` tells the caller to
+        give the producer up."""
+        outcome: list[BaseException | None] = []
+
+        def target() -> None:
+            try:
+                call(timeout)
+                outcome.append(None)
+            except BaseException as exc:  # handed to the main thread
+                outcome.append(exc)
+
+        thread = threading.Thread(target=target, name=f"wordcount-{what}", daemon=True)
+        thread.start()
+        thread.join(timeout + CALL_GRACE_S)
+        if not outcome:
+            raise _Hung(f"{what} still running {timeout + CALL_GRACE_S:.1f}s after it was called "
+                        f"with a {timeout:.1f}s timeout")
+        if outcome[0] is not None:
+            raise outcome[0]
+
+    def _abandon_producer(self, exc: _Hung, records: int) -> None:
+        """The producer is stuck inside a call: leave it there and go on with a new one. Its
+        init_transactions() fences the stuck one (a newer epoch for the same transactional.id) and
+        has the coordinator abort the transaction it left open, so nothing it might still send
+        can be committed."""
+        s = self.settings
+        self._failures_in_a_row += 1
+        if self._failures_in_a_row > MAX_FAILURES_IN_A_ROW:
+            raise WordCountError(f"transaction of {records} records failed {self._failures_in_a_row} "
+                                 f"times in a row (transactional.id {s.transactional_id}): {exc}")
+        log.warning("transaction of %d records: %s; giving that producer up and fencing it with a "
+                    "new one as %s, the batch comes again", records, exc, s.transactional_id)
+        self._abandoned.append(self._producer)  # its helper thread still uses it
+        self._producer = self._new_producer()
 
     def _recover_from(self, exc: KafkaException, records: int) -> None:
         """After a failed transaction: abort it, or, when the producer itself is unusable (a fatal
@@ -436,13 +489,17 @@ class WordCount:
             except KafkaException as abort_exc:
                 err = _kafka_error(abort_exc) or err
                 log.warning("abort failed too: %s", err)
+            except _Hung as hung:
+                self._failures_in_a_row -= 1  # the same failure, counted once
+                self._abandon_producer(hung, records)
+                return
         log.warning("producer unusable (%s); starting a new one as %s", err, s.transactional_id)
         self._producer = self._new_producer()
 
     def _abort_quietly(self) -> None:
         try:
-            self._producer.abort_transaction(5)
-        except KafkaException:
+            self._bounded("abort_transaction", self._producer.abort_transaction, 5)
+        except (KafkaException, _Hung):
             pass  # fenced by the next incarnation, or aborted by the coordinator on timeout
 
     def _rewind(self, first: dict[tuple[str, int], int]) -> None:
