@@ -345,12 +345,48 @@ class MesosAdapter(Scheduler):
 
         exc_info = getattr(process, "_exc_info", None)
         detail = repr(exc_info[1]) if exc_info else "see the log"
+        if "HTTP 401" not in detail and "HTTP 403" not in detail:
+            # pymesos loses the status of a refusal whose body arrives after its headers (it
+            # raises a TypeError instead): ask the master once more, with a call that changes nothing
+            refused = self._refusal()
+            if refused:
+                detail = f"{refused} ({detail})"
         reason = f"the Mesos driver stopped: {detail}"
         if "HTTP 401" in detail or "HTTP 403" in detail:
             reason = f"the master refused the framework (authentication/authorization): {detail}"
         log.error("%s", reason)
         self._stop(reason, failover=True)
         self._emit(ev.DriverStopped(reason, False, self._clock()))
+
+    def _refusal(self) -> str | None:
+        """`HTTP 401: …` / `HTTP 403: …` when the master refuses this framework's credentials, from a
+        REVIVE for a framework that does not exist (the master authenticates before it looks the
+        framework up, and a REVIVE without a stream subscribes nothing)."""
+        import http.client
+        import json
+
+        import base64
+
+        master = getattr(self._driver, "master", None) or self.master_uri.removeprefix("http://")
+        if not master or "://" in master:
+            return None
+        host, _, port = master.rpartition(":")
+        headers = {"Content-Type": "application/json", "Accept": "application/json"}
+        if self.settings.principal and self.settings.secret is not None:
+            pair = f"{self.settings.principal}:{self.settings.secret}".encode()
+            headers["Authorization"] = "Basic " + base64.b64encode(pair).decode()
+        body = json.dumps({"type": "REVIVE", "framework_id": {"value": "kmf-credentials-check"}})
+        try:
+            conn = http.client.HTTPConnection(host, int(port), timeout=5)
+            try:
+                conn.request("POST", "/api/v1/scheduler", body, headers)
+                resp = conn.getresponse()
+                text = resp.read(2000).decode(errors="replace").strip()
+            finally:
+                conn.close()
+        except (OSError, ValueError, http.client.HTTPException):
+            return None
+        return f"HTTP {resp.status}: {text}" if resp.status in (401, 403) else None
 
     # calls (loop thread) ------------------------------------------------------------------------
     def _call(self, what: str, func: Callable[[], Any]) -> bool:

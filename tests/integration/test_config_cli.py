@@ -25,7 +25,7 @@ def test_validate_a_broken_file_exits_2_naming_field_and_line(tmp_path):
                    "kafka:\n  brokers: 0\n  heap_mb: 9999\n")
     out = kmf("config", "validate", str(bad))
     assert out.returncode == 2
-    assert f"{bad}:5: kafka.brokers: must be at least 1, got 0" in out.stderr
+    assert f"{bad}:5: kafka.brokers: must be from 1 to 10000, got 0" in out.stderr
     assert f"{bad}:6: kafka.heap_mb: must be less than mem_mb (2048), got 9999" in out.stderr
 
 

@@ -233,3 +233,18 @@ def test_a_master_that_keeps_answering_503_is_dialled_with_backoff(harnesses):
     finally:
         server.shutdown()
         server.server_close()
+
+
+def test_refused_credentials_are_named_even_when_pymesos_loses_the_status(lm_factory, harnesses, tmp_path):
+    """pymesos raises a TypeError instead of 'HTTP 401' when the refusal's body comes after its
+    headers; the adapter then asks the master itself with a call that changes nothing."""
+    import json
+
+    creds = tmp_path / "credentials"
+    creds.write_text(json.dumps({"credentials": [{"principal": "kmf", "secret": "right"}]}))
+    lm = lm_factory(master_flags=("--authenticate_frameworks", f"--credentials={creds}"))
+    wrong = harnesses(lm.address, principal="kmf", secret="wrong")
+    assert (wrong.adapter._refusal() or "").startswith("HTTP 401")
+    right = harnesses(lm.address, principal="kmf", secret="right")
+    assert right.adapter._refusal() is None
+    assert frameworks(lm) == []  # nothing subscribed by asking
