@@ -10,7 +10,7 @@ import threading
 import uuid
 from pathlib import Path
 
-from confluent_kafka import Consumer, Producer, TopicPartition
+from confluent_kafka import Consumer, KafkaError, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from localmesos import procs
@@ -85,13 +85,17 @@ class CountReader:
     def __init__(self, bootstrap: str, topic: str) -> None:
         self.topic = topic
         self.history: dict[str, list[int]] = collections.defaultdict(list)
+        # the app creates the output topic, maybe after this subscribes: librdkafka looks again for
+        # a subscribed topic that does not exist only at each metadata refresh (5 min by default)
         self.consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": f"check-{uuid.uuid4().hex[:6]}",
                                   "auto.offset.reset": "earliest", "isolation.level": "read_committed",
-                                  "enable.auto.commit": False})
+                                  "enable.auto.commit": False, "topic.metadata.refresh.interval.ms": 1000})
         self.consumer.subscribe([topic])
 
     def latest(self) -> dict[str, int]:
         for msg in self.consumer.consume(num_messages=1000, timeout=0.5):
+            if msg.error() is not None and msg.error().code() == KafkaError.UNKNOWN_TOPIC_OR_PART:
+                continue  # not created yet
             assert msg.error() is None, msg.error()
             self.history[msg.key().decode()].append(decode_count(msg.value(), f"{self.topic}@{msg.offset()}"))
         return {word: values[-1] for word, values in self.history.items()}
