@@ -9,7 +9,7 @@ import sys
 import time
 from pathlib import Path
 
-from benchmarks import decisions, recovery
+from benchmarks import decisions, deploy_datapath, recovery
 
 DOC = Path(__file__).resolve().parent.parent / "docs" / "benchmarks.md"
 
@@ -32,6 +32,8 @@ def main() -> int:
         ("status update in → relaunch decided", decisions.relaunch_overhead),
         ("memory: 10,000 task records", decisions.memory),
         ("scheduler restart: 10,000 records in ZooKeeper", recovery.restart),
+        ("deploy (config/local.yaml) and data path (Producer/ConsumerPerformance, acks=all, 1 partition): kmf vs by hand",
+         lambda: deploy_datapath.run(runs=2 if quick else 3)),
     ]
     for title, run in steps:
         t0 = time.perf_counter()
