@@ -14,19 +14,23 @@ from tests.helpers.wait import wait_for
 pytestmark = [pytest.mark.timeout(420), pytest.mark.kafka]
 
 
-def produce_consume(bootstrap: str, topic: str, count: int = 200) -> set[int]:
-    from confluent_kafka import Consumer, Producer
-    p = Producer({"bootstrap.servers": bootstrap, "acks": "all", "enable.idempotence": True})
+def _conf(client: str | dict) -> dict:
+    """A bootstrap list, or a whole client config (TLS, SASL)."""
+    return {"bootstrap.servers": client} if isinstance(client, str) else dict(client)
+
+
+def produce_consume(client: str | dict, topic: str, count: int = 200) -> set[int]:
+    from confluent_kafka import Producer
+    p = Producer({**_conf(client), "acks": "all", "enable.idempotence": True})
     for i in range(count):
         p.produce(topic, str(i).encode())
     assert p.flush(60) == 0
-    return consume(bootstrap, topic, count)
+    return consume(client, topic, count)
 
 
-def consume(bootstrap: str, topic: str, count: int) -> set[int]:
+def consume(client: str | dict, topic: str, count: int) -> set[int]:
     from confluent_kafka import Consumer
-    c = Consumer({"bootstrap.servers": bootstrap, "group.id": f"g-{uuid.uuid4().hex[:6]}",
-                  "auto.offset.reset": "earliest"})
+    c = Consumer({**_conf(client), "group.id": f"g-{uuid.uuid4().hex[:6]}", "auto.offset.reset": "earliest"})
     c.subscribe([topic])
     seen: set[int] = set()
     deadline = time.monotonic() + 60

@@ -14,7 +14,6 @@ import subprocess
 import sys
 import time
 import urllib.request
-import uuid
 
 import pytest
 from kazoo.client import KazooClient
@@ -22,6 +21,7 @@ from kazoo.exceptions import NoAuthError
 
 from scheduler.shell.tls import CertificateAuthority
 from tests.helpers.fixtures_scheduler import SchedulerProc
+from tests.integration.e2e.test_deploy import produce_consume
 from tests.helpers.wait import wait_for
 
 pytestmark = [pytest.mark.timeout(420), pytest.mark.kafka]
@@ -32,24 +32,6 @@ TOKEN, ZK_PASSWORD, SCRAM_PASSWORD = "api-t0ken-5e1", "zk-passw0rd-8d2", "scram-
 def _client(bootstrap: str, cafile: str, **extra: str) -> dict:
     return {"bootstrap.servers": bootstrap, "security.protocol": "SSL", "ssl.ca.location": cafile,
             "log_level": 0, "socket.connection.setup.timeout.ms": 5000, **extra}
-
-
-def produce_consume(conf: dict, topic: str, count: int = 50) -> set[int]:
-    from confluent_kafka import Consumer, Producer
-    p = Producer({**conf, "acks": "all"})
-    for i in range(count):
-        p.produce(topic, str(i).encode())
-    assert p.flush(60) == 0
-    c = Consumer({**conf, "group.id": f"g-{uuid.uuid4().hex[:6]}", "auto.offset.reset": "earliest"})
-    c.subscribe([topic])
-    seen: set[int] = set()
-    deadline = time.monotonic() + 60
-    while len(seen) < count and time.monotonic() < deadline:
-        m = c.poll(1)
-        if m is not None and not m.error():
-            seen.add(int(m.value()))
-    c.close()
-    return seen
 
 
 def refused(conf: dict) -> str:
@@ -129,7 +111,7 @@ def test_tls_and_scram_clients_relaunch_and_no_secret_leaks(kmf_env, tmp_path, m
 
     # TLS clients with the CA from the endpoints API produce and consume
     assert s.request("POST", "/v1/topics", {"name": "tls-t", "partitions": 1}, token=TOKEN)[0] == 200
-    assert produce_consume(_client(tls_boot, str(cafile)), "tls-t") == set(range(50))
+    assert produce_consume(_client(tls_boot, str(cafile)), "tls-t", 50) == set(range(50))
     # a client that trusts another CA is refused
     (tmp_path / "other-ca.pem").write_text(CertificateAuthority.create("other", now).cert_pem)
     assert "verify failed" in refused(_client(tls_boot, str(tmp_path / "other-ca.pem"))).lower()
