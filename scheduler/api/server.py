@@ -83,11 +83,6 @@ ROUTES: list[Route] = [
 ]
 
 
-def _setting(value: Any) -> bool:
-    """A Kafka setting's value in JSON: a string or a whole number (true/false are not "true")."""
-    return isinstance(value, (str, int)) and not isinstance(value, bool)
-
-
 def _reply_body(reply: Any) -> tuple[int, Any]:
     result = dict(reply.result or {})
     status = int(result.pop("status", 200 if reply.ok else 409))
@@ -303,9 +298,6 @@ class Api:
 
     def post_topic(self, body: bytes) -> tuple[int, Any]:
         doc = self._json(body)
-        cfg = doc.get("config", {})
-        if isinstance(cfg, dict) and not all(_setting(v) for v in cfg.values()):
-            raise ApiError(400, "config: every topic setting must be a string or a whole number", "config")
         try:
             req = topics.CreateRequest.from_json(doc)
         except ValueError as exc:
@@ -317,10 +309,9 @@ class Api:
 
     def put_topic_config(self, body: bytes, topic: str) -> tuple[int, Any]:
         doc = self._json(body)
-        if not doc or not all(isinstance(k, str) and _setting(v) for k, v in doc.items()):
+        if not doc or not all(isinstance(k, str) and topics.is_setting_value(v) for k, v in doc.items()):
             raise ApiError(400, "expected {\"config.name\": \"value\", ...}", "body")
         return topics.alter_config(self._bootstrap(), topic, {k: str(v) for k, v in doc.items()})
-
 
     # SASL/SCRAM users (logic in scheduler.api.security) -------------------------------------
 

@@ -16,6 +16,11 @@ def _admin(bootstrap: str) -> Any:
                         "socket.connection.setup.timeout.ms": 5000})
 
 
+def is_setting_value(value: Any) -> bool:
+    """A Kafka setting's value in JSON: a string or a whole number (true/false are not "true")."""
+    return isinstance(value, (str, int)) and not isinstance(value, bool)
+
+
 @attrs.frozen
 class CreateRequest:
     name: str
@@ -37,6 +42,8 @@ class CreateRequest:
         cfg = doc.get("config", {})
         if not isinstance(cfg, dict) or not all(isinstance(k, str) for k in cfg):
             raise ValueError("config: must be an object of topic settings")
+        if not all(is_setting_value(v) for v in cfg.values()):
+            raise ValueError("config: every topic setting must be a string or a whole number")
         unknown = set(doc) - {"name", "partitions", "replication", "config"}
         if unknown:
             raise ValueError(f"unknown fields: {', '.join(sorted(unknown))}")
