@@ -549,6 +549,13 @@ def _set_spec(state: State, spec: ServiceSpec, now: float) -> tuple[State, list[
     return attrs.evolve(state, spec=spec, config_id=cid, tasks=tasks, releasing=releasing), out
 
 
+def _bad_count(count: Any, least: int) -> str | None:
+    """Why `count` is not an instance count from `least` to MAX_INSTANCES, or None."""
+    if not isinstance(count, int) or isinstance(count, bool) or not least <= count <= MAX_INSTANCES:
+        return f"count must be a whole number from {least} to {MAX_INSTANCES}, got {count!r}"
+    return None
+
+
 def on_command(state: State, cmd: ev.Command) -> Result:
     kind, args, now = cmd.kind, cmd.args, cmd.now
     pods = desired_pods(state.spec)
@@ -614,9 +621,9 @@ def on_command(state: State, cmd: ev.Command) -> Result:
                                           "restart its steps (pods) one by one", status=409),)
     if kind == "scale_brokers":
         count = args.get("count")
-        if not isinstance(count, int) or isinstance(count, bool) or not 1 <= count <= MAX_INSTANCES:
-            return state, (_reply(cmd, False, f"count must be a whole number from 1 to {MAX_INSTANCES}, "
-                                              f"got {count!r}", status=400),)
+        bad = _bad_count(count, 1)
+        if bad:
+            return state, (_reply(cmd, False, bad, status=400),)
         spec = state.spec
         current = spec.kafka.brokers
         if count < current and args.get("confirm") is not True:
@@ -650,9 +657,9 @@ def on_command(state: State, cmd: ev.Command) -> Result:
         app = state.spec.app(name) if isinstance(name, str) else None
         if app is None:
             return state, (_reply(cmd, False, f"app {name!r} does not exist", status=404),)
-        if not isinstance(count, int) or isinstance(count, bool) or not 0 <= count <= MAX_INSTANCES:
-            return state, (_reply(cmd, False, f"count must be a whole number from 0 to {MAX_INSTANCES}, "
-                                              f"got {count!r}", status=400),)
+        bad = _bad_count(count, 0)
+        if bad:
+            return state, (_reply(cmd, False, bad, status=400),)
         apps = tuple(attrs.evolve(a, count=count) if a.name == name else a for a in state.spec.apps)
         new_state, out = _set_spec(state, attrs.evolve(state.spec, apps=apps), now)
         return _offer_control(new_state, now, out + [_reply(cmd, True, f"{name}: {app.count} → {count}")])
