@@ -534,7 +534,7 @@ class Resources:
     # container protocol -----------------------------------------------------------------------
     def __iter__(self) -> Iterator[Resource]:
         if self._ordered is None:
-            self._ordered = tuple(sorted(self._items.values(), key=_sort_key))
+            self._ordered = tuple(sorted(self._items.values(), key=lambda res: res.order))
         return iter(self._ordered)
 
     def __len__(self) -> int:
@@ -694,10 +694,6 @@ class Resources:
                 merged: frozenset = frozenset().union(*(r.value for r in items if r.type == SET))
                 out[name] = "{" + ", ".join(sorted(merged)) + "}"
         return out
-
-
-def _sort_key(res: Resource) -> tuple:
-    return res.order
 
 
 def is_ancestor_or_self(ancestor: str, role: str) -> bool:

@@ -29,7 +29,10 @@ Traps handled here (shared/docs/pymesos-notes.md, parts B–E):
 """
 from __future__ import annotations
 
+import base64
 import functools
+import http.client
+import json
 import logging
 import random
 import threading
@@ -362,11 +365,6 @@ class MesosAdapter(Scheduler):
         """`HTTP 401: …` / `HTTP 403: …` when the master refuses this framework's credentials, from a
         REVIVE for a framework that does not exist (the master authenticates before it looks the
         framework up, and a REVIVE without a stream subscribes nothing)."""
-        import http.client
-        import json
-
-        import base64
-
         master = getattr(self._driver, "master", None) or self.master_uri.removeprefix("http://")
         if not master or "://" in master:
             return None
