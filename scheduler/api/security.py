@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 from typing import Any, Callable, Mapping
 
+from scheduler.api.topics import admin_client
 from scheduler.core.pods import desired_pods
 from scheduler.core.state import State
 from scheduler.core.taskinfo import listener_ports
@@ -66,12 +67,6 @@ def check_name(name: Any) -> str:
     return name
 
 
-def _admin(bootstrap: str) -> Any:
-    from confluent_kafka.admin import AdminClient
-    return AdminClient({"bootstrap.servers": bootstrap, "log_level": 0,
-                        "socket.connection.setup.timeout.ms": 5000})
-
-
 def _mechanism(name: str) -> Any:
     from confluent_kafka.admin import ScramMechanism
     return {"SCRAM-SHA-256": ScramMechanism.SCRAM_SHA_256, "SCRAM-SHA-512": ScramMechanism.SCRAM_SHA_512}[name]
@@ -87,7 +82,7 @@ def _error(exc: Exception) -> tuple[int, dict[str, Any]]:
 
 
 def create_user(bootstrap: str, mechanism: str, name: str, password: str,
-                admin: Callable[[str], Any] = _admin) -> tuple[int, dict[str, Any]]:
+                admin: Callable[[str], Any] = admin_client) -> tuple[int, dict[str, Any]]:
     """Create the user, or set a new password for an existing one."""
     from confluent_kafka.admin import ScramCredentialInfo, UserScramCredentialUpsertion
     change = UserScramCredentialUpsertion(name, ScramCredentialInfo(_mechanism(mechanism), ITERATIONS),
@@ -100,7 +95,7 @@ def create_user(bootstrap: str, mechanism: str, name: str, password: str,
     return 200, {"name": name, "mechanism": mechanism, "message": f"user {name!r} can authenticate"}
 
 
-def list_users(bootstrap: str, admin: Callable[[str], Any] = _admin) -> tuple[int, Any]:
+def list_users(bootstrap: str, admin: Callable[[str], Any] = admin_client) -> tuple[int, Any]:
     client = admin(bootstrap)
     try:
         found = client.describe_user_scram_credentials(request_timeout=TIMEOUT_S).result()
@@ -112,7 +107,7 @@ def list_users(bootstrap: str, admin: Callable[[str], Any] = _admin) -> tuple[in
 
 
 def delete_user(bootstrap: str, mechanism: str, name: str,
-                admin: Callable[[str], Any] = _admin) -> tuple[int, dict[str, Any]]:
+                admin: Callable[[str], Any] = admin_client) -> tuple[int, dict[str, Any]]:
     from confluent_kafka.admin import UserScramCredentialDeletion
     change = UserScramCredentialDeletion(name, _mechanism(mechanism))
     client = admin(bootstrap)

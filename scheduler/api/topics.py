@@ -10,7 +10,8 @@ TIMEOUT_S = 15.0
 METADATA_TIMEOUT_S = 5.0
 
 
-def _admin(bootstrap: str) -> Any:
+def admin_client(bootstrap: str) -> Any:
+    """kmf's AdminClient for the brokers' PLAINTEXT listener (topics and users)."""
     from confluent_kafka.admin import AdminClient
     return AdminClient({"bootstrap.servers": bootstrap, "log_level": 0,
                         "socket.connection.setup.timeout.ms": 5000})
@@ -65,7 +66,7 @@ class KafkaUnavailable(RuntimeError):
 
 def _metadata(bootstrap: str) -> Any:
     try:
-        return _admin(bootstrap).list_topics(timeout=METADATA_TIMEOUT_S)
+        return admin_client(bootstrap).list_topics(timeout=METADATA_TIMEOUT_S)
     except Exception as exc:  # noqa: BLE001 - KafkaException: transport, timeout
         raise KafkaUnavailable(f"the brokers at {bootstrap} did not answer: {exc}") from None
 
@@ -95,7 +96,7 @@ def describe(bootstrap: str, topic: str) -> dict[str, Any] | None:
 
 def create(bootstrap: str, req: CreateRequest) -> tuple[int, Any]:
     from confluent_kafka.admin import NewTopic
-    admin = _admin(bootstrap)  # kept referenced: a collected client cancels its futures
+    admin = admin_client(bootstrap)  # kept referenced: a collected client cancels its futures
     fut = admin.create_topics(
         [NewTopic(req.name, req.partitions, req.replication, config=dict(req.config))],
         request_timeout=TIMEOUT_S)[req.name]
@@ -107,7 +108,7 @@ def create(bootstrap: str, req: CreateRequest) -> tuple[int, Any]:
 
 
 def delete(bootstrap: str, topic: str) -> tuple[int, Any]:
-    admin = _admin(bootstrap)
+    admin = admin_client(bootstrap)
     fut = admin.delete_topics([topic], request_timeout=TIMEOUT_S)[topic]
     try:
         fut.result(TIMEOUT_S)
@@ -120,7 +121,7 @@ def alter_config(bootstrap: str, topic: str, settings: Mapping[str, str]) -> tup
     from confluent_kafka.admin import AlterConfigOpType, ConfigEntry, ConfigResource
     entries = [ConfigEntry(k, v, incremental_operation=AlterConfigOpType.SET) for k, v in settings.items()]
     resource = ConfigResource("TOPIC", topic, incremental_configs=entries)
-    admin = _admin(bootstrap)
+    admin = admin_client(bootstrap)
     fut = admin.incremental_alter_configs([resource])[resource]
     try:
         fut.result(TIMEOUT_S)
@@ -135,5 +136,5 @@ def alter_broker_defaults(bootstrap: str, settings: Mapping[str, str]) -> None:
     entries = [ConfigEntry(k, v, incremental_operation=AlterConfigOpType.SET if v else AlterConfigOpType.DELETE)
                for k, v in settings.items()]
     resource = ConfigResource("BROKER", "", incremental_configs=entries)
-    admin = _admin(bootstrap)
+    admin = admin_client(bootstrap)
     admin.incremental_alter_configs([resource])[resource].result(TIMEOUT_S)
