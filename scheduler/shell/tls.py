@@ -148,15 +148,6 @@ def load_or_create_ca(client: Any, base: str, acl: list | None, service: str,
     return ca
 
 
-def read_ca_cert(client: Any, base: str) -> str | None:
-    """The stored CA certificate (public), or None before one is made."""
-    try:
-        data, _ = client.get(f"{base}/{CA_CERT_NODE}")
-    except NoNodeError:
-        return None
-    return data.decode("ascii")
-
-
 def _read_ca(client: Any, cert_path: str, key_path: str) -> CertificateAuthority:
     cert, _ = client.get(cert_path)
     key, _ = client.get(key_path)
