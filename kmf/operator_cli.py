@@ -15,6 +15,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from pathlib import Path
 from typing import Any
 
 EXIT_OK, EXIT_REFUSED, EXIT_USAGE, EXIT_UNREACHABLE = 0, 1, 2, 3
@@ -212,7 +213,7 @@ def user(args: argparse.Namespace) -> int:
     if args.user_command == "create":
         # from a file (or stdin with -), never from argv: command lines are visible to every user
         try:
-            text = sys.stdin.read() if args.password_file == "-" else open(args.password_file).read()
+            text = sys.stdin.read() if args.password_file == "-" else Path(args.password_file).read_text()
         except OSError as exc:
             print(f"{args.password_file}: {exc.strerror}", file=sys.stderr)
             return EXIT_USAGE
