@@ -6,10 +6,12 @@ timeout, as with a real restart); the server is serving again before it returns.
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import time
 import uuid
+from typing import Iterator
 
 import pytest
 from kazoo.client import KazooClient
@@ -35,6 +37,29 @@ def restart_zookeeper(server: ZooKeeperServer, down_s: float = 0.0) -> float:
         time.sleep(down_s)
     server.start(timeout=60)
     return time.monotonic() - stopped
+
+
+@contextlib.contextmanager
+def zk_session(connect: str, digest: str | None = None) -> Iterator[KazooClient]:
+    """A client of the test's own (with digest credentials ``user:password`` when given: the
+    service's owner; without: a stranger to its ACLs), stopped afterwards."""
+    client = KazooClient(hosts=connect, auth_data=[("digest", digest)] if digest else None)
+    client.start(timeout=15)
+    try:
+        yield client
+    finally:
+        client.stop()
+        client.close()
+
+
+def node_texts(client: KazooClient, path: str, skip: tuple[str, ...] = ()) -> list[str]:
+    """The data of `path` and every node below it, as text (nodes whose path ends with one of
+    `skip` left out)."""
+    data, _ = client.get(path)
+    out = [] if path.endswith(skip) else [data.decode(errors="replace")]
+    for child in client.get_children(path):
+        out += node_texts(client, f"{path}/{child}", skip)
+    return out
 
 
 @pytest.fixture(scope="session")

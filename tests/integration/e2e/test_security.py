@@ -8,9 +8,9 @@ import sys
 import urllib.request
 
 import pytest
-from kazoo.client import KazooClient
 from kazoo.exceptions import NoAuthError
 
+from tests.helpers.fixtures_zookeeper import node_texts, zk_session
 from tests.helpers.wait import wait_for
 
 pytestmark = [pytest.mark.timeout(300), pytest.mark.kafka]
@@ -48,15 +48,11 @@ def test_authentication_acls_and_no_secret_leaks(kmf_env, tmp_path, zookeeper):
 
     # ZooKeeper: without the digest nobody reads or writes the service's state
     base = f"{env.zk_root}/{env.name}"
-    stranger = KazooClient(hosts=env.zk_connect)
-    stranger.start(timeout=15)
-    try:
+    with zk_session(env.zk_connect) as stranger:
         with pytest.raises(NoAuthError):
             stranger.get_children(f"{base}/tasks")
         with pytest.raises(NoAuthError):
             stranger.create(f"{base}/tasks/evil", b"{}")
-    finally:
-        stranger.stop()
 
     # the API token is needed for mutations
     assert s.request("POST", "/v1/pod/broker-0/restart")[0] == 401
@@ -67,20 +63,10 @@ def test_authentication_acls_and_no_secret_leaks(kmf_env, tmp_path, zookeeper):
         "web page and API": urllib.request.urlopen(s.url + "/", timeout=10).read().decode()
         + json.dumps(s.get("/v1/config/target")) + json.dumps(s.get("/v1/pod/broker-0/info")),
     }
-    owner = KazooClient(hosts=env.zk_connect, auth_data=[("digest", f"kmf:{ZK_PASSWORD}")])
-    owner.start(timeout=15)
-    dumps = []
-    try:
-        def walk(path):
-            data, _ = owner.get(path)
-            dumps.append(data.decode(errors="replace"))
-            for child in owner.get_children(path):
-                walk(f"{path}/{child}")
-        walk(base)
+    with zk_session(env.zk_connect, f"kmf:{ZK_PASSWORD}") as owner:
+        dumps = node_texts(owner, base)
         s.stop()
         owner.delete(base, recursive=True)  # the chroot fixture has no digest to clean it up
-    finally:
-        owner.stop()
     texts["zookeeper"] = "\n".join(dumps)
     texts["scheduler log"] = s.log(10**7)
     for where, text in texts.items():

@@ -16,12 +16,12 @@ import time
 import urllib.request
 
 import pytest
-from kazoo.client import KazooClient
 from kazoo.exceptions import NoAuthError
 
 from scheduler.shell.tls import CertificateAuthority
 from tests.helpers.fixtures_scheduler import SchedulerProc
 from tests.integration.e2e.test_deploy import produce_consume
+from tests.helpers.fixtures_zookeeper import node_texts, zk_session
 from tests.helpers.wait import wait_for
 
 pytestmark = [pytest.mark.timeout(420), pytest.mark.kafka]
@@ -63,14 +63,11 @@ def kmf_cli(s: SchedulerProc, *argv: str) -> subprocess.CompletedProcess:
 def _remove_state(env, s: SchedulerProc) -> None:
     """The chroot fixture has no digest to remove the service's ACL'd nodes: do it here."""
     s.stop()
-    owner = KazooClient(hosts=env.zk_connect, auth_data=[("digest", f"kmf:{ZK_PASSWORD}")])
-    owner.start(timeout=15)
-    try:
-        owner.delete(f"{env.zk_root}/{env.name}", recursive=True)
-    except Exception:  # noqa: BLE001 - already gone
-        pass
-    finally:
-        owner.stop()
+    with zk_session(env.zk_connect, f"kmf:{ZK_PASSWORD}") as owner:
+        try:
+            owner.delete(f"{env.zk_root}/{env.name}", recursive=True)
+        except Exception:  # noqa: BLE001 - already gone
+            pass
 
 
 def test_tls_and_scram_clients_relaunch_and_no_secret_leaks(kmf_env, tmp_path, monkeypatch, request):
@@ -143,13 +140,8 @@ def test_tls_and_scram_clients_relaunch_and_no_secret_leaks(kmf_env, tmp_path, m
 
     # the CA key in ZooKeeper is the service's: no one else reads it
     base = f"{env.zk_root}/{env.name}"
-    stranger = KazooClient(hosts=env.zk_connect)
-    stranger.start(timeout=15)
-    try:
-        with pytest.raises(NoAuthError):
-            stranger.get(f"{base}/tls/ca_key")
-    finally:
-        stranger.stop()
+    with zk_session(env.zk_connect) as stranger, pytest.raises(NoAuthError):
+        stranger.get(f"{base}/tls/ca_key")
 
     # a broker moved to another agent gets a certificate for its new address
     old_host = s.pod("broker-0")["hostname"]
@@ -176,20 +168,10 @@ def test_tls_and_scram_clients_relaunch_and_no_secret_leaks(kmf_env, tmp_path, m
         + json.dumps([s.get(p) for p in ("/v1/config/target", "/v1/pod/broker-0/info", "/v1/users",
                                          "/v1/state/properties", "/v1/endpoints/broker")]),
     }
-    owner = KazooClient(hosts=env.zk_connect, auth_data=[("digest", f"kmf:{ZK_PASSWORD}")])
-    owner.start(timeout=15)
-    dumps: list[str] = []
-    try:
-        def walk(path: str) -> None:
-            data, _ = owner.get(path)
-            if not path.endswith("/tls/ca_key"):  # the CA key itself, behind the ACLs checked above
-                dumps.append(data.decode(errors="replace"))
-            for child in owner.get_children(path):
-                walk(f"{path}/{child}")
+    with zk_session(env.zk_connect, f"kmf:{ZK_PASSWORD}") as owner:
         ca_key = owner.get(f"{base}/tls/ca_key")[0].decode()
-        walk(base)
-    finally:
-        owner.stop()
+        # all but the CA key itself, behind the ACLs checked above
+        dumps = node_texts(owner, base, skip=("/tls/ca_key",))
     texts["zookeeper"] = "\n".join(dumps)
     texts["scheduler log"] = s.log(10**7)
     texts["sandbox logs"] = "\n".join(p.read_text(errors="replace") for p in env.lm.base.glob("**/*")
