@@ -445,8 +445,11 @@ def _roll(state: State, now: float) -> tuple[State, list[act.Action]]:
             active = health.controller_id if health is not None else None
             outdated.sort(key=lambda p: (p.node_id == active, p.is_controller, p.index))
             if len(members) > 1:
-                # the next broker restarts only once the previous one has caught up completely
-                if health is None or health.under_replicated > 0 or health.now <= state.last_roll_kill:
+                # the next broker restarts only once the previous one has caught up completely,
+                # as seen by a health sample taken after its relaunch: one taken between the kill
+                # and the old process's exit still shows every replica in sync
+                settled = max([state.last_roll_kill, *(r.launched_at or 0.0 for r in recs if r is not None)])
+                if health is None or health.under_replicated > 0 or health.now <= settled:
                     continue
                 safe = [p for p in outdated if health.under_min_isr_if_down.get(p.node_id, 0) == 0]
                 if not safe:
