@@ -67,7 +67,10 @@ class KafkaWatcher:
         if self._admin is None or self._admin[0] != boot:
             from confluent_kafka.admin import AdminClient
             self._admin = (boot, AdminClient({"bootstrap.servers": boot, "log_level": 0}))
+        # stamped when asked, not when answered: an answer can take seconds (a broker stopping) and
+        # shows the cluster as it was then, which the rolling update must not take for news
+        asked = time.time()
         md = self._admin[1].list_topics(timeout=5)
-        health = health_from_metadata(md, s.spec.kafka.min_isr, time.time())
+        health = health_from_metadata(md, s.spec.kafka.min_isr, asked)
         self.put(health)
         return health
