@@ -17,6 +17,16 @@ from tests.integration.e2e.test_operating import kmf
 pytestmark = [pytest.mark.timeout(420), pytest.mark.kafka]
 
 
+def _stop_time(lm, task_id: str) -> float:
+    """Wall-clock time of the first status saying the task was stopping or had ended."""
+    for fw in lm.get("/master/frameworks")["frameworks"]:
+        for task in fw.get("tasks", []) + fw.get("completed_tasks", []):
+            if task["id"] == task_id:
+                return min(st["timestamp"] for st in task["statuses"]
+                           if st["state"] in ("TASK_KILLING", "TASK_KILLED", "TASK_FAILED", "TASK_FINISHED"))
+    raise AssertionError(f"the master does not know task {task_id}")
+
+
 def test_update_rolls_one_broker_at_a_time_with_no_under_replicated_partition_between(kmf_env, tmp_path):
     from confluent_kafka.admin import AdminClient
     env = kmf_env(agents=3)
@@ -37,9 +47,10 @@ def test_update_rolls_one_broker_at_a_time_with_no_under_replicated_partition_be
         admin = AdminClient({"bootstrap.servers": boot, "log_level": 0})
         while not stop.is_set():
             try:
+                asked = time.time()  # the metadata shows the cluster as it was when asked
                 md = admin.list_topics(timeout=3)
                 urp = sum(len(p.isrs) < len(p.replicas) for t in md.topics.values() for p in t.partitions.values())
-                samples.append((time.monotonic(), urp))
+                samples.append((asked, urp))
             except Exception:  # noqa: BLE001 - a broker restarting
                 pass
             for pod, tid in before.items():
@@ -68,11 +79,14 @@ def test_update_rolls_one_broker_at_a_time_with_no_under_replicated_partition_be
     finally:
         stop.set()
         watcher.join(10)
-    order = sorted(restarts, key=restarts.get)
+    # when each old task was told to stop, as the master recorded it (the watcher above notices
+    # only after its own metadata call returns, which a stopping broker can delay by seconds)
+    killed = {pod: _stop_time(env.lm, tid) for pod, tid in before.items()}
+    order = sorted(killed, key=killed.get)
     assert order[-1] in ("broker-0", "broker-1", "broker-2")
     for pod in order[1:]:
         # just before each later restart, the brokers had caught up completely
-        before_it = [u for t, u in samples if restarts[pod] - 5 <= t < restarts[pod] - 1.5]
+        before_it = [u for t, u in samples if killed[pod] - 5 <= t < killed[pod] - 1.5]
         assert before_it and before_it[-1] == 0, (pod, before_it)
     assert consume(boot, "roll", 300) == set(range(300))
     info = json.loads(kmf(s.url, "pod", "info", "broker-0", "--json").stdout)
