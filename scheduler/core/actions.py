@@ -36,6 +36,7 @@ class Decline:
 class Kill:
     task_id: str
     agent_id: str | None
+    reason: str = ""  # logged by the shell: an operator reading the log learns why
 
 
 @attrs.frozen

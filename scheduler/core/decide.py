@@ -374,6 +374,8 @@ def on_status(state: State, event: ev.Status) -> Result:
             new = attrs.evolve(new, failed_since=rec.failed_since if rec.failed_since is not None else now)
         elif ready and healthy is not False:  # ready again (or back from unreachable)
             new = attrs.evolve(new, attempts=0, failed_since=None)
+        if ready and not rec.ready:
+            new = attrs.evolve(new, ready_at=now)
     if new == rec:
         return state, tuple(acks)
     new_state = attrs.evolve(_with(state, new), releasing=releasing)
@@ -446,9 +448,11 @@ def _roll(state: State, now: float) -> tuple[State, list[act.Action]]:
             outdated.sort(key=lambda p: (p.node_id == active, p.is_controller, p.index))
             if len(members) > 1:
                 # the next broker restarts only once the previous one has caught up completely,
-                # as seen by a health sample taken after its relaunch: one taken between the kill
-                # and the old process's exit still shows every replica in sync
-                settled = max([state.last_roll_kill, *(r.launched_at or 0.0 for r in recs if r is not None)])
+                # as seen by a health sample asked for after it became ready again: an older one
+                # can show every replica in sync (taken before the old process's exit, or before
+                # Kafka dropped the restarted broker from the ISR) and be decided on only now,
+                # when the readiness update arrives
+                settled = max([state.last_roll_kill, *(t for r in recs for t in (r.launched_at, r.ready_at) if t)])
                 if health is None or health.under_replicated > 0 or health.now <= settled:
                     continue
                 safe = [p for p in outdated if health.under_min_isr_if_down.get(p.node_id, 0) == 0]
@@ -460,7 +464,11 @@ def _roll(state: State, now: float) -> tuple[State, list[act.Action]]:
             pod = outdated[0]
         rec = state.tasks[pod.name]
         changed.append(attrs.evolve(rec, kill_reason="update", message="restarting with the new configuration"))
-        out.append(act.Kill(rec.task_id, rec.agent_id))
+        why = f"rolling update of {pod.name}"
+        if group == "kafka" and health is not None:
+            why += (f": Kafka metadata asked {now - health.now:.1f}s ago (from broker {health.answered_by}) "
+                    f"shows {health.under_replicated} under-replicated partitions")
+        out.append(act.Kill(rec.task_id, rec.agent_id, why))
     if not changed:
         return state, []
     return attrs.evolve(_with(state, *changed), last_roll_kill=now), [_put(*changed), *out]

@@ -67,6 +67,7 @@ class KafkaHealth:
     # on brokers other than b (moving b's data elsewhere would then risk them)
     under_min_isr_without: Mapping[int, int] = attrs.field(factory=dict)
     under_replicated: int = 0  # partitions whose ISR is smaller than their replica set
+    answered_by: int | None = None  # the broker whose metadata this is
 
 
 COMMAND_KINDS = ("restart_pod", "replace_pod", "plan_interrupt", "plan_continue", "plan_restart",

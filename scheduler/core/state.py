@@ -62,6 +62,7 @@ class TaskRecord:
     failed_since: float | None = None
     kill_reason: str | None = None
     launched_at: float | None = None
+    ready_at: float | None = None  # when its executor last said it became ready
     ports: tuple[int, ...] = ()
     reservation_misses: int = 0  # offers of its agent that did not hold the reservation
 

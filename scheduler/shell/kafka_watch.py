@@ -33,7 +33,8 @@ def health_from_metadata(md: Any, min_isr: int, now: float) -> KafkaHealth:
                 if len(isr) - 1 < min(min_isr, len(p.replicas)):
                     at_risk[b] = at_risk.get(b, 0) + 1
     return KafkaHealth(now, frozenset(md.brokers), at_risk, replicas,
-                       md.controller_id if getattr(md, "controller_id", -1) >= 0 else None, without, urp)
+                       md.controller_id if getattr(md, "controller_id", -1) >= 0 else None, without, urp,
+                       getattr(md, "orig_broker_id", None))
 
 
 class KafkaWatcher:

@@ -156,6 +156,7 @@ class Loop:
         elif isinstance(a, act.Decline):
             self.adapter.decline(a.offer_ids, a.refuse_seconds)
         elif isinstance(a, act.Kill):
+            log.info("killing task %s%s", a.task_id, f" ({a.reason})" if a.reason else "")
             self.adapter.kill(a.task_id, a.agent_id)
         elif isinstance(a, act.Reconcile):
             self.adapter.reconcile(list(a.tasks))

@@ -20,7 +20,7 @@ import pytest
 import yaml
 
 from localmesos import procs
-from tests.helpers.wait import wait_for
+from tests.helpers.wait import WaitTimeout, wait_for
 
 AGENT_RESOURCES = "cpus:4;mem:6144;disk:20000;ports:[31000-31999]"
 AGENT_FLAGS = ("--recovery_timeout=10secs", "--executor_shutdown_grace_period=5secs")
@@ -104,7 +104,16 @@ class SchedulerProc:
             if self.proc.poll() is not None:
                 raise AssertionError(f"scheduler exited: {self.log()}")
             return plan if plan.get("status") == "COMPLETE" else None
-        return wait_for(complete, timeout=timeout, interval=1.0, what=f"deploy plan COMPLETE ({self.url})")
+        try:
+            return wait_for(complete, timeout=timeout, interval=1.0, what=f"deploy plan COMPLETE ({self.url})")
+        except WaitTimeout as exc:
+            # what was stuck, for a CI log that is all one gets
+            try:
+                pods = {p: self.pod(p) for p in self.get("/v1/pod")}
+            except (OSError, ValueError) as err:
+                pods = {"unreadable": repr(err)}
+            raise WaitTimeout(f"{exc}\nplan: {json.dumps(self.plan())}\npods: {json.dumps(pods)}\n"
+                              f"scheduler log (end):\n{self.log(12000)}") from None
 
     def kill(self, sig: int = signal.SIGKILL) -> int | None:
         if self.proc is None:

@@ -9,7 +9,7 @@ from collections import Counter
 import pytest
 from confluent_kafka.admin import AdminClient
 
-from tests.helpers.wait import wait_for
+from tests.helpers.wait import WaitTimeout, wait_for
 
 pytestmark = [pytest.mark.timeout(420), pytest.mark.kafka]
 
@@ -25,7 +25,10 @@ def test_master_restart_mid_deploy_completes_without_duplicates(kmf_env):
     wait_for(launched_not_done, timeout=120, interval=0.2, what="a deploy under way (tasks launched)")
     framework = s.get("/v1/health")["framework_id"]
     env.lm.restart_master()
-    s.wait_deployed(timeout=300)
+    try:
+        s.wait_deployed(timeout=300)
+    except WaitTimeout as exc:
+        raise WaitTimeout(f"{exc}\nmaster log (end):\n{env.lm.master_log()[-8000:]}") from None
     health = s.get("/v1/health")
     assert health["framework_id"] == framework and health["mesos_connected"]
 
