@@ -559,14 +559,27 @@ def scale_app_and_wait(api_url: str, app: str, count: int, narrator: Narrator, t
     if status != 200:
         raise DemoError(f"scaling {app} was refused ({status}): {_short(body)}")
     narrator.info(body.get("message", "") if isinstance(body, dict) else str(body))
-    pod = f"{app}-{count - 1}"
+    waiting = [f"{app}-{i}" for i in range(count)]
     while time.monotonic() - started < timeout:
-        status, info = http_json(api_url + f"/v1/pod/{pod}/info")
-        if status == 200 and info.get("ready"):
-            narrator.info(f"{pod}: {info.get('state')} on {info.get('hostname')}")
+        for pod in list(waiting):
+            status, info = http_json(api_url + f"/v1/pod/{pod}/info")
+            if status == 200 and info.get("ready"):
+                narrator.info(f"{pod}: {info.get('state')} on {info.get('hostname')}")
+                waiting.remove(pod)
+        if not waiting:
             return time.monotonic() - started
         time.sleep(1.0)
-    raise DemoError(f"{pod} was not ready within {timeout:.0f}s")
+    raise DemoError(f"{', '.join(waiting)} not ready within {timeout:.0f}s")
+
+
+def app_count(api_url: str, app: str) -> int:
+    """How many instances of `app` the target config asks for."""
+    status, body = http_json(api_url + "/v1/config/target")
+    apps = body.get("config", {}).get("apps", []) if status == 200 and isinstance(body, dict) else []
+    for a in apps:
+        if a.get("name") == app:
+            return int(a.get("count", 0))
+    raise DemoError(f"the target config has no app {app!r} ({status}): {_short(body)}")
 
 
 def print_urls(state: Mapping[str, Any], api_url: str | None, work_dir: Path, narrator: Narrator) -> None:
@@ -632,9 +645,10 @@ def run_demo(options: DemoOptions, out: TextIO = sys.stdout) -> int:
                                  on_progress=lambda c: narrator.info(f"... {sum(c.values())} words counted so far"))
             for line in counts_table(counts, expected):
                 narrator.info(line)
-        with narrator.stage("scaling the word-count app from 2 to 3 instances (POST /v1/scale)"):
+        before = app_count(scheduler.api_url, "wordcount")
+        with narrator.stage(f"scaling the word-count app from {before} to 3 instances (POST /v1/scale)"):
             seconds = scale_app_and_wait(scheduler.api_url, "wordcount", 3, narrator)
-            narrator.info(f"wordcount-2 ready after {seconds:.1f}s")
+            narrator.info(f"3 wordcount instances ready after {seconds:.1f}s")
         with narrator.stage(f"killing {options.kill_pod}'s JVM with SIGKILL and watching kmf relaunch it"):
             seconds = kill_broker_and_watch(scheduler.api_url, work_dir, options.kill_pod, bootstrap, narrator)
             narrator.info(f"time to recover: {seconds:.1f}s")

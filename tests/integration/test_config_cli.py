@@ -16,7 +16,7 @@ def kmf(*args: str) -> subprocess.CompletedProcess:
 
 def test_validate_the_demo_config():
     out = kmf("config", "validate", "config/local.yaml")
-    assert out.returncode == 0 and "OK: service kafka, 3 Kafka 4.3.1 brokers (kraft), wordcount×2" in out.stdout
+    assert out.returncode == 0 and "OK: service kafka, 3 Kafka 4.3.1 brokers (kraft), wordcount×1" in out.stdout
 
 
 def test_validate_a_broken_file_exits_2_naming_field_and_line(tmp_path):

@@ -225,5 +225,5 @@ def test_the_whole_demo_runs_and_tears_down(tmp_path):
     text = out.getvalue()
     assert rc == 0, text
     assert "plan COMPLETE" in text and "time to recover" in text and "kmf web page" in text
-    assert "wordcount-2 ready after" in text
+    assert "scaling the word-count app from 1 to 3 instances" in text and "3 wordcount instances ready after" in text
     assert not (tmp_path / "demo" / "cluster.json").exists()

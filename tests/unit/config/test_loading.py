@@ -53,7 +53,7 @@ def test_constraint_forms():
 def test_examples_load():
     root = Path(__file__).resolve().parents[3] / "config"
     spec = config.load_file(root / "local.yaml", env=ENV)
-    assert spec.kafka.brokers == 3 and spec.app("wordcount").count == 2
+    assert spec.kafka.brokers == 3 and spec.app("wordcount").count == 1
     assert config.spec_from_json(config.spec_to_json(spec)) == spec
 
 
