@@ -177,6 +177,8 @@ class _Driver(MesosSchedulerDriver):
 
     heartbeat_interval: float | None = None
     closes_since_subscribed = 0
+    pausing = False  # waiting out the backoff before sending SUBSCRIBE: no master to hear from
+    dialled_at = 0.0  # monotonic time the last SUBSCRIBE went out
 
     def on_subscribed(self, info):  # noqa: ANN001 - pymesos signature
         self.closes_since_subscribed = 0
@@ -195,8 +197,13 @@ class _Driver(MesosSchedulerDriver):
             log.warning("master %s: %d connections ended without a subscription; next attempt in %.1fs",
                         self.master, self.closes_since_subscribed, pause)
             deadline = time.monotonic() + pause
-            while self._started and time.monotonic() < deadline:  # a stop() cuts the pause short
-                time.sleep(0.05)
+            self.pausing = True
+            try:
+                while self._started and time.monotonic() < deadline:  # a stop() cuts the pause short
+                    time.sleep(0.05)
+            finally:
+                self.pausing = False
+        self.dialled_at = time.monotonic()
         return super().gen_request()
 
 
@@ -319,8 +326,13 @@ class MesosAdapter(Scheduler):
         if driver.master is None:  # no master known (zk detection): nothing to watch
             self._last_sign_of_life = self._monotonic()
             return
+        if driver.pausing:
+            # silence while we hold back our own SUBSCRIBE is not the master's: counting it let
+            # a backoff longer than the watchdog's limit end every connection before it was
+            # used (seen after a master restart: never subscribed again)
+            return
         interval = driver.heartbeat_interval or self._default_heartbeat
-        silent = self._monotonic() - self._last_sign_of_life
+        silent = self._monotonic() - max(self._last_sign_of_life, driver.dialled_at)
         if silent > self._heartbeat_misses * interval:
             self.force_reconnect(f"nothing from the master for {silent:.1f} s "
                                  f"(heartbeat interval {interval:g} s)")

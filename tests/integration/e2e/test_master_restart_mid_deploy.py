@@ -4,6 +4,9 @@ deploy completes with one live task per pod, no task id used twice, and every br
 Kafka says it is."""
 from __future__ import annotations
 
+import os
+import random
+import time
 from collections import Counter
 
 import pytest
@@ -24,11 +27,16 @@ def test_master_restart_mid_deploy_completes_without_duplicates(kmf_env):
         return plan.get("status") != "COMPLETE" and any(p.get("task_id") for p in pods)
     wait_for(launched_not_done, timeout=120, interval=0.2, what="a deploy under way (tasks launched)")
     framework = s.get("/v1/health")["framework_id"]
+    # a different moment of the deploy each run (launch sent, executors starting, brokers booting)
+    seed = int(os.environ.get("KMF_RESTART_SEED") or random.randrange(2**31))
+    delay = random.Random(seed).uniform(0.0, 3.0)
+    print(f"master restart {delay:.2f}s into the deploy (KMF_RESTART_SEED={seed})")
+    time.sleep(delay)
     env.lm.restart_master()
     try:
         s.wait_deployed(timeout=300)
     except WaitTimeout as exc:
-        raise WaitTimeout(f"{exc}\nmaster log (end):\n{env.lm.master_log()[-8000:]}") from None
+        raise WaitTimeout(f"restart {delay:.2f}s in (KMF_RESTART_SEED={seed}): {exc}\nmaster log (end):\n{env.lm.master_log()[-8000:]}") from None
     health = s.get("/v1/health")
     assert health["framework_id"] == framework and health["mesos_connected"]
 

@@ -220,7 +220,11 @@ def test_a_master_that_keeps_answering_503_is_dialled_with_backoff(harnesses):
     server = http.server.ThreadingHTTPServer(("127.0.0.1", procs.free_port("127.0.0.1")), NotElected)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
-        h = harnesses(f"127.0.0.1:{server.server_address[1]}").start()
+        h = harnesses(f"127.0.0.1:{server.server_address[1]}")
+        # a watchdog limit (5 x 0.2 s) shorter than the later pauses: those pauses are ours, not
+        # a silent master, and must not end the connection before its SUBSCRIBE is sent
+        h.adapter._default_heartbeat = 0.2
+        h.start()
         wait_for(lambda: len(subscribes) >= 4, timeout=20, what="four SUBSCRIBE attempts")
         first = subscribes[0]
         time.sleep(3.0)
@@ -230,6 +234,7 @@ def test_a_master_that_keeps_answering_503_is_dialled_with_backoff(harnesses):
         assert len(window) <= 12, f"{len(window)} SUBSCRIBE attempts in 5 s"
         assert gaps[-1] > gaps[0], "the pause between attempts grows"
         assert not h.of(ev.DriverStopped)  # still trying, not given up
+        assert h.adapter.forced_reconnects == 0
     finally:
         server.shutdown()
         server.server_close()
