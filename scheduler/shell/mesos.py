@@ -177,8 +177,8 @@ class _Driver(MesosSchedulerDriver):
 
     heartbeat_interval: float | None = None
     closes_since_subscribed = 0
-    pausing = False  # waiting out the backoff before sending SUBSCRIBE: no master to hear from
-    dialled_at = 0.0  # monotonic time the last SUBSCRIBE went out
+    # monotonic time the last SUBSCRIBE went out, or will go out once the backoff pause ends
+    dialled_at = 0.0
 
     def on_subscribed(self, info):  # noqa: ANN001 - pymesos signature
         self.closes_since_subscribed = 0
@@ -196,13 +196,9 @@ class _Driver(MesosSchedulerDriver):
         if pause:
             log.warning("master %s: %d connections ended without a subscription; next attempt in %.1fs",
                         self.master, self.closes_since_subscribed, pause)
-            deadline = time.monotonic() + pause
-            self.pausing = True
-            try:
-                while self._started and time.monotonic() < deadline:  # a stop() cuts the pause short
-                    time.sleep(0.05)
-            finally:
-                self.pausing = False
+            deadline = self.dialled_at = time.monotonic() + pause
+            while self._started and time.monotonic() < deadline:  # a stop() cuts the pause short
+                time.sleep(0.05)
         self.dialled_at = time.monotonic()
         return super().gen_request()
 
@@ -326,12 +322,10 @@ class MesosAdapter(Scheduler):
         if driver.master is None:  # no master known (zk detection): nothing to watch
             self._last_sign_of_life = self._monotonic()
             return
-        if driver.pausing:
-            # silence while we hold back our own SUBSCRIBE is not the master's: counting it let
-            # a backoff longer than the watchdog's limit end every connection before it was
-            # used (seen after a master restart: never subscribed again)
-            return
         interval = driver.heartbeat_interval or self._default_heartbeat
+        # silence while we hold back our own SUBSCRIBE is not the master's: counting it let a
+        # backoff longer than the watchdog's limit end every connection before it was used
+        # (seen after a master restart: never subscribed again)
         silent = self._monotonic() - max(self._last_sign_of_life, driver.dialled_at)
         if silent > self._heartbeat_misses * interval:
             self.force_reconnect(f"nothing from the master for {silent:.1f} s "
