@@ -33,6 +33,7 @@ from scheduler.api.server import Api, ApiServer
 from scheduler.api.topics import alter_broker_defaults
 from scheduler.api.views import broker_endpoint
 from scheduler.core import actions as act
+from scheduler.core import launch_config
 from scheduler.core.decide import initial_state
 from scheduler.core.state import State
 from scheduler.shell.errors import StoreError
@@ -58,6 +59,14 @@ def advertised_host(bind: str) -> str:
     return os.environ.get("LIBPROCESS_IP") or os.environ.get("HOST") or socket.gethostname()
 
 
+def uninstalled_message(spec: ServiceSpec, store: StateStore, tombstone: dict[str, Any]) -> str:
+    app = tombstone.get("marathon_app_id") or os.environ.get("MARATHON_APP_ID")
+    when = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(float(tombstone.get("at") or 0)))
+    remove = f"remove the Marathon app {app}" if app else "stop this scheduler"
+    return (f"service {spec.name} was uninstalled at {when} and stays uninstalled: {remove}; to install "
+            f"a new service under the same name, delete the ZooKeeper node {store.path('uninstalled')} first")
+
+
 class Service:
     """The API's backend: the live loop when leading, ZooKeeper's state when standing by."""
 
@@ -68,8 +77,16 @@ class Service:
         self.loop: Loop | None = None
         self.election: LeaderElection | None = None
         self._standby: tuple[float, State] | None = None
+        self.tombstone: dict[str, Any] | None = None  # set when the service was uninstalled
+
+    def uninstalled(self) -> dict[str, Any] | None:
+        if self.tombstone is None:
+            return None
+        return {**self.tombstone, "message": uninstalled_message(self.spec, self.store, self.tombstone)}
 
     def role(self) -> str:
+        if self.tombstone is not None:
+            return "uninstalled"
         leading = self.election is not None and self.election.is_leader
         return "leader" if leading and self.loop is not None and not self.loop.ended.is_set() else "standby"
 
@@ -88,6 +105,9 @@ class Service:
     def state(self) -> State:
         if self.role() == "leader" and self.loop is not None:
             return self.loop.snapshot
+        if self.tombstone is not None:
+            return initial_state(self.spec, config.config_id(self.spec), self.tombstone.get("framework_id"),
+                                 {}, {"uninstall": "true"})
         now = time.monotonic()
         if self._standby is None or now - self._standby[0] > 2.0:
             stored = self.store.load()
@@ -133,6 +153,27 @@ def _fault_hook(name: str | None) -> Any:
     return hook
 
 
+def _submit_launch_file(service: Service, spec: ServiceSpec, launch_id: str, path: str,
+                        settle_s: float = 60.0) -> None:
+    """A changed launch file is an update like `kmf config update`: wait until the loop knows
+    Mesos and (when brokers run) Kafka, so that the same checks can decide, then submit it."""
+    loop = service.loop
+    deadline = time.monotonic() + settle_s
+    while loop is not None and not loop.ended.is_set() and time.monotonic() < deadline:
+        snap = loop.snapshot
+        if snap.connected and (snap.kafka is not None or not any(r.kind == "broker" for r in snap.tasks.values())):
+            break
+        time.sleep(0.5)
+    reply = service.submit("update_config", {"spec": spec, "launch_id": launch_id, "source": path})
+    result = reply.result or {}
+    if reply.ok:
+        log.info("launch file %s applied as a config update: %s", path,
+                 "; ".join(result.get("diff") or []) or result.get("message"))
+    else:
+        log.error("launch file %s refused as a config update: %s; the stored target config stays in force "
+                  "(kmf config update %s, with --yes where asked, applies it)", path, result.get("message"), path)
+
+
 def run(config_path: str) -> int:
     try:
         spec = config.load_file(config_path, check_files=True)
@@ -152,7 +193,9 @@ def run(config_path: str) -> int:
         return EXIT_FAILED
     store = StateStore(zk, spec.name, spec.zookeeper.root, acl=digest_acl(zk_auth))
     try:
-        store.initialize()
+        tombstone = store.tombstone()
+        if tombstone is None:
+            store.initialize()
     except StoreError as exc:
         print(f"state store: {exc}", file=sys.stderr)
         zk.stop()
@@ -166,6 +209,7 @@ def run(config_path: str) -> int:
             zk.stop()
             return EXIT_FAILED
     service = Service(spec, zk, store)
+    service.tombstone = tombstone
     metrics = Metrics()
     metrics.attach(StateCollector(service.state, service.role, service.zk_connected))
     token = _read(spec.api.token_file)
@@ -197,6 +241,20 @@ def run(config_path: str) -> int:
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
 
+    if tombstone is not None:
+        # uninstalled: stay up (Marathon would only restart an exiting scheduler) and say so in
+        # /v1/health, as the DC/OS SDK's uninstall mode did; the operator removes the app
+        log.warning("%s", uninstalled_message(spec, store, tombstone))
+        print(f"kmf scheduler: {uninstalled_message(spec, store, tombstone)}", flush=True)
+        try:
+            while not stopping.wait(1.0):
+                pass
+        finally:
+            server.stop()
+            zk.stop()
+            zk.close()
+        return EXIT_OK
+
     adapter = None
     watcher = None
     try:
@@ -207,24 +265,28 @@ def run(config_path: str) -> int:
         store.set_fence(election.lock_node)
         log.info("elected leader of %s", spec.name)
         stored = store.load()
-        cid = config.config_id(spec)
-        if stored.target_config_id != cid:
-            if stored.target_config is not None:
-                old = config.spec_from_json(stored.target_config)
-                refused = config.check_update(old, spec)
-                if refused:
-                    for reason in refused:
-                        print(f"{config_path}: refused: {reason}", file=sys.stderr)
-                    return EXIT_CONFIG
-                log.info("config changed: %s", "; ".join(config.describe_update(old, spec)) or "no field")
-            store.apply_config(cid, config.spec_to_json(spec))
-        state = initial_state(spec, cid, stored.framework_id, stored.tasks, stored.properties,
+        launch_id = config.config_id(spec)
+        target = config.spec_from_json(stored.target_config) if stored.target_config is not None else None
+        begin = launch_config.start(target, stored.target_config_id, spec, launch_id,
+                                    stored.properties.get(launch_config.LAUNCH_ID))
+        if begin.seed:
+            log.info("new service: the launch file %s is the first target config (%s)", config_path, launch_id)
+            store.apply_config(launch_id, config.spec_to_json(spec))
+            store.put("properties", launch_config.LAUNCH_ID, launch_id)
+            stored = store.load()
+        elif begin.update:
+            log.info("the launch file %s changed since the last start: submitting it as a config update (%s)",
+                     config_path, "; ".join(config.describe_update(begin.spec, spec)) or "no field")
+        else:
+            log.info("target config %s from ZooKeeper stays in force (launch file %s unchanged since the "
+                     "last start)", begin.config_id, config_path)
+        state = initial_state(begin.spec, begin.config_id, stored.framework_id, stored.tasks, stored.properties,
                               cluster_id=new_cluster_id())
         loop = Loop(state, store, None, on_decision=metrics.observe)
         loop.fault = _fault_hook(os.environ.get("KMF_FAULT"))
         secret = read_secret(spec.mesos.secret_file) if spec.mesos.secret_file else None
         settings = FrameworkSettings(
-            name=spec.name, user=spec.mesos.user, role=spec.mesos.role, principal=spec.mesos.principal,
+            name=spec.name, user=spec.mesos.user, role=begin.spec.mesos.role, principal=begin.spec.mesos.principal,
             secret=secret, failover_timeout=spec.mesos.failover_timeout_s,
             checkpoint=spec.mesos.checkpoint, webui_url=url, hostname=advertised_host(spec.api.bind),
             labels={"kmf.service": spec.name,
@@ -237,6 +299,9 @@ def run(config_path: str) -> int:
             return EXIT_OK
         adapter.start(stored.framework_id)
         watcher = KafkaWatcher(lambda: loop.snapshot, loop.put).start()
+        if begin.update:
+            threading.Thread(target=_submit_launch_file, args=(service, spec, launch_id, config_path),
+                             name="kmf-launch-update", daemon=True).start()
         loop.run()
         if loop.end_reason:
             (log.info if loop.exit_code == 0 else log.error)("stopped: %s", loop.end_reason)

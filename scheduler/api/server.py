@@ -38,6 +38,7 @@ class Backend(Protocol):
     def state(self) -> State: ...
     def zk_connected(self) -> bool: ...
     def mesos_master(self) -> str | None: ...  # host:port of the leading master, when known
+    def uninstalled(self) -> dict[str, Any] | None: ...  # the tombstone of an uninstalled service
     def submit(self, kind: str, args: dict) -> Any: ...  # a core Reply
     def configurations(self) -> dict[str, Any]: ...
     def parse_config(self, text: str) -> Any: ...  # a ServiceSpec, or raises config.ConfigError
@@ -130,6 +131,9 @@ class Api:
                 continue
             if mutating:
                 self._authorize(headers)
+                gone = self._uninstalled()
+                if gone is not None:
+                    raise ApiError(410, gone["message"])
                 if self.backend.role() != "leader":
                     leader = self.backend.leader_url()
                     if not leader:
@@ -139,6 +143,10 @@ class Api:
         if matched_path:
             raise ApiError(405, f"method {method} not allowed here")
         raise ApiError(404, f"no such endpoint: {path}")
+
+    def _uninstalled(self) -> dict[str, Any] | None:
+        probe = getattr(self.backend, "uninstalled", None)  # backends of tests may lack it
+        return probe() if probe is not None else None
 
     def _authorize(self, headers: Any) -> None:
         if not self.token:
@@ -172,7 +180,7 @@ class Api:
 
     def get_health(self, body: bytes) -> tuple[int, Any]:
         doc = views.health(self.backend.state(), self.backend.role(), self.backend.zk_connected(), self.clock(),
-                           self.backend.mesos_master())
+                           self.backend.mesos_master(), self._uninstalled())
         return (200 if doc["healthy"] else 503), doc
 
     def get_plans(self, body: bytes) -> tuple[int, Any]:
@@ -244,16 +252,20 @@ class Api:
     def put_config(self, body: bytes) -> tuple[int, Any]:
         import config
         text = body.decode("utf-8", "replace")
+        confirm = False
         if text.lstrip().startswith("{"):
             doc = self._json(body)
             if not isinstance(doc.get("yaml"), str):
-                raise ApiError(400, "send the YAML as the body, or JSON {\"yaml\": \"...\"}", "yaml")
-            text = doc["yaml"]
+                raise ApiError(400, "send the YAML as the body, or JSON {\"yaml\": \"...\", \"confirm\": bool}",
+                               "yaml")
+            if not isinstance(doc.get("confirm", False), bool):
+                raise ApiError(400, "confirm must be true or false", "confirm")
+            text, confirm = doc["yaml"], doc.get("confirm", False)
         try:
             spec = self.backend.parse_config(text)
         except config.ConfigError as exc:
             return 400, {"error": "invalid configuration", "problems": [str(p) for p in exc.problems]}
-        return self._submit("update_config", {"spec": spec})
+        return self._submit("update_config", {"spec": spec, "confirm": confirm})
 
     def post_scale(self, body: bytes) -> tuple[int, Any]:
         doc = self._json(body)

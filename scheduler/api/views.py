@@ -5,6 +5,7 @@ from typing import Any
 
 from config import spec_to_json
 from scheduler.core.decide import plans
+from scheduler.core.launch_config import LAUNCH_ID, LAUNCH_REFUSED
 from scheduler.core.pods import desired_pods
 from scheduler.core.state import State
 
@@ -59,14 +60,18 @@ def broker_endpoint(state: State) -> dict[str, Any]:
 
 
 def health(state: State, role: str, zk_connected: bool, now: float,
-           master: str | None = None) -> dict[str, Any]:
+           master: str | None = None, uninstalled: dict[str, Any] | None = None) -> dict[str, Any]:
     deploy = plans(state, now)["deploy"]
+    launch = {"id": state.properties.get(LAUNCH_ID), "refused": state.properties.get(LAUNCH_REFUSED)}
     return {"service": state.spec.name, "role": role, "framework_id": state.framework_id,
             "mesos_connected": state.connected, "zookeeper_connected": zk_connected,
             # the Mesos UI is served by the leading master at its own address
             "mesos_master": master, "mesos_ui": f"http://{master}/" if master else None,
-            "deploy_plan": deploy["status"], "config_id": state.config_id,
-            "healthy": zk_connected and (role == "standby" or state.connected)}
+            "deploy_plan": "UNINSTALLED" if uninstalled else deploy["status"], "config_id": state.config_id,
+            "launch_config": launch, "uninstalling": state.uninstalling and not uninstalled,
+            "uninstalled": uninstalled,
+            # an uninstalled service's scheduler is healthy: it does what it should (nothing)
+            "healthy": zk_connected and (role in ("standby", "uninstalled") or state.connected)}
 
 
 def config_target(state: State) -> dict[str, Any]:

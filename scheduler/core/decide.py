@@ -17,6 +17,7 @@ import config
 from config import ServiceSpec
 from kmf.taskdata import Voter
 from scheduler.core import actions as act
+from scheduler.core import broker_count, launch_config
 from scheduler.core import events as ev
 from scheduler.core.offers import (
     OfferView,
@@ -637,26 +638,9 @@ def on_command(state: State, cmd: ev.Command) -> Result:
             return state, (_reply(cmd, False, bad, status=400),)
         spec = state.spec
         current = spec.kafka.brokers
-        if count < current and args.get("confirm") is not True:
-            doomed = ", ".join(f"broker-{b}" for b in range(count, current))
-            return state, (_reply(cmd, False, f"scaling in kills {doomed} and deletes their data; "
-                                              "send confirm: true to go ahead", status=409),)
-        if count < current:
-            from scheduler.core.pods import quorum_size
-            if spec.kafka.mode == "kraft" and spec.kafka.controllers == "combined" \
-                    and count < quorum_size(current):
-                return state, (_reply(cmd, False, f"brokers 0..{quorum_size(current) - 1} are the KRaft "
-                                                  "controller quorum; they cannot be scaled away", status=409),)
-            health: ev.KafkaHealth | None = state.kafka
-            if health is None:
-                return state, (_reply(cmd, False, "replica placement is not known yet; try again shortly",
-                                      status=409),)
-            holding = {b: n for b in range(count, current)
-                       if (n := health.replicas_by_broker.get(b, 0)) > 0}
-            if holding:
-                detail = ", ".join(f"broker-{b} holds {n} replicas" for b, n in sorted(holding.items()))
-                return state, (_reply(cmd, False, f"refused: {detail}; move them first "
-                                                  "(kafka-reassign-partitions)", status=409),)
+        no = broker_count.refusal(spec.kafka.mode, current, count, state.kafka, args.get("confirm") is True)
+        if no is not None:
+            return state, (_reply(cmd, False, no.message, **no.fields()),)
         new_spec = attrs.evolve(spec, kafka=attrs.evolve(spec.kafka, brokers=count))
         issues = config.rules_validate(new_spec)
         if issues:
@@ -678,11 +662,28 @@ def on_command(state: State, cmd: ev.Command) -> Result:
         spec = args.get("spec")
         if not isinstance(spec, ServiceSpec):
             return state, (_reply(cmd, False, "no valid spec given", status=400),)
+        launch_id = args.get("launch_id")  # set when the request is a changed launch file
         refused = config.check_update(state.spec, spec)  # the spec itself passed config's rules
+        no = broker_count.refusal(spec.kafka.mode, state.spec.kafka.brokers, spec.kafka.brokers, state.kafka,
+                                  args.get("confirm") is True)
+        if no is not None:
+            refused = [*refused, no.message]
         if refused:
-            return state, (_reply(cmd, False, "refused: " + "; ".join(refused), status=409, reasons=refused),)
+            fields = {"status": 409, **(no.fields() if no is not None else {})}
+            reply = _reply(cmd, False, "; ".join(refused), reasons=refused, **fields)
+            if not isinstance(launch_id, str):
+                return state, (reply,)
+            props = {**state.properties, launch_config.LAUNCH_REFUSED: "; ".join(refused)}
+            return attrs.evolve(state, properties=props), (
+                act.Persist(puts=((("properties", launch_config.LAUNCH_REFUSED, "; ".join(refused)),))), reply)
         diff = config.describe_update(state.spec, spec)
         new_state, out = _set_spec(state, spec, now)
+        if isinstance(launch_id, str):
+            props = {k: v for k, v in new_state.properties.items() if k != launch_config.LAUNCH_REFUSED}
+            new_state = attrs.evolve(new_state, properties={**props, launch_config.LAUNCH_ID: launch_id})
+            out.append(act.Persist(puts=(("properties", launch_config.LAUNCH_ID, launch_id),),
+                                   deletes=(("properties", launch_config.LAUNCH_REFUSED),)
+                                   if launch_config.LAUNCH_REFUSED in state.properties else ()))
         new_state, more = _roll(new_state, now)
         return _offer_control(new_state, now, out + more + [_reply(
             cmd, True, "configuration updated" if diff else "nothing changed", diff=diff,
@@ -709,7 +710,9 @@ def on_command(state: State, cmd: ev.Command) -> Result:
                               deletes=tuple(deletes))
         new_state = attrs.evolve(state, tasks=tasks, releasing=releasing, uninstalling=True,
                                  properties={**state.properties, "uninstall": "true"})
-        return new_state, (persist, *out, _reply(cmd, True, "uninstalling: killing tasks, releasing reservations"))
+        return new_state, (persist, *out, _reply(cmd, True, "uninstalling: killing every task and releasing every reservation; then the "
+                                                  "framework is torn down and the service stays uninstalled (a restarted "
+                                                  "scheduler only reports it in /v1/health): remove its Marathon app"))
     return state, (_reply(cmd, False, f"unknown command {kind!r}", status=400),)
 
 

@@ -8,6 +8,7 @@ on decisions it could not record) and nothing after it in that decision is perfo
 from __future__ import annotations
 
 import itertools
+import os
 import logging
 import queue
 import threading
@@ -26,6 +27,12 @@ from scheduler.shell.store import Delete, Put, StateStore
 log = logging.getLogger(__name__)
 
 TICK_S = 1.0
+
+
+def uninstall_tombstone(state: State, now: float) -> dict[str, Any]:
+    """What a restarted scheduler of an uninstalled service reports (and the operator removes)."""
+    return {"at": now, "framework_id": state.framework_id, "service": state.spec.name,
+            "marathon_app_id": os.environ.get("MARATHON_APP_ID")}
 
 
 class LoopEnded(Exception):
@@ -179,6 +186,11 @@ class Loop:
                 raise LoopEnded from exc
         elif isinstance(a, act.Teardown):
             log.warning("uninstall complete: tearing down the framework and deleting its state")
+            try:
+                self.store.mark_uninstalled(uninstall_tombstone(self.snapshot, self.clock()))
+            except StoreError as exc:
+                self.stop(f"could not record the uninstall ({exc}); not tearing down", code=1)
+                raise LoopEnded from exc
             self.adapter.teardown()
             self.store.delete_all()
             self.torn_down = True

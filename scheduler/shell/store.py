@@ -10,6 +10,8 @@ ZooKeeper is the scheduler's source of truth. Layout under ``/<root>/<service>/`
     properties/<key>       small values: Kafka cluster id, next broker id, ...
     plans/<name>           plan progress
     leader/                leader election (scheduler.shell.leader)
+    uninstalled            {"at": ..., "framework_id": ...}: the tombstone an uninstall leaves;
+                           the only node left, so that a restarted scheduler stays uninstalled
 
 Every multi-node change is one kazoo transaction. Each znode the store has read or written is
 remembered with its version and rewritten only at that version (CheckVersion semantics), so a
@@ -47,6 +49,7 @@ log = logging.getLogger(__name__)
 
 SCHEMA_VERSION = 1
 KINDS = ("configs", "tasks", "properties", "plans")
+TOMBSTONE = "uninstalled"
 _LOAD_TIMEOUT = 60.0
 _READ_WINDOW = 1000
 
@@ -197,7 +200,7 @@ class StateStore:
     # paths --------------------------------------------------------------------------------------
     def path(self, kind: str, key: str | None = None) -> str:
         if kind not in KINDS and kind not in ("framework_id", "target_config", "schema_version",
-                                              "leader"):
+                                              "leader", TOMBSTONE):
             raise StoreError(f"unknown store area {kind!r}")
         if key is None:
             return f"{self.base}/{kind}"
@@ -226,7 +229,7 @@ class StateStore:
         if data is None:
             self.client.ensure_path(self.base, acl=self.acl)
             existing = set(self.client.get_children(self.base))
-            if existing - {"leader"}:
+            if existing - {"leader", TOMBSTONE}:
                 raise StoreError(
                     f"has state ({', '.join(sorted(existing))}) but no schema_version; refusing to "
                     "guess its format", self.base)
@@ -394,15 +397,47 @@ class StateStore:
         """Keep `config` as ``configs/<config_id>`` and make it the target, in one transaction."""
         self.commit([Put("configs", config_id, config), SetTargetConfig(config_id)])
 
+    def tombstone(self) -> dict[str, Any] | None:
+        """What `mark_uninstalled` left, read now; None for a service that was not uninstalled."""
+        path = self.path(TOMBSTONE)
+        data = self._get(path)
+        if data is None:
+            return None
+        doc = self._json(path, data)
+        return doc if isinstance(doc, dict) else {"value": doc}
+
+    def mark_uninstalled(self, doc: Mapping[str, Any]) -> None:
+        """Write the tombstone before anything is torn down: a scheduler that dies in between
+        restarts uninstalled, never as a fresh empty install of the same name."""
+        with self._lock:
+            path = self.path(TOMBSTONE)
+            txn = self.client.transaction()
+            paths = [path]
+            if self._fence:
+                txn.check(self._fence, -1)
+                paths.insert(0, self._fence)
+            txn.create(path, _dumps(dict(doc)), acl=self.acl)
+            self._commit_txn(txn, paths, fenced=bool(self._fence))
+
     def delete_all(self) -> None:
-        """Remove the service's whole tree (uninstall); the leader node goes with it."""
+        """Remove the service's state (uninstall): everything but the tombstone; the leader node
+        goes with it."""
         with self._lock:
             try:
-                self.client.delete(self.base, recursive=True)
+                children = self.client.get_children(self.base)
             except NoNodeError:
-                pass
+                children = []
             except KazooException as exc:
                 raise StoreError(f"cannot delete: {exc!r}", self.base) from exc
+            for child in children:
+                if child == TOMBSTONE:
+                    continue
+                try:
+                    self.client.delete(f"{self.base}/{child}", recursive=True)
+                except NoNodeError:
+                    pass
+                except KazooException as exc:
+                    raise StoreError(f"cannot delete: {exc!r}", f"{self.base}/{child}") from exc
             self._versions.clear()
 
     def _add(self, txn: Any, change: Change) -> str:

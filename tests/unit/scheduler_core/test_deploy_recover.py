@@ -144,9 +144,9 @@ def test_scale_in_refused_while_broker_holds_replicas():
     sim.run_all_ready()
     sim.step(ev.KafkaHealth(sim.now, frozenset({0, 1, 2, 3}), {}, {3: 7}, 0))
     out = sim.step(ev.Command("c", "scale_brokers", {"count": 3}, sim.now))
-    assert not out[-1].ok and "send confirm: true" in out[-1].result["message"]
+    assert not out[-1].ok and out[-1].result["confirm_required"] and "--yes" in out[-1].result["message"]
     out = sim.step(ev.Command("c", "scale_brokers", {"count": 3, "confirm": True}, sim.now))
-    assert not out[-1].ok and "broker-3 holds 7 replicas" in out[-1].result["message"]
+    assert not out[-1].ok and "broker-3 holds 7 partition replicas" in out[-1].result["message"]
     out = sim.step(ev.Command("c", "scale_brokers", {"count": 2, "confirm": True}, sim.now))
     assert not out[-1].ok and "controller quorum" in out[-1].result["message"]
     sim.step(ev.KafkaHealth(sim.now, frozenset({0, 1, 2, 3}), {}, {3: 0}, 0))
