@@ -110,7 +110,14 @@ class Service:
                                  {}, {"uninstall": "true"})
         now = time.monotonic()
         if self._standby is None or now - self._standby[0] > 2.0:
-            stored = self.store.load()
+            try:
+                stored = self.store.load()
+            except StoreError:
+                found = self.store.tombstone()  # the leader has just uninstalled the service
+                if found is None:
+                    raise
+                self.tombstone = found
+                return self.state()
             spec = config.spec_from_json(stored.target_config) if stored.target_config else self.spec
             self._standby = (now, initial_state(spec, stored.target_config_id or config.config_id(spec),
                                                 stored.framework_id, stored.tasks, stored.properties))
@@ -241,19 +248,23 @@ def run(config_path: str) -> int:
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
 
-    if tombstone is not None:
+    def stay_uninstalled(found: dict[str, Any]) -> int:
         # uninstalled: stay up (Marathon would only restart an exiting scheduler) and say so in
         # /v1/health, as the DC/OS SDK's uninstall mode did; the operator removes the app
-        log.warning("%s", uninstalled_message(spec, store, tombstone))
-        print(f"kmf scheduler: {uninstalled_message(spec, store, tombstone)}", flush=True)
+        service.tombstone = found
+        log.warning("%s", uninstalled_message(spec, store, found))
+        print(f"kmf scheduler: {uninstalled_message(spec, store, found)}", flush=True)
+        while not stopping.wait(1.0):
+            pass
+        return EXIT_OK
+
+    if tombstone is not None:
         try:
-            while not stopping.wait(1.0):
-                pass
+            return stay_uninstalled(tombstone)
         finally:
             server.stop()
             zk.stop()
             zk.close()
-        return EXIT_OK
 
     adapter = None
     watcher = None
@@ -264,6 +275,9 @@ def run(config_path: str) -> int:
                 return EXIT_OK if stopping.is_set() else EXIT_FAILED
         store.set_fence(election.lock_node)
         log.info("elected leader of %s", spec.name)
+        tombstone = store.tombstone()
+        if tombstone is not None:  # the leader this one stood by for uninstalled the service
+            return stay_uninstalled(tombstone)
         stored = store.load()
         launch_id = config.config_id(spec)
         target = config.spec_from_json(stored.target_config) if stored.target_config is not None else None
