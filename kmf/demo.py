@@ -364,36 +364,71 @@ def produce_sentences(bootstrap: str, topic: str, sentences: Sequence[str], time
     return len(sentences)
 
 
+@attrs.frozen
+class CountCheck:
+    """How counted words compare with the expected counts: `short` words are still below their
+    count (the app may not be done), `wrong` ones are above it or were never sent, as
+    ``word: (counted, expected)``."""
+
+    short: Mapping[str, tuple[int, int]]
+    wrong: Mapping[str, tuple[int, int]]
+
+    @property
+    def exact(self) -> bool:
+        return not self.short and not self.wrong
+
+
+def compare_counts(counted: Mapping[str, int], expected: Mapping[str, int]) -> CountCheck:
+    """Compare exactly: every expected word at exactly its count, and no other word. A count
+    above the expected one is wrong, not "enough": doubled counts are what a word count that
+    is not exactly-once produces."""
+    short = {w: (counted.get(w, 0), c) for w, c in expected.items() if counted.get(w, 0) < c}
+    wrong = {w: (n, expected.get(w, 0)) for w, n in counted.items() if n > expected.get(w, 0)}
+    return CountCheck(short, wrong)
+
+
 def read_counts(bootstrap: str, topic: str, expected: Mapping[str, int], timeout: float = 120.0,
                 on_progress: Callable[[dict[str, int]], None] | None = None) -> dict[str, int]:
-    """The latest count of every word in `topic` (read_committed, from the beginning), once the
-    counts of the `expected` words reach their expected values; DemoError after `timeout`."""
-    from confluent_kafka import Consumer
+    """The latest count of every word in `topic` (read_committed, from the beginning) once they
+    are exactly the `expected` ones (see :func:`compare_counts`) with every partition read to its
+    end; DemoError when a count is too high (counts only grow: it cannot come right) or after
+    `timeout`."""
+    from confluent_kafka import Consumer, KafkaError
 
     from streams.counting import decode_count
 
     consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": f"kmf-demo-{uuid.uuid4().hex[:8]}",
                          "auto.offset.reset": "earliest", "isolation.level": "read_committed",
-                         "enable.auto.commit": False, "log_level": 0})
+                         "enable.auto.commit": False, "enable.partition.eof": True, "log_level": 0})
     consumer.subscribe([topic])
     latest: dict[str, int] = {}
+    at_end: set[int] = set()  # partitions read to their end, until a new record comes
     deadline = time.monotonic() + timeout
     last_report = 0.0
     try:
         while True:
             for msg in consumer.consume(num_messages=1000, timeout=0.5):
                 if msg.error() is not None:
+                    if msg.error().code() == KafkaError._PARTITION_EOF:
+                        at_end.add(msg.partition())
                     continue
+                at_end.discard(msg.partition())
                 latest[msg.key().decode(errors="replace")] = decode_count(msg.value(), f"{topic}@{msg.offset()}")
-            if all(latest.get(word, 0) >= count for word, count in expected.items()):
+            check = compare_counts(latest, expected)
+            if check.wrong:
+                raise DemoError(f"word counts in {topic} are wrong, more than was sent "
+                                f"(word: (counted, expected)): {dict(check.wrong)}")
+            assigned = {tp.partition for tp in consumer.assignment()}
+            # Exact only counts once the log is read to its end: a higher count may follow.
+            if check.exact and assigned and assigned <= at_end:
                 return latest
             if on_progress is not None and time.monotonic() - last_report > 2:
                 last_report = time.monotonic()
                 on_progress(dict(latest))
             if time.monotonic() > deadline:
-                missing = {w: (latest.get(w, 0), c) for w, c in expected.items() if latest.get(w, 0) < c}
-                raise DemoError(f"word counts in {topic} incomplete after {timeout:g}s "
-                                f"(word: (counted, expected)): {missing}")
+                detail = (f"(word: (counted, expected)): {dict(check.short)}" if check.short
+                          else "(the counts are right so far, but its end was never reached)")
+                raise DemoError(f"word counts in {topic} incomplete after {timeout:g}s {detail}")
     finally:
         consumer.close()
 

@@ -1,9 +1,11 @@
 """``kmf local up|status|down``: a local Mesos cluster (ZooKeeper, one master, N agents).
 
 The state of a running local cluster lives in one work folder: ``cluster.json`` there records every
-process (pid, address) so ``down`` stops exactly those, by process group. The launch helpers
-(:func:`master_argv`, :func:`agent_argv`, :func:`wait_registered`) are shared with the test
-fixtures in ``tests/helpers/fixtures_localmesos.py``.
+process (pid, address) so ``down`` stops exactly those, by process group. Its addresses come from a
+block claimed with :func:`claim_addresses` (``localmesos.addresses``), so that two clusters never
+share one. The launch helpers (:func:`master_argv`, :func:`agent_argv`, :func:`wait_registered`,
+:func:`claim_addresses`) are shared with the test fixtures in
+``tests/helpers/fixtures_localmesos.py``.
 """
 from __future__ import annotations
 
@@ -16,7 +18,7 @@ import urllib.request
 from pathlib import Path
 from typing import Any, Sequence
 
-from localmesos import procs
+from localmesos import addresses, procs
 
 DEFAULT_RESOURCES = "cpus:4;mem:4096;disk:20000;ports:[31000-32000]"
 ZONES = "abcdefghijklmnopqrstuvwxyz"
@@ -107,39 +109,56 @@ def ensure_not_running(workdir: Path) -> None:
         raise ClusterError(f"a local cluster already runs from {workdir}; `kmf local down` first")
 
 
+def claim_addresses(owner: Path | str) -> addresses.AddressBlock:
+    """The address block of a new local cluster (see :mod:`localmesos.addresses`): every entry
+    point that starts one (``kmf local up``, ``kmf demo``, the test fixtures) claims it here."""
+    try:
+        return addresses.claim(str(owner))
+    except addresses.AddressError as exc:
+        raise ClusterError(str(exc)) from None
+
+
 def up(agents: int, workdir: Path, out=sys.stdout) -> dict[str, Any]:
     from localmesos.zookeeper import ZooKeeperServer
 
+    if not 1 <= agents <= addresses.MAX_AGENTS:
+        raise ClusterError(f"--agents must be between 1 and {addresses.MAX_AGENTS}, got {agents}")
     workdir = workdir.resolve()
     ensure_not_running(workdir)
     workdir.mkdir(parents=True, exist_ok=True)
     state: dict[str, Any] = {"processes": []}
-    host = "127.0.1.1"
-    zk = ZooKeeperServer(workdir / "zookeeper", host=host)
-    zk.start()
-    state["processes"].append({"name": "zookeeper", "pid": zk.proc.pid})
-    _save(workdir, state)
-    zk_url = f"zk://{zk.connect_string}/mesos"
-    port = procs.free_port(host)
-    master_dir = workdir / "master"
-    proc = procs.spawn(master_argv(host, port, master_dir, zk_url), log_path=master_dir / "master.log")
-    state["processes"].append({"name": "master", "pid": proc.pid})
-    _save(workdir, state)
-    master_url = f"http://{host}:{port}"
-    wait_serving(master_url, proc, 20, master_dir / "master.log")
-    for i in range(agents):
-        ip = f"127.0.2.{10 + i}"
-        aport = procs.free_port(ip)
-        adir = workdir / f"agent-{i}"
-        attributes = f"zone:{ZONES[i % len(ZONES)]};rack:r{i}"
-        aproc = procs.spawn(agent_argv(zk_url, ip, aport, adir, attributes=attributes),
-                            log_path=adir / "agent.log")
-        state["processes"].append({"name": f"agent-{i}", "pid": aproc.pid, "ip": ip, "port": aport})
+    # The master and the agents inherit the block's lock, so the block stays claimed while they
+    # run and is free once they stop; this process lets go of its own hold when `up` returns.
+    with claim_addresses(workdir) as block:
+        state["addresses"] = block.cidr
+        host = block.master_ip
+        zk = ZooKeeperServer(workdir / "zookeeper", host=host)
+        zk.start()
+        state["processes"].append({"name": "zookeeper", "pid": zk.proc.pid})
+        _save(workdir, state)
+        zk_url = f"zk://{zk.connect_string}/mesos"
+        port = procs.free_port(host)
+        master_dir = workdir / "master"
+        proc = procs.spawn(master_argv(host, port, master_dir, zk_url), log_path=master_dir / "master.log",
+                           pass_fds=block.pass_fds)
+        state["processes"].append({"name": "master", "pid": proc.pid})
+        _save(workdir, state)
+        master_url = f"http://{host}:{port}"
+        wait_serving(master_url, proc, 20, master_dir / "master.log")
+        for i in range(agents):
+            ip = block.agent_ip(i)
+            aport = procs.free_port(ip)
+            adir = workdir / f"agent-{i}"
+            attributes = f"zone:{ZONES[i % len(ZONES)]};rack:r{i}"
+            aproc = procs.spawn(agent_argv(zk_url, ip, aport, adir, attributes=attributes),
+                                log_path=adir / "agent.log", pass_fds=block.pass_fds)
+            state["processes"].append({"name": f"agent-{i}", "pid": aproc.pid, "ip": ip, "port": aport})
     state.update({"master_url": master_url, "ui_url": master_url + "/", "zk_url": zk_url,
                   "zk": zk.connect_string, "agents": agents})
     _save(workdir, state)
     wait_registered(master_url, agents, 30)
-    print(f"master: {master_url}\nui:     {master_url}/\nzk:     {zk_url}", file=out)
+    print(f"master: {master_url}\nui:     {master_url}/\nzk:     {zk_url}\naddresses: {block.cidr}",
+          file=out)
     return state
 
 
@@ -170,7 +189,8 @@ def status(workdir: Path, out=sys.stdout) -> int:
     if "master_url" in state:
         try:
             slaves = get_json(state["master_url"] + "/master/slaves")["slaves"]
-            print(f"master {state['master_url']}: {len(slaves)} agents registered", file=out)
+            print(f"master {state['master_url']}: {len(slaves)} agents registered"
+                  + (f" (addresses {state['addresses']})" if "addresses" in state else ""), file=out)
         except OSError as exc:
             print(f"master {state['master_url']} does not answer: {exc}", file=out)
             return 1
@@ -194,8 +214,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def _run(args: argparse.Namespace) -> int:
     try:
         if args.local_command == "up":
-            if args.agents < 1:
-                raise ClusterError("--agents must be at least 1")
+            if not 1 <= args.agents <= addresses.MAX_AGENTS:
+                raise ClusterError(f"--agents must be between 1 and {addresses.MAX_AGENTS}")
             ensure_not_running(args.workdir)
             started = time.monotonic()
             try:

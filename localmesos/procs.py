@@ -38,8 +38,10 @@ def spawn(
     log_path: Path,
     cwd: Path | None = None,
     env: Mapping[str, str] | None = None,
+    pass_fds: Sequence[int] = (),
 ) -> subprocess.Popen:
-    """Start `argv` in a new session with stdout and stderr appended to `log_path`."""
+    """Start `argv` in a new session with stdout and stderr appended to `log_path`; `pass_fds`
+    stay open in it (an address block's lock, see localmesos.addresses)."""
     log_path.parent.mkdir(parents=True, exist_ok=True)
     with open(log_path, "ab") as log:
         proc = subprocess.Popen(
@@ -50,6 +52,7 @@ def spawn(
             stdout=log,
             stderr=subprocess.STDOUT,
             start_new_session=True,
+            pass_fds=tuple(pass_fds),
         )
     _started[proc.pid] = proc
     return proc

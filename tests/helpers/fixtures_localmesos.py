@@ -2,8 +2,13 @@
 injection (kill / pause / resume an agent, restart the master). Everything is stopped by pid.
 
 Fixtures:
-* ``lm_master`` — one master without ZooKeeper on a free 127.0.0.x port (heartbeat 1 s, agent
-  ping 1 s × 3). A :class:`LocalMesos` with no agents.
+* ``lm_master`` — one master without ZooKeeper (heartbeat 1 s, agent ping 1 s × 3). A
+  :class:`LocalMesos` with no agents.
+
+Every :class:`LocalMesos` claims its own address block with ``localmesos.cli.claim_addresses``
+(the allocator ``kmf local up`` and ``kmf demo`` use): master at 127.0.B.1, agent *i* at
+127.0.B.(10+i), so it never shares an agent address (and so broker ports) with another cluster on
+the machine, another test run's or a demo's.
 * ``lm_cluster`` — ZooKeeper (session server, own chroot) + master registered there + 3 agents
   (zones a, b, c; ``cpus:4;mem:4096;disk:20000;ports:[31000-32000]``). Skips while
   ``localmesos.agent`` does not exist yet.
@@ -24,6 +29,7 @@ from localmesos import procs
 from localmesos.cli import (
     DEFAULT_RESOURCES,
     agent_argv,
+    claim_addresses,
     get_json,
     master_argv,
     wait_registered,
@@ -39,8 +45,10 @@ FAST_MASTER_FLAGS = (
 
 
 class AgentProc:
-    def __init__(self, index: int, ip: str, port: int, work_dir: Path, argv: list[str]) -> None:
+    def __init__(self, index: int, ip: str, port: int, work_dir: Path, argv: list[str],
+                 pass_fds: Sequence[int] = ()) -> None:
         self.index, self.ip, self.port, self.work_dir, self.argv = index, ip, port, work_dir, argv
+        self.pass_fds = tuple(pass_fds)
         self.proc: subprocess.Popen | None = None
 
     @property
@@ -53,7 +61,7 @@ class AgentProc:
         return self.proc.pid
 
     def start(self) -> "AgentProc":
-        self.proc = procs.spawn(self.argv, log_path=self.work_dir / "agent.log")
+        self.proc = procs.spawn(self.argv, log_path=self.work_dir / "agent.log", pass_fds=self.pass_fds)
         return self
 
     def log(self) -> str:
@@ -69,7 +77,10 @@ class LocalMesos:
         self.base = base
         self.zk_url = zk_url
         self.master_flags = list(master_flags)
-        self.ip = procs.loopback_ip()
+        # Held by this object (agents and masters restarted later need it) and inherited by every
+        # process it starts; released in stop().
+        self.block = claim_addresses(base)
+        self.ip = self.block.master_ip
         self.port = procs.free_port(self.ip)
         self.master_dir = base / "master"
         self.master_proc: subprocess.Popen | None = None
@@ -92,7 +103,8 @@ class LocalMesos:
 
     def start_master(self, timeout: float = 20.0, wait_elected: bool = True) -> "LocalMesos":
         argv = master_argv(self.ip, self.port, self.master_dir, self.zk_url, self.master_flags)
-        self.master_proc = procs.spawn(argv, log_path=self.master_dir / "master.log")
+        self.master_proc = procs.spawn(argv, log_path=self.master_dir / "master.log",
+                                       pass_fds=self.block.pass_fds)
         wait_serving(self.url, self.master_proc, timeout, self.master_dir / "master.log")
         if self.zk_url and wait_elected:
             wait_for(lambda: get_json(self.url + "/metrics/snapshot")["master/elected"] == 1.0,
@@ -155,14 +167,12 @@ class LocalMesos:
     def add_agent(self, resources: str = DEFAULT_RESOURCES, attributes: str | None = None,
                   extra: Sequence[str] = ()) -> AgentProc:
         index = len(self.agents)
-        ip = procs.loopback_ip()
-        while ip == self.ip or any(a.ip == ip for a in self.agents):
-            ip = procs.loopback_ip()
+        ip = self.block.agent_ip(index)
         port = procs.free_port(ip)
         work_dir = self.base / f"agent-{index}"
         attributes = attributes if attributes is not None else f"zone:{'abcdefgh'[index % 8]}"
         argv = agent_argv(self.master_uri, ip, port, work_dir, resources, attributes, extra)
-        agent = AgentProc(index, ip, port, work_dir, argv).start()
+        agent = AgentProc(index, ip, port, work_dir, argv, self.block.pass_fds).start()
         self.agents.append(agent)
         return agent
 
@@ -201,6 +211,7 @@ class LocalMesos:
             procs.stop_group(self.master_proc.pid, grace=3.0)
             self.master_proc = None
         procs.kill_under(self.base)  # executors and what they run, wherever their agent went
+        self.block.release()
 
 
 @pytest.fixture
