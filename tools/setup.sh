@@ -50,4 +50,30 @@ fi
 if [ -f "$ROOT/tools/kafka/assemble.sh" ]; then
   bash "$ROOT/tools/kafka/assemble.sh" "$CACHE/kafka"
 fi
+# --- Apache Mesos (a test dependency like ZooKeeper, when a build is at hand) ----------------
+# The shared build (../shared/mesos beside this checkout, or KMF_MESOS_TARBALL) is extracted into
+# .cache/mesos with its Debian runtime libraries; a user's own install is named by KMF_MESOS_HOME.
+MESOS_TGZ="${KMF_MESOS_TARBALL:-$(ls "$ROOT"/../shared/mesos/mesos-*-debian12-amd64.tar.gz 2>/dev/null | head -n1 || true)}"
+if [ -z "${KMF_MESOS_HOME:-}" ] && [ -n "$MESOS_TGZ" ] && [ -f "$MESOS_TGZ" ]; then
+  stamp_mesos="$(stat -c '%s %Y' "$MESOS_TGZ" | sha256sum | cut -c1-16)"
+  if [ "$(cat "$CACHE/mesos/.kmf-stamp" 2>/dev/null)" != "$stamp_mesos" ]; then
+    log "extracting Apache Mesos from $MESOS_TGZ into $CACHE/mesos"
+    rm -rf "$CACHE/mesos.new" && mkdir -p "$CACHE/mesos.new"
+    tar xzf "$MESOS_TGZ" -C "$CACHE/mesos.new"
+    rm -rf "$CACHE/mesos" && mv "$CACHE/mesos.new/mesos" "$CACHE/mesos" && rm -rf "$CACHE/mesos.new"
+    echo "$stamp_mesos" > "$CACHE/mesos/.kmf-stamp"
+  fi
+  missing=()
+  for pkg in libapr1 libaprutil1 libarchive13 libcurl4 libgrpc++1.51 libgrpc29 libprotobuf32 libsasl2-2 \
+             libsvn1 libzookeeper-mt2 zlib1g; do
+    dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg")
+  done
+  if [ "${#missing[@]}" -gt 0 ]; then
+    log "installing Apache Mesos' runtime libraries: ${missing[*]}"
+    SUDO=""; [ "$(id -u)" = 0 ] || SUDO="sudo"
+    $SUDO apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  fi
+  "$CACHE/mesos/sbin/mesos-master" --version >/dev/null || { log "the Apache Mesos build does not run here"; exit 1; }
+fi
 log "ready: $VENV ($("$VENV/bin/python" --version))"
