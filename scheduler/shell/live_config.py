@@ -29,8 +29,7 @@ class LiveConfigError(RuntimeError):
     def __init__(self, broker: int | None, key: str | None, reason: str, undo_problems: Iterable[str] = ()) -> None:
         self.broker, self.key, self.reason = broker, key, reason
         self.undo_problems = list(undo_problems)
-        where = " ".join(p for p in (f"broker {broker}" if broker is not None else "",
-                                     f"refused {key}" if key else "") if p)
+        where = ", ".join(p for p in (f"broker {broker}" if broker is not None else "", key or "") if p)
         text = f"{where}: {reason}" if where else reason
         if self.undo_problems:
             text += ("; undoing what was applied also failed, the brokers may disagree with the target: "
