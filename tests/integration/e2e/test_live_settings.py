@@ -86,6 +86,17 @@ def test_live_settings_are_applied_on_every_broker_refused_whole_or_rolled(kmf_e
     assert s.get("/v1/config/target") == target
     assert master_task_ids(env) == before
 
+    # 2b. a live value in an update the core refuses (a volume cannot shrink): Kafka is not touched
+    unsafe = json.loads(json.dumps(doc))
+    unsafe["kafka"]["overrides"]["log.retention.ms"] = "1800000"
+    unsafe["kafka"]["disk_mb"] = 100
+    path = tmp_path / "unsafe.yaml"
+    path.write_text(yaml.safe_dump(unsafe))
+    out = kmf(s.url, "config", "update", str(path))
+    assert out.returncode != 0 and "cannot shrink" in out.stderr, out.stdout + out.stderr
+    assert values(boot, "log.retention.ms") == {0: "7200000", 1: "7200000", 2: "7200000"}
+    assert s.get("/v1/config/target") == target
+
     # 3. log.retention.hours is not dynamic in Kafka, and removing the live log.retention.ms
     # override cannot be done live either: the brokers roll, and then show both
     rolled = json.loads(json.dumps(doc))
