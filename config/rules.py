@@ -23,13 +23,20 @@ MANAGED_PROPERTIES = frozenset({
     "log.dirs", "log.dir", "metadata.log.dir", "controller.quorum.voters",
     "controller.quorum.bootstrap.servers", "zookeeper.connect", "broker.rack",
 })
-# Broker settings Kafka applies at runtime (cluster-wide dynamic configs): no restart needed.
+# Broker settings kmf applies live (incremental alter configs on every broker id, then read back):
+# each is dynamic at cluster-wide scope in Kafka 4.x (KRaft) and 3.9 (ZooKeeper mode), i.e.
+# describe_configs on a BROKER resource reports it not read-only there
+# (tests/integration/test_live_broker_settings.py checks this on real brokers of both runtimes).
+# Not log.retention.hours or .minutes: Kafka has only log.retention.ms dynamically.
 LIVE_BROKER_SETTINGS = frozenset({
-    "log.retention.ms", "log.retention.bytes", "log.retention.hours", "log.segment.bytes",
+    "log.retention.ms", "log.retention.bytes", "log.segment.bytes",
     "log.cleaner.threads", "num.io.threads", "num.network.threads", "num.replica.fetchers",
     "message.max.bytes", "compression.type", "unclean.leader.election.enable",
     "min.insync.replicas", "log.cleanup.policy", "background.threads",
 })
+# A live key's value in `restart_overrides`: what a broker restart depends on is only whether the
+# key is in its server.properties, not its value (the value is set live).
+LIVE_VALUE = "<set live>"
 
 Issue = tuple[str, str]
 
@@ -247,16 +254,30 @@ def _major(version: str) -> int:
         return 0
 
 
-def live_broker_settings(old: ServiceSpec, new: ServiceSpec) -> dict[str, str]:
-    """Override changes Kafka applies without a restart (a removed key maps to ``""``: delete)."""
+def restart_overrides(overrides: dict[str, str]) -> dict[str, str]:
+    """The overrides as far as a broker restart depends on them: live keys without their value.
+
+    A live key's value is changed on the running brokers (config.live_broker_settings), but adding
+    or removing the key changes the broker's static config: a removed override cannot be made live
+    (deleting the broker's dynamic value falls back to the static server.properties, which holds
+    the old value until a restart), so it needs a roll, and so does an added one, because a pure
+    fingerprint cannot tell "added" from "removed" without the previous spec. The rolling
+    fingerprint (scheduler/core/taskinfo.py) and `broker_restart_required` both use this, so they
+    agree on which updates roll."""
+    return {k: LIVE_VALUE if k in LIVE_BROKER_SETTINGS else v for k, v in overrides.items()}
+
+
+def live_broker_settings(old: ServiceSpec, new: ServiceSpec) -> dict[str, str | None]:
+    """Override changes to set on the running brokers: key → new value, None for a removed key
+    (its dynamic value is deleted, and the roll `broker_restart_required` asks for does the rest)."""
     a, b = old.kafka.overrides, new.kafka.overrides
-    return {k: b.get(k, "") for k in set(a) | set(b)
+    return {k: b.get(k) for k in sorted(set(a) | set(b))
             if a.get(k) != b.get(k) and k in LIVE_BROKER_SETTINGS}
 
 
 def broker_restart_required(old: ServiceSpec, new: ServiceSpec) -> bool:
-    """True when brokers must roll: anything in `kafka` besides live settings and the count."""
+    """True when brokers must roll: anything in `kafka` besides the count and live values
+    (a live key added or removed rolls too, see `restart_overrides`)."""
     ko, kn = old.kafka, new.kafka
     same = attrs.evolve(ko, brokers=kn.brokers, overrides=kn.overrides) == kn
-    changed = {k for k in set(ko.overrides) | set(kn.overrides) if ko.overrides.get(k) != kn.overrides.get(k)}
-    return not same or bool(changed - LIVE_BROKER_SETTINGS)
+    return not same or restart_overrides(ko.overrides) != restart_overrides(kn.overrides)

@@ -30,7 +30,6 @@ from config import ConfigError, ServiceSpec
 from executor.runtime.broker_config import new_cluster_id
 from scheduler.api.metrics import Metrics, StateCollector
 from scheduler.api.server import Api, ApiServer
-from scheduler.api.topics import alter_broker_defaults
 from scheduler.api.views import broker_endpoint
 from scheduler.core import actions as act
 from scheduler.core import launch_config
@@ -77,6 +76,7 @@ class Service:
         self.loop: Loop | None = None
         self.election: LeaderElection | None = None
         self._standby: tuple[float, State] | None = None
+        self._updating = threading.Lock()
         self.tombstone: dict[str, Any] | None = None  # set when the service was uninstalled
 
     def uninstalled(self) -> dict[str, Any] | None:
@@ -126,17 +126,70 @@ class Service:
     def submit(self, kind: str, args: dict) -> act.Reply:
         if self.loop is None:
             return act.Reply("", False, {"message": "not the leader", "status": 503})
-        reply = self.loop.submit(kind, args)
-        live = (reply.result or {}).get("live") if reply.ok and kind == "update_config" else None
-        if live:
-            boot = broker_endpoint(self.loop.snapshot)["bootstrap_servers"]
-            try:
-                alter_broker_defaults(boot, live)
-                reply.result["live_applied"] = sorted(live)
-            except Exception as exc:  # noqa: BLE001 - the roll still applies them on restart
-                reply.result["live_applied"] = []
-                reply.result["live_error"] = str(exc)
-        return reply
+        if kind != "update_config" or not isinstance(args.get("spec"), ServiceSpec):
+            return self.loop.submit(kind, args)
+        with self._updating:  # one update at a time: each one's live diff is against the target it replaces
+            return self._update_config(self.loop, args)
+
+    def _update_config(self, loop: Loop, args: dict) -> act.Reply:
+        """An update whose live broker settings are on every broker exactly when its target is stored.
+
+        The order: (1) the core's own decision on the current snapshot, computed here without
+        performing it (decide is pure), so that whatever the core would refuse (check_update, a
+        scale-in check, ...) is refused before Kafka is touched; (2) set the live settings on every
+        broker and read them back, undoing them and refusing the update when Kafka refuses one;
+        (3) the real submit, which stores the target; if the core refuses it now (the state moved
+        since (1)), the live settings are undone. Not the other way round: the core stores the
+        target and starts rolling when it accepts, and a stored target cannot always be set back
+        (check_update is not symmetric: a grown disk cannot shrink again), so a refusal by Kafka
+        after it would leave the two disagreeing. What remains is a scheduler killed between (2)
+        and (3): then Kafka has the new values and the target the old ones."""
+        from scheduler.core import events as ev
+        from scheduler.core.decide import decide
+        from scheduler.core.pods import desired_pods
+        from scheduler.shell import live_config
+
+        spec: ServiceSpec = args["spec"]
+        current = loop.snapshot
+        live = config.live_broker_settings(current.spec, spec)
+        if not live:
+            return loop.submit("update_config", args)
+        _, preview = decide(current, ev.Command("preview", "update_config", args, time.time()))
+        answer = next((a for a in preview if isinstance(a, act.Reply)), None)
+        if answer is None or not answer.ok:
+            return answer or act.Reply("", False, {"message": "the update was not answered", "status": 500})
+        boot = broker_endpoint(current)["bootstrap_servers"]
+        expected = [p.node_id for p in desired_pods(current.spec) if p.kind == "broker" and "broker" in p.roles]
+        try:
+            if not boot:
+                raise live_config.LiveConfigError(None, None, "no broker has an address yet")
+            applied = live_config.apply(boot, live, expected=expected)
+        except live_config.LiveConfigError as exc:
+            log.warning("config update refused: live settings: %s", exc)
+            return act.Reply("", False, {
+                "message": f"live broker settings not applied, nothing changed: {exc}",
+                "status": 409 if exc.key else 503,
+                "live": live, "live_error": {"broker": exc.broker, "key": exc.key, "reason": exc.reason,
+                                             "undo_problems": exc.undo_problems}})
+        reply = loop.submit("update_config", args)
+        if reply.ok:
+            reply.result["live_applied"] = applied.to_json()
+            log.info("live broker settings applied and verified on brokers %s: %s",
+                     ", ".join(map(str, sorted(applied.brokers))), live)
+            return reply
+        result = dict(reply.result or {})
+        if reply.command_id and result.get("status") == 503:
+            # no decision in time: the command is still queued and may yet be accepted, so undoing
+            # could make Kafka disagree with the target the other way round
+            result["message"] = (f"{result.get('message')}; the live settings {sorted(live)} are set on the "
+                                 "brokers and the update may still be accepted: check GET /v1/config/target")
+            return act.Reply(reply.command_id, False, result)
+        problems = applied.undo()
+        result["live_undone"] = not problems
+        if problems:
+            result["message"] = (f"{result.get('message')}; undoing the live settings failed, the brokers "
+                                 f"may disagree with the target: {'; '.join(problems)}")
+        return act.Reply(reply.command_id, False, result)
 
     def configurations(self) -> dict[str, Any]:
         return dict(self.store.load().configs)

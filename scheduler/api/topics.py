@@ -1,5 +1,6 @@
 """Topic administration through confluent-kafka's AdminClient (list, describe, create, delete,
-alter config), returning JSON-ready values and (status, body) pairs for the API."""
+alter config), returning JSON-ready values and (status, body) pairs for the API. Dynamic broker
+settings are set per broker by scheduler/shell/live_config.py with the same `admin_client`."""
 from __future__ import annotations
 
 from typing import Any, Mapping
@@ -129,12 +130,3 @@ def alter_config(bootstrap: str, topic: str, settings: Mapping[str, str]) -> tup
         return _error(exc)
     return 200, {"message": f"topic {topic}: {', '.join(settings)} set"}
 
-
-def alter_broker_defaults(bootstrap: str, settings: Mapping[str, str]) -> None:
-    """Cluster-wide dynamic broker settings (applied live, no restart); '' deletes one."""
-    from confluent_kafka.admin import AlterConfigOpType, ConfigEntry, ConfigResource
-    entries = [ConfigEntry(k, v, incremental_operation=AlterConfigOpType.SET if v else AlterConfigOpType.DELETE)
-               for k, v in settings.items()]
-    resource = ConfigResource("BROKER", "", incremental_configs=entries)
-    admin = admin_client(bootstrap)
-    admin.incremental_alter_configs([resource])[resource].result(TIMEOUT_S)

@@ -14,7 +14,7 @@ from typing import Any, Mapping
 import attrs
 
 from config import ServiceSpec
-from config.rules import LIVE_BROKER_SETTINGS
+from config.rules import restart_overrides
 from kmf.taskdata import BrokerTask, StreamTask, TaskData, Voter
 from mesoslib.resources import Resources, scalar
 from scheduler.core.offers import VOLUME_PATH
@@ -102,9 +102,9 @@ def fingerprint(pod: PodDef, data: TaskData) -> str:
     if doc.get("stream"):
         doc["stream"]["bootstrap_servers"] = ""
     if doc.get("broker"):
-        # settings Kafka applies live are changed through the AdminClient, not by a restart
-        doc["broker"]["overrides"] = {k: v for k, v in doc["broker"]["overrides"].items()
-                                      if k not in LIVE_BROKER_SETTINGS}
+        # values Kafka applies live are changed through the AdminClient, not by a restart (adding
+        # or removing such a key still rolls: config.rules.restart_overrides says why)
+        doc["broker"]["overrides"] = restart_overrides(doc["broker"]["overrides"])
         doc["broker"].pop("tls", None)  # issued afresh for every launch: not a change of config
         for key in ("tls_port", "sasl_port", "sasl_mechanism", "inter_broker_tls"):
             if not doc["broker"].get(key):  # unset: the fingerprint of a broker from before TLS/SASL

@@ -30,6 +30,7 @@ def test_api_cli_metrics_scale_and_update(kmf_env, tmp_path):
     token.write_text("s3cret-token\n")
     config = env.config(brokers=1, apps=[SLEEPER])
     config["api"]["token_file"] = str(token)
+    config["kafka"]["overrides"]["log.retention.ms"] = "3600000"  # a new value is live; a new key rolls
     s = env.start_scheduler(config=config)
     s.wait_deployed()
 

@@ -290,7 +290,9 @@ def test_a_slow_relaunch_in_place_is_not_taken_for_a_permanent_failure():
 
 
 def test_live_settings_do_not_roll_brokers_but_other_overrides_do():
-    sim = Sim(spec())
+    # a live key's new value is set live; adding or removing the key rolls (config.rules.restart_overrides)
+    sim = Sim(spec(BASE.replace("placement: ['hostname:UNIQUE']}",
+                                "placement: ['hostname:UNIQUE'], overrides: {log.retention.ms: '500'}}")))
     sim.step(ev.Subscribed("fw", sim.now))
     sim.run_all_ready()
     sim.step(ev.KafkaHealth(sim.now, frozenset({0, 1, 2}), {}, {}, 0))
