@@ -80,6 +80,8 @@ def broker_ids(boot: str) -> set[int]:
 def test_operator_paths_never_lose_data_lie_or_drop_below_min_isr(kmf_env, tmp_path):
     env = kmf_env(agents=3)
     config = env.config(brokers=3)
+    # a live key's value changes live; adding or removing the key rolls (docs/configuration.md)
+    config["kafka"]["overrides"]["log.retention.ms"] = "3600000"
     s = env.start_scheduler(config=config)
     s.wait_deployed()
     boot = s.get("/v1/endpoints/broker")["bootstrap_servers"]
