@@ -9,7 +9,10 @@ import yaml
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser("config", help="validate or show a service config file")
+    from kmf.operator_cli import _guard, common, config_target, config_update
+    parser = subparsers.add_parser("config", help="validate or show a service config file; the running "
+                                                  "service's target config, or update it")
+    common(parser)  # --api etc. before the action too
     sub = parser.add_subparsers(dest="config_command", metavar="ACTION", required=True)
     validate = sub.add_parser("validate", help="check a config file: exit 0 and a summary, or exit 2 "
                                                "and every problem with its line")
@@ -19,14 +22,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     validate.set_defaults(func=_validate)
     show = sub.add_parser("show", help="print the resolved config with every default")
     show.add_argument("file")
-    show.add_argument("--json", action="store_true")
+    show.add_argument("--json", action="store_true", default=argparse.SUPPRESS)  # or before `show`
     show.set_defaults(func=_show)
-    from kmf.operator_cli import _guard, common, config_target, config_update
     target = sub.add_parser("target", help="the running service's target config (from the API)")
     common(target)
     target.set_defaults(func=_guard(config_target))
     update = sub.add_parser("update", help="send a new config to the scheduler: shows the diff, starts the update")
     update.add_argument("file")
+    update.add_argument("--yes", action="store_true",
+                        help="confirm an update that needs it (e.g. one that removes brokers)")
     common(update)
     update.set_defaults(func=_guard(config_update))
 
@@ -57,5 +61,5 @@ def _show(args: argparse.Namespace) -> int:
     if spec is None:
         return 1
     doc = spec_to_json(spec)
-    print(json.dumps(doc, indent=2) if args.json else yaml.safe_dump(doc, sort_keys=False), end="")
+    print(json.dumps(doc, indent=2) if getattr(args, "json", False) else yaml.safe_dump(doc, sort_keys=False), end="")
     return 0

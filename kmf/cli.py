@@ -29,6 +29,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="kmf", description="Kafka Mesos Framework")
     parser.add_argument("--version", action="version", version=f"kmf {__version__}")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    # the API commands' common options (--api, --token-file, --json, --timeout) also work here,
+    # before the sub-command
+    from kmf.operator_cli import common
+    common(parser, top=True)
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in COMMAND_MODULES:
         try:

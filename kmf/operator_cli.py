@@ -4,75 +4,226 @@
 `kmf endpoints`, `kmf scale brokers|app`, `kmf topic list|describe|create|delete`,
 `kmf user create|list|delete` (SASL/SCRAM users; a password only ever from a file), `kmf uninstall`
 (and `kmf config target|update`, registered by config.cli). Human output by default, `--json` for
-scripts. Exit codes: 0 done, 1 refused or failed, 2 bad usage, 3 the API cannot be reached.
+scripts. The common options (--api, --token-file, --json, --timeout) go before or after the
+sub-command. Exit codes: 0 done, 1 refused or failed (or not confirmed), 2 bad usage, 3 the API
+cannot be reached. A standby answers a mutation with a 307 to the leader: the call is sent there
+(same method, body and token), so 0 means the leader did it.
 """
 from __future__ import annotations
 
 import argparse
 import json
 import os
+import re
 import sys
 import time
 import urllib.error
 import urllib.request
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
+from urllib.parse import urljoin, urlsplit
 
 EXIT_OK, EXIT_REFUSED, EXIT_USAGE, EXIT_UNREACHABLE = 0, 1, 2, 3
+DEFAULT_API = "http://127.0.0.1:8080"
+MAX_REDIRECTS = 3  # standby → leader is one hop; a leader change mid-call may add one
+UNPLACEABLE_POLLS = 3  # `plan show --wait` stops when a step stays unplaceable this many polls
+POLL_S = 1.0
+# what the common options are when given nowhere (sub-parsers use SUPPRESS so that a value given
+# before the sub-command is not overwritten by the sub-parser's default)
+COMMON_DEFAULTS: dict[str, Any] = {"api": None, "token_file": None, "json": False, "timeout": 30.0}
 
 
 class Unreachable(Exception):
-    pass
+    """The API (or the leader it redirected to) did not answer."""
+
+
+class UsageError(Exception):
+    """Bad input found before anything was sent."""
+
+
+class Failed(Exception):
+    """An answer that is neither a result nor a refusal (a redirect loop, a body that is not JSON)."""
+
+
+# ------------------------------------------------------------------------------------ HTTP
+
+def api_url(args: argparse.Namespace) -> str:
+    """The API URL: --api, else $KMF_API, else the default (said on stderr once: a silent default
+    has sent operators' commands to the wrong place)."""
+    given = getattr(args, "api", None) or os.environ.get("KMF_API") or None
+    if given:
+        return given.rstrip("/")
+    if not getattr(args, "_default_noted", False):
+        print(f"using {DEFAULT_API} (no --api or KMF_API)", file=sys.stderr)
+        args._default_noted = True
+    return DEFAULT_API
+
+
+def _api_defaulted(args: argparse.Namespace) -> bool:
+    return not (getattr(args, "api", None) or os.environ.get("KMF_API"))
+
+
+class _NoRedirect(urllib.request.HTTPRedirectHandler):
+    """Hand every 3xx back to `call`: urllib refuses to follow a 307 on POST/PUT/DELETE, and
+    follows one on GET without the body; `call` follows them all the same way."""
+
+    def redirect_request(self, req, fp, code, msg, headers, newurl):  # noqa: ANN001, ANN201
+        return None
+
+
+_OPENER = urllib.request.build_opener(_NoRedirect)
+
+
+def _origin(url: str) -> str:
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}"
+
+
+def _send(args: argparse.Namespace, method: str, url: str, data: bytes | None,
+          headers: dict[str, str]) -> tuple[int, bytes, str | None]:
+    req = urllib.request.Request(url, data=data, method=method, headers=headers)
+    timeout = getattr(args, "timeout", COMMON_DEFAULTS["timeout"])
+    try:
+        with _OPENER.open(req, timeout=timeout) as resp:
+            return resp.status, resp.read(), resp.headers.get("Location")
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read(), exc.headers.get("Location") if exc.headers else None
+    except (urllib.error.URLError, OSError) as exc:
+        reason = getattr(exc, "reason", None) or exc
+        hint = " (no --api or KMF_API given: pass --api URL or set KMF_API)" if _api_defaulted(args) else ""
+        raise Unreachable(f"cannot reach the kmf API at {_origin(url)}: {reason}{hint}") from None
 
 
 def call(args: argparse.Namespace, method: str, path: str, body: Any = None,
          raw: bytes | None = None) -> tuple[int, Any]:
-    url = args.api.rstrip("/") + path
+    """One API call: (HTTP status, JSON body). Redirects (a standby's 307 to the leader) are
+    followed with the same method, body and token, at most MAX_REDIRECTS times."""
+    url = api_url(args) + path
     data = raw if raw is not None else (None if body is None else json.dumps(body).encode())
-    req = urllib.request.Request(url, data=data, method=method)
+    headers = {"Content-Type": "application/json"} if body is not None and raw is None else {}
     token = _token(args)
     if token:
-        req.add_header("Authorization", f"Bearer {token}")
+        headers["Authorization"] = f"Bearer {token}"
+    for hop in range(MAX_REDIRECTS + 1):
+        status, text, location = _send(args, method, url, data, headers)
+        if not 300 <= status < 400:
+            break
+        if not location:
+            raise Failed(f"{url} answered {status} without saying where to go (no Location)")
+        if hop == MAX_REDIRECTS:
+            raise Failed(f"gave up after {MAX_REDIRECTS} redirects (the last to {location}); "
+                         "is a leader elected?")
+        target = urljoin(url, location)
+        print(f"{_origin(url)} is a standby; sending {method} {urlsplit(target).path} to the leader at "
+              f"{_origin(target)}", file=sys.stderr)
+        url = target
     try:
-        with urllib.request.urlopen(req, timeout=args.timeout) as resp:
-            return resp.status, json.loads(resp.read() or b"null")
-    except urllib.error.HTTPError as exc:
-        text = exc.read()
-        try:
-            return exc.code, json.loads(text)
-        except ValueError:
-            return exc.code, {"error": text.decode(errors="replace")}
-    except (urllib.error.URLError, OSError) as exc:
-        raise Unreachable(f"cannot reach the kmf API at {args.api}: {getattr(exc, 'reason', exc)}") from None
+        return status, json.loads(text or b"null")
+    except ValueError:
+        shown = text.decode(errors="replace").strip()
+        if status < 300:
+            raise Failed(f"{url} answered {status} with a body that is not JSON: {shown[:200]!r}") from None
+        return status, {"error": shown or f"HTTP {status}"}
 
 
 def _token(args: argparse.Namespace) -> str | None:
-    path = args.token_file or os.environ.get("KMF_TOKEN_FILE")
-    if not path:
-        return None
-    with open(path) as f:
-        return f.read().strip()
+    """The API token from --token-file or $KMF_TOKEN_FILE (read once); a missing or empty file
+    is a usage error, found before anything is sent."""
+    if hasattr(args, "_token"):
+        return args._token
+    given = getattr(args, "token_file", None)
+    path, origin = (given, "--token-file") if given else (os.environ.get("KMF_TOKEN_FILE"), "KMF_TOKEN_FILE")
+    token = None
+    if path:
+        try:
+            token = Path(path).read_text().strip()
+        except OSError as exc:
+            raise UsageError(f"{origin} {path}: {exc.strerror or exc}") from None
+        except UnicodeDecodeError:
+            raise UsageError(f"{origin} {path}: not a text file") from None
+        if not token:
+            raise UsageError(f"{origin} {path}: the file is empty")
+    args._token = token
+    return token
+
+
+# ------------------------------------------------------------------------------------ output
+
+_KAFKA_ERROR = re.compile(r'KafkaError\{code=(?P<code>[A-Z_]+),val=-?\d+,str="(?P<text>.*?)"\}')
+_CONFIRM = re.compile(r"[;,.]?\s*send\s+confirm:\s*true(\s+to\s+go\s+ahead)?", re.IGNORECASE)
+_REFUSED_PREFIX = re.compile(r"^(\s*refused\s*:\s*)+", re.IGNORECASE)
+
+
+def readable(message: str) -> str:
+    """A server message for people: Kafka's raw `KafkaError{code=X,val=N,str="..."}` as
+    `... (X)`, a leading "refused: " dropped (the CLI says it once itself)."""
+    message = _KAFKA_ERROR.sub(lambda m: f"{m['text'].rstrip()} ({m['code']})", message)
+    return _REFUSED_PREFIX.sub("", message).strip()
+
+
+def needs_confirmation(doc: Any) -> bool:
+    if not isinstance(doc, dict):
+        return False
+    return doc.get("confirm_required") is True or bool(_CONFIRM.search(str(doc.get("error") or "")))
+
+
+def error_text(status: int, doc: Any) -> str:
+    """One line saying what the API refused or failed, with the kind of answer first."""
+    if isinstance(doc, dict):
+        message = doc.get("error") or doc.get("message") or f"HTTP {status}"
+    else:
+        message = doc if isinstance(doc, str) and doc else f"HTTP {status}"
+    message = _CONFIRM.sub("", readable(str(message))).rstrip(" ;,")
+    if status == 404:
+        label = "not found"
+    elif status in (401, 403):
+        label = "not authorized"
+    elif status >= 500:
+        label = "failed"
+    else:
+        label = "refused"
+    return f"{label}: {message}"
 
 
 def _print(args: argparse.Namespace, doc: Any, human: str) -> None:
     print(json.dumps(doc, indent=2) if args.json else human)
 
 
+def _fail(args: argparse.Namespace, status: int, doc: Any) -> int:
+    """A refusal: the JSON on stdout with --json; the reason on stderr always."""
+    if args.json:
+        print(json.dumps(doc, indent=2))
+    print(error_text(status, doc), file=sys.stderr)
+    for problem in (doc.get("problems") or []) if isinstance(doc, dict) else []:
+        print(f"  {problem}", file=sys.stderr)
+    if needs_confirmation(doc):
+        print("re-run with --yes to confirm", file=sys.stderr)
+    return EXIT_REFUSED
+
+
+def _partial_failure(doc: Any) -> str | None:
+    """A 2xx answer that still says part of the work failed (e.g. live broker settings Kafka
+    did not take): that is not done, so not exit 0."""
+    if not isinstance(doc, dict):
+        return None
+    for key in ("error", "live_error"):
+        if doc.get(key):
+            return readable(str(doc[key]))
+    return None
+
+
 def _result(args: argparse.Namespace, status: int, doc: Any) -> int:
-    if status >= 400:
-        if args.json:
-            print(json.dumps(doc, indent=2))
-        else:
-            message = doc.get("error") if isinstance(doc, dict) else doc
-            print(f"refused ({status}): {message}", file=sys.stderr)
-            for problem in (doc.get("problems") or []) if isinstance(doc, dict) else []:
-                print(f"  {problem}", file=sys.stderr)
-        return EXIT_REFUSED
+    if status >= 300:
+        return _fail(args, status, doc)
+    partial = _partial_failure(doc)
     message = doc.get("message") if isinstance(doc, dict) else None
-    _print(args, doc, message or json.dumps(doc))
+    _print(args, doc, readable(message) if message else json.dumps(doc))
     for line in (doc.get("diff") or []) if isinstance(doc, dict) else []:
         if not args.json:
             print(f"  {line}")
+    if partial:
+        print(f"failed: {partial}", file=sys.stderr)
+        return EXIT_REFUSED
     return EXIT_OK
 
 
@@ -82,12 +233,44 @@ def table(rows: list[list[str]], header: list[str]) -> str:
     return "\n".join([fmt.format(*header)] + [fmt.format(*(str(c) for c in r)) for r in rows])
 
 
+def _value(value: Any) -> str:
+    if value is None or value == "":
+        return "-"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, (list, tuple)):
+        return ", ".join(_value(v) for v in value) or "-"
+    return str(value)
+
+
+def key_values(doc: dict, indent: int = 0) -> list[str]:
+    """`key: value` lines, nested objects indented under their key (no Python reprs)."""
+    pad = " " * indent
+    width = max((len(str(k)) for k in doc), default=0) + 1
+    lines: list[str] = []
+    for key, value in doc.items():
+        if isinstance(value, dict) and value:
+            lines.append(f"{pad}{key}:")
+            lines += key_values(value, indent + 2)
+        elif isinstance(value, list) and any(isinstance(v, dict) for v in value):
+            lines.append(f"{pad}{key}:")
+            for item in value:
+                sub = key_values(item, indent + 4) if isinstance(item, dict) else [" " * (indent + 4) + _value(item)]
+                lines.append(" " * (indent + 2) + "- " + sub[0].lstrip())
+                lines += sub[1:]
+        else:
+            lines.append(f"{pad}{str(key) + ':':<{width}} {_value(value)}")
+    return lines
+
+
 def plan_text(plan: dict) -> str:
     lines = [f"{plan['name']} ({plan['strategy']}) {plan['status']}"]
     for phase in plan.get("phases", []):
         lines.append(f"├─ {phase['name']} ({phase['strategy']}) {phase['status']}")
         for step in phase.get("steps", []):
             msg = f"  {step['message']}" if step.get("message") and step["status"] != "COMPLETE" else ""
+            if step.get("unplaceable"):
+                msg += f"  (cannot be placed: {step['unplaceable']})"
             lines.append(f"│  ├─ {step['name']} {step['status']}{msg}")
     return "\n".join(lines)
 
@@ -104,27 +287,77 @@ def progress(plan: dict, width: int = 30) -> str:
 def plan_show(args: argparse.Namespace) -> int:
     if args.plan is None:
         status, names = call(args, "GET", "/v1/plans")
-        if status >= 400:
-            return _result(args, status, names)
-        docs = [call(args, "GET", f"/v1/plans/{n}")[1] for n in names]
+        if status >= 300:
+            return _fail(args, status, names)
+        docs = []
+        for name in names:
+            status, doc = call(args, "GET", f"/v1/plans/{name}")
+            if status >= 300:  # 202 is a plan in progress, shown like any other
+                return _fail(args, status, doc)
+            docs.append(doc)
         _print(args, docs, "\n".join(plan_text(d) for d in docs))
         return EXIT_OK
-    deadline = time.monotonic() + args.wait_timeout
+    status, doc = call(args, "GET", f"/v1/plans/{args.plan}")
+    if status >= 300:
+        return _fail(args, status, doc)
+    if not args.wait:
+        _print(args, doc, plan_text(doc))  # shown is done, whatever the plan's status
+        return EXIT_OK
+    return _follow(args, doc)
+
+
+def _stuck_steps(doc: dict, seen: dict[str, int]) -> list[str]:
+    """Steps whose "unplaceable" reason has been set for UNPLACEABLE_POLLS polls in a row
+    (`seen` counts per step and is updated)."""
+    now = {s["name"]: s["unplaceable"] for ph in doc.get("phases", []) for s in ph.get("steps", [])
+           if s.get("unplaceable")}
+    for name in list(seen):
+        if name not in now:
+            del seen[name]
+    for name in now:
+        seen[name] = seen.get(name, 0) + 1
+    return [f"{name} cannot be placed: {reason}" for name, reason in now.items() if seen[name] >= UNPLACEABLE_POLLS]
+
+
+def _follow(args: argparse.Namespace, doc: dict) -> int:
+    """`plan show PLAN --wait`: follow until COMPLETE (exit 0), or stop with exit 1 and the reason:
+    WAITING (interrupted: nothing will move until continued), ERROR, a step that cannot be placed,
+    or the wait timeout."""
+    started = time.monotonic()
+    frames = sys.stdout.isatty() and not args.json  # \r redraws only on a terminal, not into logs
+    last_line, seen = None, {}
     while True:
-        status, doc = call(args, "GET", f"/v1/plans/{args.plan}")
-        if status >= 400:
-            return _result(args, status, doc)
-        if not args.wait:
-            _print(args, doc, plan_text(doc))
-            return EXIT_OK
-        if not args.json:
-            print("\r" + progress(doc), end="", flush=True)
-        if doc["status"] in ("COMPLETE", "ERROR") or time.monotonic() > deadline:
-            if not args.json:
+        line = progress(doc)
+        if not args.json and line != last_line:
+            print("\r" + line if frames else line, end="" if frames else "\n", flush=True)
+        last_line = line
+        stuck = _stuck_steps(doc, seen)
+        status, why = doc["status"], None
+        if status == "COMPLETE":
+            pass
+        elif status == "WAITING":
+            why = (f"plan {args.plan} is WAITING (interrupted); nothing moves until it is continued: "
+                   f"kmf plan continue {args.plan}")
+        elif status == "ERROR":
+            why = f"plan {args.plan} is in ERROR: " + ("; ".join(doc.get("errors") or []) or "see the steps above")
+        elif stuck:
+            why = f"plan {args.plan} is stuck: " + "; ".join(stuck)
+        elif time.monotonic() - started >= args.wait_timeout:
+            why = f"timed out after {args.wait_timeout:g}s; plan {args.plan} is {status}"
+        if status == "COMPLETE" or why:
+            if frames:
                 print()
-            _print(args, doc, plan_text(doc)) if args.json else print(plan_text(doc))
-            return EXIT_OK if doc["status"] == "COMPLETE" else EXIT_REFUSED
-        time.sleep(1)
+            _print(args, doc, plan_text(doc))
+            if why:
+                print(why, file=sys.stderr)
+                return EXIT_REFUSED
+            return EXIT_OK
+        time.sleep(max(0.0, min(POLL_S, args.wait_timeout - (time.monotonic() - started))))
+        code, doc = call(args, "GET", f"/v1/plans/{args.plan}")
+        if code >= 300:
+            if frames:
+                print()
+            return _fail(args, code, doc)
 
 
 def plan_command(args: argparse.Namespace) -> int:
@@ -135,31 +368,42 @@ def plan_command(args: argparse.Namespace) -> int:
 
 def pods(args: argparse.Namespace) -> int:
     status, names = call(args, "GET", "/v1/pod")
-    if status >= 400:
-        return _result(args, status, names)
-    infos = [call(args, "GET", f"/v1/pod/{n}/info")[1] for n in names]
-    rows = [[i["name"], i.get("state", ""), "yes" if i.get("ready") else "no",
+    if status >= 300:
+        return _fail(args, status, names)
+    infos, failures = [], []
+    for name in names:
+        code, info = call(args, "GET", f"/v1/pod/{name}/info")
+        if code >= 300 or not isinstance(info, dict):
+            failures.append(f"pod {name}: {error_text(code, info)}")
+        else:
+            infos.append(info)
+    rows = [[i.get("name", "?"), i.get("state", ""), "yes" if i.get("ready") else "no",
              {True: "yes", False: "no"}.get(i.get("healthy"), "-"), i.get("hostname") or "-",
              i.get("not_placed_because") or i.get("message") or ""] for i in infos]
     _print(args, infos, table(rows, ["POD", "STATE", "READY", "HEALTHY", "HOST", "MESSAGE"]))
-    return EXIT_OK
+    for line in failures:  # a list with holes is not the list asked for
+        print(line, file=sys.stderr)
+    return EXIT_REFUSED if failures else EXIT_OK
 
 
 def pod_command(args: argparse.Namespace) -> int:
     if args.pod_command == "info":
         status, doc = call(args, "GET", f"/v1/pod/{args.name}/info")
-        if status >= 400:
-            return _result(args, status, doc)
-        _print(args, doc, "\n".join(f"{k:>20}: {v}" for k, v in doc.items()))
+        if status >= 300:
+            return _fail(args, status, doc)
+        _print(args, doc, "\n".join(key_values(doc)) if isinstance(doc, dict) else json.dumps(doc))
         return EXIT_OK
-    status, doc = call(args, "POST", f"/v1/pod/{args.name}/{args.pod_command}")
-    return _result(args, status, doc)
+    if args.pod_command == "restart":
+        body = {"force": args.force}
+    else:
+        body = {"confirm": args.yes, "force": args.force}
+    return _result(args, *call(args, "POST", f"/v1/pod/{args.name}/{args.pod_command}", body))
 
 
 def endpoints(args: argparse.Namespace) -> int:
     status, doc = call(args, "GET", f"/v1/endpoints/{args.name}" if args.name else "/v1/endpoints")
-    if status >= 400:
-        return _result(args, status, doc)
+    if status >= 300:
+        return _fail(args, status, doc)
     human = doc.get("bootstrap_servers", "") if isinstance(doc, dict) else "\n".join(doc)
     if isinstance(doc, dict) and ("tls" in doc or "sasl" in doc):
         lines = [f"PLAINTEXT  {human}"]
@@ -184,30 +428,38 @@ def scale(args: argparse.Namespace) -> int:
 def topic(args: argparse.Namespace) -> int:
     if args.topic_command == "list":
         status, doc = call(args, "GET", "/v1/topics")
-        if status >= 400:
-            return _result(args, status, doc)
+        if status >= 300:
+            return _fail(args, status, doc)
         _print(args, doc, "\n".join(doc))
         return EXIT_OK
     if args.topic_command == "describe":
         status, doc = call(args, "GET", f"/v1/topics/{args.name}")
-        if status >= 400:
-            return _result(args, status, doc)
+        if status >= 300:
+            return _fail(args, status, doc)
         rows = [[p["partition"], p["leader"], ",".join(map(str, p["replicas"])), ",".join(map(str, p["isr"])),
                  "yes" if p["under_replicated"] else "", "yes" if p["offline"] else ""] for p in doc["partitions"]]
         _print(args, doc, table(rows, ["PARTITION", "LEADER", "REPLICAS", "ISR", "UNDER-REPLICATED", "OFFLINE"]))
         return EXIT_OK
     if args.topic_command == "create":
-        config = dict(item.split("=", 1) for item in args.config or [])
+        config = dict(args.config or [])
         body = {"name": args.name, "partitions": args.partitions, "replication": args.replication, "config": config}
         return _result(args, *call(args, "POST", "/v1/topics", body))
     return _result(args, *call(args, "DELETE", f"/v1/topics/{args.name}"))
 
 
+def key_value(item: str) -> tuple[str, str]:
+    """argparse type of `--config KEY=VALUE`: anything else is a usage error naming the item."""
+    key, sep, value = item.partition("=")
+    if not sep or not key.strip():
+        raise argparse.ArgumentTypeError(f"{item!r} is not KEY=VALUE (e.g. retention.ms=60000)")
+    return key.strip(), value
+
+
 def user(args: argparse.Namespace) -> int:
     if args.user_command == "list":
         status, doc = call(args, "GET", "/v1/users")
-        if status >= 400:
-            return _result(args, status, doc)
+        if status >= 300:
+            return _fail(args, status, doc)
         _print(args, doc, table([[u["name"], ",".join(u["mechanisms"])] for u in doc], ["USER", "MECHANISMS"]))
         return EXIT_OK
     if args.user_command == "create":
@@ -222,19 +474,30 @@ def user(args: argparse.Namespace) -> int:
     return _result(args, *call(args, "DELETE", f"/v1/users/{args.name}"))
 
 
+UNINSTALL_WARNING = "Uninstall kills every broker and app and deletes their data."
+
+
 def uninstall(args: argparse.Namespace) -> int:
     if not args.yes:
-        answer = input("Uninstall kills every broker and app and deletes their data. Type 'yes': ")
+        if not sys.stdin.isatty():
+            print(f"not uninstalled: {UNINSTALL_WARNING} There is no terminal to ask on; "
+                  "re-run with --yes to confirm", file=sys.stderr)
+            return EXIT_REFUSED
+        try:
+            answer = input(f"{UNINSTALL_WARNING} Type 'yes': ")
+        except (EOFError, KeyboardInterrupt):
+            print()
+            answer = ""
         if answer.strip() != "yes":
-            print("not uninstalled", file=sys.stderr)
+            print("not uninstalled (re-run with --yes to confirm without the question)", file=sys.stderr)
             return EXIT_REFUSED
     return _result(args, *call(args, "POST", "/v1/uninstall"))
 
 
 def config_target(args: argparse.Namespace) -> int:
     status, doc = call(args, "GET", "/v1/config/target")
-    if status >= 400:
-        return _result(args, status, doc)
+    if status >= 300:
+        return _fail(args, status, doc)
     import yaml
     _print(args, doc, f"# config {doc['id']}\n" + yaml.safe_dump(doc["config"], sort_keys=False))
     return EXIT_OK
@@ -242,58 +505,103 @@ def config_target(args: argparse.Namespace) -> int:
 
 def config_update(args: argparse.Namespace) -> int:
     try:
-        text = open(args.file, "rb").read()
+        raw = Path(args.file).read_bytes()
     except OSError as exc:
-        print(f"{args.file}: {exc.strerror}", file=sys.stderr)
-        return EXIT_USAGE
-    return _result(args, *call(args, "PUT", "/v1/config", raw=text))
+        raise UsageError(f"{args.file}: {exc.strerror or exc}") from None
+    if not getattr(args, "yes", False):
+        return _result(args, *call(args, "PUT", "/v1/config", raw=raw))
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise UsageError(f"{args.file}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+    return _result(args, *call(args, "PUT", "/v1/config", {"yaml": text, "confirm": True}))
 
 
-def _guard(func):  # noqa: ANN001, ANN202
+def _guard(func: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:
+    """Run an API command: common options filled in, the token file checked before anything is
+    sent, and each way of not getting a result turned into its exit code and one clear line."""
     def run(args: argparse.Namespace) -> int:
+        for key, value in COMMON_DEFAULTS.items():
+            if not hasattr(args, key):
+                setattr(args, key, value)
         try:
+            _token(args)
             return func(args)
+        except UsageError as exc:
+            print(f"kmf: {exc}", file=sys.stderr)
+            return EXIT_USAGE
         except Unreachable as exc:
             print(str(exc), file=sys.stderr)
             return EXIT_UNREACHABLE
+        except Failed as exc:
+            print(f"failed: {exc}", file=sys.stderr)
+            return EXIT_REFUSED
     return run
 
 
-def common(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--api", default=os.environ.get("KMF_API", "http://127.0.0.1:8080"),
-                        help="the scheduler's API URL (default: $KMF_API or %(default)s)")
-    parser.add_argument("--token-file", default=None, help="file with the API token (or $KMF_TOKEN_FILE)")
-    parser.add_argument("--json", action="store_true", help="JSON output for scripts")
-    parser.add_argument("--timeout", type=float, default=30.0, help="HTTP timeout in seconds")
+def common(parser: argparse.ArgumentParser, top: bool = False) -> None:
+    """The options every API command takes; on the top-level and group parsers too, so that they
+    work before or after the sub-command (`top` has the defaults, the others SUPPRESS so that they
+    do not overwrite a value given earlier)."""
+    dflt = (lambda key: COMMON_DEFAULTS[key]) if top else (lambda key: argparse.SUPPRESS)
+    parser.add_argument("--api", default=dflt("api"), metavar="URL",
+                        help=f"the scheduler's API URL (default: $KMF_API, else {DEFAULT_API})")
+    parser.add_argument("--token-file", default=dflt("token_file"), metavar="FILE",
+                        help="file with the API token (default: $KMF_TOKEN_FILE)")
+    parser.add_argument("--json", action="store_true", default=dflt("json"), help="JSON output for scripts")
+    parser.add_argument("--timeout", type=float, default=dflt("timeout"), metavar="S",
+                        help="HTTP timeout in seconds (default 30)")
+
+
+def _group(subparsers: argparse._SubParsersAction, name: str, help: str, dest: str) -> argparse._SubParsersAction:
+    parser = subparsers.add_parser(name, help=help, description=help)
+    common(parser)
+    return parser.add_subparsers(dest=dest, required=True, metavar="ACTION")
+
+
+def _leaf(sub: argparse._SubParsersAction, action: str, help: str,
+          func: Callable[[argparse.Namespace], int], **defaults: Any) -> argparse.ArgumentParser:
+    parser = sub.add_parser(action, help=help, description=help)
+    parser.set_defaults(func=_guard(func), **defaults)
+    return parser
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    plan = subparsers.add_parser("plan", help="show or steer plans (deploy, recovery, update)")
-    psub = plan.add_subparsers(dest="plan_command", required=True, metavar="ACTION")
-    show = psub.add_parser("show", help="show one plan or all")
+    psub = _group(subparsers, "plan", "show or steer plans (deploy, recovery, update)", "plan_command")
+    show = _leaf(psub, "show", "show one plan or all; with --wait follow one until it is COMPLETE", plan_show)
     show.add_argument("plan", nargs="?")
-    show.add_argument("--wait", action="store_true", help="follow the plan with a progress bar until it ends")
-    show.add_argument("--wait-timeout", type=float, default=1800.0)
+    show.add_argument("--wait", action="store_true",
+                      help="follow the plan until COMPLETE (exit 0); stop with exit 1 when it is WAITING, "
+                           "in ERROR, has a step that cannot be placed, or on --wait-timeout")
+    show.add_argument("--wait-timeout", type=float, default=1800.0, metavar="S")
     common(show)
-    show.set_defaults(func=_guard(plan_show))
-    for name in ("interrupt", "continue", "restart", "force-complete"):
-        p = psub.add_parser(name, help=f"{name} a plan (or one step of it)")
+    for name, what in (("interrupt", "pause a plan (or one phase/step of it)"),
+                       ("continue", "resume an interrupted plan (or one phase/step of it)"),
+                       ("restart", "restart one step of a plan (--step POD)"),
+                       ("force-complete", "mark one step of a plan complete (--step POD)")):
+        p = _leaf(psub, name, what, plan_command)
         p.add_argument("plan")
         p.add_argument("--phase")
         p.add_argument("--step", help="pod name of the step")
         common(p)
-        p.set_defaults(func=_guard(plan_command))
 
     p = subparsers.add_parser("pods", help="list pods with their state")
     common(p)
     p.set_defaults(func=_guard(pods))
-    pod = subparsers.add_parser("pod", help="one pod: info, restart (in place) or replace (elsewhere)")
-    podsub = pod.add_subparsers(dest="pod_command", required=True, metavar="ACTION")
-    for name in ("info", "restart", "replace"):
-        p = podsub.add_parser(name)
-        p.add_argument("name")
-        common(p)
-        p.set_defaults(func=_guard(pod_command))
+    podsub = _group(subparsers, "pod", "one pod: info, restart (in place) or replace (elsewhere)", "pod_command")
+    p = _leaf(podsub, "info", "everything kmf knows about one pod", pod_command)
+    p.add_argument("name")
+    common(p)
+    p = _leaf(podsub, "restart", "restart a pod in place (brokers: only when the cluster can spare it, "
+                                 "unless --force)", pod_command)
+    p.add_argument("name")
+    p.add_argument("--force", action="store_true", help="skip the safety gate (min ISR, quorum, one at a time)")
+    common(p)
+    p = _leaf(podsub, "replace", "move a pod to another agent; its data there is lost (needs --yes)", pod_command)
+    p.add_argument("name")
+    p.add_argument("--yes", action="store_true", help="confirm that the pod's data is deleted")
+    p.add_argument("--force", action="store_true", help="skip the safety gate (min ISR, quorum, one at a time)")
+    common(p)
 
     p = subparsers.add_parser("endpoints", help="bootstrap servers and broker addresses")
     p.add_argument("name", nargs="?")
@@ -301,53 +609,44 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     common(p)
     p.set_defaults(func=_guard(endpoints))
 
-    sc = subparsers.add_parser("scale", help="change the number of brokers or of an app's instances")
-    scsub = sc.add_subparsers(dest="what", required=True, metavar="WHAT")
-    p = scsub.add_parser("brokers")
+    scsub = _group(subparsers, "scale", "change the number of brokers or of an app's instances", "what")
+    p = _leaf(scsub, "brokers", "set the broker count (a scale-in needs --yes and empty brokers)", scale, name=None)
     p.add_argument("count", type=int)
     p.add_argument("--yes", action="store_true", help="confirm a scale-in (it deletes the removed brokers' data)")
     common(p)
-    p.set_defaults(func=_guard(scale), name=None)
-    p = scsub.add_parser("app")
+    p = _leaf(scsub, "app", "set the instance count of a stream app", scale)
     p.add_argument("name")
     p.add_argument("count", type=int)
     common(p)
-    p.set_defaults(func=_guard(scale))
 
-    tp = subparsers.add_parser("topic", help="Kafka topics through the scheduler")
-    tsub = tp.add_subparsers(dest="topic_command", required=True, metavar="ACTION")
-    p = tsub.add_parser("list")
+    tsub = _group(subparsers, "topic", "Kafka topics through the scheduler", "topic_command")
+    p = _leaf(tsub, "list", "topic names (internal ones left out)", topic)
     common(p)
-    p.set_defaults(func=_guard(topic))
-    for name in ("describe", "delete"):
-        p = tsub.add_parser(name)
+    for name, what in (("describe", "partitions of a topic: leader, replicas, ISR"), ("delete", "delete a topic")):
+        p = _leaf(tsub, name, what, topic)
         p.add_argument("name")
         common(p)
-        p.set_defaults(func=_guard(topic))
-    p = tsub.add_parser("create")
+    p = _leaf(tsub, "create", "create a topic", topic)
     p.add_argument("name")
     p.add_argument("--partitions", type=int, default=1)
-    p.add_argument("--replication", type=int, default=-1)
-    p.add_argument("--config", action="append", metavar="KEY=VALUE")
+    p.add_argument("--replication", type=int, default=-1, help="replication factor (default: the brokers')")
+    p.add_argument("--config", action="append", metavar="KEY=VALUE", type=key_value,
+                   help="a topic setting (repeatable)")
     common(p)
-    p.set_defaults(func=_guard(topic))
 
-    us = subparsers.add_parser("user", help="SASL/SCRAM users of the brokers (kafka.sasl)")
-    usub = us.add_subparsers(dest="user_command", required=True, metavar="ACTION")
-    p = usub.add_parser("create", help="create a user or set a new password")
+    usub = _group(subparsers, "user", "SASL/SCRAM users of the brokers (kafka.sasl)", "user_command")
+    p = _leaf(usub, "create", "create a user or set a new password", user)
     p.add_argument("name")
     p.add_argument("--password-file", required=True, help="file holding the password (- for stdin)")
     common(p)
-    p.set_defaults(func=_guard(user))
-    p = usub.add_parser("list")
+    p = _leaf(usub, "list", "users and their mechanisms", user)
     common(p)
-    p.set_defaults(func=_guard(user))
-    p = usub.add_parser("delete")
+    p = _leaf(usub, "delete", "delete a user", user)
     p.add_argument("name")
     common(p)
-    p.set_defaults(func=_guard(user))
 
     p = subparsers.add_parser("uninstall", help="kill everything, release reservations, remove the framework")
-    p.add_argument("--yes", action="store_true", help="do not ask")
+    p.add_argument("--yes", action="store_true", help="confirm (without it kmf asks on a terminal, "
+                                                      "and refuses when there is none)")
     common(p)
     p.set_defaults(func=_guard(uninstall))

@@ -53,9 +53,11 @@ class CreateRequest:
 
 
 def _error(exc: Exception) -> tuple[int, dict]:
-    text = str(exc)
     err = exc.args[0] if exc.args else None
     name = err.name() if hasattr(err, "name") else ""
+    # Kafka's own sentence and its code, not the repr `KafkaError{code=...,val=...,str="..."}`
+    said = err.str() if hasattr(err, "str") else ""
+    text = f"{said.rstrip()} ({name})" if said and name else (said or str(exc))
     status = {"TOPIC_ALREADY_EXISTS": 409, "UNKNOWN_TOPIC_OR_PART": 404, "INVALID_REPLICATION_FACTOR": 400,
               "INVALID_PARTITIONS": 400, "INVALID_CONFIG": 400, "POLICY_VIOLATION": 400}.get(name, 502)
     return status, {"error": text, "code": name}
