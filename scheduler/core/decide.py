@@ -443,61 +443,80 @@ def _not_serving(rec: TaskRecord | None) -> str | None:
     return None
 
 
-def broker_stop_blocker(state: State, pod: PodDef, pods: list[PodDef], now: float,
-                        moving: bool = False) -> str | None:
-    """Why broker `pod` must not stop now, or None when it may: the one gate of every voluntary
-    broker stop (rolling update, `pod restart`, `pod replace`; `moving`: its data goes too).
+class StopGate:
+    """The one gate of every voluntary broker stop (rolling update, `pod restart`, `pod replace`),
+    pure; what does not depend on the broker asked about is worked out once.
 
-    It may stop only when no other broker or controller is starting, stopping or not ready; the
-    KRaft voters left running stay a majority; Kafka metadata asked after the last broker stop,
+    A broker may stop only when no other broker or controller is starting, stopping or not ready;
+    the KRaft voters left running stay a majority; Kafka metadata asked after the last broker stop,
     launch and readiness (and at most HEALTH_MAX_AGE_S ago) shows no under-replicated partition
     and none that would fall below min.insync.replicas without it. A lone broker is not gated:
     there is nothing to keep available, as the rolling update always had it."""
-    if pod.kind != "broker":
+
+    def __init__(self, state: State, pods: list[PodDef], now: float) -> None:
+        self.state, self.now = state, now
+        self.members = [p for p in pods if p.group == "kafka"]
+        self.down = {p.name: why for p in self.members if (why := _not_serving(state.tasks.get(p.name)))}
+        kraft = state.spec.kafka.mode == "kraft"
+        self.voters = [p.name for p in self.members if kraft and p.is_controller]
+        self.health_blocker = self._health_blocker()
+
+    def _health_blocker(self) -> str | None:
+        state, now = self.state, self.now
+        health: ev.KafkaHealth | None = state.kafka
+        if health is None:
+            return "Kafka's partition state is not known yet (no metadata from the brokers)"
+        recs = [state.tasks.get(p.name) for p in self.members]
+        settled = max([state.last_roll_kill, *(t for r in recs if r for t in (r.launched_at, r.ready_at) if t)])
+        if health.now <= settled:
+            # an older sample can show every replica in sync although a broker was just stopped
+            # or has only now come back and not caught up yet
+            return ("waiting for Kafka metadata asked after the last broker stop or start "
+                    f"(the last sample was asked {now - health.now:.1f}s ago)")
+        if now - health.now > HEALTH_MAX_AGE_S:
+            return f"the last Kafka metadata was asked {now - health.now:.0f}s ago (more than {HEALTH_MAX_AGE_S:.0f}s)"
+        if health.under_replicated:
+            return (f"{health.under_replicated} partitions are under-replicated: "
+                    f"{_names(health.under_replicated_names, health.under_replicated)}")
         return None
-    members = [p for p in pods if p.group == pod.group]
-    if len(members) <= 1:
+
+    def blocker(self, pod: PodDef, moving: bool = False) -> str | None:
+        """Why `pod` must not stop now, or None when it may (`moving`: its data goes too)."""
+        if pod.kind != "broker" or len(self.members) <= 1:
+            return None
+        rec = self.state.tasks.get(pod.name)
+        if rec is not None and rec.active and rec.kill_reason:
+            return f"{pod.name} is already stopping ({rec.kill_reason} requested)"
+        if pod.name in self.voters:
+            voters_down = [v for v in self.voters if v in self.down and v != pod.name]
+            if len(voters_down) + 1 > (len(self.voters) - 1) // 2:
+                left = len(self.voters) - len(voters_down) - 1
+                return (f"stopping {pod.name} would leave {left} of {len(self.voters)} KRaft controllers "
+                        "running, not a majority" + (f" ({', '.join(voters_down)} down)" if voters_down else ""))
+        others = len(self.down) - (pod.name in self.down)
+        if others:
+            first = min(n for n in self.down if n != pod.name)
+            more = f" (and {others - 1} more)" if others > 1 else ""
+            return f"{first} is {self.down[first]}{more}: one broker at a time"
+        if self.health_blocker:
+            return self.health_blocker
+        health: ev.KafkaHealth = self.state.kafka
+        node = pod.node_id
+        at_risk = health.under_min_isr_if_down.get(node, 0)
+        if at_risk:
+            return (f"{at_risk} partitions would fall below min.insync.replicas "
+                    f"({self.state.spec.kafka.min_isr}) without broker {node}: "
+                    f"{_names(health.at_risk_names.get(node, ()), at_risk)}")
+        if moving and health.under_min_isr_without.get(node, 0):
+            return (f"{health.under_min_isr_without[node]} partitions of broker {node} have fewer than "
+                    f"min.insync.replicas in-sync replicas on other brokers: its data is needed")
         return None
-    rec = state.tasks.get(pod.name)
-    if rec is not None and rec.active and rec.kill_reason:
-        return f"{pod.name} is already stopping ({rec.kill_reason} requested)"
-    down = {p.name: why for p in members if p is not pod and (why := _not_serving(state.tasks.get(p.name)))}
-    if state.spec.kafka.mode == "kraft" and pod.is_controller:
-        voters_ = [p for p in members if p.is_controller]
-        voters_down = [p.name for p in voters_ if p.name in down]
-        if len(voters_down) + 1 > (len(voters_) - 1) // 2:
-            left = len(voters_) - len(voters_down) - 1
-            return (f"stopping {pod.name} would leave {left} of {len(voters_)} KRaft controllers running, "
-                    f"not a majority" + (f" ({', '.join(voters_down)} down)" if voters_down else ""))
-    if down:
-        first = sorted(down)[0]
-        more = f" (and {len(down) - 1} more)" if len(down) > 1 else ""
-        return f"{first} is {down[first]}{more}: one broker at a time"
-    health: ev.KafkaHealth | None = state.kafka
-    if health is None:
-        return "Kafka's partition state is not known yet (no metadata from the brokers)"
-    recs = [state.tasks.get(p.name) for p in members]
-    settled = max([state.last_roll_kill, *(t for r in recs if r for t in (r.launched_at, r.ready_at) if t)])
-    if health.now <= settled:
-        # an older sample can show every replica in sync although a broker was just stopped or
-        # has only now come back and not caught up yet
-        return ("waiting for Kafka metadata asked after the last broker stop or start "
-                f"(the last sample was asked {now - health.now:.1f}s ago)")
-    if now - health.now > HEALTH_MAX_AGE_S:
-        return f"the last Kafka metadata was asked {now - health.now:.0f}s ago (more than {HEALTH_MAX_AGE_S:.0f}s)"
-    if health.under_replicated:
-        return (f"{health.under_replicated} partitions are under-replicated: "
-                f"{_names(health.under_replicated_names, health.under_replicated)}")
-    node = pod.node_id
-    at_risk = health.under_min_isr_if_down.get(node, 0)
-    if at_risk:
-        return (f"{at_risk} partitions would fall below min.insync.replicas "
-                f"({state.spec.kafka.min_isr}) without broker {node}: "
-                f"{_names(health.at_risk_names.get(node, ()), at_risk)}")
-    if moving and health.under_min_isr_without.get(node, 0):
-        return (f"{health.under_min_isr_without[node]} partitions of broker {node} have fewer than "
-                f"min.insync.replicas in-sync replicas on other brokers: its data is needed")
-    return None
+
+
+def broker_stop_blocker(state: State, pod: PodDef, pods: list[PodDef], now: float,
+                        moving: bool = False) -> str | None:
+    """Why broker `pod` must not stop now, or None when it may (see `StopGate`)."""
+    return StopGate(state, pods, now).blocker(pod, moving)
 
 
 @attrs.frozen
@@ -522,6 +541,7 @@ def roll_decision(state: State, now: float, pods: list[PodDef] | None = None,
     waits: dict[str, str] = {}
     waiting_groups: set[str] = set()
     health: ev.KafkaHealth | None = state.kafka
+    gate: StopGate | None = None
     for group, members in groups.items():
         recs = [state.tasks.get(p.name) for p in members]
         outdated = [p for p, r in zip(members, recs)
@@ -537,19 +557,26 @@ def roll_decision(state: State, now: float, pods: list[PodDef] | None = None,
         busy = {p.name: why for p, r in zip(members, recs) if (why := _not_serving(r))}
         chosen = None
         if busy and (group != "kafka" or len(members) == 1):
-            first = sorted(busy)[0]
+            first = min(busy)
             why = f"{first} is {busy[first]}: one at a time"
             waits.update({p.name: why for p in outdated})
-        else:
+        elif group == "kafka":
+            gate = StopGate(state, pods, now) if gate is None else gate
             for p in outdated:
                 if p.name in busy:  # the roll stops only pods that serve (a manual restart may)
                     waits[p.name] = f"{p.name} is {busy[p.name]}"
                     continue
-                why = broker_stop_blocker(state, p, pods, now) if group == "kafka" else None
+                why = gate.blocker(p)
                 if why is None:
                     chosen = p
                     break
                 waits[p.name] = why
+                if len(busy) > 1 or (busy and p.name not in busy) or gate.health_blocker:
+                    # the same for every other candidate: say so without asking again
+                    waits.update({o.name: why for o in outdated if o.name not in waits and o.name not in busy})
+                    break
+        else:
+            chosen = outdated[0]
         if chosen is None:
             waiting_groups.add(group)
         else:
@@ -732,7 +759,7 @@ def _restart_or_replace(state: State, cmd: ev.Command, pods: list[PodDef]) -> Re
                                           f"it; Kafka then copies {replicas} again from the other brokers "
                                           f"to the new {name}. Send confirm: true to go ahead", status=409,
                               confirm_required=True, volume_host=host),)
-    blocker = broker_stop_blocker(state, pod, pods, now, moving=replace)
+    blocker = StopGate(state, pods, now).blocker(pod, moving=replace)
     verb = "replace" if replace else "restart"
     if blocker and not force:
         return state, (_reply(cmd, False, f"refused: {name} may not stop now: {blocker}; "
