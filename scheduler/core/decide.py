@@ -783,7 +783,8 @@ def _restart_or_replace(state: State, cmd: ev.Command, pods: list[PodDef]) -> Re
         new_state = attrs.evolve(_with(state, new), releasing=releasing)
         gone = (f"; its volume on {lost[0]} is destroyed and Kafka copies {lost[1]} to it again"
                 if lost else "")
-        done = f"replacing {name}: placing it on a new reservation, possibly on the same agent{gone}{forced}"
+        where = "on a new reservation" if pod.kind == "broker" else "anew"
+        done = f"replacing {name}: placing it {where}, possibly on the same agent{gone}{forced}"
     if pod.kind == "broker":
         new_state = attrs.evolve(new_state, last_roll_kill=now)  # health asked before this is stale
     return _offer_control(new_state, now, out + [_reply(cmd, True, done)])

@@ -102,9 +102,6 @@ def phase_of(pod: PodDef) -> str:
     return "quorum" if pod.is_controller else "brokers"
 
 
-_phase_of = phase_of
-
-
 def work(state: State, pods: list[PodDef], now: float, quorum_known: bool) -> Work:
     reserve: list[PodDef] = []
     launch: list[PodDef] = []
@@ -118,7 +115,7 @@ def work(state: State, pods: list[PodDef], now: float, quorum_known: bool) -> Wo
     for pod in pods:
         rec = state.tasks.get(pod.name) or TaskRecord(pod.name, pod.kind)
         is_done = done(state, pod)
-        phase = _phase_of(pod)
+        phase = phase_of(pod)
         if rec.goal != "RUNNING" or rec.active:
             pass
         elif now < rec.backoff_until:

@@ -4,7 +4,6 @@ says what it waits for and turns ERROR after policies.update_step_timeout_s; a p
 with every broker ready and in sync; interrupt/continue steer exactly the named phase or step."""
 from __future__ import annotations
 
-import attrs
 from hypothesis import HealthCheck, given, settings, strategies as st
 
 from scheduler.core import actions as act
@@ -402,3 +401,11 @@ def test_the_model_of_the_property_test_lets_brokers_restart_when_kafka_is_in_sy
     health = sim.state.kafka
     assert health.under_replicated_names == ("t-0", "t-1", "t-2") and health.out_of_sync == {1: 3}
     assert health.at_risk_names[0] == ("t-0", "t-1", "t-2")
+
+
+def test_a_negative_update_step_timeout_is_refused_by_the_config_rules():
+    import pytest
+    from config import ConfigError
+    with pytest.raises(ConfigError) as err:
+        spec(BASE.replace("permanent_failure_timeout_s: 30", "update_step_timeout_s: -1"))
+    assert "policies.update_step_timeout_s" in str(err.value.problems)
