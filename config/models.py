@@ -126,6 +126,8 @@ class Policies:
     backoff_factor: float = 2.0
     backoff_max_s: float = 60.0
     permanent_failure_timeout_s: float = 1200.0  # 0: never move a task off its agent by itself
+    # a rolling-update step waiting this long for its gate turns ERROR (it keeps waiting); 0: never
+    update_step_timeout_s: float = 600.0
     deploy_strategy: Literal["serial", "parallel"] = "serial"
 
 

@@ -157,6 +157,9 @@ def validate(spec: ServiceSpec, check_files: bool = False,
     if p.permanent_failure_timeout_s < 0:
         out.append(("policies.permanent_failure_timeout_s",
                     f"must be 0 (never replace automatically) or more, got {p.permanent_failure_timeout_s}"))
+    if p.update_step_timeout_s < 0:
+        out.append(("policies.update_step_timeout_s",
+                    f"must be 0 (never report a waiting step as an error) or more, got {p.update_step_timeout_s}"))
     if p.backoff_factor < 1:
         out.append(("policies.backoff_factor", f"must be at least 1, got {p.backoff_factor}"))
     if p.backoff_max_s < p.backoff_initial_s:

@@ -240,14 +240,29 @@ class Api:
         for key in ("phase", "step"):
             if key in doc and not isinstance(doc[key], str):
                 raise ApiError(400, f"{key} must be a string", key)
+        for key in doc:
+            if key not in ("phase", "step"):
+                raise ApiError(400, f"unknown field {key!r} (fields: phase, step)", key)
         if cmd == "force-complete" and "step" not in doc:
             raise ApiError(400, "force-complete needs the step (pod) it completes", "step")
         kind = {"interrupt": "plan_interrupt", "continue": "plan_continue", "restart": "plan_restart",
                 "force-complete": "plan_force_complete"}[cmd]
         return self._submit(kind, {"plan": plan, "phase": doc.get("phase"), "step": doc.get("step")})
 
+    POD_FLAGS = {"restart": ("force",), "replace": ("confirm", "force")}
+
     def post_pod(self, body: bytes, pod: str, cmd: str) -> tuple[int, Any]:
-        return self._submit(f"{cmd}_pod", {"pod": pod})
+        """Optional body: restart {"force": bool}; replace {"confirm": bool, "force": bool}. A broker
+        stops only when the core's gate allows it (409 with the reason, unless force); replacing a
+        broker needs confirm (409 with "confirm_required" and what is lost)."""
+        doc = self._json(body, required=False)
+        allowed = self.POD_FLAGS[cmd]
+        for key, value in doc.items():
+            if key not in allowed:
+                raise ApiError(400, f"unknown field {key!r} for {cmd} (fields: {', '.join(allowed)})", key)
+            if not isinstance(value, bool):
+                raise ApiError(400, f"{key} must be true or false, got {value!r}", key)
+        return self._submit(f"{cmd}_pod", {"pod": pod, **{k: doc.get(k, False) for k in allowed}})
 
     def put_config(self, body: bytes) -> tuple[int, Any]:
         import config

@@ -32,7 +32,7 @@ from scheduler.core.offers import (
     take_unreserved,
 )
 from scheduler.core.placement import field_value, first_violation
-from scheduler.core.plans import interrupted, plan_view, work
+from scheduler.core.plans import PLANS, held, phase_of, plan_view, steer, work
 from scheduler.core.pods import EXECUTOR_CPUS, EXECUTOR_MEM_MB, PodDef, desired_pods
 from scheduler.core.state import TERMINAL, Reservation, State, TaskRecord
 from scheduler.core.taskinfo import (
@@ -424,54 +424,201 @@ def _permanent_failures(state: State, now: float) -> tuple[State, list[act.Actio
     return attrs.evolve(_with(state, *changed), releasing=releasing), [_put(*changed), *out]
 
 
-def _roll(state: State, now: float) -> tuple[State, list[act.Action]]:
-    """Restart one outdated pod per group when it is safe (rolling update)."""
-    if interrupted(state, "update") or state.uninstalling:
-        return state, []
-    pods = desired_pods(state.spec)
-    wanted = desired_fingerprints(state, pods)
+# Kafka metadata older than this is not trusted to let a broker stop (the watcher asks every 5 s)
+HEALTH_MAX_AGE_S = 30.0
+
+
+def _names(names: tuple[str, ...], count: int) -> str:
+    shown = ", ".join(names)
+    return f"{shown}, …" if shown and count > len(names) else shown
+
+
+def _not_serving(rec: TaskRecord | None) -> str | None:
+    """Why a pod does not count as up for the gate (None: serving, nothing asked of it)."""
+    if rec is None or not rec.active:
+        return "not running"
+    if rec.kill_reason:
+        return f"stopping ({rec.kill_reason})"
+    if not rec.serving:
+        return "not ready" if rec.state == "TASK_RUNNING" else f"starting ({rec.state or 'launched'})"
+    return None
+
+
+class StopGate:
+    """The one gate of every voluntary broker stop (rolling update, `pod restart`, `pod replace`),
+    pure; what does not depend on the broker asked about is worked out once.
+
+    A broker may stop only when no other broker or controller is starting, stopping or not ready;
+    the KRaft voters left running stay a majority; Kafka metadata asked after the last broker stop,
+    launch and readiness (and at most HEALTH_MAX_AGE_S ago) shows no under-replicated partition
+    and none that would fall below min.insync.replicas without it. A lone broker is not gated:
+    there is nothing to keep available, as the rolling update always had it."""
+
+    def __init__(self, state: State, pods: list[PodDef], now: float) -> None:
+        self.state, self.now = state, now
+        self.members = [p for p in pods if p.group == "kafka"]
+        self.down = {p.name: why for p in self.members if (why := _not_serving(state.tasks.get(p.name)))}
+        kraft = state.spec.kafka.mode == "kraft"
+        self.voters = [p.name for p in self.members if kraft and p.is_controller]
+        self.health_blocker = self._health_blocker()
+
+    def _health_blocker(self) -> str | None:
+        state, now = self.state, self.now
+        health: ev.KafkaHealth | None = state.kafka
+        if health is None:
+            return "Kafka's partition state is not known yet (no metadata from the brokers)"
+        recs = [state.tasks.get(p.name) for p in self.members]
+        settled = max([state.last_roll_kill, *(t for r in recs if r for t in (r.launched_at, r.ready_at) if t)])
+        if health.now <= settled:
+            # an older sample can show every replica in sync although a broker was just stopped
+            # or has only now come back and not caught up yet
+            return ("waiting for Kafka metadata asked after the last broker stop or start "
+                    f"(the last sample was asked {now - health.now:.1f}s ago)")
+        if now - health.now > HEALTH_MAX_AGE_S:
+            return f"the last Kafka metadata was asked {now - health.now:.0f}s ago (more than {HEALTH_MAX_AGE_S:.0f}s)"
+        if health.under_replicated:
+            return (f"{health.under_replicated} partitions are under-replicated: "
+                    f"{_names(health.under_replicated_names, health.under_replicated)}")
+        return None
+
+    def blocker(self, pod: PodDef, moving: bool = False) -> str | None:
+        """Why `pod` must not stop now, or None when it may (`moving`: its data goes too)."""
+        if pod.kind != "broker" or len(self.members) <= 1:
+            return None
+        rec = self.state.tasks.get(pod.name)
+        if rec is not None and rec.active and rec.kill_reason:
+            return f"{pod.name} is already stopping ({rec.kill_reason} requested)"
+        if pod.name in self.voters:
+            voters_down = [v for v in self.voters if v in self.down and v != pod.name]
+            if len(voters_down) + 1 > (len(self.voters) - 1) // 2:
+                left = len(self.voters) - len(voters_down) - 1
+                return (f"stopping {pod.name} would leave {left} of {len(self.voters)} KRaft controllers "
+                        "running, not a majority" + (f" ({', '.join(voters_down)} down)" if voters_down else ""))
+        others = len(self.down) - (pod.name in self.down)
+        if others:
+            first = min(n for n in self.down if n != pod.name)
+            more = f" (and {others - 1} more)" if others > 1 else ""
+            return f"{first} is {self.down[first]}{more}: one broker at a time"
+        if self.health_blocker:
+            return self.health_blocker
+        health: ev.KafkaHealth = self.state.kafka
+        node = pod.node_id
+        at_risk = health.under_min_isr_if_down.get(node, 0)
+        if at_risk:
+            return (f"{at_risk} partitions would fall below min.insync.replicas "
+                    f"({self.state.spec.kafka.min_isr}) without broker {node}: "
+                    f"{_names(health.at_risk_names.get(node, ()), at_risk)}")
+        if moving and health.under_min_isr_without.get(node, 0):
+            return (f"{health.under_min_isr_without[node]} partitions of broker {node} have fewer than "
+                    f"min.insync.replicas in-sync replicas on other brokers: its data is needed")
+        return None
+
+
+def broker_stop_blocker(state: State, pod: PodDef, pods: list[PodDef], now: float,
+                        moving: bool = False) -> str | None:
+    """Why broker `pod` must not stop now, or None when it may (see `StopGate`)."""
+    return StopGate(state, pods, now).blocker(pod, moving)
+
+
+@attrs.frozen
+class RollDecision:
+    kill: tuple[PodDef, ...]  # one per group at most
+    waits: Mapping[str, str]  # outdated pod (not held by the operator) → what it waits for
+    waiting_groups: frozenset[str]  # groups whose next step waits
+
+
+def roll_decision(state: State, now: float, pods: list[PodDef] | None = None,
+                  wanted: Mapping[str, str | None] | None = None) -> RollDecision:
+    """The rolling update, pure: which outdated pod of each group restarts now, and why the
+    others wait. Brokers go through `broker_stop_blocker`; steps the operator holds are skipped."""
+    if state.uninstalling:
+        return RollDecision((), {}, frozenset())
+    pods = desired_pods(state.spec) if pods is None else pods
+    wanted = desired_fingerprints(state, pods) if wanted is None else wanted
     groups: dict[str, list[PodDef]] = {}
     for pod in pods:
         groups.setdefault(pod.group, []).append(pod)
-    out: list[act.Action] = []
-    changed: list[TaskRecord] = []
+    kill: list[PodDef] = []
+    waits: dict[str, str] = {}
+    waiting_groups: set[str] = set()
     health: ev.KafkaHealth | None = state.kafka
+    gate: StopGate | None = None
     for group, members in groups.items():
         recs = [state.tasks.get(p.name) for p in members]
-        if any(r is None or not r.serving or r.kill_reason for r in recs):
-            continue  # something in this group is starting, failing or already restarting
-        outdated = [p for p, r in zip(members, recs) if wanted[p.name] is not None and r.fingerprint != wanted[p.name]]
+        outdated = [p for p, r in zip(members, recs)
+                    if r is not None and r.active and not r.kill_reason
+                    and wanted[p.name] is not None and r.fingerprint != wanted[p.name]
+                    and held(state, "update", p) is None]
         if not outdated:
             continue
         if group == "kafka":
             # the active controller goes last
             active = health.controller_id if health is not None else None
             outdated.sort(key=lambda p: (p.node_id == active, p.is_controller, p.index))
-            if len(members) > 1:
-                # the next broker restarts only once the previous one has caught up completely,
-                # as seen by a health sample asked for after it became ready again: an older one
-                # can show every replica in sync (taken before the old process's exit, or before
-                # Kafka dropped the restarted broker from the ISR) and be decided on only now,
-                # when the readiness update arrives
-                settled = max([state.last_roll_kill, *(t for r in recs for t in (r.launched_at, r.ready_at) if t)])
-                if health is None or health.under_replicated > 0 or health.now <= settled:
+        busy = {p.name: why for p, r in zip(members, recs) if (why := _not_serving(r))}
+        chosen = None
+        if busy and (group != "kafka" or len(members) == 1):
+            first = min(busy)
+            why = f"{first} is {busy[first]}: one at a time"
+            waits.update({p.name: why for p in outdated})
+        elif group == "kafka":
+            gate = StopGate(state, pods, now) if gate is None else gate
+            for p in outdated:
+                if p.name in busy:  # the roll stops only pods that serve (a manual restart may)
+                    waits[p.name] = f"{p.name} is {busy[p.name]}"
                     continue
-                safe = [p for p in outdated if health.under_min_isr_if_down.get(p.node_id, 0) == 0]
-                if not safe:
-                    continue
-                outdated = safe
-            pod = outdated[0]
+                why = gate.blocker(p)
+                if why is None:
+                    chosen = p
+                    break
+                waits[p.name] = why
+                if len(busy) > 1 or (busy and p.name not in busy) or gate.health_blocker:
+                    # the same for every other candidate: say so without asking again
+                    waits.update({o.name: why for o in outdated if o.name not in waits and o.name not in busy})
+                    break
         else:
-            pod = outdated[0]
+            chosen = outdated[0]
+        if chosen is None:
+            waiting_groups.add(group)
+        else:
+            kill.append(chosen)
+            for p in outdated:  # the others of the group wait for this one
+                if p is not chosen:
+                    waits[p.name] = f"{chosen.name} restarts first: one at a time"
+    return RollDecision(tuple(kill), waits, frozenset(waiting_groups))
+
+
+def _roll(state: State, now: float) -> tuple[State, list[act.Action]]:
+    """Restart one outdated pod per group when it is safe (rolling update); remember since when
+    a group's next step waits (policies.update_step_timeout_s)."""
+    decision = roll_decision(state, now)
+    out: list[act.Action] = []
+    changed: list[TaskRecord] = []
+    health: ev.KafkaHealth | None = state.kafka
+    for pod in decision.kill:
         rec = state.tasks[pod.name]
         changed.append(attrs.evolve(rec, kill_reason="update", message="restarting with the new configuration"))
         why = f"rolling update of {pod.name}"
-        if group == "kafka" and health is not None:
+        if pod.group == "kafka" and health is not None:
             why += (f": Kafka metadata asked {now - health.now:.1f}s ago (from broker {health.answered_by}) "
                     f"shows {health.under_replicated} under-replicated partitions")
         out.append(act.Kill(rec.task_id, rec.agent_id, why))
+    props = dict(state.properties)
+    puts, deletes = [], []
+    for group in {p.group for p in desired_pods(state.spec)} | {k.split(".", 2)[2] for k in props
+                                                                if k.startswith("update.waiting_since.")}:
+        key = f"update.waiting_since.{group}"
+        if group in decision.waiting_groups and key not in props:
+            props[key] = repr(now)
+            puts.append(("properties", key, props[key]))
+        elif group not in decision.waiting_groups and key in props:
+            del props[key]
+            deletes.append(("properties", key))
+    if puts or deletes:
+        state = attrs.evolve(state, properties=props)
+        out.insert(0, act.Persist(puts=tuple(puts), deletes=tuple(deletes)))
     if not changed:
-        return state, []
+        return state, out
     return attrs.evolve(_with(state, *changed), last_roll_kill=now), [_put(*changed), *out]
 
 
@@ -568,51 +715,128 @@ def _bad_count(count: Any, least: int) -> str | None:
     return None
 
 
+def _unknown_phase_or_step(plan: str, phase: Any, step: Any, pods: list[PodDef]) -> str | None:
+    """Why `phase`/`step` (either may be None) name nothing in `plan`, listing what exists."""
+    phases: dict[str, list[str]] = {}
+    for p in pods:
+        phases.setdefault(phase_of(p), []).append(p.name)
+    if phase is not None and phase not in phases:
+        return f"plan {plan} has no phase {phase!r} (phases: {', '.join(phases)})"
+    if step is not None:
+        inside = phases[phase] if phase is not None else [n for names in phases.values() for n in names]
+        if step not in inside:
+            where = f"phase {phase} of plan {plan}" if phase is not None else f"plan {plan}"
+            return f"{where} has no step {step!r} (steps: {', '.join(inside)})"
+    return None
+
+
+def _what_replace_loses(state: State, pod: PodDef, rec: TaskRecord) -> tuple[str, str] | None:
+    """(host of its volume, its replicas in words) when replacing the pod destroys data."""
+    if pod.kind != "broker" or rec.reservation is None:
+        return None
+    health: ev.KafkaHealth | None = state.kafka
+    held_n = health.replicas_by_broker.get(pod.node_id, 0) if health is not None else None
+    return rec.reservation.hostname, (f"its {held_n} partition replicas" if held_n is not None
+                                      else "its partition replicas")
+
+
+def _restart_or_replace(state: State, cmd: ev.Command, pods: list[PodDef]) -> Result:
+    """`pod restart` (in place) and `pod replace` (new reservation, fresh volume): a broker stops
+    only when `broker_stop_blocker` lets it, unless `force`; a broker's replace needs `confirm`."""
+    args, now = cmd.args, cmd.now
+    name = args.get("pod")
+    pod = next((p for p in pods if p.name == name), None)
+    rec = state.tasks.get(name) if isinstance(name, str) else None
+    if pod is None or rec is None:
+        return state, (_reply(cmd, False, f"pod {name!r} does not exist", status=404),)
+    force = args.get("force") is True
+    replace = cmd.kind == "replace_pod"
+    if not replace and (not rec.active or not rec.task_id):
+        return state, (_reply(cmd, False, f"pod {name} has no running task to restart", status=409),)
+    lost = _what_replace_loses(state, pod, rec) if replace else None
+    if lost and args.get("confirm") is not True:
+        host, replicas = lost
+        return state, (_reply(cmd, False, f"replacing {name} destroys its volume on {host} and the data on "
+                                          f"it; Kafka then copies {replicas} again from the other brokers "
+                                          f"to the new {name}. Send confirm: true to go ahead", status=409,
+                              confirm_required=True, volume_host=host),)
+    blocker = StopGate(state, pods, now).blocker(pod, moving=replace)
+    verb = "replace" if replace else "restart"
+    if blocker and not force:
+        return state, (_reply(cmd, False, f"refused: {name} may not stop now: {blocker}; "
+                                          f"force: true {verb}s it anyway", status=409,
+                              reason=blocker, force_required=True),)
+    forced = f" (forced although {blocker})" if blocker else ""
+    kill_why = f"{verb} of {name} requested{forced}"
+    if not replace:
+        new = attrs.evolve(rec, kill_reason="restart", message=f"restart requested{forced}")
+        out: list[act.Action] = [_put(new), act.Kill(rec.task_id, rec.agent_id, kill_why)]
+        new_state = _with(state, new)
+        done = f"restarting {name} in place{forced}"
+    else:
+        releasing = dict(state.releasing)
+        if rec.active and rec.task_id:
+            new = attrs.evolve(rec, kill_reason="replace", message=f"replace requested{forced}")
+            out = [_put(new), act.Kill(rec.task_id, rec.agent_id, kill_why)]
+        else:
+            new = _replace(rec, releasing, f"replace requested{forced}")
+            out = [_put(new)]
+        new_state = attrs.evolve(_with(state, new), releasing=releasing)
+        gone = (f"; its volume on {lost[0]} is destroyed and Kafka copies {lost[1]} to it again"
+                if lost else "")
+        where = "on a new reservation" if pod.kind == "broker" else "anew"
+        done = f"replacing {name}: placing it {where}, possibly on the same agent{gone}{forced}"
+    if pod.kind == "broker":
+        new_state = attrs.evolve(new_state, last_roll_kill=now)  # health asked before this is stale
+    return _offer_control(new_state, now, out + [_reply(cmd, True, done)])
+
+
 def on_command(state: State, cmd: ev.Command) -> Result:
     kind, args, now = cmd.kind, cmd.args, cmd.now
     pods = desired_pods(state.spec)
     names = {p.name for p in pods}
     if kind in ("restart_pod", "replace_pod"):
-        name = args.get("pod")
-        rec = state.tasks.get(name) if isinstance(name, str) else None
-        if name not in names or rec is None:
-            return state, (_reply(cmd, False, f"pod {name!r} does not exist", status=404),)
-        if kind == "restart_pod":
-            if not rec.active or not rec.task_id:
-                return state, (_reply(cmd, False, f"pod {name} has no running task to restart", status=409),)
-            new = attrs.evolve(rec, kill_reason="restart", message="restart requested")
-            return _with(state, new), (_put(new), act.Kill(rec.task_id, rec.agent_id),
-                                       _reply(cmd, True, f"restarting {name} in place"))
-        releasing = dict(state.releasing)
-        if rec.active and rec.task_id:
-            new = attrs.evolve(rec, kill_reason="replace", message="replace requested")
-            out: list[act.Action] = [_put(new), act.Kill(rec.task_id, rec.agent_id)]
-        else:
-            new = _replace(rec, releasing, "replace requested")
-            out = [_put(new)]
-        new_state = attrs.evolve(_with(state, new), releasing=releasing)
-        return _offer_control(new_state, now, out + [_reply(cmd, True, f"replacing {name} on another agent")])
+        return _restart_or_replace(state, cmd, pods)
     if kind in ("plan_interrupt", "plan_continue"):
-        plan = args.get("plan")
-        if plan not in ("deploy", "recovery", "update"):
-            return state, (_reply(cmd, False, f"plan {plan!r} does not exist", status=404),)
-        key = f"plan.{plan}.interrupted"
+        plan, phase, step = args.get("plan"), args.get("phase"), args.get("step")
+        if plan not in PLANS:
+            return state, (_reply(cmd, False, f"plan {plan!r} does not exist (plans: {', '.join(PLANS)})",
+                                  status=404),)
+        bad = _unknown_phase_or_step(plan, phase, step, pods)
+        if bad:
+            return state, (_reply(cmd, False, bad, status=404),)
+        pod_of = {p.name: p for p in pods}
+        if step is not None and phase is None:
+            phase = phase_of(pod_of[step])
+        steps_of_phase: dict[str, list[str]] = {}
+        for p in pods:
+            steps_of_phase.setdefault(phase_of(p), []).append(p.name)
+        interrupt = kind == "plan_interrupt"
+        changes = steer(state.properties, plan, interrupt, phase, step, steps_of_phase)
         props = dict(state.properties)
-        if kind == "plan_interrupt":
-            props[key] = "true"
-            out = [act.Persist(puts=(("properties", key, "true"),))]
-        else:
-            props.pop(key, None)
-            out = [act.Persist(deletes=(("properties", key),))] if key in state.properties else []
+        for key, value in changes.items():
+            if value is None:
+                props.pop(key, None)
+            else:
+                props[key] = value
+        puts = tuple(("properties", k, v) for k, v in sorted(changes.items()) if v is not None)
+        deletes = tuple(("properties", k) for k, v in sorted(changes.items()) if v is None)
+        out: list[act.Action] = [act.Persist(puts=puts, deletes=deletes)] if puts or deletes else []
         new_state = attrs.evolve(state, properties=props)
-        verb = "interrupted" if kind == "plan_interrupt" else "continued"
-        return _offer_control(new_state, now, out + [_reply(cmd, True, f"plan {plan} {verb}")])
+        if plan == "update":  # a step let go may restart at once
+            new_state, more = _roll(new_state, now)
+            out += more
+        verb = "interrupted" if interrupt else "continued"
+        what = f"step {step} of plan {plan}" if step else f"phase {phase} of plan {plan}" if phase else f"plan {plan}"
+        return _offer_control(new_state, now, out + [_reply(cmd, True, f"{what} {verb}")])
     if kind == "plan_force_complete":
         plan, step = args.get("plan"), args.get("step")
-        if plan not in ("deploy", "recovery", "update"):
-            return state, (_reply(cmd, False, f"plan {plan!r} does not exist", status=404),)
+        if plan not in PLANS:
+            return state, (_reply(cmd, False, f"plan {plan!r} does not exist (plans: {', '.join(PLANS)})",
+                                  status=404),)
         if step not in names:
-            return state, (_reply(cmd, False, f"plan {plan} has no step {step!r}", status=404),)
+            return state, (_reply(cmd, False, _unknown_phase_or_step(plan, None, step, pods)
+                                  or f"plan {plan} has no step {step!r}", status=404),)
         rec = state.tasks.get(step)
         if plan == "update" and rec is not None:
             want = desired_fingerprints(state, pods).get(step)
@@ -773,11 +997,23 @@ def decide(state: State, event: ev.Event) -> Result:
 
 # ------------------------------------------------------------------------------------- views
 
+def _placement_failure(reason: str) -> bool:
+    """Whether a last_placement reason is an offer round's failure to place the pod (each agent's
+    reason names it, or no offer came) rather than a plan's or a backoff's wait."""
+    return reason == "no offers" or "agent " in reason
+
+
 def plans(state: State, now: float) -> dict[str, dict[str, Any]]:
     """Every plan as the API shows it."""
     pods = desired_pods(state.spec)
     wanted = desired_fingerprints(state, pods)
     waiting = dict(state.last_placement)
     quorum_known = voters(state.tasks, pods) is not None or state.spec.kafka.mode != "kraft"
-    waiting.update({k: v for k, v in work(state, pods, now, quorum_known).waiting.items() if k not in waiting})
-    return {name: plan_view(state, name, pods, wanted, waiting, now) for name in ("deploy", "recovery", "update")}
+    todo = work(state, pods, now, quorum_known)
+    waiting.update({k: v for k, v in todo.waiting.items() if k not in waiting})
+    # a pod is unplaceable when it is to be placed now and the last offer round found no agent for it
+    to_place = {p.name for p in todo.reserve} | {p.name for p in todo.launch if p.kind != "broker"}
+    unplaceable = {k: v for k, v in state.last_placement.items() if k in to_place and _placement_failure(v)}
+    roll_waits = roll_decision(state, now, pods, wanted).waits
+    return {name: plan_view(state, name, pods, wanted, waiting, now, roll_waits, unplaceable)
+            for name in PLANS}

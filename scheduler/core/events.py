@@ -68,6 +68,15 @@ class KafkaHealth:
     under_min_isr_without: Mapping[int, int] = attrs.field(factory=dict)
     under_replicated: int = 0  # partitions whose ISR is smaller than their replica set
     answered_by: int | None = None  # the broker whose metadata this is
+    # a few of the under-replicated partitions by name ("topic-3"), for messages an operator reads
+    under_replicated_names: tuple[str, ...] = ()
+    # per broker b: a few of the partitions that would fall below min.insync.replicas without it
+    at_risk_names: Mapping[int, tuple[str, ...]] = attrs.field(factory=dict)
+    # per broker b: partitions b holds a replica of but is not in the ISR of (still catching up)
+    out_of_sync: Mapping[int, int] = attrs.field(factory=dict)
+
+
+NAMES_SHOWN = 5  # how many partitions a message names; the count says how many there are
 
 
 COMMAND_KINDS = ("restart_pod", "replace_pod", "plan_interrupt", "plan_continue", "plan_restart",

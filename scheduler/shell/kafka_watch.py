@@ -6,7 +6,7 @@ import threading
 import time
 from typing import Any, Callable
 
-from scheduler.core.events import KafkaHealth
+from scheduler.core.events import NAMES_SHOWN, KafkaHealth
 from scheduler.core.pods import desired_pods
 from scheduler.core.state import State
 from scheduler.core.taskinfo import bootstrap_servers
@@ -15,26 +15,42 @@ log = logging.getLogger(__name__)
 
 
 def health_from_metadata(md: Any, min_isr: int, now: float) -> KafkaHealth:
-    """Pure: per broker, partitions that would drop below `min_isr` without it, and its replicas."""
+    """Pure: per broker, partitions that would drop below `min_isr` without it, its replicas, the
+    partitions it is not in sync for; and the under-replicated partitions (a few by name)."""
     at_risk: dict[int, int] = {}
+    risk_names: dict[int, list[str]] = {}
     replicas: dict[int, int] = {}
     without: dict[int, int] = {}
+    lagging: dict[int, int] = {}
     urp = 0
-    for topic in md.topics.values():
-        for p in topic.partitions.values():
+    urp_names: list[str] = []
+    for tname in sorted(md.topics):
+        topic = md.topics[tname]
+        for pid in sorted(topic.partitions):
+            p = topic.partitions[pid]
+            name = f"{tname}-{pid}"
             isr = set(p.isrs)
-            urp += len(isr) < len(p.replicas)
+            if len(isr) < len(p.replicas):
+                urp += 1
+                if len(urp_names) < NAMES_SHOWN:
+                    urp_names.append(name)
             need = min(min_isr, len(p.replicas))
             for b in p.replicas:
                 replicas[b] = replicas.get(b, 0) + 1
                 if len(isr - {b}) < need:
                     without[b] = without.get(b, 0) + 1
+                if b not in isr:
+                    lagging[b] = lagging.get(b, 0) + 1
             for b in isr:
-                if len(isr) - 1 < min(min_isr, len(p.replicas)):
+                if len(isr) - 1 < need:
                     at_risk[b] = at_risk.get(b, 0) + 1
+                    shown = risk_names.setdefault(b, [])
+                    if len(shown) < NAMES_SHOWN:
+                        shown.append(name)
     return KafkaHealth(now, frozenset(md.brokers), at_risk, replicas,
                        md.controller_id if getattr(md, "controller_id", -1) >= 0 else None, without, urp,
-                       getattr(md, "orig_broker_id", None))
+                       getattr(md, "orig_broker_id", None), tuple(urp_names),
+                       {b: tuple(n) for b, n in risk_names.items()}, lagging)
 
 
 class KafkaWatcher:

@@ -24,6 +24,7 @@ class Backend:
         self.sim = Sim(spec())
         self.sim.step(ev.Subscribed("fw", self.sim.now))
         self.sim.run_all_ready()
+        self.sim.kafka_healthy()
         self.submitted: list = []
 
     def role(self): return "leader"
@@ -116,7 +117,7 @@ def test_token_is_required_for_mutations_only():
     assert call(a, "POST", "/v1/pod/broker-0/restart", headers={"Authorization": "Bearer nope"})[0] == 401
     assert a.backend.submitted == []
     assert call(a, "POST", "/v1/pod/broker-0/restart", headers={"Authorization": "Bearer t0ken"})[0] == 200
-    assert a.backend.submitted == [("restart_pod", {"pod": "broker-0"})]
+    assert a.backend.submitted == [("restart_pod", {"pod": "broker-0", "force": False})]
 
 
 @settings(max_examples=60, deadline=None)

@@ -131,5 +131,11 @@ class Sim:
             self.now += 1
             self.step(ev.Tick(self.now))
 
+    def kafka_healthy(self, **extra) -> tuple:
+        """A Kafka metadata sample asked now: every broker registered, every replica in sync."""
+        from scheduler.core.pods import desired_pods
+        nodes = frozenset(p.node_id for p in desired_pods(self.state.spec) if "broker" in p.roles)
+        return self.step(ev.KafkaHealth(self.now, nodes, **{"under_min_isr_if_down": {}, **extra}))
+
     def record(self, pod: str):
         return self.state.tasks[pod]

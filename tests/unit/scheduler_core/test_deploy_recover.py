@@ -43,6 +43,9 @@ def test_quorum_reserves_then_launches_together_then_apps_after_brokers():
     sim.run_all_ready()
     names = {r.pod for r in sim.state.tasks.values() if r.ready}
     assert names == {"broker-0", "broker-1", "broker-2", "wc-0", "wc-1"}
+    # ready is not enough for a broker: Kafka metadata asked afterwards must show it in sync
+    assert plans(sim.state, sim.now)["deploy"]["status"] == "IN_PROGRESS"
+    sim.kafka_healthy()
     assert plans(sim.state, sim.now)["deploy"]["status"] == "COMPLETE"
     assert sim.state.suppressed
 
@@ -129,8 +132,10 @@ def test_restart_and_replace_commands():
     sim.step(ev.Subscribed("fw", sim.now))
     sim.run_all_ready()
     rec = sim.record("broker-0")
+    sim.kafka_healthy()  # a broker restarts only on Kafka metadata saying it may stop
     out = sim.step(ev.Command("c1", "restart_pod", {"pod": "broker-0"}, sim.now))
-    assert act.Kill(rec.task_id, rec.agent_id) in out and out[-1].ok
+    assert [(k.task_id, k.agent_id) for k in out if isinstance(k, act.Kill)] == [(rec.task_id, rec.agent_id)]
+    assert out[-1].ok
     sim.status(rec.task_id, "TASK_KILLED")
     again = launches(sim.offer_round())
     assert again and again[0]["agent_id"]["value"] == rec.agent_id  # in place, no backoff
@@ -320,6 +325,7 @@ def test_unreachable_then_back_keeps_readiness_and_forgets_the_failure():
                         "reason": "REASON_AGENT_REREGISTERED"}, sim.now))
     back = sim.record("broker-0")
     assert back.serving and back.failed_since is None
+    sim.kafka_healthy()
     assert plans(sim.state, sim.now)["deploy"]["status"] == "COMPLETE"
 
 
@@ -369,6 +375,7 @@ def test_scheduler_dying_between_persist_and_accept_leaves_no_duplicate_and_no_g
                             "reason": "REASON_RECONCILIATION"}, sim.now))
     sim.now += 20
     sim.run_all_ready(rounds=12)
+    sim.kafka_healthy()
     assert plans(sim.state, sim.now)["deploy"]["status"] == "COMPLETE"
     live = [t["info"]["name"] for t in sim.tasks.values()]
     assert sorted(live) == sorted(set(live))

@@ -21,6 +21,7 @@ def deployed(agents: int = 3, text: str = BASE) -> Sim:
     sim = Sim(spec(text), agents=agents)
     sim.step(ev.Subscribed("fw", sim.now))
     sim.run_all_ready()
+    sim.kafka_healthy()  # a broker's step is complete once Kafka shows its replicas in sync
     assert plans(sim.state, sim.now)["deploy"]["status"] == "COMPLETE"
     return sim
 
@@ -243,6 +244,7 @@ def test_a_master_restart_mid_deploy_reconciles_and_completes_without_a_second_l
     assert sim.record("broker-0").ready
     sim.now += 5
     sim.run_all_ready()
+    sim.kafka_healthy()
     assert plans(sim.state, sim.now)["deploy"]["status"] == "COMPLETE"
     all_launched = launches(sim.actions)
     by_pod: dict[str, list[str]] = {}
