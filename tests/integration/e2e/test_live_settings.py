@@ -9,8 +9,9 @@ import json
 
 import pytest
 import yaml
-from confluent_kafka.admin import AdminClient, ConfigResource, ResourceType
 
+from tests.helpers.kafka_views import broker_configs
+from tests.helpers.kafka_views import broker_values as values
 from tests.helpers.wait import wait_for
 from tests.integration.e2e.test_operating import kmf
 
@@ -27,21 +28,6 @@ def master_task_ids(env) -> dict[str, str]:
             if task["name"] in BROKERS and task["state"] == "TASK_RUNNING":
                 out[task["name"]] = task["id"]
     return out
-
-
-def broker_configs(boot: str) -> dict[int, dict]:
-    """Every broker's configs (broker id → name → ConfigEntry), one describe per broker id."""
-    admin = AdminClient({"bootstrap.servers": boot, "log_level": 0})
-    ids = sorted(admin.list_topics(timeout=10).brokers)
-    out = {}
-    for b in ids:
-        resource = ConfigResource(ResourceType.BROKER, str(b))
-        out[b] = admin.describe_configs([resource], request_timeout=20)[resource].result(timeout=30)
-    return out
-
-
-def values(boot: str, key: str) -> dict[int, str | None]:
-    return {b: c[key].value for b, c in broker_configs(boot).items()}
 
 
 def test_live_settings_are_applied_on_every_broker_refused_whole_or_rolled(kmf_env, tmp_path):

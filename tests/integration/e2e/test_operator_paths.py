@@ -13,13 +13,13 @@ import json
 import signal
 import subprocess
 import sys
-import threading
 import time
 
 import pytest
 import yaml
 
 from localmesos import procs
+from tests.helpers.kafka_views import IsrSampler, broker_values
 from tests.helpers.wait import wait_for
 from tests.integration.e2e.test_restart_keeps_changes import broker_heap, master_tasks
 
@@ -31,45 +31,6 @@ TOPIC = "safety"
 def kmf(api: str, *args: str) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "kmf", *args, "--api", api],
                           capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL)
-
-
-class IsrSampler:
-    """Every 0.2 s: the smallest ISR of any partition of TOPIC, from the brokers' metadata."""
-
-    def __init__(self, boot: str) -> None:
-        self.boot = boot
-        self.samples: list[tuple[float, int]] = []
-        self.stop = threading.Event()
-        self.thread = threading.Thread(target=self._run, daemon=True)
-
-    def _run(self) -> None:
-        from confluent_kafka.admin import AdminClient
-        admin = AdminClient({"bootstrap.servers": self.boot, "log_level": 0})
-        while not self.stop.is_set():
-            try:
-                md = admin.list_topics(topic=TOPIC, timeout=2)
-                parts = md.topics[TOPIC].partitions.values()
-                if parts:
-                    self.samples.append((time.time(), min(len(p.isrs) for p in parts)))
-            except Exception:  # noqa: BLE001 - a broker restarting answers nothing this time
-                pass
-            self.stop.wait(0.2)
-
-    @property
-    def minimum(self) -> int:
-        return min(isr for _, isr in self.samples)
-
-    def in_sync_since(self, t: float) -> bool:
-        recent = [isr for at, isr in self.samples if at > t]
-        return bool(recent) and recent[-1] == 3
-
-
-def broker_config(boot: str, broker: int, key: str) -> str | None:
-    from confluent_kafka.admin import AdminClient, ConfigResource
-    admin = AdminClient({"bootstrap.servers": boot, "log_level": 0})
-    res = ConfigResource("BROKER", str(broker))
-    entries = admin.describe_configs([res])[res].result(15)
-    return entries[key].value if key in entries else None
 
 
 def broker_ids(boot: str) -> set[int]:
@@ -89,9 +50,9 @@ def test_operator_paths_never_lose_data_lie_or_drop_below_min_isr(kmf_env, tmp_p
                                                   "config": {"min.insync.replicas": "2"}})
     assert code == 200, doc
     wait_for(lambda: broker_ids(boot) == {0, 1, 2}, timeout=30, what="three brokers in the metadata")
-    sampler = IsrSampler(boot)
+    sampler = IsrSampler(boot, TOPIC)
     sampler.thread.start()
-    wait_for(lambda: sampler.samples and sampler.samples[-1][1] == 3, timeout=30, what="ISR sampled")
+    wait_for(sampler.full_now, timeout=30, what="ISR sampled")
     timings: dict[str, float] = {}
     try:
         # 1. a live setting: applied on every broker, verified by Kafka, no restart
@@ -102,7 +63,7 @@ def test_operator_paths_never_lose_data_lie_or_drop_below_min_isr(kmf_env, tmp_p
         path.write_text(yaml.safe_dump(live))
         out = kmf(s.url, "config", "update", str(path))
         assert out.returncode == 0, out.stdout + out.stderr
-        assert all(broker_config(boot, b, "log.retention.ms") == "7200000" for b in range(3))
+        assert broker_values(boot, "log.retention.ms") == {0: "7200000", 1: "7200000", 2: "7200000"}
         assert master_tasks(env.lm) == tasks
 
         # 2. a restart-needing change: rolled one broker at a time; the plan is COMPLETE only with
@@ -132,7 +93,7 @@ def test_operator_paths_never_lose_data_lie_or_drop_below_min_isr(kmf_env, tmp_p
         assert master_tasks(env.lm) == rolled, "a scheduler restart relaunched tasks"
         target = s.get("/v1/config/target")["config"]["kafka"]
         assert target["heap_mb"] == 300 and target["overrides"]["log.retention.ms"] == "7200000"
-        assert broker_config(boot, 1, "log.retention.ms") == "7200000"
+        assert set(broker_values(boot, "log.retention.ms").values()) == {"7200000"}
 
         # 4. two quick restarts: the second would take partitions below min ISR, so it is refused
         first = kmf(s.url, "pod", "restart", "broker-0")
@@ -171,10 +132,10 @@ def test_operator_paths_never_lose_data_lie_or_drop_below_min_isr(kmf_env, tmp_p
         wait_for(lambda: s.pod("broker-1").get("ready") and sampler.in_sync_since(back), timeout=120,
                  what="broker-1 back and in sync")
     finally:
-        sampler.stop.set()
+        sampler.stopped.set()
         sampler.thread.join(5)
-    print(f"minimum ISR seen over {len(sampler.samples)} samples: {sampler.minimum}; {timings}")
-    assert sampler.minimum >= 2
+    print(f"minimum ISR seen over {len(sampler.samples)} samples: {sampler.smallest()}; {timings}")
+    assert sampler.smallest() >= 2
 
     # 7. uninstall: gone, and it stays gone when the schedulers run on
     out = kmf(s.url, "uninstall", "--yes")

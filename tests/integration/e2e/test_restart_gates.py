@@ -10,12 +10,12 @@ replication 3 and min.insync.replicas 2, its ISR sampled with AdminClient every 
 from __future__ import annotations
 
 import json
-import threading
 import time
 
 import pytest
 import yaml
 
+from tests.helpers.kafka_views import IsrSampler
 from tests.helpers.wait import wait_for
 from tests.integration.e2e.test_deploy import produce_consume
 from tests.integration.e2e.test_operating import kmf
@@ -23,36 +23,6 @@ from tests.integration.e2e.test_operating import kmf
 pytestmark = [pytest.mark.timeout(600), pytest.mark.kafka]
 
 TOPIC = "gated"
-
-
-class IsrSampler:
-    """Partition ISR sizes of one topic as Kafka reports them, asked every 0.2 s on a thread."""
-
-    def __init__(self, bootstrap: str, topic: str) -> None:
-        self.bootstrap, self.topic = bootstrap, topic
-        self.samples: list[tuple[float, int, int]] = []  # (asked at, smallest ISR, partitions)
-        self.stopped = threading.Event()
-        self.thread = threading.Thread(target=self._run, daemon=True)
-
-    def _run(self) -> None:
-        from confluent_kafka.admin import AdminClient
-        admin = AdminClient({"bootstrap.servers": self.bootstrap, "log_level": 0})
-        while not self.stopped.is_set():
-            asked = time.time()
-            try:
-                md = admin.list_topics(self.topic, timeout=3)
-                parts = md.topics[self.topic].partitions.values()
-                if parts:
-                    self.samples.append((asked, min(len(p.isrs) for p in parts), len(parts)))
-            except Exception:  # noqa: BLE001 - a broker restarting: the next sample tells
-                pass
-            self.stopped.wait(0.2)
-
-    def full_now(self) -> bool:
-        return bool(self.samples) and self.samples[-1][1] == 3
-
-    def smallest(self, since: float = 0.0) -> int:
-        return min(m for t, m, _ in self.samples if t >= since)
 
 
 def task_ids(env) -> dict[str, set[str]]:
