@@ -324,8 +324,12 @@ def run(config_path: str) -> int:
     try:
         election.start()
         while not election.wait_elected(0.5):
-            if stopping.is_set() or election.ended:
-                return EXIT_OK if stopping.is_set() else EXIT_FAILED
+            if stopping.is_set():
+                return EXIT_OK
+            if election.ended:
+                # the leader's uninstall deletes the election's node too: then stay uninstalled
+                found = store.tombstone()
+                return stay_uninstalled(found) if found is not None else EXIT_FAILED
         store.set_fence(election.lock_node)
         log.info("elected leader of %s", spec.name)
         tombstone = store.tombstone()
