@@ -325,10 +325,14 @@ def on_status(state: State, event: ev.Status) -> Result:
     if task_id in state.reconcile_pending:
         state = attrs.evolve(state, reconcile_pending=state.reconcile_pending - {task_id})
     rec = state.by_task_id(task_id)
+    # A KILL of an unreachable task cannot reach it: Mesos answers it by reconciling, i.e. with
+    # TASK_UNREACHABLE again, so killing on that update loops (a KILL storm). Such a task is killed
+    # when it reappears with its agent (TASK_RUNNING, below), as a partition-aware framework does.
+    unreachable = name == "TASK_UNREACHABLE"
     if rec is None:
         # a task of an earlier life of this pod, or not ours at all: it must not run
         out: list[act.Action] = []
-        if name not in TERMINAL:
+        if name not in TERMINAL and not unreachable:
             out.append(act.Kill(task_id, agent_id))
         return state, tuple(out + acks)
     if rec.state in TERMINAL:
@@ -339,6 +343,8 @@ def on_status(state: State, event: ev.Status) -> Result:
         if name in TERMINAL and (final or name == rec.state):
             return state, tuple(acks)
         if name not in TERMINAL and final:
+            if unreachable:
+                return state, tuple(acks)
             return state, (act.Kill(task_id, agent_id or rec.agent_id), *acks)
     message = st.get("message") or ""
     releasing = dict(state.releasing)

@@ -69,13 +69,17 @@ def _unreserved_or_role(pool: Resources, role: str) -> Resources:
 
 
 def choose_ports(pool: Resources, count: int) -> list[int] | None:
+    """The first `count` free ports of `pool` (none for a task that asks for none), or None when
+    the pool has fewer."""
+    if count <= 0:
+        return []
     free: list[int] = []
     for begin, end in pool.ranges_of("ports"):
         for port in range(begin, end + 1):
             free.append(port)
             if len(free) == count:
                 return free
-    return free if count == 0 else None
+    return None
 
 
 def shortfall(pool: Resources, cpus: float, mem: float, disk: float, ports: int) -> str | None:
