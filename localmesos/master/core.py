@@ -293,8 +293,10 @@ class MasterCore:
         aid = id_of(body.get("agent_id"))
         task = fw.tasks.get(tid)
         if task is None:
-            if tid not in fw.unreachable_tasks:
-                self.reconcile_unknown(fw, tid, aid, now)
+            # As Mesos' Master::kill: a task not in the framework's tasks (an unreachable one is
+            # not) is answered by an explicit reconciliation of it, e.g. TASK_UNREACHABLE again.
+            self.counters["messages_reconcile_tasks"] += 1
+            self.reconcile_unknown(fw, tid, aid, now)
             return
         if aid is not None and aid != task.agent_id:
             return
