@@ -25,7 +25,7 @@ from typing import Any, Sequence
 
 import pytest
 
-from localmesos import procs
+from localmesos import apache, procs
 from localmesos.cli import (
     DEFAULT_RESOURCES,
     agent_argv,
@@ -40,6 +40,12 @@ from tests.helpers.wait import wait_for
 FAST_MASTER_FLAGS = (
     "--localmesos_heartbeat_interval=1",
     "--agent_ping_timeout=1",
+    "--max_agent_ping_timeouts=3",
+)
+# Apache Mesos (an unoptimised build on 2 busy cores) gets a little more slack before it calls an
+# agent unreachable: a few seconds instead of its default 75 s.
+APACHE_FAST_MASTER_FLAGS = (
+    "--agent_ping_timeout=2secs",
     "--max_agent_ping_timeouts=3",
 )
 
@@ -70,12 +76,19 @@ class AgentProc:
 
 
 class LocalMesos:
-    """A running set of localmesos processes and the faults a test can inject into them."""
+    """A running set of Mesos processes and the faults a test can inject into them: localmesos by
+    default, Apache Mesos itself with ``engine="apache"`` (``mesos_home`` is its install)."""
 
     def __init__(self, base: Path, zk_url: str | None = None,
-                 master_flags: Sequence[str] = FAST_MASTER_FLAGS) -> None:
+                 master_flags: Sequence[str] | None = None, engine: str = "local",
+                 mesos_home: Path | None = None) -> None:
+        assert engine in ("local", "apache"), engine
         self.base = base
         self.zk_url = zk_url
+        self.engine = engine
+        self.mesos_home = mesos_home
+        if master_flags is None:
+            master_flags = FAST_MASTER_FLAGS if engine == "local" else APACHE_FAST_MASTER_FLAGS
         self.master_flags = list(master_flags)
         # Held by this object (agents and masters restarted later need it) and inherited by every
         # process it starts; released in stop().
@@ -102,7 +115,11 @@ class LocalMesos:
         return self.zk_url or self.address
 
     def start_master(self, timeout: float = 20.0, wait_elected: bool = True) -> "LocalMesos":
-        argv = master_argv(self.ip, self.port, self.master_dir, self.zk_url, self.master_flags)
+        if self.engine == "apache":
+            argv = apache.master_argv(self.mesos_home, self.ip, self.port, self.master_dir, self.zk_url,
+                                      self.master_flags)
+        else:
+            argv = master_argv(self.ip, self.port, self.master_dir, self.zk_url, self.master_flags)
         self.master_proc = procs.spawn(argv, log_path=self.master_dir / "master.log",
                                        pass_fds=self.block.pass_fds)
         wait_serving(self.url, self.master_proc, timeout, self.master_dir / "master.log")
@@ -171,7 +188,11 @@ class LocalMesos:
         port = procs.free_port(ip)
         work_dir = self.base / f"agent-{index}"
         attributes = attributes if attributes is not None else f"zone:{'abcdefgh'[index % 8]}"
-        argv = agent_argv(self.master_uri, ip, port, work_dir, resources, attributes, extra)
+        if self.engine == "apache":
+            argv = apache.agent_argv(self.mesos_home, self.master_uri, ip, port, work_dir, resources,
+                                     attributes, extra)
+        else:
+            argv = agent_argv(self.master_uri, ip, port, work_dir, resources, attributes, extra)
         agent = AgentProc(index, ip, port, work_dir, argv, self.block.pass_fds).start()
         self.agents.append(agent)
         return agent
@@ -219,7 +240,7 @@ def lm_factory(tmp_path, request):
     """Build LocalMesos setups: ``lm_factory(agents=3, zk=True, master_flags=..., resources=...)``."""
     made: list[LocalMesos] = []
 
-    def make(agents: int = 0, zk: bool = False, master_flags: Sequence[str] = FAST_MASTER_FLAGS,
+    def make(agents: int = 0, zk: bool = False, master_flags: Sequence[str] | None = None,
              resources: str = DEFAULT_RESOURCES, agent_flags: Sequence[str] = ()) -> LocalMesos:
         zk_url = None
         if zk:
@@ -232,6 +253,59 @@ def lm_factory(tmp_path, request):
             lm.add_agent(resources=resources, extra=agent_flags)
         if agents:
             lm.wait_agents()
+        return lm
+
+    yield make
+    for lm in made:
+        lm.stop()
+
+
+def apache_home_or_reason() -> tuple[Path | None, str]:
+    """The Apache Mesos install the tier runs on, or None and why it is skipped."""
+    try:
+        home = apache.find_home()
+    except apache.MesosNotFound as exc:
+        return None, str(exc)
+    return home, apache.version(home)
+
+
+def pytest_report_header(config) -> str:
+    home, what = apache_home_or_reason()
+    if home is None:
+        return f"Apache Mesos tier: SKIPPED: {what}"
+    return f"Apache Mesos tier: runs on {what} at {home}"
+
+
+@pytest.fixture(scope="session")
+def apache_home() -> Path:
+    """The Apache Mesos install (skips the test, saying why, when there is none)."""
+    home, what = apache_home_or_reason()
+    if home is None:
+        pytest.skip(f"Apache Mesos tier: {what}")
+    return home
+
+
+@pytest.fixture
+def apache_factory(tmp_path, request, apache_home):
+    """Like ``lm_factory`` but Apache Mesos: ``apache_factory(agents=3, zk=True)``; agents get the
+    zone/rack attributes ``kmf local up`` gives them."""
+    made: list[LocalMesos] = []
+
+    def make(agents: int = 0, zk: bool = True, master_flags: Sequence[str] | None = None,
+             resources: str = DEFAULT_RESOURCES, agent_flags: Sequence[str] = ()) -> LocalMesos:
+        zk_url = None
+        if zk:
+            chroot = request.getfixturevalue("zk_chroot")
+            zk_url = f"zk://{chroot}/mesos"
+        lm = LocalMesos(tmp_path / f"am-{uuid.uuid4().hex[:6]}", zk_url, master_flags, engine="apache",
+                        mesos_home=apache_home)
+        made.append(lm)
+        lm.start_master(timeout=60)
+        for i in range(agents):
+            lm.add_agent(resources=resources, attributes=f"zone:{'abcdefgh'[i % 8]};rack:r{i}",
+                         extra=agent_flags)
+        if agents:
+            lm.wait_agents(timeout=60)
         return lm
 
     yield make
