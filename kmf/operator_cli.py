@@ -597,7 +597,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("name")
     p.add_argument("--force", action="store_true", help="skip the safety gate (min ISR, quorum, one at a time)")
     common(p)
-    p = _leaf(podsub, "replace", "move a pod to another agent; its data there is lost (needs --yes)", pod_command)
+    p = _leaf(podsub, "replace", "place a pod anew (any agent, possibly the same); its data is lost (needs --yes)", pod_command)
     p.add_argument("name")
     p.add_argument("--yes", action="store_true", help="confirm that the pod's data is deleted")
     p.add_argument("--force", action="store_true", help="skip the safety gate (min ISR, quorum, one at a time)")
