@@ -242,7 +242,15 @@ def test_4_broker_jvm_killed_relaunched_in_place_with_its_data(apache_env):
 def test_5_standby_takes_over_with_the_same_framework_and_tasks(apache_env):
     env = apache_env
     first = env.notes["scheduler"]
-    # the standby runs from its own launch file (its own API port), as a second Marathon instance
+    # an operator's change since the leader started (its launch file still says 1 sleeper)
+    code, doc = first.request("POST", "/v1/scale", {"kind": "app", "name": "sleeper", "count": 2})
+    assert code == 200, doc
+    wait_for(lambda: "sleeper-1" in master_tasks(env) and master_tasks(env)["sleeper-1"]["state"] == "TASK_RUNNING",
+             timeout=60, interval=0.5, what="sleeper-1 running (master)")
+    first.wait_deployed(timeout=60)
+    # the standby runs from its own launch file (its own API port), as a second Marathon instance;
+    # before kmf compared launch files without their api section, the takeover submitted it as an
+    # update: sleeper-1 was killed again and the target took the standby's port
     second_config = dict(first.config, api=dict(first.config["api"], port=procs.free_port("127.0.0.1")))
     second = env.start_scheduler(config=second_config)
     assert second.get("/v1/health")["role"] == "standby"
@@ -264,6 +272,8 @@ def test_5_standby_takes_over_with_the_same_framework_and_tasks(apache_env):
         assert {name: t["id"] for name, t in master_tasks(env).items()} == task_ids
         time.sleep(1)
     assert second.plan("update")["status"] == "COMPLETE"
+    assert "sleeper-1" in task_ids
+    assert second.get("/v1/config/target")["config"]["api"]["port"] == first.config["api"]["port"]
 
 
 @pytest.mark.timeout(480)
