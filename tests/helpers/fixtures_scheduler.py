@@ -50,7 +50,9 @@ class SchedulerProc:
         self.path = base / f"kmf-{index}.yaml"
         self.log_path = base / f"scheduler-{index}.log"
         self.proc = None
-        self.url = f"http://127.0.0.1:{config['api']['port']}"
+        bind = config["api"].get("bind") or "0.0.0.0"
+        host = "127.0.0.1" if bind in ("0.0.0.0", "::") else bind  # where it listens
+        self.url = f"http://{host}:{config['api']['port']}"
 
     def start(self) -> "SchedulerProc":
         self.path.write_text(yaml.safe_dump(self.config))

@@ -33,6 +33,8 @@ class ApacheEnv(KmfEnv):
     def config(self, **kwargs) -> dict:
         doc = super().config(**kwargs)
         doc["mesos"].update(principal=PRINCIPAL, secret_file=str(self.secret_file))
+        # the scheduler listens on the cluster's address, as on an agent Marathon chose
+        doc["api"]["bind"] = self.lm.ip
         return doc
 
 

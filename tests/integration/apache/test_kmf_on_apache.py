@@ -144,6 +144,8 @@ def test_1_deploy_brokers_and_apps_with_reservations_and_volumes(apache_env):
 
     tasks = master_tasks(env)
     assert sorted(tasks) == sorted([*BROKERS, "wordcount-0", "sleeper-0"])
+    # the Mesos UI links to kmf's page where it listens, not 127.0.0.1
+    assert framework_of(env)["webui_url"] == f"http://{env.lm.ip}:{s.config['api']['port']}/"
     slaves = {sl["id"]: sl["hostname"] for sl in env.lm.state()["slaves"]}
     # one reservation with a persistent volume per broker, on the agent its broker runs on,
     # reserved by kmf's principal
@@ -209,7 +211,8 @@ def test_3_framework_authentication_refuses_a_wrong_secret(apache_env, tmp_path)
     path.write_text(yaml.safe_dump(bad))
     run = subprocess.run([sys.executable, "-m", "scheduler", "--config", str(path)],
                          capture_output=True, text=True, timeout=90)
-    print(f"wrong secret: exit {run.returncode}, {run.stderr.strip().splitlines()[-1][:300]}")
+    said = [line for line in run.stderr.splitlines() if "refused" in line]
+    print(f"wrong secret: exit {run.returncode}: {said[-1][:300] if said else run.stderr[-300:]}")
     assert run.returncode != 0, run.stderr[-3000:]
     assert "refused the framework" in run.stderr and "401" in run.stderr, run.stderr[-2000:]
     assert all(fw["name"] != bad["name"] for fw in env.lm.state()["frameworks"])
@@ -262,7 +265,7 @@ def test_5_standby_takes_over_with_the_same_framework_and_tasks(apache_env):
     # the standby runs from its own launch file (its own API port), as a second Marathon instance;
     # before kmf compared launch files without their api section, the takeover submitted it as an
     # update: sleeper-1 was killed again and the target took the standby's port
-    second_config = dict(first.config, api=dict(first.config["api"], port=procs.free_port("127.0.0.1")))
+    second_config = dict(first.config, api=dict(first.config["api"], port=procs.free_port(env.lm.ip)))
     second = env.start_scheduler(config=second_config)
     assert second.get("/v1/health")["role"] == "standby"
     framework = framework_of(env)
@@ -301,6 +304,16 @@ def test_6_agent_lost_broker_moves_with_its_node_id_and_old_reservation_is_relea
     env.lm.kill_agent(agent.index)
     procs.kill_under(agent.work_dir)
     lost = time.monotonic()
+
+    def unreachable():
+        fw = framework_of(env) or {}
+        return any(t["id"] == victim["id"] for t in fw.get("unreachable_tasks", []))
+    wait_for(unreachable, timeout=60, interval=0.3, what="the master calls broker-2 unreachable")
+    env.notes["unreachable_after_s"] = time.monotonic() - lost
+    # kmf does not claim to know its health meanwhile (`kmf pods` shows unknown)
+    wait_for(lambda: s.pod("broker-2")["state"] == "TASK_UNREACHABLE", timeout=10, interval=0.2,
+             what="kmf saw TASK_UNREACHABLE")
+    assert s.pod("broker-2")["healthy"] is None
 
     def moved():
         task = master_tasks(env).get("broker-2")

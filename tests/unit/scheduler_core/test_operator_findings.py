@@ -40,6 +40,14 @@ def test_an_unreachable_task_is_not_shown_healthy():
     assert pod_info(sim.state, "broker-1")["healthy"] is True
 
 
+def test_kmf_pods_says_unknown_for_a_task_of_unknown_health():
+    from kmf.operator_cli import pod_row
+    unreachable = {"name": "broker-1", "state": "TASK_UNREACHABLE", "task_id": "broker-1__x", "healthy": None}
+    assert pod_row(unreachable)[3] == "unknown"
+    assert pod_row({"name": "broker-1", "state": "PENDING", "task": None})[3] == "-"
+    assert pod_row({**unreachable, "state": "TASK_RUNNING", "healthy": True})[3] == "yes"
+
+
 def _replace(sim: Sim, pod: str) -> tuple[str, str]:
     """Replace `pod` and let it be placed anew; (host before, its message once placed)."""
     before = sim.record(pod).hostname
