@@ -17,7 +17,7 @@ import sys
 import time
 import urllib.request
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 from localmesos import addresses, procs
 
@@ -120,9 +120,10 @@ def claim_addresses(owner: Path | str) -> addresses.AddressBlock:
 
 
 ENGINES = ("local", "apache")
+ArgvBuilder = Callable[..., list[str]]
 
 
-def engine_argvs(engine: str, mesos_home: Path | None) -> tuple[Any, Any, float]:
+def engine_argvs(engine: str, mesos_home: Path | None) -> tuple[ArgvBuilder, ArgvBuilder, float]:
     """(master argv builder, agent argv builder, start-up timeout) of an engine, with the
     signatures of :func:`master_argv` and :func:`agent_argv`. Apache Mesos' install is looked up
     here (``--mesos-home``, ``KMF_MESOS_HOME``, the shared build), so a missing one fails before

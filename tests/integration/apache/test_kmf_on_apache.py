@@ -1,7 +1,8 @@
 """kmf end to end on Apache Mesos 1.12: one service deployed once, then ordered steps against it.
 
 Every step asserts on the real system's view, never only on kmf's replies: the master's
-``/master/state``, ``/master/roles`` and ``/metrics/snapshot``, the agents' ``/state``, Kafka's
+``/master/state``, ``/master/slaves`` (reservations resource by resource), ``/master/roles``,
+``/metrics/snapshot`` and its log, the agents' ``/state``, Kafka's
 metadata (AdminClient), files on the brokers' volumes and ZooKeeper. The steps share the cluster
 (module fixture ``apache_env``) and run in file order; a step that needs an earlier one's result
 reads it from ``apache_env.notes``.
@@ -378,4 +379,4 @@ def test_7_uninstall_leaves_no_reservation_volume_framework_or_state(apache_env)
     finally:
         zk.stop()
         zk.close()
-    print(f"tier figures: {env.notes}")
+    print("tier figures: " + ", ".join(f"{k} {v:.1f}" for k, v in env.notes.items() if isinstance(v, (int, float))))
