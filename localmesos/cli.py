@@ -201,6 +201,21 @@ def up(agents: int, workdir: Path, out=sys.stdout, engine: str = "local",
     return state
 
 
+def _kill_all_under(folder: Path, timeout: float = 15.0) -> int:
+    """SIGKILL what runs in `folder` (executors and their children in the agents' sandboxes) until
+    nothing does: Apache Mesos' executors are not in their agent's process group, and a child
+    forked while the first sweep ran would escape one pass. Returns how many were killed."""
+    seen: set[int] = set()
+    deadline = time.monotonic() + timeout
+    while True:
+        pids = procs.pids_under(folder)
+        if not pids or time.monotonic() > deadline:
+            return len(seen)
+        seen.update(pids)
+        procs.kill_under(folder)
+        time.sleep(0.1)  # SIGKILLed processes leave /proc a moment later
+
+
 def down(workdir: Path, out=sys.stdout) -> int:
     state = _load(workdir.resolve())
     if state is None:
@@ -210,7 +225,7 @@ def down(workdir: Path, out=sys.stdout) -> int:
         if procs.pid_alive(entry["pid"]):
             procs.stop_group(entry["pid"], grace=5.0)
         print(f"stopped {entry['name']} (pid {entry['pid']})", file=out)
-    left = procs.kill_under(workdir.resolve())
+    left = _kill_all_under(workdir.resolve())
     if left:
         print(f"stopped {left} executor processes left in agents' sandboxes", file=out)
     _state_path(workdir.resolve()).unlink()
