@@ -3,7 +3,8 @@
 Stages, each a small function that tests can call on its own:
 
 1. :func:`check_config` — the service config (``config/local.yaml``) loads and validates;
-2. :func:`start_local_cluster` — ZooKeeper, a localmesos master and 3 agents (``kmf local up``);
+2. :func:`start_local_cluster` — ZooKeeper, a master and 3 agents (``kmf local up``): localmesos, or
+   Apache Mesos with ``--mesos apache``;
 3. :func:`start_scheduler` — ``python -m scheduler --config …`` with ``KMF_MASTER``, ``KMF_ZK`` and
    ``KMF_API_PORT``; recorded in the local cluster's ``cluster.json`` so ``kmf local down`` stops it;
 4. :func:`wait_for_deploy` — the deploy plan COMPLETE through ``GET /v1/plans/deploy``, with progress;
@@ -135,16 +136,19 @@ def check_config(path: Path, env: Mapping[str, str] | None = None) -> str:
     return f"{path}: service {spec.name}, {kafka.brokers} brokers (Kafka {kafka.version}, {kafka.mode}), {apps}"
 
 
-def start_local_cluster(work_dir: Path, agents: int, narrator: Narrator) -> dict[str, Any]:
-    """ZooKeeper, a master and `agents` agents under `work_dir` (the `kmf local up` steps)."""
+def start_local_cluster(work_dir: Path, agents: int, narrator: Narrator, engine: str = "local",
+                        mesos_home: Path | None = None) -> dict[str, Any]:
+    """ZooKeeper, a master and `agents` agents under `work_dir` (the `kmf local up` steps) of
+    `engine` (``local`` or ``apache``)."""
     from localmesos import cli as local
 
     try:
         local.ensure_not_running(work_dir)
+        local.engine_argvs(engine, mesos_home)  # no Apache Mesos install: fail before starting anything
     except local.ClusterError as exc:
-        raise DemoError(f"{exc} (or pass another --work-dir)") from None
+        raise DemoError(f"{exc}" + (" (or pass another --work-dir)" if "already runs" in str(exc) else "")) from None
     try:
-        state = local.up(agents, work_dir, out=_Indented(narrator))
+        state = local.up(agents, work_dir, out=_Indented(narrator), engine=engine, mesos_home=mesos_home)
     except (local.ClusterError, OSError, RuntimeError) as exc:
         local.down(work_dir, out=_Indented(narrator))
         raise DemoError(f"local cluster did not start: {exc}", _newest_log(work_dir)) from None
@@ -194,17 +198,20 @@ def start_scheduler(state: Mapping[str, Any], work_dir: Path, config_path: Path,
     API answers."""
     from localmesos import procs
 
-    port = procs.free_port("127.0.0.1")
+    # the scheduler runs on the cluster's own address, as Marathon runs it on an agent's: its API
+    # and the page the Mesos UI links to (webui_url) are there
+    host = state.get("host", "127.0.0.1")
+    port = procs.free_port(host)
     marathon_dir = work_dir.resolve() / "scheduler"
     log_path = marathon_dir / "sandboxes" / "run-1" / "stderr"
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))}
     argv = [sys.executable, "-m", "localmesos.marathon", "--app", str(REPO / "config" / "marathon.json"),
-            "--work_dir", str(marathon_dir), "--port", str(port), "--health_scale", "0.1",
+            "--work_dir", str(marathon_dir), "--host", host, "--port", str(port), "--health_scale", "0.1",
             "--env", f"KMF_HOME={REPO}", "--env", f"KMF_MASTER={state['zk_url']}", "--env", f"KMF_ZK={state['zk']}",
             "--fetch", f"cluster.yaml={config_path.resolve()}"]
     proc = procs.spawn(argv, log_path=marathon_dir / "marathon-runner.log", cwd=REPO, env=env)
     record_process(work_dir, "scheduler", proc.pid, api_port=port)
-    api_url = f"http://127.0.0.1:{port}"
+    api_url = f"http://{host}:{port}"
     narrator.info(f"scheduler launched from config/marathon.json (runner pid {proc.pid}), "
                   f"API {api_url}, log {log_path}")
     deadline = time.monotonic() + timeout
@@ -644,6 +651,8 @@ class DemoOptions:
     keep_running: bool = False
     kill_pod: str = "broker-1"
     deploy_timeout_s: float = 600.0
+    engine: str = "local"  # or "apache": Apache Mesos instead of localmesos
+    mesos_home: Path | None = None
 
 
 def run_demo(options: DemoOptions, out: TextIO = sys.stdout) -> int:
@@ -654,8 +663,9 @@ def run_demo(options: DemoOptions, out: TextIO = sys.stdout) -> int:
     try:
         with narrator.stage(f"checking the service config {options.config}"):
             narrator.info(check_config(options.config))
-        with narrator.stage(f"starting a local Mesos cluster: ZooKeeper, a master, {options.agents} agents"):
-            state = start_local_cluster(work_dir, options.agents, narrator)
+        which = "Apache Mesos" if options.engine == "apache" else "localmesos"
+        with narrator.stage(f"starting a local Mesos cluster ({which}): ZooKeeper, a master, {options.agents} agents"):
+            state = start_local_cluster(work_dir, options.agents, narrator, options.engine, options.mesos_home)
             started = True
         with narrator.stage("starting the kmf scheduler"):
             scheduler = start_scheduler(state, work_dir, options.config, narrator)
@@ -724,6 +734,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="seconds to wait for the deploy plan (default: %(default)s)")
     parser.add_argument("--keep-running", action="store_true",
                         help="leave the local cluster and the service running at the end")
+    from localmesos.cli import add_engine_options
+
+    add_engine_options(parser)
     parser.set_defaults(func=_run)
 
 
@@ -733,4 +746,5 @@ def _run(args: argparse.Namespace) -> int:
         return 2
     return run_demo(DemoOptions(work_dir=args.work_dir, config=args.config, agents=args.agents,
                                 keep_running=args.keep_running, kill_pod=args.kill_pod,
-                                deploy_timeout_s=args.deploy_timeout))
+                                deploy_timeout_s=args.deploy_timeout, engine=args.mesos,
+                                mesos_home=args.mesos_home))

@@ -366,6 +366,14 @@ def plan_command(args: argparse.Namespace) -> int:
     return _result(args, status, doc)
 
 
+def pod_row(info: dict) -> list[str]:
+    """One line of `kmf pods`. HEALTHY is yes/no as the executor last said, "unknown" for a task
+    whose health nobody can tell now (unreachable, or not reported yet), "-" without a task."""
+    healthy = {True: "yes", False: "no"}.get(info.get("healthy"), "unknown" if info.get("task_id") else "-")
+    return [info.get("name", "?"), info.get("state", ""), "yes" if info.get("ready") else "no", healthy,
+            info.get("hostname") or "-", info.get("not_placed_because") or info.get("message") or ""]
+
+
 def pods(args: argparse.Namespace) -> int:
     status, names = call(args, "GET", "/v1/pod")
     if status >= 300:
@@ -377,9 +385,7 @@ def pods(args: argparse.Namespace) -> int:
             failures.append(f"pod {name}: {error_text(code, info)}")
         else:
             infos.append(info)
-    rows = [[i.get("name", "?"), i.get("state", ""), "yes" if i.get("ready") else "no",
-             {True: "yes", False: "no"}.get(i.get("healthy"), "-"), i.get("hostname") or "-",
-             i.get("not_placed_because") or i.get("message") or ""] for i in infos]
+    rows = [pod_row(i) for i in infos]
     _print(args, infos, table(rows, ["POD", "STATE", "READY", "HEALTHY", "HOST", "MESSAGE"]))
     for line in failures:  # a list with holes is not the list asked for
         print(line, file=sys.stderr)
@@ -597,7 +603,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("name")
     p.add_argument("--force", action="store_true", help="skip the safety gate (min ISR, quorum, one at a time)")
     common(p)
-    p = _leaf(podsub, "replace", "move a pod to another agent; its data there is lost (needs --yes)", pod_command)
+    p = _leaf(podsub, "replace", "place a pod anew (any agent, possibly the same); its data is lost (needs --yes)", pod_command)
     p.add_argument("name")
     p.add_argument("--yes", action="store_true", help="confirm that the pod's data is deleted")
     p.add_argument("--force", action="store_true", help="skip the safety gate (min ISR, quorum, one at a time)")

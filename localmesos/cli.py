@@ -1,4 +1,5 @@
-"""``kmf local up|status|down``: a local Mesos cluster (ZooKeeper, one master, N agents).
+"""``kmf local up|status|down``: a local Mesos cluster (ZooKeeper, one master, N agents), of
+localmesos or (``--mesos apache``) Apache Mesos, started by the same code.
 
 The state of a running local cluster lives in one work folder: ``cluster.json`` there records every
 process (pid, address) so ``down`` stops exactly those, by process group. Its addresses come from a
@@ -16,7 +17,7 @@ import sys
 import time
 import urllib.request
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 from localmesos import addresses, procs
 
@@ -118,20 +119,57 @@ def claim_addresses(owner: Path | str) -> addresses.AddressBlock:
         raise ClusterError(str(exc)) from None
 
 
-def up(agents: int, workdir: Path, out=sys.stdout) -> dict[str, Any]:
+ENGINES = ("local", "apache")
+ArgvBuilder = Callable[..., list[str]]
+
+
+def engine_argvs(engine: str, mesos_home: Path | None) -> tuple[ArgvBuilder, ArgvBuilder, float]:
+    """(master argv builder, agent argv builder, start-up timeout) of an engine, with the
+    signatures of :func:`master_argv` and :func:`agent_argv`. Apache Mesos' install is looked up
+    here (``--mesos-home``, ``KMF_MESOS_HOME``, the shared build), so a missing one fails before
+    anything starts, saying where kmf looked."""
+    if engine == "local":
+        return master_argv, agent_argv, 20.0
+    if engine != "apache":
+        raise ClusterError(f"--mesos must be one of {', '.join(ENGINES)}, got {engine!r}")
+    from localmesos import apache
+
+    try:
+        home = apache.find_home(mesos_home)
+    except apache.MesosNotFound as exc:
+        raise ClusterError(str(exc)) from None
+
+    def master(ip: str, port: int, work_dir: Path, zk: str | None = None, extra: Sequence[str] = ()) -> list[str]:
+        return apache.master_argv(home, ip, port, work_dir, zk, extra)
+
+    def agent(master_uri: str, ip: str, port: int, work_dir: Path, resources: str = DEFAULT_RESOURCES,
+              attributes: str = "", extra: Sequence[str] = ()) -> list[str]:
+        return apache.agent_argv(home, master_uri, ip, port, work_dir, resources, attributes, extra)
+
+    # an unoptimised Mesos build on a busy machine takes a while to recover its registry
+    return master, agent, 60.0
+
+
+def up(agents: int, workdir: Path, out=sys.stdout, engine: str = "local",
+       mesos_home: Path | None = None) -> dict[str, Any]:
+    """ZooKeeper, a master registered in it and ``agents`` agents (zone/rack attributes) on a
+    claimed address block; ``engine`` is ``local`` (localmesos) or ``apache`` (Apache Mesos from
+    ``mesos_home`` or the usual places, see :func:`localmesos.apache.find_home`)."""
     from localmesos.zookeeper import ZooKeeperServer
 
     if not 1 <= agents <= addresses.MAX_AGENTS:
         raise ClusterError(f"--agents must be between 1 and {addresses.MAX_AGENTS}, got {agents}")
+    make_master, make_agent, timeout = engine_argvs(engine, mesos_home)
     workdir = workdir.resolve()
     ensure_not_running(workdir)
     workdir.mkdir(parents=True, exist_ok=True)
-    state: dict[str, Any] = {"processes": []}
+    state: dict[str, Any] = {"processes": [], "engine": engine}
     # The master and the agents inherit the block's lock, so the block stays claimed while they
     # run and is free once they stop; this process lets go of its own hold when `up` returns.
     with claim_addresses(workdir) as block:
         state["addresses"] = block.cidr
         host = block.master_ip
+        state["host"] = host
         zk = ZooKeeperServer(workdir / "zookeeper", host=host)
         zk.start()
         state["processes"].append({"name": "zookeeper", "pid": zk.proc.pid})
@@ -139,27 +177,43 @@ def up(agents: int, workdir: Path, out=sys.stdout) -> dict[str, Any]:
         zk_url = f"zk://{zk.connect_string}/mesos"
         port = procs.free_port(host)
         master_dir = workdir / "master"
-        proc = procs.spawn(master_argv(host, port, master_dir, zk_url), log_path=master_dir / "master.log",
+        proc = procs.spawn(make_master(host, port, master_dir, zk_url), log_path=master_dir / "master.log",
                            pass_fds=block.pass_fds)
         state["processes"].append({"name": "master", "pid": proc.pid})
         _save(workdir, state)
         master_url = f"http://{host}:{port}"
-        wait_serving(master_url, proc, 20, master_dir / "master.log")
+        wait_serving(master_url, proc, timeout, master_dir / "master.log")
         for i in range(agents):
             ip = block.agent_ip(i)
             aport = procs.free_port(ip)
             adir = workdir / f"agent-{i}"
             attributes = f"zone:{ZONES[i % len(ZONES)]};rack:r{i}"
-            aproc = procs.spawn(agent_argv(zk_url, ip, aport, adir, attributes=attributes),
+            aproc = procs.spawn(make_agent(zk_url, ip, aport, adir, attributes=attributes),
                                 log_path=adir / "agent.log", pass_fds=block.pass_fds)
             state["processes"].append({"name": f"agent-{i}", "pid": aproc.pid, "ip": ip, "port": aport})
     state.update({"master_url": master_url, "ui_url": master_url + "/", "zk_url": zk_url,
                   "zk": zk.connect_string, "agents": agents})
     _save(workdir, state)
-    wait_registered(master_url, agents, 30)
-    print(f"master: {master_url}\nui:     {master_url}/\nzk:     {zk_url}\naddresses: {block.cidr}",
+    wait_registered(master_url, agents, timeout + 10)
+    print(f"mesos:  {'Apache Mesos' if engine == 'apache' else 'localmesos'}\n"
+          f"master: {master_url}\nui:     {master_url}/\nzk:     {zk_url}\naddresses: {block.cidr}",
           file=out)
     return state
+
+
+def _kill_all_under(folder: Path, timeout: float = 15.0) -> int:
+    """SIGKILL what runs in `folder` (executors and their children in the agents' sandboxes) until
+    nothing does: Apache Mesos' executors are not in their agent's process group, and a child
+    forked while the first sweep ran would escape one pass. Returns how many were killed."""
+    seen: set[int] = set()
+    deadline = time.monotonic() + timeout
+    while True:
+        pids = procs.pids_under(folder)
+        if not pids or time.monotonic() > deadline:
+            return len(seen)
+        seen.update(pids)
+        procs.kill_under(folder)
+        time.sleep(0.1)  # SIGKILLed processes leave /proc a moment later
 
 
 def down(workdir: Path, out=sys.stdout) -> int:
@@ -171,7 +225,7 @@ def down(workdir: Path, out=sys.stdout) -> int:
         if procs.pid_alive(entry["pid"]):
             procs.stop_group(entry["pid"], grace=5.0)
         print(f"stopped {entry['name']} (pid {entry['pid']})", file=out)
-    left = procs.kill_under(workdir.resolve())
+    left = _kill_all_under(workdir.resolve())
     if left:
         print(f"stopped {left} executor processes left in agents' sandboxes", file=out)
     _state_path(workdir.resolve()).unlink()
@@ -189,7 +243,8 @@ def status(workdir: Path, out=sys.stdout) -> int:
     if "master_url" in state:
         try:
             slaves = get_json(state["master_url"] + "/master/slaves")["slaves"]
-            print(f"master {state['master_url']}: {len(slaves)} agents registered"
+            engine = "Apache Mesos" if state.get("engine") == "apache" else "localmesos"
+            print(f"{engine} master {state['master_url']}: {len(slaves)} agents registered"
                   + (f" (addresses {state['addresses']})" if "addresses" in state else ""), file=out)
         except OSError as exc:
             print(f"master {state['master_url']} does not answer: {exc}", file=out)
@@ -198,7 +253,7 @@ def status(workdir: Path, out=sys.stdout) -> int:
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    local = subparsers.add_parser("local", help="a local Mesos cluster (localmesos)")
+    local = subparsers.add_parser("local", help="a local Mesos cluster (localmesos or Apache Mesos)")
     sub = local.add_subparsers(dest="local_command", metavar="ACTION", required=True)
     for name, helptext in (("up", "start ZooKeeper, a master and agents"),
                            ("status", "show the local cluster"),
@@ -208,7 +263,17 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                        help="work folder of the local cluster (default: %(default)s)")
         if name == "up":
             p.add_argument("--agents", type=int, default=3, help="number of agents")
+            add_engine_options(p)
         p.set_defaults(func=_run)
+
+
+def add_engine_options(parser: argparse.ArgumentParser) -> None:
+    """``--mesos local|apache`` and ``--mesos-home DIR`` (shared with ``kmf demo``)."""
+    parser.add_argument("--mesos", choices=ENGINES, default="local",
+                        help="the Mesos to run: localmesos (default) or Apache Mesos")
+    parser.add_argument("--mesos-home", type=Path, default=None, metavar="DIR",
+                        help="the Apache Mesos install (sbin/, libexec/mesos, share/mesos/webui); default: "
+                             "$KMF_MESOS_HOME, else the build `make setup` extracts into .cache/mesos")
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -217,9 +282,10 @@ def _run(args: argparse.Namespace) -> int:
             if not 1 <= args.agents <= addresses.MAX_AGENTS:
                 raise ClusterError(f"--agents must be between 1 and {addresses.MAX_AGENTS}")
             ensure_not_running(args.workdir)
+            engine_argvs(args.mesos, args.mesos_home)  # no install: say so before starting anything
             started = time.monotonic()
             try:
-                up(args.agents, args.workdir)
+                up(args.agents, args.workdir, engine=args.mesos, mesos_home=args.mesos_home)
             except Exception:
                 down(args.workdir, out=sys.stderr)
                 raise

@@ -336,13 +336,14 @@ def run(config_path: str) -> int:
         if tombstone is not None:  # the leader this one stood by for uninstalled the service
             return stay_uninstalled(tombstone)
         stored = store.load()
-        launch_id = config.config_id(spec)
+        launch_id = launch_config.launch_id(spec)  # without this instance's own api settings
         target = config.spec_from_json(stored.target_config) if stored.target_config is not None else None
         begin = launch_config.start(target, stored.target_config_id, spec, launch_id,
                                     stored.properties.get(launch_config.LAUNCH_ID))
         if begin.seed:
-            log.info("new service: the launch file %s is the first target config (%s)", config_path, launch_id)
-            store.apply_config(launch_id, config.spec_to_json(spec))
+            log.info("new service: the launch file %s is the first target config (%s)", config_path,
+                     begin.config_id)
+            store.apply_config(begin.config_id, config.spec_to_json(spec))
             store.put("properties", launch_config.LAUNCH_ID, launch_id)
             stored = store.load()
         elif begin.update:

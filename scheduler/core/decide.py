@@ -121,15 +121,23 @@ def _placed(state: State, pods: list[PodDef]) -> dict[str, list[tuple[str, Mappi
     return by_group
 
 
+def _moved(rec: TaskRecord, hostname: str) -> str:
+    """Where a pod placed anew went, against where it was (a replace may pick the same agent)."""
+    if not rec.hostname:
+        return ""
+    return f" (moved from {rec.hostname})" if rec.hostname != hostname else " (the agent it was on before)"
+
+
 def _launch(state: State, pod: PodDef, rec: TaskRecord, offer: OfferView, task_res: Resources,
             exec_res: Resources, ports: tuple[int, ...], now: float,
-            quorum: tuple[Voter, ...] | None, boot: str) -> tuple[TaskRecord, dict]:
+            quorum: tuple[Voter, ...] | None, boot: str, moved: str = "") -> tuple[TaskRecord, dict]:
     data = task_data(state.spec, pod, rec, state.properties, quorum, boot)
     launches = rec.launches + 1
     task_id = f"{pod.name}__{new_id(state.spec.name, pod.name, launches, now, offer.id)}"
     info = task_info(state.spec, pod, task_id, offer.agent_id, data, task_res, exec_res, state.config_id, ports)
+    message = f"launched on {offer.hostname}" + (moved if rec.reservation else _moved(rec, offer.hostname))
     new = attrs.evolve(rec, task_id=task_id, agent_id=offer.agent_id, hostname=offer.hostname,
-                       state=None, message=f"launched on {offer.hostname}", ready=False, healthy=None,
+                       state=None, message=message, ready=False, healthy=None,
                        fingerprint=fingerprint(pod, data), launches=launches, kill_reason=None,
                        launched_at=now, ports=ports)
     return new, {"type": "LAUNCH", "launch": {"task_infos": [info]}}
@@ -158,6 +166,7 @@ def on_offers(state: State, event: ev.Offers) -> Result:
     # resources reserved for another role are not ours to use or release, whatever their labels
     pools = {v.id: v.pool.filter(lambda r: not r.is_reserved or r.role == role) for v in views}
     changed: dict[str, TaskRecord] = {}
+    moved: dict[str, str] = {}  # pod → where its new reservation is against its old agent
     releasing = dict(state.releasing)
     placed = _placed(state, pods)
     known: dict[str, set[str]] = {}
@@ -203,8 +212,10 @@ def on_offers(state: State, event: ev.Offers) -> Result:
             port_of = dict(zip(pod.roles, ports))
             reservation = Reservation(v.agent_id, v.hostname, rid, tuple(reserved.to_json("pre")),
                                       port_of.get("broker"), port_of.get("controller"), dict(v.attributes))
-            changed[pod.name] = attrs.evolve(current(pod), reservation=reservation, agent_id=v.agent_id,
-                                             hostname=v.hostname, message=f"resources reserved on {v.hostname}")
+            before = current(pod)
+            moved[pod.name] = _moved(before, v.hostname)
+            changed[pod.name] = attrs.evolve(before, reservation=reservation, agent_id=v.agent_id, hostname=v.hostname,
+                                             message=f"resources reserved on {v.hostname}{moved[pod.name]}")
             placed.setdefault(pod.group, []).append((v.hostname, v.attributes))
             waiting.pop(pod.name, None)
             break
@@ -248,7 +259,7 @@ def on_offers(state: State, event: ev.Offers) -> Result:
                 continue
             ports = tuple(p for p in (res.broker_port, res.controller_port) if p is not None)
             new, op = _launch(after_a, pod, attrs.evolve(rec, reservation_misses=0), view, split[0], split[1],
-                              ports, now, quorum, boot)
+                              ports, now, quorum, boot, moved.get(pod.name, ""))
             ops[view.id].append(op)
             pools[view.id] = pools[view.id] - mine
             changed[pod.name] = new
@@ -362,7 +373,7 @@ def on_status(state: State, event: ev.Status) -> Result:
         if rec.kill_reason in ("restart", "update"):
             new = attrs.evolve(base, kill_reason=None, backoff_until=0.0)
         elif rec.kill_reason == "replace" or name in ("TASK_GONE", "TASK_GONE_BY_OPERATOR"):
-            new = _replace(base, releasing, f"{name}: placing it on another agent")
+            new = _replace(base, releasing, f"{name}: placing it anew")
         else:
             attempts = rec.attempts + 1
             new = attrs.evolve(base, kill_reason=None, attempts=attempts,
@@ -374,7 +385,9 @@ def on_status(state: State, event: ev.Status) -> Result:
             ready = labels.get("kmf.ready") == "true" if name == "TASK_RUNNING" else False
         else:  # reconciliation answers and agent/master reports carry no readiness: keep it
             ready = rec.ready and name in ("TASK_RUNNING", "TASK_UNREACHABLE")
-        healthy = st.get("healthy") if "healthy" in st else rec.healthy
+        # an unreachable task's health is not known (its executor cannot tell): not the last
+        # "healthy" it sent; it is known again when the executor reports
+        healthy = st.get("healthy") if "healthy" in st else (None if unreachable else rec.healthy)
         new = attrs.evolve(rec, state=name, message=message or rec.message, ready=ready,
                            healthy=healthy, agent_id=agent_id or rec.agent_id)
         if name == "TASK_UNREACHABLE":

@@ -7,12 +7,20 @@ decision loop as an ``update_config`` command, through exactly the checks of `km
 (safe changes, the broker-count check, live settings), and its diff is logged. A launch file that
 did not change since the last start is ignored, so a ``kmf config update`` or ``kmf scale`` made
 since then survives any number of scheduler restarts.
+
+What a launch file asks of the *service* is compared, not the scheduler process's own settings:
+the ``api`` section (the port, address, token and certificate files of this scheduler's listener)
+is read from each instance's own launch file at start-up and differs between a leader and its
+standbys (each Marathon instance gets its own port). Compared whole, a standby's launch file looked
+changed, so on every takeover it was submitted as an update that reverted whatever the operator had
+changed since (a scale, a config update) and rolled brokers for it (found on Apache Mesos, issue 13).
 """
 from __future__ import annotations
 
 import attrs
 
-from config import ServiceSpec
+from config import ServiceSpec, config_id
+from config.models import ApiSpec
 
 LAUNCH_ID = "launch.config_id"  # property: config id of the launch file last adopted
 LAUNCH_REFUSED = "launch.refused"  # property: why the last changed launch file was refused
@@ -26,9 +34,17 @@ class Start:
     update: bool  # the launch file changed since the last start: submit it as an update
 
 
-def start(stored: ServiceSpec | None, stored_id: str | None, launch: ServiceSpec, launch_id: str,
+def launch_id(spec: ServiceSpec) -> str:
+    """The identity of what a launch file asks of the service: its config id without the ``api``
+    section (this scheduler instance's own listener, which standbys set differently)."""
+    return config_id(attrs.evolve(spec, api=ApiSpec()))
+
+
+def start(stored: ServiceSpec | None, stored_id: str | None, launch: ServiceSpec, launch_key: str,
           last_launch_id: str | None) -> Start:
+    """``launch_key`` is :func:`launch_id` of the launch file; the stored target is the truth unless
+    the launch file asks the service for something else than it did at the last start."""
     if stored is None or stored_id is None:
-        return Start(launch, launch_id, seed=True, update=False)
-    changed = launch_id not in (last_launch_id, stored_id)
+        return Start(launch, stored_id or config_id(launch), seed=True, update=False)
+    changed = launch_key not in (last_launch_id, launch_id(stored))
     return Start(stored, stored_id, seed=False, update=changed)

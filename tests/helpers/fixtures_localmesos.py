@@ -285,6 +285,26 @@ def apache_home() -> Path:
     return home
 
 
+def start_apache_cluster(base: Path, home: Path, zk_url: str | None, agents: int,
+                         master_flags: Sequence[str] | None = None, resources: str = DEFAULT_RESOURCES,
+                         agent_flags: Sequence[str] = ()) -> LocalMesos:
+    """An Apache Mesos master (registered in ``zk_url`` when given) and ``agents`` agents with the
+    zone/rack attributes ``kmf local up`` gives them; stopped with ``.stop()`` even when a start
+    fails half way (the caller gets it only once it runs)."""
+    lm = LocalMesos(base, zk_url, master_flags, engine="apache", mesos_home=home)
+    try:
+        lm.start_master(timeout=60)
+        for i in range(agents):
+            lm.add_agent(resources=resources, attributes=f"zone:{'abcdefgh'[i % 8]};rack:r{i}",
+                         extra=agent_flags)
+        if agents:
+            lm.wait_agents(timeout=60)
+    except BaseException:
+        lm.stop()
+        raise
+    return lm
+
+
 @pytest.fixture
 def apache_factory(tmp_path, request, apache_home):
     """Like ``lm_factory`` but Apache Mesos: ``apache_factory(agents=3, zk=True)``; agents get the
@@ -297,15 +317,9 @@ def apache_factory(tmp_path, request, apache_home):
         if zk:
             chroot = request.getfixturevalue("zk_chroot")
             zk_url = f"zk://{chroot}/mesos"
-        lm = LocalMesos(tmp_path / f"am-{uuid.uuid4().hex[:6]}", zk_url, master_flags, engine="apache",
-                        mesos_home=apache_home)
+        lm = start_apache_cluster(tmp_path / f"am-{uuid.uuid4().hex[:6]}", apache_home, zk_url, agents,
+                                  master_flags, resources, agent_flags)
         made.append(lm)
-        lm.start_master(timeout=60)
-        for i in range(agents):
-            lm.add_agent(resources=resources, attributes=f"zone:{'abcdefgh'[i % 8]};rack:r{i}",
-                         extra=agent_flags)
-        if agents:
-            lm.wait_agents(timeout=60)
         return lm
 
     yield make
