@@ -146,23 +146,3 @@ def _executor_key(info: dict[str, Any], framework_id: str) -> dict[str, Any]:
         pass
     return copy
 
-
-def executor_group_problem(executor: dict[str, Any], fw: Framework) -> str | None:
-    if executor.get("type") not in ("DEFAULT", "CUSTOM"):
-        return "'ExecutorInfo.type' must be set"
-    fid = id_of(executor.get("framework_id"))
-    if fid != fw.id:
-        return "'ExecutorInfo.framework_id' must be set" if fid is None else (
-            f"ExecutorInfo has an invalid FrameworkID (Actual: {fid} vs Expected: {fw.id})"
-        )
-    if executor.get("type") == "CUSTOM" and "command" not in executor:
-        return "'ExecutorInfo.command' must be set"
-    try:
-        res = Resources.from_json(executor.get("resources", []), "executor.resources")
-    except ResourceError as exc:
-        return str(exc)
-    if res.scalar("cpus") < 0.01:
-        return "Executor must have at least 0.01 cpus"
-    if res.scalar("mem") < 32:
-        return "Executor must have at least 32MB of memory"
-    return None
