@@ -177,7 +177,9 @@ def status_update(core: MasterCore, body: dict[str, Any], now: float) -> None:
         if status.get("labels"):
             extra["labels"] = status["labels"]
         if status.get("container_status"):
-            extra["container_status"] = status["container_status"]
+            # Mesos' Task.statuses keep the container's id and addresses, not the executor's pid
+            extra["container_status"] = {k: v for k, v in status["container_status"].items()
+                                         if k != "executor_pid"}
         task.record_status(str(status.get("state")), float(status.get("timestamp") or now),
                            task.healthy if "healthy" in status else None, extra)
         if not is_terminal(latest):

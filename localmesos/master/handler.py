@@ -28,6 +28,10 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 WEB_DIR = Path(__file__).resolve().parent.parent / "web"
 CLOSE = object()
+# localmesos' v1 APIs speak JSON only (no v1 protobuf messages are available to it), so unlike
+# Mesos it refuses application/x-protobuf too, and says so.
+JSON_ONLY = ("Expecting 'Content-Type' of application/json (localmesos' v1 APIs are JSON-only: "
+             "application/x-protobuf is not supported)")
 
 
 def record(event: dict[str, Any]) -> bytes:
@@ -171,6 +175,8 @@ class MasterHandler(BaseHTTPRequestHandler):
                 return self._text(503, "No leader elected")
             host = leader.get("hostname") or leader.get("address", {}).get("ip")
             return self._reply(307, headers={"Location": f"//{host}:{leader.get('port')}"})
+        if path.startswith("/files/"):
+            return self._files(path[len("/files/"):], query)
         name = path[len("/master"):] if path.startswith("/master/") else path
         if name == "/" or name == "/index.html" or name.startswith("/static/"):
             return self._web(name)
@@ -198,6 +204,37 @@ class MasterHandler(BaseHTTPRequestHandler):
         except ValueError as exc:
             return self._text(400, str(exc))
         return self._json(data, query)
+
+    def _files(self, op: str, query: dict[str, str]) -> None:
+        """Mesos' files endpoints on the master: the one attached file, ``/master/log`` (the
+        master's log in ``--log_dir``; without the flag nothing is attached, as in Mesos)."""
+        log_dir = self.master.flags.get("log_dir")
+        attached = {"/master/log": str(Path(log_dir) / "mesos-master.INFO")} if log_dir else {}
+        if op == "debug":
+            return self._json(attached, query)
+        if op not in ("read", "download", "browse"):
+            return self._text(404, f"No endpoint /files/{op} on this master")
+        raw = query.get("path")
+        if not raw:
+            return self._text(400, "Expecting 'path=value' in query")
+        real = attached.get(raw.rstrip("/"))
+        if real is None or not Path(real).is_file():
+            return self._text(404, "File not found")
+        if op == "browse":
+            return self._text(400, "Cannot browse a file")
+        data = Path(real).read_bytes()
+        if op == "download":
+            return self._reply(200, data, "application/octet-stream")
+        try:
+            offset = int(query.get("offset", -1))
+            length = int(query.get("length", -1))
+        except ValueError:
+            return self._text(400, "Failed to parse offset or length")
+        if offset < 0:  # Mesos: the size, with no data, for a reader to start tailing from
+            return self._json({"data": "", "offset": len(data)}, query)
+        end = len(data) if length < 0 else min(len(data), offset + length)
+        return self._json({"data": data[offset:end].decode("utf-8", "replace"), "offset": offset},
+                          query)
 
     def _web(self, name: str) -> None:
         rel = "index.html" if name in ("/", "/index.html") else name[len("/static/"):]
@@ -314,9 +351,7 @@ class MasterHandler(BaseHTTPRequestHandler):
         if ctype is None:
             return self._text(400, "Expecting 'Content-Type' to be present")
         if ctype.split(";")[0].strip().lower() != "application/json":
-            return self._text(
-                415, "Expecting 'Content-Type' of application/json or application/x-protobuf"
-            )
+            return self._text(415, JSON_ONLY)
         call, problem = parse_call(body)
         if problem is None:
             problem = validate_call(call, principal)

@@ -1,0 +1,146 @@
+"""Where a client looks, localmesos answers as Apache Mesos does: media types of the v1 APIs,
+JSONP on every JSON endpoint of the agent, the executor HEARTBEAT interval. Each test runs against
+both engines (the Apache side skips without an install) unless it checks a documented difference."""
+from __future__ import annotations
+
+import http.client
+import json
+import sys
+import textwrap
+from urllib.parse import urlsplit
+
+import pytest
+
+from localmesos.agent.main import parse as parse_agent_flags
+from tests.helpers.v1client import V1Scheduler, http_request
+from tests.helpers.wait import wait_for
+
+pytestmark = pytest.mark.timeout(120)
+
+SCHEDULER = "/api/v1/scheduler"
+EXECUTOR_API = "/api/v1/executor"
+
+
+def _post(url: str, ctype: str | None, body: bytes) -> tuple[int, str]:
+    """POST with exactly this Content-Type, or none (urllib would add a form type)."""
+    parts = urlsplit(url)
+    conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=10)
+    try:
+        conn.putrequest("POST", parts.path)
+        if ctype:
+            conn.putheader("Content-Type", ctype)
+        conn.putheader("Content-Length", str(len(body)))
+        conn.endheaders(body)
+        resp = conn.getresponse()
+        return resp.status, resp.read().decode(errors="replace")
+    finally:
+        conn.close()
+
+
+def test_master_refuses_other_media_types_with_415(cluster):
+    lm = cluster(agents=1)  # with an agent registered, Apache's master has surely recovered
+    status, _ = _post(lm.url + SCHEDULER, "text/plain", b"{}")
+    assert status == 415
+
+
+def test_master_415_for_protobuf_says_localmesos_is_json_only(lm_factory):
+    """Mesos parses application/x-protobuf; localmesos cannot (no v1 protobuf messages here), and
+    its answer must not claim it accepts what it refuses."""
+    lm = lm_factory()
+    status, message = _post(lm.url + SCHEDULER, "application/x-protobuf", b"\x08\x01")
+    assert status == 415
+    assert "JSON-only" in message and "application/x-protobuf is not supported" in message
+    assert "or application/x-protobuf" not in message
+
+
+def test_agent_executor_api_checks_the_content_type_first(cluster):
+    """src/slave/http.cpp: no Content-Type is 400, a type it does not speak 415, before the body
+    is parsed (localmesos parsed any body as JSON and answered 400)."""
+    lm = cluster(agents=1)
+    agent = lm.agents[0].url
+    body = json.dumps({"type": "HEARTBEAT", "framework_id": {"value": "f"},
+                       "executor_id": {"value": "e"}}).encode()
+    assert _post(agent + EXECUTOR_API, "text/plain", body)[0] == 415
+    status, message = _post(agent + EXECUTOR_API, None, body)
+    assert (status, message) == (400, "Expecting 'Content-Type' to be present")
+
+
+def test_agent_answers_protobuf_with_415_saying_json_only(lm_factory):
+    lm = lm_factory(agents=1)
+    status, message = _post(lm.agents[0].url + EXECUTOR_API, "application/x-protobuf", b"\x08\x01")
+    assert status == 415 and "JSON-only" in message
+
+
+@pytest.mark.parametrize("path", ["/state", "/metrics/snapshot", "/flags",
+                                  "/version", "/files/debug", "/monitor/statistics"])
+def test_agent_json_endpoints_honour_jsonp(cluster, path):
+    """libprocess' OK(json, jsonp): ``callback(<json>)`` as text/javascript."""
+    lm = cluster(agents=1)
+    status, headers, body = http_request(lm.agents[0].url + path + "?jsonp=cb")
+    assert status == 200, body
+    assert headers["Content-Type"] == "text/javascript"
+    text = body.decode()
+    assert text.startswith("cb(") and text.endswith(")")
+    json.loads(text[3:-1])
+
+
+def test_agent_files_endpoints_honour_jsonp(lm_factory):
+    """/files/browse and /files/read are JSON (with jsonp); /files/download is the file itself."""
+    lm = lm_factory(agents=1)
+    agent = lm.agents[0]
+    (agent.work_dir / "note.txt").write_text("hello")
+    for op in ("browse", "read"):
+        target = agent.work_dir if op == "browse" else agent.work_dir / "note.txt"
+        query = f"?path={target}&jsonp=cb" + ("&offset=0" if op == "read" else "")
+        status, headers, body = http_request(f"{agent.url}/files/{op}{query}")
+        assert status == 200 and headers["Content-Type"] == "text/javascript", body
+        assert body.startswith(b"cb(") and body.endswith(b")")
+    status, headers, body = http_request(
+        f"{agent.url}/files/download?path={agent.work_dir / 'note.txt'}&jsonp=cb")
+    assert status == 200 and body == b"hello"
+
+
+def test_executor_heartbeat_interval_is_mesos_default_30_minutes():
+    flags = parse_agent_flags(["--master=127.0.0.1:5050", "--work_dir=/tmp/x"])
+    assert flags.localmesos_executor_heartbeat_interval == 30 * 60
+
+
+# An executor that subscribes to the v1 executor API itself and writes the event types it gets.
+RAW_EXECUTOR = textwrap.dedent("""
+    import http.client, json, os, sys
+    host, port = os.environ["MESOS_AGENT_ENDPOINT"].split(":")
+    conn = http.client.HTTPConnection(host, int(port))
+    call = {"type": "SUBSCRIBE", "framework_id": {"value": os.environ["MESOS_FRAMEWORK_ID"]},
+            "executor_id": {"value": os.environ["MESOS_EXECUTOR_ID"]}, "subscribe": {}}
+    conn.request("POST", "/api/v1/executor", json.dumps(call),
+                 {"Content-Type": "application/json", "Accept": "application/json"})
+    resp = conn.getresponse()
+    while True:
+        size = int(resp.readline())
+        event = json.loads(resp.read(size))
+        with open("events", "a") as f:
+            f.write(event["type"] + "\\n")
+""")
+
+
+def test_agent_heartbeat_interval_flag_shortens_executor_heartbeats(lm_factory):
+    lm = lm_factory(agents=1, agent_flags=["--localmesos_executor_heartbeat_interval=1secs"])
+    sched = V1Scheduler(lm.url).subscribe()
+    offer = sched.offer()
+    task = {"name": "hb", "task_id": {"value": "hb"}, "agent_id": offer["agent_id"],
+            "resources": [{"name": "cpus", "type": "SCALAR", "scalar": {"value": 0.1}},
+                          {"name": "mem", "type": "SCALAR", "scalar": {"value": 32}}],
+            "executor": {"executor_id": {"value": "hb-exec"}, "type": "CUSTOM",
+                         "command": {"shell": False, "value": sys.executable,
+                                     "arguments": [sys.executable, "-c", RAW_EXECUTOR]},
+                         "resources": [{"name": "cpus", "type": "SCALAR", "scalar": {"value": 0.1}},
+                                       {"name": "mem", "type": "SCALAR", "scalar": {"value": 32}}]}}
+    sched.accept(offer["id"], [{"type": "LAUNCH", "launch": {"task_infos": [task]}}])
+
+    def heartbeats() -> bool:
+        found = [p.read_text().split() for p in lm.agents[0].work_dir.glob(
+            "slaves/*/frameworks/*/executors/hb-exec/runs/latest/events")]
+        return sum(kinds.count("HEARTBEAT") for kinds in found) >= 2
+    assert wait_for(heartbeats, timeout=20, what="two HEARTBEAT events")
+    sched.call("TEARDOWN", expect=None)
+    sched.close()
