@@ -527,7 +527,9 @@ class Agent:
             self.send_event(ex, {"type": "LAUNCH", "launch": {"task": task}})
         if new:
             self.start_executor(ex)
-            threading.Timer(REGISTRATION_TIMEOUT_S, self._registration_timeout, args=(ex,)).start()
+            timer = threading.Timer(REGISTRATION_TIMEOUT_S, self._registration_timeout, args=(ex,))
+            timer.daemon = True  # must not keep a stopping agent alive
+            timer.start()
         return {}
 
     def run_task_group(self, body: dict) -> dict:
@@ -622,6 +624,29 @@ class Agent:
         with self.lock:
             for ex in [e for e in self.executors.values() if e.framework_id == fid]:
                 self.shutdown_executor_entry(ex)
+        return {}
+
+    def shutdown(self, body: dict) -> dict:
+        """Mesos' ShutdownMessage (e.g. its machine went DOWN): shut every executor down, then
+        the agent stops (its main loop exits once ``stopped`` is set)."""
+        log.warning("asked to shut down by the master: %s", body.get("message", ""))
+        with self.lock:
+            executors = list(self.executors.values())
+            for ex in executors:
+                self.shutdown_executor_entry(ex)
+        grace = float(self.flags.executor_shutdown_grace_period) + 1.5
+
+        def stop() -> None:
+            for ex in executors:
+                if ex.pid and _alive(ex.pid):
+                    try:
+                        os.killpg(ex.pid, signal.SIGKILL)
+                    except (ProcessLookupError, PermissionError):
+                        pass
+            self.stopped.set()
+        timer = threading.Timer(grace if executors else 0.2, stop)
+        timer.daemon = True
+        timer.start()
         return {}
 
     def framework_message(self, body: dict) -> dict:

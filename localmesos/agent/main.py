@@ -112,7 +112,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
     log.info("agent on %s:%s, work_dir %s, master %s", flags.ip, flags.port, flags.work_dir, flags.master)
-    while not stop.wait(0.5):
+    while not stop.wait(0.5) and not agent.stopped.is_set():
         pass
     agent.stopped.set()
     server.shutdown()

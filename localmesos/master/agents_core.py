@@ -6,6 +6,7 @@ from typing import Any
 
 from mesoslib.resources import Resources, ResourceError
 
+from . import maintenance
 from .core import MasterCore
 from .model import Agent, Executor, Framework, SaveRegistry, StopPinging, Task, id_of, is_terminal
 from .statuses import task_status
@@ -37,6 +38,9 @@ def register_agent(core: MasterCore, body: dict[str, Any], now: float) -> str:
         total = Resources.from_json(info.get("resources", []), "agent_info.resources")
     except (ValueError, ResourceError) as exc:
         raise AgentError(f"register_agent: {exc}") from None
+    hostname = str(info.get("hostname") or ip)
+    if maintenance.is_down(core, hostname, ip):  # Mesos refuses agents of a DOWN machine
+        raise AgentError(f"register_agent: the machine {hostname} ({ip}) is DOWN")
     aid = id_of(info.get("id"))
     if aid and aid in core.gone:
         raise AgentError(f"register_agent: agent {aid} was marked gone by an operator")

@@ -128,7 +128,7 @@ class MasterServer:
             elif isinstance(effect, StopPinging):
                 link = self.links.pop(effect.agent_id, None)
                 if link is not None:
-                    link.stop()
+                    link.stop(flush=effect.flush)
         if effects:
             self.wake.set()
 
