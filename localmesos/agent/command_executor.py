@@ -41,8 +41,10 @@ class CommandExecutor(Executor):
         raw = uuid.uuid4().bytes
         if state in ("TASK_FINISHED", "TASK_FAILED", "TASK_KILLED"):
             self.last_uuid = raw
-        status = {"task_id": {"value": self.task_id}, "state": state, "message": message,
+        status = {"task_id": {"value": self.task_id}, "state": state,
                   "executor_id": {"value": self.task_id}, "uuid": encode_data(raw), "timestamp": time.time()}
+        if message:  # as Mesos' command executor: no message on TASK_STARTING / TASK_RUNNING
+            status["message"] = message
         if healthy is not None:
             status["healthy"] = healthy
             status["reason"] = "REASON_TASK_HEALTH_CHECK_STATUS_UPDATED"
