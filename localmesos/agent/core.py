@@ -128,6 +128,7 @@ class Agent:
         self.started = time.time()
         self.counters = {"valid_status_updates": 0, "invalid_status_updates": 0}
         self.detector = None
+        self.drain_config: dict | None = None  # set while the master drains this agent
         self.executor_heartbeat_interval = float(
             getattr(flags, "localmesos_executor_heartbeat_interval", 30 * 60.0))
 
@@ -304,6 +305,13 @@ class Agent:
                 task = self.tasks[(fid, tid)] = TaskEntry(fid, id_of(status.get("executor_id")) or "",
                                                           {"task_id": {"value": tid}}, state=status["state"])
             status.setdefault("agent_id", {"value": self.agent_id})
+            if self.drain_config is not None and status["state"] in ("TASK_KILLING", "TASK_KILLED"):
+                # as Mesos' agent: a task that goes away while draining says so
+                status["reason"] = "REASON_AGENT_DRAINING"
+                fw = self.frameworks.get(fid) or {}
+                if self.drain_config.get("mark_gone") and any(
+                        c.get("type") == "PARTITION_AWARE" for c in fw.get("capabilities") or []):
+                    status["state"] = "TASK_GONE_BY_OPERATOR"
             task.state = status["state"]
             entry = {"state": status["state"], "timestamp": float(status.get("timestamp") or time.time())}
             if status.get("container_status"):
@@ -624,6 +632,27 @@ class Agent:
         with self.lock:
             for ex in [e for e in self.executors.values() if e.framework_id == fid]:
                 self.shutdown_executor_entry(ex)
+        return {}
+
+    def drain(self, body: dict) -> dict:
+        """Mesos' DrainSlaveMessage: kill every task, within the drain's max_grace_period when
+        that is shorter than the task's own kill policy."""
+        config = dict(body.get("config") or {})
+        cap = config.get("max_grace_period")
+        with self.lock:
+            self.drain_config = config
+            live = [(fid, tid, t) for (fid, tid), t in self.tasks.items() if t.state not in TERMINAL]
+        for fid, tid, t in live:
+            kill: dict[str, Any] = {"framework_id": {"value": fid}, "task_id": {"value": tid}}
+            own = ((t.info.get("kill_policy") or {}).get("grace_period") or {}).get("nanoseconds")
+            if cap is not None and (own is None or int(cap.get("nanoseconds", 0)) < int(own)):
+                kill["kill_policy"] = {"grace_period": cap}
+            self.kill_task(kill)
+        return {}
+
+    def undrain(self, body: dict) -> dict:
+        with self.lock:
+            self.drain_config = None
         return {}
 
     def shutdown(self, body: dict) -> dict:

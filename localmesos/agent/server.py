@@ -26,7 +26,8 @@ JSON_ONLY = ("Expecting 'Content-Type' of application/json (localmesos' v1 APIs 
              "application/x-protobuf is not supported)")
 MAX_READ = 16 * 4096
 INTERNAL = ("ping", "run_task", "run_task_group", "kill_task", "shutdown_executor", "shutdown_framework",
-            "acknowledge", "framework_message", "apply_resources", "reconcile_tasks", "shutdown")
+            "acknowledge", "framework_message", "apply_resources", "reconcile_tasks", "shutdown",
+            "drain", "undrain")
 
 
 def serve(agent: Agent) -> ThreadingHTTPServer:

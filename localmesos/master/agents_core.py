@@ -8,7 +8,7 @@ from mesoslib.resources import Resources, ResourceError
 
 from . import maintenance
 from .core import MasterCore
-from .model import Agent, Executor, Framework, SaveRegistry, StopPinging, Task, id_of, is_terminal
+from .model import Agent, AgentCall, Executor, Framework, SaveRegistry, StopPinging, Task, id_of, is_terminal
 from .statuses import task_status
 
 
@@ -69,6 +69,10 @@ def register_agent(core: MasterCore, body: dict[str, Any], now: float) -> str:
     )
     if old is not None:
         core.rescind_agent_offers(aid)
+    if aid in core.draining:  # a draining agent stays deactivated and keeps draining
+        agent.active = False
+        if core.draining[aid]["state"] == "DRAINING":
+            core.emit(AgentCall(aid, url, "drain", {"config": core.draining[aid]["config"]}))
     core.agents[aid] = agent
     core.known_agents[aid] = {"hostname": agent.hostname, "url": url}
     _adopt_frameworks(core, body, now)

@@ -85,6 +85,7 @@ class MasterCore:
         self._offer_seq = itertools.count()
         self._effects: list[Any] = []
         self.maintenance = maintenance.Maintenance()
+        self.draining: dict[str, dict[str, Any]] = {}  # agent id -> DrainInfo state, config, start
 
     # ------------------------------------------------------------------ effects
     def drain(self) -> list[Any]:
@@ -231,6 +232,7 @@ class MasterCore:
         for fid, offers in per_framework.items():
             self.send(self.frameworks[fid], {"type": "OFFERS", "offers": {"offers": offers}})
         maintenance.send_inverse_offers(self, now)
+        maintenance.check_drained(self, now)
 
     def offer_json(self, offer: Offer, fw: Framework, agent: Agent) -> dict[str, Any]:
         alloc = offer.role if fw.multi_role else None

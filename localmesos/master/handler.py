@@ -342,7 +342,8 @@ class MasterHandler(BaseHTTPRequestHandler):
 
     # ------------------------------------------------------------------ operator API (subset)
     def _operator(self) -> None:
-        """``POST /api/v1``: MARK_AGENT_GONE and the maintenance calls (the rest answer 501)."""
+        """``POST /api/v1``: MARK_AGENT_GONE, DRAIN_AGENT, REACTIVATE_AGENT and the maintenance
+        calls (the rest answer 501)."""
         master = self.master
         body = self._body()
         if self._redirect_or_503(self.path):
@@ -387,6 +388,10 @@ class MasterHandler(BaseHTTPRequestHandler):
                     master.run(maintenance.machine_down, core, keys, now)
                 else:
                     master.run(maintenance.machine_up, core, keys)
+            elif kind == "DRAIN_AGENT":
+                master.run(maintenance.drain_agent, core, call.get("drain_agent") or {}, now)
+            elif kind == "REACTIVATE_AGENT":
+                master.run(maintenance.reactivate_agent, core, call.get("reactivate_agent") or {})
             else:
                 return self._text(501, f"localmesos does not implement operator call {kind!r}")
         except agents_core.AgentError as exc:

@@ -352,3 +352,60 @@ def offer_unavailability(core: MasterCore, agent: Agent) -> dict[str, Any] | Non
     if machine is None or machine.mode == "UP":
         return None
     return machine.unavailability
+
+
+# ---------------------------------------------------------------------- agent draining
+def drain_agent(core: MasterCore, body: dict[str, Any], now: float) -> None:
+    """Operator DRAIN_AGENT (Mesos' Master::Http::_drainAgent): the agent is deactivated (no
+    offers) and told to kill its tasks, each within ``max_grace_period`` when given; once none is
+    left it is DRAINED, or marked gone with ``mark_gone``."""
+    aid = str(((body.get("agent_id") or {}).get("value")) or "")
+    if aid not in core.agents and aid not in core.unreachable and aid not in core.recovered:
+        raise MaintenanceError("Unknown agent")
+    config: dict[str, Any] = {"mark_gone": bool(body.get("mark_gone", False))}
+    if isinstance(body.get("max_grace_period"), dict):
+        config["max_grace_period"] = body["max_grace_period"]
+    core.draining[aid] = {"state": "DRAINING", "config": config, "started": now}
+    agent = core.agents.get(aid)
+    if agent is not None:
+        agent.active = False
+        core.rescind_agent_offers(aid)
+        core.agent_call(aid, "drain", {"config": config})
+    check_drained(core, now)
+
+
+def reactivate_agent(core: MasterCore, body: dict[str, Any]) -> None:
+    """Operator REACTIVATE_AGENT: offers again, the agent forgets its drain config."""
+    aid = str(((body.get("agent_id") or {}).get("value")) or "")
+    if aid not in core.agents:
+        raise MaintenanceError("Agent is not registered" if aid not in core.unreachable
+                               else "Agent is unreachable")
+    core.draining.pop(aid, None)
+    core.agents[aid].active = True
+    core.agent_call(aid, "undrain", {})
+
+
+def check_drained(core: MasterCore, now: float) -> None:
+    """DRAINING agents with no live task left become DRAINED (or gone, with mark_gone)."""
+    from . import agents_core  # agents_core imports this module
+
+    for aid, info in list(core.draining.items()):
+        if info["state"] != "DRAINING" or aid not in core.agents:
+            continue
+        if any(t.agent_id == aid and not is_terminal(t.state)
+               for fw in core.frameworks.values() for t in fw.tasks.values()):
+            continue
+        if info["config"].get("mark_gone"):
+            del core.draining[aid]
+            agents_core.mark_gone(core, aid, now)
+        else:
+            info["state"] = "DRAINED"
+
+
+def drain_json(core: MasterCore, agent_id: str) -> dict[str, Any]:
+    """The /master/slaves fields of a draining agent (none for others)."""
+    info = core.draining.get(agent_id)
+    if info is None:
+        return {}
+    return {"drain_info": {"state": info["state"], "config": info["config"]},
+            "estimated_drain_start_time_seconds": info["started"]}

@@ -5,7 +5,7 @@ from typing import Any
 
 from mesoslib.resources import Resources, attributes_from_json, attributes_to_map, ResourceError
 
-from . import allocator
+from . import allocator, maintenance
 from .core import MasterCore
 from .model import ALL_STATES, Agent, Framework, Task, is_terminal
 
@@ -136,6 +136,7 @@ def agent_json(core: MasterCore, agent: Agent, full: bool = False) -> dict[str, 
         "version": agent.version,
         "capabilities": ["MULTI_ROLE", "HIERARCHICAL_ROLE", "RESERVATION_REFINEMENT"],
     }
+    out.update(maintenance.drain_json(core, agent.id))
     if agent.reregistered_time is not None:
         out["reregistered_time"] = agent.reregistered_time
     if agent.info.get("domain"):

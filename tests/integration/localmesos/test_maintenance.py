@@ -155,3 +155,31 @@ def test_operator_api_starts_and_stops_maintenance(cluster):
     assert _post(lm, "/api/v1", {"type": "STOP_MAINTENANCE",
                                  "stop_maintenance": {"machines": [m]}})[0] == 200
     assert _get(lm, "/master/maintenance/status") == {}
+
+
+def test_drain_agent_kills_its_tasks_then_it_is_drained(cluster):
+    lm = cluster(agents=1)
+    sched = V1Scheduler(lm.url, "drain", role="m").subscribe(timeout=60)
+    try:
+        _launch(sched, "t")
+        agent_id = sched.updates("t")[-1]["agent_id"]
+        assert _post(lm, "/api/v1", {"type": "DRAIN_AGENT", "drain_agent": {
+            "agent_id": {"value": "no-such-agent"}}}) == (400, "Unknown agent")
+        assert _post(lm, "/api/v1", {"type": "DRAIN_AGENT", "drain_agent": {
+            "agent_id": agent_id, "max_grace_period": {"nanoseconds": 1_000_000_000}}}) == (200, "")
+        [slave] = _get(lm, "/master/slaves")["slaves"]
+        assert (slave["active"], slave["deactivated"]) == (False, True)
+        assert slave["drain_info"]["state"] in ("DRAINING", "DRAINED")
+        assert slave["drain_info"]["config"]["mark_gone"] is False
+        assert "estimated_drain_start_time_seconds" in slave
+        killed = sched.wait_state("t", "TASK_KILLED", timeout=30)
+        assert (killed["source"], killed["reason"]) == ("SOURCE_EXECUTOR", "REASON_AGENT_DRAINING")
+        wait_for(lambda: _get(lm, "/master/slaves")["slaves"][0]["drain_info"]["state"] == "DRAINED",
+                 timeout=30, what="the agent DRAINED")
+        assert _post(lm, "/api/v1", {"type": "REACTIVATE_AGENT", "reactivate_agent": {
+            "agent_id": agent_id}}) == (200, "")
+        [slave] = _get(lm, "/master/slaves")["slaves"]
+        assert (slave["active"], slave["deactivated"]) == (True, False)
+        assert "drain_info" not in slave
+    finally:
+        sched.close()
