@@ -144,3 +144,52 @@ def test_agent_heartbeat_interval_flag_shortens_executor_heartbeats(lm_factory):
     assert wait_for(heartbeats, timeout=20, what="two HEARTBEAT events")
     sched.call("TEARDOWN", expect=None)
     sched.close()
+
+
+def test_master_with_log_dir_serves_its_log(cluster, engine, tmp_path):
+    """Mesos' master attaches its log file as /master/log when it has --log_dir (Apache's
+    helpers give it one; localmesos gets the same)."""
+    flags = None
+    if engine == "local":
+        from tests.helpers.fixtures_localmesos import FAST_MASTER_FLAGS
+        flags = list(FAST_MASTER_FLAGS) + [f"--log_dir={tmp_path / 'master-log'}"]
+    lm = cluster(agents=1, master_flags=flags)
+    log_dir = json.loads(http_request(lm.url + "/master/flags")[2])["flags"]["log_dir"]
+    assert json.loads(http_request(lm.url + "/master/state")[2])["log_dir"] == log_dir
+    assert "/master/log" in json.loads(http_request(lm.url + "/files/debug")[2])
+    status, headers, body = http_request(lm.url + "/files/read?path=/master/log&offset=0&length=64")
+    assert status == 200, body
+    page = json.loads(body)
+    assert page["offset"] == 0 and 0 < len(page["data"]) <= 64
+    status, _, body = http_request(lm.url + "/files/read?path=/master/log")  # no offset: the size
+    assert status == 200 and json.loads(body)["data"] == ""
+    assert http_request(lm.url + "/files/read?path=/master/nothing&offset=0")[0] == 404
+
+
+def test_roles_allocated_counts_executors(cluster):
+    lm = cluster(agents=1)
+    sched = V1Scheduler(lm.url, role="ex").subscribe(timeout=60)
+    try:
+        offer = sched.offer(timeout=60)
+
+        def res(cpus: float, mem: float) -> list[dict]:
+            return [{"name": n, "type": "SCALAR", "scalar": {"value": v},
+                     "allocation_info": {"role": "ex"}} for n, v in (("cpus", cpus), ("mem", mem))]
+        task = {"name": "e", "task_id": {"value": "e"}, "agent_id": offer["agent_id"],
+                "resources": res(0.2, 64),
+                "executor": {"executor_id": {"value": "ex-1"}, "type": "CUSTOM",
+                             "command": {"value": "sleep 1000"}, "resources": res(0.1, 32)}}
+        sched.accept(offer["id"], [{"type": "LAUNCH", "launch": {"task_infos": [task]}}])
+
+        def allocated() -> dict | None:
+            roles = json.loads(http_request(lm.url + "/master/roles")[2])["roles"]
+            found = [r["allocated"] for r in roles if r["name"] == "ex" and r["allocated"]]
+            return found[0] if found else None
+        got = wait_for(allocated, timeout=20, what="the role's allocation")
+        assert got["cpus"] == pytest.approx(0.3) and got["mem"] == pytest.approx(96)
+        roles = json.loads(http_request(lm.url + "/master/roles")[2])["roles"]
+        quota = [r["quota"] for r in roles if r["name"] == "ex"][0]
+        assert quota["role"] == "ex" and quota["consumed"]["cpus"] == pytest.approx(0.3)
+    finally:
+        sched.call("TEARDOWN", expect=None)
+        sched.close()
