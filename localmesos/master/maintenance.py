@@ -110,6 +110,23 @@ def agents_on(core: MasterCore, key: MachineKey) -> list[Agent]:
     return [a for a in core.agents.values() if (a.hostname, a.ip) == key]
 
 
+def to_registry(core: MasterCore) -> dict[str, Any]:
+    """What survives a master restart: the schedule and the modes of scheduled machines."""
+    m = core.maintenance
+    return {"windows": m.windows,
+            "machines": [{"id": machine_json(k), "mode": x.mode, "unavailability": x.unavailability}
+                         for k, x in m.machines.items() if x.mode != "UP"]}
+
+
+def from_registry(core: MasterCore, doc: dict[str, Any]) -> None:
+    m = core.maintenance
+    m.windows = list(doc.get("windows") or [])
+    for item in doc.get("machines") or []:
+        mid = item.get("id") or {}
+        key = (str(mid.get("hostname") or ""), str(mid.get("ip") or ""))
+        m.machines[key] = Machine(key, str(item.get("mode") or "UP"), item.get("unavailability"))
+
+
 # ---------------------------------------------------------------------- schedule
 def get_schedule(core: MasterCore) -> dict[str, Any]:
     windows = core.maintenance.windows

@@ -183,3 +183,17 @@ def test_drain_agent_kills_its_tasks_then_it_is_drained(cluster):
         assert "drain_info" not in slave
     finally:
         sched.close()
+
+
+def test_schedule_and_machine_modes_survive_a_master_restart(lm_factory):
+    """Mesos keeps them in its registry (localmesos: registry.json in the master's work_dir)."""
+    lm = lm_factory(agents=1)
+    m = _machine(lm)
+    other = {"hostname": "elsewhere", "ip": "10.0.0.9"}
+    schedule = {"windows": [_window([m], 1), _window([other], 2)]}
+    assert _post(lm, "/master/maintenance/schedule", schedule) == (200, "")
+    assert _post(lm, "/master/machine/down", [other]) == (200, "")
+    lm.restart_master()
+    assert _get(lm, "/master/maintenance/schedule") == schedule
+    assert _get(lm, "/master/maintenance/status") == {
+        "draining_machines": [{"id": m}], "down_machines": [other]}
