@@ -36,6 +36,7 @@ AGENT_CAPABILITIES = ["MULTI_ROLE", "HIERARCHICAL_ROLE", "RESERVATION_REFINEMENT
 # Mesos' command executor runs with DEFAULT_EXECUTOR_CPUS and DEFAULT_EXECUTOR_MEM on top of its
 # task's resources (src/slave/constants.hpp); the agent reports them as the executor's.
 COMMAND_EXECUTOR_OVERHEAD = "cpus:0.1;mem:32"
+EXECUTOR_HEARTBEAT_S = 30 * 60.0
 TERMINAL = {"TASK_FINISHED", "TASK_FAILED", "TASK_KILLED", "TASK_ERROR", "TASK_LOST", "TASK_DROPPED",
             "TASK_GONE", "TASK_GONE_BY_OPERATOR"}
 RETRY_FIRST_S, RETRY_MAX_S = 10.0, 600.0
@@ -129,8 +130,10 @@ class Agent:
         self.counters = {"valid_status_updates": 0, "invalid_status_updates": 0}
         self.detector = None
         self.drain_config: dict | None = None  # set while the master drains this agent
+        # Mesos' DEFAULT_EXECUTOR_HEARTBEAT_INTERVAL (src/slave/constants.hpp) unless the
+        # localmesos-only --localmesos_executor_heartbeat_interval shortens it
         self.executor_heartbeat_interval = float(
-            getattr(flags, "localmesos_executor_heartbeat_interval", 30 * 60.0))
+            getattr(flags, "localmesos_executor_heartbeat_interval", EXECUTOR_HEARTBEAT_S))
 
     # -- persistence ---------------------------------------------------------------------------
 

@@ -19,9 +19,6 @@ from localmesos.agent.core import TERMINAL, Agent, id_of
 
 log = logging.getLogger("localmesos.agent.http")
 
-# Mesos' DEFAULT_EXECUTOR_HEARTBEAT_INTERVAL (src/slave/constants.hpp); Mesos has no flag for it,
-# localmesos has --localmesos_executor_heartbeat_interval so tests can shorten it.
-EXECUTOR_HEARTBEAT_S = 30 * 60.0
 JSON_ONLY = ("Expecting 'Content-Type' of application/json (localmesos' v1 APIs are JSON-only: "
              "application/x-protobuf is not supported)")
 MAX_READ = 16 * 4096
@@ -229,7 +226,7 @@ class Handler(BaseHTTPRequestHandler):
                 return self._reply(200, {str(ex.sandbox): str(ex.sandbox) for ex in agent.executors.values()})
         if path.startswith("/files/"):
             return self._files(path[len("/files/"):], query)
-        if path == "/monitor/statistics" or path == "/monitor/statistics.json":
+        if path == "/monitor/statistics":
             return self._reply(200, monitor_statistics(agent))
         return self._reply(404, "")
 
