@@ -221,9 +221,8 @@ class Handler(BaseHTTPRequestHandler):
             return self._reply(200, {"version": "1.11.0", "build_user": "localmesos"})
         if path == "/metrics/snapshot":
             return self._reply(200, self._metrics())
-        if path == "/files/debug":  # Mesos: virtual path -> real path; localmesos serves real paths
-            with agent.lock:
-                return self._reply(200, {str(ex.sandbox): str(ex.sandbox) for ex in agent.executors.values()})
+        if path == "/files/debug":  # attached path -> real path
+            return self._reply(200, attached(agent))
         if path.startswith("/files/"):
             return self._files(path[len("/files/"):], query)
         if path == "/monitor/statistics":
@@ -250,24 +249,24 @@ class Handler(BaseHTTPRequestHandler):
     def _files(self, op: str, query: dict) -> None:
         raw = query.get("path")
         if not raw:
-            return self._reply(400, "Expecting 'path=value' in query", "text/plain")
-        path = Path(raw).resolve()
-        root = self.agent.work_dir
-        if path != root and root not in path.parents:
-            return self._reply(404, "File not found", "text/plain")
-        if not path.exists():
-            return self._reply(404, "File not found", "text/plain")
+            return self._reply(400, "Expecting 'path=value' in query.\n", "text/plain")
+        resolved = resolve_file(self.agent, raw)
+        if resolved is None or not resolved.exists():
+            return self._reply(404, "", "text/plain")
+        path = resolved
         if op == "browse":
             if not path.is_dir():
-                return self._reply(400, "Not a directory", "text/plain")
+                return self._reply(200, [])  # as Mesos: browsing a file lists nothing
             entries = []
             for child in sorted(path.iterdir()):
                 try:
                     st = child.stat()
                 except OSError:
                     continue
-                entries.append({"path": str(child), "nlink": st.st_nlink, "size": st.st_size,
-                                "mtime": int(st.st_mtime), "mode": stat.filemode(st.st_mode),
+                # paths are given in the namespace asked for (virtual or real), as Mesos does
+                entries.append({"path": raw.rstrip("/") + "/" + child.name, "nlink": st.st_nlink,
+                                "size": st.st_size, "mtime": float(int(st.st_mtime)),
+                                "mode": stat.filemode(st.st_mode),
                                 "uid": _user(st.st_uid), "gid": _group(st.st_gid)})
             return self._reply(200, entries)
         if op == "read":
@@ -290,6 +289,39 @@ class Handler(BaseHTTPRequestHandler):
                 return self._reply(400, "Cannot download a directory", "text/plain")
             return self._reply(200, path.read_bytes(), "application/octet-stream")
         return self._reply(404, "")
+
+
+def attached(agent: Agent) -> dict[str, str]:
+    """What Mesos' agent attaches to its files endpoints: each executor's sandbox under its real
+    path, its ``runs/latest`` path and ``/frameworks/<f>/executors/<e>/runs/latest``, and
+    ``/slave/log`` with ``--log_dir``."""
+    out: dict[str, str] = {}
+    with agent.lock:
+        executors = list(agent.executors.values()) + list(agent.completed_executors)
+    for ex in executors:
+        real = str(ex.sandbox)
+        latest = str(ex.sandbox.parent / "latest")
+        out[real] = real
+        out[latest] = real
+        out[f"/frameworks/{ex.framework_id}/executors/{ex.executor_id}/runs/latest"] = real
+    log_dir = getattr(agent.flags, "log_dir", None)
+    if log_dir:
+        out["/slave/log"] = str(Path(log_dir) / "mesos-agent.INFO")
+    return out
+
+
+def resolve_file(agent: Agent, raw: str) -> Path | None:
+    """The real file behind a files-endpoint path: an attached path or one below it; localmesos
+    also serves any real path under its work dir (Mesos: attached paths only)."""
+    clean = os.path.normpath("/" + raw.strip("/"))  # no ".." climbs out of an attached path
+    table = attached(agent)
+    for virtual in sorted(table, key=len, reverse=True):
+        if clean == virtual or clean.startswith(virtual + "/"):
+            # symlinks inside a sandbox (persistent volumes) are followed, as Mesos does
+            return Path(table[virtual] + clean[len(virtual):])
+    path = Path(clean).resolve()
+    root = agent.work_dir
+    return path if path == root or root in path.parents else None
 
 
 def monitor_statistics(agent: Agent) -> list[dict]:

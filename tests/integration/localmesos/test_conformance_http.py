@@ -193,3 +193,42 @@ def test_roles_allocated_counts_executors(cluster):
     finally:
         sched.call("TEARDOWN", expect=None)
         sched.close()
+
+
+def test_agent_files_serve_attached_sandboxes_and_log(cluster, engine, tmp_path):
+    """Mesos attaches each sandbox (real path, runs/latest, /frameworks/F/executors/E/runs/latest)
+    and, with --log_dir, /slave/log; browse answers in the namespace asked for; JSONP works."""
+    extra = [f"--log_dir={tmp_path / 'agent-log'}"] if engine == "local" else []
+    lm = cluster(agents=1, agent_flags=extra)
+    sched = V1Scheduler(lm.url, role="f").subscribe(timeout=60)
+    try:
+        offer = sched.offer(timeout=60)
+        res = [{"name": n, "type": "SCALAR", "scalar": {"value": v}, "allocation_info": {"role": "f"}}
+               for n, v in (("cpus", 0.1), ("mem", 32))]
+        sched.accept(offer["id"], [{"type": "LAUNCH", "launch": {"task_infos": [{
+            "name": "f", "task_id": {"value": "f"}, "agent_id": offer["agent_id"], "resources": res,
+            "command": {"value": "echo hello-sandbox; sleep 1000"}}]}}])
+        sched.wait_state("f", "TASK_RUNNING", timeout=60)
+        agent = lm.agents[0].url
+        debug = json.loads(http_request(agent + "/files/debug")[2])
+        virtual = f"/frameworks/{sched.framework_id}/executors/f/runs/latest"
+        assert virtual in debug and "/slave/log" in debug
+        listing = json.loads(http_request(f"{agent}/files/browse?path={virtual}")[2])
+        assert {e["path"] for e in listing} >= {virtual + "/stdout", virtual + "/stderr"}
+        assert {"path", "nlink", "size", "mtime", "mode", "uid", "gid"} <= set(listing[0])
+
+        def stdout() -> bool:
+            body = http_request(f"{agent}/files/read?path={virtual}/stdout&offset=0&jsonp=cb")[2]
+            return body.startswith(b"cb(") and b"hello-sandbox" in body
+        wait_for(stdout, timeout=10, what="the task's stdout through /files/read")
+        assert http_request(f"{agent}/files/read?path=/slave/log&offset=0&length=10")[0] == 200
+        assert http_request(f"{agent}/files/read?path=/nonexistent&offset=0")[0] == 404
+        assert _get_status(agent + "/files/browse") == (400, "Expecting 'path=value' in query.\n")
+    finally:
+        sched.call("TEARDOWN", expect=None)
+        sched.close()
+
+
+def _get_status(url: str) -> tuple[int, str]:
+    status, _, body = http_request(url)
+    return status, body.decode(errors="replace")
