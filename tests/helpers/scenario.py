@@ -95,6 +95,10 @@ def run(lm: Any, timeout: float = 60.0, seen: dict[str, Any] | None = None) -> d
         sched.accept(offer["id"], [{"type": "UNRESERVE", "unreserve": {"resources": unreserve}}])
         wait_for(lambda: not _snapshot(lm.url + "/master/slaves")["slaves"][0]
                  ["reserved_resources"], timeout=timeout, what="the reservation gone")
+        # the killed task's executor exits once its last update is acknowledged (Mesos' after a
+        # delay of its own); then the agent moves the framework to completed_frameworks
+        wait_for(lambda: not _snapshot(agent_url + "/state")["frameworks"], timeout=timeout,
+                 what="the executor gone from the agent")
         seen["master_state_after"] = _snapshot(lm.url + "/master/state")
         seen["agent_state_after"] = _snapshot(agent_url + "/state")
         sched.call("TEARDOWN", expect=None)
