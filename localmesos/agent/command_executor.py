@@ -2,7 +2,8 @@
 
 A separate process that speaks the v1 executor API through pymesos, as Mesos' own does: executor
 id = task id; TASK_STARTING, TASK_RUNNING, then TASK_FINISHED (exit 0), TASK_FAILED ("Command
-exited with status N" / "Command terminated with signal NAME") or TASK_KILLED after KILL, honouring
+exited with status N" / "Command terminated with signal Terminated", strsignal's words) or
+TASK_KILLED after KILL (TASK_KILLING first for frameworks with TASK_KILLING_STATE), honouring
 the kill policy's grace period (default 3 s) between SIGTERM and SIGKILL of the command's group.
 """
 from __future__ import annotations
@@ -30,13 +31,20 @@ class CommandExecutor(Executor):
         self.acked = threading.Event()
         self.last_uuid: bytes | None = None
         self.send_lock = threading.Lock()
+        self.killing_state = False  # Mesos sends TASK_KILLING only to frameworks that can take it
+
+    def registered(self, driver, executor_info, framework_info, agent_info) -> None:  # noqa: ANN001
+        capabilities = (framework_info or {}).get("capabilities") or []
+        self.killing_state = any(c.get("type") == "TASK_KILLING_STATE" for c in capabilities)
 
     def update(self, driver, state: str, message: str = "", healthy: bool | None = None) -> None:  # noqa: ANN001
         raw = uuid.uuid4().bytes
         if state in ("TASK_FINISHED", "TASK_FAILED", "TASK_KILLED"):
             self.last_uuid = raw
-        status = {"task_id": {"value": self.task_id}, "state": state, "message": message,
+        status = {"task_id": {"value": self.task_id}, "state": state,
                   "executor_id": {"value": self.task_id}, "uuid": encode_data(raw), "timestamp": time.time()}
+        if message:  # as Mesos' command executor: no message on TASK_STARTING / TASK_RUNNING
+            status["message"] = message
         if healthy is not None:
             status["healthy"] = healthy
             status["reason"] = "REASON_TASK_HEALTH_CHECK_STATUS_UPDATED"
@@ -108,21 +116,19 @@ class CommandExecutor(Executor):
         except (ProcessLookupError, PermissionError):
             pass
         if self.killed.is_set():
-            self.update(driver, "TASK_KILLED", "Command terminated with signal "
-                        + (signal.Signals(-code).name if code < 0 else f"exit {code}"))
+            self.update(driver, "TASK_KILLED", _wait_message(code))
         elif code == 0:
-            self.update(driver, "TASK_FINISHED", "Command exited with status 0")
-        elif code < 0:
-            self.update(driver, "TASK_FAILED", f"Command terminated with signal {signal.Signals(-code).name}")
+            self.update(driver, "TASK_FINISHED", _wait_message(code))
         else:
-            self.update(driver, "TASK_FAILED", f"Command exited with status {code}")
+            self.update(driver, "TASK_FAILED", _wait_message(code))
         self.done.set()
 
     def killTask(self, driver, task_id) -> None:  # noqa: ANN001,N802
         if self.proc is None or self.killed.is_set():
             return
         self.killed.set()
-        self.update(driver, "TASK_KILLING")
+        if self.killing_state:
+            self.update(driver, "TASK_KILLING")
 
         def kill() -> None:
             try:
@@ -142,6 +148,13 @@ class CommandExecutor(Executor):
         if self.proc is not None and self.proc.poll() is None:
             self.killTask(driver, {"value": self.task_id})
             self.done.wait(self.grace + 1)
+
+
+def _wait_message(code: int) -> str:
+    """Mesos' command executor: "Command " + WSTRINGIFY(status) (strsignal's name of a signal)."""
+    if code < 0:
+        return f"Command terminated with signal {signal.strsignal(-code) or -code}"
+    return f"Command exited with status {code}"
 
 
 def _probe(kind: str, check: dict, timeout: float | None, env: dict) -> bool:

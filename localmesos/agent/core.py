@@ -31,6 +31,12 @@ from mesoslib.resources import Resources, parse_attributes_flag, parse_resources
 log = logging.getLogger("localmesos.agent")
 
 VERSION = "1.11.0"
+BUILD = {"build_date": "2020-11-24 00:00:00", "build_time": 1606176000.0, "build_user": "localmesos"}
+AGENT_CAPABILITIES = ["MULTI_ROLE", "HIERARCHICAL_ROLE", "RESERVATION_REFINEMENT"]
+# Mesos' command executor runs with DEFAULT_EXECUTOR_CPUS and DEFAULT_EXECUTOR_MEM on top of its
+# task's resources (src/slave/constants.hpp); the agent reports them as the executor's.
+COMMAND_EXECUTOR_OVERHEAD = "cpus:0.1;mem:32"
+EXECUTOR_HEARTBEAT_S = 30 * 60.0
 TERMINAL = {"TASK_FINISHED", "TASK_FAILED", "TASK_KILLED", "TASK_ERROR", "TASK_LOST", "TASK_DROPPED",
             "TASK_GONE", "TASK_GONE_BY_OPERATOR"}
 RETRY_FIRST_S, RETRY_MAX_S = 10.0, 600.0
@@ -58,6 +64,11 @@ class TaskEntry:
     next_send: float = 0.0
     backoff: float = RETRY_FIRST_S
     launched: bool = False  # handed to the executor
+    statuses: list = attrs.field(factory=list)  # Mesos' Task.statuses: {state, timestamp} in order
+
+    @property
+    def resources(self) -> Resources:
+        return Resources.from_json(self.info.get("resources") or [])
 
 
 @attrs.define
@@ -118,6 +129,11 @@ class Agent:
         self.started = time.time()
         self.counters = {"valid_status_updates": 0, "invalid_status_updates": 0}
         self.detector = None
+        self.drain_config: dict | None = None  # set while the master drains this agent
+        # Mesos' DEFAULT_EXECUTOR_HEARTBEAT_INTERVAL (src/slave/constants.hpp) unless the
+        # localmesos-only --localmesos_executor_heartbeat_interval shortens it
+        self.executor_heartbeat_interval = float(
+            getattr(flags, "localmesos_executor_heartbeat_interval", EXECUTOR_HEARTBEAT_S))
 
     # -- persistence ---------------------------------------------------------------------------
 
@@ -155,6 +171,16 @@ class Agent:
             while base.is_reserved and base.is_dynamically_reserved:
                 base = base.pop_reservation()
             total = total - Resources([base]) + Resources([res])
+        return total
+
+    def allocated(self, ex: ExecutorEntry) -> Resources:
+        """Mesos' Executor::allocatedResources: the executor's own and its live tasks'."""
+        total = Resources.from_json(ex.info.get("resources") or [])
+        if ex.command_task:
+            total = total + parse_resources_flag(COMMAND_EXECUTOR_OVERHEAD)
+        for (fid, _), t in self.tasks.items():
+            if fid == ex.framework_id and t.executor_id == ex.executor_id and t.state not in TERMINAL:
+                total = total + t.resources
         return total
 
     def volume_dir(self, role: str, persistence_id: str) -> Path:
@@ -282,7 +308,19 @@ class Agent:
                 task = self.tasks[(fid, tid)] = TaskEntry(fid, id_of(status.get("executor_id")) or "",
                                                           {"task_id": {"value": tid}}, state=status["state"])
             status.setdefault("agent_id", {"value": self.agent_id})
+            if self.drain_config is not None and status["state"] in ("TASK_KILLING", "TASK_KILLED"):
+                # as Mesos' agent: a task that goes away while draining says so
+                status["reason"] = "REASON_AGENT_DRAINING"
+                fw = self.frameworks.get(fid) or {}
+                if self.drain_config.get("mark_gone") and any(
+                        c.get("type") == "PARTITION_AWARE" for c in fw.get("capabilities") or []):
+                    status["state"] = "TASK_GONE_BY_OPERATOR"
             task.state = status["state"]
+            entry = {"state": status["state"], "timestamp": float(status.get("timestamp") or time.time())}
+            if status.get("container_status"):
+                entry["container_status"] = {k: v for k, v in status["container_status"].items()
+                                             if k != "executor_pid"}
+            task.statuses.append(entry)
             task.updates.append(status)
             if len(task.updates) == 1:
                 task.next_send = 0.0
@@ -500,7 +538,9 @@ class Agent:
             self.send_event(ex, {"type": "LAUNCH", "launch": {"task": task}})
         if new:
             self.start_executor(ex)
-            threading.Timer(REGISTRATION_TIMEOUT_S, self._registration_timeout, args=(ex,)).start()
+            timer = threading.Timer(REGISTRATION_TIMEOUT_S, self._registration_timeout, args=(ex,))
+            timer.daemon = True  # must not keep a stopping agent alive
+            timer.start()
         return {}
 
     def run_task_group(self, body: dict) -> dict:
@@ -597,6 +637,50 @@ class Agent:
                 self.shutdown_executor_entry(ex)
         return {}
 
+    def drain(self, body: dict) -> dict:
+        """Mesos' DrainSlaveMessage: kill every task, within the drain's max_grace_period when
+        that is shorter than the task's own kill policy."""
+        config = dict(body.get("config") or {})
+        cap = config.get("max_grace_period")
+        with self.lock:
+            self.drain_config = config
+            live = [(fid, tid, t) for (fid, tid), t in self.tasks.items() if t.state not in TERMINAL]
+        for fid, tid, t in live:
+            kill: dict[str, Any] = {"framework_id": {"value": fid}, "task_id": {"value": tid}}
+            own = ((t.info.get("kill_policy") or {}).get("grace_period") or {}).get("nanoseconds")
+            if cap is not None and (own is None or int(cap.get("nanoseconds", 0)) < int(own)):
+                kill["kill_policy"] = {"grace_period": cap}
+            self.kill_task(kill)
+        return {}
+
+    def undrain(self, body: dict) -> dict:
+        with self.lock:
+            self.drain_config = None
+        return {}
+
+    def shutdown(self, body: dict) -> dict:
+        """Mesos' ShutdownMessage (e.g. its machine went DOWN): shut every executor down, then
+        the agent stops (its main loop exits once ``stopped`` is set)."""
+        log.warning("asked to shut down by the master: %s", body.get("message", ""))
+        with self.lock:
+            executors = list(self.executors.values())
+            for ex in executors:
+                self.shutdown_executor_entry(ex)
+        grace = float(self.flags.executor_shutdown_grace_period) + 1.5
+
+        def stop() -> None:
+            for ex in executors:
+                if ex.pid and _alive(ex.pid):
+                    try:
+                        os.killpg(ex.pid, signal.SIGKILL)
+                    except (ProcessLookupError, PermissionError):
+                        pass
+            self.stopped.set()
+        timer = threading.Timer(grace if executors else 0.2, stop)
+        timer.daemon = True
+        timer.start()
+        return {}
+
     def framework_message(self, body: dict) -> dict:
         fid, eid = id_of(body.get("framework_id")) or "", id_of(body.get("executor_id")) or ""
         with self.lock:
@@ -679,38 +763,58 @@ class Agent:
         with self.lock:
             total = self.total()
             frameworks: dict[str, dict] = {}
+            live = {ex.framework_id for ex in self.executors.values()}
+            allocated = Resources()
             for ex in self.executors.values():
                 fw = frameworks.setdefault(ex.framework_id, _framework_view(self.frameworks.get(ex.framework_id, {})))
                 fw["executors"].append(self._executor_view(ex))
+                allocated = allocated + self.allocated(ex)
+            completed: dict[str, dict] = {}
             for ex in self.completed_executors:
-                fw = frameworks.setdefault(ex.framework_id, _framework_view(self.frameworks.get(ex.framework_id, {})))
+                # Mesos moves a framework to completed_frameworks once its last executor is gone
+                group = frameworks if ex.framework_id in live else completed
+                fw = group.setdefault(ex.framework_id, _framework_view(self.frameworks.get(ex.framework_id, {})))
                 fw["completed_executors"].append(self._executor_view(ex))
+            reserved = total.reserved_by_role()
+            allocated_reserved = allocated.reserved_by_role()
             return {
-                "version": VERSION, "start_time": self.started, "id": self.agent_id,
+                "version": VERSION, **BUILD, "start_time": self.started, "id": self.agent_id,
                 "pid": f"slave(1)@{self.ip}:{self.port}", "hostname": self.hostname,
-                "resources": total.to_map(), "reserved_resources_full": {},
+                "capabilities": AGENT_CAPABILITIES,
+                "resources": total.to_map(),
+                "reserved_resources": {role: res.to_map() for role, res in reserved.items()},
                 "unreserved_resources": total.unreserved().to_map(),
+                "reserved_resources_full": {role: res.to_json("endpoint") for role, res in reserved.items()},
+                "unreserved_resources_full": total.unreserved().to_json("endpoint"),
+                "reserved_resources_allocated": {role: res.to_map()
+                                                 for role, res in allocated_reserved.items()},
+                "unreserved_resources_allocated": allocated.unreserved().to_map(),
+                "resource_providers": [],
                 "attributes": {a.name: a.map_value() for a in self.attributes},
                 "master_hostname": (self.master_url or "").split("//")[-1].split(":")[0],
-                "flags": self.flags_json(), "frameworks": list(frameworks.values()), "completed_frameworks": [],
+                **({"log_dir": self.flags.log_dir} if getattr(self.flags, "log_dir", None) else {}),
+                "flags": self.flags_json(), "frameworks": list(frameworks.values()),
+                "completed_frameworks": list(completed.values()),
             }
 
     def _executor_view(self, ex: ExecutorEntry) -> dict:
         tasks, done = [], []
+        role = _role_of(ex.framework_info, ex.info.get("resources") or [])
         for (fid, tid), t in self.tasks.items():
             if fid == ex.framework_id and t.executor_id == ex.executor_id:
-                tasks.append(_task_view(fid, t, self.agent_id))
+                tasks.append(_task_view(fid, t, self.agent_id, ex))
         for fid, t in self.completed_tasks:
             if fid == ex.framework_id and t.executor_id == ex.executor_id:
-                done.append(_task_view(fid, t, self.agent_id))
+                done.append(_task_view(fid, t, self.agent_id, ex))
+        if ex.command_task and tasks:
+            role = tasks[0]["role"]
         return {"id": ex.executor_id, "name": ex.info.get("name", ""), "source": ex.info.get("source", ""),
                 "container": ex.container_id, "directory": str(ex.sandbox),
-                "resources": Resources.from_json(ex.info.get("resources") or []).to_map(),
-                "type": "CUSTOM" if not ex.command_task else "COMMAND",
+                "resources": self.allocated(ex).to_map(), "role": role,
                 "tasks": tasks, "queued_tasks": [], "completed_tasks": done}
 
     def flags_json(self) -> dict:
-        return {k: str(v) for k, v in vars(self.flags).items()}
+        return {k: str(v) for k, v in vars(self.flags).items() if v is not None}
 
 
 def _tasks_of_event(event: dict) -> list[dict]:
@@ -721,18 +825,38 @@ def _tasks_of_event(event: dict) -> list[dict]:
     return []
 
 
-def _task_view(fid: str, t: TaskEntry, agent_id: str | None) -> dict:
-    return {"id": id_of(t.info.get("task_id")), "name": t.info.get("name", ""), "framework_id": fid,
-            "executor_id": t.executor_id, "slave_id": agent_id, "state": t.state,
-            "resources": Resources.from_json(t.info.get("resources") or []).to_map(),
-            "labels": (t.info.get("labels") or {}).get("labels", [])}
+def _role_of(framework_info: dict, resources: list) -> str:
+    """The role a task or executor runs as: its resources' allocation role, else the framework's."""
+    for res in resources:
+        role = (res.get("allocation_info") or {}).get("role")
+        if role:
+            return role
+    roles = framework_info.get("roles") or []
+    return roles[0] if roles else framework_info.get("role") or "*"
+
+
+def _task_view(fid: str, t: TaskEntry, agent_id: str | None, ex: ExecutorEntry) -> dict:
+    out = {"id": id_of(t.info.get("task_id")), "name": t.info.get("name", ""), "framework_id": fid,
+           # Mesos' Task of a command task names no executor
+           "executor_id": "" if ex.command_task else t.executor_id, "slave_id": agent_id,
+           "state": t.state, "resources": t.resources.to_map(),
+           "role": _role_of(ex.framework_info, t.info.get("resources") or []),
+           "statuses": list(t.statuses)}
+    labels = (t.info.get("labels") or {}).get("labels")
+    if labels:
+        out["labels"] = labels
+    return out
 
 
 def _framework_view(info: dict) -> dict:
-    return {"id": id_of(info.get("id")), "name": info.get("name", ""), "user": info.get("user", ""),
-            "failover_timeout": info.get("failover_timeout", 0), "checkpoint": bool(info.get("checkpoint")),
-            "hostname": info.get("hostname", ""), "role": info.get("role", "*"),
-            "executors": [], "completed_executors": []}
+    out = {"id": id_of(info.get("id")), "name": info.get("name", ""), "user": info.get("user", ""),
+           "failover_timeout": info.get("failover_timeout", 0), "checkpoint": bool(info.get("checkpoint")),
+           "hostname": info.get("hostname", ""), "executors": [], "completed_executors": []}
+    if any(c.get("type") == "MULTI_ROLE" for c in info.get("capabilities") or []):
+        out["roles"] = list(info.get("roles") or [])
+    else:
+        out["role"] = info.get("role", "*")
+    return out
 
 
 def _alive(pid: int | None) -> bool:

@@ -4,7 +4,8 @@ Flags: ``--master`` (``host:port``, ``http://host:port`` or ``zk://host:port/pat
 ``--port``, ``--work_dir``, ``--resources`` (``cpus:4;mem:4096;disk:20000;ports:[31000-32000]``),
 ``--attributes`` (``zone:a;rack:r1``), ``--hostname`` (default: ``--ip``, since every localmesos
 agent of a machine has its own loopback address), ``--executor_shutdown_grace_period`` and
-``--recovery_timeout`` (seconds, or a Mesos duration).
+``--recovery_timeout`` (seconds, or a Mesos duration); localmesos' own
+``--localmesos_executor_heartbeat_interval`` (default 30 mins, as Mesos).
 """
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ import signal
 import sys
 import threading
 import time
+from pathlib import Path
 from typing import Sequence
 
 from localmesos.agent.core import Agent
@@ -83,6 +85,10 @@ def parse(argv: Sequence[str]) -> argparse.Namespace:
     p.add_argument("--executor_shutdown_grace_period", type=duration, default=5.0)
     p.add_argument("--recovery_timeout", type=duration, default=900.0)
     p.add_argument("--log_level", default="INFO")
+    p.add_argument("--log_dir", default=None)
+    # Mesos sends executors a HEARTBEAT every DEFAULT_EXECUTOR_HEARTBEAT_INTERVAL (30 mins) and has
+    # no flag for it; this localmesos-only one lets tests shorten it.
+    p.add_argument("--localmesos_executor_heartbeat_interval", type=duration, default=30 * 60.0)
     return p.parse_args(list(argv))
 
 
@@ -90,6 +96,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     flags = parse(sys.argv[1:] if argv is None else argv)
     logging.basicConfig(level=flags.log_level.upper(),
                         format="%(asctime)s agent %(levelname)s %(name)s: %(message)s")
+    if flags.log_dir:  # as Mesos: the log also goes to <log_dir>/mesos-agent.INFO
+        Path(flags.log_dir).mkdir(parents=True, exist_ok=True)
+        handler = logging.FileHandler(Path(flags.log_dir) / "mesos-agent.INFO")
+        handler.setFormatter(logging.Formatter("%(asctime)s agent %(levelname)s %(name)s: %(message)s"))
+        logging.getLogger().addHandler(handler)
     agent = Agent(flags)
     agent.recover()
     server = serve(agent)
@@ -101,7 +112,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
     log.info("agent on %s:%s, work_dir %s, master %s", flags.ip, flags.port, flags.work_dir, flags.master)
-    while not stop.wait(0.5):
+    while not stop.wait(0.5) and not agent.stopped.is_set():
         pass
     agent.stopped.set()
     server.shutdown()

@@ -19,10 +19,12 @@ from localmesos.agent.core import TERMINAL, Agent, id_of
 
 log = logging.getLogger("localmesos.agent.http")
 
-HEARTBEAT_S = 30.0
+JSON_ONLY = ("Expecting 'Content-Type' of application/json (localmesos' v1 APIs are JSON-only: "
+             "application/x-protobuf is not supported)")
 MAX_READ = 16 * 4096
 INTERNAL = ("ping", "run_task", "run_task_group", "kill_task", "shutdown_executor", "shutdown_framework",
-            "acknowledge", "framework_message", "apply_resources", "reconcile_tasks")
+            "acknowledge", "framework_message", "apply_resources", "reconcile_tasks", "shutdown",
+            "drain", "undrain")
 
 
 def serve(agent: Agent) -> ThreadingHTTPServer:
@@ -35,6 +37,7 @@ def serve(agent: Agent) -> ThreadingHTTPServer:
 class Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     agent: Agent
+    jsonp: str | None = None
 
     def log_message(self, fmt: str, *args: Any) -> None:
         log.debug(fmt, *args)
@@ -46,6 +49,10 @@ class Handler(BaseHTTPRequestHandler):
     def _reply(self, code: int, body: Any = None, ctype: str = "application/json") -> None:
         if isinstance(body, (dict, list)):
             data = json.dumps(body).encode()
+            callback = getattr(self, "jsonp", None)
+            if callback and code == 200:  # Mesos' OK(json, jsonp): `callback(json)` as JavaScript
+                data = callback.encode() + b"(" + data + b")"
+                ctype = "text/javascript"
         elif isinstance(body, str):
             data = body.encode()
         else:
@@ -58,10 +65,17 @@ class Handler(BaseHTTPRequestHandler):
         self.wfile.write(data)
 
     def do_POST(self) -> None:  # noqa: N802
+        self.jsonp = None
         path = urlsplit(self.path).path
         if path.startswith("/slave(1)"):
             path = path[len("/slave(1)"):]
         raw = self._body()
+        if path == "/api/v1/executor":  # Mesos checks the Content-Type before parsing the body
+            ctype = self.headers.get("Content-Type")
+            if ctype is None:
+                return self._reply(400, "Expecting 'Content-Type' to be present", "text/plain")
+            if ctype.split(";")[0].strip().lower() != "application/json":
+                return self._reply(415, JSON_ONLY, "text/plain")
         try:
             body = json.loads(raw or b"{}")
             if not isinstance(body, dict):
@@ -107,6 +121,11 @@ class Handler(BaseHTTPRequestHandler):
                 agent.counters["invalid_status_updates"] += 1
                 return self._reply(400, problem, "text/plain")
             status["source"] = "SOURCE_EXECUTOR"
+            # as Mesos' agent does for an executor's update: the container it runs in
+            status["container_status"] = {
+                "container_id": {"value": ex.container_id},
+                "network_infos": [{"ip_addresses": [{"ip_address": agent.ip, "protocol": "IPv4"}]}],
+                **({"executor_pid": ex.pid} if ex.pid else {})}
             tid = id_of(status.get("task_id")) or ""
             agent.enqueue_update(fid, tid, status)
             self._reply(202)
@@ -159,7 +178,7 @@ class Handler(BaseHTTPRequestHandler):
         try:
             while True:
                 try:
-                    event = events.get(timeout=HEARTBEAT_S)
+                    event = events.get(timeout=agent.executor_heartbeat_interval)
                 except queue.Empty:
                     event = {"type": "HEARTBEAT"}
                 if event is None:
@@ -189,13 +208,10 @@ class Handler(BaseHTTPRequestHandler):
         if path.startswith("/slave(1)"):
             path = path[len("/slave(1)"):]
         query = {k: v[-1] for k, v in parse_qs(parts.query).items()}
+        # Every JSON answer honours ?jsonp= as Mesos' OK(json, jsonp) does (see _reply)
+        self.jsonp = query.get("jsonp") or None
         agent = self.agent
         if path in ("/state", "/state.json"):
-            callback = query.get("jsonp")
-            if callback:  # Mesos' JSONP form, used by web UIs on another origin
-                if not callback.replace("_", "").replace(".", "").isalnum():
-                    return self._reply(400, "invalid jsonp callback name", "text/plain")
-                return self._reply(200, f"{callback}({json.dumps(agent.state_json())});", "text/javascript")
             return self._reply(200, agent.state_json())
         if path == "/flags":
             return self._reply(200, {"flags": agent.flags_json()})
@@ -205,8 +221,12 @@ class Handler(BaseHTTPRequestHandler):
             return self._reply(200, {"version": "1.11.0", "build_user": "localmesos"})
         if path == "/metrics/snapshot":
             return self._reply(200, self._metrics())
+        if path == "/files/debug":  # attached path -> real path
+            return self._reply(200, attached(agent))
         if path.startswith("/files/"):
             return self._files(path[len("/files/"):], query)
+        if path == "/monitor/statistics":
+            return self._reply(200, monitor_statistics(agent))
         return self._reply(404, "")
 
     def _metrics(self) -> dict:
@@ -229,24 +249,24 @@ class Handler(BaseHTTPRequestHandler):
     def _files(self, op: str, query: dict) -> None:
         raw = query.get("path")
         if not raw:
-            return self._reply(400, "Expecting 'path=value' in query", "text/plain")
-        path = Path(raw).resolve()
-        root = self.agent.work_dir
-        if path != root and root not in path.parents:
-            return self._reply(404, "File not found", "text/plain")
-        if not path.exists():
-            return self._reply(404, "File not found", "text/plain")
+            return self._reply(400, "Expecting 'path=value' in query.\n", "text/plain")
+        resolved = resolve_file(self.agent, raw)
+        if resolved is None or not resolved.exists():
+            return self._reply(404, "", "text/plain")
+        path = resolved
         if op == "browse":
             if not path.is_dir():
-                return self._reply(400, "Not a directory", "text/plain")
+                return self._reply(200, [])  # as Mesos: browsing a file lists nothing
             entries = []
             for child in sorted(path.iterdir()):
                 try:
                     st = child.stat()
                 except OSError:
                     continue
-                entries.append({"path": str(child), "nlink": st.st_nlink, "size": st.st_size,
-                                "mtime": int(st.st_mtime), "mode": stat.filemode(st.st_mode),
+                # paths are given in the namespace asked for (virtual or real), as Mesos does
+                entries.append({"path": raw.rstrip("/") + "/" + child.name, "nlink": st.st_nlink,
+                                "size": st.st_size, "mtime": float(int(st.st_mtime)),
+                                "mode": stat.filemode(st.st_mode),
                                 "uid": _user(st.st_uid), "gid": _group(st.st_gid)})
             return self._reply(200, entries)
         if op == "read":
@@ -269,6 +289,83 @@ class Handler(BaseHTTPRequestHandler):
                 return self._reply(400, "Cannot download a directory", "text/plain")
             return self._reply(200, path.read_bytes(), "application/octet-stream")
         return self._reply(404, "")
+
+
+def attached(agent: Agent) -> dict[str, str]:
+    """What Mesos' agent attaches to its files endpoints: each executor's sandbox under its real
+    path, its ``runs/latest`` path and ``/frameworks/<f>/executors/<e>/runs/latest``, and
+    ``/slave/log`` with ``--log_dir``."""
+    out: dict[str, str] = {}
+    with agent.lock:
+        executors = list(agent.executors.values()) + list(agent.completed_executors)
+    for ex in executors:
+        real = str(ex.sandbox)
+        latest = str(ex.sandbox.parent / "latest")
+        out[real] = real
+        out[latest] = real
+        out[f"/frameworks/{ex.framework_id}/executors/{ex.executor_id}/runs/latest"] = real
+    log_dir = getattr(agent.flags, "log_dir", None)
+    if log_dir:
+        out["/slave/log"] = str(Path(log_dir) / "mesos-agent.INFO")
+    return out
+
+
+def resolve_file(agent: Agent, raw: str) -> Path | None:
+    """The real file behind a files-endpoint path: an attached path or one below it; localmesos
+    also serves any real path under its work dir (Mesos: attached paths only)."""
+    clean = os.path.normpath("/" + raw.strip("/"))  # no ".." climbs out of an attached path
+    table = attached(agent)
+    for virtual in sorted(table, key=len, reverse=True):
+        if clean == virtual or clean.startswith(virtual + "/"):
+            # symlinks inside a sandbox (persistent volumes) are followed, as Mesos does
+            return Path(table[virtual] + clean[len(virtual):])
+    path = Path(clean).resolve()
+    root = agent.work_dir
+    return path if path == root or root in path.parents else None
+
+
+def monitor_statistics(agent: Agent) -> list[dict]:
+    """Mesos' /monitor/statistics: one entry per live executor with its container's usage. Times
+    and RSS are summed over the executor's process group from /proc (Mesos' posix isolators read
+    the same numbers); limits are the executor's and its tasks' resources."""
+    with agent.lock:
+        executors = list(agent.executors.values())
+        limits = {(ex.framework_id, ex.executor_id): agent.allocated(ex) for ex in executors}
+    usage = _group_usage()
+    out = []
+    for ex in executors:
+        user, system, rss = usage.get(ex.pid or -1, (0.0, 0.0, 0))
+        res = limits[(ex.framework_id, ex.executor_id)]
+        out.append({
+            "executor_id": ex.executor_id, "executor_name": ex.info.get("name", ""),
+            "framework_id": ex.framework_id, "source": ex.info.get("source", ""),
+            # the fields Mesos' posix/cpu and posix/mem isolators give (soft limits = the allocation)
+            "statistics": {"timestamp": time.time(), "cpus_user_time_secs": round(user, 2),
+                           "cpus_system_time_secs": round(system, 2),
+                           "cpus_soft_limit": res.scalar("cpus"), "mem_rss_bytes": rss,
+                           "mem_limit_bytes": int(res.scalar("mem") * 1024 * 1024),
+                           "mem_soft_limit_bytes": int(res.scalar("mem") * 1024 * 1024)},
+        })
+    return out
+
+
+def _group_usage() -> dict[int, tuple[float, float, int]]:
+    """Per process group: (user secs, system secs, RSS bytes) summed from /proc/*/stat."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    page = os.sysconf("SC_PAGE_SIZE")
+    totals: dict[int, tuple[float, float, int]] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        pgrp, utime, stime, rss = int(fields[2]), int(fields[11]), int(fields[12]), int(fields[21])
+        u, s, r = totals.get(pgrp, (0.0, 0.0, 0))
+        totals[pgrp] = (u + utime / ticks, s + stime / ticks, r + rss * page)
+    return totals
 
 
 def _update_problem(status: dict, eid: str) -> str | None:

@@ -14,7 +14,7 @@ from mesoslib.resources import DYNAMIC, Reservation, Resources, ResourceError
 from .core import MasterCore, refuse_seconds
 from .model import Agent, Executor, Framework, Task, id_of
 from .statuses import master_status
-from .validation import executor_group_problem, launch_problem, task_resources
+from .validation import launch_problem, task_resources
 
 log = logging.getLogger(__name__)
 
@@ -186,55 +186,20 @@ def _add_task(core: MasterCore, fw: Framework, agent: Agent, role: str, task: di
     return record
 
 
+# localmesos has no default executor, so it cannot run task groups. Rather than pretend (each
+# group task used to fail a single-task check with a misleading message), LAUNCH_GROUP is refused
+# as unsupported, every task of the group getting TASK_ERROR with this message.
+LAUNCH_GROUP_UNSUPPORTED = (
+    "LAUNCH_GROUP is not supported by localmesos: task groups need Mesos' default executor, "
+    "which localmesos does not implement; launch each task with LAUNCH instead"
+)
+
+
 def _launch_group(core: MasterCore, fw: Framework, agent: Agent, role: str, pool: Resources,
                   body: dict[str, Any], now: float) -> Resources:
-    executor = body.get("executor") or {}
     tasks = [t for t in (body.get("task_group") or {}).get("tasks", []) if isinstance(t, dict)]
-    running = _running_executors(fw, agent)
-    eid = id_of(executor.get("executor_id")) or ""
-    problem = executor_group_problem(executor, fw)
-    total = Resources()
-    if problem is None and not tasks:
-        problem = "Task group is empty"
-    if problem is None:
-        for task in tasks:
-            if "executor" in task:
-                problem = f"Task '{id_of(task.get('task_id'))}' should not have 'ExecutorInfo' set"
-                break
-            probe = dict(task)
-            probe["executor"] = executor
-            problem = launch_problem(fw, probe, agent.id, running, set(fw.unreachable_tasks))
-            if problem is not None:
-                break
-            try:
-                total = total + task_resources(task, "task.resources")
-            except ResourceError as exc:
-                problem = f"Task uses invalid resources: {exc}"
-                break
-    executor_res = Resources()
-    if problem is None and eid not in running:
-        executor_res = task_resources(executor, "executor.resources")
-    if problem is None and not pool.contains(total + executor_res):
-        problem = (
-            f"Total resources {total + executor_res} required by task group and its executor "
-            f"is more than available {pool}"
-        )
-    if problem is not None:
-        for task in tasks:
-            _task_error(core, fw, task, "REASON_TASK_GROUP_INVALID", problem, now)
-        return pool
-    pool = pool - (total + executor_res)
-    executor = {**executor, "framework_id": {"value": fw.id}}
-    first = True
     for task in tasks:
-        _add_task(core, fw, agent, role, task, task_resources(task, "task.resources"),
-                  executor_res if first else Resources(), now, executor=executor)
-        first = False
-    core.agent_call(
-        agent.id,
-        "run_task_group",
-        {"framework_info": fw.info, "executor_info": executor, "task_group": {"tasks": tasks}},
-    )
+        _task_error(core, fw, task, "REASON_TASK_GROUP_INVALID", LAUNCH_GROUP_UNSUPPORTED, now)
     return pool
 
 

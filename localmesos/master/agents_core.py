@@ -6,8 +6,9 @@ from typing import Any
 
 from mesoslib.resources import Resources, ResourceError
 
+from . import maintenance
 from .core import MasterCore
-from .model import Agent, Executor, Framework, SaveRegistry, StopPinging, Task, id_of, is_terminal
+from .model import Agent, AgentCall, Executor, Framework, SaveRegistry, StopPinging, Task, id_of, is_terminal
 from .statuses import task_status
 
 
@@ -37,6 +38,9 @@ def register_agent(core: MasterCore, body: dict[str, Any], now: float) -> str:
         total = Resources.from_json(info.get("resources", []), "agent_info.resources")
     except (ValueError, ResourceError) as exc:
         raise AgentError(f"register_agent: {exc}") from None
+    hostname = str(info.get("hostname") or ip)
+    if maintenance.is_down(core, hostname, ip):  # Mesos refuses agents of a DOWN machine
+        raise AgentError(f"register_agent: the machine {hostname} ({ip}) is DOWN")
     aid = id_of(info.get("id"))
     if aid and aid in core.gone:
         raise AgentError(f"register_agent: agent {aid} was marked gone by an operator")
@@ -65,6 +69,10 @@ def register_agent(core: MasterCore, body: dict[str, Any], now: float) -> str:
     )
     if old is not None:
         core.rescind_agent_offers(aid)
+    if aid in core.draining:  # a draining agent stays deactivated and keeps draining
+        agent.active = False
+        if core.draining[aid]["state"] == "DRAINING":
+            core.emit(AgentCall(aid, url, "drain", {"config": core.draining[aid]["config"]}))
     core.agents[aid] = agent
     core.known_agents[aid] = {"hostname": agent.hostname, "url": url}
     _adopt_frameworks(core, body, now)
@@ -177,7 +185,9 @@ def status_update(core: MasterCore, body: dict[str, Any], now: float) -> None:
         if status.get("labels"):
             extra["labels"] = status["labels"]
         if status.get("container_status"):
-            extra["container_status"] = status["container_status"]
+            # Mesos' Task.statuses keep the container's id and addresses, not the executor's pid
+            extra["container_status"] = {k: v for k, v in status["container_status"].items()
+                                         if k != "executor_pid"}
         task.record_status(str(status.get("state")), float(status.get("timestamp") or now),
                            task.healthy if "healthy" in status else None, extra)
         if not is_terminal(latest):

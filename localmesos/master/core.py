@@ -13,7 +13,7 @@ from typing import Any
 
 from mesoslib.resources import Resources
 
-from . import allocator
+from . import allocator, maintenance
 from .model import (
     Agent,
     AgentCall,
@@ -84,6 +84,8 @@ class MasterCore:
         self._agent_seq = itertools.count()
         self._offer_seq = itertools.count()
         self._effects: list[Any] = []
+        self.maintenance = maintenance.Maintenance()
+        self.draining: dict[str, dict[str, Any]] = {}  # agent id -> DrainInfo state, config, start
 
     # ------------------------------------------------------------------ effects
     def drain(self) -> list[Any]:
@@ -229,6 +231,8 @@ class MasterCore:
             per_framework.setdefault(fw.id, []).append(self.offer_json(offer, fw, agent))
         for fid, offers in per_framework.items():
             self.send(self.frameworks[fid], {"type": "OFFERS", "offers": {"offers": offers}})
+        maintenance.send_inverse_offers(self, now)
+        maintenance.check_drained(self, now)
 
     def offer_json(self, offer: Offer, fw: Framework, agent: Agent) -> dict[str, Any]:
         alloc = offer.role if fw.multi_role else None
@@ -252,6 +256,9 @@ class MasterCore:
             data["executor_ids"] = [{"value": e} for e in executor_ids]
         if alloc is not None:
             data["allocation_info"] = {"role": alloc}
+        unavailability = maintenance.offer_unavailability(self, agent)
+        if unavailability is not None:
+            data["unavailability"] = unavailability
         return data
 
     def take_offers(self, fw: Framework, offer_ids: list[str]) -> None:

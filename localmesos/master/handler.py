@@ -18,8 +18,9 @@ from typing import TYPE_CHECKING, Any, Callable
 from urllib.parse import parse_qs, urlsplit
 
 from . import accept as accept_ops
-from . import agents_core, views
+from . import agents_core, maintenance, views
 from .calls import parse_call, validate_call
+from .core import refuse_seconds
 from .model import id_of
 
 if TYPE_CHECKING:
@@ -28,6 +29,12 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 WEB_DIR = Path(__file__).resolve().parent.parent / "web"
 CLOSE = object()
+MAINTENANCE_ENDPOINTS = {"/maintenance/schedule": ("GET", "POST"), "/maintenance/status": ("GET",),
+                         "/machine/down": ("POST",), "/machine/up": ("POST",)}
+# localmesos' v1 APIs speak JSON only (no v1 protobuf messages are available to it), so unlike
+# Mesos it refuses application/x-protobuf too, and says so.
+JSON_ONLY = ("Expecting 'Content-Type' of application/json (localmesos' v1 APIs are JSON-only: "
+             "application/x-protobuf is not supported)")
 
 
 def record(event: dict[str, Any]) -> bytes:
@@ -171,9 +178,13 @@ class MasterHandler(BaseHTTPRequestHandler):
                 return self._text(503, "No leader elected")
             host = leader.get("hostname") or leader.get("address", {}).get("ip")
             return self._reply(307, headers={"Location": f"//{host}:{leader.get('port')}"})
+        if path.startswith("/files/"):
+            return self._files(path[len("/files/"):], query)
         name = path[len("/master"):] if path.startswith("/master/") else path
         if name == "/" or name == "/index.html" or name.startswith("/static/"):
             return self._web(name)
+        if name in MAINTENANCE_ENDPOINTS:
+            return self._maintenance(name, query)
         endpoints = {
             "/state": lambda: views.state(master.core, master.leader, master.flags,
                                           master.elected_time),
@@ -185,8 +196,6 @@ class MasterHandler(BaseHTTPRequestHandler):
             "/state-summary": lambda: views.state_summary(master.core),
             "/roles": lambda: views.roles(master.core),
             "/flags": lambda: {"flags": master.flags},
-            "/maintenance/schedule": lambda: {},
-            "/maintenance/status": lambda: {"draining_machines": [], "down_machines": []},
         }
         if name not in endpoints:
             return self._text(404, f"No endpoint {path} on this master")
@@ -198,6 +207,70 @@ class MasterHandler(BaseHTTPRequestHandler):
         except ValueError as exc:
             return self._text(400, str(exc))
         return self._json(data, query)
+
+    def _files(self, op: str, query: dict[str, str]) -> None:
+        """Mesos' files endpoints on the master: the one attached file, ``/master/log`` (the
+        master's log in ``--log_dir``; without the flag nothing is attached, as in Mesos)."""
+        log_dir = self.master.flags.get("log_dir")
+        attached = {"/master/log": str(Path(log_dir) / "mesos-master.INFO")} if log_dir else {}
+        if op == "debug":
+            return self._json(attached, query)
+        if op not in ("read", "download", "browse"):
+            return self._text(404, f"No endpoint /files/{op} on this master")
+        raw = query.get("path")
+        if not raw:
+            return self._text(400, "Expecting 'path=value' in query")
+        real = attached.get(raw.rstrip("/"))
+        if real is None or not Path(real).is_file():
+            return self._text(404, "File not found")
+        if op == "browse":
+            return self._text(400, "Cannot browse a file")
+        data = Path(real).read_bytes()
+        if op == "download":
+            return self._reply(200, data, "application/octet-stream")
+        try:
+            offset = int(query.get("offset", -1))
+            length = int(query.get("length", -1))
+        except ValueError:
+            return self._text(400, "Failed to parse offset or length")
+        if offset < 0:  # Mesos: the size, with no data, for a reader to start tailing from
+            return self._json({"data": "", "offset": len(data)}, query)
+        end = len(data) if length < 0 else min(len(data), offset + length)
+        return self._json({"data": data[offset:end].decode("utf-8", "replace"), "offset": offset},
+                          query)
+
+    def _maintenance(self, name: str, query: dict[str, str]) -> None:
+        """/master/maintenance/{schedule,status}, /master/machine/{down,up} (Mesos' words)."""
+        master = self.master
+        body = self._body() if self.command in ("POST", "PUT") else b""
+        if self._redirect_or_503(self.path):
+            return None
+        allowed = MAINTENANCE_ENDPOINTS[name]
+        if self.command not in allowed:
+            listed = ", ".join(f"'{m}'" for m in allowed)
+            return self._text(405, f"Expecting one of {{ {listed} }}, but received '{self.command}'",
+                              {"Allow": ", ".join(allowed)})
+        if self.command == "GET":
+            with master.lock:
+                data = (maintenance.get_schedule(master.core) if name == "/maintenance/schedule"
+                        else maintenance.status(master.core))
+            return self._json(data, query)
+        try:
+            doc = json.loads(body.decode() or "null")
+        except ValueError as exc:
+            return self._text(400, str(exc))
+        try:
+            if name == "/maintenance/schedule":
+                master.run(maintenance.update_schedule, master.core, doc, time.time())
+            else:
+                keys = maintenance.machine_keys(doc)
+                if name == "/machine/down":
+                    master.run(maintenance.machine_down, master.core, keys, time.time())
+                else:
+                    master.run(maintenance.machine_up, master.core, keys)
+        except maintenance.MaintenanceError as exc:
+            return self._text(400, str(exc))
+        return self._reply(200)
 
     def _web(self, name: str) -> None:
         rel = "index.html" if name in ("/", "/index.html") else name[len("/static/"):]
@@ -269,7 +342,8 @@ class MasterHandler(BaseHTTPRequestHandler):
 
     # ------------------------------------------------------------------ operator API (subset)
     def _operator(self) -> None:
-        """``POST /api/v1``: only MARK_AGENT_GONE (what tests and operators need here)."""
+        """``POST /api/v1``: MARK_AGENT_GONE, DRAIN_AGENT, REACTIVATE_AGENT and the maintenance
+        calls (the rest answer 501)."""
         master = self.master
         body = self._body()
         if self._redirect_or_503(self.path):
@@ -277,21 +351,58 @@ class MasterHandler(BaseHTTPRequestHandler):
         if self.command != "POST":
             return self._text(405, f"Expecting one of {{ 'POST' }}, but received '{self.command}'",
                               {"Allow": "POST"})
+        ctype = self.headers.get("Content-Type")
+        if ctype is None:
+            return self._text(400, "Expecting 'Content-Type' to be present")
+        if ctype.split(";")[0].strip().lower() != "application/json":
+            return self._text(415, JSON_ONLY)
         try:
             call = json.loads(body.decode() or "{}")
         except ValueError as exc:
             return self._text(400, f"Failed to parse body into JSON: {exc}")
-        if not isinstance(call, dict) or call.get("type") != "MARK_AGENT_GONE":
-            kind = call.get("type") if isinstance(call, dict) else None
-            return self._text(501, f"localmesos does not implement operator call {kind!r}")
-        aid = id_of((call.get("mark_agent_gone") or {}).get("agent_id"))
-        if not aid:
-            return self._text(400, "Failed to validate master::Call: Expecting 'mark_agent_gone.agent_id' to be present")
+        kind = call.get("type") if isinstance(call, dict) else None
+        now = time.time()
+        core = master.core
         try:
-            master.run(agents_core.mark_gone, master.core, aid, time.time())
+            if kind == "MARK_AGENT_GONE":
+                aid = id_of((call.get("mark_agent_gone") or {}).get("agent_id"))
+                if not aid:
+                    return self._text(400, "Failed to validate master::Call: Expecting "
+                                           "'mark_agent_gone.agent_id' to be present")
+                master.run(agents_core.mark_gone, core, aid, now)
+            elif kind == "GET_MAINTENANCE_SCHEDULE":
+                with master.lock:
+                    schedule = maintenance.get_schedule(core)
+                return self._operator_answer(kind, {"schedule": schedule})
+            elif kind == "GET_MAINTENANCE_STATUS":
+                with master.lock:
+                    cluster = maintenance.status(core)
+                return self._operator_answer(kind, {"status": cluster})
+            elif kind == "UPDATE_MAINTENANCE_SCHEDULE":
+                schedule = (call.get("update_maintenance_schedule") or {}).get("schedule")
+                master.run(maintenance.update_schedule, core, schedule or {}, now)
+            elif kind in ("START_MAINTENANCE", "STOP_MAINTENANCE"):
+                machines = (call.get(kind.lower()) or {}).get("machines") or []
+                keys = maintenance.machine_keys(machines)
+                if kind == "START_MAINTENANCE":
+                    master.run(maintenance.machine_down, core, keys, now)
+                else:
+                    master.run(maintenance.machine_up, core, keys)
+            elif kind == "DRAIN_AGENT":
+                master.run(maintenance.drain_agent, core, call.get("drain_agent") or {}, now)
+            elif kind == "REACTIVATE_AGENT":
+                master.run(maintenance.reactivate_agent, core, call.get("reactivate_agent") or {})
+            else:
+                return self._text(501, f"localmesos does not implement operator call {kind!r}")
         except agents_core.AgentError as exc:
             return self._text(404, str(exc))
+        except maintenance.MaintenanceError as exc:
+            return self._text(400, str(exc))
         return self._reply(200)
+
+    def _operator_answer(self, kind: str, payload: dict[str, Any]) -> None:
+        data = json.dumps({"type": kind, kind.lower(): payload}).encode()
+        self._reply(200, data, "application/json")
 
     # ------------------------------------------------------------------ scheduler API
     def _scheduler(self) -> None:
@@ -314,9 +425,7 @@ class MasterHandler(BaseHTTPRequestHandler):
         if ctype is None:
             return self._text(400, "Expecting 'Content-Type' to be present")
         if ctype.split(";")[0].strip().lower() != "application/json":
-            return self._text(
-                415, "Expecting 'Content-Type' of application/json or application/x-protobuf"
-            )
+            return self._text(415, JSON_ONLY)
         call, problem = parse_call(body)
         if problem is None:
             problem = validate_call(call, principal)
@@ -366,10 +475,14 @@ class MasterHandler(BaseHTTPRequestHandler):
             "ACKNOWLEDGE": lambda: core.acknowledge(fw, body),
             "RECONCILE": lambda: core.reconcile(fw, body, now),
             "MESSAGE": lambda: core.message(fw, body),
+            "ACCEPT_INVERSE_OFFERS": lambda: maintenance.answer_inverse_offers(
+                core, fw, body, True, _refuse(body), now),
+            "DECLINE_INVERSE_OFFERS": lambda: maintenance.answer_inverse_offers(
+                core, fw, body, False, _refuse(body), now),
         }
         handler = handlers.get(kind)
         if handler is None:
-            return  # REQUEST, inverse offers, operations, UPDATE_FRAMEWORK: accepted, ignored
+            return  # REQUEST, operations, UPDATE_FRAMEWORK: accepted, ignored
         master.run(handler)
 
     def _subscribe(self, call: dict[str, Any], principal: str | None) -> None:
@@ -434,6 +547,14 @@ class MasterHandler(BaseHTTPRequestHandler):
     def _chunk(self, data: bytes) -> None:
         self.wfile.write(b"%x\r\n%s\r\n" % (len(data), data))
         self.wfile.flush()
+
+
+def _refuse(body: dict[str, Any]) -> float | None:
+    """An inverse offer answer's ``filters.refuse_seconds`` (None: Mesos' default)."""
+    filters = body.get("filters")
+    if not isinstance(filters, dict) or "refuse_seconds" not in filters:
+        return None
+    return refuse_seconds(filters)
 
 
 def _peer_closed(sock: socket.socket) -> bool:

@@ -68,14 +68,16 @@ class AgentLink:
     def call(self, name: str, body: dict[str, Any]) -> None:
         self.calls.put((name, body))
 
-    def stop(self) -> None:
+    def stop(self, flush: bool = False) -> None:
+        """Stop pinging; calls still queued are dropped, or sent first with ``flush``."""
+        self.flush = flush
         self.stopped.set()
         self.calls.put(None)
 
     def _send_loop(self) -> None:
         while True:
             item = self.calls.get()
-            if item is None or self.stopped.is_set():
+            if item is None or (self.stopped.is_set() and not getattr(self, "flush", False)):
                 return
             name, body = item
             try:

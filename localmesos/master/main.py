@@ -67,6 +67,9 @@ def load_credentials(path: str) -> dict[str, str]:
     return out
 
 
+LOG_FILE = "mesos-master.INFO"
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="localmesos master", description="localmesos master")
     p.add_argument("--ip", default="127.0.0.1")
@@ -101,6 +104,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
+    if args.log_dir:  # as Mesos: the log also goes to <log_dir>/mesos-master.INFO (/master/log)
+        Path(args.log_dir).mkdir(parents=True, exist_ok=True)
+        handler = logging.FileHandler(Path(args.log_dir) / LOG_FILE)
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+        logging.getLogger().addHandler(handler)
     auth = args.authenticate_http_frameworks or args.authenticate_frameworks
     if auth and not args.credentials:
         raise SystemExit("master: --authenticate_http_frameworks needs --credentials")

@@ -275,3 +275,4 @@ class SaveRegistry:
 @attrs.frozen
 class StopPinging:
     agent_id: str
+    flush: bool = False  # deliver the calls already queued (e.g. a last "shutdown") first

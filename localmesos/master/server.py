@@ -17,7 +17,7 @@ import uuid
 from pathlib import Path
 from typing import Any, Callable
 
-from . import agents_core, views
+from . import agents_core, maintenance, views
 from .core import MasterCore
 from .handler import CLOSE, MasterHandler, MasterHTTPServer, record
 from .links import AgentLink
@@ -58,6 +58,7 @@ class MasterServer:
         self.port = self.httpd.server_address[1]
         self.info = master_info(self.master_id, self.ip, self.port, self.hostname)
         now = time.time()
+        registry = self._load_registry()
         self.core = MasterCore(
             self.master_id,
             self.info,
@@ -65,9 +66,11 @@ class MasterServer:
             max_agent_ping_timeouts=int(config.get("max_agent_ping_timeouts", 5)),
             agent_reregister_timeout=float(config.get("agent_reregister_timeout", 600.0)),
             offer_timeout=config.get("offer_timeout"),
-            recovered_agents=self._load_registry(),
+            recovered_agents=dict(registry.get("agents", {})),
             now=now,
         )
+        # Mesos keeps the maintenance schedule and machine modes in its registry, so do we
+        maintenance.from_registry(self.core, registry.get("maintenance") or {})
         self.ping_interval = float(config.get("agent_ping_timeout", 15.0))
         self.credentials: dict[str, str] | None = config.get("credentials")
         self.streams: dict[str, queue.Queue] = {}
@@ -87,18 +90,19 @@ class MasterServer:
     def registry_path(self) -> Path:
         return self.work_dir / "registry.json"
 
-    def _load_registry(self) -> dict[str, dict[str, Any]]:
+    def _load_registry(self) -> dict[str, Any]:
         try:
             data = json.loads(self.registry_path.read_text())
         except FileNotFoundError:
             return {}
         except ValueError as exc:
             raise SystemExit(f"master: registry {self.registry_path} is not JSON: {exc}") from None
-        return dict(data.get("agents", {}))
+        return dict(data)
 
     def _save_registry(self) -> None:
         tmp = self.registry_path.with_suffix(".tmp")
-        tmp.write_text(json.dumps({"agents": self.core.known_agents}, indent=1))
+        tmp.write_text(json.dumps({"agents": self.core.known_agents,
+                                   "maintenance": maintenance.to_registry(self.core)}, indent=1))
         os.replace(tmp, self.registry_path)
 
     # ------------------------------------------------------------------ core access
@@ -128,7 +132,7 @@ class MasterServer:
             elif isinstance(effect, StopPinging):
                 link = self.links.pop(effect.agent_id, None)
                 if link is not None:
-                    link.stop()
+                    link.stop(flush=effect.flush)
         if effects:
             self.wake.set()
 

@@ -48,15 +48,17 @@ def framework_info_problem(info: dict[str, Any], suppressed_roles: list[str]) ->
 
 
 def task_id_problem(task_id: Any) -> str | None:
+    """Mesos' common::validation::validateID, in its words (spaces are allowed; control
+    characters and path separators are not)."""
     if not isinstance(task_id, str) or not task_id:
         return "ID must not be empty"
     if len(task_id) > 255:
         return "ID must not be greater than 255 characters"
     if task_id in (".", ".."):
-        return "'.' and '..' are disallowed for ID"
+        return f"'{task_id}' is disallowed"
     for ch in task_id:
-        if ch in "/\\" or ord(ch) < 32 or ord(ch) == 127 or ch.isspace():
-            return f"ID '{task_id}' contains invalid characters"
+        if ch in "/\\" or ord(ch) < 32 or ord(ch) == 127:
+            return f"'{task_id}' contains invalid characters"
     return None
 
 
@@ -96,7 +98,7 @@ def launch_problem(
     tid = id_of(task.get("task_id"))
     problem = task_id_problem(tid)
     if problem:
-        return f"Task ID '{tid}' is invalid: {problem}"
+        return problem
     existing = fw.tasks.get(tid)
     if existing is not None:
         return f"Task has duplicate ID: {tid}"
@@ -146,23 +148,3 @@ def _executor_key(info: dict[str, Any], framework_id: str) -> dict[str, Any]:
         pass
     return copy
 
-
-def executor_group_problem(executor: dict[str, Any], fw: Framework) -> str | None:
-    if executor.get("type") not in ("DEFAULT", "CUSTOM"):
-        return "'ExecutorInfo.type' must be set"
-    fid = id_of(executor.get("framework_id"))
-    if fid != fw.id:
-        return "'ExecutorInfo.framework_id' must be set" if fid is None else (
-            f"ExecutorInfo has an invalid FrameworkID (Actual: {fid} vs Expected: {fw.id})"
-        )
-    if executor.get("type") == "CUSTOM" and "command" not in executor:
-        return "'ExecutorInfo.command' must be set"
-    try:
-        res = Resources.from_json(executor.get("resources", []), "executor.resources")
-    except ResourceError as exc:
-        return str(exc)
-    if res.scalar("cpus") < 0.01:
-        return "Executor must have at least 0.01 cpus"
-    if res.scalar("mem") < 32:
-        return "Executor must have at least 32MB of memory"
-    return None

@@ -5,7 +5,7 @@ from typing import Any
 
 from mesoslib.resources import Resources, attributes_from_json, attributes_to_map, ResourceError
 
-from . import allocator
+from . import allocator, maintenance
 from .core import MasterCore
 from .model import ALL_STATES, Agent, Framework, Task, is_terminal
 
@@ -136,6 +136,7 @@ def agent_json(core: MasterCore, agent: Agent, full: bool = False) -> dict[str, 
         "version": agent.version,
         "capabilities": ["MULTI_ROLE", "HIERARCHICAL_ROLE", "RESERVATION_REFINEMENT"],
     }
+    out.update(maintenance.drain_json(core, agent.id))
     if agent.reregistered_time is not None:
         out["reregistered_time"] = agent.reregistered_time
     if agent.info.get("domain"):
@@ -170,7 +171,10 @@ def base_info(core: MasterCore, leader: dict[str, Any] | None, flags: dict[str, 
         out["elected_time"] = elected_time
     if leader is not None:
         out["leader"] = leader["pid"]
-        out["leader_info"] = leader
+        # Mesos' state shows these fields of the leading MasterInfo (not address, ip, version)
+        out["leader_info"] = {k: leader[k] for k in ("id", "pid", "hostname", "port") if k in leader}
+    if flags.get("log_dir"):
+        out["log_dir"] = flags["log_dir"]
     return out
 
 
@@ -299,24 +303,48 @@ def roles(core: MasterCore) -> dict[str, Any]:
             names.setdefault(role, [])
     out = []
     for name, fids in sorted(names.items()):
+        # what the role's frameworks hold: tasks and, as in Mesos, their executors
         allocated = Resources(
             r for fw in core.frameworks.values() for t in fw.tasks.values()
             if t.role == name and t.uses_resources for r in t.resources
+        ) + Resources(
+            r for fw in core.frameworks.values() for e in fw.executors.values()
+            if _executor_role(fw, e) == name for r in e.resources
         )
         offered = Resources(r for o in core.offers.values() if o.role == name for r in o.resources)
         reserved = Resources(r for a in core.agents.values() for r in a.total.reserved(name))
+        # Quota consumption (Mesos' QUOTA_V2): reservations plus unreserved allocations
+        consumed = reserved + allocated.unreserved()
         out.append(
             {
                 "name": name,
                 "weight": 1.0,
                 "frameworks": fids,
-                "resources": (allocated + offered).to_map(),
-                "allocated": allocated.to_map(),
-                "offered": offered.to_map(),
-                "reserved": reserved.to_map(),
+                "resources": _role_map(allocated + offered),
+                "allocated": _role_map(allocated),
+                "offered": _role_map(offered),
+                "reserved": _role_map(reserved),
+                "quota": {"role": name, "guarantee": {}, "limit": {},
+                          "consumed": _role_map(consumed)},
             }
         )
     return {"roles": out}
+
+
+def _executor_role(fw: Framework, executor: Any) -> str:
+    """The role an executor's resources are allocated to: its tasks' (an executor serves one)."""
+    for task in fw.tasks.values():
+        if task.executor_id == executor.id and task.agent_id == executor.agent_id:
+            return task.role
+    for res in executor.resources:
+        if res.allocation_role:
+            return res.allocation_role
+    return fw.roles[0]
+
+
+def _role_map(res: Resources) -> dict[str, Any]:
+    """/roles' resource maps list only what there is (no zero ``gpus`` as in /state)."""
+    return {k: v for k, v in res.to_map().items() if v not in (0, 0.0, "", "[]")}
 
 
 def metrics(core: MasterCore, elected: bool, now: float) -> dict[str, float]:

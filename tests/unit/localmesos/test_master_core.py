@@ -566,7 +566,10 @@ def test_custom_executor_resources_counted_once_and_freed_on_exit():
     assert allocator.used_by_agent(aid, h.core.frameworks.values()).scalar("cpus") == 2.0
 
 
-def test_launch_group_is_all_or_nothing():
+def test_launch_group_is_refused_as_unsupported_with_a_message_saying_so():
+    """localmesos has no default executor: every task of a group gets TASK_ERROR saying that
+    LAUNCH_GROUP is unsupported (before, a valid group passed and its executor, with no command,
+    failed at once), and nothing is launched or held."""
     h = Harness()
     aid = h.add_agent()
     fw = h.subscribe()
@@ -574,24 +577,18 @@ def test_launch_group_is_all_or_nothing():
     [offer] = h.offers()
     executor = {"executor_id": {"value": "g"}, "type": "DEFAULT", "framework_id": {"value": fw.id},
                 "resources": parse_resources_flag("cpus:0.1;mem:32").to_json("pre")}
-    good = task("a", aid)
-    del good["command"]
-    bad = task("b", aid, "cpus:9;mem:32")
-    del bad["command"]
+    a, b = task("a", aid), task("b", aid)
+    del a["command"], b["command"]
     h.clear()
     h.accept(fw, [offer["id"]["value"]], [{"type": "LAUNCH_GROUP", "launch_group": {
-        "executor": executor, "task_group": {"tasks": [good, bad]}}}], filters={"refuse_seconds": 0})
-    assert [(u["task_id"]["value"], u["state"], u["reason"]) for u in h.updates()] == [
-        ("a", "TASK_ERROR", "REASON_TASK_GROUP_INVALID"),
-        ("b", "TASK_ERROR", "REASON_TASK_GROUP_INVALID")]
-    assert not fw.tasks
-    h.allocate()
-    [offer] = h.offers()[-1:]
-    h.clear()
-    h.accept(fw, [offer["id"]["value"]], [{"type": "LAUNCH_GROUP", "launch_group": {
-        "executor": executor, "task_group": {"tasks": [good]}}}])
-    [call] = [e for e in h.effects if isinstance(e, AgentCall)]
-    assert call.name == "run_task_group" and set(fw.tasks) == {"a"}
+        "executor": executor, "task_group": {"tasks": [a, b]}}}], filters={"refuse_seconds": 0})
+    updates = h.updates()
+    assert [(u["task_id"]["value"], u["state"], u["reason"], u["source"]) for u in updates] == [
+        ("a", "TASK_ERROR", "REASON_TASK_GROUP_INVALID", "SOURCE_MASTER"),
+        ("b", "TASK_ERROR", "REASON_TASK_GROUP_INVALID", "SOURCE_MASTER")]
+    assert all("LAUNCH_GROUP is not supported by localmesos" in u["message"] for u in updates)
+    assert not fw.tasks and not fw.executors
+    assert not [e for e in h.effects if isinstance(e, AgentCall)]
 
 
 def test_teardown_and_failover_timeout_remove_frameworks():
