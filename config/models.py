@@ -41,6 +41,8 @@ class MesosSpec:
     role: str = "kafka-role"
     principal: str | None = None
     secret_file: str | None = None
+    # the name of an environment variable holding the secret (Marathon's secrets arrive as env vars)
+    secret_env: str | None = None
     failover_timeout_s: float = 604800.0
     user: str = attrs.field(factory=_user)
     checkpoint: bool = True

@@ -108,6 +108,13 @@ def validate(spec: ServiceSpec, check_files: bool = False,
         out.append(("mesos.role", f"{m.role!r} is not a valid Mesos role"))
     if m.secret_file and not m.principal:
         out.append(("mesos.principal", "a secret_file needs a principal"))
+    if m.secret_env and not m.principal:
+        out.append(("mesos.principal", "a secret_env needs a principal"))
+    if m.secret_env and m.secret_file:
+        out.append(("mesos.secret_env", "give the secret one way: secret_file or secret_env"))
+    if m.secret_env and check_files and not os.environ.get(m.secret_env, "").strip():
+        out.append(("mesos.secret_env", f"the environment variable {m.secret_env} is not set or empty "
+                                        "(under Marathon: an env entry {\"secret\": \"<name>\"})"))
     z = spec.zookeeper
     if not all(HOST_PORT.match(h) for h in z.connect.split(",")):
         out.append(("zookeeper.connect", f"{z.connect!r} must be host:port[,host:port...]"))

@@ -365,7 +365,8 @@ def run(config_path: str) -> int:
                               cluster_id=new_cluster_id(), served=served)
         loop = Loop(state, store, None, on_decision=metrics.observe)
         loop.fault = _fault_hook(os.environ.get("KMF_FAULT"))
-        secret = read_secret(spec.mesos.secret_file) if spec.mesos.secret_file else None
+        secret = (read_secret(spec.mesos.secret_file) if spec.mesos.secret_file else
+                  os.environ[spec.mesos.secret_env].strip() if spec.mesos.secret_env else None)
         settings = FrameworkSettings(
             name=spec.name, user=spec.mesos.user, role=begin.spec.mesos.role, principal=begin.spec.mesos.principal,
             secret=secret, failover_timeout=spec.mesos.failover_timeout_s,
