@@ -5,8 +5,9 @@ Semantics follow Mesos' `CommandInfo.URI` (include/mesos/v1/mesos.proto) and its
 
 * ``value``: ``http://``/``https://`` (downloaded), ``file://`` or a plain absolute path (copied);
 * ``extract`` (default true): a ``.tar``, ``.tgz``, ``.tar.gz``, ``.tbz2``, ``.tar.bz2``, ``.txz``,
-  ``.tar.xz`` or ``.zip`` is unpacked into the sandbox and the archive stays beside it; anything
-  else is only copied (with a warning), and an ``executable`` file is never unpacked;
+  ``.tar.xz`` or ``.zip`` is unpacked into the sandbox and the archive stays beside it, a bare
+  ``.gz`` is decompressed beside it; anything else is only copied (with a warning), and an
+  ``executable`` file is never unpacked;
 * ``executable``: the file gets mode 0755;
 * ``output_file``: the name (a relative path, folders made) of the copy in the sandbox;
 * ``cache``: the download goes into the agent's cache (keyed by the URI; least recently used
@@ -20,6 +21,7 @@ the agent turns it into the task's TASK_FAILED.
 from __future__ import annotations
 
 import collections
+import gzip
 import itertools
 import os
 import shutil
@@ -73,7 +75,8 @@ def local_path(uri: str) -> Path | None:
 
 
 def is_archive(name: str) -> bool:
-    return name.endswith(TAR_SUFFIXES) or name.endswith(".zip")
+    """Unpacked by `extract` (a bare ``.gz`` is decompressed beside it, as Mesos gunzips it)."""
+    return name.endswith(TAR_SUFFIXES) or name.endswith((".zip", ".gz"))
 
 
 def download(uri: str, dest: Path, timeout: float = DOWNLOAD_TIMEOUT_S) -> None:
@@ -109,13 +112,16 @@ def extract(archive: Path, into: Path) -> None:
         if name.endswith(".zip"):
             with zipfile.ZipFile(archive) as zf:
                 zf.extractall(into)
+        elif name.endswith(".gz") and not name.endswith(TAR_SUFFIXES):
+            with gzip.open(archive) as src, open(into / name[:-3], "wb") as out:
+                shutil.copyfileobj(src, out, CHUNK)
         else:
             done = subprocess.run(["tar", "-xf", str(archive), "-C", str(into)],
                                   capture_output=True, text=True)
             if done.returncode != 0:
                 raise FetchError(f"Failed to extract archive '{archive}' to '{into}': "
                                  f"{done.stderr.strip() or f'tar exited with {done.returncode}'}")
-    except (OSError, zipfile.BadZipFile) as exc:
+    except (OSError, EOFError, zipfile.BadZipFile) as exc:
         raise FetchError(f"Failed to extract archive '{archive}' to '{into}': {exc}") from None
 
 

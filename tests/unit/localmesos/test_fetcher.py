@@ -98,6 +98,13 @@ def test_archives_of_every_kind_are_extracted_into_the_sandbox_and_kept(tmp_path
     assert f"Fetching URI '{served.url(name)}'" in log and "Extracted" in log
 
 
+def test_a_bare_gz_is_decompressed_beside_it(tmp_path, served):
+    import gzip
+    (served.root / "notes.txt.gz").write_bytes(gzip.compress(b"plain\n"))
+    run([{"value": served.url("notes.txt.gz")}], tmp_path / "sb")
+    assert (tmp_path / "sb" / "notes.txt").read_text() == "plain\n" and (tmp_path / "sb" / "notes.txt.gz").is_file()
+
+
 def test_extract_false_only_copies(tmp_path, served):
     tree_archive(served.root / "a.tar.gz")
     run([{"value": served.url("a.tar.gz"), "extract": False}], tmp_path / "sb")
