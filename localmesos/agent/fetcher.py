@@ -150,7 +150,8 @@ class FetcherCache:
         return f"c{next(self._serial)}-{base}"
 
     def get(self, uri: str, out: TextIO) -> Path | None:
-        """The cached file of `uri`, downloaded first on a miss; None when it is too large to cache."""
+        """The cached file of `uri`, downloaded first on a miss; None when it is too large to cache.
+        The action is logged in Mesos' words (RETRIEVE_FROM_CACHE or DOWNLOAD_AND_CACHE)."""
         with self._lock:
             key_lock = self._busy.setdefault(uri, threading.Lock())
         with key_lock:
@@ -159,9 +160,11 @@ class FetcherCache:
                 if entry is not None and entry[0].is_file():
                     self._entries.move_to_end(uri)
                     self.hits += 1
+                    _log(out, f"Cache action for '{uri}': RETRIEVE_FROM_CACHE ({entry[0].name})")
                     return entry[0]
                 self._entries.pop(uri, None)
                 path = self.root / self._file_name(uri)
+            _log(out, f"Cache action for '{uri}': DOWNLOAD_AND_CACHE ({path.name})")
             download(uri, path)
             size = path.stat().st_size
             with self._lock:

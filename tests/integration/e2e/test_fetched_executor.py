@@ -91,7 +91,8 @@ def test_executor_runs_from_the_fetched_bundle_and_a_relaunch_hits_the_agents_ca
     assert sandbox2 != sandbox
     log2 = (sandbox2 / "stderr").read_text(errors="replace")
     for uri in (names.bundle_file(), "kafka-4.3.1.tar.gz"):
-        assert re.search(rf"Fetching URI '\S+/{re.escape(uri)}' from cache", log2), log2[:3000]
+        assert re.search(rf"Cache action for '\S+/{re.escape(uri)}': RETRIEVE_FROM_CACHE", log2), log2[:3000]
+        assert re.search(rf"Cache action for '\S+/{re.escape(uri)}': DOWNLOAD_AND_CACHE", stderr), stderr[:3000]
     assert served_requests(s.log(1 << 20)) == first  # no second download
     assert environ(pid2)["PYTHONPATH"] == str(sandbox2 / names.bundle_name())
     # figures for the record (printed, not asserted): fetch times, first (download) and cached

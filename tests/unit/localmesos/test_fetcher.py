@@ -156,6 +156,7 @@ def test_cache_downloads_once_and_serves_relaunches_from_the_agent(tmp_path, ser
     assert served.gets == {"/bundle.tar.gz": 1, "/plain.bin": 1}
     assert (cache.hits, cache.misses) == (2, 2)
     assert f"Fetching URI '{served.url('bundle.tar.gz')}' from cache" in log
+    assert f"Cache action for '{served.url('bundle.tar.gz')}': RETRIEVE_FROM_CACHE" in log
     assert (tmp_path / "sb2" / "app" / "hello.txt").is_file() and (tmp_path / "sb2" / "plain.bin").stat().st_size == 1000
     # a cached archive is extracted straight from the cache, not copied into the sandbox first
     assert not (tmp_path / "sb2" / "bundle.tar.gz").exists()
