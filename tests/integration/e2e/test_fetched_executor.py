@@ -97,3 +97,20 @@ def test_executor_runs_from_the_fetched_bundle_and_a_relaunch_hits_the_agents_ca
     assert environ(pid2)["PYTHONPATH"] == str(sandbox2 / names.bundle_name())
     # figures for the record (printed, not asserted): fetch times, first (download) and cached
     print("\n".join(line for line in env.lm.agents[0].log().splitlines() if "fetched" in line))
+
+
+@pytest.mark.timeout(60)
+def test_scheduler_refuses_to_start_when_it_has_nothing_to_serve(tmp_path):
+    import sys
+    import yaml
+    empty = tmp_path / "artifacts"
+    empty.mkdir()
+    path = tmp_path / "svc.yaml"
+    path.write_text(yaml.safe_dump({"name": "k", "mesos": {"master": "zk://127.0.0.1:1/mesos"},
+                                    "zookeeper": {"connect": "127.0.0.1:1"},
+                                    "executor": {"artifacts_dir": str(empty)}}))
+    done = subprocess.run([sys.executable, "-m", "scheduler", "--config", str(path)], capture_output=True,
+                          text=True, timeout=50, env={k: v for k, v in os.environ.items() if k != names.ENV_DIR})
+    assert done.returncode == 2, done.stderr
+    assert f"{path}:" in done.stderr and "executor.artifacts: served, but the kmf bundle" in done.stderr
+    assert str(empty) in done.stderr and "make setup" in done.stderr
