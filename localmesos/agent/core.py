@@ -448,6 +448,13 @@ class Agent:
                     self.agent_update(ex.framework_id, id_of(task["task_id"]), "TASK_FAILED",
                                       "REASON_CONTAINER_LAUNCH_FAILED", f"Failed to launch container: {why}",
                                       ex.executor_id)
+        if not ex.command_task:  # the master counts its resources until it hears that it is gone
+            try:
+                self.call_master("executor_exited", {"framework_id": {"value": ex.framework_id},
+                                                     "executor_id": {"value": ex.executor_id},
+                                                     "agent_id": {"value": self.agent_id}, "status": 1 << 8})
+            except OSError:
+                pass
 
     def _wait_executor(self, ex: ExecutorEntry) -> None:
         if ex.proc is not None:
