@@ -21,6 +21,7 @@ the agent turns it into the task's TASK_FAILED.
 from __future__ import annotations
 
 import collections
+import contextlib
 import gzip
 import itertools
 import os
@@ -33,7 +34,7 @@ import urllib.parse
 import urllib.request
 import zipfile
 from pathlib import Path
-from typing import Any, Iterable, Mapping, TextIO
+from typing import Any, Iterable, Iterator, Mapping, TextIO
 
 TAR_SUFFIXES = (".tar", ".tgz", ".tar.gz", ".tbz2", ".tar.bz2", ".txz", ".tar.xz")
 DOWNLOAD_TIMEOUT_S = 60.0
@@ -149,34 +150,40 @@ class FetcherCache:
             base = f"{base[:10]}_{base[-10:]}"
         return f"c{next(self._serial)}-{base}"
 
-    def get(self, uri: str, out: TextIO) -> Path | None:
-        """The cached file of `uri`, downloaded first on a miss; None when it is too large to cache.
-        The action is logged in Mesos' words (RETRIEVE_FROM_CACHE or DOWNLOAD_AND_CACHE)."""
+    @contextlib.contextmanager
+    def fetched(self, uri: str, out: TextIO) -> Iterator[Path | None]:
+        """The cached file of `uri`, downloaded first on a miss (None when it is too large to
+        cache), kept from eviction while the caller copies or extracts it. The action is logged in
+        Mesos' words (RETRIEVE_FROM_CACHE or DOWNLOAD_AND_CACHE)."""
         with self._lock:
             key_lock = self._busy.setdefault(uri, threading.Lock())
         with key_lock:
-            with self._lock:
-                entry = self._entries.get(uri)
-                if entry is not None and entry[0].is_file():
-                    self._entries.move_to_end(uri)
-                    self.hits += 1
-                    _log(out, f"Cache action for '{uri}': RETRIEVE_FROM_CACHE ({entry[0].name})")
-                    return entry[0]
-                self._entries.pop(uri, None)
-                path = self.root / self._file_name(uri)
-            _log(out, f"Cache action for '{uri}': DOWNLOAD_AND_CACHE ({path.name})")
-            download(uri, path)
-            size = path.stat().st_size
-            with self._lock:
-                self.misses += 1
-                if size > self.max_bytes:
-                    _log(out, f"'{uri}' ({size} bytes) is larger than the fetcher cache "
-                              f"({self.max_bytes} bytes): fetching it around the cache")
-                    path.unlink(missing_ok=True)
-                    return None
-                self._entries[uri] = (path, size)
-                self._evict()
-            return path
+            yield self._get(uri, out)
+
+    def _get(self, uri: str, out: TextIO) -> Path | None:
+        """Called with the URI's lock held."""
+        with self._lock:
+            entry = self._entries.get(uri)
+            if entry is not None and entry[0].is_file():
+                self._entries.move_to_end(uri)
+                self.hits += 1
+                _log(out, f"Cache action for '{uri}': RETRIEVE_FROM_CACHE ({entry[0].name})")
+                return entry[0]
+            self._entries.pop(uri, None)
+            path = self.root / self._file_name(uri)
+        _log(out, f"Cache action for '{uri}': DOWNLOAD_AND_CACHE ({path.name})")
+        download(uri, path)
+        size = path.stat().st_size
+        with self._lock:
+            self.misses += 1
+            if size > self.max_bytes:
+                _log(out, f"'{uri}' ({size} bytes) is larger than the fetcher cache "
+                          f"({self.max_bytes} bytes): fetching it around the cache")
+                path.unlink(missing_ok=True)
+                return None
+            self._entries[uri] = (path, size)
+            self._evict()
+        return path
 
     def _evict(self) -> None:
         total = sum(size for _, size in self._entries.values())
@@ -184,8 +191,9 @@ class FetcherCache:
             if total <= self.max_bytes:
                 break
             path, size = self._entries[key]
-            if len(self._entries) == 1:
-                break  # the newest entry always stays (it fits by the check in get)
+            busy = self._busy.get(key)
+            if busy is not None and busy.locked():
+                continue  # being fetched or read right now (the newest entry too)
             del self._entries[key]
             path.unlink(missing_ok=True)
             total -= size
@@ -208,15 +216,16 @@ def fetch_one(uri: Mapping[str, Any], sandbox: Path, cache: FetcherCache | None,
     executable = bool(uri.get("executable", False))
     wants_extract = bool(uri.get("extract", True)) and not executable
     target = _target(uri, sandbox)
-    cached = cache.get(value, out) if cache is not None and uri.get("cache") else None
-    if cached is not None:
-        _log(out, f"Fetching URI '{value}' from cache")
-        if wants_extract and is_archive(target.name):
-            extract(cached, sandbox)
-            _log(out, f"Extracted '{cached}' into '{sandbox}'")
-            return sandbox
-        shutil.copyfile(cached, target)
-    else:
+    with (cache.fetched(value, out) if cache is not None and uri.get("cache")
+          else contextlib.nullcontext()) as cached:
+        if cached is not None:
+            _log(out, f"Fetching URI '{value}' from cache")
+            if wants_extract and is_archive(target.name):
+                extract(cached, sandbox)
+                _log(out, f"Extracted '{cached}' into '{sandbox}'")
+                return sandbox
+            shutil.copyfile(cached, target)
+    if cached is None:
         _log(out, f"Fetching '{value}' directly into the sandbox directory")
         _log(out, f"Downloading resource from '{value}' to '{target}'")
         download(value, target)

@@ -165,6 +165,25 @@ def test_cache_downloads_once_and_serves_relaunches_from_the_agent(tmp_path, ser
     assert served.gets["/plain.bin"] == 2
 
 
+def test_launches_fetching_one_uri_at_once_download_it_once(tmp_path, served):
+    tree_archive(served.root / "bundle.tar.gz")
+    cache = FetcherCache(tmp_path / "cache", parse_bytes("1MB"))
+    errors = []
+
+    def launch(i):
+        try:
+            run([{"value": served.url("bundle.tar.gz"), "cache": True}], tmp_path / f"sb{i}", cache)
+        except Exception as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+    threads = [threading.Thread(target=launch, args=(i,)) for i in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    assert not errors and served.gets == {"/bundle.tar.gz": 1} and (cache.hits, cache.misses) == (3, 1)
+    assert all((tmp_path / f"sb{i}" / "app" / "hello.txt").is_file() for i in range(4))
+
+
 def test_cache_is_bounded_least_recently_used_first(tmp_path, served):
     for name in ("a.bin", "b.bin", "c.bin"):
         (served.root / name).write_bytes(b"x" * 400)
