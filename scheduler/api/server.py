@@ -254,11 +254,14 @@ class Api:
             raise ApiError(404, f"no artifact {sha256[:80]}/{filename[:200]} here (this scheduler serves "
                                 f"{', '.join(sorted(a.name for a in self.artifacts.values())) or 'none'})",
                            "sha256")
-        self.artifact_requests[filename] = self.artifact_requests.get(filename, 0) + 1
-        log.info("serving artifact %s (%d bytes, request %d for it)", filename, item.size,
-                 self.artifact_requests[filename])
         return 200, ("application/gzip" if filename.endswith(".gz") else "application/octet-stream",
                      FileBody(item.path, item.size))
+
+    def artifact_sent(self, name: str, size: int, client: str) -> None:
+        """A whole artifact went out (GETs only: Mesos' fetcher asks HEAD first for the size)."""
+        self.artifact_requests[name] = self.artifact_requests.get(name, 0) + 1
+        log.info("sent artifact %s (%d bytes) to %s, download %d of it", name, size, client,
+                 self.artifact_requests[name])
 
     def get_page(self, body: bytes) -> tuple[int, Any]:
         return 200, ("text/html; charset=utf-8", PAGE.read_bytes())
@@ -517,6 +520,7 @@ def _handler_class(api: Api) -> type:
                 return
             with source:
                 shutil.copyfileobj(source, self.wfile, 1 << 20)
+            api.artifact_sent(data.path.name, data.size, self.client_address[0])
 
         do_GET = do_HEAD = do_POST = do_PUT = do_DELETE = do_PATCH = do_OPTIONS = _serve  # noqa: N815
 

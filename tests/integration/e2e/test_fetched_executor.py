@@ -31,7 +31,7 @@ def environ(pid: int) -> dict[str, str]:
 
 def served_requests(log: str) -> dict[str, int]:
     out: dict[str, int] = {}
-    for name in re.findall(r"serving artifact (\S+) \(", log):
+    for name in re.findall(r"sent artifact (\S+) \(", log):
         out[name] = out.get(name, 0) + 1
     return out
 

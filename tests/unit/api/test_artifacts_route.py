@@ -32,7 +32,9 @@ def files(tmp_path):
 @pytest.fixture
 def server(files):
     table = served_artifacts.find(files)
-    srv = ApiServer(Api(Backend(), CollectorRegistry(), TOKEN, artifacts=table), "127.0.0.1", 0).start()
+    api = Api(Backend(), CollectorRegistry(), TOKEN, artifacts=table)
+    srv = ApiServer(api, "127.0.0.1", 0).start()
+    srv.api = api  # the tests read its download counts
     yield srv, table
     srv.stop()
 
@@ -63,11 +65,14 @@ def test_get_streams_the_file_by_its_sha256_without_a_token(server, files):
         assert "immutable" in resp.getheader("Cache-Control")
 
 
-def test_head_gives_the_headers_only(server):
+def test_head_gives_the_headers_only_and_only_gets_count_as_downloads(server):
     srv, table = server
     sha, item = next((s, i) for s, i in table.items() if i.name == names.bundle_file())
     resp, body = request(srv, "HEAD", f"/v1/artifacts/{sha}/{item.name}")
     assert resp.status == 200 and body == b"" and int(resp.getheader("Content-Length")) == item.size
+    assert srv.api.artifact_requests == {}
+    request(srv, "GET", f"/v1/artifacts/{sha}/{item.name}")
+    assert srv.api.artifact_requests == {item.name: 1}
 
 
 @pytest.mark.parametrize("path", [
