@@ -42,9 +42,9 @@ def needs_kafka(spec: ServiceSpec, pod: PodDef) -> bool:
     return app is not None and app.runtime == "java"
 
 
-def for_pod(spec: ServiceSpec, pod: PodDef, served: Served | None) -> tuple[Artifact, ...]:
-    """The bundle first, then the pod's Kafka archive; empty with ``preinstalled`` (or when
-    nothing is served, as in the pure core's tests)."""
+def for_pod(spec: ServiceSpec, pod: PodDef, served: Served | None) -> tuple[Artifact | None, Artifact | None]:
+    """The pod's kmf bundle and Kafka archive (None for what it does not fetch: everything with
+    ``preinstalled``, or when nothing is served, as in the pure core's tests)."""
     e = spec.executor
     version = spec.kafka.version
     if e.artifacts == "urls":
@@ -54,13 +54,10 @@ def for_pod(spec: ServiceSpec, pod: PodDef, served: Served | None) -> tuple[Arti
     elif e.artifacts == "served" and served is not None:
         bundle, kafka = served.bundle, served.kafka.get(version)
     else:
-        return ()
-    out = [bundle] if bundle is not None else []
-    if kafka is not None and needs_kafka(spec, pod):
-        out.append(kafka)
-    return tuple(out)
+        return None, None
+    return bundle, (kafka if needs_kafka(spec, pod) else None)
 
 
 def identity(spec: ServiceSpec, pod: PodDef, served: Served | None) -> str:
     """What of the executor's artifacts the fingerprint takes ("" when nothing is fetched)."""
-    return "+".join(a.digest for a in for_pod(spec, pod, served))
+    return "+".join(a.digest for a in for_pod(spec, pod, served) if a is not None)

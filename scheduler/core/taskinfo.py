@@ -141,13 +141,14 @@ def executor_info(spec: ServiceSpec, pod: PodDef, executor_id: str, resources: R
         info["command"] = {"shell": False, "value": e.python, "arguments": [e.python, "-m", "executor"],
                            "environment": {"variables": variables}}
         return info
-    fetched = artifacts.for_pod(spec, pod, served)
+    bundle, kafka = artifacts.for_pod(spec, pod, served)
+    fetched = [a for a in (bundle, kafka) if a is not None]
     # Mesos expands no variable in CommandInfo.environment, and the sandbox path is known only on
     # the agent: the shell exports the paths from $MESOS_SANDBOX, then exec's the interpreter (so the
     # executor is the task's process, with absolute paths in its environment that stream apps
     # inherit; KMF_PYTHON is not set: the executor gives its apps its own sys.executable).
     exports = [f'{name}="$MESOS_SANDBOX/{a.folder}"' for name, a in
-               zip(("PYTHONPATH", "KMF_KAFKA_CACHE"), fetched)]
+               (("PYTHONPATH", bundle), ("KMF_KAFKA_CACHE", kafka)) if a is not None]
     run = f"exec {shlex.quote(e.python)} -m executor"
     info["command"] = {
         "shell": True, "value": f"export {' '.join(exports)} && {run}" if exports else run,

@@ -115,3 +115,13 @@ def test_fingerprint_follows_the_content_not_the_address():
     assert fingerprint(pod, data, "") == fingerprint(pod, data)
     pre = spec(BASE + "executor: {artifacts: preinstalled}\n")
     assert fingerprint(pod, data, identity(pre, pod, served())) == fingerprint(pod, data)
+
+
+def test_each_path_points_at_its_own_archive_whatever_is_missing():
+    s = spec()
+    only_kafka = Served(None, served().kafka)
+    cmd = executor_info(s, pods(s)["broker-0"], "e", Resources(), only_kafka)["command"]
+    assert cmd["value"] == 'export KMF_KAFKA_CACHE="$MESOS_SANDBOX/kafka" && exec python3 -m executor'
+    assert [u["value"].rsplit("/", 1)[1] for u in cmd["uris"]] == ["kafka-4.3.1.tar.gz"]
+    nothing = executor_info(s, pods(s)["broker-0"], "e", Resources(), None)["command"]
+    assert nothing["value"] == "exec python3 -m executor" and nothing["uris"] == []
