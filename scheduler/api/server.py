@@ -53,6 +53,7 @@ class FileBody:
 
     path: Path
     size: int
+    name: str = ""
 
 
 class ApiError(Exception):
@@ -255,7 +256,7 @@ class Api:
                                 f"{', '.join(sorted(a.name for a in self.artifacts.values())) or 'none'})",
                            "sha256")
         return 200, ("application/gzip" if filename.endswith(".gz") else "application/octet-stream",
-                     FileBody(item.path, item.size))
+                     FileBody(item.reader(), item.size, item.name))
 
     def artifact_sent(self, name: str, size: int, client: str) -> None:
         """A whole artifact went out (GETs only: Mesos' fetcher asks HEAD first for the size)."""
@@ -520,7 +521,7 @@ def _handler_class(api: Api) -> type:
                 return
             with source:
                 shutil.copyfileobj(source, self.wfile, 1 << 20)
-            api.artifact_sent(data.path.name, data.size, self.client_address[0])
+            api.artifact_sent(data.name or data.path.name, data.size, self.client_address[0])
 
         do_GET = do_HEAD = do_POST = do_PUT = do_DELETE = do_PATCH = do_OPTIONS = _serve  # noqa: N815
 

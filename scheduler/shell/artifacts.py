@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import os
 import re
 from pathlib import Path
 from typing import Mapping
@@ -27,13 +28,22 @@ _KAFKA = re.compile(r"^kafka-(\d+\.\d+\.\d+)\.tar\.gz$")
 
 @attrs.frozen
 class ArtifactFile:
+    """One archive as found at start. `fd` stays open: a `make setup` that replaces the file while
+    the scheduler runs (a new inode) must not change what is served under the old sha256, or the
+    agents' fetcher caches would keep the new content under the old URI."""
+
     path: Path
     sha256: str
     size: int
+    fd: int
 
     @property
     def name(self) -> str:
         return self.path.name
+
+    def reader(self) -> Path:
+        """A path that opens the content found at start, whatever happened to `path` since."""
+        return Path(f"/proc/self/fd/{self.fd}")
 
 
 def sha256_of(path: Path) -> str:
@@ -61,7 +71,9 @@ def find(directory: Path) -> dict[str, ArtifactFile]:
     candidates += sorted(p for p in directory.iterdir() if _KAFKA.match(p.name))
     for path in candidates:
         if path.is_file():
-            item = ArtifactFile(path.resolve(), sha256_of(path), path.stat().st_size)
+            fd = os.open(path, os.O_RDONLY)
+            size = os.fstat(fd).st_size
+            item = ArtifactFile(path.resolve(), sha256_of(path), size, fd)
             found[item.sha256] = item
     return found
 
