@@ -6,7 +6,6 @@ and their defaults. Field names are the YAML keys.
 from __future__ import annotations
 
 import getpass
-import sys
 from pathlib import Path
 from typing import Literal
 
@@ -42,6 +41,8 @@ class MesosSpec:
     role: str = "kafka-role"
     principal: str | None = None
     secret_file: str | None = None
+    # the name of an environment variable holding the secret (Marathon's secrets arrive as env vars)
+    secret_env: str | None = None
     failover_timeout_s: float = 604800.0
     user: str = attrs.field(factory=_user)
     checkpoint: bool = True
@@ -143,9 +144,23 @@ class ApiSpec:
 
 @attrs.frozen
 class ExecutorSpec:
-    python: str = sys.executable
-    pythonpath: str | None = str(REPO_ROOT)
-    kafka_cache: str | None = str(REPO_ROOT / ".cache" / "kafka")
+    """How the kmf executor (and the Kafka runtime it starts) reaches each agent's sandbox.
+
+    ``served`` (default): the scheduler serves the kmf bundle and the Kafka archives that `make
+    setup` builds (found in ``artifacts_dir``, else ``$KMF_ARTIFACTS``, else ``.cache/artifacts``)
+    and every task fetches them through ``CommandInfo.uris``. ``urls``: the same from a repository
+    of your own (``bundle_uri``, ``kafka_uris`` by Kafka version). ``preinstalled``: nothing is
+    fetched; ``pythonpath`` and ``kafka_cache`` are paths on every agent (kmf's old way).
+    ``python`` is the agents' interpreter, looked up on their PATH unless absolute.
+    """
+
+    artifacts: Literal["served", "urls", "preinstalled"] = "served"
+    python: str = "python3"
+    artifacts_dir: str | None = None
+    bundle_uri: str | None = None
+    kafka_uris: dict[str, str] = attrs.field(factory=dict)
+    pythonpath: str | None = None
+    kafka_cache: str | None = None
 
 
 @attrs.frozen

@@ -12,6 +12,7 @@ from typing import Iterable
 import attrs
 
 from config.models import AppSpec, Constraint, ServiceSpec
+from kmf import artifacts
 
 NAME = re.compile(r"^[a-z][a-z0-9-]{0,38}[a-z0-9]$|^[a-z]$")
 HOST_PORT = re.compile(r"^[A-Za-z0-9_.\-]+:\d{1,5}$")
@@ -107,6 +108,13 @@ def validate(spec: ServiceSpec, check_files: bool = False,
         out.append(("mesos.role", f"{m.role!r} is not a valid Mesos role"))
     if m.secret_file and not m.principal:
         out.append(("mesos.principal", "a secret_file needs a principal"))
+    if m.secret_env and not m.principal:
+        out.append(("mesos.principal", "a secret_env needs a principal"))
+    if m.secret_env and m.secret_file:
+        out.append(("mesos.secret_env", "give the secret one way: secret_file or secret_env"))
+    if m.secret_env and check_files and not os.environ.get(m.secret_env, "").strip():
+        out.append(("mesos.secret_env", f"the environment variable {m.secret_env} is not set or empty "
+                                        "(under Marathon: an env entry {\"secret\": \"<name>\"})"))
     z = spec.zookeeper
     if not all(HOST_PORT.match(h) for h in z.connect.split(",")):
         out.append(("zookeeper.connect", f"{z.connect!r} must be host:port[,host:port...]"))
@@ -144,6 +152,7 @@ def validate(spec: ServiceSpec, check_files: bool = False,
                                                    "storage or quorum); it cannot be overridden"))
     out += _constraints("kafka.placement", k.placement)
     out += _security(spec)
+    out += _executor(spec, check_files)
     names: set[str] = set()
     for i, app in enumerate(spec.apps):
         out += _app(i, app)
@@ -177,6 +186,52 @@ def validate(spec: ServiceSpec, check_files: bool = False,
                             ("api.tls_key_file", spec.api.tls_key_file)):
             if value and not os.access(value, os.R_OK):
                 out.append((path, f"{value!r} does not exist or is not readable"))
+    return out
+
+
+_URI = re.compile(r"^(https?://[^/\s]+/\S*|file:///\S+|/\S+)$")
+_ONLY = {"served": ("artifacts_dir",), "urls": ("bundle_uri", "kafka_uris"),
+         "preinstalled": ("pythonpath", "kafka_cache")}
+
+
+def _executor(spec: ServiceSpec, check_files: bool) -> list[Issue]:
+    """Where the executor comes from (config.models.ExecutorSpec). An agent's interpreter is not
+    checked here: agents are other machines, and `python3` is looked up on their PATH."""
+    e = spec.executor
+    out: list[Issue] = []
+    if not e.python.strip():
+        out.append(("executor.python", "must name the agents' Python 3 (default python3, found on their PATH)"))
+    for mode, fields in _ONLY.items():
+        for field in fields:
+            if mode != e.artifacts and getattr(e, field):
+                out.append((f"executor.{field}", f"is only used with executor.artifacts: {mode} "
+                                                 f"(this service has {e.artifacts})"))
+    if e.artifacts == "urls":
+        if not e.bundle_uri:
+            out.append(("executor.bundle_uri", "executor.artifacts: urls needs the kmf bundle's URI "
+                                               "(the kmf-<version>-py3.11-linux-x86_64.tar.gz that make setup builds)"))
+        if spec.kafka.version not in e.kafka_uris:
+            out.append(("executor.kafka_uris", f"executor.artifacts: urls needs a URI for Kafka {spec.kafka.version} "
+                                               f"(kafka.version), e.g. {spec.kafka.version}: https://repo/kafka-"
+                                               f"{spec.kafka.version}.tar.gz"))
+        for field, uri in [("bundle_uri", e.bundle_uri), *((f"kafka_uris.{v}", u) for v, u in e.kafka_uris.items())]:
+            if uri and not _URI.match(uri):
+                out.append((f"executor.{field}", f"{uri!r} must be an http(s):// or file:// URI or an absolute "
+                                                 "path, as the Mesos fetcher takes"))
+            elif uri and not artifacts.is_archive(uri):
+                out.append((f"executor.{field}", f"{uri!r} must be an archive the fetcher extracts "
+                                                 f"({', '.join(artifacts.ARCHIVE_SUFFIXES)})"))
+    if e.artifacts == "served" and check_files:
+        where = artifacts.served_dir(e.artifacts_dir)
+        wanted = [("the kmf bundle", artifacts.bundle_file()),
+                  (f"Kafka {spec.kafka.version}", artifacts.kafka_file(spec.kafka.version))]
+        missing = [f"{what} ({name})" for what, name in wanted if not (where / name).is_file()]
+        if missing:
+            source = ("executor.artifacts_dir" if e.artifacts_dir else
+                      f"${artifacts.ENV_DIR}" if os.environ.get(artifacts.ENV_DIR) else "the default")
+            out.append(("executor.artifacts", f"served, but {' and '.join(missing)} not found in {where} "
+                                              f"({source}); `make setup` builds them into .cache/artifacts, or "
+                                              f"point executor.artifacts_dir or ${artifacts.ENV_DIR} at them"))
     return out
 
 

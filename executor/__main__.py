@@ -1,9 +1,18 @@
 """`python -m executor`: what a Mesos agent starts for every kmf task."""
-import logging
-import os
 import sys
 
-from executor.main import main
+from kmf.artifacts import check_interpreter
+
+# before any dependency is imported: a bundle's binary wheels fail obscurely on another Python
+_wrong = check_interpreter()
+if _wrong:
+    print(f"kmf executor: {_wrong}", file=sys.stderr, flush=True)
+    sys.exit(1)
+
+import logging  # noqa: E402
+import os  # noqa: E402
+
+from executor.main import main  # noqa: E402
 
 if __name__ == "__main__":
     code = main()

@@ -191,6 +191,27 @@ class Scheduler:
     log_path: Path
 
 
+def marathon_fetches(app_path: Path, config_path: Path) -> dict[str, Path]:
+    """The local files for config/marathon.json's fetch URIs, by basename: its example repository
+    is not reachable here, so the demo hands Marathon's fetcher the archives `make setup` built
+    (.cache/artifacts) and the demo's config, as file:// URIs (the fetch itself is the same)."""
+    from kmf import artifacts
+    local = artifacts.served_dir()
+    out: dict[str, Path] = {}
+    for entry in json.loads(app_path.read_text()).get("fetch") or []:
+        name = entry["uri"].rsplit("/", 1)[-1]
+        if name.startswith("kmf-"):
+            out[name] = local / artifacts.bundle_file()
+        elif name.startswith("kafka-"):
+            out[name] = local / name
+        elif name.endswith(".yaml"):
+            out[name] = config_path.resolve()
+    missing = [str(p) for p in out.values() if not p.is_file()]
+    if missing:
+        raise DemoError(f"not built: {', '.join(missing)} (`make setup` builds the kmf bundle and Kafka archives)")
+    return out
+
+
 def start_scheduler(state: Mapping[str, Any], work_dir: Path, config_path: Path,
                     narrator: Narrator, timeout: float = 60.0) -> Scheduler:
     """Start the kmf scheduler from config/marathon.json as Marathon would (localmesos.marathon:
@@ -207,8 +228,9 @@ def start_scheduler(state: Mapping[str, Any], work_dir: Path, config_path: Path,
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))}
     argv = [sys.executable, "-m", "localmesos.marathon", "--app", str(REPO / "config" / "marathon.json"),
             "--work_dir", str(marathon_dir), "--host", host, "--port", str(port), "--health_scale", "0.1",
-            "--env", f"KMF_HOME={REPO}", "--env", f"KMF_MASTER={state['zk_url']}", "--env", f"KMF_ZK={state['zk']}",
-            "--fetch", f"cluster.yaml={config_path.resolve()}"]
+            "--env", f"KMF_MASTER={state['zk_url']}", "--env", f"KMF_ZK={state['zk']}",
+            *(arg for name, path in marathon_fetches(REPO / "config" / "marathon.json", config_path).items()
+              for arg in ("--fetch", f"{name}={path}"))]
     proc = procs.spawn(argv, log_path=marathon_dir / "marathon-runner.log", cwd=REPO, env=env)
     record_process(work_dir, "scheduler", proc.pid, api_port=port)
     api_url = f"http://{host}:{port}"

@@ -1,20 +1,23 @@
 """Run a Marathon app definition the way Marathon would, on this machine (for the local cluster).
 
 `python -m localmesos.marathon --app config/marathon.json --work_dir DIR [--port P] [--env K=V]
-[--fetch NAME=PATH]` keeps the app's instances running: each in a fresh sandbox with the fetched
-files, the environment Marathon gives (`PORT0`…, `PORT`, `PORTS`, `HOST`, `MESOS_SANDBOX`,
-`MARATHON_APP_ID`, `MARATHON_APP_RESOURCE_CPUS/MEM`, the app's `env`), started with `sh -c cmd`;
-its MESOS_HTTP health check polled after the grace period, an instance that fails it
-`maxConsecutiveFailures` times killed; an instance that exits restarted with backoff (1 s doubling
-to 60 s, reset after a minute up). Fetch URIs this machine cannot reach are given as local files
-with `--fetch <basename>=<path>` (Marathon's fetcher would download them).
+[--fetch NAME=PATH] [--secret NAME=FILE]` keeps the app's instances running: each in a fresh
+sandbox with the app's `fetch` URIs fetched by the agent's fetcher (`localmesos.agent.fetcher`:
+extract, executable, cache, output_file as Mesos does; one cache for the runner, so a restart does
+not fetch again), the environment Marathon gives (`PORT0`…, `PORT`, `PORTS`, `HOST`,
+`MESOS_SANDBOX`, `MARATHON_APP_ID`, `MARATHON_APP_RESOURCE_CPUS/MEM`, the app's `env`, its secret
+references `{"secret": "<name>"}` set from `--secret <name>=FILE`, unset without one), started
+with `sh -c cmd`; its MESOS_HTTP health check polled after the grace period, an instance that fails
+it `maxConsecutiveFailures` times killed; an instance that exits restarted with backoff (1 s
+doubling to 60 s, reset after a minute up). A fetch URI this machine cannot reach (the example
+repository of config/marathon.json) is given as a local file with `--fetch <basename>=<path>`: it is
+fetched as ``file://<path>`` instead, through the same fetcher, keeping the URI's flags.
 """
 from __future__ import annotations
 
 import argparse
 import json
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -28,6 +31,7 @@ from typing import Any, Mapping, Sequence
 import attrs
 
 from localmesos import procs
+from localmesos.agent.fetcher import FetcherCache, FetchError, fetch_all, parse_bytes
 
 
 class AppError(ValueError):
@@ -50,10 +54,11 @@ class AppDefinition:
     cmd: str
     env: Mapping[str, str]
     ports: int
-    fetch: tuple[str, ...]
+    fetch: tuple[Mapping[str, Any], ...]  # Marathon's fetch entries: uri, extract, executable, cache, outputFile
     cpus: float
     mem: float
     health: HealthCheck | None
+    secret_env: Mapping[str, str] = attrs.field(factory=dict)  # env var → secret name
 
     @classmethod
     def load(cls, path: Path) -> "AppDefinition":
@@ -64,8 +69,21 @@ class AppDefinition:
         if not isinstance(doc, dict) or not isinstance(doc.get("id"), str) or not isinstance(doc.get("cmd"), str):
             raise AppError(f"{path}: an app needs a string 'id' and 'cmd'")
         env = doc.get("env") or {}
-        if not isinstance(env, dict) or not all(isinstance(v, str) for v in env.values()):
-            raise AppError(f"{path}: env must map names to strings (secrets go in 'secrets')")
+        secrets = doc.get("secrets") or {}
+        if not isinstance(env, dict) or not isinstance(secrets, dict):
+            raise AppError(f"{path}: env and secrets must be objects")
+        secret_env = {}
+        for name, value in env.items():
+            if isinstance(value, dict) and set(value) == {"secret"}:
+                if value["secret"] not in secrets:
+                    raise AppError(f"{path}: env.{name} refers to the secret {value['secret']!r}, "
+                                   f"which is not in secrets")
+                secret_env[name] = value["secret"]
+            elif not isinstance(value, str):
+                raise AppError(f"{path}: env.{name} must be a string or {{\"secret\": \"<name>\"}}")
+        fetch = doc.get("fetch") or []
+        if not all(isinstance(f, dict) and isinstance(f.get("uri"), str) for f in fetch):
+            raise AppError(f"{path}: every fetch entry needs a string 'uri'")
         checks = [c for c in doc.get("healthChecks") or [] if c.get("protocol") in ("HTTP", "MESOS_HTTP")]
         health = None
         if checks:
@@ -73,21 +91,42 @@ class AppDefinition:
             health = HealthCheck(c.get("path", "/"), int(c.get("portIndex", 0)), float(c.get("gracePeriodSeconds", 300)),
                                  float(c.get("intervalSeconds", 60)), float(c.get("timeoutSeconds", 20)),
                                  int(c.get("maxConsecutiveFailures", 3)))
-        return cls(doc["id"], doc["cmd"], env, len(doc.get("portDefinitions") or []) or 1,
-                   tuple(f["uri"] for f in doc.get("fetch") or []), float(doc.get("cpus", 1)),
-                   float(doc.get("mem", 128)), health)
+        return cls(doc["id"], doc["cmd"], {k: v for k, v in env.items() if isinstance(v, str)},
+                   len(doc.get("portDefinitions") or []) or 1, tuple(fetch), float(doc.get("cpus", 1)),
+                   float(doc.get("mem", 128)), health, secret_env)
+
+    def uris(self, local: Mapping[str, Path]) -> list[dict[str, Any]]:
+        """The fetch entries as CommandInfo.URIs (Marathon's translation), with the URIs given
+        locally by basename replaced by ``file://`` ones."""
+        out = []
+        for f in self.fetch:
+            uri = f["uri"]
+            name = Path(urllib.parse.urlsplit(uri).path).name
+            item: dict[str, Any] = {"value": uri, "extract": bool(f.get("extract", True)),
+                                    "executable": bool(f.get("executable", False)),
+                                    "cache": bool(f.get("cache", False))}
+            if name in local:  # the sandbox gets the name the real URI gives, whatever the local file's
+                item["value"] = Path(local[name]).resolve().as_uri()
+                item["output_file"] = name
+            if f.get("outputFile"):
+                item["output_file"] = f["outputFile"]
+            out.append(item)
+        return out
 
 
 class Runner:
     def __init__(self, app: AppDefinition, work_dir: Path, host: str = "127.0.0.1",
                  ports: Sequence[int] = (), env: Mapping[str, str] | None = None,
-                 fetch: Mapping[str, Path] | None = None, health_scale: float = 1.0) -> None:
+                 fetch: Mapping[str, Path] | None = None, health_scale: float = 1.0,
+                 secrets: Mapping[str, str] | None = None) -> None:
         self.app = app
         self.work_dir = Path(work_dir)
         self.host = host
         self.ports = list(ports) or [procs.free_port(host) for _ in range(app.ports)]
         self.env = dict(env or {})
         self.fetch = dict(fetch or {})
+        self.secrets = dict(secrets or {})
+        self.cache = FetcherCache(self.work_dir / "fetch", parse_bytes("2GB"))
         self.health_scale = health_scale
         self.proc: subprocess.Popen | None = None
         self.runs = 0
@@ -102,12 +141,11 @@ class Runner:
     def _sandbox(self) -> Path:
         sandbox = self.work_dir / "sandboxes" / f"run-{self.runs}"
         sandbox.mkdir(parents=True, exist_ok=True)
-        for uri in self.app.fetch:
-            name = Path(urllib.parse.urlsplit(uri).path).name
-            source = self.fetch.get(name) or (Path(urllib.parse.urlsplit(uri).path) if uri.startswith("file://") else None)
-            if source is None or not Path(source).exists():
-                raise AppError(f"fetch {uri}: not reachable here; give it with --fetch {name}=PATH")
-            shutil.copy(source, sandbox / name)
+        try:
+            with open(sandbox / "stderr", "a") as err:
+                fetch_all(self.app.uris(self.fetch), sandbox, self.cache, err)
+        except FetchError as exc:
+            raise AppError(f"{exc} (a URI this machine cannot reach is given with --fetch NAME=PATH)") from None
         return sandbox
 
     def _launch(self) -> None:
@@ -117,6 +155,9 @@ class Runner:
                "MARATHON_APP_ID": self.app.id, "MARATHON_APP_RESOURCE_CPUS": str(self.app.cpus),
                "MARATHON_APP_RESOURCE_MEM": str(self.app.mem), "PORT": str(self.ports[0]),
                "PORTS": ",".join(map(str, self.ports))}
+        for var, secret in self.app.secret_env.items():
+            if secret in self.secrets:
+                env[var] = self.secrets[secret]
         env.update({f"PORT{i}": str(p) for i, p in enumerate(self.ports)})
         with open(sandbox / "stdout", "ab") as out, open(sandbox / "stderr", "ab") as err:
             self.proc = subprocess.Popen(["/bin/sh", "-c", self.app.cmd], cwd=str(sandbox), env=env,
@@ -178,6 +219,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--port", action="append", type=int, default=[], help="ports to give (PORT0, PORT1, …)")
     p.add_argument("--env", action="append", default=[], metavar="NAME=VALUE")
     p.add_argument("--fetch", action="append", default=[], metavar="NAME=PATH")
+    p.add_argument("--secret", action="append", default=[], metavar="NAME=FILE",
+                   help="the value of the app's secret NAME (Marathon's secret store), read from FILE")
     p.add_argument("--health_scale", type=float, default=1.0,
                    help="scale the health check's grace and interval (tests use short ones)")
     args = p.parse_args(argv)
@@ -185,11 +228,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         app = AppDefinition.load(args.app)
         env = dict(item.split("=", 1) for item in args.env)
         fetch = {k: Path(v) for k, v in (item.split("=", 1) for item in args.fetch)}
-    except (AppError, ValueError) as exc:
+        secrets = {k: Path(v).read_text().strip() for k, v in (item.split("=", 1) for item in args.secret)}
+    except (AppError, ValueError, OSError) as exc:
         print(f"marathon: {exc}", file=sys.stderr)
         return 2
     args.work_dir.mkdir(parents=True, exist_ok=True)
-    runner = Runner(app, args.work_dir, args.host, args.port, env, fetch, args.health_scale)
+    runner = Runner(app, args.work_dir, args.host, args.port, env, fetch, args.health_scale, secrets)
     signal.signal(signal.SIGTERM, lambda *_: runner.stopped.set())
     signal.signal(signal.SIGINT, lambda *_: runner.stopped.set())
     try:

@@ -28,6 +28,7 @@ from kazoo.client import KazooClient
 import config
 from config import ConfigError, ServiceSpec
 from executor.runtime.broker_config import new_cluster_id
+from kmf import artifacts as kmf_artifacts
 from scheduler.api.metrics import Metrics, StateCollector
 from scheduler.api.server import Api, ApiServer
 from scheduler.api.views import broker_endpoint
@@ -35,6 +36,7 @@ from scheduler.core import actions as act
 from scheduler.core import launch_config
 from scheduler.core.decide import initial_state
 from scheduler.core.state import State
+from scheduler.shell import artifacts as served_artifacts
 from scheduler.shell.errors import StoreError
 from scheduler.shell.kafka_watch import KafkaWatcher
 from scheduler.shell.leader import LeaderElection
@@ -275,10 +277,18 @@ def run(config_path: str) -> int:
     token = _read(spec.api.token_file)
     port = spec.api.port or int(os.environ.get("PORT0", "0") or 0)
     api_tls = (spec.api.tls_cert_file, spec.api.tls_key_file) if spec.api.tls_cert_file else None
-    server = ApiServer(Api(service, metrics.registry, token, ca_cert=lambda: ca.cert_pem if ca else None),
+    # whatever the mode, serve what is there: a config update may switch to executor.artifacts: served
+    artifact_dir = kmf_artifacts.served_dir(spec.executor.artifacts_dir)
+    artifact_files = served_artifacts.find(artifact_dir)
+    server = ApiServer(Api(service, metrics.registry, token, ca_cert=lambda: ca.cert_pem if ca else None,
+                           artifacts=artifact_files),
                        spec.api.bind, port, tls=api_tls).start()  # type: ignore[arg-type]
     url = f"{server.scheme}://{advertised_host(spec.api.bind)}:{server.port}/"
     log.info("API and web page at %s", url)
+    # the agents fetch from the address the framework advertises (webui_url), not 127.0.0.1
+    served = served_artifacts.served(artifact_files, url)
+    log.info("serving %s from %s", ", ".join(sorted(f.name for f in artifact_files.values())) or "no artifact",
+             artifact_dir)
     print(f"kmf scheduler: API at {url}", flush=True)
 
     stopping = threading.Event()
@@ -353,10 +363,11 @@ def run(config_path: str) -> int:
             log.info("target config %s from ZooKeeper stays in force (launch file %s unchanged since the "
                      "last start)", begin.config_id, config_path)
         state = initial_state(begin.spec, begin.config_id, stored.framework_id, stored.tasks, stored.properties,
-                              cluster_id=new_cluster_id())
+                              cluster_id=new_cluster_id(), served=served)
         loop = Loop(state, store, None, on_decision=metrics.observe)
         loop.fault = _fault_hook(os.environ.get("KMF_FAULT"))
-        secret = read_secret(spec.mesos.secret_file) if spec.mesos.secret_file else None
+        secret = (read_secret(spec.mesos.secret_file) if spec.mesos.secret_file else
+                  os.environ[spec.mesos.secret_env].strip() if spec.mesos.secret_env else None)
         settings = FrameworkSettings(
             name=spec.name, user=spec.mesos.user, role=begin.spec.mesos.role, principal=begin.spec.mesos.principal,
             secret=secret, failover_timeout=spec.mesos.failover_timeout_s,

@@ -26,20 +26,15 @@ fi
 
 # --- Python environment --------------------------------------------------------------------
 PYTHON="${KMF_PYTHON:-$(command -v python3.11)}"
-stamp_py="$(cat "$ROOT/setup.cfg" "$ROOT/tools/setup.sh" | sha256sum | cut -c1-16)"
+stamp_py="$(cat "$ROOT/setup.cfg" "$ROOT/tools/setup.sh" "$ROOT/tools/http-parser-wheel.sh" | sha256sum | cut -c1-16)"
 if [ ! -x "$VENV/bin/python" ] || [ "$(cat "$VENV/.kmf-stamp" 2>/dev/null)" != "$stamp_py" ]; then
   log "building $VENV with $PYTHON"
   [ -x "$VENV/bin/python" ] || "$PYTHON" -m venv "$VENV"
   "$VENV/bin/pip" install -q --upgrade pip setuptools wheel
   if ! "$VENV/bin/python" -c 'import http_parser.http' 2>/dev/null; then
-    # pymesos needs http-parser 0.9.0, whose C extension does not build on Python 3.11; its
-    # pure-Python parser is complete, so build the sdist with the extension switched off.
-    tmp="$(mktemp -d)"
-    "$VENV/bin/pip" download -q --no-deps --no-binary :all: http-parser==0.9.0 -d "$tmp"
-    tar xzf "$tmp"/http-parser-0.9.0.tar.gz -C "$tmp"
-    sed -i 's/run_setup(not IS_PYPY)/run_setup(False)/' "$tmp"/http-parser-0.9.0/setup.py
-    "$VENV/bin/pip" install -q "$tmp"/http-parser-0.9.0
-    rm -rf "$tmp"
+    # pymesos needs http-parser 0.9.0, built as a pure-Python wheel (its C extension does not
+    # compile on Python 3.11); the kmf bundle (tools/artifacts.sh) installs the same wheel
+    "$VENV/bin/pip" install -q "$(bash "$ROOT/tools/http-parser-wheel.sh" "$VENV/bin/python" "$CACHE/wheels")"
   fi
   "$VENV/bin/pip" install -q -e "$ROOT[test]"
   "$VENV/bin/python" -c 'from http_parser.http import HttpParser; import pymesos, kazoo, confluent_kafka'
@@ -50,6 +45,8 @@ fi
 if [ -f "$ROOT/tools/kafka/assemble.sh" ]; then
   bash "$ROOT/tools/kafka/assemble.sh" "$CACHE/kafka"
 fi
+# --- What agents fetch: the kmf bundle and the Kafka runtimes as archives (.cache/artifacts) -------
+bash "$ROOT/tools/artifacts.sh" "$VENV/bin/python"
 # --- Apache Mesos (a test dependency like ZooKeeper, when a build is at hand) ----------------
 # The shared build (../shared/mesos beside this checkout, or KMF_MESOS_TARBALL) is extracted into
 # .cache/mesos with its Debian runtime libraries; a user's own install is named by KMF_MESOS_HOME.

@@ -25,6 +25,7 @@ from typing import Any
 
 import attrs
 
+from localmesos.agent.fetcher import FetcherCache, FetchError, fetch_all, parse_bytes
 from localmesos.master.links import post_json
 from mesoslib.resources import Resources, parse_attributes_flag, parse_resources_flag, attributes_to_json
 
@@ -128,6 +129,9 @@ class Agent:
         self.stopped = threading.Event()
         self.started = time.time()
         self.counters = {"valid_status_updates": 0, "invalid_status_updates": 0}
+        cache_dir = getattr(flags, "fetcher_cache_dir", None) or self.work_dir / "fetch"
+        self.fetcher_cache = FetcherCache(Path(cache_dir),
+                                          parse_bytes(str(getattr(flags, "fetcher_cache_size", "2GB"))))
         self.detector = None
         self.drain_config: dict | None = None  # set while the master drains this agent
         # Mesos' DEFAULT_EXECUTOR_HEARTBEAT_INTERVAL (src/slave/constants.hpp) unless the
@@ -419,6 +423,42 @@ class Agent:
             env[str(var.get("name"))] = str(var.get("value", ""))
         return env
 
+    def launch_container(self, ex: ExecutorEntry) -> None:
+        """Fetch the executor's URIs, then start it: in a thread of its own, as downloads of tens
+        of MB must not hold up the agent's HTTP server (run_task answers the master at once) or
+        other launches."""
+        threading.Thread(target=self._fetch_and_start, args=(ex,), name=f"launch-{ex.executor_id}",
+                         daemon=True).start()
+
+    def _fetch_and_start(self, ex: ExecutorEntry) -> None:
+        uris = (ex.info.get("command") or {}).get("uris") or []
+        if uris:
+            started = time.monotonic()
+            try:
+                with open(ex.sandbox / "stderr", "a") as err:
+                    fetch_all(uris, ex.sandbox, self.fetcher_cache, err)
+            except FetchError as exc:
+                log.warning("fetching for executor %s failed: %s", ex.executor_id, exc)
+                # Mesos' words: the containerizer's failure, wrapped by the agent's launch failure
+                # (src/slave/containerizer/fetcher.cpp, Slave::executorLaunched)
+                self.executor_failed_to_start(
+                    ex, f"Failed to fetch all URIs for container '{ex.container_id}': exited with status 1")
+                return
+            log.info("fetched %d URIs for executor %s in %.2fs", len(uris), ex.executor_id,
+                     time.monotonic() - started)
+        with self.lock:
+            current = self.executors.get((ex.framework_id, ex.executor_id)) is ex
+        if not current or ex.shutting_down:
+            # its tasks were killed while it was fetching: end it as one that exited at once
+            log.info("executor %s was shut down while fetching: not started", ex.executor_id)
+            if current:
+                self.executor_exited(ex, 0)
+            return
+        self.start_executor(ex)
+        timer = threading.Timer(REGISTRATION_TIMEOUT_S, self._registration_timeout, args=(ex,))
+        timer.daemon = True  # must not keep a stopping agent alive
+        timer.start()
+
     def start_executor(self, ex: ExecutorEntry) -> None:
         cmd = ex.info.get("command") or {}
         if cmd.get("shell", True):
@@ -448,6 +488,13 @@ class Agent:
                     self.agent_update(ex.framework_id, id_of(task["task_id"]), "TASK_FAILED",
                                       "REASON_CONTAINER_LAUNCH_FAILED", f"Failed to launch container: {why}",
                                       ex.executor_id)
+        if not ex.command_task:  # the master counts its resources until it hears that it is gone
+            try:
+                self.call_master("executor_exited", {"framework_id": {"value": ex.framework_id},
+                                                     "executor_id": {"value": ex.executor_id},
+                                                     "agent_id": {"value": self.agent_id}, "status": 1 << 8})
+            except OSError:
+                pass
 
     def _wait_executor(self, ex: ExecutorEntry) -> None:
         if ex.proc is not None:
@@ -523,8 +570,11 @@ class Agent:
                 info = {"executor_id": {"value": tid}, "framework_id": {"value": fid},
                         "name": f"Command Executor (Task: {tid}) (Command: sh -c '{(task.get('command') or {}).get('value', '')[:60]}')",
                         "source": tid,
+                        # the task's URIs are fetched into the command executor's sandbox, as
+                        # Mesos' Slave::getExecutorInfo copies them
                         "command": {"shell": False, "value": sys.executable,
-                                    "arguments": [sys.executable, "-m", "localmesos.agent.command_executor"]}}
+                                    "arguments": [sys.executable, "-m", "localmesos.agent.command_executor"],
+                                    "uris": list((task.get("command") or {}).get("uris") or [])}}
             ex = self.executors.get((fid, eid))
             new = ex is None
             if new:
@@ -537,10 +587,7 @@ class Agent:
             self._link_volumes(task, ex.sandbox)
             self.send_event(ex, {"type": "LAUNCH", "launch": {"task": task}})
         if new:
-            self.start_executor(ex)
-            timer = threading.Timer(REGISTRATION_TIMEOUT_S, self._registration_timeout, args=(ex,))
-            timer.daemon = True  # must not keep a stopping agent alive
-            timer.start()
+            self.launch_container(ex)
         return {}
 
     def run_task_group(self, body: dict) -> dict:
@@ -563,7 +610,7 @@ class Agent:
                 self._link_volumes(task, ex.sandbox)
             self.send_event(ex, {"type": "LAUNCH_GROUP", "launch_group": {"task_group": {"tasks": tasks}}})
         if new:
-            self.start_executor(ex)
+            self.launch_container(ex)
         return {}
 
     def _link_volumes(self, task: dict, sandbox: Path) -> None:

@@ -4,8 +4,9 @@ Flags: ``--master`` (``host:port``, ``http://host:port`` or ``zk://host:port/pat
 ``--port``, ``--work_dir``, ``--resources`` (``cpus:4;mem:4096;disk:20000;ports:[31000-32000]``),
 ``--attributes`` (``zone:a;rack:r1``), ``--hostname`` (default: ``--ip``, since every localmesos
 agent of a machine has its own loopback address), ``--executor_shutdown_grace_period`` and
-``--recovery_timeout`` (seconds, or a Mesos duration); localmesos' own
-``--localmesos_executor_heartbeat_interval`` (default 30 mins, as Mesos).
+``--recovery_timeout`` (seconds, or a Mesos duration), ``--fetcher_cache_size`` (Mesos bytes, e.g.
+``2GB``) and ``--fetcher_cache_dir`` (default ``<work_dir>/fetch``; cleared at start, as Mesos does);
+localmesos' own ``--localmesos_executor_heartbeat_interval`` (default 30 mins, as Mesos).
 """
 from __future__ import annotations
 
@@ -84,6 +85,8 @@ def parse(argv: Sequence[str]) -> argparse.Namespace:
     p.add_argument("--hostname", default=None)
     p.add_argument("--executor_shutdown_grace_period", type=duration, default=5.0)
     p.add_argument("--recovery_timeout", type=duration, default=900.0)
+    p.add_argument("--fetcher_cache_size", default="2GB")
+    p.add_argument("--fetcher_cache_dir", default=None)
     p.add_argument("--log_level", default="INFO")
     p.add_argument("--log_dir", default=None)
     # Mesos sends executors a HEARTBEAT every DEFAULT_EXECUTOR_HEARTBEAT_INTERVAL (30 mins) and has

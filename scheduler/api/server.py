@@ -1,6 +1,7 @@
 """The scheduler's HTTP API (DC/OS SDK style), /metrics and the web page.
 
-Every answer is JSON; every error is ``{"error": "...", "where": "..."}`` with a 4xx/5xx code.
+Every answer is JSON (but /metrics, the page and the artifacts); every error is
+``{"error": "...", "where": "..."}`` with a 4xx/5xx code. HEAD is answered for every GET route.
 Mutating calls need ``Authorization: Bearer <token>`` when a token is configured (compared in
 constant time). A standby answers reads from ZooKeeper and redirects mutations to the leader.
 Commands go through the decision loop, so nothing is half-applied: the core accepts or refuses.
@@ -11,14 +12,16 @@ import hmac
 import json
 import logging
 import re
+import shutil
 import threading
 import time
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any, Callable, Protocol
+from typing import Any, Callable, Mapping, Protocol
 from urllib.parse import urlsplit
 
+import attrs
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from scheduler.api import security, topics, views
@@ -42,6 +45,15 @@ class Backend(Protocol):
     def submit(self, kind: str, args: dict) -> Any: ...  # a core Reply
     def configurations(self) -> dict[str, Any]: ...
     def parse_config(self, text: str) -> Any: ...  # a ServiceSpec, or raises config.ConfigError
+
+
+@attrs.frozen
+class FileBody:
+    """A file answered by streaming it (an artifact of tens of MB is never read into memory)."""
+
+    path: Path
+    size: int
+    name: str = ""
 
 
 class ApiError(Exception):
@@ -79,6 +91,7 @@ ROUTES: list[Route] = [
     ("GET", re.compile(r"/v1/users"), "get_users", False),
     ("POST", re.compile(r"/v1/users"), "post_user", True),
     ("DELETE", re.compile(r"/v1/users/(?P<user>[^/]+)"), "delete_user", True),
+    ("GET", re.compile(r"/v1/artifacts/(?P<sha256>[^/]+)/(?P<filename>[^/]+)"), "get_artifact", False),
     ("GET", re.compile(r"/metrics"), "get_metrics", False),
     ("GET", re.compile(r"/"), "get_page", False),
 ]
@@ -97,12 +110,16 @@ class Api:
 
     def __init__(self, backend: Backend, registry: Any, token: str | None = None,
                  clock: Callable[[], float] = time.time,
-                 ca_cert: Callable[[], str | None] = lambda: None) -> None:
+                 ca_cert: Callable[[], str | None] = lambda: None,
+                 artifacts: Mapping[str, Any] | None = None) -> None:
         self.backend = backend
         self.registry = registry
         self.token = token
         self.clock = clock
         self.ca_cert = ca_cert  # the Kafka CA certificate (PEM) clients get from the endpoints
+        # sha256 → scheduler.shell.artifacts.ArtifactFile: what agents' fetchers may download
+        self.artifacts = dict(artifacts or {})
+        self.artifact_requests: dict[str, int] = {}
 
     def handle(self, method: str, path: str, headers: Any, body: bytes) -> tuple[int, str, bytes, dict]:
         try:
@@ -229,6 +246,23 @@ class Api:
 
     def get_metrics(self, body: bytes) -> tuple[int, Any]:
         return 200, (CONTENT_TYPE_LATEST, generate_latest(self.registry))
+
+    def get_artifact(self, body: bytes, sha256: str, filename: str) -> tuple[int, Any]:
+        """A kmf bundle or Kafka archive, by its content's sha256: no token (a read; the bundle holds
+        no secret), and a URI whose content never changes, so the fetchers' caches stay right."""
+        item = self.artifacts.get(sha256)
+        if item is None or item.name != filename:
+            raise ApiError(404, f"no artifact {sha256[:80]}/{filename[:200]} here (this scheduler serves "
+                                f"{', '.join(sorted(a.name for a in self.artifacts.values())) or 'none'})",
+                           "sha256")
+        return 200, ("application/gzip" if filename.endswith(".gz") else "application/octet-stream",
+                     FileBody(item.reader(), item.size, item.name))
+
+    def artifact_sent(self, name: str, size: int, client: str) -> None:
+        """A whole artifact went out (GETs only: Mesos' fetcher asks HEAD first for the size)."""
+        self.artifact_requests[name] = self.artifact_requests.get(name, 0) + 1
+        log.info("sent artifact %s (%d bytes) to %s, download %d of it", name, size, client,
+                 self.artifact_requests[name])
 
     def get_page(self, body: bytes) -> tuple[int, Any]:
         return 200, ("text/html; charset=utf-8", PAGE.read_bytes())
@@ -457,18 +491,38 @@ def _handler_class(api: Api) -> type:
                 return
             body = self.rfile.read(size) if size else b""
             path = urlsplit(self.path).path
-            status, ctype, data, extra = api.handle(self.command, path, self.headers, body)
+            method = "GET" if self.command == "HEAD" else self.command  # the same answer, headers only
+            status, ctype, data, extra = api.handle(method, path, self.headers, body)
             self._send(status, ctype, data, extra)
 
-        def _send(self, status: int, ctype: str, data: bytes, extra: dict) -> None:
+        def _send(self, status: int, ctype: str, data: bytes | FileBody, extra: dict) -> None:
+            streamed = isinstance(data, FileBody)
+            try:
+                source = open(data.path, "rb") if streamed else None
+            except OSError as exc:  # removed since the scheduler started: say so, as JSON
+                log.warning("artifact %s cannot be read: %s", data.path, exc)
+                status, ctype, source, streamed = 410, "application/json", None, False
+                data = (json.dumps({"error": f"the artifact is gone from the scheduler's disk: {exc.strerror}"})
+                        + "\n").encode()
             self.send_response(status, HTTPStatus(status).phrase if status in HTTPStatus._value2member_map_ else "")
             self.send_header("Content-Type", ctype)
-            self.send_header("Content-Length", str(len(data)))
+            self.send_header("Content-Length", str(data.size if streamed else len(data)))
+            if streamed:
+                self.send_header("Cache-Control", "public, max-age=31536000, immutable")
             for k, v in extra.items():
                 self.send_header(k, v)
             self.end_headers()
-            self.wfile.write(data)
+            if self.command == "HEAD":
+                if source is not None:
+                    source.close()
+                return
+            if source is None:
+                self.wfile.write(data)
+                return
+            with source:
+                shutil.copyfileobj(source, self.wfile, 1 << 20)
+            api.artifact_sent(data.name or data.path.name, data.size, self.client_address[0])
 
-        do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = do_OPTIONS = _serve  # noqa: N815
+        do_GET = do_HEAD = do_POST = do_PUT = do_DELETE = do_PATCH = do_OPTIONS = _serve  # noqa: N815
 
     return Handler

@@ -31,6 +31,7 @@ from scheduler.core.offers import (
     split_reserved,
     take_unreserved,
 )
+from scheduler.core.artifacts import identity as artifact_identity
 from scheduler.core.placement import field_value, first_violation
 from scheduler.core.plans import PLANS, held, phase_of, plan_view, steer, work
 from scheduler.core.pods import EXECUTOR_CPUS, EXECUTOR_MEM_MB, PodDef, desired_pods
@@ -59,7 +60,8 @@ Result = tuple[State, tuple[act.Action, ...]]
 
 def initial_state(spec: ServiceSpec, config_id: str, framework_id: str | None,
                   tasks: Mapping[str, Any], properties: Mapping[str, str],
-                  plans: Mapping[str, Any] | None = None, cluster_id: str | None = None) -> State:
+                  plans: Mapping[str, Any] | None = None, cluster_id: str | None = None,
+                  served: Any = None) -> State:
     """The state after loading ZooKeeper. `cluster_id` is a fresh KRaft cluster id to use if the
     store has none yet (it is persisted by the first decision, before any launch)."""
     records = {name: rec if isinstance(rec, TaskRecord) else TaskRecord.from_json(rec)
@@ -69,7 +71,7 @@ def initial_state(spec: ServiceSpec, config_id: str, framework_id: str | None,
         props["cluster_id"] = cluster_id
         props["unsaved.cluster_id"] = "true"
     return State(spec=spec, config_id=config_id, framework_id=framework_id, tasks=records,
-                 properties=props, uninstalling=props.get("uninstall") == "true")
+                 properties=props, uninstalling=props.get("uninstall") == "true", served=served)
 
 
 def _put(*recs: TaskRecord) -> act.Persist:
@@ -102,7 +104,8 @@ def desired_fingerprints(state: State, pods: list[PodDef]) -> dict[str, str | No
                                      or (state.spec.kafka.mode == "kraft" and quorum is None)):
             out[pod.name] = None
             continue
-        out[pod.name] = fingerprint(pod, task_data(state.spec, pod, rec, state.properties, quorum, boot))
+        out[pod.name] = fingerprint(pod, task_data(state.spec, pod, rec, state.properties, quorum, boot),
+                                    artifact_identity(state.spec, pod, state.served))
     return out
 
 
@@ -134,11 +137,13 @@ def _launch(state: State, pod: PodDef, rec: TaskRecord, offer: OfferView, task_r
     data = task_data(state.spec, pod, rec, state.properties, quorum, boot)
     launches = rec.launches + 1
     task_id = f"{pod.name}__{new_id(state.spec.name, pod.name, launches, now, offer.id)}"
-    info = task_info(state.spec, pod, task_id, offer.agent_id, data, task_res, exec_res, state.config_id, ports)
+    info = task_info(state.spec, pod, task_id, offer.agent_id, data, task_res, exec_res, state.config_id, ports,
+                     state.served)
     message = f"launched on {offer.hostname}" + (moved if rec.reservation else _moved(rec, offer.hostname))
     new = attrs.evolve(rec, task_id=task_id, agent_id=offer.agent_id, hostname=offer.hostname,
                        state=None, message=message, ready=False, healthy=None,
-                       fingerprint=fingerprint(pod, data), launches=launches, kill_reason=None,
+                       fingerprint=fingerprint(pod, data, artifact_identity(state.spec, pod, state.served)),
+                       launches=launches, kill_reason=None,
                        launched_at=now, ports=ports)
     return new, {"type": "LAUNCH", "launch": {"task_infos": [info]}}
 

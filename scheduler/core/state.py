@@ -117,6 +117,7 @@ class State:
     reconcile_interval: float = 4.0
     last_implicit: float = 0.0
     last_roll_kill: float = 0.0  # Kafka health older than the last rolling restart is stale
+    served: Any = None  # scheduler.core.artifacts.Served: what this scheduler serves (fixed at start)
 
     def by_task_id(self, task_id: str) -> TaskRecord | None:
         pod = task_id.split("__", 1)[0]

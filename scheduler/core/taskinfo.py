@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import shlex
 import uuid
 from typing import Any, Mapping
 
@@ -17,6 +18,8 @@ from config import ServiceSpec
 from config.rules import restart_overrides
 from kmf.taskdata import BrokerTask, StreamTask, TaskData, Voter
 from mesoslib.resources import Resources, scalar
+from scheduler.core import artifacts
+from scheduler.core.artifacts import Served
 from scheduler.core.offers import VOLUME_PATH
 from scheduler.core.pods import EXECUTOR_CPUS, EXECUTOR_MEM_MB, PodDef
 from scheduler.core.state import Reservation, TaskRecord
@@ -97,7 +100,10 @@ def task_data(spec: ServiceSpec, pod: PodDef, rec: TaskRecord | None, properties
         bootstrap_servers=bootstrap, env=app.env, kafka_version=k.version))
 
 
-def fingerprint(pod: PodDef, data: TaskData) -> str:
+def fingerprint(pod: PodDef, data: TaskData, executor: str = "") -> str:
+    """`executor` is `artifacts.identity`: a new kmf bundle (an upgrade) or Kafka archive rolls the
+    pod; a restarted scheduler serving the same ones does not. Empty (preinstalled, or nothing
+    served) leaves the fingerprint as it was before kmf fetched anything."""
     doc = data.to_json()
     if doc.get("stream"):
         doc["stream"]["bootstrap_servers"] = ""
@@ -109,26 +115,46 @@ def fingerprint(pod: PodDef, data: TaskData) -> str:
         for key in ("tls_port", "sasl_port", "sasl_mechanism", "inter_broker_tls"):
             if not doc["broker"].get(key):  # unset: the fingerprint of a broker from before TLS/SASL
                 doc["broker"].pop(key, None)
-    raw = json.dumps([doc, pod.cpus, pod.mem_mb, pod.disk_mb], sort_keys=True).encode()
+    parts: list[Any] = [doc, pod.cpus, pod.mem_mb, pod.disk_mb]
+    if executor:
+        parts.append(executor)
+    raw = json.dumps(parts, sort_keys=True).encode()
     return hashlib.sha256(raw).hexdigest()[:16]
 
 
-def executor_info(spec: ServiceSpec, pod: PodDef, executor_id: str, resources: Resources) -> dict[str, Any]:
+def executor_info(spec: ServiceSpec, pod: PodDef, executor_id: str, resources: Resources,
+                  served: Served | None = None) -> dict[str, Any]:
     e = spec.executor
     variables = [{"name": "KMF_POD", "value": pod.name}]
-    if e.pythonpath:
-        variables.append({"name": "PYTHONPATH", "value": e.pythonpath})
-    if e.kafka_cache:
-        variables.append({"name": "KMF_KAFKA_CACHE", "value": e.kafka_cache})
-    variables.append({"name": "KMF_PYTHON", "value": e.python})
-    return {
+    info: dict[str, Any] = {
         "executor_id": {"value": executor_id},
         "name": f"kmf executor for {pod.name}",
         "source": spec.name,
-        "command": {"shell": False, "value": e.python, "arguments": [e.python, "-m", "executor"],
-                    "environment": {"variables": variables}},
         "resources": resources.to_json("pre"),
     }
+    if e.artifacts == "preinstalled":
+        if e.pythonpath:
+            variables.append({"name": "PYTHONPATH", "value": e.pythonpath})
+        if e.kafka_cache:
+            variables.append({"name": "KMF_KAFKA_CACHE", "value": e.kafka_cache})
+        variables.append({"name": "KMF_PYTHON", "value": e.python})
+        info["command"] = {"shell": False, "value": e.python, "arguments": [e.python, "-m", "executor"],
+                           "environment": {"variables": variables}}
+        return info
+    bundle, kafka = artifacts.for_pod(spec, pod, served)
+    fetched = [a for a in (bundle, kafka) if a is not None]
+    # Mesos expands no variable in CommandInfo.environment, and the sandbox path is known only on
+    # the agent: the shell exports the paths from $MESOS_SANDBOX, then exec's the interpreter (so the
+    # executor is the task's process, with absolute paths in its environment that stream apps
+    # inherit; KMF_PYTHON is not set: the executor gives its apps its own sys.executable).
+    exports = [f'{name}="$MESOS_SANDBOX/{a.folder}"' for name, a in
+               (("PYTHONPATH", bundle), ("KMF_KAFKA_CACHE", kafka)) if a is not None]
+    run = f"exec {shlex.quote(e.python)} -m executor"
+    info["command"] = {
+        "shell": True, "value": f"export {' '.join(exports)} && {run}" if exports else run,
+        "uris": [{"value": a.uri, "extract": True, "cache": True, "executable": False} for a in fetched],
+        "environment": {"variables": variables}}
+    return info
 
 
 def executor_resources() -> Resources:
@@ -137,7 +163,7 @@ def executor_resources() -> Resources:
 
 def task_info(spec: ServiceSpec, pod: PodDef, task_id: str, agent_id: str, data: TaskData,
               task_resources: Resources, exec_resources: Resources, config_id: str,
-              ports: tuple[int, ...]) -> dict[str, Any]:
+              ports: tuple[int, ...], served: Served | None = None) -> dict[str, Any]:
     grace = data.grace_period_s
     labels = [("kmf.service", spec.name), ("kmf.pod", pod.name), ("kmf.kind", pod.kind),
               ("kmf.config_id", config_id)]
@@ -151,7 +177,7 @@ def task_info(spec: ServiceSpec, pod: PodDef, task_id: str, agent_id: str, data:
         "task_id": {"value": task_id},
         "agent_id": {"value": agent_id},
         "resources": task_resources.to_json("pre"),
-        "executor": executor_info(spec, pod, task_id, exec_resources),
+        "executor": executor_info(spec, pod, task_id, exec_resources, served),
         "data": data.encode(),
         "labels": {"labels": [{"key": k, "value": v} for k, v in labels]},
         "kill_policy": {"grace_period": {"nanoseconds": int(grace * 1e9)}},

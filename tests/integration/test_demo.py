@@ -219,7 +219,7 @@ def test_kmf_demo_cli_refuses_bad_arguments():
 @pytest.mark.slow
 @pytest.mark.kafka
 @pytest.mark.timeout(480)
-def test_the_whole_demo_runs_and_tears_down(tmp_path):
+def test_the_whole_demo_runs_and_tears_down(tmp_path, fresh_artifacts):
     out = io.StringIO()
     rc = demo.run_demo(demo.DemoOptions(work_dir=tmp_path / "demo"), out=out)
     text = out.getvalue()

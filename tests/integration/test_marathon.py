@@ -58,3 +58,37 @@ def test_bad_definitions_are_refused(tmp_path):
     out = subprocess.run([sys.executable, "-m", "localmesos.marathon", "--app", str(tmp_path / "bad.json"),
                           "--work_dir", str(tmp_path / "w")], capture_output=True, text=True, timeout=30)
     assert out.returncode == 2 and "needs a string 'id' and 'cmd'" in out.stderr
+
+
+def test_fetch_goes_through_the_agents_fetcher_and_secrets_become_env(tmp_path):
+    import tarfile
+    (tmp_path / "pkg").mkdir()
+    (tmp_path / "pkg" / "run.sh").write_text("echo from-the-archive\n")
+    with tarfile.open(tmp_path / "pkg-1.0.tar.gz", "w:gz") as tf:
+        tf.add(tmp_path / "pkg", arcname="pkg-1.0")
+    (tmp_path / "secret").write_text("s3cret\n")
+    app = {"id": "/x", "cmd": "sh pkg-1.0/run.sh > out.txt && echo \"$FW_SECRET\" > secret.txt && ls > ls.txt "
+                               "&& sleep 60",
+           "fetch": [{"uri": "https://repo.example.internal/pkg-1.0.tar.gz", "extract": True, "cache": False}],
+           "env": {"FW_SECRET": {"secret": "fw"}}, "secrets": {"fw": {"source": "x/fw"}}}
+    (tmp_path / "app.json").write_text(json.dumps(app))
+    runner = procs.spawn([sys.executable, "-m", "localmesos.marathon", "--app", str(tmp_path / "app.json"),
+                          "--work_dir", str(tmp_path / "m"), "--fetch", f"pkg-1.0.tar.gz={tmp_path / 'pkg-1.0.tar.gz'}",
+                          "--secret", f"fw={tmp_path / 'secret'}"], log_path=tmp_path / "runner.log")
+    try:
+        run1 = tmp_path / "m" / "sandboxes" / "run-1"
+        wait_for(lambda: (run1 / "ls.txt").exists(), timeout=30, what="the app ran")
+        assert (run1 / "out.txt").read_text() == "from-the-archive\n"
+        assert (run1 / "secret.txt").read_text() == "s3cret\n"
+        # extracted, the archive kept under the URI's name, the fetch logged as Mesos does
+        assert set((run1 / "ls.txt").read_text().split()) >= {"pkg-1.0", "pkg-1.0.tar.gz", "stderr"}
+        assert "Fetching URI 'file://" in (run1 / "stderr").read_text()
+    finally:
+        procs.stop_group(runner.pid, grace=5)
+    wait_for(lambda: not procs.pids_under(tmp_path / "m"), timeout=15, what="no instance left")
+    bad = dict(app, env={"FW_SECRET": {"secret": "missing"}})
+    (tmp_path / "bad.json").write_text(json.dumps(bad))
+    import subprocess
+    out = subprocess.run([sys.executable, "-m", "localmesos.marathon", "--app", str(tmp_path / "bad.json"),
+                          "--work_dir", str(tmp_path / "w")], capture_output=True, text=True, timeout=30)
+    assert out.returncode == 2 and "refers to the secret 'missing', which is not in secrets" in out.stderr

@@ -39,7 +39,7 @@ class ApacheEnv(KmfEnv):
 
 
 @pytest.fixture(scope="module")
-def apache_env(apache_home, zookeeper, tmp_path_factory) -> Iterator[ApacheEnv]:
+def apache_env(apache_home, zookeeper, tmp_path_factory, fresh_artifacts) -> Iterator[ApacheEnv]:
     base = tmp_path_factory.mktemp("apache-tier")
     root = f"/kmftest-{uuid.uuid4().hex[:12]}"
     zk = KazooClient(hosts=zookeeper.connect_string)

@@ -24,7 +24,7 @@ from kazoo.client import KazooClient
 
 from localmesos import procs
 from localmesos.cli import get_json
-from tests.helpers.fixtures_scheduler import java_pid_of
+from tests.helpers.fixtures_scheduler import executor_pid_of, java_pid_of
 from tests.helpers.wait import wait_for
 from tests.integration.e2e.test_deploy import consume, produce_consume
 
@@ -38,6 +38,11 @@ APPS = [
 ]
 BROKERS = ("broker-0", "broker-1", "broker-2")
 ROLE = "kafka-role"
+
+
+def proc_environ(pid: int) -> dict[str, str]:
+    raw = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+    return dict(e.decode(errors="replace").split("=", 1) for e in raw if b"=" in e)
 
 
 def deployed(env):
@@ -171,6 +176,19 @@ def test_1_deploy_brokers_and_apps_with_reservations_and_volumes(apache_env):
         reserved_ports = set().union(*(port_set(_ranges_text(r)) for r in reservations(env)
                                        if labels_of(r).get("kmf.pod") == pod and r["name"] == "ports"))
         assert host == vols[pod]["hostname"] and int(port) in reserved_ports, (address, reserved_ports)
+    # nothing of kmf preinstalled: every executor is `python3 -m executor` from the bundle that
+    # Apache Mesos' fetcher put into its sandbox (the process's own environment and cwd)
+    checkout = str(Path(__file__).resolve().parents[3])
+    for pod, task in tasks.items():
+        pid = executor_pid_of(task["id"])
+        assert pid is not None, f"no executor process for {pod}"
+        argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")[:-1]
+        assert argv[-2:] == [b"-m", b"executor"], argv
+        sandbox = os.readlink(f"/proc/{pid}/cwd")
+        pythonpath = proc_environ(pid)["PYTHONPATH"]
+        assert pythonpath.startswith(sandbox + "/") and not pythonpath.startswith(checkout), pythonpath
+        fetched = (Path(sandbox) / "stderr").read_text(errors="replace")
+        assert "Fetching URI" in fetched and "/v1/artifacts/" in fetched, fetched[-2000:]
 
 
 def _ranges_text(res: dict) -> str:

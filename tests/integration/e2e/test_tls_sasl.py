@@ -71,7 +71,6 @@ def _remove_state(env, s: SchedulerProc) -> None:
 
 
 def test_tls_and_scram_clients_relaunch_and_no_secret_leaks(kmf_env, tmp_path, monkeypatch, request):
-    env = kmf_env(agents=2)
     now = datetime.datetime.now(datetime.timezone.utc)
     (tmp_path / "token").write_text(TOKEN + "\n")
     (tmp_path / "zkpass").write_text(ZK_PASSWORD + "\n")
@@ -81,7 +80,10 @@ def test_tls_and_scram_clients_relaunch_and_no_secret_leaks(kmf_env, tmp_path, m
     (tmp_path / "api.pem").write_text(chain)
     (tmp_path / "api.key").write_text(key)
     (tmp_path / "api-ca.pem").write_text(api_ca.cert_pem)
-    monkeypatch.setenv("SSL_CERT_FILE", str(tmp_path / "api-ca.pem"))  # urllib (here and in the CLI)
+    # urllib here, in the CLI and in the agents' fetchers, which download the executor from the
+    # API (a Mesos agent's fetcher, libcurl, must trust the API's CA the same way)
+    monkeypatch.setenv("SSL_CERT_FILE", str(tmp_path / "api-ca.pem"))
+    env = kmf_env(agents=2)
 
     cfg = env.config(brokers=1, tls={"enabled": True, "inter_broker": True}, sasl={"enabled": True})
     cfg["zookeeper"].update(digest_user="kmf", digest_password_file=str(tmp_path / "zkpass"))
