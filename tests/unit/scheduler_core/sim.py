@@ -139,3 +139,12 @@ class Sim:
 
     def record(self, pod: str):
         return self.state.tasks[pod]
+
+
+def deployed(text: str = BASE, agents: int = 3) -> Sim:
+    """A simulated service whose deploy is done: every pod ready, Kafka healthy."""
+    sim = Sim(spec(text), agents=agents)
+    sim.step(ev.Subscribed("fw", sim.now))
+    sim.run_all_ready()
+    sim.kafka_healthy()
+    return sim

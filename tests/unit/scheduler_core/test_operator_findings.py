@@ -10,18 +10,10 @@ from scheduler.api.views import pod_info
 from scheduler.core import actions as act
 from scheduler.core import events as ev
 from scheduler.main import advertised_host
-from tests.unit.scheduler_core.sim import BASE, Sim, spec
+from tests.unit.scheduler_core.sim import Sim, deployed
 
 LOCAL_YAML = Path(__file__).resolve().parents[3] / "config" / "local.yaml"
 DEMO_ENV = {"KMF_MASTER": "zk://127.0.9.1:2181/mesos", "KMF_ZK": "127.0.9.1:2181", "KMF_API_PORT": "0"}
-
-
-def deployed(text: str = BASE, agents: int = 3) -> Sim:
-    sim = Sim(spec(text), agents=agents)
-    sim.step(ev.Subscribed("fw", sim.now))
-    sim.run_all_ready()
-    sim.kafka_healthy()
-    return sim
 
 
 def test_an_unreachable_task_is_not_shown_healthy():

@@ -10,17 +10,9 @@ from scheduler.core import actions as act
 from scheduler.core import events as ev
 from scheduler.core.decide import plans
 from scheduler.shell.kafka_watch import health_from_metadata
-from tests.unit.scheduler_core.sim import BASE, Sim, spec
+from tests.unit.scheduler_core.sim import BASE, Sim, deployed, spec
 
 NODES = frozenset({0, 1, 2})
-
-
-def deployed(text: str = BASE, agents: int = 3) -> Sim:
-    sim = Sim(spec(text), agents=agents)
-    sim.step(ev.Subscribed("fw", sim.now))
-    sim.run_all_ready()
-    sim.kafka_healthy()
-    return sim
 
 
 def command(sim: Sim, kind: str, **args) -> tuple[act.Reply, list[act.Kill]]:
