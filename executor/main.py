@@ -25,7 +25,8 @@ from typing import Any, Mapping
 from pymesos import Executor, MesosExecutorDriver, decode_data, encode_data
 from pymesos.utils import parse_duration
 
-from executor.supervisor import Supervised, describe_exit, tail
+from executor.policy import HEALTH_REASON, HealthCounter, exit_outcome
+from executor.supervisor import Supervised, tail
 from executor.workloads import WorkloadError, prepare
 from kmf.taskdata import TaskData, TaskDataError
 
@@ -118,7 +119,7 @@ class TaskRunner:
         self.proc = Supervised(workload.argv, workload.env, self.sandbox,
                                self.sandbox / "stdout", self.sandbox / "stderr").start()
         self.update("TASK_RUNNING", f"{workload.description}: started (pid {self.proc.pid})")
-        failures = 0
+        health = HealthCounter(self.data.health_consecutive_failures)
         next_check = time.monotonic() + 0.5
         while self.proc.poll() is None and not self.kill_requested.wait(0.2):
             if time.monotonic() < next_check:
@@ -129,26 +130,20 @@ class TaskRunner:
                     self.update("TASK_RUNNING", f"{workload.description}: ready", healthy=True)
                 next_check = time.monotonic() + 1.0
                 continue
-            ok = workload.healthy()
-            failures = 0 if ok else failures + 1
-            healthy = ok or failures < self.data.health_consecutive_failures
-            if healthy != self.healthy:
-                self.healthy = healthy
-                why = "healthy again" if healthy else f"{failures} health checks failed in a row"
-                self.update("TASK_RUNNING", f"{workload.description}: {why}", healthy=healthy,
-                            reason="REASON_TASK_HEALTH_CHECK_STATUS_UPDATED")
+            health = health.observe(workload.healthy())
+            if health.healthy != self.healthy:
+                self.healthy = health.healthy
+                self.update("TASK_RUNNING", f"{workload.description}: {health.change_message()}",
+                            healthy=health.healthy, reason=HEALTH_REASON)
             next_check = time.monotonic() + self.data.health_interval_s
         if self.kill_requested.is_set():
-            status = self.proc.stop(self.grace_s)
-            self.update("TASK_KILLED", f"stopped ({describe_exit(status)})" if status is not None else "stopped")
-            return
-        code = self.proc.wait()
-        self.proc.stop(0)  # the leader exited: take the rest of its group with it
-        if code == 0:
-            self.update("TASK_FINISHED", "exited with code 0")
+            outcome = exit_outcome(self.proc.stop(self.grace_s), kill_requested=True)
         else:
-            last = tail(self.sandbox / "stderr", 8)
-            self.update("TASK_FAILED", f"{describe_exit(code)}" + (f"; stderr:\n{last}" if last else ""))
+            code = self.proc.wait()
+            self.proc.stop(0)  # the leader exited: take the rest of its group with it
+            outcome = exit_outcome(code, kill_requested=False,
+                                   stderr_tail=tail(self.sandbox / "stderr", 8) if code != 0 else "")
+        self.update(outcome.state, outcome.message, reason=outcome.reason)
 
 
 def _kill_grace(task: Mapping[str, Any], default: float) -> float:

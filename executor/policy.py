@@ -1,0 +1,92 @@
+"""The executor's decisions as pure functions: how a workload's end and its checks become statuses.
+
+Nothing here touches processes, threads, clocks or the driver; `executor.main` feeds in what it
+observed and sends what comes out. That keeps the rules testable without a Mesos agent.
+
+A task's statuses, as the executor sends them::
+
+    TASK_STARTING ──> TASK_RUNNING (started, ready, health changes) ──┬──> TASK_FINISHED  (exit 0)
+          │                 │                                         ├──> TASK_FAILED    (exit ≠ 0 / signal)
+          │                 └──> TASK_KILLING (kill requested) ───────┴──> TASK_KILLED    (after a kill)
+          └──> TASK_FAILED (cannot start) / TASK_KILLED (killed before it started)
+"""
+from __future__ import annotations
+
+import signal
+
+import attrs
+
+TERMINAL_STATES = frozenset({
+    "TASK_FINISHED", "TASK_FAILED", "TASK_KILLED", "TASK_LOST", "TASK_ERROR",
+    "TASK_DROPPED", "TASK_GONE", "TASK_GONE_BY_OPERATOR",
+})
+
+HEALTH_REASON = "REASON_TASK_HEALTH_CHECK_STATUS_UPDATED"
+
+
+def is_terminal(state: str) -> bool:
+    return state in TERMINAL_STATES
+
+
+@attrs.frozen
+class Outcome:
+    """A status to send: Mesos task state, human message, optional Mesos reason."""
+
+    state: str
+    message: str
+    reason: str | None = None
+
+
+def describe_exit(returncode: int) -> str:
+    """`exited with code N` or `killed by SIGNAME` for a Popen-style return code (negative = signal)."""
+    if returncode < 0:
+        try:
+            name = signal.Signals(-returncode).name
+        except ValueError:
+            name = f"signal {-returncode}"
+        return f"killed by {name}"
+    return f"exited with code {returncode}"
+
+
+def exit_outcome(returncode: int | None, kill_requested: bool, stderr_tail: str = "") -> Outcome:
+    """The terminal status for a workload that ended.
+
+    :param returncode: Popen's return code (negative: the signal that ended it); None when a stop
+        could not tell (only happens after a kill).
+    :param kill_requested: the scheduler or a shutdown asked for the kill. Then the end is the
+        kill's doing whatever the code says, so the task is TASK_KILLED, never FAILED.
+    :param stderr_tail: the last lines of the workload's stderr, appended to a failure's message
+        because that is usually where the cause is.
+    """
+    if kill_requested:
+        return Outcome("TASK_KILLED", f"stopped ({describe_exit(returncode)})" if returncode is not None
+                       else "stopped")
+    if returncode == 0:
+        return Outcome("TASK_FINISHED", "exited with code 0")
+    if returncode is None:  # not reachable from the runner today; failing is the safe reading
+        return Outcome("TASK_FAILED", "ended with an unknown status")
+    return Outcome("TASK_FAILED", describe_exit(returncode) + (f"; stderr:\n{stderr_tail}" if stderr_tail else ""))
+
+
+@attrs.frozen
+class HealthCounter:
+    """Consecutive failed health checks; unhealthy once `threshold` of them failed in a row.
+
+    A single passing check resets the count (and makes the task healthy again), so a flapping
+    check never accumulates across successes.
+    """
+
+    threshold: int
+    failures: int = 0
+
+    def observe(self, ok: bool) -> "HealthCounter":
+        return attrs.evolve(self, failures=0 if ok else self.failures + 1)
+
+    @property
+    def healthy(self) -> bool:
+        # a passing check always counts as healthy, even with a threshold below 1
+        return self.failures == 0 or self.failures < self.threshold
+
+    def change_message(self) -> str:
+        """Why the health flag changed, for the TASK_RUNNING status that reports it."""
+        return "healthy again" if self.healthy else f"{self.failures} health checks failed in a row"
