@@ -25,7 +25,7 @@ from typing import Any, Mapping
 from pymesos import Executor, MesosExecutorDriver, decode_data, encode_data
 from pymesos.utils import parse_duration
 
-from executor.policy import HEALTH_REASON, HealthCounter, exit_outcome
+from executor.policy import HEALTH_REASON, HealthCounter, StatusGate, exit_outcome
 from executor.supervisor import Supervised, tail
 from executor.workloads import WorkloadError, prepare
 from kmf.taskdata import TaskData, TaskDataError
@@ -78,20 +78,34 @@ class TaskRunner:
         self.ready = False
         self.healthy: bool | None = None
         self.proc: Supervised | None = None
+        # one terminal status per task: the kill path (pymesos' thread) and the supervising thread
+        # both send, so the gate's decision and the send happen under one lock, which also keeps
+        # a TASK_KILLING from overtaking the TASK_FINISHED that raced it
+        self._gate = StatusGate()
+        self._status_lock = threading.Lock()
         self.thread = threading.Thread(target=self._run, name=f"task-{self.task_id}", daemon=True)
 
     def start(self) -> None:
         self.thread.start()
 
-    def update(self, state: str, message: str = "", healthy: bool | None = None, reason: str | None = None) -> None:
-        labels = [{"key": READY_LABEL, "value": "true"}] if self.ready else []
-        self.owner.send_update(self.task_id, state, message, healthy, reason, labels)
+    def update(self, state: str, message: str = "", healthy: bool | None = None, reason: str | None = None) -> bool:
+        """Sends a status unless the task already sent its terminal one; True if it was sent."""
+        with self._status_lock:
+            if not self._gate.admit(state):
+                log.warning("task %s: %s not sent, the task already ended with %s (%s)",
+                            self.task_id, state, self._gate.terminal, message.splitlines()[0] if message else "")
+                return False
+            labels = [{"key": READY_LABEL, "value": "true"}] if self.ready else []
+            self.owner.send_update(self.task_id, state, message, healthy, reason, labels)
+            return True
 
     def kill(self, grace_s: float | None = None) -> None:
         if grace_s is not None:
             self.grace_s = min(self.grace_s, grace_s)
         if not self.kill_requested.is_set() and not self.done.is_set():
             self.kill_requested.set()
+            # `done` is set only after the terminal status went out, so the check above can pass
+            # for a task that just finished: the gate drops the TASK_KILLING then
             self.update("TASK_KILLING", "kill requested")
 
     def _run(self) -> None:

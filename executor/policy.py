@@ -9,6 +9,8 @@ A task's statuses, as the executor sends them::
           │                 │                                         ├──> TASK_FAILED    (exit ≠ 0 / signal)
           │                 └──> TASK_KILLING (kill requested) ───────┴──> TASK_KILLED    (after a kill)
           └──> TASK_FAILED (cannot start) / TASK_KILLED (killed before it started)
+
+Exactly one terminal status per task; `StatusGate` is the rule that enforces it.
 """
 from __future__ import annotations
 
@@ -90,3 +92,23 @@ class HealthCounter:
     def change_message(self) -> str:
         """Why the health flag changed, for the TASK_RUNNING status that reports it."""
         return "healthy again" if self.healthy else f"{self.failures} health checks failed in a row"
+
+
+class StatusGate:
+    """Decides which of a task's statuses may still be sent: at most one terminal status, nothing
+    after it, and TASK_KILLING only while the task is not terminal.
+
+    Mesos treats the first terminal update as final; later ones are dropped or logged as errors by
+    the agent, and a TASK_KILLING after TASK_FINISHED makes the scheduler briefly believe a finished
+    task is being killed. Not thread-safe by itself: the caller holds a lock around `admit`.
+    """
+
+    def __init__(self) -> None:
+        self.terminal: str | None = None
+
+    def admit(self, state: str) -> bool:
+        if self.terminal is not None:
+            return False
+        if is_terminal(state):
+            self.terminal = state
+        return True
