@@ -123,7 +123,7 @@ class TaskRunner:
     def _supervise(self) -> None:
         self.update("TASK_STARTING", "preparing")
         try:
-            workload = prepare(self.data, self.sandbox)
+            workload = prepare(self.data, self.sandbox, self.owner.env)
         except (WorkloadError, ValueError, OSError) as exc:
             self.update("TASK_FAILED", f"cannot start: {exc}")
             return
