@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 import threading
 import time
 import uuid
@@ -23,9 +24,8 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from pymesos import Executor, MesosExecutorDriver, decode_data, encode_data
-from pymesos.utils import parse_duration
 
-from executor.policy import HEALTH_REASON, HealthCounter, StatusGate, exit_outcome
+from executor.policy import HEALTH_REASON, DurationError, HealthCounter, StatusGate, exit_outcome, parse_duration
 from executor.supervisor import Supervised, tail
 from executor.workloads import WorkloadError, prepare
 from kmf.taskdata import TaskData, TaskDataError
@@ -38,14 +38,16 @@ ACK_WAIT_S = 30.0
 
 
 def _duration(env: Mapping[str, str], name: str, default: float) -> float:
+    """`name` from the environment in seconds; `default` if unset or empty.
+
+    Raises `DurationError` for anything else that is not a Mesos duration: guessing a default
+    would silently change how long a broker gets to stop (the shutdown grace) or how long the
+    executor waits for its agent (the recovery timeout).
+    """
     raw = env.get(name)
     if not raw:
         return default
-    try:
-        return float(parse_duration(raw))
-    except (ValueError, KeyError, TypeError):
-        log.warning("%s=%r is not a Mesos duration; using %ss", name, raw, default)
-        return default
+    return parse_duration(name, raw)
 
 
 def checkpointing(env: Mapping[str, str]) -> bool:
@@ -326,7 +328,15 @@ class KmfExecutor(Executor):
 def main() -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s kmf-executor %(levelname)s %(message)s")
     env = dict(os.environ)
-    executor = KmfExecutor(env)
+    try:
+        executor = KmfExecutor(env)
+    except DurationError as exc:
+        # Before registering there is no task to fail and no driver to report through: exiting
+        # non-zero with the reason on stderr (the sandbox's stderr file) is what an operator can
+        # see, and the agent itself ends the tasks of an executor that exits. Running on with a
+        # guessed grace or recovery timeout would hide the misconfiguration.
+        print(f"kmf executor: {exc}", file=sys.stderr, flush=True)
+        return 2
     driver = _Driver(executor, use_addict=True)
     driver.checkpoint = executor.checkpoint  # pymesos reads "0" as true
     executor.driver = driver

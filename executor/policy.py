@@ -14,6 +14,7 @@ Exactly one terminal status per task; `StatusGate` is the rule that enforces it.
 """
 from __future__ import annotations
 
+import math
 import signal
 
 import attrs
@@ -24,6 +25,10 @@ TERMINAL_STATES = frozenset({
 })
 
 HEALTH_REASON = "REASON_TASK_HEALTH_CHECK_STATUS_UPDATED"
+
+# Mesos' duration suffixes (stout's Duration::parse), in seconds
+_DURATION_UNITS = {"ns": 1e-9, "us": 1e-6, "ms": 1e-3, "secs": 1.0, "mins": 60.0,
+                   "hrs": 3600.0, "days": 86400.0, "weeks": 604800.0}
 
 
 def is_terminal(state: str) -> bool:
@@ -112,3 +117,29 @@ class StatusGate:
         if is_terminal(state):
             self.terminal = state
         return True
+
+
+class DurationError(ValueError):
+    """An environment variable that should hold a Mesos duration does not."""
+
+
+def parse_duration(name: str, raw: str) -> float:
+    """Seconds in a Mesos duration such as ``5secs`` or ``1.5mins`` from variable `name`.
+
+    Refuses anything else (unknown unit, no number, NaN, infinite, negative) with an error naming
+    the variable and the value, rather than guessing: a wrong grace period or recovery timeout
+    silently changes how long a broker gets to shut down cleanly.
+    """
+    text = raw.strip()
+    # longest suffix first: "5mins" also ends with "ns"
+    for unit in sorted(_DURATION_UNITS, key=len, reverse=True):
+        if text.endswith(unit):
+            try:
+                value = float(text[:-len(unit)])
+            except ValueError:
+                break
+            if not math.isfinite(value) or value < 0:
+                break
+            return value * _DURATION_UNITS[unit]
+    raise DurationError(f"{name}={raw!r} is not a Mesos duration (a non-negative number followed by one of "
+                        f"{', '.join(_DURATION_UNITS)}, e.g. 5secs)")
