@@ -180,6 +180,10 @@ class KmfExecutor(Executor):
         self.agent_id: dict | None = None
         self.executor_id = {"value": env.get("MESOS_EXECUTOR_ID", "")}
         self.runners: dict[str, TaskRunner] = {}
+        # gates of tasks that never got a runner (invalid payload, kill of an unknown id): their
+        # statuses are sent here, and a kill after the invalid payload's TASK_FAILED must not add
+        # a TASK_LOST
+        self._runnerless: dict[str, StatusGate] = {}
         self.outbox: dict[bytes, dict] = {}  # uuid → status, insertion-ordered
         self.lock = threading.RLock()
         self.connected = threading.Event()
@@ -274,8 +278,8 @@ class KmfExecutor(Executor):
         try:
             data = TaskData.decode(task.get("data") or "")
         except TaskDataError as exc:
-            self.send_update(task_id, "TASK_FAILED", f"invalid kmf task data: {exc}",
-                             reason="REASON_TASK_INVALID")
+            self._send_runnerless(task_id, "TASK_FAILED", f"invalid kmf task data: {exc}",
+                                  reason="REASON_TASK_INVALID")
             self._maybe_finish()
             return
         runner = TaskRunner(self, task, data, self.sandbox)
@@ -290,9 +294,17 @@ class KmfExecutor(Executor):
     def killTask(self, driver, task_id) -> None:  # noqa: ANN001,N802
         runner = self.runners.get(task_id["value"])
         if runner is None:
-            self.send_update(task_id["value"], "TASK_LOST", "unknown to this executor")
+            self._send_runnerless(task_id["value"], "TASK_LOST", "unknown to this executor")
             return
         runner.kill()
+
+    def _send_runnerless(self, task_id: str, state: str, message: str, reason: str | None = None) -> None:
+        with self.lock:
+            admitted = self._runnerless.setdefault(task_id, StatusGate()).admit(state)
+        if not admitted:
+            log.warning("task %s: %s not sent, the task already ended", task_id, state)
+            return
+        self.send_update(task_id, state, message, reason=reason)
 
     def frameworkMessage(self, driver, message) -> None:  # noqa: ANN001,N802
         log.info("framework message: %r", decode_data(message)[:200])

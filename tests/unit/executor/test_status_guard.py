@@ -121,3 +121,15 @@ def test_concurrent_kill_and_exit_from_threads(tmp_path):
             t.join(10)
         assert_one_terminal_last(owner.sent)
         assert sum(is_terminal(s) for s in owner.sent) == 1
+
+
+def test_kill_after_an_invalid_payload_adds_no_task_lost():
+    from executor.main import KmfExecutor
+    ex = KmfExecutor({})
+    sent = []
+    ex.send_update = lambda task_id, state, *a, **kw: sent.append((task_id, state))  # no driver here
+    ex.launchTask(None, {"task_id": {"value": "bad"}, "data": "not base64 json"})
+    ex.killTask(None, {"value": "bad"})
+    ex.killTask(None, {"value": "never-launched"})
+    ex.killTask(None, {"value": "never-launched"})
+    assert sent == [("bad", "TASK_FAILED"), ("never-launched", "TASK_LOST")]
