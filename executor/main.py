@@ -25,7 +25,9 @@ from typing import Any, Mapping
 
 from pymesos import Executor, MesosExecutorDriver, decode_data, encode_data
 
-from executor.policy import HEALTH_REASON, DurationError, HealthCounter, StatusGate, exit_outcome, parse_duration
+from executor.policy import (
+    HEALTH_REASON, DurationError, HealthCounter, StatusGate, exit_outcome, parse_duration,
+)
 from executor.supervisor import Supervised, tail
 from executor.workloads import WorkloadError, prepare
 from kmf.taskdata import TaskData, TaskDataError
@@ -94,8 +96,8 @@ class TaskRunner:
         """Sends a status unless the task already sent its terminal one; True if it was sent."""
         with self._status_lock:
             if not self._gate.admit(state):
-                log.warning("task %s: %s not sent, the task already ended with %s (%s)",
-                            self.task_id, state, self._gate.terminal, message.splitlines()[0] if message else "")
+                log.warning("task %s: %s not sent, the task already ended with %s (%s)", self.task_id,
+                            state, self._gate.terminal, message.splitlines()[0] if message else "")
                 return False
             labels = [{"key": READY_LABEL, "value": "true"}] if self.ready else []
             self.owner.send_update(self.task_id, state, message, healthy, reason, labels)

@@ -5,10 +5,10 @@ observed and sends what comes out. That keeps the rules testable without a Mesos
 
 A task's statuses, as the executor sends them::
 
-    TASK_STARTING ──> TASK_RUNNING (started, ready, health changes) ──┬──> TASK_FINISHED  (exit 0)
-          │                 │                                         ├──> TASK_FAILED    (exit ≠ 0 / signal)
-          │                 └──> TASK_KILLING (kill requested) ───────┴──> TASK_KILLED    (after a kill)
-          └──> TASK_FAILED (cannot start) / TASK_KILLED (killed before it started)
+    TASK_STARTING ─┬─> TASK_RUNNING (started; ready; health changes) ─┬─> TASK_FINISHED (exit 0)
+                   │                                                  ├─> TASK_FAILED (exit ≠ 0, signal)
+                   │                                                  └─> TASK_KILLING ─> TASK_KILLED
+                   └─> TASK_FAILED (cannot start) or TASK_KILLED (killed before it started)
 
 Exactly one terminal status per task; `StatusGate` is the rule that enforces it.
 """
@@ -72,7 +72,8 @@ def exit_outcome(returncode: int | None, kill_requested: bool, stderr_tail: str 
         return Outcome("TASK_FINISHED", "exited with code 0")
     if returncode is None:  # not reachable from the runner today; failing is the safe reading
         return Outcome("TASK_FAILED", "ended with an unknown status")
-    return Outcome("TASK_FAILED", describe_exit(returncode) + (f"; stderr:\n{stderr_tail}" if stderr_tail else ""))
+    tail = f"; stderr:\n{stderr_tail}" if stderr_tail else ""
+    return Outcome("TASK_FAILED", describe_exit(returncode) + tail)
 
 
 @attrs.frozen

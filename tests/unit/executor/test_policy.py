@@ -81,3 +81,14 @@ def test_health_counter_matches_the_executor_rule(threshold, checks):
         h = h.observe(ok)
         failures = 0 if ok else failures + 1
         assert h.healthy == (ok or failures < threshold)
+
+
+def test_policy_stays_pure():
+    # the point of the module: no driver, processes, threads, sockets or clocks in here
+    import ast
+    import executor.policy as policy
+    tree = ast.parse(open(policy.__file__).read())
+    imported = {alias.name.split(".")[0] for node in ast.walk(tree) if isinstance(node, ast.Import)
+                for alias in node.names}
+    imported |= {(node.module or "").split(".")[0] for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)}
+    assert not imported & {"pymesos", "subprocess", "threading", "socket", "time", "os", "executor"}
