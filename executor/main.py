@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 import threading
 import time
 import uuid
@@ -23,9 +24,11 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from pymesos import Executor, MesosExecutorDriver, decode_data, encode_data
-from pymesos.utils import parse_duration
 
-from executor.supervisor import Supervised, describe_exit, tail
+from executor.policy import (
+    HEALTH_REASON, DurationError, HealthCounter, StatusGate, exit_outcome, parse_duration,
+)
+from executor.supervisor import Supervised, tail
 from executor.workloads import WorkloadError, prepare
 from kmf.taskdata import TaskData, TaskDataError
 
@@ -37,14 +40,16 @@ ACK_WAIT_S = 30.0
 
 
 def _duration(env: Mapping[str, str], name: str, default: float) -> float:
+    """`name` from the environment in seconds; `default` if unset or empty.
+
+    Raises `DurationError` for anything else that is not a Mesos duration: guessing a default
+    would silently change how long a broker gets to stop (the shutdown grace) or how long the
+    executor waits for its agent (the recovery timeout).
+    """
     raw = env.get(name)
     if not raw:
         return default
-    try:
-        return float(parse_duration(raw))
-    except (ValueError, KeyError, TypeError):
-        log.warning("%s=%r is not a Mesos duration; using %ss", name, raw, default)
-        return default
+    return parse_duration(name, raw)
 
 
 def checkpointing(env: Mapping[str, str]) -> bool:
@@ -77,20 +82,34 @@ class TaskRunner:
         self.ready = False
         self.healthy: bool | None = None
         self.proc: Supervised | None = None
+        # one terminal status per task: the kill path (pymesos' thread) and the supervising thread
+        # both send, so the gate's decision and the send happen under one lock, which also keeps
+        # a TASK_KILLING from overtaking the TASK_FINISHED that raced it
+        self._gate = StatusGate()
+        self._status_lock = threading.Lock()
         self.thread = threading.Thread(target=self._run, name=f"task-{self.task_id}", daemon=True)
 
     def start(self) -> None:
         self.thread.start()
 
-    def update(self, state: str, message: str = "", healthy: bool | None = None, reason: str | None = None) -> None:
-        labels = [{"key": READY_LABEL, "value": "true"}] if self.ready else []
-        self.owner.send_update(self.task_id, state, message, healthy, reason, labels)
+    def update(self, state: str, message: str = "", healthy: bool | None = None, reason: str | None = None) -> bool:
+        """Sends a status unless the task already sent its terminal one; True if it was sent."""
+        with self._status_lock:
+            if not self._gate.admit(state):
+                log.warning("task %s: %s not sent, the task already ended with %s (%s)", self.task_id,
+                            state, self._gate.terminal, message.splitlines()[0] if message else "")
+                return False
+            labels = [{"key": READY_LABEL, "value": "true"}] if self.ready else []
+            self.owner.send_update(self.task_id, state, message, healthy, reason, labels)
+            return True
 
     def kill(self, grace_s: float | None = None) -> None:
         if grace_s is not None:
             self.grace_s = min(self.grace_s, grace_s)
         if not self.kill_requested.is_set() and not self.done.is_set():
             self.kill_requested.set()
+            # `done` is set only after the terminal status went out, so the check above can pass
+            # for a task that just finished: the gate drops the TASK_KILLING then
             self.update("TASK_KILLING", "kill requested")
 
     def _run(self) -> None:
@@ -108,7 +127,7 @@ class TaskRunner:
     def _supervise(self) -> None:
         self.update("TASK_STARTING", "preparing")
         try:
-            workload = prepare(self.data, self.sandbox)
+            workload = prepare(self.data, self.sandbox, self.owner.env)
         except (WorkloadError, ValueError, OSError) as exc:
             self.update("TASK_FAILED", f"cannot start: {exc}")
             return
@@ -118,7 +137,7 @@ class TaskRunner:
         self.proc = Supervised(workload.argv, workload.env, self.sandbox,
                                self.sandbox / "stdout", self.sandbox / "stderr").start()
         self.update("TASK_RUNNING", f"{workload.description}: started (pid {self.proc.pid})")
-        failures = 0
+        health = HealthCounter(self.data.health_consecutive_failures)
         next_check = time.monotonic() + 0.5
         while self.proc.poll() is None and not self.kill_requested.wait(0.2):
             if time.monotonic() < next_check:
@@ -129,26 +148,20 @@ class TaskRunner:
                     self.update("TASK_RUNNING", f"{workload.description}: ready", healthy=True)
                 next_check = time.monotonic() + 1.0
                 continue
-            ok = workload.healthy()
-            failures = 0 if ok else failures + 1
-            healthy = ok or failures < self.data.health_consecutive_failures
-            if healthy != self.healthy:
-                self.healthy = healthy
-                why = "healthy again" if healthy else f"{failures} health checks failed in a row"
-                self.update("TASK_RUNNING", f"{workload.description}: {why}", healthy=healthy,
-                            reason="REASON_TASK_HEALTH_CHECK_STATUS_UPDATED")
+            health = health.observe(workload.healthy())
+            if health.healthy != self.healthy:
+                self.healthy = health.healthy
+                self.update("TASK_RUNNING", f"{workload.description}: {health.change_message()}",
+                            healthy=health.healthy, reason=HEALTH_REASON)
             next_check = time.monotonic() + self.data.health_interval_s
         if self.kill_requested.is_set():
-            status = self.proc.stop(self.grace_s)
-            self.update("TASK_KILLED", f"stopped ({describe_exit(status)})" if status is not None else "stopped")
-            return
-        code = self.proc.wait()
-        self.proc.stop(0)  # the leader exited: take the rest of its group with it
-        if code == 0:
-            self.update("TASK_FINISHED", "exited with code 0")
+            outcome = exit_outcome(self.proc.stop(self.grace_s), kill_requested=True)
         else:
-            last = tail(self.sandbox / "stderr", 8)
-            self.update("TASK_FAILED", f"{describe_exit(code)}" + (f"; stderr:\n{last}" if last else ""))
+            code = self.proc.wait()
+            self.proc.stop(0)  # the leader exited: take the rest of its group with it
+            outcome = exit_outcome(code, kill_requested=False,
+                                   stderr_tail=tail(self.sandbox / "stderr", 8) if code != 0 else "")
+        self.update(outcome.state, outcome.message, reason=outcome.reason)
 
 
 def _kill_grace(task: Mapping[str, Any], default: float) -> float:
@@ -169,6 +182,10 @@ class KmfExecutor(Executor):
         self.agent_id: dict | None = None
         self.executor_id = {"value": env.get("MESOS_EXECUTOR_ID", "")}
         self.runners: dict[str, TaskRunner] = {}
+        # gates of tasks that never got a runner (invalid payload, kill of an unknown id): their
+        # statuses are sent here, and a kill after the invalid payload's TASK_FAILED must not add
+        # a TASK_LOST
+        self._runnerless: dict[str, StatusGate] = {}
         self.outbox: dict[bytes, dict] = {}  # uuid → status, insertion-ordered
         self.lock = threading.RLock()
         self.connected = threading.Event()
@@ -263,8 +280,8 @@ class KmfExecutor(Executor):
         try:
             data = TaskData.decode(task.get("data") or "")
         except TaskDataError as exc:
-            self.send_update(task_id, "TASK_FAILED", f"invalid kmf task data: {exc}",
-                             reason="REASON_TASK_INVALID")
+            self._send_runnerless(task_id, "TASK_FAILED", f"invalid kmf task data: {exc}",
+                                  reason="REASON_TASK_INVALID")
             self._maybe_finish()
             return
         runner = TaskRunner(self, task, data, self.sandbox)
@@ -279,9 +296,17 @@ class KmfExecutor(Executor):
     def killTask(self, driver, task_id) -> None:  # noqa: ANN001,N802
         runner = self.runners.get(task_id["value"])
         if runner is None:
-            self.send_update(task_id["value"], "TASK_LOST", "unknown to this executor")
+            self._send_runnerless(task_id["value"], "TASK_LOST", "unknown to this executor")
             return
         runner.kill()
+
+    def _send_runnerless(self, task_id: str, state: str, message: str, reason: str | None = None) -> None:
+        with self.lock:
+            admitted = self._runnerless.setdefault(task_id, StatusGate()).admit(state)
+        if not admitted:
+            log.warning("task %s: %s not sent, the task already ended", task_id, state)
+            return
+        self.send_update(task_id, state, message, reason=reason)
 
     def frameworkMessage(self, driver, message) -> None:  # noqa: ANN001,N802
         log.info("framework message: %r", decode_data(message)[:200])
@@ -317,7 +342,15 @@ class KmfExecutor(Executor):
 def main() -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s kmf-executor %(levelname)s %(message)s")
     env = dict(os.environ)
-    executor = KmfExecutor(env)
+    try:
+        executor = KmfExecutor(env)
+    except DurationError as exc:
+        # Before registering there is no task to fail and no driver to report through: exiting
+        # non-zero with the reason on stderr (the sandbox's stderr file) is what an operator can
+        # see, and the agent itself ends the tasks of an executor that exits. Running on with a
+        # guessed grace or recovery timeout would hide the misconfiguration.
+        print(f"kmf executor: {exc}", file=sys.stderr, flush=True)
+        return 2
     driver = _Driver(executor, use_addict=True)
     driver.checkpoint = executor.checkpoint  # pymesos reads "0" as true
     executor.driver = driver

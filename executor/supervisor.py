@@ -17,6 +17,8 @@ import time
 from pathlib import Path
 from typing import Mapping, Sequence
 
+from executor.policy import describe_exit  # noqa: F401 - re-exported: callers import it from here
+
 log = logging.getLogger(__name__)
 
 _PR_SET_PDEATHSIG = 1
@@ -28,16 +30,6 @@ def _die_with_parent() -> None:
         libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
     except OSError:  # not Linux: the executor's own kill paths still apply
         pass
-
-
-def describe_exit(returncode: int) -> str:
-    if returncode < 0:
-        try:
-            name = signal.Signals(-returncode).name
-        except ValueError:
-            name = f"signal {-returncode}"
-        return f"killed by {name}"
-    return f"exited with code {returncode}"
 
 
 def tail(path: Path, lines: int = 10, max_bytes: int = 16384) -> str:

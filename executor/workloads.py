@@ -117,6 +117,12 @@ def _port_open(host: str, port: int, timeout: float = 2.0) -> bool:
         return False
 
 
+def _workload_env(env: Mapping[str, str]) -> dict[str, str]:
+    # the workload inherits the executor's environment (PATH, JAVA_HOME, KMF_*...) but not the
+    # agent's MESOS_* variables, which describe the executor, not the broker or app
+    return {k: v for k, v in env.items() if not k.startswith("MESOS_")}
+
+
 def _broker(data: TaskData, sandbox: Path, env: Mapping[str, str]) -> Workload:
     b = data.broker
     assert b is not None
@@ -136,7 +142,7 @@ def _broker(data: TaskData, sandbox: Path, env: Mapping[str, str]) -> Workload:
     jvm = JvmOptions(heap_mb=b.heap_mb, tmp_dir=sandbox / "tmp")
     (sandbox / "tmp").mkdir(exist_ok=True)
     argv = broker_argv(rt, config, jvm, logs_dir=sandbox / "kafka-logs")
-    proc_env = {k: v for k, v in os.environ.items() if not k.startswith("MESOS_")}
+    proc_env = _workload_env(env)
     if "broker" in b.roles:
         address = bootstrap_address(node)
         admin = broker_io._admin_client(address)  # one client: probes reuse its connection
@@ -156,7 +162,7 @@ def _broker(data: TaskData, sandbox: Path, env: Mapping[str, str]) -> Workload:
 def _stream(data: TaskData, sandbox: Path, env: Mapping[str, str], stdout: Path) -> Workload:
     s = data.stream
     assert s is not None
-    proc_env = {k: v for k, v in os.environ.items() if not k.startswith("MESOS_")}
+    proc_env = _workload_env(env)
     proc_env.update({"KAFKA_BOOTSTRAP_SERVERS": s.bootstrap_servers, "KMF_APP": s.app,
                      "KMF_INSTANCE": str(s.instance), "KMF_SERVICE": data.service})
     proc_env.update(s.env)
@@ -192,6 +198,9 @@ def _stream(data: TaskData, sandbox: Path, env: Mapping[str, str], stdout: Path)
 
 
 def prepare(data: TaskData, sandbox: Path, env: Mapping[str, str] | None = None) -> Workload:
+    """The workload for `data` in `sandbox`; `env` is the environment the executor was given
+    (KMF_KAFKA_CACHE, KMF_PYTHON, and what the workload inherits). The executor always passes it;
+    `os.environ` is only the fallback for callers outside it (tests, tools)."""
     env = os.environ if env is None else env
     if data.kind == "broker":
         return _broker(data, sandbox, env)
