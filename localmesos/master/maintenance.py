@@ -234,15 +234,20 @@ def _known(core: MasterCore, key: MachineKey) -> Machine | None:
     return machine
 
 
-def machine_down(core: MasterCore, keys: list[MachineKey], now: float) -> None:
-    m = core.maintenance
+def _require_mode(core: MasterCore, keys: list[MachineKey], mode: str, direction: str) -> None:
+    """Every machine is known and in `mode` (checked for all before any is changed, as Mesos does)."""
     for key in keys:
         machine = _known(core, key)
         if machine is None:
             raise MaintenanceError(f"Machine {_quoted(key)} is not part of a maintenance schedule")
-        if machine.mode != "DRAINING":
+        if machine.mode != mode:
             raise MaintenanceError(
-                f"Machine {_quoted(key)} is not in DRAINING mode and cannot be brought down")
+                f"Machine {_quoted(key)} is not in {mode} mode and cannot be brought {direction}")
+
+
+def machine_down(core: MasterCore, keys: list[MachineKey], now: float) -> None:
+    m = core.maintenance
+    _require_mode(core, keys, "DRAINING", "down")
     for key in keys:
         for agent in agents_on(core, key):
             remove_agent(core, agent, "Operator initiated 'Machine DOWN'", now)
@@ -252,13 +257,7 @@ def machine_down(core: MasterCore, keys: list[MachineKey], now: float) -> None:
 
 def machine_up(core: MasterCore, keys: list[MachineKey]) -> None:
     m = core.maintenance
-    for key in keys:
-        machine = _known(core, key)
-        if machine is None:
-            raise MaintenanceError(f"Machine {_quoted(key)} is not part of a maintenance schedule")
-        if machine.mode != "DOWN":
-            raise MaintenanceError(
-                f"Machine {_quoted(key)} is not in DOWN mode and cannot be brought up")
+    _require_mode(core, keys, "DOWN", "up")
     for key in keys:
         m.machines[key].mode, m.machines[key].unavailability = "UP", None
     kept = []
