@@ -37,7 +37,7 @@ _converter = cattrs.Converter()
 
 def _known_versions() -> dict[str, tuple[str, ...]] | None:
     try:
-        from executor.runtime.kafka_dist import read_versions, supported_modes
+        from kmfwire.kafka_versions import read_versions, supported_modes
         versions = read_versions()
     except (OSError, ValueError):  # no versions file: skip the rule rather than guess
         return None

@@ -12,7 +12,7 @@ from typing import Iterable
 import attrs
 
 from config.models import AppSpec, Constraint, ServiceSpec
-from kmf import artifacts
+from kmfwire import artifacts
 
 NAME = re.compile(r"^[a-z][a-z0-9-]{0,38}[a-z0-9]$|^[a-z]$")
 HOST_PORT = re.compile(r"^[A-Za-z0-9_.\-]+:\d{1,5}$")

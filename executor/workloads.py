@@ -24,7 +24,6 @@ from executor.runtime.broker_config import (
     Replication,
     Role,
     Security,
-    Voter,
     ZkBroker,
     bootstrap_address,
     render_properties,
@@ -32,11 +31,11 @@ from executor.runtime.broker_config import (
 from executor.runtime.jvm import JvmOptions, broker_argv
 from executor.runtime.tls_files import write_tls_files
 from executor.runtime.kafka_dist import DEFAULT_CACHE_DIR, KafkaRuntime, runtime
-from kmf.taskdata import BrokerTask, StreamTask, TaskData
+from kmfwire.ready import READY_MARKER
+from kmfwire.taskdata import BrokerTask, StreamTask, TaskData
 
 log = logging.getLogger(__name__)
 
-READY_MARKER = "kmf: ready"
 STREAM_READY_AFTER_S = 3.0
 
 Check = Callable[[], bool]
@@ -87,7 +86,7 @@ def broker_node(b: BrokerTask, data_dir: Path, tls_files: tuple[Path, Path] | No
                            if b.controller_port is not None and role.is_controller else None)
     return KRaftNode(
         node_id=b.node_id, role=role,
-        voters=tuple(Voter(v.node_id, v.host, v.port) for v in b.voters),
+        voters=b.voters,
         log_dirs=log_dirs, broker_listener=broker_listener if role.is_broker else None,
         controller_listener=controller_listener, rack=b.rack, replication=_replication(b),
         kafka_major=int(b.kafka_version.split(".")[0]), overrides=b.overrides, security=security,
@@ -95,7 +94,7 @@ def broker_node(b: BrokerTask, data_dir: Path, tls_files: tuple[Path, Path] | No
 
 
 def broker_security(b: BrokerTask, tls_files: tuple[Path, Path] | None) -> Security:
-    """The SSL and SASL listeners of a broker task (see kmf.taskdata.BrokerTask)."""
+    """The SSL and SASL listeners of a broker task (see kmfwire.taskdata.BrokerTask)."""
     listeners = []
     if b.tls_port is not None:
         if tls_files is None:

@@ -3,7 +3,7 @@
 `kmf plan show|interrupt|continue|restart|force-complete`, `kmf pods`, `kmf pod info|restart|replace`,
 `kmf endpoints`, `kmf scale brokers|app`, `kmf topic list|describe|create|delete`,
 `kmf user create|list|delete` (SASL/SCRAM users; a password only ever from a file), `kmf uninstall`
-(and `kmf config target|update`, registered by config.cli). Human output by default, `--json` for
+(and `kmf config target|update`, registered by kmf.config_cli). Human output by default, `--json` for
 scripts. The common options (--api, --token-file, --json, --timeout) go before or after the
 sub-command. Exit codes: 0 done, 1 refused or failed (or not confirmed), 2 bad usage, 3 the API
 cannot be reached. A standby answers a mutation with a 307 to the leader: the call is sent there

@@ -867,3 +867,11 @@ def attributes_from_json(data: Any, where: str = "attributes") -> list[Attribute
 
 def attributes_to_map(attributes: Iterable[Attribute]) -> dict[str, Any]:
     return {a.name: a.map_value() for a in attributes}
+
+
+def attributes_of(offer: Mapping[str, Any]) -> dict[str, str]:
+    """name → value as text of an offer's (or an agent info's) attributes, in Mesos' own text form
+    (what its state endpoints and ``--attributes`` use): ``a``, ``2``, ``2.5``, ``[1-3, 5-7]``,
+    ``{a, b}``. Placement constraints compare these. ResourceError for a malformed attribute."""
+    return {name: str(value) for name, value in
+            attributes_to_map(attributes_from_json(offer.get("attributes") or [], "offer.attributes")).items()}

@@ -26,12 +26,12 @@ import attrs
 from executor.runtime.broker_config import (
     BrokerNode,
     KRaftNode,
-    check_cluster_id,
     render_server_properties,
     server_properties,
 )
 from executor.runtime.jvm import JvmOptions, broker_argv, storage_format_argv
 from executor.runtime.kafka_dist import KafkaRuntime, Mode
+from kmfwire.cluster_id import check_cluster_id
 
 log = logging.getLogger(__name__)
 
