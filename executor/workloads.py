@@ -32,7 +32,7 @@ from executor.runtime.jvm import JvmOptions, broker_argv
 from executor.runtime.tls_files import write_tls_files
 from executor.runtime.kafka_dist import DEFAULT_CACHE_DIR, KafkaRuntime, runtime
 from kmfwire.ready import READY_MARKER
-from kmfwire.taskdata import BrokerTask, StreamTask, TaskData
+from kmfwire.taskdata import BrokerTask, TaskData
 
 log = logging.getLogger(__name__)
 
