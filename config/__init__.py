@@ -74,7 +74,8 @@ def load_file(path: str | Path, env: Mapping[str, str] | None = None,
 
 
 def spec_to_json(spec: ServiceSpec) -> dict[str, Any]:
-    return json.loads(json.dumps(_converter.unstructure(spec)))
+    doc: dict[str, Any] = json.loads(json.dumps(_converter.unstructure(spec)))
+    return doc
 
 
 def spec_from_json(doc: Mapping[str, Any]) -> ServiceSpec:

@@ -255,7 +255,7 @@ def _security(spec: ServiceSpec) -> list[Issue]:
 def _flatten(value: object, prefix: str = "") -> dict[str, object]:
     if attrs.has(type(value)):
         out: dict[str, object] = {}
-        for f in attrs.fields(type(value)):
+        for f in attrs.fields(type(value)):  # type: ignore[arg-type]  # attrs.has() does not narrow
             out.update(_flatten(getattr(value, f.name), f"{prefix}{f.name}."))
         return out
     if isinstance(value, dict):

@@ -76,6 +76,8 @@ def broker_node(b: BrokerTask, data_dir: Path, tls_files: tuple[Path, Path] | No
                        if b.broker_port is not None else None)
     security = broker_security(b, tls_files)
     if b.mode == "zookeeper":
+        # TaskData.validate: a ZooKeeper-mode task is a broker with a port and zookeeper_connect
+        assert broker_listener is not None and b.zookeeper_connect is not None
         return ZkBroker(broker_id=b.node_id, listener=broker_listener, zookeeper_connect=b.zookeeper_connect,
                         log_dirs=log_dirs, rack=b.rack, replication=_replication(b), overrides=b.overrides,
                         security=security)
@@ -132,6 +134,8 @@ def _broker(data: TaskData, sandbox: Path, env: Mapping[str, str]) -> Workload:
     node = broker_node(b, data_dir, tls_files)
     config = broker_io.prepare_broker(node, sandbox / "server.properties")
     if b.mode == "kraft":
+        # TaskData.validate: a KRaft-mode task has a cluster id (and so broker_node made a KRaftNode)
+        assert isinstance(node, KRaftNode) and b.cluster_id is not None
         try:
             outcome = broker_io.ensure_storage_formatted(
                 rt, node, config, b.cluster_id, JvmOptions(heap_mb=128, tmp_dir=sandbox / "tmp", log_level="WARN"))
@@ -151,8 +155,11 @@ def _broker(data: TaskData, sandbox: Path, env: Mapping[str, str]) -> Workload:
         check = in_metadata
         what = f"Kafka {b.kafka_version} broker {b.node_id} ({b.mode}) on {address}"
     else:
+        port = b.controller_port
+        assert port is not None  # TaskData.validate: a controller has a controller port
+
         def controller_listening() -> bool:
-            return _port_open(b.host, b.controller_port)
+            return _port_open(b.host, port)
         check = controller_listening
         what = f"Kafka {b.kafka_version} controller {b.node_id} on {b.host}:{b.controller_port}"
     return Workload(tuple(argv), proc_env, check, check, what)

@@ -325,7 +325,8 @@ def _follow(args: argparse.Namespace, doc: dict) -> int:
     or the wait timeout."""
     started = time.monotonic()
     frames = sys.stdout.isatty() and not args.json  # \r redraws only on a terminal, not into logs
-    last_line, seen = None, {}
+    last_line: str | None = None
+    seen: dict[str, int] = {}
     while True:
         line = progress(doc)
         if not args.json and line != last_line:
@@ -369,7 +370,8 @@ def plan_command(args: argparse.Namespace) -> int:
 def pod_row(info: dict) -> list[str]:
     """One line of `kmf pods`. HEALTHY is yes/no as the executor last said, "unknown" for a task
     whose health nobody can tell now (unreachable, or not reported yet), "-" without a task."""
-    healthy = {True: "yes", False: "no"}.get(info.get("healthy"), "unknown" if info.get("task_id") else "-")
+    healthy_text: dict[Any, str] = {True: "yes", False: "no"}
+    healthy = healthy_text.get(info.get("healthy"), "unknown" if info.get("task_id") else "-")
     return [info.get("name", "?"), info.get("state", ""), "yes" if info.get("ready") else "no", healthy,
             info.get("hostname") or "-", info.get("not_placed_because") or info.get("message") or ""]
 

@@ -30,7 +30,7 @@ class TaskDataError(KmfError, ValueError):
     """A payload that is not a valid kmf task description; the message names the field."""
 
 
-def _tuple(value: Any) -> tuple:
+def _tuple(value: Any) -> tuple[Any, ...]:
     return tuple(value) if value is not None else ()
 
 
@@ -145,7 +145,8 @@ class TaskData:
 
     def to_json(self) -> dict[str, Any]:
         # through JSON once so tuples become lists exactly as a decoder will see them
-        return json.loads(json.dumps(attrs.asdict(self, recurse=True)))
+        doc: dict[str, Any] = json.loads(json.dumps(attrs.asdict(self, recurse=True)))
+        return doc
 
     def encode(self) -> str:
         """Base64 text of the JSON form, as ``TaskInfo.data`` holds it in the v1 JSON API."""

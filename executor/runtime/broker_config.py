@@ -33,6 +33,14 @@ _PROTOCOLS = ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")
 CONTROLLER_LISTENER = "CONTROLLER"
 
 
+def _listeners(items: Iterable["Listener"]) -> tuple["Listener", ...]:
+    return tuple(items)
+
+
+def _voters(items: Iterable[Voter]) -> tuple[Voter, ...]:
+    return tuple(items)
+
+
 def _property_text(where: str, value: object) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
@@ -86,7 +94,7 @@ class Security:
     live in the sandbox with mode 0600. ``inter_broker`` names the listener brokers replicate
     over (None: the PLAINTEXT broker listener)."""
 
-    listeners: tuple[Listener, ...] = attrs.field(default=(), converter=tuple)
+    listeners: tuple[Listener, ...] = attrs.field(default=(), converter=_listeners)
     keystore: Path | None = None
     truststore: Path | None = None
     sasl_mechanism: str | None = None
@@ -244,7 +252,7 @@ class KRaftNode:
 
     node_id: int
     role: Role
-    voters: tuple[Voter, ...] = attrs.field(converter=tuple)
+    voters: tuple[Voter, ...] = attrs.field(converter=_voters)
     log_dirs: tuple[Path, ...] = attrs.field(converter=_to_dirs)
     broker_listener: Listener | None = None
     controller_listener: Listener | None = None
