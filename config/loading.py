@@ -17,6 +17,7 @@ import attrs
 import yaml
 
 from config.models import CONSTRAINT_OPERATORS, Constraint, ServiceSpec
+from kmfwire.errors import KmfError
 
 MAX_BYTES = 1 << 20
 MAX_NODES = 20_000
@@ -36,7 +37,7 @@ class Problem:
         return f"{where}: {self.path}: {self.message}" if self.path else f"{where}: {self.message}"
 
 
-class ConfigError(ValueError):
+class ConfigError(KmfError, ValueError):
     """The configuration is not valid; `problems` lists every one found."""
 
     def __init__(self, problems: list[Problem] | tuple[Problem, ...]) -> None:

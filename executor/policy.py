@@ -19,6 +19,7 @@ import signal
 
 import attrs
 
+from kmfwire.errors import KmfError
 from kmfwire.task_states import TERMINAL, is_terminal
 
 TERMINAL_STATES = TERMINAL  # Mesos' terminal states (one definition, in kmfwire.task_states)
@@ -115,7 +116,7 @@ class StatusGate:
         return True
 
 
-class DurationError(ValueError):
+class DurationError(KmfError, ValueError):
     """An environment variable that should hold a Mesos duration does not."""
 
 

@@ -31,6 +31,7 @@ from executor.runtime.broker_config import (
 from executor.runtime.jvm import JvmOptions, broker_argv
 from executor.runtime.tls_files import write_tls_files
 from executor.runtime.kafka_dist import DEFAULT_CACHE_DIR, KafkaRuntime, runtime
+from kmfwire.errors import KmfError
 from kmfwire.ready import READY_MARKER
 from kmfwire.taskdata import BrokerTask, TaskData
 
@@ -41,7 +42,7 @@ STREAM_READY_AFTER_S = 3.0
 Check = Callable[[], bool]
 
 
-class WorkloadError(RuntimeError):
+class WorkloadError(KmfError, RuntimeError):
     """The task cannot start (bad runtime, storage that belongs to another cluster, ...)."""
 
 

@@ -23,6 +23,8 @@ from pathlib import Path
 from typing import Any, Callable
 from urllib.parse import urljoin, urlsplit
 
+from kmfwire.errors import KmfError
+
 EXIT_OK, EXIT_REFUSED, EXIT_USAGE, EXIT_UNREACHABLE = 0, 1, 2, 3
 DEFAULT_API = "http://127.0.0.1:8080"
 MAX_REDIRECTS = 3  # standby → leader is one hop; a leader change mid-call may add one
@@ -33,15 +35,15 @@ POLL_S = 1.0
 COMMON_DEFAULTS: dict[str, Any] = {"api": None, "token_file": None, "json": False, "timeout": 30.0}
 
 
-class Unreachable(Exception):
+class Unreachable(KmfError):
     """The API (or the leader it redirected to) did not answer."""
 
 
-class UsageError(Exception):
+class UsageError(KmfError):
     """Bad input found before anything was sent."""
 
 
-class Failed(Exception):
+class Failed(KmfError):
     """An answer that is neither a result nor a refusal (a redirect loop, a body that is not JSON)."""
 
 

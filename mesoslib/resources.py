@@ -25,6 +25,8 @@ from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence
 
 import attrs
 
+from kmfwire.errors import KmfError
+
 SCALAR, RANGES, SET, TEXT = "SCALAR", "RANGES", "SET", "TEXT"
 STATIC, DYNAMIC = "STATIC", "DYNAMIC"
 FORMATS = ("pre", "post", "endpoint")
@@ -33,7 +35,7 @@ MAP_SCALARS = ("cpus", "gpus", "mem", "disk")
 Range = tuple[int, int]
 
 
-class ResourceError(ValueError):
+class ResourceError(KmfError, ValueError):
     """A resource, attribute or flag that cannot be understood; the message says what and where."""
 
 

@@ -45,7 +45,7 @@ def test_the_config_holds_the_expected_contracts():
     layers = found["layers"]
     assert layers["type"] == "layers"
     assert [[p.strip() for p in layer.split("|")] for layer in lines(layers["layers"])] == [
-        ["kmf"], ["scheduler", "localmesos", "executor", "streams"], ["config"], ["kmfwire", "mesoslib"]]
+        ["kmf"], ["scheduler", "localmesos", "executor", "streams"], ["config", "mesoslib"], ["kmfwire"]]
     assert lines(layers.get("ignore_imports", "")) == ["scheduler.__main__ -> kmf.cli"]
 
     agents = found["agents-without-config"]
