@@ -4,13 +4,18 @@ VENV := .venv
 PY := $(VENV)/bin/python
 PYTEST_ARGS ?=
 
-.PHONY: setup test demo chaos bench clean
+.PHONY: setup test lint demo chaos bench clean
 
 setup:
 	@bash tools/setup.sh
 
+# the static checks first (import contracts, ruff, mypy: tools/lint.sh, a few seconds); any failure stops here
 test: setup
+	bash tools/lint.sh
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+lint: setup
+	bash tools/lint.sh
 
 demo: setup
 	$(PY) -m kmf demo
@@ -22,4 +27,4 @@ bench: setup
 	$(PY) -m benchmarks
 
 clean:
-	rm -rf $(VENV) .cache .pytest_cache .hypothesis
+	rm -rf $(VENV) .cache .pytest_cache .hypothesis .mypy_cache .ruff_cache .import_linter_cache

@@ -37,7 +37,7 @@ _converter = cattrs.Converter()
 
 def _known_versions() -> dict[str, tuple[str, ...]] | None:
     try:
-        from executor.runtime.kafka_dist import read_versions, supported_modes
+        from kmfwire.kafka_versions import read_versions, supported_modes
         versions = read_versions()
     except (OSError, ValueError):  # no versions file: skip the rule rather than guess
         return None
@@ -74,7 +74,8 @@ def load_file(path: str | Path, env: Mapping[str, str] | None = None,
 
 
 def spec_to_json(spec: ServiceSpec) -> dict[str, Any]:
-    return json.loads(json.dumps(_converter.unstructure(spec)))
+    doc: dict[str, Any] = json.loads(json.dumps(_converter.unstructure(spec)))
+    return doc
 
 
 def spec_from_json(doc: Mapping[str, Any]) -> ServiceSpec:

@@ -17,6 +17,7 @@ import attrs
 import yaml
 
 from config.models import CONSTRAINT_OPERATORS, Constraint, ServiceSpec
+from kmfwire.errors import KmfError
 
 MAX_BYTES = 1 << 20
 MAX_NODES = 20_000
@@ -36,7 +37,7 @@ class Problem:
         return f"{where}: {self.path}: {self.message}" if self.path else f"{where}: {self.message}"
 
 
-class ConfigError(ValueError):
+class ConfigError(KmfError, ValueError):
     """The configuration is not valid; `problems` lists every one found."""
 
     def __init__(self, problems: list[Problem] | tuple[Problem, ...]) -> None:
@@ -65,12 +66,12 @@ class _Builder:
     def interpolate(self, node: yaml.Node, path: str, value: str) -> str | None:
         missing: list[str] = []
 
-        def sub(match: re.Match) -> str:
+        def sub(match: re.Match[str]) -> str:
             name, default = match.group(1), match.group(2)
             if name in self.env:
-                return self.env[name]
+                return str(self.env[name])
             if default is not None:
-                return default
+                return str(default)
             missing.append(name)
             return ""
 
@@ -206,24 +207,26 @@ class _Builder:
         out = []
         for i, item in enumerate(items):
             sub = f"{path}[{i}]" if isinstance(node, yaml.SequenceNode) else path
+            parts: list[str | None]
             if isinstance(item, yaml.SequenceNode):
                 parts = [self.text(n, sub) for n in item.value]
             elif isinstance(item, yaml.ScalarNode):
                 raw = self.text(item, sub)
-                parts = raw.split(":", 2) if raw is not None else [None]
+                parts = list(raw.split(":", 2)) if raw is not None else [None]
             else:
                 self.fail(item, sub, 'expected "field:OPERATOR[:value]" or [field, OPERATOR, value]')
                 continue
-            if any(p is None for p in parts):
+            fields = [p for p in parts if p is not None]
+            if len(fields) != len(parts):
                 continue
-            if len(parts) not in (2, 3) or not parts[0]:
+            if len(fields) not in (2, 3) or not fields[0]:
                 self.fail(item, sub, 'expected "field:OPERATOR[:value]" or [field, OPERATOR, value]')
                 continue
-            op = parts[1].upper()
+            op = fields[1].upper()
             if op not in CONSTRAINT_OPERATORS:
-                self.fail(item, sub, f"operator {parts[1]!r} is not one of {', '.join(CONSTRAINT_OPERATORS)}")
+                self.fail(item, sub, f"operator {fields[1]!r} is not one of {', '.join(CONSTRAINT_OPERATORS)}")
                 continue
-            out.append(Constraint(parts[0], op, parts[2] if len(parts) == 3 else None))
+            out.append(Constraint(fields[0], op, fields[2] if len(fields) == 3 else None))
         return tuple(out)
 
 
@@ -287,7 +290,7 @@ def build(text: str | bytes, source: str = "<string>", env: Mapping[str, str] | 
     node = compose(text, source)
     builder = _Builder(source, os.environ if env is None else env)
     spec = builder.model(node, "", ServiceSpec)
-    if builder.problems or spec is None:
+    if builder.problems or not isinstance(spec, ServiceSpec):
         raise ConfigError(builder.problems or [Problem(source, None, "", "not a service spec")])
     return spec
 

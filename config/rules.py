@@ -12,7 +12,7 @@ from typing import Iterable
 import attrs
 
 from config.models import AppSpec, Constraint, ServiceSpec
-from kmf import artifacts
+from kmfwire import artifacts
 
 NAME = re.compile(r"^[a-z][a-z0-9-]{0,38}[a-z0-9]$|^[a-z]$")
 HOST_PORT = re.compile(r"^[A-Za-z0-9_.\-]+:\d{1,5}$")
@@ -255,7 +255,7 @@ def _security(spec: ServiceSpec) -> list[Issue]:
 def _flatten(value: object, prefix: str = "") -> dict[str, object]:
     if attrs.has(type(value)):
         out: dict[str, object] = {}
-        for f in attrs.fields(type(value)):
+        for f in attrs.fields(type(value)):  # type: ignore[arg-type]  # attrs.has() does not narrow
             out.update(_flatten(getattr(value, f.name), f"{prefix}{f.name}."))
         return out
     if isinstance(value, dict):

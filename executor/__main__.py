@@ -1,7 +1,7 @@
 """`python -m executor`: what a Mesos agent starts for every kmf task."""
 import sys
 
-from kmf.artifacts import check_interpreter
+from kmfwire.artifacts import check_interpreter
 
 # before any dependency is imported: a bundle's binary wheels fail obscurely on another Python
 _wrong = check_interpreter()

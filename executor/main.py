@@ -30,7 +30,7 @@ from executor.policy import (
 )
 from executor.supervisor import Supervised, tail
 from executor.workloads import WorkloadError, prepare
-from kmf.taskdata import TaskData, TaskDataError
+from kmfwire.taskdata import TaskData, TaskDataError
 
 log = logging.getLogger("executor")
 

@@ -19,20 +19,16 @@ import signal
 
 import attrs
 
-TERMINAL_STATES = frozenset({
-    "TASK_FINISHED", "TASK_FAILED", "TASK_KILLED", "TASK_LOST", "TASK_ERROR",
-    "TASK_DROPPED", "TASK_GONE", "TASK_GONE_BY_OPERATOR",
-})
+from kmfwire.errors import KmfError
+from kmfwire.task_states import TERMINAL, is_terminal
+
+TERMINAL_STATES = TERMINAL  # Mesos' terminal states (one definition, in kmfwire.task_states)
 
 HEALTH_REASON = "REASON_TASK_HEALTH_CHECK_STATUS_UPDATED"
 
 # Mesos' duration suffixes (stout's Duration::parse), in seconds
 _DURATION_UNITS = {"ns": 1e-9, "us": 1e-6, "ms": 1e-3, "secs": 1.0, "mins": 60.0,
                    "hrs": 3600.0, "days": 86400.0, "weeks": 604800.0}
-
-
-def is_terminal(state: str) -> bool:
-    return state in TERMINAL_STATES
 
 
 @attrs.frozen
@@ -120,7 +116,7 @@ class StatusGate:
         return True
 
 
-class DurationError(ValueError):
+class DurationError(KmfError, ValueError):
     """An environment variable that should hold a Mesos duration does not."""
 
 

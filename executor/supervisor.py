@@ -24,12 +24,17 @@ log = logging.getLogger(__name__)
 _PR_SET_PDEATHSIG = 1
 
 
+try:
+    # loaded once here, not in the forked child: dlopen there can deadlock on a lock that another
+    # thread of the executor (pymesos' I/O thread) held at fork time
+    _LIBC: ctypes.CDLL | None = ctypes.CDLL("libc.so.6", use_errno=True)
+except OSError:  # not Linux: the executor's own kill paths still apply
+    _LIBC = None
+
+
 def _die_with_parent() -> None:
-    try:
-        libc = ctypes.CDLL("libc.so.6", use_errno=True)
-        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
-    except OSError:  # not Linux: the executor's own kill paths still apply
-        pass
+    if _LIBC is not None:
+        _LIBC.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
 
 
 def tail(path: Path, lines: int = 10, max_bytes: int = 16384) -> str:
@@ -61,7 +66,7 @@ class Supervised:
         with open(self.stdout, "ab") as out, open(self.stderr, "ab") as err:
             self.proc = subprocess.Popen(self.argv, stdin=subprocess.DEVNULL, stdout=out, stderr=err,
                                          env=self.env, cwd=str(self.cwd), start_new_session=True,
-                                         preexec_fn=_die_with_parent)
+                                         preexec_fn=_die_with_parent)  # noqa: PLW1509 - one libc call
         log.info("started pid %s: %s", self.proc.pid, " ".join(self.argv))
         return self
 

@@ -24,7 +24,6 @@ from executor.runtime.broker_config import (
     Replication,
     Role,
     Security,
-    Voter,
     ZkBroker,
     bootstrap_address,
     render_properties,
@@ -32,17 +31,18 @@ from executor.runtime.broker_config import (
 from executor.runtime.jvm import JvmOptions, broker_argv
 from executor.runtime.tls_files import write_tls_files
 from executor.runtime.kafka_dist import DEFAULT_CACHE_DIR, KafkaRuntime, runtime
-from kmf.taskdata import BrokerTask, StreamTask, TaskData
+from kmfwire.errors import KmfError
+from kmfwire.ready import READY_MARKER
+from kmfwire.taskdata import BrokerTask, TaskData
 
 log = logging.getLogger(__name__)
 
-READY_MARKER = "kmf: ready"
 STREAM_READY_AFTER_S = 3.0
 
 Check = Callable[[], bool]
 
 
-class WorkloadError(RuntimeError):
+class WorkloadError(KmfError, RuntimeError):
     """The task cannot start (bad runtime, storage that belongs to another cluster, ...)."""
 
 
@@ -77,6 +77,8 @@ def broker_node(b: BrokerTask, data_dir: Path, tls_files: tuple[Path, Path] | No
                        if b.broker_port is not None else None)
     security = broker_security(b, tls_files)
     if b.mode == "zookeeper":
+        # TaskData.validate: a ZooKeeper-mode task is a broker with a port and zookeeper_connect
+        assert broker_listener is not None and b.zookeeper_connect is not None
         return ZkBroker(broker_id=b.node_id, listener=broker_listener, zookeeper_connect=b.zookeeper_connect,
                         log_dirs=log_dirs, rack=b.rack, replication=_replication(b), overrides=b.overrides,
                         security=security)
@@ -87,7 +89,7 @@ def broker_node(b: BrokerTask, data_dir: Path, tls_files: tuple[Path, Path] | No
                            if b.controller_port is not None and role.is_controller else None)
     return KRaftNode(
         node_id=b.node_id, role=role,
-        voters=tuple(Voter(v.node_id, v.host, v.port) for v in b.voters),
+        voters=b.voters,
         log_dirs=log_dirs, broker_listener=broker_listener if role.is_broker else None,
         controller_listener=controller_listener, rack=b.rack, replication=_replication(b),
         kafka_major=int(b.kafka_version.split(".")[0]), overrides=b.overrides, security=security,
@@ -95,7 +97,7 @@ def broker_node(b: BrokerTask, data_dir: Path, tls_files: tuple[Path, Path] | No
 
 
 def broker_security(b: BrokerTask, tls_files: tuple[Path, Path] | None) -> Security:
-    """The SSL and SASL listeners of a broker task (see kmf.taskdata.BrokerTask)."""
+    """The SSL and SASL listeners of a broker task (see kmfwire.taskdata.BrokerTask)."""
     listeners = []
     if b.tls_port is not None:
         if tls_files is None:
@@ -133,6 +135,8 @@ def _broker(data: TaskData, sandbox: Path, env: Mapping[str, str]) -> Workload:
     node = broker_node(b, data_dir, tls_files)
     config = broker_io.prepare_broker(node, sandbox / "server.properties")
     if b.mode == "kraft":
+        # TaskData.validate: a KRaft-mode task has a cluster id (and so broker_node made a KRaftNode)
+        assert isinstance(node, KRaftNode) and b.cluster_id is not None
         try:
             outcome = broker_io.ensure_storage_formatted(
                 rt, node, config, b.cluster_id, JvmOptions(heap_mb=128, tmp_dir=sandbox / "tmp", log_level="WARN"))
@@ -152,8 +156,11 @@ def _broker(data: TaskData, sandbox: Path, env: Mapping[str, str]) -> Workload:
         check = in_metadata
         what = f"Kafka {b.kafka_version} broker {b.node_id} ({b.mode}) on {address}"
     else:
+        port = b.controller_port
+        assert port is not None  # TaskData.validate: a controller has a controller port
+
         def controller_listening() -> bool:
-            return _port_open(b.host, b.controller_port)
+            return _port_open(b.host, port)
         check = controller_listening
         what = f"Kafka {b.kafka_version} controller {b.node_id} on {b.host}:{b.controller_port}"
     return Workload(tuple(argv), proc_env, check, check, what)

@@ -1,3 +1,5 @@
 """kmf: the Kafka Mesos Framework (command-line entry point and version)."""
 
-__version__ = "0.1.0"
+from kmfwire import __version__
+
+__all__ = ["__version__"]

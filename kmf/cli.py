@@ -16,7 +16,7 @@ from kmf import __version__
 # Modules that add sub-commands. Each is imported lazily so that a broken or slow area does not
 # stop the others (e.g. `kmf config validate` must not import pymesos).
 COMMAND_MODULES = (
-    "config.cli",
+    "kmf.config_cli",
     "localmesos.cli",
     "scheduler.cli",
     "executor.cli",

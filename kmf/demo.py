@@ -195,7 +195,7 @@ def marathon_fetches(app_path: Path, config_path: Path) -> dict[str, Path]:
     """The local files for config/marathon.json's fetch URIs, by basename: its example repository
     is not reachable here, so the demo hands Marathon's fetcher the archives `make setup` built
     (.cache/artifacts) and the demo's config, as file:// URIs (the fetch itself is the same)."""
-    from kmf import artifacts
+    from kmfwire import artifacts
     local = artifacts.served_dir()
     out: dict[str, Path] = {}
     for entry in json.loads(app_path.read_text()).get("fetch") or []:

@@ -3,7 +3,7 @@
 `kmf plan show|interrupt|continue|restart|force-complete`, `kmf pods`, `kmf pod info|restart|replace`,
 `kmf endpoints`, `kmf scale brokers|app`, `kmf topic list|describe|create|delete`,
 `kmf user create|list|delete` (SASL/SCRAM users; a password only ever from a file), `kmf uninstall`
-(and `kmf config target|update`, registered by config.cli). Human output by default, `--json` for
+(and `kmf config target|update`, registered by kmf.config_cli). Human output by default, `--json` for
 scripts. The common options (--api, --token-file, --json, --timeout) go before or after the
 sub-command. Exit codes: 0 done, 1 refused or failed (or not confirmed), 2 bad usage, 3 the API
 cannot be reached. A standby answers a mutation with a 307 to the leader: the call is sent there
@@ -23,6 +23,8 @@ from pathlib import Path
 from typing import Any, Callable
 from urllib.parse import urljoin, urlsplit
 
+from kmfwire.errors import KmfError
+
 EXIT_OK, EXIT_REFUSED, EXIT_USAGE, EXIT_UNREACHABLE = 0, 1, 2, 3
 DEFAULT_API = "http://127.0.0.1:8080"
 MAX_REDIRECTS = 3  # standby → leader is one hop; a leader change mid-call may add one
@@ -33,15 +35,15 @@ POLL_S = 1.0
 COMMON_DEFAULTS: dict[str, Any] = {"api": None, "token_file": None, "json": False, "timeout": 30.0}
 
 
-class Unreachable(Exception):
+class Unreachable(KmfError):
     """The API (or the leader it redirected to) did not answer."""
 
 
-class UsageError(Exception):
+class UsageError(KmfError):
     """Bad input found before anything was sent."""
 
 
-class Failed(Exception):
+class Failed(KmfError):
     """An answer that is neither a result nor a refusal (a redirect loop, a body that is not JSON)."""
 
 
@@ -325,7 +327,8 @@ def _follow(args: argparse.Namespace, doc: dict) -> int:
     or the wait timeout."""
     started = time.monotonic()
     frames = sys.stdout.isatty() and not args.json  # \r redraws only on a terminal, not into logs
-    last_line, seen = None, {}
+    last_line: str | None = None
+    seen: dict[str, int] = {}
     while True:
         line = progress(doc)
         if not args.json and line != last_line:
@@ -369,7 +372,8 @@ def plan_command(args: argparse.Namespace) -> int:
 def pod_row(info: dict) -> list[str]:
     """One line of `kmf pods`. HEALTHY is yes/no as the executor last said, "unknown" for a task
     whose health nobody can tell now (unreachable, or not reported yet), "-" without a task."""
-    healthy = {True: "yes", False: "no"}.get(info.get("healthy"), "unknown" if info.get("task_id") else "-")
+    healthy_text: dict[Any, str] = {True: "yes", False: "no"}
+    healthy = healthy_text.get(info.get("healthy"), "unknown" if info.get("task_id") else "-")
     return [info.get("name", "?"), info.get("state", ""), "yes" if info.get("ready") else "no", healthy,
             info.get("hostname") or "-", info.get("not_placed_because") or info.get("message") or ""]
 

@@ -21,9 +21,11 @@ refinement: ``role`` + ``reservation``), ``"post"`` (``reservations`` list) and 
 from __future__ import annotations
 
 import json
-from typing import Any, Iterable, Iterator, Mapping, Sequence
+from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence
 
 import attrs
+
+from kmfwire.errors import KmfError
 
 SCALAR, RANGES, SET, TEXT = "SCALAR", "RANGES", "SET", "TEXT"
 STATIC, DYNAMIC = "STATIC", "DYNAMIC"
@@ -33,7 +35,7 @@ MAP_SCALARS = ("cpus", "gpus", "mem", "disk")
 Range = tuple[int, int]
 
 
-class ResourceError(ValueError):
+class ResourceError(KmfError, ValueError):
     """A resource, attribute or flag that cannot be understood; the message says what and where."""
 
 
@@ -214,25 +216,27 @@ class Resource:
     provider_id: str | None = None
     # the identity tuple and the canonical sort key, computed once: bag arithmetic asks for them
     # on every merge, subtraction and iteration
-    _key: tuple = attrs.field(init=False, eq=False, repr=False)
-    _order: tuple | None = attrs.field(init=False, eq=False, repr=False, default=None)
+    _key: tuple[Any, ...] = attrs.field(init=False, eq=False, repr=False)
+    _order: tuple[Any, ...] | None = attrs.field(init=False, eq=False, repr=False, default=None)
 
     def __attrs_post_init__(self) -> None:
         object.__setattr__(self, "_key", (self.name, self.type, self.reservations, self.disk, self.shared,
                                           self.revocable, self.allocation_role, self.provider_id))
 
     @property
-    def order(self) -> tuple:
+    def order(self) -> tuple[Any, ...]:
         """The canonical sort key of a bag's items (made on first use: most resources are never sorted)."""
-        if self._order is None:
-            object.__setattr__(self, "_order", (
+        order = self._order
+        if order is None:
+            order = (
                 self.name, self.type, tuple((r.type, r.role, r.principal or "") for r in self.reservations),
-                self.disk.persistence_id or "" if self.disk else "", self.allocation_role or "", str(self._key)))
-        return self._order
+                self.disk.persistence_id or "" if self.disk else "", self.allocation_role or "", str(self._key))
+            object.__setattr__(self, "_order", order)
+        return order
 
     # identity -------------------------------------------------------------------------------
     @property
-    def key(self) -> tuple:
+    def key(self) -> tuple[Any, ...]:
         return self._key
 
     @property
@@ -255,7 +259,8 @@ class Resource:
     @property
     def is_empty(self) -> bool:
         if self.type == SCALAR:
-            return self.value <= 0
+            millis: int = self.value
+            return millis <= 0
         return not self.value
 
     @property
@@ -305,12 +310,16 @@ class Resource:
     def covers(self, other: "Resource") -> bool:
         self._same(other)
         if self.type == SCALAR:
+            mine: int = self.value
+            theirs: int = other.value
             if self.is_volume:
-                return self.value == other.value
-            return self.value >= other.value
+                return mine == theirs
+            return mine >= theirs
         if self.type == RANGES:
             return ranges_contain(self.value, other.value)
-        return other.value <= self.value
+        items: frozenset[str] = other.value
+        have: frozenset[str] = self.value
+        return items <= have
 
     def _same(self, other: "Resource") -> None:
         if self.key != other.key:
@@ -326,7 +335,7 @@ class Resource:
 
     def __str__(self) -> str:
         role = f"({self.role})" if self.is_reserved else ""
-        vol = f"[{self.disk.persistence_id}:{self.disk.container_path}]" if self.is_volume else ""
+        vol = f"[{self.disk.persistence_id}:{self.disk.container_path}]" if self.disk is not None and self.is_volume else ""
         return f"{self.name}{role}{vol}:{self.value_text()}"
 
     # JSON ---------------------------------------------------------------------------------------
@@ -519,7 +528,7 @@ class Resources:
     __slots__ = ("_items", "_ordered")
 
     def __init__(self, items: Iterable[Resource] = ()) -> None:
-        merged: dict[tuple, Resource] = {}
+        merged: dict[tuple[Any, ...], Resource] = {}
         for res in items:
             if not isinstance(res, Resource):
                 raise TypeError(f"Resources holds Resource values, got {res!r}")
@@ -528,7 +537,7 @@ class Resources:
             key = res.key
             have = merged.get(key)
             merged[key] = have.plus(res) if have is not None else res
-        self._items: dict[tuple, Resource] = merged
+        self._items: dict[tuple[Any, ...], Resource] = merged
         self._ordered: tuple[Resource, ...] | None = None
 
     # container protocol -----------------------------------------------------------------------
@@ -588,7 +597,7 @@ class Resources:
     __contains__ = contains
 
     # filters -----------------------------------------------------------------------------------
-    def filter(self, predicate) -> "Resources":
+    def filter(self, predicate: Callable[[Resource], bool]) -> "Resources":
         return Resources(r for r in self._items.values() if predicate(r))
 
     def unreserved(self) -> "Resources":
@@ -691,7 +700,7 @@ class Resources:
             elif kind == RANGES:
                 out[name] = format_ranges(coalesce(s for r in items if r.type == RANGES for s in r.value))
             else:
-                merged: frozenset = frozenset().union(*(r.value for r in items if r.type == SET))
+                merged: frozenset[str] = frozenset().union(*(r.value for r in items if r.type == SET))
                 out[name] = "{" + ", ".join(sorted(merged)) + "}"
         return out
 
@@ -867,3 +876,11 @@ def attributes_from_json(data: Any, where: str = "attributes") -> list[Attribute
 
 def attributes_to_map(attributes: Iterable[Attribute]) -> dict[str, Any]:
     return {a.name: a.map_value() for a in attributes}
+
+
+def attributes_of(offer: Mapping[str, Any]) -> dict[str, str]:
+    """name → value as text of an offer's (or an agent info's) attributes, in Mesos' own text form
+    (what its state endpoints and ``--attributes`` use): ``a``, ``2``, ``2.5``, ``[1-3, 5-7]``,
+    ``{a, b}``. Placement constraints compare these. ResourceError for a malformed attribute."""
+    return {name: str(value) for name, value in
+            attributes_to_map(attributes_from_json(offer.get("attributes") or [], "offer.attributes")).items()}

@@ -27,8 +27,8 @@ from kazoo.client import KazooClient
 
 import config
 from config import ConfigError, ServiceSpec
-from executor.runtime.broker_config import new_cluster_id
-from kmf import artifacts as kmf_artifacts
+from kmfwire.cluster_id import new_cluster_id
+from kmfwire import artifacts as kmf_artifacts
 from scheduler.api.metrics import Metrics, StateCollector
 from scheduler.api.server import Api, ApiServer
 from scheduler.api.views import broker_endpoint

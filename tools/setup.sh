@@ -36,7 +36,7 @@ if [ ! -x "$VENV/bin/python" ] || [ "$(cat "$VENV/.kmf-stamp" 2>/dev/null)" != "
     # compile on Python 3.11); the kmf bundle (tools/artifacts.sh) installs the same wheel
     "$VENV/bin/pip" install -q "$(bash "$ROOT/tools/http-parser-wheel.sh" "$VENV/bin/python" "$CACHE/wheels")"
   fi
-  "$VENV/bin/pip" install -q -e "$ROOT[test]"
+  "$VENV/bin/pip" install -q -e "$ROOT[test,lint]"  # lint: tools/lint.sh's import-linter, ruff, mypy
   "$VENV/bin/python" -c 'from http_parser.http import HttpParser; import pymesos, kazoo, confluent_kafka'
   echo "$stamp_py" > "$VENV/.kmf-stamp"
 fi

@@ -26,19 +26,20 @@ import attrs
 from executor.runtime.broker_config import (
     BrokerNode,
     KRaftNode,
-    check_cluster_id,
     render_server_properties,
     server_properties,
 )
 from executor.runtime.jvm import JvmOptions, broker_argv, storage_format_argv
 from executor.runtime.kafka_dist import KafkaRuntime, Mode
+from kmfwire.cluster_id import check_cluster_id
+from kmfwire.errors import KmfError
 
 log = logging.getLogger(__name__)
 
 META_PROPERTIES = "meta.properties"
 
 
-class BrokerRuntimeError(RuntimeError):
+class BrokerRuntimeError(KmfError, RuntimeError):
     """A broker that could not be laid out, formatted, started or reached; says which and where."""
 
 

@@ -1,4 +1,6 @@
-"""Pure broker configuration: server.properties for KRaft and ZooKeeper mode, and cluster ids.
+"""Pure broker configuration: server.properties for KRaft and ZooKeeper mode.
+
+Cluster ids and the quorum's `Voter` are part of the wire contract (kmfwire.cluster_id, kmfwire.taskdata).
 
 No I/O here: typed frozen inputs in, text out (`jvm.py` builds the java command lines, `broker.py`
 formats storage, starts the process and probes it).
@@ -12,37 +14,31 @@ formats storage, starts the process and probes it).
 """
 from __future__ import annotations
 
-import base64
 import enum
-import random
 import re
-import uuid
 from pathlib import Path
 from typing import Iterable, Mapping, Union
 
 import attrs
 
-from executor.runtime.kafka_dist import Mode
+from kmfwire.errors import BrokerConfigError
+from kmfwire.kafka_versions import Mode
+from kmfwire.taskdata import Voter
+from kmfwire.taskdata import check_host as _check_host
+from kmfwire.taskdata import check_port as _check_port
 
 _NAME_RE = re.compile(r"^[A-Z][A-Z0-9_]*$")
 _KEY_RE = re.compile(r"^[A-Za-z0-9_.\-]+$")
 _PROTOCOLS = ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")
-_CLUSTER_ID_RE = re.compile(r"^[A-Za-z0-9_\-]{22}$")
 CONTROLLER_LISTENER = "CONTROLLER"
 
 
-class BrokerConfigError(ValueError):
-    """A broker setting kmf cannot render; the message names the field and the value."""
+def _listeners(items: Iterable["Listener"]) -> tuple["Listener", ...]:
+    return tuple(items)
 
 
-def _check_port(where: str, port: int) -> None:
-    if not 1 <= port <= 65535:
-        raise BrokerConfigError(f"{where}: port {port} is outside 1..65535")
-
-
-def _check_host(where: str, host: str) -> None:
-    if not host or any(ch.isspace() for ch in host) or "," in host or "/" in host:
-        raise BrokerConfigError(f"{where}: host {host!r} is not a plain host name or address")
+def _voters(items: Iterable[Voter]) -> tuple[Voter, ...]:
+    return tuple(items)
 
 
 def _property_text(where: str, value: object) -> str:
@@ -98,7 +94,7 @@ class Security:
     live in the sandbox with mode 0600. ``inter_broker`` names the listener brokers replicate
     over (None: the PLAINTEXT broker listener)."""
 
-    listeners: tuple[Listener, ...] = attrs.field(default=(), converter=tuple)
+    listeners: tuple[Listener, ...] = attrs.field(default=(), converter=_listeners)
     keystore: Path | None = None
     truststore: Path | None = None
     sasl_mechanism: str | None = None
@@ -152,24 +148,6 @@ def _listener_properties(main: Listener, security: Security, others: tuple[Liste
         ("inter.broker.listener.name", security.inter_broker or main.name),
         ("listener.security.protocol.map", ",".join(f"{n}:{p}" for n, p in sorted(names.items()))),
     ]
-
-
-@attrs.frozen
-class Voter:
-    """A controller in the static quorum: `node_id@host:port`."""
-
-    node_id: int
-    host: str
-    port: int
-
-    def __attrs_post_init__(self) -> None:
-        if self.node_id < 0:
-            raise BrokerConfigError(f"voter {self.node_id}: node id must be >= 0")
-        _check_host(f"voter {self.node_id}", self.host)
-        _check_port(f"voter {self.node_id}", self.port)
-
-    def __str__(self) -> str:
-        return f"{self.node_id}@{self.host}:{self.port}"
 
 
 @attrs.frozen
@@ -274,7 +252,7 @@ class KRaftNode:
 
     node_id: int
     role: Role
-    voters: tuple[Voter, ...] = attrs.field(converter=tuple)
+    voters: tuple[Voter, ...] = attrs.field(converter=_voters)
     log_dirs: tuple[Path, ...] = attrs.field(converter=_to_dirs)
     broker_listener: Listener | None = None
     controller_listener: Listener | None = None
@@ -469,36 +447,3 @@ def render_server_properties(node: BrokerNode) -> str:
     """The whole server.properties file for `node`."""
     mode = mode_of(node).value
     return render_properties(server_properties(node), f"Written by kmf for {mode} node {node_id(node)}.")
-
-
-# --- cluster ids ---------------------------------------------------------------------------------
-
-_RESERVED_IDS = frozenset({0, 1})  # Kafka's Uuid.ZERO_UUID and METADATA_TOPIC_ID (0, 1)
-
-
-def cluster_id_from_int(value: int) -> str:
-    """The Kafka Uuid string of a 128-bit value: URL-safe base64 of its 16 bytes, no padding."""
-    if not 0 <= value < 1 << 128:
-        raise BrokerConfigError(f"cluster id value {value} is not a 128-bit unsigned number")
-    return base64.urlsafe_b64encode(value.to_bytes(16, "big")).decode("ascii").rstrip("=")
-
-
-def new_cluster_id(rng: random.Random | None = None) -> str:
-    """A fresh KRaft cluster id as `kafka-storage random-uuid` makes one: a random (version 4) UUID
-    in Kafka's Uuid format, 22 characters, never starting with '-' and never a reserved id."""
-    rng = rng or random.SystemRandom()
-    while True:
-        value = uuid.UUID(int=rng.getrandbits(128), version=4).int
-        text = cluster_id_from_int(value)
-        if value not in _RESERVED_IDS and not text.startswith("-"):
-            return text
-
-
-def check_cluster_id(text: str) -> str:
-    """Return `text` if Kafka accepts it as a cluster id (Uuid.fromString), else BrokerConfigError."""
-    if not _CLUSTER_ID_RE.match(text):
-        raise BrokerConfigError(f"cluster id {text!r} is not 22 URL-safe base64 characters")
-    raw = base64.urlsafe_b64decode(text + "==")
-    if cluster_id_from_int(int.from_bytes(raw, "big")) != text:
-        raise BrokerConfigError(f"cluster id {text!r} does not decode to exactly 16 bytes")
-    return text

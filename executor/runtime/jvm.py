@@ -8,8 +8,9 @@ from pathlib import Path
 
 import attrs
 
-from executor.runtime.broker_config import BrokerConfigError, check_cluster_id
+from executor.runtime.broker_config import BrokerConfigError
 from executor.runtime.kafka_dist import KafkaRuntime, Mode
+from kmfwire.cluster_id import check_cluster_id
 
 BROKER_MAIN = "kafka.Kafka"
 STORAGE_TOOL_MAIN = "kafka.tools.StorageTool"

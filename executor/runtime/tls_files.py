@@ -8,7 +8,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from kmf.taskdata import TlsMaterial
+from kmfwire.taskdata import TlsMaterial
 
 KEYSTORE, TRUSTSTORE = "tls/keystore.pem", "tls/truststore.pem"
 

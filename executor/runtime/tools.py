@@ -14,6 +14,7 @@ import attrs
 from executor.runtime.broker_config import render_properties
 from executor.runtime.jvm import JvmOptions
 from executor.runtime.kafka_dist import KafkaRuntime, parse_version
+from kmfwire.errors import KmfError
 
 WORDCOUNT_MAIN = "org.apache.kafka.streams.examples.wordcount.WordCountDemo"
 PRODUCER_PERF_MAIN = "org.apache.kafka.tools.ProducerPerformance"
@@ -25,7 +26,7 @@ WORDCOUNT_APP_ID = "streams-wordcount"
 TOOL_JVM = JvmOptions(heap_mb=256, log_level="WARN")
 
 
-class ToolOutputError(ValueError):
+class ToolOutputError(KmfError, ValueError):
     """Tool output without the summary kmf expects; the message quotes what was there."""
 
 

@@ -15,7 +15,7 @@ from typing import Mapping
 import attrs
 
 from config import ServiceSpec
-from kmf.artifacts import KAFKA_FOLDER, archive_folder
+from kmfwire.artifacts import KAFKA_FOLDER, archive_folder
 from scheduler.core.pods import PodDef
 
 

@@ -15,7 +15,7 @@ import attrs
 
 import config
 from config import ServiceSpec
-from kmf.taskdata import Voter
+from kmfwire.taskdata import Voter
 from scheduler.core import actions as act
 from scheduler.core import broker_count, launch_config
 from scheduler.core import events as ev

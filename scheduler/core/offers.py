@@ -16,11 +16,11 @@ from mesoslib.resources import (
     Resource,
     ResourceError,
     Resources,
+    attributes_of,
     ranges,
     scalar,
     to_millis,
 )
-from scheduler.core.placement import attributes_of
 
 VOLUME_PATH = "kafka-data"
 LABEL_SERVICE, LABEL_POD, LABEL_RESERVATION = "kmf.service", "kmf.pod", "kmf.reservation"

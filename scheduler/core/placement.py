@@ -8,25 +8,9 @@ from __future__ import annotations
 
 import re
 from collections import Counter
-from typing import Any, Iterable, Mapping
+from typing import Iterable, Mapping
 
 from config import Constraint
-
-
-def attributes_of(offer: Mapping[str, Any]) -> dict[str, str]:
-    out: dict[str, str] = {}
-    for attr in offer.get("attributes") or ():
-        name = attr.get("name")
-        if attr.get("type") == "TEXT" or "text" in attr:
-            out[name] = str((attr.get("text") or {}).get("value", ""))
-        elif attr.get("type") == "SCALAR" or "scalar" in attr:
-            value = (attr.get("scalar") or {}).get("value", 0)
-            out[name] = str(int(value)) if float(value).is_integer() else str(value)
-        elif "ranges" in attr:
-            out[name] = ",".join(f"[{r['begin']}-{r['end']}]" for r in attr["ranges"].get("range", []))
-        elif "set" in attr:
-            out[name] = ",".join(attr["set"].get("item", []))
-    return out
 
 
 def field_value(field: str, hostname: str, attributes: Mapping[str, str]) -> str | None:

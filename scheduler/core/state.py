@@ -10,12 +10,7 @@ from typing import Any, Mapping
 import attrs
 
 from config import ServiceSpec
-
-TERMINAL = frozenset({
-    "TASK_FINISHED", "TASK_FAILED", "TASK_KILLED", "TASK_ERROR", "TASK_LOST", "TASK_DROPPED",
-    "TASK_GONE", "TASK_GONE_BY_OPERATOR", "TASK_UNKNOWN",
-})
-ACTIVE = frozenset({"TASK_STAGING", "TASK_STARTING", "TASK_RUNNING", "TASK_KILLING"})
+from kmfwire.task_states import ENDED as TERMINAL
 
 
 @attrs.frozen

@@ -16,7 +16,7 @@ import attrs
 
 from config import ServiceSpec
 from config.rules import restart_overrides
-from kmf.taskdata import BrokerTask, StreamTask, TaskData, Voter
+from kmfwire.taskdata import BrokerTask, StreamTask, TaskData, Voter
 from mesoslib.resources import Resources, scalar
 from scheduler.core import artifacts
 from scheduler.core.artifacts import Served

@@ -1,6 +1,6 @@
 """The archives this scheduler serves to the agents' fetchers: found on disk, content-addressed.
 
-`find` looks in the served folder (kmf.artifacts.served_dir) for the kmf bundle built for this
+`find` looks in the served folder (kmfwire.artifacts.served_dir) for the kmf bundle built for this
 interpreter and every ``kafka-<version>.tar.gz``, and takes each one's sha256 from the
 ``<file>.sha256`` that tools/artifacts.sh writes beside it (hashing ~150 MB at every scheduler
 start would cost a second or more), or hashes the file when that is missing or older. `served`
@@ -18,7 +18,7 @@ from typing import Mapping
 
 import attrs
 
-from kmf import artifacts as names
+from kmfwire import artifacts as names
 from scheduler.core.artifacts import Artifact, Served
 
 log = logging.getLogger(__name__)

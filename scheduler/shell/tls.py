@@ -23,7 +23,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from kazoo.exceptions import KazooException, NodeExistsError, NoNodeError
 
-from kmf.taskdata import TaskData, TlsMaterial
+from kmfwire.taskdata import TaskData, TlsMaterial
 
 log = logging.getLogger(__name__)
 

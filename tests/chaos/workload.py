@@ -28,7 +28,8 @@ from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaExcepti
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from executor.runtime import broker as broker_io
-from executor.runtime.broker_config import KRaftNode, Listener, Replication, Role, Voter, new_cluster_id
+from executor.runtime.broker_config import KRaftNode, Listener, Replication, Role, Voter
+from kmfwire.cluster_id import new_cluster_id
 from executor.runtime.jvm import JvmOptions
 from executor.runtime.kafka_dist import Mode
 from localmesos import procs

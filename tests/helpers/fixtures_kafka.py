@@ -24,11 +24,11 @@ from executor.runtime.broker_config import (
     Voter,
     ZkBroker,
     bootstrap_address,
-    new_cluster_id,
     node_id,
 )
 from executor.runtime.jvm import JvmOptions
 from executor.runtime.kafka_dist import KafkaDistError, KafkaRuntime, Mode, read_versions, runtime_for_mode
+from kmfwire.cluster_id import new_cluster_id
 from localmesos import procs
 
 BROKER_JVM_HEAP_MB = 512

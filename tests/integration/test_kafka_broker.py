@@ -198,7 +198,8 @@ def test_wordcount_demo_counts_words(kafka_kraft, tmp_path):
 @pytest.mark.parametrize("mode_version", ["kafka4", "kafka3"])
 def test_split_controller_and_broker_roles_form_a_cluster(tmp_path, mode_version):
     """A controller-only and a broker-only node (static quorum) of the same cluster id serve data."""
-    from executor.runtime.broker_config import KRaftNode, Listener, Role, Voter, new_cluster_id
+    from executor.runtime.broker_config import KRaftNode, Listener, Role, Voter
+    from kmfwire.cluster_id import new_cluster_id
     from executor.runtime.kafka_dist import read_versions, runtime
     from tests.helpers.fixtures_kafka import BROKER_JVM_HEAP_MB, TEST_OVERRIDES
 

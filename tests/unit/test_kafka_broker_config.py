@@ -22,14 +22,12 @@ from executor.runtime.broker_config import (
     Voter,
     ZkBroker,
     bootstrap_address,
-    check_cluster_id,
-    cluster_id_from_int,
-    new_cluster_id,
     render_properties,
     render_server_properties,
     server_properties,
 )
 from executor.runtime.jvm import JvmOptions, broker_argv, storage_format_argv
+from kmfwire.cluster_id import check_cluster_id, cluster_id_from_int, new_cluster_id
 from executor.runtime.kafka_dist import (
     VERSIONS_FILE,
     KafkaDistError,

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from kmf import artifacts as names
+from kmfwire import artifacts as names
 from tests.helpers.fixtures_scheduler import executor_pid_of, java_pid_of
 from tests.helpers.wait import wait_for
 

@@ -12,7 +12,7 @@ import pytest
 
 from executor.supervisor import Supervised, describe_exit, tail
 from executor.workloads import WorkloadError, prepare
-from kmf.taskdata import BrokerTask, StreamTask, TaskData, Voter
+from kmfwire.taskdata import BrokerTask, StreamTask, TaskData, Voter
 from localmesos import procs
 from tests.helpers.wait import wait_for
 
@@ -82,7 +82,7 @@ def broker_task(host: str, broker_port: int, controller_port: int, cluster_id: s
 
 def test_broker_workload_ready_restart_keeps_data(tmp_path):
     from confluent_kafka import Consumer, Producer
-    from executor.runtime.broker_config import new_cluster_id
+    from kmfwire.cluster_id import new_cluster_id
 
     host = procs.loopback_ip()
     ports = procs.free_port(host), procs.free_port(host)
@@ -127,7 +127,7 @@ def test_broker_workload_ready_restart_keeps_data(tmp_path):
 
 
 def test_volume_of_another_cluster_is_refused(tmp_path):
-    from executor.runtime.broker_config import new_cluster_id
+    from kmfwire.cluster_id import new_cluster_id
     host = procs.loopback_ip()
     data = broker_task(host, procs.free_port(host), procs.free_port(host), new_cluster_id())
     prepare(data, tmp_path)

@@ -18,7 +18,8 @@ from confluent_kafka.admin import AdminClient, ConfigResource, ResourceType
 
 import config
 from executor.runtime import broker as broker_io
-from executor.runtime.broker_config import Voter, new_cluster_id
+from executor.runtime.broker_config import Voter
+from kmfwire.cluster_id import new_cluster_id
 from executor.runtime.kafka_dist import Mode
 from localmesos import procs
 from scheduler.core import events as ev

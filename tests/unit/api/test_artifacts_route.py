@@ -10,7 +10,7 @@ import time
 import pytest
 from prometheus_client import CollectorRegistry
 
-from kmf import artifacts as names
+from kmfwire import artifacts as names
 from scheduler.api.server import Api, ApiServer
 from scheduler.shell import artifacts as served_artifacts
 from tests.unit.api.test_api import Backend

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from config import ConfigError, load_text
-from kmf import artifacts as names
+from kmfwire import artifacts as names
 
 pytestmark = pytest.mark.timeout(30)
 

@@ -6,7 +6,7 @@ import pytest
 import executor.main as executor_main
 from executor.main import KmfExecutor, TaskRunner
 from executor.workloads import WorkloadError, prepare
-from kmf.taskdata import StreamTask, TaskData
+from kmfwire.taskdata import StreamTask, TaskData
 
 pytestmark = pytest.mark.timeout(60)
 

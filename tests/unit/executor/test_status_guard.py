@@ -8,7 +8,7 @@ from hypothesis import given, strategies as st
 
 from executor.main import TaskRunner
 from executor.policy import StatusGate, exit_outcome, is_terminal
-from kmf.taskdata import StreamTask, TaskData
+from kmfwire.taskdata import StreamTask, TaskData
 
 pytestmark = pytest.mark.timeout(60)
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from kmf import artifacts
+from kmfwire import artifacts
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -43,14 +43,14 @@ def test_python_m_executor_from_a_mismatched_bundle_exits_with_the_reason(tmp_pa
     root = Path(artifacts.__file__).resolve().parents[1]
     bundle = tmp_path / "kmf-0.1.0-py9.9-linux-x86_64"
     bundle.mkdir()
-    for pkg in ("kmf", "executor"):
+    for pkg in ("kmfwire", "executor"):
         (bundle / pkg).symlink_to(root / pkg)
     marker(bundle, "9.9")
     # the symlinked package resolves to the checkout, so point the check at the bundle via a copy
-    (bundle / "kmf").unlink()
-    (bundle / "kmf").mkdir()
+    (bundle / "kmfwire").unlink()
+    (bundle / "kmfwire").mkdir()
     for f in ("__init__.py", "artifacts.py"):
-        (bundle / "kmf" / f).write_text((root / "kmf" / f).read_text())
+        (bundle / "kmfwire" / f).write_text((root / "kmfwire" / f).read_text())
     done = subprocess.run([sys.executable, "-m", "executor"], cwd=tmp_path, capture_output=True, text=True,
                           env={"PYTHONPATH": str(bundle), "PATH": "/usr/bin:/bin"}, timeout=30)
     assert done.returncode == 1

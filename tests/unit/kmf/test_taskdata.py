@@ -7,7 +7,7 @@ import json
 import pytest
 from hypothesis import given, strategies as st
 
-from kmf.taskdata import BrokerTask, StreamTask, TaskData, TaskDataError, Voter
+from kmfwire.taskdata import BrokerTask, StreamTask, TaskData, TaskDataError, Voter
 
 
 def kraft_broker(**changes) -> TaskData:

@@ -5,7 +5,7 @@ import attrs
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from kmf.taskdata import TaskData
+from kmfwire.taskdata import TaskData
 from scheduler.core import actions as act
 from scheduler.core import events as ev
 from scheduler.core.decide import plans

@@ -21,7 +21,7 @@ from executor.runtime.broker_config import (
 )
 from executor.runtime.tls_files import write_tls_files
 from executor.workloads import WorkloadError, broker_node
-from kmf.taskdata import TaskData, TlsMaterial
+from kmfwire.taskdata import TaskData, TlsMaterial
 from scheduler.api.security import endpoint_extras, parse_user
 from scheduler.core import events as ev
 from scheduler.core.taskinfo import fingerprint

@@ -28,7 +28,7 @@ ARCHIVE_SUFFIXES = (".tar.gz", ".tgz", ".tar.bz2", ".tbz2", ".tar.xz", ".txz", "
 
 
 def version() -> str:
-    from kmf import __version__
+    from kmfwire import __version__
     return __version__
 
 

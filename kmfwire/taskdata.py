@@ -16,6 +16,8 @@ from typing import Any, Mapping
 
 import attrs
 
+from kmfwire.errors import BrokerConfigError, KmfError
+
 FORMAT_VERSION = 1
 KINDS = ("broker", "stream")
 MODES = ("kraft", "zookeeper")
@@ -24,11 +26,11 @@ RUNTIMES = ("python", "java", "command")
 SASL_MECHANISMS = ("SCRAM-SHA-512", "SCRAM-SHA-256")
 
 
-class TaskDataError(ValueError):
+class TaskDataError(KmfError, ValueError):
     """A payload that is not a valid kmf task description; the message names the field."""
 
 
-def _tuple(value: Any) -> tuple:
+def _tuple(value: Any) -> tuple[Any, ...]:
     return tuple(value) if value is not None else ()
 
 
@@ -36,13 +38,35 @@ def _str_map(value: Mapping[str, Any] | None) -> dict[str, str]:
     return {str(k): str(v) for k, v in (value or {}).items()}
 
 
+def check_port(where: str, port: int) -> None:
+    """BrokerConfigError unless `port` is a TCP port number."""
+    if not 1 <= port <= 65535:
+        raise BrokerConfigError(f"{where}: port {port} is outside 1..65535")
+
+
+def check_host(where: str, host: str) -> None:
+    """BrokerConfigError unless `host` can stand in a listener URL or a quorum voter."""
+    if not host or any(ch.isspace() for ch in host) or "," in host or "/" in host:
+        raise BrokerConfigError(f"{where}: host {host!r} is not a plain host name or address")
+
+
 @attrs.frozen
 class Voter:
-    """One member of a KRaft controller quorum as brokers and controllers must reach it."""
+    """One member of a KRaft controller quorum as brokers and controllers must reach it:
+    `node_id@host:port` in ``controller.quorum.voters``."""
 
     node_id: int
     host: str
     port: int
+
+    def __attrs_post_init__(self) -> None:
+        if self.node_id < 0:
+            raise BrokerConfigError(f"voter {self.node_id}: node id must be >= 0")
+        check_host(f"voter {self.node_id}", self.host)
+        check_port(f"voter {self.node_id}", self.port)
+
+    def __str__(self) -> str:
+        return f"{self.node_id}@{self.host}:{self.port}"
 
 
 @attrs.frozen
@@ -121,7 +145,8 @@ class TaskData:
 
     def to_json(self) -> dict[str, Any]:
         # through JSON once so tuples become lists exactly as a decoder will see them
-        return json.loads(json.dumps(attrs.asdict(self, recurse=True)))
+        doc: dict[str, Any] = json.loads(json.dumps(attrs.asdict(self, recurse=True)))
+        return doc
 
     def encode(self) -> str:
         """Base64 text of the JSON form, as ``TaskInfo.data`` holds it in the v1 JSON API."""
@@ -155,6 +180,8 @@ class TaskData:
             raise TaskDataError(f"task data: missing field {exc.args[0]!r}") from None
         except TypeError as exc:
             raise TaskDataError(f"task data: {exc}") from None
+        except BrokerConfigError as exc:  # a voter that no broker could reach
+            raise TaskDataError(f"task data.broker.voters: {exc}") from None
 
     @classmethod
     def decode(cls, data: str | bytes) -> "TaskData":
