@@ -25,8 +25,9 @@ import attrs
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from scheduler.api import security, topics, views
-from scheduler.core.decide import plans
+from scheduler.core.refusals import Refusal
 from scheduler.core.state import State
+from scheduler.core.views import placement, plans
 
 log = logging.getLogger(__name__)
 
@@ -97,11 +98,22 @@ ROUTES: list[Route] = [
 ]
 
 
+# The one place a refusal of the core (or of the shell on its behalf) becomes an HTTP code.
+REFUSAL_HTTP: dict[Refusal, int] = {
+    Refusal.INVALID: 400,
+    Refusal.NOT_FOUND: 404,
+    Refusal.CONFLICT: 409,
+    Refusal.INTERNAL: 500,
+    Refusal.UNAVAILABLE: 503,
+}
+
+
 def _reply_body(reply: Any) -> tuple[int, Any]:
     result = dict(reply.result or {})
-    status = int(result.pop("status", 200 if reply.ok else 409))
+    refusal = result.pop("status", Refusal.CONFLICT)  # a refusal that says nothing more is a conflict
     if reply.ok:
         return 200, result
+    status = REFUSAL_HTTP[Refusal(refusal)]
     return status, {"error": result.get("message", "refused"), **{k: v for k, v in result.items() if k != "message"}}
 
 

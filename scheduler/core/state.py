@@ -5,6 +5,7 @@ Records are stored in ZooKeeper as the JSON of `TaskRecord.to_json` (kind ``task
 """
 from __future__ import annotations
 
+import enum
 from typing import Any, Mapping
 
 import attrs
@@ -16,6 +17,28 @@ TERMINAL = frozenset({
     "TASK_GONE", "TASK_GONE_BY_OPERATOR", "TASK_UNKNOWN",
 })
 ACTIVE = frozenset({"TASK_STAGING", "TASK_STARTING", "TASK_RUNNING", "TASK_KILLING"})
+
+
+class Goal(enum.StrEnum):
+    """What the scheduler wants of a pod's task (str-valued: stored records keep their JSON)."""
+
+    RUNNING = "RUNNING"
+    GONE = "GONE"  # killed and then forgotten: uninstall, or a pod the config no longer has
+
+
+class KillReason(enum.StrEnum):
+    """Why the scheduler killed a task: it decides what its terminal status leads to."""
+
+    RESTART = "restart"  # `pod restart`: relaunch in place at once
+    UPDATE = "update"  # rolling update: relaunch in place at once, with the new config
+    REPLACE = "replace"  # `pod replace`: place anew, the old reservation released
+    SCALE = "scale"  # the pod left the config: the record goes (goal GONE)
+    UNINSTALL = "uninstall"  # the service goes (goal GONE)
+
+
+class PodKind(enum.StrEnum):
+    BROKER = "broker"
+    STREAM = "stream"
 
 
 @attrs.frozen
@@ -44,9 +67,33 @@ class Reservation:
 
 @attrs.frozen
 class TaskRecord:
+    """One pod's task as the scheduler knows it; the record outlives its tasks (a relaunch keeps
+    the pod's identity, reservation and counters).
+
+    Its life, as `task_id`/`state` and the decisions that move it::
+
+        (no record) --offer: reserve (broker)--> RESERVED --offer: launch--> LAUNCHED (state None)
+        (no record) --offer: launch (stream)---------------------------------^      |
+                                                                                   | status
+                               +-- TASK_STAGING / STARTING / RUNNING (active) <----+
+                               |        |  kill_reason set by restart, update,
+                               |        |  replace, scale, uninstall (a KILL sent)
+                               |        v
+                               +--> terminal state (TASK_FAILED, _KILLED, _LOST, ...)
+                                        |
+          kill_reason restart/update ---+--> relaunch in place at once (next offer of its agent)
+          failure (no kill_reason) -----+--> relaunch in place after `backoff_until`
+          replace, TASK_GONE, or failed past permanent_failure_timeout_s
+                                        +--> reservation released, reserved anew (RESERVED again)
+          goal GONE --------------------+--> record deleted, reservation released
+
+        TASK_UNREACHABLE keeps the task active and starts `failed_since`; it counts as failed
+        for the permanent-failure timeout and as ended for nothing else.
+    """
+
     pod: str
-    kind: str  # broker | stream
-    goal: str = "RUNNING"  # RUNNING | GONE
+    kind: PodKind
+    goal: Goal = Goal.RUNNING
     task_id: str | None = None
     agent_id: str | None = None
     hostname: str | None = None
@@ -60,7 +107,7 @@ class TaskRecord:
     attempts: int = 0
     backoff_until: float = 0.0
     failed_since: float | None = None
-    kill_reason: str | None = None
+    kill_reason: KillReason | None = None
     launched_at: float | None = None
     ready_at: float | None = None  # when its executor last said it became ready
     ports: tuple[int, ...] = ()
@@ -93,6 +140,11 @@ class TaskRecord:
         if values.get("reservation"):
             values["reservation"] = Reservation.from_json(values["reservation"])
         values["ports"] = tuple(values.get("ports") or ())
+        # the stored strings become the enums, whose values they are (a value no enum has fails)
+        values["kind"] = PodKind(values["kind"])
+        values["goal"] = Goal(values.get("goal", Goal.RUNNING))
+        if values.get("kill_reason") is not None:
+            values["kill_reason"] = KillReason(values["kill_reason"])
         return cls(**values)
 
 
@@ -118,6 +170,11 @@ class State:
     last_implicit: float = 0.0
     last_roll_kill: float = 0.0  # Kafka health older than the last rolling restart is stale
     served: Any = None  # scheduler.core.artifacts.Served: what this scheduler serves (fixed at start)
+    # pinned Kafka version → the modes it supports, as the shell read them at start (None: not
+    # known, the rule is skipped); the core reads no file
+    kafka_versions: Mapping[str, tuple[str, ...]] | None = None
+    # pod → the last offer round's outcome for it (matching.Outcome); not persisted
+    placement: Mapping[str, Any] = attrs.field(factory=dict)
 
     def by_task_id(self, task_id: str) -> TaskRecord | None:
         pod = task_id.split("__", 1)[0]
