@@ -74,6 +74,7 @@ ROUTES: list[Route] = [
      "post_plan", True),
     ("GET", re.compile(r"/v1/pod"), "get_pods", False),
     ("GET", re.compile(r"/v1/pod/(?P<pod>[^/]+)/info"), "get_pod", False),
+    ("GET", re.compile(r"/v1/pod/(?P<pod>[^/]+)/placement"), "get_pod_placement", False),
     ("POST", re.compile(r"/v1/pod/(?P<pod>[^/]+)/(?P<cmd>restart|replace)"), "post_pod", True),
     ("GET", re.compile(r"/v1/endpoints"), "get_endpoints", False),
     ("GET", re.compile(r"/v1/endpoints/(?P<name>[^/]+)"), "get_endpoint", False),
@@ -227,6 +228,13 @@ class Api:
 
     def get_pod(self, body: bytes, pod: str) -> tuple[int, Any]:
         doc = views.pod_info(self.backend.state(), pod)
+        if doc is None:
+            raise ApiError(404, f"pod {pod!r} does not exist", "pod")
+        return 200, doc
+
+    def get_pod_placement(self, body: bytes, pod: str) -> tuple[int, Any]:
+        """Why the pod is (not) placed: the outcome of the last offer round that considered it."""
+        doc = placement(self.backend.state(), pod)
         if doc is None:
             raise ApiError(404, f"pod {pod!r} does not exist", "pod")
         return 200, doc
