@@ -202,6 +202,13 @@ class Service:
         return config.load_text(text, "PUT /v1/config", check_files=True)
 
 
+def known_kafka_versions() -> dict[str, tuple[str, ...]] | None:
+    """The pinned Kafka versions and the modes each supports, read from the versions file once at
+    start (None when there is none): the core checks `scale brokers` against this data and
+    reads no file itself."""
+    return config._known_versions()
+
+
 def _fault_hook(name: str | None) -> Any:
     """``exit_before_launch[:N]``: die (as kill -9 would) before the N-th ACCEPT that launches."""
     if not name or not name.startswith("exit_before_launch"):
@@ -365,7 +372,7 @@ def run(config_path: str) -> int:
             log.info("target config %s from ZooKeeper stays in force (launch file %s unchanged since the "
                      "last start)", begin.config_id, config_path)
         state = initial_state(begin.spec, begin.config_id, stored.framework_id, stored.tasks, stored.properties,
-                              cluster_id=new_cluster_id(), served=served)
+                              cluster_id=new_cluster_id(), served=served, kafka_versions=known_kafka_versions())
         loop = Loop(state, store, None, on_decision=metrics.observe)
         loop.fault = _fault_hook(os.environ.get("KMF_FAULT"))
         secret = (read_secret(spec.mesos.secret_file) if spec.mesos.secret_file else
