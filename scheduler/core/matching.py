@@ -11,15 +11,16 @@ for the API to explain where a pod is and why it is not placed.
 """
 from __future__ import annotations
 
-import enum
 import logging
 from typing import Any, Mapping
 
 import attrs
 
+from kmf.taskdata import Voter
 from scheduler.core import actions as act
 from scheduler.core import events as ev
-from scheduler.core.artifacts import identity as artifact_identity
+from scheduler.core.launching import launch, moved_note
+from scheduler.core.offer_control import REFUSE_BUSY_S, REFUSE_IDLE_S, offer_control
 from scheduler.core.offers import (
     OfferView,
     ResourceError,
@@ -32,48 +33,22 @@ from scheduler.core.offers import (
     split_reserved,
     take_unreserved,
 )
-from scheduler.core.offer_control import REFUSE_BUSY_S, REFUSE_IDLE_S, offer_control
+from scheduler.core.outcomes import Outcome, Stage
 from scheduler.core.placement import first_violation
 from scheduler.core.plans import work
 from scheduler.core.pods import EXECUTOR_CPUS, EXECUTOR_MEM_MB, PodDef, desired_pods
 from scheduler.core.records import Result, put, record_of
 from scheduler.core.state import Goal, PodKind, Reservation, State, TaskRecord
-from scheduler.core.taskinfo import bootstrap_servers, fingerprint, new_id, task_data, task_info, voters
+from scheduler.core.taskinfo import bootstrap_servers, new_id, voters
 
 log = logging.getLogger(__name__)
 
 Placed = dict[str, list[tuple[str, Mapping[str, str]]]]  # placement group → (hostname, attributes)
 
 
-class Stage(enum.StrEnum):
-    """Where in an offer round a pod got to."""
-
-    WAIT = "wait"  # not to be placed now: a plan, a backoff or a quorum holds it back
-    RESERVE = "reserve"  # a broker's reservation of resources and a volume on one agent
-    PLACE = "place"  # finding an agent for a stream instance
-    LAUNCH = "launch"  # the task started on its reservation (broker) or on the agent found
-
-
-@attrs.frozen
-class Outcome:
-    """What one offer round did for one pod; `reason` says why not when `ok` is false."""
-
-    pod: str
-    stage: Stage
-    ok: bool
-    reason: str
-    at: float  # the round's time
-    details: tuple[str, ...] = ()  # one reason per agent offered, when none fitted
-
-    def to_json(self) -> dict[str, Any]:
-        return {"pod": self.pod, "stage": self.stage.value, "ok": self.ok, "reason": self.reason,
-                "at": self.at, "agents": list(self.details)}
-
-
 @attrs.define
 class _Round:
     """What the passes of one round share and change (the round's own scratch, never kept)."""
-
     state: State
     now: float
     views: list[OfferView]
@@ -112,31 +87,6 @@ def placed_by_group(state: State, pods: list[PodDef]) -> Placed:
         elif rec.active and rec.hostname:
             by_group.setdefault(pod.group, []).append((rec.hostname, {}))
     return by_group
-
-
-def _moved(rec: TaskRecord, hostname: str) -> str:
-    """Where a pod placed anew went, against where it was (a replace may pick the same agent)."""
-    if not rec.hostname:
-        return ""
-    return f" (moved from {rec.hostname})" if rec.hostname != hostname else " (the agent it was on before)"
-
-
-def _launch(state: State, pod: PodDef, rec: TaskRecord, offer: OfferView, task_res: Resources,
-            exec_res: Resources, ports: tuple[int, ...], now: float,
-            quorum: Any, boot: str, moved: str = "") -> tuple[TaskRecord, dict]:
-    """The pod's record as launched on `offer`, and the LAUNCH operation."""
-    data = task_data(state.spec, pod, rec, state.properties, quorum, boot)
-    launches = rec.launches + 1
-    task_id = f"{pod.name}__{new_id(state.spec.name, pod.name, launches, now, offer.id)}"
-    info = task_info(state.spec, pod, task_id, offer.agent_id, data, task_res, exec_res, state.config_id, ports,
-                     state.served)
-    message = f"launched on {offer.hostname}" + (moved if rec.reservation else _moved(rec, offer.hostname))
-    new = attrs.evolve(rec, task_id=task_id, agent_id=offer.agent_id, hostname=offer.hostname,
-                       state=None, message=message, ready=False, healthy=None,
-                       fingerprint=fingerprint(pod, data, artifact_identity(state.spec, pod, state.served)),
-                       launches=launches, kill_reason=None,
-                       launched_at=now, ports=ports)
-    return new, {"type": "LAUNCH", "launch": {"task_infos": [info]}}
 
 
 # ------------------------------------------------------------------------------------- passes
@@ -199,7 +149,7 @@ def _reserve(rnd: _Round, pod: PodDef) -> None:
         reservation = Reservation(v.agent_id, v.hostname, rid, tuple(reserved.to_json("pre")),
                                   port_of.get("broker"), port_of.get("controller"), dict(v.attributes))
         before = rnd.current(pod)
-        rnd.moved[pod.name] = _moved(before, v.hostname)
+        rnd.moved[pod.name] = moved_note(before, v.hostname)
         message = f"resources reserved on {v.hostname}{rnd.moved[pod.name]}"
         rnd.changed[pod.name] = attrs.evolve(before, reservation=reservation, agent_id=v.agent_id,
                                              hostname=v.hostname, message=message)
@@ -210,7 +160,8 @@ def _reserve(rnd: _Round, pod: PodDef) -> None:
     rnd.not_placed(pod, Stage.RESERVE, reasons)
 
 
-def _launch_broker(rnd: _Round, pod: PodDef, after: State, quorum: Any, boot: str) -> State:
+def _launch_broker(rnd: _Round, pod: PodDef, after: State, quorum: tuple[Voter, ...] | None,
+                   boot: str) -> State:
     """Pass 4, one broker: launch on its reservation when its agent offers it back."""
     rec = rnd.current(pod)
     name = rnd.state.spec.name
@@ -241,7 +192,7 @@ def _launch_broker(rnd: _Round, pod: PodDef, after: State, quorum: Any, boot: st
         rnd.outcome(pod.name, Stage.LAUNCH, False, split)
         return after
     ports = tuple(p for p in (res.broker_port, res.controller_port) if p is not None)
-    new, op = _launch(after, pod, attrs.evolve(rec, reservation_misses=0), view, split[0], split[1],
+    new, op = launch(after, pod, attrs.evolve(rec, reservation_misses=0), view, split[0], split[1],
                       ports, rnd.now, quorum, boot, rnd.moved.get(pod.name, ""))
     rnd.ops[view.id].append(op)
     rnd.pools[view.id] = rnd.pools[view.id] - mine
@@ -251,7 +202,7 @@ def _launch_broker(rnd: _Round, pod: PodDef, after: State, quorum: Any, boot: st
     return attrs.evolve(after, tasks={**after.tasks, pod.name: new})
 
 
-def _launch_stream(rnd: _Round, pod: PodDef, after: State, quorum: Any, boot: str,
+def _launch_stream(rnd: _Round, pod: PodDef, after: State, quorum: tuple[Voter, ...] | None, boot: str,
                    short: dict[tuple[str, float, int], str]) -> None:
     """Pass 4, one stream instance: launch on the first agent that fits it and its executor.
     `short` remembers offers too small for a (cpus, mem): pools only shrink in this pass, so
@@ -276,7 +227,7 @@ def _launch_stream(rnd: _Round, pod: PodDef, after: State, quorum: Any, boot: st
         if reason is not None:
             reasons.append(reason)
             continue
-        new, op = _launch(after, pod, rec, v, got[0], exe[0], (), rnd.now, quorum, boot)
+        new, op = launch(after, pod, rec, v, got[0], exe[0], (), rnd.now, quorum, boot)
         rnd.ops[v.id].append(op)
         rnd.pools[v.id] = rnd.pools[v.id] - got[0] - exe[0]
         rnd.changed[pod.name] = new

@@ -111,7 +111,8 @@ def roll(state: State, now: float) -> tuple[State, list[act.Action]]:
     health: ev.KafkaHealth | None = state.kafka
     for pod in decision.kill:
         rec = state.tasks[pod.name]
-        changed.append(attrs.evolve(rec, kill_reason=KillReason.UPDATE, message="restarting with the new configuration"))
+        changed.append(attrs.evolve(rec, kill_reason=KillReason.UPDATE,
+                                    message="restarting with the new configuration"))
         why = f"rolling update of {pod.name}"
         if pod.group == "kafka" and health is not None:
             why += (f": Kafka metadata asked {now - health.now:.1f}s ago (from broker {health.answered_by}) "

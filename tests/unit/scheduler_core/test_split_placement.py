@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from scheduler.core import events as ev
 from scheduler.core.decide import decide
-from scheduler.core.matching import Stage
+from scheduler.core.outcomes import Stage
 from scheduler.core.views import placement
 from tests.unit.scheduler_core.sim import BASE, Sim, spec
 
