@@ -10,7 +10,7 @@ import attrs
 from scheduler.core import actions as act
 from scheduler.core.pods import desired_pods
 from scheduler.core.records import Result
-from scheduler.core.state import State
+from scheduler.core.state import Goal, State
 
 REFUSE_BUSY_S = 5.0  # offers declined while pods wait come back soon
 REFUSE_IDLE_S = 120.0  # ... and seldom when nothing waits
@@ -22,7 +22,7 @@ def wants_offers(state: State, now: float) -> bool:
         return True
     for pod in desired_pods(state.spec):
         rec = state.tasks.get(pod.name)
-        if rec is None or (rec.goal == "RUNNING" and not rec.active and now >= rec.backoff_until
+        if rec is None or (rec.goal == Goal.RUNNING and not rec.active and now >= rec.backoff_until
                            and not state.uninstalling):
             return True
     return False

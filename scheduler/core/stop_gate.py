@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from scheduler.core import events as ev
 from scheduler.core.pods import PodDef
-from scheduler.core.state import State, TaskRecord
+from scheduler.core.state import PodKind, State, TaskRecord
 
 # Kafka metadata older than this is not trusted to let a broker stop (the watcher asks every 5 s)
 HEALTH_MAX_AGE_S = 30.0
@@ -68,7 +68,7 @@ class StopGate:
 
     def blocker(self, pod: PodDef, moving: bool = False) -> str | None:
         """Why `pod` must not stop now, or None when it may (`moving`: its data goes too)."""
-        if pod.kind != "broker" or len(self.members) <= 1:
+        if pod.kind != PodKind.BROKER or len(self.members) <= 1:
             return None
         rec = self.state.tasks.get(pod.name)
         if rec is not None and rec.active and rec.kill_reason:
