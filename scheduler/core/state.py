@@ -70,25 +70,30 @@ class TaskRecord:
     """One pod's task as the scheduler knows it; the record outlives its tasks (a relaunch keeps
     the pod's identity, reservation and counters).
 
-    Its life, as `task_id`/`state` and the decisions that move it::
+    Its life (`reservation`, `task_id`, `state`) and the decisions that move it::
 
-        (no record) --offer: reserve (broker)--> RESERVED --offer: launch--> LAUNCHED (state None)
-        (no record) --offer: launch (stream)---------------------------------^      |
-                                                                                   | status
-                               +-- TASK_STAGING / STARTING / RUNNING (active) <----+
-                               |        |  kill_reason set by restart, update,
-                               |        |  replace, scale, uninstall (a KILL sent)
-                               |        v
-                               +--> terminal state (TASK_FAILED, _KILLED, _LOST, ...)
-                                        |
-          kill_reason restart/update ---+--> relaunch in place at once (next offer of its agent)
-          failure (no kill_reason) -----+--> relaunch in place after `backoff_until`
-          replace, TASK_GONE, or failed past permanent_failure_timeout_s
-                                        +--> reservation released, reserved anew (RESERVED again)
-          goal GONE --------------------+--> record deleted, reservation released
+                 offer fits (broker)                  offer of the reservation
+      (none) ----------------------> RESERVED ---------------------------------+
+         |       offer fits (stream)                                           v
+         +-------------------------------------------------------------> LAUNCHED
+                                                                  (task_id set, state None)
+                                                                               | status
+                                                                               v
+               kill_reason set (restart, update, replace,    ACTIVE: STAGING, STARTING,
+               scale, uninstall) and a KILL sent ----------> RUNNING (ready or not),
+                                                             KILLING, UNREACHABLE
+                                                                               | terminal status
+                                                                               v
+                                                             ENDED (TERMINAL states)
+        kill_reason restart / update ----> LAUNCHED again at once (in place for a broker)
+        a failure (no kill_reason) ------> LAUNCHED again after `backoff_until`
+        replace, TASK_GONE, or failed for permanent_failure_timeout_s
+                                     ----> reservation released; placed anew (any agent)
+        goal GONE (scale, uninstall) ----> the record is deleted, its reservation released
 
-        TASK_UNREACHABLE keeps the task active and starts `failed_since`; it counts as failed
-        for the permanent-failure timeout and as ended for nothing else.
+    TASK_UNREACHABLE stays active and starts `failed_since` (as a lost agent does): it counts
+    as a failure only for the permanent-failure timeout. TASK_LOST and TASK_UNKNOWN end a task
+    that may still come back with its agent: a live status of it then makes it ACTIVE again.
     """
 
     pod: str
