@@ -30,14 +30,22 @@ HANDLERS: dict[CommandKind, tuple[Parse, Handle]] = {
 }
 
 
+def _entry(kind: Any) -> tuple[Parse, Handle] | None:
+    """The table's entry for a wire kind (anything a client sent), or None when it is none."""
+    try:
+        return HANDLERS[CommandKind(kind)]
+    except ValueError:
+        return None
+
+
 def parse(cmd: ev.Command) -> ct.TypedCommand | None:
     """The typed command `cmd` carries, or None when its kind is not a command."""
-    entry = HANDLERS.get(cmd.kind)  # type: ignore[call-overload]  # a StrEnum hashes as its value
+    entry = _entry(cmd.kind)
     return entry[0](cmd.args) if entry is not None else None
 
 
 def on_command(state: State, cmd: ev.Command) -> Result:
-    entry = HANDLERS.get(cmd.kind)  # type: ignore[call-overload]
+    entry = _entry(cmd.kind)
     if entry is None:
         return state, (refuse(cmd, Refusal.INVALID, f"unknown command {cmd.kind!r}"),)
     parse_args, handle = entry
