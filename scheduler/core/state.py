@@ -11,6 +11,7 @@ from typing import Any, Mapping
 import attrs
 
 from config import ServiceSpec
+from scheduler.core.outcomes import Outcome
 
 TERMINAL = frozenset({
     "TASK_FINISHED", "TASK_FAILED", "TASK_KILLED", "TASK_ERROR", "TASK_LOST", "TASK_DROPPED",
@@ -178,8 +179,9 @@ class State:
     # pinned Kafka version → the modes it supports, as the shell read them at start (None: not
     # known, the rule is skipped); the core reads no file
     kafka_versions: Mapping[str, tuple[str, ...]] | None = None
-    # pod → the last offer round's outcome for it (matching.Outcome); not persisted
-    placement: Mapping[str, Any] = attrs.field(factory=dict)
+    # pod → the outcome of the last offer round that considered it (GET /v1/pod/{name}/placement);
+    # an explanation for operators, not persisted and never read by a decision
+    placement: Mapping[str, Outcome] = attrs.field(factory=dict)
 
     def by_task_id(self, task_id: str) -> TaskRecord | None:
         pod = task_id.split("__", 1)[0]
