@@ -45,6 +45,7 @@ def parse(cmd: ev.Command) -> ct.TypedCommand | None:
 
 
 def on_command(state: State, cmd: ev.Command) -> Result:
+    """Parse and handle one command; every command is answered by exactly one `Reply`."""
     entry = _entry(cmd.kind)
     if entry is None:
         return state, (refuse(cmd, Refusal.INVALID, f"unknown command {cmd.kind!r}"),)

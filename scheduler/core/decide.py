@@ -46,6 +46,7 @@ HANDLERS: dict[type, Callable[[State, Any], Result]] = {
 
 
 def decide(state: State, event: ev.Event) -> Result:
+    """The new state and the actions for the shell, in the order it must perform them."""
     return HANDLERS[type(event)](state, event)
 
 

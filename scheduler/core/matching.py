@@ -258,6 +258,7 @@ def _answer(rnd: _Round) -> list[act.Action]:
 # -------------------------------------------------------------------------------------- round
 
 def on_offers(state: State, event: ev.Offers) -> Result:
+    """One offer round through the passes (module docstring); every offer is answered."""
     spec = state.spec
     now = event.now
     pods = desired_pods(spec)

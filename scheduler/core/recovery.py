@@ -20,6 +20,8 @@ from scheduler.core.state import TERMINAL, Goal, PodKind, State
 
 
 def permanent_failures(state: State, now: float) -> tuple[State, list[act.Action]]:
+    """Replace the pods failed or unreachable for ``permanent_failure_timeout_s``; a broker
+    waits while its data is still needed (why goes into `last_placement`)."""
     limit = state.spec.policies.permanent_failure_timeout_s
     if limit <= 0:
         return state, []
@@ -57,6 +59,7 @@ def permanent_failures(state: State, now: float) -> tuple[State, list[act.Action
 
 
 def on_subscribed(state: State, event: ev.Subscribed) -> Result:
+    """(Re)subscribed: write the properties kept for this moment, reconcile, revive offers."""
     out: list[act.Action] = []
     props = dict(state.properties)
     unsaved = [k[len("unsaved."):] for k in props if k.startswith("unsaved.")]
@@ -77,6 +80,7 @@ def on_subscribed(state: State, event: ev.Subscribed) -> Result:
 
 
 def on_agent_lost(state: State, event: ev.AgentLost) -> Result:
+    """Its pods start their permanent-failure clock; its reservations need no release."""
     changed = []
     for rec in state.tasks.values():
         on_agent = rec.agent_id == event.agent_id or (rec.reservation and rec.reservation.agent_id == event.agent_id)

@@ -20,13 +20,15 @@ from scheduler.core.taskinfo import bootstrap_servers, fingerprint, task_data, v
 
 
 def desired_fingerprints(state: State, pods: list[PodDef]) -> dict[str, str | None]:
+    """The config fingerprint each pod's task would be launched with now (None: not known yet,
+    a broker without a reservation or before the KRaft quorum is known)."""
     quorum = voters(state.tasks, pods)
     boot = bootstrap_servers(state.tasks, pods)
     out: dict[str, str | None] = {}
     for pod in pods:
         rec = state.tasks.get(pod.name)
         if pod.kind == PodKind.BROKER and (rec is None or rec.reservation is None
-                                     or (state.spec.kafka.mode == "kraft" and quorum is None)):
+                                           or (state.spec.kafka.mode == "kraft" and quorum is None)):
             out[pod.name] = None
             continue
         out[pod.name] = fingerprint(pod, task_data(state.spec, pod, rec, state.properties, quorum, boot),

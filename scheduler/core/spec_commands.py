@@ -83,6 +83,7 @@ def scale_brokers(state: State, command: ScaleBrokers, cmd: ev.Command) -> Resul
 
 
 def scale_app(state: State, command: ScaleApp, cmd: ev.Command) -> Result:
+    """A new instance count for one app (0 stops them all)."""
     name, count, now = command.app, command.count, cmd.now
     app = state.spec.app(name) if isinstance(name, str) else None
     if app is None:

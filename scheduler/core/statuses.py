@@ -28,6 +28,7 @@ def _labels(status: Mapping[str, Any]) -> dict[str, str]:
 
 
 def on_status(state: State, event: ev.Status) -> Result:
+    """One task status update: the record follows it, then the rolling update and offer control."""
     st = event.status
     now = event.now
     task_id = (st.get("task_id") or {}).get("value", "")

@@ -16,6 +16,7 @@ from scheduler.core.state import State
 
 
 def on_tick(state: State, event: ev.Tick) -> Result:
+    """Whatever became due by `event.now` (module docstring)."""
     state, out = reconcile_again(state, event.now)
     state, more = permanent_failures(state, event.now)
     out += more
