@@ -35,6 +35,7 @@ from scheduler.api.views import broker_endpoint
 from scheduler.core import actions as act
 from scheduler.core import launch_config
 from scheduler.core.construction import initial_state
+from scheduler.core.events import CommandKind
 from scheduler.core.refusals import Refusal
 from scheduler.core.state import State
 from scheduler.shell import artifacts as served_artifacts
@@ -129,7 +130,7 @@ class Service:
     def submit(self, kind: str, args: dict) -> act.Reply:
         if self.loop is None:
             return act.Reply("", False, {"message": "not the leader", "status": Refusal.UNAVAILABLE})
-        if kind != "update_config" or not isinstance(args.get("spec"), ServiceSpec):
+        if kind != CommandKind.UPDATE_CONFIG or not isinstance(args.get("spec"), ServiceSpec):
             return self.loop.submit(kind, args)
         with self._updating:  # one update at a time: each one's live diff is against the target it replaces
             return self._update_config(self.loop, args)
@@ -157,7 +158,7 @@ class Service:
         live = config.live_broker_settings(current.spec, spec)
         if not live:
             return loop.submit("update_config", args)
-        _, preview = decide(current, ev.Command("preview", "update_config", args, time.time()))
+        _, preview = decide(current, ev.Command("preview", CommandKind.UPDATE_CONFIG, args, time.time()))
         answer = next((a for a in preview if isinstance(a, act.Reply)), None)
         if answer is None or not answer.ok:
             return answer or act.Reply("", False, {"message": "the update was not answered",
