@@ -35,7 +35,8 @@ __all__ = [
 _converter = cattrs.Converter()
 
 
-def _known_versions() -> dict[str, tuple[str, ...]] | None:
+def known_versions() -> dict[str, tuple[str, ...]] | None:
+    """The pinned Kafka versions and the modes each supports, read once by the shell (None: no file)."""
     try:
         from kmfwire.kafka_versions import read_versions, supported_modes
         versions = read_versions()
@@ -60,7 +61,7 @@ def load_text(text: str | bytes, source: str = "<string>", env: Mapping[str, str
 
 def rules_validate(spec: ServiceSpec, check_files: bool = False) -> list[tuple[str, str]]:
     from config.rules import validate
-    return validate(spec, check_files, _known_versions())
+    return validate(spec, check_files, known_versions())
 
 
 def load_file(path: str | Path, env: Mapping[str, str] | None = None,

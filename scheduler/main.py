@@ -34,7 +34,9 @@ from scheduler.api.server import Api, ApiServer
 from scheduler.api.views import broker_endpoint
 from scheduler.core import actions as act
 from scheduler.core import launch_config
-from scheduler.core.decide import initial_state
+from scheduler.core.construction import initial_state
+from scheduler.core.events import CommandKind
+from scheduler.core.refusals import Refusal
 from scheduler.core.state import State
 from scheduler.shell import artifacts as served_artifacts
 from scheduler.shell.errors import StoreError
@@ -127,8 +129,8 @@ class Service:
 
     def submit(self, kind: str, args: dict) -> act.Reply:
         if self.loop is None:
-            return act.Reply("", False, {"message": "not the leader", "status": 503})
-        if kind != "update_config" or not isinstance(args.get("spec"), ServiceSpec):
+            return act.Reply("", False, {"message": "not the leader", "status": Refusal.UNAVAILABLE})
+        if kind != CommandKind.UPDATE_CONFIG or not isinstance(args.get("spec"), ServiceSpec):
             return self.loop.submit(kind, args)
         with self._updating:  # one update at a time: each one's live diff is against the target it replaces
             return self._update_config(self.loop, args)
@@ -156,10 +158,11 @@ class Service:
         live = config.live_broker_settings(current.spec, spec)
         if not live:
             return loop.submit("update_config", args)
-        _, preview = decide(current, ev.Command("preview", "update_config", args, time.time()))
+        _, preview = decide(current, ev.Command("preview", CommandKind.UPDATE_CONFIG, args, time.time()))
         answer = next((a for a in preview if isinstance(a, act.Reply)), None)
         if answer is None or not answer.ok:
-            return answer or act.Reply("", False, {"message": "the update was not answered", "status": 500})
+            return answer or act.Reply("", False, {"message": "the update was not answered",
+                                                   "status": Refusal.INTERNAL})
         boot = broker_endpoint(current)["bootstrap_servers"]
         expected = [p.node_id for p in desired_pods(current.spec) if p.kind == "broker" and "broker" in p.roles]
         try:
@@ -170,7 +173,7 @@ class Service:
             log.warning("config update refused: live settings: %s", exc)
             return act.Reply("", False, {
                 "message": f"live broker settings not applied, nothing changed: {exc}",
-                "status": 409 if exc.key else 503,
+                "status": Refusal.CONFLICT if exc.key else Refusal.UNAVAILABLE,
                 "live": live, "live_error": {"broker": exc.broker, "key": exc.key, "reason": exc.reason,
                                              "undo_problems": exc.undo_problems}})
         reply = loop.submit("update_config", args)
@@ -180,7 +183,7 @@ class Service:
                      ", ".join(map(str, sorted(applied.brokers))), live)
             return reply
         result = dict(reply.result or {})
-        if reply.command_id and result.get("status") == 503:
+        if reply.command_id and result.get("status") == Refusal.UNAVAILABLE:
             # no decision in time: the command is still queued and may yet be accepted, so undoing
             # could make Kafka disagree with the target the other way round
             result["message"] = (f"{result.get('message')}; the live settings {sorted(live)} are set on the "
@@ -198,6 +201,13 @@ class Service:
 
     def parse_config(self, text: str) -> ServiceSpec:
         return config.load_text(text, "PUT /v1/config", check_files=True)
+
+
+def known_kafka_versions() -> dict[str, tuple[str, ...]] | None:
+    """The pinned Kafka versions and the modes each supports, read from the versions file once at
+    start (None when there is none): the core checks `scale brokers` against this data and
+    reads no file itself."""
+    return config.known_versions()
 
 
 def _fault_hook(name: str | None) -> Any:
@@ -363,7 +373,7 @@ def run(config_path: str) -> int:
             log.info("target config %s from ZooKeeper stays in force (launch file %s unchanged since the "
                      "last start)", begin.config_id, config_path)
         state = initial_state(begin.spec, begin.config_id, stored.framework_id, stored.tasks, stored.properties,
-                              cluster_id=new_cluster_id(), served=served)
+                              cluster_id=new_cluster_id(), served=served, kafka_versions=known_kafka_versions())
         loop = Loop(state, store, None, on_decision=metrics.observe)
         loop.fault = _fault_hook(os.environ.get("KMF_FAULT"))
         secret = (read_secret(spec.mesos.secret_file) if spec.mesos.secret_file else

@@ -12,7 +12,7 @@ from prometheus_client import CollectorRegistry, Counter, Histogram
 from prometheus_client.core import GaugeMetricFamily
 
 from scheduler.core import actions as act
-from scheduler.core.decide import plans
+from scheduler.core.views import plans
 from scheduler.core.state import State
 
 PLAN_STATES = ("PENDING", "IN_PROGRESS", "WAITING", "ERROR", "COMPLETE")

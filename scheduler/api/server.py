@@ -25,8 +25,10 @@ import attrs
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from scheduler.api import security, topics, views
-from scheduler.core.decide import plans
+from scheduler.core.events import CommandKind
+from scheduler.core.refusals import Refusal
 from scheduler.core.state import State
+from scheduler.core.views import placement, plans
 
 log = logging.getLogger(__name__)
 
@@ -73,6 +75,7 @@ ROUTES: list[Route] = [
      "post_plan", True),
     ("GET", re.compile(r"/v1/pod"), "get_pods", False),
     ("GET", re.compile(r"/v1/pod/(?P<pod>[^/]+)/info"), "get_pod", False),
+    ("GET", re.compile(r"/v1/pod/(?P<pod>[^/]+)/placement"), "get_pod_placement", False),
     ("POST", re.compile(r"/v1/pod/(?P<pod>[^/]+)/(?P<cmd>restart|replace)"), "post_pod", True),
     ("GET", re.compile(r"/v1/endpoints"), "get_endpoints", False),
     ("GET", re.compile(r"/v1/endpoints/(?P<name>[^/]+)"), "get_endpoint", False),
@@ -97,11 +100,22 @@ ROUTES: list[Route] = [
 ]
 
 
+# The one place a refusal of the core (or of the shell on its behalf) becomes an HTTP code.
+REFUSAL_HTTP: dict[Refusal, int] = {
+    Refusal.INVALID: 400,
+    Refusal.NOT_FOUND: 404,
+    Refusal.CONFLICT: 409,
+    Refusal.INTERNAL: 500,
+    Refusal.UNAVAILABLE: 503,
+}
+
+
 def _reply_body(reply: Any) -> tuple[int, Any]:
     result = dict(reply.result or {})
-    status = int(result.pop("status", 200 if reply.ok else 409))
+    refusal = result.pop("status", Refusal.CONFLICT)  # a refusal that says nothing more is a conflict
     if reply.ok:
         return 200, result
+    status = REFUSAL_HTTP[Refusal(refusal)]
     return status, {"error": result.get("message", "refused"), **{k: v for k, v in result.items() if k != "message"}}
 
 
@@ -190,7 +204,7 @@ class Api:
             raise ApiError(400, f"expected a JSON object, got {type(doc).__name__}", "body")
         return doc
 
-    def _submit(self, kind: str, args: dict) -> tuple[int, Any]:
+    def _submit(self, kind: CommandKind, args: dict) -> tuple[int, Any]:
         return _reply_body(self.backend.submit(kind, args))
 
     # reads -----------------------------------------------------------------------------------
@@ -215,6 +229,13 @@ class Api:
 
     def get_pod(self, body: bytes, pod: str) -> tuple[int, Any]:
         doc = views.pod_info(self.backend.state(), pod)
+        if doc is None:
+            raise ApiError(404, f"pod {pod!r} does not exist", "pod")
+        return 200, doc
+
+    def get_pod_placement(self, body: bytes, pod: str) -> tuple[int, Any]:
+        """Why the pod is (not) placed: the outcome of the last offer round that considered it."""
+        doc = placement(self.backend.state(), pod)
         if doc is None:
             raise ApiError(404, f"pod {pod!r} does not exist", "pod")
         return 200, doc
@@ -279,8 +300,8 @@ class Api:
                 raise ApiError(400, f"unknown field {key!r} (fields: phase, step)", key)
         if cmd == "force-complete" and "step" not in doc:
             raise ApiError(400, "force-complete needs the step (pod) it completes", "step")
-        kind = {"interrupt": "plan_interrupt", "continue": "plan_continue", "restart": "plan_restart",
-                "force-complete": "plan_force_complete"}[cmd]
+        kind = {"interrupt": CommandKind.PLAN_INTERRUPT, "continue": CommandKind.PLAN_CONTINUE,
+                "restart": CommandKind.PLAN_RESTART, "force-complete": CommandKind.PLAN_FORCE_COMPLETE}[cmd]
         return self._submit(kind, {"plan": plan, "phase": doc.get("phase"), "step": doc.get("step")})
 
     POD_FLAGS = {"restart": ("force",), "replace": ("confirm", "force")}
@@ -296,7 +317,7 @@ class Api:
                 raise ApiError(400, f"unknown field {key!r} for {cmd} (fields: {', '.join(allowed)})", key)
             if not isinstance(value, bool):
                 raise ApiError(400, f"{key} must be true or false, got {value!r}", key)
-        return self._submit(f"{cmd}_pod", {"pod": pod, **{k: doc.get(k, False) for k in allowed}})
+        return self._submit(CommandKind(f"{cmd}_pod"), {"pod": pod, **{k: doc.get(k, False) for k in allowed}})
 
     def put_config(self, body: bytes) -> tuple[int, Any]:
         import config
@@ -314,7 +335,7 @@ class Api:
             spec = self.backend.parse_config(text)
         except config.ConfigError as exc:
             return 400, {"error": "invalid configuration", "problems": [str(p) for p in exc.problems]}
-        return self._submit("update_config", {"spec": spec, "confirm": confirm})
+        return self._submit(CommandKind.UPDATE_CONFIG, {"spec": spec, "confirm": confirm})
 
     def post_scale(self, body: bytes) -> tuple[int, Any]:
         doc = self._json(body)
@@ -324,15 +345,15 @@ class Api:
         if "confirm" in doc and not isinstance(doc["confirm"], bool):
             raise ApiError(400, "confirm must be true or false", "confirm")
         if kind == "brokers":
-            return self._submit("scale_brokers", {"count": count, "confirm": doc.get("confirm", False)})
+            return self._submit(CommandKind.SCALE_BROKERS, {"count": count, "confirm": doc.get("confirm", False)})
         if kind == "app":
             if not isinstance(doc.get("name"), str):
                 raise ApiError(400, "name of the app is required", "name")
-            return self._submit("scale_app", {"app": doc["name"], "count": count})
+            return self._submit(CommandKind.SCALE_APP, {"app": doc["name"], "count": count})
         raise ApiError(400, f"kind must be 'brokers' or 'app', got {kind!r}", "kind")
 
     def post_uninstall(self, body: bytes) -> tuple[int, Any]:
-        return self._submit("uninstall", {})
+        return self._submit(CommandKind.UNINSTALL, {})
 
     # topics ----------------------------------------------------------------------------------
 

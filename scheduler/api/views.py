@@ -4,7 +4,7 @@ from __future__ import annotations
 from typing import Any
 
 from config import spec_to_json
-from scheduler.core.decide import plans
+from scheduler.core.views import plans
 from scheduler.core.launch_config import LAUNCH_ID, LAUNCH_REFUSED
 from scheduler.core.pods import desired_pods
 from scheduler.core.state import State

@@ -17,6 +17,7 @@ import attrs
 from config import ServiceSpec
 from kmfwire.artifacts import KAFKA_FOLDER, archive_folder
 from scheduler.core.pods import PodDef
+from scheduler.core.state import PodKind
 
 
 @attrs.frozen
@@ -36,7 +37,7 @@ class Served:
 
 def needs_kafka(spec: ServiceSpec, pod: PodDef) -> bool:
     """Brokers run Kafka; a Java stream app runs on the Kafka runtime's jars (Kafka Streams)."""
-    if pod.kind == "broker":
+    if pod.kind == PodKind.BROKER:
         return True
     app = spec.app(pod.app or "")
     return app is not None and app.runtime == "java"

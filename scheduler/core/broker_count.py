@@ -19,39 +19,42 @@ import attrs
 
 from scheduler.core import events as ev
 from scheduler.core.pods import quorum_size
+from scheduler.core.refusals import Refusal
 
 
 @attrs.frozen
-class Refusal:
-    status: int
+class CountRefusal:
+    """Why the count may not change now; always a `Refusal.CONFLICT` (the request is well-formed)."""
+
     message: str
     confirm_required: bool = False
+    refusal: Refusal = Refusal.CONFLICT
 
     def fields(self) -> dict[str, Any]:
-        """Extra fields of the API reply."""
-        return {"status": self.status, **({"confirm_required": True} if self.confirm_required else {})}
+        """Extra fields of the reply besides the message and the refusal."""
+        return {"confirm_required": True} if self.confirm_required else {}
 
 
 def refusal(mode: str, current: int, count: int, health: ev.KafkaHealth | None,
-            confirm: bool) -> Refusal | None:
+            confirm: bool) -> CountRefusal | None:
     """Why the broker count may not go from `current` to `count` now; None when it may."""
     if count == current:
         return None
     if mode == "kraft" and quorum_size(count) != quorum_size(current):
         keep = "at least 3" if quorum_size(current) == 3 else "fewer than 3"
-        return Refusal(409, f"kafka.brokers {current} → {count} would change the KRaft controller quorum "
+        return CountRefusal(f"kafka.brokers {current} → {count} would change the KRaft controller quorum "
                             f"from {quorum_size(current)} voter(s) to {quorum_size(count)}; the voters are fixed "
                             f"when the service is installed, so keep {keep} brokers")
     if count > current:
         return None
     doomed = [f"broker-{b}" for b in range(count, current)]
     if not confirm:
-        return Refusal(409, f"scaling in from {current} to {count} brokers kills {', '.join(doomed)} and "
+        return CountRefusal(f"scaling in from {current} to {count} brokers kills {', '.join(doomed)} and "
                             "deletes their data; confirm to go ahead (kmf: --yes)", confirm_required=True)
     if health is None:
-        return Refusal(409, "Kafka's replica placement is not known yet; try again shortly")
+        return CountRefusal("Kafka's replica placement is not known yet; try again shortly")
     holding = {b: n for b in range(count, current) if (n := health.replicas_by_broker.get(b, 0)) > 0}
     if holding:
         detail = ", ".join(f"broker-{b} holds {n} partition replicas" for b, n in sorted(holding.items()))
-        return Refusal(409, f"{detail}; move them to the remaining brokers first (kafka-reassign-partitions)")
+        return CountRefusal(f"{detail}; move them to the remaining brokers first (kafka-reassign-partitions)")
     return None

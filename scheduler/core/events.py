@@ -1,6 +1,7 @@
 """What happens to the scheduler: every input of `decide` is one of these values."""
 from __future__ import annotations
 
+import enum
 from typing import Any, Mapping
 
 import attrs
@@ -79,16 +80,29 @@ class KafkaHealth:
 NAMES_SHOWN = 5  # how many partitions a message names; the count says how many there are
 
 
-COMMAND_KINDS = ("restart_pod", "replace_pod", "plan_interrupt", "plan_continue", "plan_restart",
-                 "plan_force_complete", "scale_brokers", "scale_app", "update_config", "uninstall")
+class CommandKind(enum.StrEnum):
+    """The commands an operator may send (`Command.kind` on the wire)."""
+
+    RESTART_POD = "restart_pod"
+    REPLACE_POD = "replace_pod"
+    PLAN_INTERRUPT = "plan_interrupt"
+    PLAN_CONTINUE = "plan_continue"
+    PLAN_RESTART = "plan_restart"
+    PLAN_FORCE_COMPLETE = "plan_force_complete"
+    SCALE_BROKERS = "scale_brokers"
+    SCALE_APP = "scale_app"
+    UPDATE_CONFIG = "update_config"
+    UNINSTALL = "uninstall"
 
 
 @attrs.frozen
 class Command:
-    """An operator's request (HTTP API); answered by a `Reply` with the same id."""
+    """An operator's request (HTTP API) as the shell builds it: a kind and its arguments, both
+    unchecked (the core parses them into a typed command, `scheduler.core.commands`); answered
+    by a `Reply` with the same id."""
 
     command_id: str
-    kind: str
+    kind: str  # a CommandKind value, or anything a client sent (refused as unknown)
     args: Mapping[str, Any]
     now: float
 

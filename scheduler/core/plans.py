@@ -19,7 +19,7 @@ from typing import Any, Mapping
 import attrs
 
 from scheduler.core.pods import PodDef
-from scheduler.core.state import State, TaskRecord
+from scheduler.core.state import Goal, PodKind, State, TaskRecord
 
 PLANS = ("deploy", "recovery", "update")
 
@@ -97,7 +97,7 @@ class Work:
 
 
 def phase_of(pod: PodDef) -> str:
-    if pod.kind == "stream":
+    if pod.kind == PodKind.STREAM:
         return f"app:{pod.app}"
     return "quorum" if pod.is_controller else "brokers"
 
@@ -108,21 +108,21 @@ def work(state: State, pods: list[PodDef], now: float, quorum_known: bool) -> Wo
     waiting: dict[str, str] = {}
     serial = state.spec.policies.deploy_strategy == "serial"
     kraft = state.spec.kafka.mode == "kraft"
-    brokers_done = all(done(state, p) for p in pods if p.kind == "broker")
+    brokers_done = all(done(state, p) for p in pods if p.kind == PodKind.BROKER)
     earlier_done = True  # every pod before this one (in deploy order, quorum excluded) is done
-    quorum_done = all(done(state, p) for p in pods if p.kind == "broker" and p.is_controller and kraft)
+    quorum_done = all(done(state, p) for p in pods if p.kind == PodKind.BROKER and p.is_controller and kraft)
     app_prev_done: dict[str, bool] = {}
     for pod in pods:
         rec = state.tasks.get(pod.name) or TaskRecord(pod.name, pod.kind)
         is_done = done(state, pod)
         phase = phase_of(pod)
-        if rec.goal != "RUNNING" or rec.active:
+        if rec.goal != Goal.RUNNING or rec.active:
             pass
         elif now < rec.backoff_until:
             waiting[pod.name] = f"backing off after {rec.attempts} failures, {rec.backoff_until - now:.1f}s left"
         elif state.uninstalling:
             waiting[pod.name] = "uninstalling"
-        elif pod.kind == "broker" and rec.reservation is None:
+        elif pod.kind == PodKind.BROKER and rec.reservation is None:
             reserve.append(pod)
         elif rec.launches > 0:
             if kraft and not quorum_known:
@@ -166,7 +166,7 @@ def in_sync(state: State, pod: PodDef, rec: TaskRecord) -> str | None:
     """Why a ready broker does not count as done yet, or None: Kafka metadata asked after it
     became ready must show it registered and in the ISR of every partition it holds."""
     health = state.kafka
-    if pod.kind != "broker":
+    if pod.kind != PodKind.BROKER:
         return None
     if health is None:
         return "ready; waiting for Kafka metadata to show its partitions in sync"

@@ -7,11 +7,10 @@ pods ``controller-<n>`` (node ids 1000+n) so brokers can roll or move without to
 """
 from __future__ import annotations
 
-from typing import Iterator
-
 import attrs
 
 from config import Constraint, ServiceSpec
+from scheduler.core.state import PodKind
 
 EXECUTOR_CPUS = 0.1
 EXECUTOR_MEM_MB = 64
@@ -21,7 +20,7 @@ CONTROLLER_ID_BASE = 1000
 @attrs.frozen
 class PodDef:
     name: str
-    kind: str  # broker | stream
+    kind: PodKind
     group: str  # placement group: "kafka" or "app:<name>"
     index: int
     cpus: float
@@ -43,7 +42,7 @@ class PodDef:
 
     @property
     def ports_needed(self) -> int:
-        return len(self.roles) + len(self.listeners) if self.kind == "broker" else 0
+        return len(self.roles) + len(self.listeners) if self.kind == PodKind.BROKER else 0
 
 
 def client_listeners(spec: ServiceSpec) -> tuple[str, ...]:
@@ -60,7 +59,7 @@ def desired_pods(spec: ServiceSpec) -> list[PodDef]:
     """Every pod of the spec in deploy order: controllers, brokers, then each app's instances."""
     k = spec.kafka
     out: list[PodDef] = []
-    common = dict(kind="broker", group="kafka", cpus=k.cpus, mem_mb=k.mem_mb, disk_mb=k.disk_mb,
+    common = dict(kind=PodKind.BROKER, group="kafka", cpus=k.cpus, mem_mb=k.mem_mb, disk_mb=k.disk_mb,
                   placement=k.placement)
     if k.mode == "kraft" and k.controllers == "separate":
         for n in range(quorum_size(k.brokers)):
@@ -74,14 +73,10 @@ def desired_pods(spec: ServiceSpec) -> list[PodDef]:
                           **common))
     for app in spec.apps:
         for i in range(app.count):
-            out.append(PodDef(name=f"{app.name}-{i}", kind="stream", group=f"app:{app.name}", index=i,
+            out.append(PodDef(name=f"{app.name}-{i}", kind=PodKind.STREAM, group=f"app:{app.name}", index=i,
                               cpus=app.cpus, mem_mb=app.mem_mb, app=app.name, placement=app.placement))
     return out
 
 
 def pods_by_name(spec: ServiceSpec) -> dict[str, PodDef]:
     return {p.name: p for p in desired_pods(spec)}
-
-
-def controllers(pods: list[PodDef]) -> Iterator[PodDef]:
-    return (p for p in pods if p.kind == "broker" and p.is_controller)

@@ -5,12 +5,36 @@ Records are stored in ZooKeeper as the JSON of `TaskRecord.to_json` (kind ``task
 """
 from __future__ import annotations
 
+import enum
 from typing import Any, Mapping
 
 import attrs
 
 from config import ServiceSpec
 from kmfwire.task_states import ENDED as TERMINAL
+from scheduler.core.outcomes import Outcome
+
+
+class Goal(enum.StrEnum):
+    """What the scheduler wants of a pod's task (str-valued: stored records keep their JSON)."""
+
+    RUNNING = "RUNNING"
+    GONE = "GONE"  # killed and then forgotten: uninstall, or a pod the config no longer has
+
+
+class KillReason(enum.StrEnum):
+    """Why the scheduler killed a task: it decides what its terminal status leads to."""
+
+    RESTART = "restart"  # `pod restart`: relaunch in place at once
+    UPDATE = "update"  # rolling update: relaunch in place at once, with the new config
+    REPLACE = "replace"  # `pod replace`: place anew, the old reservation released
+    SCALE = "scale"  # the pod left the config: the record goes (goal GONE)
+    UNINSTALL = "uninstall"  # the service goes (goal GONE)
+
+
+class PodKind(enum.StrEnum):
+    BROKER = "broker"
+    STREAM = "stream"
 
 
 @attrs.frozen
@@ -39,9 +63,38 @@ class Reservation:
 
 @attrs.frozen
 class TaskRecord:
+    """One pod's task as the scheduler knows it; the record outlives its tasks (a relaunch keeps
+    the pod's identity, reservation and counters).
+
+    Its life (`reservation`, `task_id`, `state`) and the decisions that move it::
+
+                 offer fits (broker)                  offer of the reservation
+      (none) ----------------------> RESERVED ---------------------------------+
+         |       offer fits (stream)                                           v
+         +-------------------------------------------------------------> LAUNCHED
+                                                                  (task_id set, state None)
+                                                                               | status
+                                                                               v
+               kill_reason set (restart, update, replace,    ACTIVE: STAGING, STARTING,
+               scale, uninstall) and a KILL sent ----------> RUNNING (ready or not),
+                                                             KILLING, UNREACHABLE
+                                                                               | terminal status
+                                                                               v
+                                                             ENDED (TERMINAL states)
+        kill_reason restart / update ----> LAUNCHED again at once (in place for a broker)
+        a failure (no kill_reason) ------> LAUNCHED again after `backoff_until`
+        replace, TASK_GONE, or failed for permanent_failure_timeout_s
+                                     ----> reservation released; placed anew (any agent)
+        goal GONE (scale, uninstall) ----> the record is deleted, its reservation released
+
+    TASK_UNREACHABLE stays active and starts `failed_since` (as a lost agent does): it counts
+    as a failure only for the permanent-failure timeout. TASK_LOST and TASK_UNKNOWN end a task
+    that may still come back with its agent: a live status of it then makes it ACTIVE again.
+    """
+
     pod: str
-    kind: str  # broker | stream
-    goal: str = "RUNNING"  # RUNNING | GONE
+    kind: PodKind
+    goal: Goal = Goal.RUNNING
     task_id: str | None = None
     agent_id: str | None = None
     hostname: str | None = None
@@ -55,7 +108,7 @@ class TaskRecord:
     attempts: int = 0
     backoff_until: float = 0.0
     failed_since: float | None = None
-    kill_reason: str | None = None
+    kill_reason: KillReason | None = None
     launched_at: float | None = None
     ready_at: float | None = None  # when its executor last said it became ready
     ports: tuple[int, ...] = ()
@@ -88,6 +141,11 @@ class TaskRecord:
         if values.get("reservation"):
             values["reservation"] = Reservation.from_json(values["reservation"])
         values["ports"] = tuple(values.get("ports") or ())
+        # the stored strings become the enums, whose values they are (a value no enum has fails)
+        values["kind"] = PodKind(values["kind"])
+        values["goal"] = Goal(values.get("goal", Goal.RUNNING))
+        if values.get("kill_reason") is not None:
+            values["kill_reason"] = KillReason(values["kill_reason"])
         return cls(**values)
 
 
@@ -113,6 +171,12 @@ class State:
     last_implicit: float = 0.0
     last_roll_kill: float = 0.0  # Kafka health older than the last rolling restart is stale
     served: Any = None  # scheduler.core.artifacts.Served: what this scheduler serves (fixed at start)
+    # pinned Kafka version → the modes it supports, as the shell read them at start (None: not
+    # known, the rule is skipped); the core reads no file
+    kafka_versions: Mapping[str, tuple[str, ...]] | None = None
+    # pod → the outcome of the last offer round that considered it (GET /v1/pod/{name}/placement);
+    # an explanation for operators, not persisted and never read by a decision
+    placement: Mapping[str, Outcome] = attrs.field(factory=dict)
 
     def by_task_id(self, task_id: str) -> TaskRecord | None:
         pod = task_id.split("__", 1)[0]

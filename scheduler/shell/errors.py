@@ -23,7 +23,3 @@ class StoreConflict(StoreError):
 
 class MesosError(ShellError):
     """The Mesos master refused the framework or a call could not be performed."""
-
-
-class LeadershipLost(ShellError):
-    """This scheduler instance is no longer the leader and must not decide or write."""

@@ -1,0 +1,302 @@
+"""Offer matching: one offer round, in named passes, and the outcome it had for each pod.
+
+1. read the offers (an unreadable one is declined);
+2. release reservations no record owns;
+3. reserve for brokers that have no reservation yet;
+4. launch brokers on their reservations and stream instances anywhere they fit;
+5. answer: the records first (write-ahead), then an ACCEPT per offer used and one DECLINE.
+
+Every pod the round considered gets an `Outcome` (stage, ok, reason), kept in `State.placement`
+for the API to explain where a pod is and why it is not placed.
+"""
+from __future__ import annotations
+
+import logging
+from typing import Any, Mapping
+
+import attrs
+
+from kmfwire.taskdata import Voter
+from scheduler.core import actions as act
+from scheduler.core import events as ev
+from scheduler.core.launching import launch, moved_note
+from scheduler.core.offer_control import REFUSE_BUSY_S, REFUSE_IDLE_S, offer_control
+from scheduler.core.offers import (
+    OfferView,
+    ResourceError,
+    Resources,
+    parse_offer,
+    release_operations,
+    reservation_ids,
+    reserve_operations,
+    reserved_for,
+    split_reserved,
+    take_unreserved,
+)
+from scheduler.core.outcomes import Outcome, Stage
+from scheduler.core.placement import first_violation
+from scheduler.core.plans import work
+from scheduler.core.pods import EXECUTOR_CPUS, EXECUTOR_MEM_MB, PodDef, desired_pods
+from scheduler.core.records import Result, put, record_of
+from scheduler.core.state import Goal, PodKind, Reservation, State, TaskRecord
+from scheduler.core.taskinfo import bootstrap_servers, new_id, voters
+
+log = logging.getLogger(__name__)
+
+Placed = dict[str, list[tuple[str, Mapping[str, str]]]]  # placement group → (hostname, attributes)
+
+
+@attrs.define
+class _Round:
+    """What the passes of one round share and change (the round's own scratch, never kept)."""
+    state: State
+    now: float
+    views: list[OfferView]
+    declines: list[str]
+    pools: dict[str, Resources]
+    ops: dict[str, list[dict]]
+    waiting: dict[str, str]
+    releasing: dict[str, str]
+    placed: Placed
+    known: dict[str, set[str]]  # attribute → values offered this round (GROUP_BY spreads over them)
+    changed: dict[str, TaskRecord] = attrs.field(factory=dict)
+    moved: dict[str, str] = attrs.field(factory=dict)  # pod → where its new reservation is against its old agent
+    outcomes: dict[str, Outcome] = attrs.field(factory=dict)
+
+    def current(self, pod: PodDef) -> TaskRecord:
+        return self.changed.get(pod.name) or record_of(self.state, pod)
+
+    def outcome(self, pod: str, stage: Stage, ok: bool, reason: str, details: list[str] | None = None) -> None:
+        self.outcomes[pod] = Outcome(pod, stage, ok, reason, self.now, tuple(details or ()))
+
+    def not_placed(self, pod: PodDef, stage: Stage, reasons: list[str]) -> None:
+        why = "; ".join(reasons) if reasons else "no offers"
+        self.waiting[pod.name] = why
+        self.outcome(pod.name, stage, False, why, reasons)
+
+
+def placed_by_group(state: State, pods: list[PodDef]) -> Placed:
+    """Where each placement group's pods are (their reservation's agent, or where they run)."""
+    by_group: Placed = {}
+    for pod in pods:
+        rec = state.tasks.get(pod.name)
+        if rec is None:
+            continue
+        if rec.reservation is not None:
+            by_group.setdefault(pod.group, []).append((rec.reservation.hostname, rec.reservation.attributes))
+        elif rec.active and rec.hostname:
+            by_group.setdefault(pod.group, []).append((rec.hostname, {}))
+    return by_group
+
+
+# ------------------------------------------------------------------------------------- passes
+
+def _read_offers(event: ev.Offers) -> tuple[list[OfferView], list[str]]:
+    """Pass 1: the offers that can be read, and the ids of those that cannot (to decline)."""
+    views: list[OfferView] = []
+    declines: list[str] = []
+    for doc in event.offers:
+        try:
+            views.append(parse_offer(doc))
+        except (ResourceError, KeyError, TypeError) as exc:
+            oid = ((doc.get("id") or {}).get("value")) if isinstance(doc, Mapping) else None
+            log.warning("declining an offer that cannot be read: %s", exc)
+            if oid:
+                declines.append(oid)
+    return views, declines
+
+
+def _release_unowned(rnd: _Round) -> None:
+    """Pass 2: release what no record owns (a replaced pod's, a removed pod's, an uninstall's)."""
+    state, name = rnd.state, rnd.state.spec.name
+    for v in rnd.views:
+        for rid, pod_name in reservation_ids(rnd.pools[v.id], name).items():
+            rec = rnd.changed.get(pod_name) or state.tasks.get(pod_name)
+            owned = (rec is not None and rec.goal == Goal.RUNNING and rec.reservation is not None
+                     and rec.reservation.persistence_id == rid and not state.uninstalling)
+            in_use = rec is not None and rec.active and rec.reservation is not None \
+                and rec.reservation.persistence_id == rid
+            if owned or in_use:
+                continue
+            res = reserved_for(rnd.pools[v.id], name, rid)
+            rnd.ops[v.id] += release_operations(res)
+            rnd.pools[v.id] = rnd.pools[v.id] - res
+            rnd.releasing.pop(rid, None)
+
+
+def _reserve(rnd: _Round, pod: PodDef) -> None:
+    """Pass 3, one broker: reserve on the first agent whose offer fits and whose placement rules
+    allow it."""
+    spec = rnd.state.spec
+    role, principal = spec.mesos.role, spec.mesos.principal
+    reasons = []
+    for v in rnd.views:
+        reason = first_violation(pod.placement, v.hostname, v.attributes, rnd.placed.get(pod.group, []), rnd.known)
+        if reason is None:
+            got = take_unreserved(rnd.pools[v.id], role, pod.cpus + EXECUTOR_CPUS,
+                                  pod.mem_mb + EXECUTOR_MEM_MB, pod.disk_mb, pod.ports_needed)
+            if isinstance(got, str):
+                reason = f"agent {v.hostname}: {got}"
+        if reason is not None:
+            reasons.append(reason)
+            continue
+        taken, ports = got
+        rid = f"{spec.name}-{pod.name}-{new_id(spec.name, pod.name, rnd.now, v.id)[:8]}"
+        reserve_ops, reserved = reserve_operations(taken, role, principal, spec.name, pod.name, rid)
+        rnd.ops[v.id] += reserve_ops
+        rnd.pools[v.id] = rnd.pools[v.id] - taken + reserved
+        port_of = dict(zip(pod.roles, ports))
+        reservation = Reservation(v.agent_id, v.hostname, rid, tuple(reserved.to_json("pre")),
+                                  port_of.get("broker"), port_of.get("controller"), dict(v.attributes))
+        before = rnd.current(pod)
+        rnd.moved[pod.name] = moved_note(before, v.hostname)
+        message = f"resources reserved on {v.hostname}{rnd.moved[pod.name]}"
+        rnd.changed[pod.name] = attrs.evolve(before, reservation=reservation, agent_id=v.agent_id,
+                                             hostname=v.hostname, message=message)
+        rnd.placed.setdefault(pod.group, []).append((v.hostname, v.attributes))
+        rnd.waiting.pop(pod.name, None)
+        rnd.outcome(pod.name, Stage.RESERVE, True, message)
+        return
+    rnd.not_placed(pod, Stage.RESERVE, reasons)
+
+
+def _launch_broker(rnd: _Round, pod: PodDef, after: State, quorum: tuple[Voter, ...] | None,
+                   boot: str) -> State:
+    """Pass 4, one broker: launch on its reservation when its agent offers it back."""
+    rec = rnd.current(pod)
+    name = rnd.state.spec.name
+    res = rec.reservation
+    assert res is not None
+    view = next((v for v in rnd.views if v.agent_id == res.agent_id), None)
+    mine = reserved_for(rnd.pools[view.id], name, res.persistence_id) if view else Resources()
+    if view is not None and not mine and not rec.active:
+        # its agent offers nothing of the reservation: the RESERVE never happened (the
+        # scheduler died between recording and sending it) or it is gone; after a second
+        # such offer, reserve anew
+        misses = rec.reservation_misses + 1
+        lost = misses >= 2
+        rnd.changed[pod.name] = attrs.evolve(rec, reservation=None if lost else rec.reservation,
+                                             reservation_misses=0 if lost else misses,
+                                             message="its reservation is not on its agent: reserving again"
+                                             if lost else rec.message)
+        rnd.waiting[pod.name] = f"reserved resources not offered by {res.hostname}"
+        rnd.outcome(pod.name, Stage.LAUNCH, False, rnd.waiting[pod.name])
+        return after
+    if view is None or not mine:
+        rnd.waiting[pod.name] = f"waiting for an offer of its reserved resources on {res.hostname}"
+        rnd.outcome(pod.name, Stage.LAUNCH, False, rnd.waiting[pod.name])
+        return after
+    split = split_reserved(mine, pod.cpus, pod.mem_mb)
+    if isinstance(split, str):
+        rnd.waiting[pod.name] = split
+        rnd.outcome(pod.name, Stage.LAUNCH, False, split)
+        return after
+    ports = tuple(p for p in (res.broker_port, res.controller_port) if p is not None)
+    new, op = launch(after, pod, attrs.evolve(rec, reservation_misses=0), view, split[0], split[1],
+                      ports, rnd.now, quorum, boot, rnd.moved.get(pod.name, ""))
+    rnd.ops[view.id].append(op)
+    rnd.pools[view.id] = rnd.pools[view.id] - mine
+    rnd.changed[pod.name] = new
+    rnd.waiting.pop(pod.name, None)
+    rnd.outcome(pod.name, Stage.LAUNCH, True, new.message)
+    return attrs.evolve(after, tasks={**after.tasks, pod.name: new})
+
+
+def _launch_stream(rnd: _Round, pod: PodDef, after: State, quorum: tuple[Voter, ...] | None, boot: str,
+                   short: dict[tuple[str, float, int], str]) -> None:
+    """Pass 4, one stream instance: launch on the first agent that fits it and its executor.
+    `short` remembers offers too small for a (cpus, mem): pools only shrink in this pass, so
+    an offer too small stays too small, which keeps a round linear in offers + pods."""
+    role = rnd.state.spec.mesos.role
+    rec = rnd.current(pod)
+    reasons = []
+    for v in rnd.views:
+        reason = first_violation(pod.placement, v.hostname, v.attributes, rnd.placed.get(pod.group, []), rnd.known)
+        got: Any = None
+        too_small = (v.id, pod.cpus, pod.mem_mb)
+        if reason is None:
+            reason = short.get(too_small)
+        if reason is None:
+            got = take_unreserved(rnd.pools[v.id], role, pod.cpus, pod.mem_mb, 0, 0)
+            if isinstance(got, str):
+                reason = short[too_small] = f"agent {v.hostname}: {got}"
+            else:
+                exe = take_unreserved(rnd.pools[v.id] - got[0], role, EXECUTOR_CPUS, EXECUTOR_MEM_MB, 0, 0)
+                if isinstance(exe, str):
+                    reason = short[too_small] = f"agent {v.hostname}: executor {exe}"
+        if reason is not None:
+            reasons.append(reason)
+            continue
+        new, op = launch(after, pod, rec, v, got[0], exe[0], (), rnd.now, quorum, boot)
+        rnd.ops[v.id].append(op)
+        rnd.pools[v.id] = rnd.pools[v.id] - got[0] - exe[0]
+        rnd.changed[pod.name] = new
+        rnd.placed.setdefault(pod.group, []).append((v.hostname, v.attributes))
+        rnd.waiting.pop(pod.name, None)
+        rnd.outcome(pod.name, Stage.LAUNCH, True, new.message)
+        return
+    rnd.not_placed(pod, Stage.PLACE, reasons)
+
+
+def _answer(rnd: _Round) -> list[act.Action]:
+    """Pass 5: the records first (write-ahead: before the ACCEPTs), then what each offer gets."""
+    out: list[act.Action] = []
+    if rnd.changed:
+        out.append(put(*rnd.changed.values()))
+    busy = bool(rnd.waiting) or bool(rnd.releasing)
+    declines = rnd.declines
+    for v in rnd.views:
+        if rnd.ops[v.id]:
+            out.append(act.Accept((v.id,), tuple(rnd.ops[v.id]), REFUSE_BUSY_S))
+        else:
+            declines.append(v.id)
+    if declines:
+        out.append(act.Decline(tuple(declines), REFUSE_BUSY_S if busy else REFUSE_IDLE_S))
+    return out
+
+
+# -------------------------------------------------------------------------------------- round
+
+def on_offers(state: State, event: ev.Offers) -> Result:
+    """One offer round through the passes (module docstring); every offer is answered."""
+    spec = state.spec
+    now = event.now
+    pods = desired_pods(spec)
+    role = spec.mesos.role
+    quorum_known = voters(state.tasks, pods) is not None or spec.kafka.mode != "kraft"
+    todo = work(state, pods, now, quorum_known)
+    views, declines = _read_offers(event)
+    known: dict[str, set[str]] = {}
+    for v in views:
+        known.setdefault("hostname", set()).add(v.hostname)
+        for k, val in v.attributes.items():
+            known.setdefault(k, set()).add(val)
+    rnd = _Round(
+        state=state, now=now, views=views, declines=declines,
+        # resources reserved for another role are not ours to use or release, whatever their labels
+        pools={v.id: v.pool.filter(lambda r: not r.is_reserved or r.role == role) for v in views},
+        ops={v.id: [] for v in views}, waiting=dict(todo.waiting), releasing=dict(state.releasing),
+        placed=placed_by_group(state, pods), known=known)
+    for name, why in todo.waiting.items():
+        rnd.outcome(name, Stage.WAIT, False, why)
+    _release_unowned(rnd)
+    for pod in todo.reserve:
+        _reserve(rnd, pod)
+    # reservations made above may complete the quorum: re-plan the launches
+    after = attrs.evolve(state, tasks={**state.tasks, **rnd.changed})
+    quorum_known = voters(after.tasks, pods) is not None or spec.kafka.mode != "kraft"
+    launch = work(after, pods, now, quorum_known).launch
+    # launches keep their reservations, so the quorum and the bootstrap list stay as they are now
+    quorum, boot = voters(after.tasks, pods), bootstrap_servers(after.tasks, pods)
+    short: dict[tuple[str, float, int], str] = {}
+    for pod in launch:
+        if pod.kind == PodKind.BROKER:
+            after = _launch_broker(rnd, pod, after, quorum, boot)
+        else:
+            _launch_stream(rnd, pod, after, quorum, boot, short)
+    out = _answer(rnd)
+    names = {p.name for p in pods}
+    outcomes = {k: o for k, o in {**state.placement, **rnd.outcomes}.items() if k in names}
+    new_state = attrs.evolve(state, tasks={**state.tasks, **rnd.changed}, releasing=rnd.releasing,
+                             last_placement=rnd.waiting, placement=outcomes)
+    return offer_control(new_state, now, out)

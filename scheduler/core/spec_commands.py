@@ -1,0 +1,158 @@
+"""Commands that change the target spec (scale brokers, scale an app, update the config) and
+uninstall. A new target is adopted whole (`set_spec`); pods it no longer has are killed and their
+records removed, and the rolling update brings the others to it.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import attrs
+
+import config
+from config import ServiceSpec
+from config.rules import validate
+from scheduler.core import actions as act
+from scheduler.core import broker_count, launch_config
+from scheduler.core import events as ev
+from scheduler.core.command_types import ScaleApp, ScaleBrokers, Uninstall, UpdateConfig
+from scheduler.core.offer_control import offer_control
+from scheduler.core.pods import desired_pods
+from scheduler.core.records import Result
+from scheduler.core.refusals import Refusal, accept, refuse
+from scheduler.core.rolling import roll
+from scheduler.core.state import Goal, KillReason, State
+
+# Most instances a command may ask for (brokers, or one app's): a count beyond it would only stall
+# the decision loop building pods (the benchmarks' 10,000 task records stay within it).
+MAX_INSTANCES = config.MAX_INSTANCES
+
+
+def set_spec(state: State, spec: ServiceSpec, now: float) -> tuple[State, list[act.Action]]:
+    """Adopt a new target spec: pods it no longer has are killed and removed."""
+    cid = config.config_id(spec)
+    names = {p.name for p in desired_pods(spec)}
+    out: list[act.Action] = [act.SetTargetConfig(cid, spec)]
+    tasks = dict(state.tasks)
+    releasing = dict(state.releasing)
+    deletes = []
+    changed = []
+    for rec in state.tasks.values():
+        if rec.pod in names or rec.goal == Goal.GONE:
+            continue
+        if rec.active and rec.task_id:
+            gone = attrs.evolve(rec, goal=Goal.GONE, kill_reason=KillReason.SCALE, message="removed from the config")
+            tasks[rec.pod] = gone
+            changed.append(gone)
+            out.append(act.Kill(rec.task_id, rec.agent_id))
+        else:
+            if rec.reservation is not None:
+                releasing[rec.reservation.persistence_id] = rec.reservation.agent_id
+            del tasks[rec.pod]
+            deletes.append(("tasks", rec.pod))
+    if changed or deletes:
+        out.insert(1, act.Persist(puts=tuple(("tasks", r.pod, r.to_json()) for r in changed),
+                                  deletes=tuple(deletes)))
+    return attrs.evolve(state, spec=spec, config_id=cid, tasks=tasks, releasing=releasing), out
+
+
+def _bad_count(count: Any, least: int) -> str | None:
+    """Why `count` is not an instance count from `least` to MAX_INSTANCES, or None."""
+    if not isinstance(count, int) or isinstance(count, bool) or not least <= count <= MAX_INSTANCES:
+        return f"count must be a whole number from {least} to {MAX_INSTANCES}, got {count!r}"
+    return None
+
+
+def scale_brokers(state: State, command: ScaleBrokers, cmd: ev.Command) -> Result:
+    """A new broker count: checked by `broker_count` and by the config's rules, against the Kafka
+    versions the shell read at start (`State.kafka_versions`)."""
+    count, now = command.count, cmd.now
+    bad = _bad_count(count, 1)
+    if bad:
+        return state, (refuse(cmd, Refusal.INVALID, bad),)
+    spec = state.spec
+    current = spec.kafka.brokers
+    no = broker_count.refusal(spec.kafka.mode, current, count, state.kafka, command.confirm)
+    if no is not None:
+        return state, (refuse(cmd, no.refusal, no.message, **no.fields()),)
+    new_spec = attrs.evolve(spec, kafka=attrs.evolve(spec.kafka, brokers=count))
+    issues = validate(new_spec, False, None if state.kafka_versions is None else dict(state.kafka_versions))
+    if issues:
+        return state, (refuse(cmd, Refusal.INVALID, "; ".join(f"{p}: {m}" for p, m in issues)),)
+    new_state, out = set_spec(state, new_spec, now)
+    return offer_control(new_state, now, out + [accept(cmd, f"brokers: {current} → {count}")])
+
+
+def scale_app(state: State, command: ScaleApp, cmd: ev.Command) -> Result:
+    """A new instance count for one app (0 stops them all)."""
+    name, count, now = command.app, command.count, cmd.now
+    app = state.spec.app(name) if isinstance(name, str) else None
+    if app is None:
+        return state, (refuse(cmd, Refusal.NOT_FOUND, f"app {name!r} does not exist"),)
+    bad = _bad_count(count, 0)
+    if bad:
+        return state, (refuse(cmd, Refusal.INVALID, bad),)
+    apps = tuple(attrs.evolve(a, count=count) if a.name == name else a for a in state.spec.apps)
+    new_state, out = set_spec(state, attrs.evolve(state.spec, apps=apps), now)
+    return offer_control(new_state, now, out + [accept(cmd, f"{name}: {app.count} → {count}")])
+
+
+def update_config(state: State, command: UpdateConfig, cmd: ev.Command) -> Result:
+    """A new target spec (already valid by config's rules): refused when the update itself is not
+    allowed; a refused launch file is remembered (``launch.refused``) for /v1/health."""
+    spec, launch_id, now = command.spec, command.launch_id, cmd.now
+    if not isinstance(spec, ServiceSpec):
+        return state, (refuse(cmd, Refusal.INVALID, "no valid spec given"),)
+    refused = config.check_update(state.spec, spec)
+    no = broker_count.refusal(spec.kafka.mode, state.spec.kafka.brokers, spec.kafka.brokers, state.kafka,
+                              command.confirm)
+    if no is not None:
+        refused = [*refused, no.message]
+    if refused:
+        reply = refuse(cmd, Refusal.CONFLICT, "; ".join(refused), reasons=refused,
+                       **(no.fields() if no is not None else {}))
+        if not isinstance(launch_id, str):
+            return state, (reply,)
+        props = {**state.properties, launch_config.LAUNCH_REFUSED: "; ".join(refused)}
+        return attrs.evolve(state, properties=props), (
+            act.Persist(puts=((("properties", launch_config.LAUNCH_REFUSED, "; ".join(refused)),))), reply)
+    diff = config.describe_update(state.spec, spec)
+    new_state, out = set_spec(state, spec, now)
+    if isinstance(launch_id, str):
+        props = {k: v for k, v in new_state.properties.items() if k != launch_config.LAUNCH_REFUSED}
+        new_state = attrs.evolve(new_state, properties={**props, launch_config.LAUNCH_ID: launch_id})
+        out.append(act.Persist(puts=(("properties", launch_config.LAUNCH_ID, launch_id),),
+                               deletes=(("properties", launch_config.LAUNCH_REFUSED),)
+                               if launch_config.LAUNCH_REFUSED in state.properties else ()))
+    new_state, more = roll(new_state, now)
+    return offer_control(new_state, now, out + more + [accept(
+        cmd, "configuration updated" if diff else "nothing changed", diff=diff,
+        live=config.live_broker_settings(state.spec, spec),
+        restart=config.broker_restart_required(state.spec, spec))])
+
+
+def uninstall(state: State, command: Uninstall, cmd: ev.Command) -> Result:
+    """Kill every task and release every reservation; `Teardown` follows once all are gone."""
+    changed, out = [], []
+    for rec in state.tasks.values():
+        gone = attrs.evolve(rec, goal=Goal.GONE, kill_reason=KillReason.UNINSTALL, message="uninstalling")
+        changed.append(gone)
+        if rec.active and rec.task_id:
+            out.append(act.Kill(rec.task_id, rec.agent_id))
+    tasks = {r.pod: r for r in changed}
+    releasing = dict(state.releasing)
+    deletes = []
+    for r in changed:  # records with nothing running go at once
+        if not r.active:
+            if r.reservation is not None:
+                releasing[r.reservation.persistence_id] = r.reservation.agent_id
+            del tasks[r.pod]
+            deletes.append(("tasks", r.pod))
+    persist = act.Persist(puts=(("properties", "uninstall", "true"),)
+                          + tuple(("tasks", r.pod, r.to_json()) for r in changed if r.pod in tasks),
+                          deletes=tuple(deletes))
+    new_state = attrs.evolve(state, tasks=tasks, releasing=releasing, uninstalling=True,
+                             properties={**state.properties, "uninstall": "true"})
+    return new_state, (persist, *out, accept(cmd, "uninstalling: killing every task and releasing every reservation; "
+                                              "then the framework is torn down and the service stays uninstalled "
+                                              "(a restarted scheduler only reports it in /v1/health): remove its "
+                                              "Marathon app"))

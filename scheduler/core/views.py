@@ -1,0 +1,45 @@
+"""Views of the core's state the API serves: the plans and a pod's placement (pure)."""
+from __future__ import annotations
+
+from typing import Any
+
+from scheduler.core.plans import PLANS, plan_view, work
+from scheduler.core.pods import desired_pods
+from scheduler.core.rolling import desired_fingerprints, roll_decision
+from scheduler.core.state import PodKind, State
+from scheduler.core.taskinfo import voters
+
+
+def _placement_failure(reason: str) -> bool:
+    """Whether a last_placement reason is an offer round's failure to place the pod (each agent's
+    reason names it, or no offer came) rather than a plan's or a backoff's wait."""
+    return reason == "no offers" or "agent " in reason
+
+
+def plans(state: State, now: float) -> dict[str, dict[str, Any]]:
+    """Every plan as the API shows it."""
+    pods = desired_pods(state.spec)
+    wanted = desired_fingerprints(state, pods)
+    waiting = dict(state.last_placement)
+    quorum_known = voters(state.tasks, pods) is not None or state.spec.kafka.mode != "kraft"
+    todo = work(state, pods, now, quorum_known)
+    waiting.update({k: v for k, v in todo.waiting.items() if k not in waiting})
+    # a pod is unplaceable when it is to be placed now and the last offer round found no agent for it
+    to_place = {p.name for p in todo.reserve} | {p.name for p in todo.launch if p.kind != PodKind.BROKER}
+    unplaceable = {k: v for k, v in state.last_placement.items() if k in to_place and _placement_failure(v)}
+    roll_waits = roll_decision(state, now, pods, wanted).waits
+    return {name: plan_view(state, name, pods, wanted, waiting, now, roll_waits, unplaceable)
+            for name in PLANS}
+
+
+def placement(state: State, name: str) -> dict[str, Any] | None:
+    """Where pod `name` got to in the last offer round that considered it, and why not further
+    (None: no such pod). ``last`` is None until an offer round has considered the pod."""
+    pod = next((p for p in desired_pods(state.spec) if p.name == name), None)
+    rec = state.tasks.get(name)
+    if pod is None and rec is None:
+        return None
+    outcome = state.placement.get(name)
+    return {"name": name, "placed": rec is not None and (rec.active or rec.reservation is not None),
+            "hostname": rec.hostname if rec is not None else None,
+            "last": outcome.to_json() if outcome is not None else None}
