@@ -8,7 +8,7 @@ from typing import Any, Mapping
 from config import load_text
 from scheduler.core import actions as act
 from scheduler.core import events as ev
-from scheduler.core.decide import decide, initial_state
+from scheduler.core.decide import decide, initial_state, plans
 from tests.helpers.core_kit import write_ahead
 from tests.helpers.core_kit.cluster import DEFAULT_RESOURCES, Cluster
 from tests.helpers.core_kit.outcome import Outcome, describe
@@ -131,6 +131,10 @@ class Scenario:
     def record(self, pod: str):
         return self.state.tasks[pod]
 
+    def plans(self) -> dict[str, Any]:
+        """Every plan as the API shows it now (``sim.expect.plans()``: as the last step left them)."""
+        return plans(self.state, self.now)
+
     def step(self, event: Any) -> Outcome:
         """One decision: `decide`, the write-ahead check, then the actions applied to the cluster."""
         before = self.state
@@ -155,7 +159,10 @@ class Scenario:
         """What `decide` would do now, without taking it: state, store and cluster stay as they are
         (a scheduler that dies before performing anything)."""
         state, actions = decide(self.state, event)
-        return Outcome(actions, event, state, getattr(event, "now", self.now))
+        out = Outcome(actions, event, state, getattr(event, "now", self.now))
+        if self.check_write_ahead:  # on a copy of the store: the rule holds for every decision
+            write_ahead.check(out, self.store.copy(), self.state.properties, lambda a: describe(a, event))
+        return out
 
     def restart(self, tasks: Mapping[str, Any], properties: Mapping[str, str], framework_id: str | None = "fw",
                 **kwargs: Any) -> None:
