@@ -103,8 +103,8 @@ def describe_action(a: Any) -> str:
 
 
 def describe_event(e: Any) -> str:
-    if e is None:
-        return "several steps"
+    if isinstance(e, str):  # several steps read as one
+        return e
     at = f" at t={e.now:g}" if isinstance(getattr(e, "now", None), (int, float)) else ""
     if isinstance(e, ev.Offers):
         ids = [str(((d.get("id") or {}) if isinstance(d, Mapping) else {}).get("value")) for d in e.offers]
@@ -119,8 +119,10 @@ def describe_event(e: Any) -> str:
 
 
 def describe(actions: Iterable[Any], event: Any = None) -> str:
+    """One line per action, numbered; headed by the event when known."""
     lines = [f"  {i} {describe_action(a)}" for i, a in enumerate(actions)]
-    return f"the step ({describe_event(event)}) did:\n" + ("\n".join(lines) or "  nothing")
+    head = "the actions:" if event is None else f"the step ({describe_event(event)}) did:"
+    return head + "\n" + ("\n".join(lines) or "  nothing")
 
 
 # ------------------------------------------------------------------------------- the outcome
@@ -141,7 +143,7 @@ class Outcome(tuple):
     def __add__(self, other: Any) -> "Outcome":  # several steps read as one
         state = getattr(other, "state", None) or self.state
         now = getattr(other, "now", None) or self.now
-        return Outcome(tuple(self) + tuple(other), None, state, now)
+        return Outcome(tuple(self) + tuple(other), "several steps", state, now)
 
     def __repr__(self) -> str:
         return describe(self, self.event)

@@ -174,7 +174,7 @@ class Scenario:
 
     def history(self, since: int = 0) -> Outcome:
         """Every action from the `since`-th on, as one outcome (state: the current one)."""
-        return Outcome(self.actions[since:], None, self.state, self.now)
+        return Outcome(self.actions[since:], "several steps", self.state, self.now)
 
     def run_all_ready(self, rounds: int = 10) -> None:
         """Offer rounds; every launched task reports running and ready at once; the clock moves

@@ -32,7 +32,7 @@ Persist actions. `check` raises `WriteAheadViolation` naming the action and what
 """
 from __future__ import annotations
 
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any, Mapping, Sequence
 
 from mesoslib.resources import Resources
 from scheduler.core import actions as act
@@ -159,9 +159,6 @@ def check(actions: Sequence[Any], store: StoreModel, before_properties: Mapping[
     """Raise `WriteAheadViolation` if `actions` break the write-ahead rule (see the module)."""
     found = violations(actions, store, before_properties)
     if found:
-        shown = describe(actions) if describe is not None else "\n".join(f"  {a!r}" for a in actions)
-        raise WriteAheadViolation("write-ahead broken:\n  " + "\n  ".join(found) + "\nthe decision's actions:\n" + shown)
-
-
-def accepted_operations(actions: Iterable[Any]) -> list[Mapping[str, Any]]:
-    return [op for a in actions if isinstance(a, act.Accept) for op in a.operations]
+        shown = describe(actions) if describe is not None else "the actions:\n" + "\n".join(
+            f"  {i} {a!r}" for i, a in enumerate(actions))
+        raise WriteAheadViolation("write-ahead broken:\n  " + "\n  ".join(found) + "\n" + shown)
