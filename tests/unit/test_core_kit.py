@@ -137,6 +137,18 @@ def test_expectations_pass_and_chain_on_the_right_step():
     resubscribed().reconciled_implicitly().revived()
 
 
+def test_send_offer_offers_one_agent_or_one_document():
+    sim = subscribed()
+    sim.send.offer("A1").reserved("broker-0").nothing_launched().accepted("O0")  # the quorum is not complete
+    doc = sim.cluster.offer_docs("D", only="A0")[0]
+    sim.send.offer(doc).reserved("broker-1").accepted("D1")
+    # the quorum is complete: broker-2 launches at once, the others when their agents offer again
+    sim.send.offer("A2").reserved("broker-2").launched("broker-2")
+    sim.send.offers().nothing_reserved().launched("broker-0", "broker-1")
+    sim.send.status("broker-1", "TASK_RUNNING", ready=True).acknowledged()
+    assert sim.record("broker-1").ready
+
+
 def test_the_description_of_a_step_is_one_line_per_action():
     text = repr(restart())
     assert text.splitlines() == [

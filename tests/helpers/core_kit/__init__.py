@@ -13,7 +13,7 @@ what it expects of the step's actions and the state after.
   (a pod or task id), ``update`` (a raw status), ``tick``, ``command``, ``agent_lost``,
   ``kafka_health``/``kafka_healthy``, ``disconnected``, ``event``. Every send returns the step's
   `Outcome`; ``sim.expect`` is the last one, ``sim.history(since)`` several as one.
-* `Outcome` (outcome.py): the actions as a tuple, queries (``launches``, ``kills``, ``reply``,
+* `Outcome` (outcome.py, worded by describe.py): the actions as a tuple, queries (``launches``, ``kills``, ``reply``,
   ``operations(...)``, ...) and expectations (``launched``, ``nothing_launched``, ``killed``,
   ``nothing_killed``, ``reserved``, ``released``, ``declined``, ``declined_all``, ``accepted``,
   ``each_offer_answered_once``, ``suppressed``, ``revived``, ``torn_down``, ``persisted``,
@@ -23,7 +23,8 @@ what it expects of the step's actions and the state after.
   launches, reserves or releases never runs ahead of the Persist of the records it depends on.
 """
 from tests.helpers.core_kit.cluster import Agent, Cluster
-from tests.helpers.core_kit.outcome import Outcome, describe, pod_of
+from tests.helpers.core_kit.describe import describe, pod_of
+from tests.helpers.core_kit.outcome import Outcome
 from tests.helpers.core_kit.runner import BASE, CLUSTER_ID, Scenario, Send, deployed, spec, subscribed
 from tests.helpers.core_kit.write_ahead import StoreModel, WriteAheadViolation
 

@@ -36,12 +36,15 @@ class Cluster:
     def agent(self, agent_id: str) -> Agent:
         return next(a for a in self.agents if a.id == agent_id)
 
-    def offer_docs(self, prefix: str = "O", every_agent: bool = False) -> list[dict[str, Any]]:
+    def offer_docs(self, prefix: str = "O", every_agent: bool = False,
+                   only: str | None = None) -> list[dict[str, Any]]:
         """One offer of what is free on each live agent (or on every agent, even a dead or full
-        one, when `every_agent`), remembered until answered."""
+        one, when `every_agent`; or on the agent of id `only`), remembered until answered."""
         docs = []
         for agent in self.agents:
-            if not every_agent and (not agent.alive or not agent.free):
+            if only is not None and agent.id != only:
+                continue
+            if only is None and not every_agent and (not agent.alive or not agent.free):
                 continue
             oid = f"{prefix}{next(self.offer_ids)}"
             self.offers[oid] = agent

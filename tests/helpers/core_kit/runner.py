@@ -11,7 +11,8 @@ from scheduler.core import events as ev
 from scheduler.core.decide import decide, initial_state, plans
 from tests.helpers.core_kit import write_ahead
 from tests.helpers.core_kit.cluster import DEFAULT_RESOURCES, Cluster
-from tests.helpers.core_kit.outcome import Outcome, describe
+from tests.helpers.core_kit.describe import describe
+from tests.helpers.core_kit.outcome import Outcome
 
 BASE = """\
 name: kafka
@@ -55,9 +56,7 @@ class Send:
     def offer(self, doc_or_agent: Mapping[str, Any] | str) -> Outcome:
         """One offer: a document, or what is free on the agent of this id."""
         if isinstance(doc_or_agent, str):
-            doc = next(d for d in self._s.cluster.offer_docs(every_agent=True)
-                       if d["agent_id"]["value"] == doc_or_agent)
-            return self.offers(doc)
+            return self.offers(*self._s.cluster.offer_docs(only=doc_or_agent))
         return self.offers(doc_or_agent)
 
     def rescinded(self, offer_id: str) -> Outcome:

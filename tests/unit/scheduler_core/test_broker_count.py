@@ -1,7 +1,6 @@
 """Every path that changes the broker count goes through one check (issue 12, defect 2)."""
 from __future__ import annotations
 
-import attrs
 from hypothesis import given
 from hypothesis import strategies as st
 

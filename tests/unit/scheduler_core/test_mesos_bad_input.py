@@ -11,7 +11,7 @@ from scheduler.core import actions as act
 from scheduler.core import events as ev
 from tests.helpers.core_kit import BASE, Scenario, spec, subscribed
 
-# what scheduler.core.offers labels its reservations with
+# the labels kmf's reservations carry (checked against a real RESERVE below)
 LABEL_SERVICE, LABEL_POD, LABEL_RESERVATION = "kmf.service", "kmf.pod", "kmf.reservation"
 
 
@@ -153,6 +153,9 @@ def test_a_volume_of_another_role_that_looks_like_ours_is_left_alone():
     """Another service of the same name in another role (or a mislabelled reservation): its
     reservation must not be destroyed or unreserved by this service."""
     sim = subscribed()
+    reserve = sim.decide_only(ev.Offers(tuple(sim.cluster.offer_docs("R")), sim.now)).operations("RESERVE")[0]
+    ours = reserve["reserve"]["resources"][0]["reservation"]["labels"]["labels"]
+    assert {label["key"] for label in ours} == {LABEL_SERVICE, LABEL_POD, LABEL_RESERVATION}
     labels = ((LABEL_SERVICE, "kafka"), (LABEL_POD, "broker-0"), (LABEL_RESERVATION, "r-not-ours"))
     theirs = (Reservation("DYNAMIC", "other-role", "someone", labels),)
     pool = Resources([attrs.evolve(r, reservations=theirs) for r in
