@@ -237,6 +237,23 @@ def test_an_acknowledgement_before_the_persist_of_its_status_is_caught():
     assert found and "Acknowledge wc-0__" in found[0] and "TASK_FAILED" in found[0] and "action 1" in found[0]
 
 
+def test_a_change_to_a_record_that_no_persist_wrote_is_caught(monkeypatch):
+    sim = deployed()
+    rec, before = sim.record("wc-0"), sim.state
+    assert write_ahead.unrecorded(before, sim.store) == []
+
+    def forgetful(state, event):  # decides, then changes a record without persisting it
+        new, actions = decide(state, event)
+        return attrs.evolve(new, tasks={**new.tasks, "wc-0": attrs.evolve(rec, attempts=3)}), actions
+
+    monkeypatch.setattr(runner, "decide", forgetful)
+    with pytest.raises(WriteAheadViolation) as err:
+        sim.send.tick(1)
+    assert "tasks/wc-0: the state's attempts not stored" in str(err.value)
+    state = attrs.evolve(before, properties={**before.properties, "forced.wc-1": "true"})
+    assert write_ahead.unrecorded(state, sim.store) == ["properties/forced.wc-1: state 'true', store None"]
+
+
 def test_the_store_model_follows_the_persists():
     """The store model follows the Persists: after a deploy it holds what the state holds."""
     sim = deployed()

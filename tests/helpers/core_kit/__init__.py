@@ -20,7 +20,9 @@ what it expects of the step's actions and the state after.
   ``acknowledged``, ``only_acknowledged``, ``replied``, ``reconciled``, ``plan_status``,
   ``step_status``) that fail showing every action of the step.
 * The write-ahead rule (write_ahead.py, stated there) is checked on every step: an ACCEPT that
-  launches, reserves or releases never runs ahead of the Persist of the records it depends on.
+  launches, reserves or releases never runs ahead of the Persist of the records it depends on, an
+  acknowledgement never ahead of the Persist of its status, and the new state holds nothing the
+  store does not.
 """
 from tests.helpers.core_kit.cluster import Agent, Cluster
 from tests.helpers.core_kit.describe import describe, pod_of

@@ -272,12 +272,10 @@ class Outcome(tuple):
             self.fail(f"persisted: {', '.join(keys) or 'something'}", f"persisted: {', '.join(sorted(touched)) or 'nothing'}")
         return self
 
-    def acknowledged(self, status: Mapping[str, Any] | None = None, only: bool = False) -> "Outcome":
-        """The status (some status when None) was acknowledged; with `only`, nothing else happened."""
+    def acknowledged(self, status: Mapping[str, Any] | None = None) -> "Outcome":
+        """The status (some status when None) was acknowledged."""
         if (status is not None and act.Acknowledge(status) not in self) or (status is None and not self.acks):
             self.fail("the status acknowledged")
-        if only and len(self.acks) != len(self):
-            self.fail("only acknowledgements")
         return self
 
     def only_acknowledged(self) -> "Outcome":

@@ -135,12 +135,13 @@ class Scenario:
         return plans(self.state, self.now)
 
     def step(self, event: Any) -> Outcome:
-        """One decision: `decide`, the write-ahead check, then the actions applied to the cluster."""
+        """One decision: `decide`, the write-ahead checks, then the actions applied to the cluster."""
         before = self.state
         self.state, actions = decide(before, event)
         out = Outcome(actions, event, self.state, getattr(event, "now", self.now))
         if self.check_write_ahead:
             write_ahead.check(out, self.store, before.properties, lambda a: describe(a, event))
+            write_ahead.check_recorded(self.state, self.store, describe(out, event))
         else:
             for a in out.persists:
                 self.store.apply(a)

@@ -27,8 +27,14 @@ of the tuple applied in order:
   record with ``task_id`` T and that ``state``, or a delete of T's pod (Mesos does not send an
   acknowledged update again, so an acknowledged but unrecorded status would be lost).
 
+* Nothing unrecorded: after every decision, the task records of the new state are exactly those
+  of the store (as JSON), and its properties are the store's, but for a property marked
+  ``unsaved.<key>`` (and the marker), which the first subscription persists. What a restarted
+  scheduler loads is then what this one believed.
+
 `StoreModel` is the store as these rules see it: records and properties by key, changed only by
-Persist actions. `check` raises `WriteAheadViolation` naming the action and what the store lacked.
+Persist actions. `check` and `check_recorded` raise `WriteAheadViolation` naming the action or record and what the
+store lacked.
 """
 from __future__ import annotations
 
@@ -152,6 +158,32 @@ def violations(actions: Sequence[Any], store: StoreModel, before_properties: Map
                     found.append(f"action {i} (Acknowledge {tid} {a.status.get('state')}): the Persist "
                                  f"recording that status comes after it (action {late[0]})")
     return found
+
+
+def unrecorded(state: Any, store: StoreModel) -> list[str]:
+    """How the state differs from the store (see "Nothing unrecorded" above)."""
+    found = []
+    mine = {pod: rec.to_json() for pod, rec in state.tasks.items()}
+    for pod in sorted(set(mine) | set(store.tasks)):
+        if mine.get(pod) != store.tasks.get(pod):
+            if pod not in store.tasks or pod not in mine:
+                found.append(f"tasks/{pod}: {'only in the state' if pod in mine else 'only in the store'}")
+            else:
+                fields = sorted(k for k in mine[pod] if mine[pod][k] != store.tasks[pod].get(k))
+                found.append(f"tasks/{pod}: the state's {', '.join(fields)} not stored")
+    props = {k: v for k, v in state.properties.items()
+             if not k.startswith("unsaved.") and f"unsaved.{k}" not in state.properties}
+    for key in sorted(set(props) | set(store.properties)):
+        if props.get(key) != store.properties.get(key):
+            found.append(f"properties/{key}: state {props.get(key)!r}, store {store.properties.get(key)!r}")
+    return found
+
+
+def check_recorded(state: Any, store: StoreModel, shown: str = "") -> None:
+    """Raise `WriteAheadViolation` if the state holds anything the store does not."""
+    found = unrecorded(state, store)
+    if found:
+        raise WriteAheadViolation("not recorded:\n  " + "\n  ".join(found) + ("\n" + shown if shown else ""))
 
 
 def check(actions: Sequence[Any], store: StoreModel, before_properties: Mapping[str, str],
