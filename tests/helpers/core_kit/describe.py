@@ -26,7 +26,8 @@ def _labelled(docs: Any) -> str:
         found = []
         for res in Resources.from_json(docs):
             labels = dict(res.reservations[-1].labels) if res.reservations else {}
-            item = f"{labels.get(LABEL_POD, '?')} [{labels.get(LABEL_RESERVATION) or (res.disk.persistence_id if res.disk else '?')}]"
+            rid = labels.get(LABEL_RESERVATION) or (res.disk.persistence_id if res.disk else "?")
+            item = f"{labels.get(LABEL_POD, '?')} [{rid}]"
             if item not in found:
                 found.append(item)
         return ", ".join(found)

@@ -160,7 +160,8 @@ class Outcome(tuple):
             for w in who:
                 match = next((k for k in left if w in (k.task_id, pod_of(k.task_id))), None)
                 if match is None:
-                    self.fail(f"killed: {', '.join(who)}", f"killed: {', '.join(k.task_id for k in self.kills) or 'nothing'}")
+                    self.fail(f"killed: {', '.join(who)}",
+                              f"killed: {', '.join(k.task_id for k in self.kills) or 'nothing'}")
                 left.remove(match)
             if left:
                 self.fail(f"killed only: {', '.join(who)}", f"also killed: {', '.join(k.task_id for k in left)}")
@@ -177,7 +178,8 @@ class Outcome(tuple):
         """Resources were reserved for exactly these pods (for some pod when none is named)."""
         got = self.reserved_pods
         if (pods and sorted(got) != sorted(pods)) or (not pods and not got):
-            self.fail(f"reserved for: {', '.join(pods) or 'some pod'}", f"reserved for: {', '.join(map(str, got)) or 'nobody'}")
+            self.fail(f"reserved for: {', '.join(pods) or 'some pod'}",
+                      f"reserved for: {', '.join(map(str, got)) or 'nobody'}")
         return self
 
     def nothing_reserved(self) -> "Outcome":
@@ -187,11 +189,12 @@ class Outcome(tuple):
 
     def released(self, *pods: str, volumes: bool = True) -> "Outcome":
         """The reservations of these pods (of some pod when none is named) were unreserved, and
-        their volumes destroyed first when `volumes`."""
+        their volumes destroyed when `volumes`."""
         unreserved, destroyed = self._labelled_pods("UNRESERVE"), self._labelled_pods("DESTROY")
         for pod in pods or ([unreserved[0]] if unreserved else [None]):
             if pod not in unreserved or (volumes and pod not in destroyed):
-                self.fail(f"the reservation of {pod or 'some pod'} released" + (" (volume destroyed)" if volumes else ""),
+                wanted = f"the reservation of {pod or 'some pod'} released" + (" (volume destroyed)" if volumes else "")
+                self.fail(wanted,
                           f"unreserved: {unreserved or 'nothing'}, destroyed: {destroyed or 'nothing'}")
         return self
 
@@ -209,7 +212,8 @@ class Outcome(tuple):
     def declined(self, *offer_ids: str) -> "Outcome":
         """Exactly these offers were declined."""
         if sorted(self.declined_offers) != sorted(offer_ids):
-            self.fail(f"declined: {', '.join(sorted(offer_ids))}", f"declined: {', '.join(sorted(self.declined_offers)) or 'none'}")
+            self.fail(f"declined: {', '.join(sorted(offer_ids))}",
+                      f"declined: {', '.join(sorted(self.declined_offers)) or 'none'}")
         return self
 
     def declined_all(self) -> "Outcome":
@@ -269,7 +273,8 @@ class Outcome(tuple):
             {f"{k}/{key}" for p in self.persists for k, key in p.deletes}
         missing = [k for k in keys if k not in touched]
         if missing or not self.persists:
-            self.fail(f"persisted: {', '.join(keys) or 'something'}", f"persisted: {', '.join(sorted(touched)) or 'nothing'}")
+            self.fail(f"persisted: {', '.join(keys) or 'something'}",
+                      f"persisted: {', '.join(sorted(touched)) or 'nothing'}")
         return self
 
     def acknowledged(self, status: Mapping[str, Any] | None = None) -> "Outcome":
@@ -303,7 +308,8 @@ class Outcome(tuple):
         """An explicit reconciliation of exactly these task ids (any when none is named)."""
         asked = [{t for t, _ in r.tasks} for r in self.explicit_reconciles]
         if (task_ids and set(task_ids) not in asked) or (not task_ids and not asked):
-            self.fail(f"explicit reconciliation of {', '.join(task_ids) or 'some task'}", f"asked: {asked or 'nothing'}")
+            self.fail(f"explicit reconciliation of {', '.join(task_ids) or 'some task'}",
+                      f"asked: {asked or 'nothing'}")
         return self
 
     def reconciled_implicitly(self) -> "Outcome":

@@ -4,17 +4,18 @@ How the shell runs a decision (scheduler/shell/loop.py ``Loop.step``/``perform``
 one ``decide`` call are performed one by one, in tuple order; a ``Persist`` is one ZooKeeper
 transaction, and when it fails the loop stops at once, so nothing after it in the tuple is
 performed. After a crash or a failed Persist, a restarted scheduler knows only what the store
-holds. Hence, with STORE(i) = the store before the decision with every Persist at positions < i
-of the tuple applied in order:
+holds. Hence, with STORE(i) = the store as every earlier decision left it, with the Persists at
+positions < i of this decision's tuple applied in order:
 
 * Persist before Accept. For every ``Accept`` at position i, each of its operations depends only
   on records already in STORE(i):
 
   - ``LAUNCH`` of task T of pod P: ``tasks/P`` in STORE(i) has ``task_id`` T, and when T runs on
     a persistent volume with id R, that record's ``reservation.persistence_id`` is R (so a
-    restarted scheduler reconciles T instead of launching a second task for P). Every property of
-    the state the decision started from (the KRaft cluster id above all) is in STORE(i) with the
-    same value; an ``unsaved.*`` marker means that property is not stored yet.
+    restarted scheduler reconciles T instead of launching a second task for P). And every
+    property of the state the decision started from, but the ``unsaved.*`` markers themselves, is
+    in STORE(i) with the same value: a task is configured from them (the KRaft cluster id above
+    all, which ``initial_state`` marks unsaved until the first subscription persists it).
   - ``RESERVE`` of resources labelled ``kmf.pod`` P and ``kmf.reservation`` R, and ``CREATE`` of a
     volume with persistence id R: ``tasks/P`` in STORE(i) holds reservation R (so a restarted
     scheduler does not take R for an orphan and release it).
@@ -33,8 +34,8 @@ of the tuple applied in order:
   scheduler loads is then what this one believed.
 
 `StoreModel` is the store as these rules see it: records and properties by key, changed only by
-Persist actions. `check` and `check_recorded` raise `WriteAheadViolation` naming the action or record and what the
-store lacked.
+Persist actions. `check` and `check_recorded` raise `WriteAheadViolation` naming the action or
+record and what the store lacked.
 """
 from __future__ import annotations
 
