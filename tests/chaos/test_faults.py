@@ -33,7 +33,7 @@ from kazoo.client import KazooClient
 from kazoo.exceptions import NoNodeError
 
 from localmesos import procs
-from tests.chaos.workload import Workload, WorkloadSummary, create_topic, verify
+from tests.helpers.chaos_workload import Workload, WorkloadSummary, create_topic, verify
 from tests.helpers.fixtures_scheduler import executor_pid_of, java_pid_of, pid_in_sandbox
 from tests.helpers.fixtures_zookeeper import restart_zookeeper
 from tests.helpers.wait import wait_for

@@ -15,7 +15,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from localmesos import procs
-from tests.chaos.workload import (
+from tests.helpers.chaos_workload import (
     ProducerReport,
     Workload,
     create_topic,

@@ -26,7 +26,7 @@ from localmesos import procs
 from localmesos.cli import get_json
 from tests.helpers.fixtures_scheduler import executor_pid_of, java_pid_of
 from tests.helpers.wait import wait_for
-from tests.integration.e2e.test_deploy import consume, produce_consume
+from tests.helpers.kafka_clients import consume, produce_consume
 
 pytestmark = [pytest.mark.kafka]
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from tests.helpers.wait import wait_for
-from tests.integration.e2e.test_deploy import consume, produce_consume
+from tests.helpers.kafka_clients import consume, produce_consume
 
 pytestmark = [pytest.mark.timeout(420), pytest.mark.kafka]
 

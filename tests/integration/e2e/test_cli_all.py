@@ -7,7 +7,7 @@ import json
 import pytest
 
 from tests.helpers.wait import wait_for
-from tests.integration.e2e.test_operating import SLEEPER, kmf
+from tests.helpers.operator_cli import SLEEPER, kmf
 
 pytestmark = [pytest.mark.timeout(300), pytest.mark.kafka]
 

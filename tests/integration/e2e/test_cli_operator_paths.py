@@ -17,7 +17,7 @@ from localmesos import procs
 from tests.helpers.fixtures_localmesos import FAST_MASTER_FLAGS, LocalMesos
 from tests.helpers.fixtures_scheduler import AGENT_FLAGS, AGENT_RESOURCES, KmfEnv
 from tests.helpers.wait import wait_for
-from tests.integration.e2e.test_operating import SLEEPER
+from tests.helpers.operator_cli import SLEEPER
 
 pytestmark = [pytest.mark.timeout(420), pytest.mark.kafka]
 

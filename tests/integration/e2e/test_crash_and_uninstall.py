@@ -6,29 +6,13 @@ import json
 
 import pytest
 
+from tests.helpers.master_views import live_tasks, reservation_ids
 from tests.helpers.wait import wait_for
 
 pytestmark = [pytest.mark.timeout(420), pytest.mark.kafka]
 
 STREAM = {"name": "sleeper", "count": 2, "cpus": 0.1, "mem_mb": 128, "runtime": "command",
           "command": ["sh", "-c", "echo 'kmf: ready'; exec sleep 3600"]}
-
-
-def live_tasks(lm) -> list[str]:
-    names = []
-    for fw in lm.get("/master/frameworks")["frameworks"]:
-        names += [t["name"] for t in fw.get("tasks", []) if t["state"] in ("TASK_STAGING", "TASK_STARTING", "TASK_RUNNING")]
-    return names
-
-
-def reservation_ids(lm) -> set[str]:
-    ids = set()
-    for slave in lm.get("/master/slaves")["slaves"]:
-        for res in slave.get("reserved_resources_full", {}).get("kafka-role", []):
-            for label in (res.get("reservation") or {}).get("labels", {}).get("labels", []):
-                if label["key"] == "kmf.reservation":
-                    ids.add(label["value"])
-    return ids
 
 
 @pytest.mark.parametrize("point", [1, 3])

@@ -3,43 +3,14 @@ from __future__ import annotations
 
 import os
 import signal
-import time
-import uuid
 
 import pytest
 
 from tests.helpers.fixtures_scheduler import java_pid_of
+from tests.helpers.kafka_clients import consume, produce_consume
 from tests.helpers.wait import wait_for
 
 pytestmark = [pytest.mark.timeout(420), pytest.mark.kafka]
-
-
-def _conf(client: str | dict) -> dict:
-    """A bootstrap list, or a whole client config (TLS, SASL)."""
-    return {"bootstrap.servers": client} if isinstance(client, str) else dict(client)
-
-
-def produce_consume(client: str | dict, topic: str, count: int = 200) -> set[int]:
-    from confluent_kafka import Producer
-    p = Producer({**_conf(client), "acks": "all", "enable.idempotence": True})
-    for i in range(count):
-        p.produce(topic, str(i).encode())
-    assert p.flush(60) == 0
-    return consume(client, topic, count)
-
-
-def consume(client: str | dict, topic: str, count: int) -> set[int]:
-    from confluent_kafka import Consumer
-    c = Consumer({**_conf(client), "group.id": f"g-{uuid.uuid4().hex[:6]}", "auto.offset.reset": "earliest"})
-    c.subscribe([topic])
-    seen: set[int] = set()
-    deadline = time.monotonic() + 60
-    while len(seen) < count and time.monotonic() < deadline:
-        m = c.poll(1)
-        if m is not None and not m.error():
-            seen.add(int(m.value()))
-    c.close()
-    return seen
 
 
 def test_three_kraft_brokers_deploy_recover_in_place_and_survive_scheduler_restart(kmf_env):

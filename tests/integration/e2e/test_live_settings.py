@@ -13,7 +13,7 @@ import yaml
 from tests.helpers.kafka_views import broker_configs
 from tests.helpers.kafka_views import broker_values as values
 from tests.helpers.wait import wait_for
-from tests.integration.e2e.test_operating import kmf
+from tests.helpers.operator_cli import kmf
 
 pytestmark = [pytest.mark.timeout(600), pytest.mark.kafka]
 

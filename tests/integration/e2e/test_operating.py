@@ -3,25 +3,15 @@ scaling an app, a config update with a live broker setting, refusals that change
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 import urllib.request
 
 import pytest
 import yaml
 
+from tests.helpers.operator_cli import SLEEPER, kmf
 from tests.helpers.wait import wait_for
 
 pytestmark = [pytest.mark.timeout(420), pytest.mark.kafka]
-
-SLEEPER = {"name": "sleeper", "count": 1, "cpus": 0.1, "mem_mb": 128, "runtime": "command",
-           "command": ["sh", "-c", "echo 'kmf: ready'; exec sleep 3600"]}
-
-
-def kmf(api: str, *args: str, token_file: str | None = None) -> subprocess.CompletedProcess:
-    extra = ["--token-file", token_file] if token_file else []
-    return subprocess.run([sys.executable, "-m", "kmf", *args, "--api", api, *extra],
-                          capture_output=True, text=True, timeout=60)
 
 
 def test_api_cli_metrics_scale_and_update(kmf_env, tmp_path):
@@ -94,7 +84,7 @@ def test_api_cli_metrics_scale_and_update(kmf_env, tmp_path):
 
 
 def test_web_page_shows_plans_pods_and_bootstrap_servers_in_a_browser(kmf_env, tmp_path):
-    from tests.integration.localmesos.test_master_webui import dump_dom, screenshot
+    from tests.helpers.browser import dump_dom, screenshot
     env = kmf_env(agents=1)
     s = env.start_scheduler(brokers=1, apps=[SLEEPER])
     s.wait_deployed()

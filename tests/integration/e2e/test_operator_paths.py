@@ -21,7 +21,7 @@ import yaml
 from localmesos import procs
 from tests.helpers.kafka_views import IsrSampler, broker_values
 from tests.helpers.wait import wait_for
-from tests.integration.e2e.test_restart_keeps_changes import broker_heap, master_tasks
+from tests.helpers.master_views import broker_heap, master_tasks
 
 pytestmark = [pytest.mark.timeout(900), pytest.mark.kafka]
 

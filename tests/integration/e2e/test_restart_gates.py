@@ -17,8 +17,8 @@ import yaml
 
 from tests.helpers.kafka_views import IsrSampler
 from tests.helpers.wait import wait_for
-from tests.integration.e2e.test_deploy import produce_consume
-from tests.integration.e2e.test_operating import kmf
+from tests.helpers.kafka_clients import produce_consume
+from tests.helpers.operator_cli import kmf
 
 pytestmark = [pytest.mark.timeout(600), pytest.mark.kafka]
 

@@ -15,33 +15,11 @@ import time
 import pytest
 import yaml
 
+from tests.helpers.master_views import broker_heap, live_tasks, master_tasks, reservation_ids
+from tests.helpers.operator_cli import SLEEPER
 from tests.helpers.wait import wait_for
-from tests.integration.e2e.test_crash_and_uninstall import live_tasks, reservation_ids
 
 pytestmark = [pytest.mark.timeout(600), pytest.mark.kafka]
-
-SLEEPER = {"name": "sleeper", "count": 1, "cpus": 0.1, "mem_mb": 128, "runtime": "command",
-           "command": ["sh", "-c", "echo 'kmf: ready'; exec sleep 3600"]}
-
-
-def master_tasks(lm) -> dict[str, str]:
-    """Task name → task id of every running task, as the master sees them."""
-    out = {}
-    for fw in lm.get("/master/frameworks")["frameworks"]:
-        for t in fw.get("tasks", []):
-            if t["state"] in ("TASK_STAGING", "TASK_STARTING", "TASK_RUNNING"):
-                out[t["name"]] = t["id"]
-    return out
-
-
-def broker_heap(task_id: str) -> str | None:
-    """-Xmx of the broker JVM that runs `task_id` (its own command line)."""
-    from tests.helpers.fixtures_scheduler import java_pid_of
-    pid = java_pid_of(task_id)
-    if pid is None:
-        return None
-    argv = open(f"/proc/{pid}/cmdline", "rb").read().split(b"\0")
-    return next((a.decode()[4:] for a in argv if a.startswith(b"-Xmx")), None)
 
 
 def test_scheduler_restart_keeps_updates_and_a_changed_launch_file_is_an_update(kmf_env, tmp_path):

@@ -11,8 +11,8 @@ import pytest
 import yaml
 
 from tests.helpers.wait import wait_for
-from tests.integration.e2e.test_deploy import consume, produce_consume
-from tests.integration.e2e.test_operating import kmf
+from tests.helpers.kafka_clients import consume, produce_consume
+from tests.helpers.operator_cli import kmf
 
 pytestmark = [pytest.mark.timeout(420), pytest.mark.kafka]
 

@@ -10,7 +10,7 @@ import uuid
 import pytest
 
 from tests.helpers.wait import wait_for
-from tests.integration.e2e.test_deploy import produce_consume
+from tests.helpers.kafka_clients import produce_consume
 
 pytestmark = [pytest.mark.timeout(420), pytest.mark.kafka]
 

@@ -20,7 +20,7 @@ from kazoo.exceptions import NoAuthError
 
 from scheduler.shell.tls import CertificateAuthority
 from tests.helpers.fixtures_scheduler import SchedulerProc
-from tests.integration.e2e.test_deploy import produce_consume
+from tests.helpers.kafka_clients import produce_consume
 from tests.helpers.fixtures_zookeeper import node_texts, zk_session
 from tests.helpers.wait import wait_for
 

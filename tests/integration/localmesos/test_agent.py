@@ -15,7 +15,7 @@ import pytest
 
 from localmesos import procs
 from mesoslib.resources import parse_resources_flag
-from tests.integration.localmesos.test_master_offers import command_task
+from tests.helpers.localmesos_tasks import command_task
 
 pytestmark = pytest.mark.timeout(120)
 

@@ -7,7 +7,7 @@ import pytest
 
 from mesoslib.resources import parse_resources_flag
 from tests.helpers.wait import wait_for
-from tests.integration.localmesos.test_master_offers import command_task
+from tests.helpers.localmesos_tasks import command_task
 
 pytestmark = pytest.mark.timeout(120)
 

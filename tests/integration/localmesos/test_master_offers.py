@@ -8,6 +8,7 @@ import pytest
 
 from mesoslib.resources import Resources, parse_resources_flag
 from tests.helpers.fixtures_localmesos import DEFAULT_RESOURCES
+from tests.helpers.localmesos_tasks import command_task
 
 pytestmark = pytest.mark.timeout(90)
 
@@ -23,16 +24,6 @@ def one_per_agent(sched, count, timeout=5.0):
     for offer in offers:
         by_agent.setdefault(offer["agent_id"]["value"], offer)
     return by_agent
-
-
-def command_task(tid, offer, resources="cpus:1;mem:32", cmd="sleep 100"):
-    return {
-        "name": tid,
-        "task_id": {"value": tid},
-        "agent_id": offer["agent_id"],
-        "resources": parse_resources_flag(resources).to_json("pre"),
-        "command": {"value": cmd},
-    }
 
 
 def test_three_agents_offered_whole_with_role_star_and_attributes(lm_cluster, lm_driver):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from tests.helpers.wait import wait_for
-from tests.integration.localmesos.test_master_offers import command_task
+from tests.helpers.localmesos_tasks import command_task
 
 pytestmark = pytest.mark.timeout(120)
 

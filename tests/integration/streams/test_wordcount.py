@@ -17,7 +17,7 @@ from confluent_kafka.admin import AdminClient, NewTopic
 from localmesos import procs
 from tests.helpers.fixtures_kafka import start_kraft_broker
 from tests.helpers.wait import wait_for
-from tests.integration.streams.helpers import (
+from tests.helpers.streams_apps import (
     REPO,
     App,
     CountReader,

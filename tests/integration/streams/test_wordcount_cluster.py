@@ -11,10 +11,10 @@ import pytest
 from confluent_kafka.admin import AdminClient
 
 from localmesos import procs
-from tests.chaos.workload import start_kraft_cluster, stop_cluster
+from tests.helpers.chaos_workload import start_kraft_cluster, stop_cluster
 from tests.helpers.fixtures_kafka import launch
 from tests.helpers.wait import wait_for
-from tests.integration.streams.helpers import App, CountReader, Topics, group_assignments, make_lines, produce_lines
+from tests.helpers.streams_apps import App, CountReader, Topics, group_assignments, make_lines, produce_lines
 
 pytestmark = [
     pytest.mark.kafka, pytest.mark.timeout(200),

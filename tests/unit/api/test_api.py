@@ -9,48 +9,10 @@ import pytest
 import yaml
 from hypothesis import given, settings, strategies as st
 
-from scheduler.api.server import ROUTES, Api
-from scheduler.core import actions as act
-from tests.unit.scheduler_core.sim import Sim, spec
-from scheduler.core import events as ev
+from scheduler.api.server import ROUTES
+from tests.helpers.api_backend import Backend, api, call
 
 OPENAPI = Path(__file__).resolve().parents[3] / "scheduler" / "api" / "openapi.yaml"
-
-
-class Backend:
-    """The scheduler's state from the pure core's cluster simulation; commands are recorded."""
-
-    def __init__(self) -> None:
-        self.sim = Sim(spec())
-        self.sim.step(ev.Subscribed("fw", self.sim.now))
-        self.sim.run_all_ready()
-        self.sim.kafka_healthy()
-        self.submitted: list = []
-
-    def role(self): return "leader"
-    def leader_url(self): return None
-    def state(self): return self.sim.state
-    def zk_connected(self): return True
-    def mesos_master(self): return "127.0.0.9:5050"
-    def configurations(self): return {}
-    def parse_config(self, text): 
-        import config
-        return config.load_text(text, "PUT", env={})
-
-    def submit(self, kind, args):
-        self.submitted.append((kind, args))
-        out = self.sim.step(ev.Command("c", kind, args, self.sim.now))
-        return next(a for a in out if isinstance(a, act.Reply))
-
-
-def api(token=None):
-    from prometheus_client import CollectorRegistry
-    return Api(Backend(), CollectorRegistry(), token)
-
-
-def call(a, method, path, body=b"", headers=None):
-    status, ctype, data, extra = a.handle(method, path, headers or {}, body)
-    return status, data
 
 
 def test_routes_and_openapi_agree():

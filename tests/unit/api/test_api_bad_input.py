@@ -29,8 +29,8 @@ from schemathesis.generation import GenerationMode
 
 from scheduler.api import topics
 from scheduler.api.server import MAX_BODY, Api, ApiServer
-from tests.unit.api.test_api import Backend
-from tests.unit.scheduler_core.sim import BASE
+from tests.helpers.api_backend import Backend
+from tests.helpers.core_kit import BASE
 
 OPENAPI = Path(__file__).resolve().parents[3] / "scheduler" / "api" / "openapi.yaml"
 TOKEN = "t0ken-for-tests"

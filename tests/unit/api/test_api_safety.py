@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from tests.unit.api.test_api import api, call
+from tests.helpers.api_backend import api, call
 
 
 def post(a, path, body=None):

@@ -13,7 +13,7 @@ from prometheus_client import CollectorRegistry
 from kmfwire import artifacts as names
 from scheduler.api.server import Api, ApiServer
 from scheduler.shell import artifacts as served_artifacts
-from tests.unit.api.test_api import Backend
+from tests.helpers.api_backend import Backend
 
 pytestmark = pytest.mark.timeout(60)
 TOKEN = "secret-token"

@@ -7,11 +7,9 @@ import attrs
 from hypothesis import given, strategies as st
 
 from config.rules import LIVE_BROKER_SETTINGS, broker_restart_required, live_broker_settings
-from scheduler.core import actions as act
-from scheduler.core import events as ev
 from scheduler.core.decide import desired_fingerprints
 from scheduler.core.pods import desired_pods
-from tests.unit.scheduler_core.sim import Sim, spec
+from tests.helpers.core_kit import Scenario, spec
 
 KEYS = sorted(LIVE_BROKER_SETTINGS)[:3] + ["num.partitions", "log.retention.hours"]
 
@@ -20,11 +18,11 @@ def with_overrides(base, overrides: dict[str, str]):
     return attrs.evolve(base, kafka=attrs.evolve(base.kafka, overrides=overrides))
 
 
-def running_sim(overrides: dict[str, str]) -> Sim:
-    sim = Sim(with_overrides(spec(), overrides))
-    sim.step(ev.Subscribed("fw", sim.now))
+def running_sim(overrides: dict[str, str]) -> Scenario:
+    sim = Scenario(with_overrides(spec(), overrides))
+    sim.send.subscribed()
     sim.run_all_ready()
-    sim.step(ev.KafkaHealth(sim.now, frozenset({0, 1, 2}), {}, {}, 0))
+    sim.send.kafka_health({0, 1, 2}, replicas_by_broker={}, controller_id=0)
     return sim
 
 
@@ -59,10 +57,9 @@ def test_the_rolling_fingerprint_changes_exactly_when_a_restart_is_required(old,
 def test_the_core_rolls_on_a_removed_live_key_and_not_on_a_changed_one():
     sim = running_sim({"log.retention.ms": "1000"})
     changed = with_overrides(sim.state.spec, {"log.retention.ms": "2000"})
-    out = sim.step(ev.Command("u", "update_config", {"spec": changed}, sim.now))
-    assert out[-1].ok and out[-1].result["restart"] is False
-    assert not any(isinstance(a, act.Kill) for a in out)
+    out = sim.send.command("update_config", "u", spec=changed).replied(ok=True).nothing_killed()
+    assert out.reply.result["restart"] is False
     removed = with_overrides(sim.state.spec, {})
-    out = sim.step(ev.Command("u", "update_config", {"spec": removed}, sim.now))
-    assert out[-1].result["live"] == {"log.retention.ms": None} and out[-1].result["restart"] is True
-    assert sum(isinstance(a, act.Kill) for a in out) == 1  # the roll starts, one broker at a time
+    out = sim.send.command("update_config", "u", spec=removed).replied(live={"log.retention.ms": None})
+    assert out.reply.result["restart"] is True
+    out.killed(count=1)  # the roll starts, one broker at a time

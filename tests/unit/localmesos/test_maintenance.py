@@ -8,7 +8,7 @@ import pytest
 
 from localmesos.master import agents_core, maintenance
 from tests.helpers.keysets import key_paths, shape_diff
-from tests.unit.localmesos.test_master_core import Harness, launch, task
+from tests.helpers.localmesos_master import Harness, launch, task
 
 IP = "127.0.0.2"
 MACHINE = {"hostname": IP, "ip": IP}

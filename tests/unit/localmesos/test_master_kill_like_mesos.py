@@ -3,7 +3,7 @@ Master::kill): by an explicit reconciliation of that task, for an unreachable ta
 from __future__ import annotations
 
 from localmesos.master import agents_core
-from tests.unit.localmesos.test_master_core import Harness, launch, task
+from tests.helpers.localmesos_master import Harness, launch, task
 
 PA = [{"type": "PARTITION_AWARE"}]
 

@@ -6,9 +6,8 @@ from hypothesis import strategies as st
 
 from mesoslib.resources import Resources, parse_resources_flag, ranges
 from scheduler.core import actions as act
-from scheduler.core import events as ev
 from scheduler.core.offers import choose_ports, take_unreserved
-from tests.unit.scheduler_core.sim import BASE, Sim, spec
+from tests.helpers.core_kit import BASE, Outcome, Scenario, spec, subscribed
 
 
 # ------------------------------------------------------------------ ports: never more than asked
@@ -49,8 +48,7 @@ def test_a_task_asking_for_no_port_takes_none():
 
 def test_stream_app_launch_holds_no_port():
     """Through decide(): an app instance's TaskInfo and executor carry no ports resource."""
-    sim = Sim(spec())
-    sim.step(ev.Subscribed("fw", sim.now))
+    sim = subscribed()
     sim.run_all_ready()
     apps = [t["info"] for t in sim.tasks.values() if t["info"]["name"].startswith("wc-")]
     assert len(apps) == 2
@@ -70,17 +68,17 @@ def _reconciliation(task_id: str, agent_id: str, state: str = "TASK_UNREACHABLE"
             "message": "Reconciliation: Task is unreachable"}
 
 
-def _moved_broker(sim: Sim):
-    sim.step(ev.Subscribed("fw", sim.now))
+def _moved_broker(sim: Scenario):
+    sim.send.subscribed()
     sim.run_all_ready()
     rec = sim.record("broker-2")
-    agent = next(a for a in sim.agents if a.id == rec.reservation.agent_id)
+    agent = sim.cluster.agent(rec.reservation.agent_id)
     agent.alive = False
-    sim.step(ev.AgentLost(agent.id, sim.now))
-    sim.status(rec.task_id, "TASK_UNREACHABLE")
+    sim.send.agent_lost(agent.id)
+    sim.send.status(rec.task_id, "TASK_UNREACHABLE")
     sim.now += 31
-    sim.step(ev.KafkaHealth(sim.now, frozenset({0, 1}), {}, {}, 0, under_min_isr_without={2: 0}))
-    out = sim.step(ev.Tick(sim.now))
+    sim.send.kafka_health({0, 1}, replicas_by_broker={}, controller_id=0, under_min_isr_without={2: 0})
+    out = sim.send.tick()
     assert act.Kill(rec.task_id, rec.agent_id) in out  # the one KILL when the task is given up
     return rec, agent, out
 
@@ -88,39 +86,37 @@ def _moved_broker(sim: Sim):
 def test_kill_of_an_unreachable_task_answered_by_reconciliation_does_not_loop():
     """A master answering every KILL of the unreachable task with TASK_UNREACHABLE (as Mesos does)
     and kmf answering that with a KILL was the storm: count the KILLs over 200 such rounds."""
-    sim = Sim(spec(BASE.replace("count: 2", "count: 0")), agents=4)
+    sim = Scenario(spec(BASE.replace("count: 2", "count: 0")), agents=4)
     rec, agent, out = _moved_broker(sim)
-    pending = [a for a in out if isinstance(a, act.Kill)]
+    pending = out.kills
     kills = len(pending)
     for _ in range(200):
         if not pending:
             break
-        answers = [sim.step(ev.Status(_reconciliation(k.task_id, agent.id), sim.now)) for k in pending]
-        pending = [a for out in answers for a in out if isinstance(a, act.Kill)]
+        answers = sum((sim.send.update(_reconciliation(k.task_id, agent.id)) for k in pending), Outcome())
+        pending = answers.kills
         kills += len(pending)
     assert kills == 1
     # the task reappears with its agent: now it is killed (a partition-aware framework's duty)
     agent.alive = True
-    out = sim.step(ev.Status({"task_id": {"value": rec.task_id}, "state": "TASK_RUNNING",
-                              "agent_id": {"value": agent.id}, "source": "SOURCE_MASTER"}, sim.now))
+    out = sim.send.update({"task_id": {"value": rec.task_id}, "state": "TASK_RUNNING",
+                           "agent_id": {"value": agent.id}, "source": "SOURCE_MASTER"})
     assert act.Kill(rec.task_id, agent.id) in out
 
 
 def test_unknown_unreachable_task_is_acknowledged_not_killed():
-    sim = Sim(spec())
+    sim = Scenario(spec())
     status = {**_reconciliation("broker-9__x", "A1"), "uuid": "dQ=="}
-    assert sim.step(ev.Status(status, sim.now)) == (act.Acknowledge(status),)
+    assert sim.send.update(status) == (act.Acknowledge(status),)
 
 
 def test_ended_task_seen_unreachable_is_not_killed():
     """The stale-live branch: a task kmf saw end (TASK_FAILED) reported unreachable later."""
-    sim = Sim(spec(BASE.replace("count: 2", "count: 0")))
-    sim.step(ev.Subscribed("fw", sim.now))
+    sim = subscribed(BASE.replace("count: 2", "count: 0"))
     sim.run_all_ready()
     rec = sim.record("broker-0")
     agent_id = rec.agent_id
-    sim.status(rec.task_id, "TASK_FAILED")
-    out = sim.step(ev.Status(_reconciliation(rec.task_id, agent_id), sim.now))
-    assert not [a for a in out if isinstance(a, act.Kill)]
-    out = sim.step(ev.Status({**_reconciliation(rec.task_id, agent_id, "TASK_RUNNING")}, sim.now))
+    sim.send.status(rec.task_id, "TASK_FAILED")
+    sim.send.update(_reconciliation(rec.task_id, agent_id)).nothing_killed()
+    out = sim.send.update({**_reconciliation(rec.task_id, agent_id, "TASK_RUNNING")})
     assert act.Kill(rec.task_id, agent_id) in out

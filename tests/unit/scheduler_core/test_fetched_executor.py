@@ -8,12 +8,11 @@ import attrs
 import pytest
 
 from mesoslib.resources import Resources
-from scheduler.core import events as ev
 from scheduler.core.artifacts import Artifact, Served
 from scheduler.core.decide import initial_state
 from scheduler.core.pods import desired_pods
 from scheduler.core.taskinfo import executor_info, fingerprint
-from tests.unit.scheduler_core.sim import BASE, Sim, spec
+from tests.helpers.core_kit import BASE, Scenario, spec
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -84,9 +83,9 @@ def test_preinstalled_is_the_old_command_with_paths():
 
 
 def test_launches_of_the_core_carry_the_uris_of_its_state():
-    sim = Sim(spec())
+    sim = Scenario(spec())
     sim.state = attrs.evolve(sim.state, served=served())
-    sim.step(ev.Subscribed("fw", sim.now))
+    sim.send.subscribed()
     sim.run_all_ready()
     launched = [t["info"] for t in sim.tasks.values()]
     assert {t["name"] for t in launched} >= {"broker-0", "broker-1", "broker-2", "wc-0", "wc-1"}

@@ -7,7 +7,7 @@ import attrs
 import config
 from config.models import ApiSpec
 from scheduler.core import launch_config
-from tests.unit.scheduler_core.sim import spec
+from tests.helpers.core_kit import spec
 
 
 def _start(stored, launch, last_launch_id):

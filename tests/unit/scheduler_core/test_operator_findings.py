@@ -7,10 +7,8 @@ from pathlib import Path
 
 import config
 from scheduler.api.views import pod_info
-from scheduler.core import actions as act
-from scheduler.core import events as ev
 from scheduler.main import advertised_host
-from tests.unit.scheduler_core.sim import Sim, deployed
+from tests.helpers.core_kit import Agent, Scenario, deployed
 
 LOCAL_YAML = Path(__file__).resolve().parents[3] / "config" / "local.yaml"
 DEMO_ENV = {"KMF_MASTER": "zk://127.0.9.1:2181/mesos", "KMF_ZK": "127.0.9.1:2181", "KMF_API_PORT": "0"}
@@ -20,15 +18,15 @@ def test_an_unreachable_task_is_not_shown_healthy():
     sim = deployed()
     rec = sim.record("broker-1")
     assert pod_info(sim.state, "broker-1")["healthy"] is True
-    sim.step(ev.Status({"task_id": {"value": rec.task_id}, "state": "TASK_UNREACHABLE",
-                        "agent_id": {"value": rec.agent_id}, "source": "SOURCE_MASTER",
-                        "reason": "REASON_AGENT_REMOVED"}, sim.now))
+    sim.send.update({"task_id": {"value": rec.task_id}, "state": "TASK_UNREACHABLE",
+                     "agent_id": {"value": rec.agent_id}, "source": "SOURCE_MASTER",
+                     "reason": "REASON_AGENT_REMOVED"})
     assert pod_info(sim.state, "broker-1")["healthy"] is None  # unknown, not yes
     # back with its agent (the master's word carries no health): still unknown until the executor says
-    sim.step(ev.Status({"task_id": {"value": rec.task_id}, "state": "TASK_RUNNING",
-                        "agent_id": {"value": rec.agent_id}, "source": "SOURCE_MASTER"}, sim.now))
+    sim.send.update({"task_id": {"value": rec.task_id}, "state": "TASK_RUNNING",
+                     "agent_id": {"value": rec.agent_id}, "source": "SOURCE_MASTER"})
     assert pod_info(sim.state, "broker-1")["healthy"] is None
-    sim.status(rec.task_id, "TASK_RUNNING", ready=True)
+    sim.send.status(rec.task_id, "TASK_RUNNING", ready=True)
     assert pod_info(sim.state, "broker-1")["healthy"] is True
 
 
@@ -40,15 +38,14 @@ def test_kmf_pods_says_unknown_for_a_task_of_unknown_health():
     assert pod_row({**unreachable, "state": "TASK_RUNNING", "healthy": True})[3] == "yes"
 
 
-def _replace(sim: Sim, pod: str) -> tuple[str, str]:
+def _replace(sim: Scenario, pod: str) -> tuple[str, str]:
     """Replace `pod` and let it be placed anew; (host before, its message once placed)."""
     before = sim.record(pod).hostname
-    out = sim.step(ev.Command("c", "replace_pod", {"pod": pod, "confirm": True, "force": True}, sim.now))
-    kill = next(a for a in out if isinstance(a, act.Kill))
-    sim.status(kill.task_id, "TASK_KILLED")
+    kill = sim.send.command("replace_pod", pod=pod, confirm=True, force=True).killed(pod).kills[0]
+    sim.send.status(kill.task_id, "TASK_KILLED")
     sim.now += 1
-    sim.offer_round()  # releases the old reservation
-    sim.offer_round()  # places it anew
+    sim.send.offers()  # releases the old reservation
+    sim.send.offers()  # places it anew
     return before, sim.record(pod).message
 
 
@@ -61,7 +58,7 @@ def test_a_broker_replaced_onto_its_own_agent_says_so():
 
 def test_a_broker_replaced_onto_another_agent_names_both():
     sim = deployed(agents=3)
-    sim.agents.append(type(sim.agents[0])("A9", "10.0.0.99", sim.agents[0].free, "z0"))
+    sim.agents.append(Agent("A9", "10.0.0.99", sim.agents[0].free, "z0"))
     before = sim.record("broker-1").hostname
     for agent in sim.agents:  # its own agent is full now: it has to move
         if agent.hostname == before:
@@ -81,11 +78,10 @@ def test_an_app_instance_replaced_says_where_it_was_launched():
 def test_the_demo_config_reserves_with_a_principal():
     demo = config.load_file(LOCAL_YAML, env=DEMO_ENV)
     assert demo.mesos.principal
-    sim = Sim(demo, agents=3)
-    sim.step(ev.Subscribed("fw", sim.now))
-    sim.offer_round()
-    reserves = [op for a in sim.actions if isinstance(a, act.Accept) for op in a.operations
-                if op["type"] == "RESERVE"]
+    sim = Scenario(demo, agents=3)
+    sim.send.subscribed()
+    sim.send.offers().reserved()
+    reserves = sim.history().operations("RESERVE")
     assert reserves
     for op in reserves:
         for res in op["reserve"]["resources"]:

@@ -7,37 +7,33 @@ from __future__ import annotations
 from hypothesis import HealthCheck, given, settings, strategies as st
 
 from scheduler.core import actions as act
-from scheduler.core import events as ev
-from scheduler.core.decide import plans
 from scheduler.shell.kafka_watch import health_from_metadata
-from tests.unit.scheduler_core.sim import BASE, Sim, deployed, spec
+from tests.helpers.core_kit import BASE, Outcome, Scenario, deployed, spec, subscribed
 
 NODES = frozenset({0, 1, 2})
 
 
-def command(sim: Sim, kind: str, **args) -> tuple[act.Reply, list[act.Kill]]:
-    out = sim.step(ev.Command("c", kind, args, sim.now))
-    replies = [a for a in out if isinstance(a, act.Reply)]
-    assert len(replies) == 1
-    return replies[0], [a for a in out if isinstance(a, act.Kill)]
+def command(sim: Scenario, kind: str, **args) -> tuple[act.Reply, list[act.Kill]]:
+    out = sim.send.command(kind, **args)
+    return out.reply, out.kills  # `reply` fails unless the step has exactly one Reply
 
 
-def steps(sim: Sim, plan: str) -> dict[str, dict]:
-    return {s["name"]: s for ph in plans(sim.state, sim.now)[plan]["phases"] for s in ph["steps"]}
+def steps(sim: Scenario, plan: str) -> dict[str, dict]:
+    return {s["name"]: s for ph in sim.plans()[plan]["phases"] for s in ph["steps"]}
 
 
-def come_back(sim: Sim, killed: str, in_sync: bool = True) -> str:
+def come_back(sim: Scenario, killed: str, in_sync: bool = True) -> str:
     """The killed task ends, its pod relaunches and becomes ready; then a Kafka sample."""
-    sim.status(killed, "TASK_KILLED")
+    sim.send.status(killed, "TASK_KILLED")
     sim.now += 1
-    sim.offer_round()
     pod = killed.split("__")[0]
+    sim.send.offers().launched(pod)
     new = sim.record(pod).task_id
     assert new != killed
-    sim.status(new, "TASK_RUNNING", ready=True)
+    sim.send.status(new, "TASK_RUNNING", ready=True)
     sim.now += 1
     if in_sync:
-        sim.kafka_healthy()
+        sim.send.kafka_healthy()
     return new
 
 
@@ -53,7 +49,7 @@ def test_a_second_quick_restart_is_refused_naming_the_broker_and_force_overrides
     assert "would leave 1 of 3 KRaft controllers running, not a majority (broker-0 down)" in reply.result["message"]
     # a fresh sample does not help while broker-0 is down
     sim.now += 1
-    sim.kafka_healthy()
+    sim.send.kafka_healthy()
     reply, kills = command(sim, "restart_pod", pod="broker-2")
     assert not reply.ok and "KRaft controllers" in reply.result["message"]
     assert reply.result["reason"] in reply.result["message"]
@@ -67,18 +63,18 @@ def test_restart_waits_for_metadata_asked_after_the_previous_broker_came_back():
     come_back(sim, kills[0].task_id, in_sync=False)
     reply, _ = command(sim, "restart_pod", pod="broker-1")
     assert not reply.ok and "asked after the last broker stop or start" in reply.result["message"]
-    sim.kafka_healthy(under_replicated=4, under_replicated_names=("t-0", "t-1", "t-2", "t-3", "t-4"))
+    sim.send.kafka_healthy(under_replicated=4, under_replicated_names=("t-0", "t-1", "t-2", "t-3", "t-4"))
     reply, _ = command(sim, "restart_pod", pod="broker-1")
     assert not reply.ok and "4 partitions are under-replicated: t-0, t-1" in reply.result["message"]
     sim.now += 1
-    sim.kafka_healthy()
+    sim.send.kafka_healthy()
     reply, kills = command(sim, "restart_pod", pod="broker-1")
     assert reply.ok and len(kills) == 1
 
 
 def test_restart_refused_when_partitions_would_fall_below_min_isr_and_an_old_sample_is_not_trusted():
     sim = deployed()
-    sim.kafka_healthy(under_min_isr_if_down={1: 2}, at_risk_names={1: ("orders-0", "orders-3")})
+    sim.send.kafka_healthy(under_min_isr_if_down={1: 2}, at_risk_names={1: ("orders-0", "orders-3")})
     reply, kills = command(sim, "restart_pod", pod="broker-1")
     assert not reply.ok and not kills
     assert "2 partitions would fall below min.insync.replicas (2) without broker 1: orders-0, orders-3" \
@@ -86,14 +82,13 @@ def test_restart_refused_when_partitions_would_fall_below_min_isr_and_an_old_sam
     sim.now += 31
     reply, kills = command(sim, "restart_pod", pod="broker-2")
     assert not reply.ok and "31s ago" in reply.result["message"]
-    sim.kafka_healthy(under_min_isr_if_down={1: 2})
+    sim.send.kafka_healthy(under_min_isr_if_down={1: 2})
     reply, kills = command(sim, "restart_pod", pod="broker-2")
     assert reply.ok and len(kills) == 1
 
 
 def test_stream_pods_are_not_gated_by_kafka_health():
-    sim = Sim(spec())
-    sim.step(ev.Subscribed("fw", sim.now))
+    sim = subscribed()
     sim.run_all_ready()  # no Kafka sample at all
     reply, kills = command(sim, "restart_pod", pod="wc-0")
     assert reply.ok and len(kills) == 1
@@ -103,7 +98,7 @@ def test_stream_pods_are_not_gated_by_kafka_health():
 
 def test_replace_needs_confirm_says_what_is_lost_and_passes_the_gate():
     sim = deployed(agents=4)
-    sim.kafka_healthy(replicas_by_broker={0: 7, 1: 7, 2: 7})
+    sim.send.kafka_healthy(replicas_by_broker={0: 7, 1: 7, 2: 7})
     host = sim.record("broker-1").reservation.hostname
     reply, kills = command(sim, "replace_pod", pod="broker-1")
     assert not reply.ok and not kills and reply.result["confirm_required"] is True
@@ -132,7 +127,7 @@ TIMEOUT = BASE.replace("permanent_failure_timeout_s: 30", "permanent_failure_tim
 
 def test_a_waiting_update_step_says_why_and_turns_error_after_the_timeout_then_goes_on():
     sim = deployed(TIMEOUT)
-    sim.kafka_healthy(under_replicated=7, under_replicated_names=("a-0", "a-1", "a-2", "a-3", "b-0"))
+    sim.send.kafka_healthy(under_replicated=7, under_replicated_names=("a-0", "a-1", "a-2", "a-3", "b-0"))
     reply, kills = command(sim, "update_config", spec=spec(TIMEOUT.replace("heap_mb: 256", "heap_mb: 300")))
     assert reply.ok and not kills
     first = steps(sim, "update")["broker-2"]  # the first in line (not a controller going last)
@@ -141,16 +136,15 @@ def test_a_waiting_update_step_says_why_and_turns_error_after_the_timeout_then_g
     assert "Reconciliation" not in first["message"]
     for _ in range(61):
         sim.now += 1
-        sim.step(ev.Tick(sim.now))
-    sim.kafka_healthy(under_replicated=7, under_replicated_names=("a-0",))
-    view = plans(sim.state, sim.now)["update"]
+        sim.send.tick()
+    sim.send.kafka_healthy(under_replicated=7, under_replicated_names=("a-0",))
+    view = sim.plans()["update"]
     assert view["status"] == "ERROR"
     assert any(e.startswith("broker-2: waited") and "update_step_timeout_s" in e and "under-replicated" in e
                for e in view["errors"]), view["errors"]
     sim.now += 1
-    out = sim.kafka_healthy()
-    assert [k for k in out if isinstance(k, act.Kill)], "the step goes on by itself once the partitions are in sync"
-    assert plans(sim.state, sim.now)["update"]["status"] == "IN_PROGRESS"
+    sim.send.kafka_healthy().killed()  # the step goes on by itself once the partitions are in sync
+    assert sim.plans()["update"]["status"] == "IN_PROGRESS"
 
 
 def test_the_update_plan_is_complete_only_once_the_last_restarted_broker_is_ready_and_in_sync():
@@ -159,26 +153,26 @@ def test_the_update_plan_is_complete_only_once_the_last_restarted_broker_is_read
     rolled = []
     while kills:
         rolled.append(kills[0].task_id.split("__")[0])
-        assert plans(sim.state, sim.now)["update"]["status"] != "COMPLETE"
+        assert sim.plans()["update"]["status"] != "COMPLETE"
         new = come_back(sim, kills[0].task_id, in_sync=False)
         kills = []
         if len(rolled) < 3:
-            sim.kafka_healthy()
-            kills = [a for a in sim.actions[-3:] if isinstance(a, act.Kill)]
+            sim.send.kafka_healthy()
+            kills = sim.expect.kills
     assert sorted(rolled) == ["broker-0", "broker-1", "broker-2"]
     last = rolled[-1]
     node = int(last.split("-")[1])
     # relaunched and ready, but no Kafka sample since: not complete
     assert steps(sim, "update")[last]["status"] == "STARTED"
-    assert plans(sim.state, sim.now)["update"]["status"] != "COMPLETE"
-    assert plans(sim.state, sim.now)["deploy"]["status"] != "COMPLETE"
-    sim.kafka_healthy(out_of_sync={node: 3}, under_replicated=3)
+    assert sim.plans()["update"]["status"] != "COMPLETE"
+    assert sim.plans()["deploy"]["status"] != "COMPLETE"
+    sim.send.kafka_healthy(out_of_sync={node: 3}, under_replicated=3)
     step = steps(sim, "update")[last]
     assert step["status"] == "STARTED" and "not yet in the ISR of 3" in step["message"]
     sim.now += 1
-    sim.kafka_healthy()
-    assert plans(sim.state, sim.now)["update"]["status"] == "COMPLETE"
-    assert plans(sim.state, sim.now)["deploy"]["status"] == "COMPLETE"
+    sim.send.kafka_healthy()
+    assert sim.plans()["update"]["status"] == "COMPLETE"
+    assert sim.plans()["deploy"]["status"] == "COMPLETE"
     assert sim.record(last).task_id == new
 
 
@@ -188,16 +182,16 @@ def test_the_update_plan_is_not_complete_while_the_last_broker_is_starting():
     for _ in range(2):
         come_back(sim, kills[0].task_id, in_sync=False)
         sim.now += 1
-        kills = [a for a in sim.kafka_healthy() if isinstance(a, act.Kill)]
-    sim.status(kills[0].task_id, "TASK_KILLED")
+        kills = sim.send.kafka_healthy().kills
+    sim.send.status(kills[0].task_id, "TASK_KILLED")
     sim.now += 1
-    sim.offer_round()
     pod = kills[0].task_id.split("__")[0]
-    sim.status(sim.record(pod).task_id, "TASK_RUNNING")  # running, not ready
+    sim.send.offers().launched(pod)
+    sim.send.status(pod, "TASK_RUNNING")  # running, not ready
     sim.now += 1
-    sim.kafka_healthy()
+    sim.send.kafka_healthy()
     assert steps(sim, "update")[pod]["status"] == "STARTED"
-    assert plans(sim.state, sim.now)["update"]["status"] == "IN_PROGRESS"
+    assert sim.plans()["update"]["status"] == "IN_PROGRESS"
 
 
 # ------------------------------------------------------------------------------ defect 8
@@ -209,13 +203,12 @@ def test_continue_one_step_of_an_interrupted_update_lets_only_that_step_go():
     reply, kills = command(sim, "update_config", spec=spec(HEAP))
     assert reply.ok and not kills
     assert {s["status"] for n, s in steps(sim, "update").items() if n.startswith("broker")} == {"WAITING"}
-    assert plans(sim.state, sim.now)["update"]["status"] == "WAITING"
+    assert sim.plans()["update"]["status"] == "WAITING"
     reply, kills = command(sim, "plan_continue", plan="update", step="broker-1")
     assert reply.ok and [k.task_id.split("__")[0] for k in kills] == ["broker-1"]
     come_back(sim, kills[0].task_id)
     sim.now += 1
-    out = sim.kafka_healthy()
-    assert not [a for a in out if isinstance(a, act.Kill)], "the rest of the plan stays interrupted"
+    sim.send.kafka_healthy().nothing_killed()  # the rest of the plan stays interrupted
     st_ = steps(sim, "update")
     assert st_["broker-1"]["status"] == "COMPLETE"
     assert st_["broker-0"]["status"] == st_["broker-2"]["status"] == "WAITING"
@@ -232,18 +225,17 @@ def test_interrupt_one_step_holds_only_that_step():
     assert [k.task_id.split("__")[0] for k in kills] == ["broker-1"]  # broker-0 would go first
     assert steps(sim, "update")["broker-0"]["status"] == "WAITING"
     assert "step broker-0 of the update plan interrupted" in steps(sim, "update")["broker-0"]["message"]
-    assert plans(sim.state, sim.now)["update"]["status"] == "IN_PROGRESS"
+    assert sim.plans()["update"]["status"] == "IN_PROGRESS"
 
 
 def test_interrupt_a_phase_of_the_deploy_plan_holds_only_that_phase():
-    sim = Sim(spec())
-    sim.step(ev.Subscribed("fw", sim.now))
+    sim = subscribed()
     reply, _ = command(sim, "plan_interrupt", plan="deploy", phase="app:wc")
     assert reply.ok
     sim.run_all_ready()
-    sim.kafka_healthy()
+    sim.send.kafka_healthy()
     assert not sim.state.tasks.get("wc-0") or not sim.record("wc-0").task_id
-    view = plans(sim.state, sim.now)["deploy"]
+    view = sim.plans()["deploy"]
     assert {ph["name"]: ph["status"] for ph in view["phases"]} == {"quorum": "COMPLETE", "app:wc": "WAITING"}
     assert view["status"] == "WAITING"
     reply, _ = command(sim, "plan_continue", plan="deploy", phase="app:wc")
@@ -269,10 +261,9 @@ def test_unknown_phase_or_step_is_refused_with_what_exists_and_nothing_changes()
 
 def test_every_step_says_whether_the_last_offer_round_could_place_it():
     text = BASE.replace("{name: wc, count: 2, cpus: 0.5", "{name: wc, count: 2, cpus: 9")
-    sim = Sim(spec(text))
-    sim.step(ev.Subscribed("fw", sim.now))
+    sim = subscribed(text)
     sim.run_all_ready()
-    sim.kafka_healthy()
+    sim.send.kafka_healthy()
     st_ = steps(sim, "deploy")
     assert st_["broker-0"]["unplaceable"] is None
     assert "agent 10.0.0.1" in st_["wc-0"]["unplaceable"] and "cpus" in st_["wc-0"]["unplaceable"]
@@ -325,12 +316,12 @@ def test_no_command_sequence_stops_a_broker_that_would_put_a_partition_under_min
         return health_from_metadata(Metadata(layout, isr(), brokers), 2, sim.now)
 
     def sample() -> tuple:
-        return sim.step(ask())
+        return sim.send.event(ask())
 
     asked = None
 
     def check(out) -> None:
-        for kill in (a for a in out if isinstance(a, act.Kill)):
+        for kill in out.kills:
             pod = kill.task_id.split("__")[0]
             if not pod.startswith("broker-"):
                 continue
@@ -346,21 +337,21 @@ def test_no_command_sequence_stops_a_broker_that_would_put_a_partition_under_min
     for what, b in actions:
         pod = f"broker-{b}"
         rec = sim.record(pod)
-        out: tuple = ()
+        out = Outcome()
         if what == "restart":
-            out = sim.step(ev.Command("c", "restart_pod", {"pod": pod}, sim.now))
+            out = sim.send.command("restart_pod", pod=pod)
         elif what == "replace":
-            out = sim.step(ev.Command("c", "replace_pod", {"pod": pod, "confirm": True}, sim.now))
+            out = sim.send.command("replace_pod", pod=pod, confirm=True)
         elif what == "end" and rec.active and rec.kill_reason:
-            out = sim.status(rec.task_id, "TASK_KILLED")
+            out = sim.send.status(rec.task_id, "TASK_KILLED")
         elif what == "fail" and rec.active:
             in_sync[b] = False
-            out = sim.status(rec.task_id, "TASK_FAILED")
+            out = sim.send.status(rec.task_id, "TASK_FAILED")
         elif what == "relaunch":
             sim.now += 2
-            out = sim.offer_round()
+            out = sim.send.offers()
         elif what == "ready" and rec.active and not rec.ready and rec.task_id in sim.tasks:
-            out = sim.status(rec.task_id, "TASK_RUNNING", ready=True)
+            out = sim.send.status(rec.task_id, "TASK_RUNNING", ready=True)
         elif what == "catch_up" and rec.serving:
             in_sync[b] = True
         elif what == "sample":
@@ -370,14 +361,12 @@ def test_no_command_sequence_stops_a_broker_that_would_put_a_partition_under_min
             sim.now += 0.5
             asked = ask()
         elif what == "answer" and asked is not None:
-            out = sim.step(asked)
+            out = sim.send.event(asked)
         elif what == "tick":
-            sim.now += 1
-            out = sim.step(ev.Tick(sim.now))
+            out = sim.send.tick(1)
         elif what == "update":
             heap = 300 if heap == 256 else 256
-            out = sim.step(ev.Command("u", "update_config",
-                                      {"spec": spec(BASE.replace("heap_mb: 256", f"heap_mb: {heap}"))}, sim.now))
+            out = sim.send.command("update_config", "u", spec=spec(BASE.replace("heap_mb: 256", f"heap_mb: {heap}")))
         check(out)
 
 
@@ -385,11 +374,11 @@ def test_the_model_of_the_property_test_lets_brokers_restart_when_kafka_is_in_sy
     """The property test is not vacuous: with every replica in sync, a restart goes through."""
     sim = deployed()
     layout = [(0, 1, 2)] * 3
-    sim.step(health_from_metadata(Metadata(layout, [{0, 1, 2}] * 3, {0, 1, 2}), 2, sim.now))
+    sim.send.event(health_from_metadata(Metadata(layout, [{0, 1, 2}] * 3, {0, 1, 2}), 2, sim.now))
     reply, kills = command(sim, "restart_pod", pod="broker-1")
     assert reply.ok and len(kills) == 1
     sim.now += 1
-    sim.step(health_from_metadata(Metadata(layout, [{0, 2}] * 3, {0, 2}), 2, sim.now))
+    sim.send.event(health_from_metadata(Metadata(layout, [{0, 2}] * 3, {0, 2}), 2, sim.now))
     health = sim.state.kafka
     assert health.under_replicated_names == ("t-0", "t-1", "t-2") and health.out_of_sync == {1: 3}
     assert health.at_risk_names[0] == ("t-0", "t-1", "t-2")

@@ -14,7 +14,7 @@ from prometheus_client import CollectorRegistry
 
 from scheduler.api.server import Api, ApiServer
 from scheduler.shell.tls import CertificateAuthority
-from tests.unit.api.test_api import Backend
+from tests.helpers.api_backend import Backend
 
 pytestmark = pytest.mark.timeout(60)
 NOW = datetime.datetime.now(datetime.timezone.utc)

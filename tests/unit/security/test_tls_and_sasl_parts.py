@@ -23,12 +23,10 @@ from executor.runtime.tls_files import write_tls_files
 from executor.workloads import WorkloadError, broker_node
 from kmfwire.taskdata import TaskData, TlsMaterial
 from scheduler.api.security import endpoint_extras, parse_user
-from scheduler.core import events as ev
 from scheduler.core.taskinfo import fingerprint
 from scheduler.core.pods import pods_by_name
 from scheduler.shell.tls import CertificateAuthority, TlsError, add_certificates
-from tests.unit.scheduler_core.sim import BASE, Sim, spec
-from tests.unit.scheduler_core.test_deploy_recover import launches
+from tests.helpers.core_kit import BASE, spec, subscribed
 
 NOW = datetime.datetime(2026, 1, 1, tzinfo=datetime.timezone.utc)
 SECURE = BASE.replace("placement: ['hostname:UNIQUE']}",
@@ -99,9 +97,8 @@ def test_ca_files_are_checked(ca):
 # ------------------------------------------------------------------------- core: ports, payload
 
 def _deployed():
-    sim = Sim(spec(SECURE))
-    sim.step(ev.Subscribed("fw-1", sim.now))
-    return sim, launches(sim.offer_round())
+    sim = subscribed(SECURE)
+    return sim, sim.send.offers().launched("broker-0", "broker-1", "broker-2").launches
 
 
 def test_brokers_reserve_a_port_per_listener_and_the_payload_names_them():
@@ -139,9 +136,8 @@ def test_certificates_are_added_per_launch_for_the_agents_address(ca):
 
 
 def test_brokers_without_tls_keep_their_fingerprint_fields():
-    sim = Sim(spec(BASE))
-    sim.step(ev.Subscribed("fw-1", sim.now))
-    doc = TaskData.decode(launches(sim.offer_round())[0]["data"]).to_json()["broker"]
+    sim = subscribed(BASE)
+    doc = TaskData.decode(sim.send.offers().launches[0]["data"]).to_json()["broker"]
     assert doc["tls_port"] is None and doc["sasl_port"] is None
     assert endpoint_extras(sim.state, None) == {}
 

@@ -17,7 +17,7 @@ from localmesos import procs
 from streams.counting import decode_count
 from tests.helpers.wait import wait_for
 
-REPO = Path(__file__).resolve().parents[3]
+REPO = Path(__file__).resolve().parents[2]
 VOCABULARY = ["kafka", "mesos", "broker", "stream", "count", "word", "zookeeper", "kraft",
               "offer", "agent", "task", "executor"]
 class App:
