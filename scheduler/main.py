@@ -129,7 +129,7 @@ class Service:
 
     def submit(self, kind: str, args: dict) -> act.Reply:
         if self.loop is None:
-            return act.Reply("", False, {"message": "not the leader", "status": Refusal.UNAVAILABLE})
+            return act.Reply("", False, {"message": "not the leader", "refusal": Refusal.UNAVAILABLE})
         if kind != CommandKind.UPDATE_CONFIG or not isinstance(args.get("spec"), ServiceSpec):
             return self.loop.submit(kind, args)
         with self._updating:  # one update at a time: each one's live diff is against the target it replaces
@@ -162,7 +162,7 @@ class Service:
         answer = next((a for a in preview if isinstance(a, act.Reply)), None)
         if answer is None or not answer.ok:
             return answer or act.Reply("", False, {"message": "the update was not answered",
-                                                   "status": Refusal.INTERNAL})
+                                                   "refusal": Refusal.INTERNAL})
         boot = broker_endpoint(current)["bootstrap_servers"]
         expected = [p.node_id for p in desired_pods(current.spec) if p.kind == "broker" and "broker" in p.roles]
         try:
@@ -173,7 +173,7 @@ class Service:
             log.warning("config update refused: live settings: %s", exc)
             return act.Reply("", False, {
                 "message": f"live broker settings not applied, nothing changed: {exc}",
-                "status": Refusal.CONFLICT if exc.key else Refusal.UNAVAILABLE,
+                "refusal": Refusal.CONFLICT if exc.key else Refusal.UNAVAILABLE,
                 "live": live, "live_error": {"broker": exc.broker, "key": exc.key, "reason": exc.reason,
                                              "undo_problems": exc.undo_problems}})
         reply = loop.submit("update_config", args)
@@ -183,7 +183,7 @@ class Service:
                      ", ".join(map(str, sorted(applied.brokers))), live)
             return reply
         result = dict(reply.result or {})
-        if reply.command_id and result.get("status") == Refusal.UNAVAILABLE:
+        if reply.command_id and result.get("refusal") == Refusal.UNAVAILABLE:
             # no decision in time: the command is still queued and may yet be accepted, so undoing
             # could make Kafka disagree with the target the other way round
             result["message"] = (f"{result.get('message')}; the live settings {sorted(live)} are set on the "

@@ -112,7 +112,7 @@ REFUSAL_HTTP: dict[Refusal, int] = {
 
 def _reply_body(reply: Any) -> tuple[int, Any]:
     result = dict(reply.result or {})
-    refusal = result.pop("status", Refusal.CONFLICT)  # a refusal that says nothing more is a conflict
+    refusal = result.pop("refusal", Refusal.CONFLICT)  # a refusal that says nothing more is a conflict
     if reply.ok:
         return 200, result
     status = REFUSAL_HTTP[Refusal(refusal)]

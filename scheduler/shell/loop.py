@@ -93,13 +93,13 @@ class Loop:
     def submit(self, kind: str, args: dict, timeout: float = 30.0) -> act.Reply:
         """Run an operator command through the loop and wait for its answer."""
         if self.ended.is_set():
-            return act.Reply("", False, {"message": "this scheduler is stopping", "status": Refusal.UNAVAILABLE})
+            return act.Reply("", False, {"message": "this scheduler is stopping", "refusal": Refusal.UNAVAILABLE})
         cid = f"cmd-{next(self.ids)}"
         pending = self.pending[cid] = _Pending()
         self.put(ev.Command(cid, kind, args, self.clock()))
         if not pending.done.wait(timeout):
             self.pending.pop(cid, None)
-            return act.Reply(cid, False, {"message": f"no decision within {timeout}s", "status": Refusal.UNAVAILABLE})
+            return act.Reply(cid, False, {"message": f"no decision within {timeout}s", "refusal": Refusal.UNAVAILABLE})
         return pending.reply  # type: ignore[return-value]
 
     def stop(self, reason: str, code: int = 0) -> None:
@@ -136,7 +136,7 @@ class Loop:
             self.stop(f"decision loop failed: {exc}", code=1)
         finally:
             for pending in list(self.pending.values()):
-                pending.reply = act.Reply("", False, {"message": "scheduler stopped", "status": Refusal.UNAVAILABLE})
+                pending.reply = act.Reply("", False, {"message": "scheduler stopped", "refusal": Refusal.UNAVAILABLE})
                 pending.done.set()
 
     def step(self, event: Any) -> None:

@@ -3,6 +3,8 @@ not do what it expects, raises with what was wanted and every action of the step
 write-ahead check catches an ACCEPT (or an acknowledgement) ahead of the Persist it depends on."""
 from __future__ import annotations
 
+from scheduler.core.refusals import Refusal
+
 import attrs
 import pytest
 
@@ -102,8 +104,8 @@ CASES = [
     (status_step, lambda o: o.only_acknowledged(), ["expected only acknowledgements", "Acknowledge wc-0__",
                                                     "Status at t="]),
     (restart, lambda o: o.replied(ok=False), ["a reply with ok=False", "Reply c ok=True: restarting broker-0"]),
-    (refused, lambda o: o.replied(contains="restarting", status=409),
-     ["message containing 'restarting'", "status=409 (is 404)", "pod 'nope' does not exist"]),
+    (refused, lambda o: o.replied(contains="restarting", refusal=Refusal.CONFLICT),
+     ["message containing 'restarting'", "refusal=<Refusal.CONFLICT: 'conflict'> (is <Refusal.NOT_FOUND: 'not_found'>)", "pod 'nope' does not exist"]),
     (tick, lambda o: o.replied(), ["expected exactly one Reply", "0 replies"]),
     (resubscribed, lambda o: o.reconciled("broker-0__x"), ["explicit reconciliation of broker-0__x",
                                                            "Reconcile broker-0__"]),

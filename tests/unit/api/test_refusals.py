@@ -9,23 +9,19 @@ import pytest
 from prometheus_client import CollectorRegistry
 
 from scheduler.api.server import REFUSAL_HTTP, Api
-from scheduler.core import actions as act
 from scheduler.core import command_types as ct
 from scheduler.core import events as ev
 from scheduler.core.commands import HANDLERS, parse
 from scheduler.core.events import CommandKind
 from scheduler.core.refusals import Refusal
-from tests.unit.scheduler_core.sim import BASE, Sim, spec
+from tests.helpers.core_kit import BASE, deployed
 
 
 class SimBackend:
     """A leader whose state is a simulated cluster driven through the pure core."""
 
     def __init__(self, text: str = BASE) -> None:
-        self.sim = Sim(spec(text))
-        self.sim.step(ev.Subscribed("fw", self.sim.now))
-        self.sim.run_all_ready()
-        self.sim.kafka_healthy()
+        self.sim = deployed(text)
 
     def role(self): return "leader"
     def leader_url(self): return None
@@ -36,8 +32,7 @@ class SimBackend:
     def parse_config(self, text): raise AssertionError("not used here")
 
     def submit(self, kind, args):
-        out = self.sim.step(ev.Command("c", kind, args, self.sim.now))
-        return next(a for a in out if isinstance(a, act.Reply))
+        return self.sim.send.event(ev.Command("c", kind, args, self.sim.now)).reply
 
 
 def call(api: Api, method: str, path: str, body: dict | None = None) -> tuple[int, dict]:
@@ -74,7 +69,7 @@ def test_the_core_refuses_with_a_refusal_not_a_transport_code(kind, args, refusa
     backend = SimBackend()
     before = backend.sim.state
     reply = backend.submit(kind, args)
-    assert not reply.ok and reply.result["status"] is refusal and reply.result["message"].startswith(message)
+    assert not reply.ok and reply.result["refusal"] is refusal and reply.result["message"].startswith(message)
     assert backend.sim.state == before
 
 

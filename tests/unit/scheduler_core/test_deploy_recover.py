@@ -117,7 +117,7 @@ def test_restart_and_replace_commands():
     again = sim.send.offers().launches
     assert again and again[0]["agent_id"]["value"] == rec.agent_id  # in place, no backoff
     out = sim.send.command("restart_pod", "c2", pod="nope")
-    assert out == (act.Reply("c2", False, {"message": "pod 'nope' does not exist", "status": 404}),)
+    assert out == (act.Reply("c2", False, {"message": "pod 'nope' does not exist", "refusal": "not_found"}),)
 
 
 def test_scale_in_refused_while_broker_holds_replicas():

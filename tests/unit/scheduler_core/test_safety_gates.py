@@ -45,7 +45,7 @@ def test_a_second_quick_restart_is_refused_naming_the_broker_and_force_overrides
     assert reply.ok and len(kills) == 1
     reply, kills = command(sim, "restart_pod", pod="broker-2")
     assert not reply.ok and not kills
-    assert reply.result["status"] == 409 and reply.result["force_required"] is True
+    assert reply.result["refusal"] == "conflict" and reply.result["force_required"] is True
     assert "would leave 1 of 3 KRaft controllers running, not a majority (broker-0 down)" in reply.result["message"]
     # a fresh sample does not help while broker-0 is down
     sim.now += 1
@@ -102,7 +102,7 @@ def test_replace_needs_confirm_says_what_is_lost_and_passes_the_gate():
     host = sim.record("broker-1").reservation.hostname
     reply, kills = command(sim, "replace_pod", pod="broker-1")
     assert not reply.ok and not kills and reply.result["confirm_required"] is True
-    assert reply.result["status"] == 409 and reply.result["volume_host"] == host
+    assert reply.result["refusal"] == "conflict" and reply.result["volume_host"] == host
     assert f"destroys its volume on {host}" in reply.result["message"]
     assert "its 7 partition replicas" in reply.result["message"]
     assert sim.record("broker-1").reservation is not None  # nothing happened
@@ -248,10 +248,10 @@ def test_unknown_phase_or_step_is_refused_with_what_exists_and_nothing_changes()
     before = sim.state
     for kind in ("plan_interrupt", "plan_continue"):
         reply, _ = command(sim, kind, plan="update", step="nosuch")
-        assert not reply.ok and reply.result["status"] == 404
+        assert not reply.ok and reply.result["refusal"] == "not_found"
         assert "no step 'nosuch'" in reply.result["message"] and "broker-0, broker-1, broker-2, wc-0" in reply.result["message"]
         reply, _ = command(sim, kind, plan="update", phase="nosuch")
-        assert not reply.ok and reply.result["status"] == 404
+        assert not reply.ok and reply.result["refusal"] == "not_found"
         assert "no phase 'nosuch' (phases: quorum, app:wc)" in reply.result["message"]
         reply, _ = command(sim, kind, plan="deploy", phase="app:wc", step="broker-0")
         assert not reply.ok and "phase app:wc of plan deploy has no step 'broker-0' (steps: wc-0, wc-1)" \

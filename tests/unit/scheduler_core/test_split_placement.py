@@ -6,16 +6,9 @@ from scheduler.core import events as ev
 from scheduler.core.decide import decide
 from scheduler.core.outcomes import Stage
 from scheduler.core.views import placement
-from tests.unit.scheduler_core.sim import BASE, Sim, spec
+from tests.helpers.core_kit import BASE, Scenario, deployed, spec
 
 NOWHERE = BASE.replace("command: ['-m', 'x']}", "command: ['-m', 'x'], placement: ['zone:IS:z9']}")
-
-
-def deployed(text: str = BASE) -> Sim:
-    sim = Sim(spec(text), agents=3)
-    sim.step(ev.Subscribed("fw", sim.now))
-    sim.run_all_ready()
-    return sim
 
 
 def test_an_unsatisfiable_constraint_is_the_reason_a_pod_is_not_placed():
@@ -37,15 +30,15 @@ def test_launched_pods_say_where_and_brokers_were_reserved_first():
 
 
 def test_too_small_agents_name_the_missing_resource_at_the_reserve_stage():
-    sim = Sim(spec(BASE), agents=3, resources="cpus:0.5;mem:8192;disk:20000;ports:[31000-31100]")
-    sim.step(ev.Subscribed("fw", sim.now))
-    sim.offer_round()
+    sim = Scenario(spec(BASE), agents=3, resources="cpus:0.5;mem:8192;disk:20000;ports:[31000-31100]")
+    sim.send.subscribed()
+    sim.send.offers()
     out = sim.state.placement["broker-0"]
     assert (out.stage, out.ok) == (Stage.RESERVE, False) and "cpus" in out.reason
 
 
 def test_a_pod_no_round_has_considered_has_no_outcome_and_an_unknown_pod_has_no_view():
-    sim = Sim(spec(BASE))
+    sim = Scenario(spec(BASE))
     assert placement(sim.state, "broker-0") == {"name": "broker-0", "placed": False, "hostname": None, "last": None}
     assert placement(sim.state, "nope") is None
 
@@ -61,4 +54,4 @@ def test_outcomes_are_not_persisted_and_do_not_change_the_decisions():
     _, with_outcomes = decide(sim.state, ev.Offers(docs, sim.now))
     _, without = decide(attrs.evolve(sim.state, placement={}), ev.Offers(docs, sim.now))
     assert with_outcomes == without
-    assert all("placement" not in repr(p) for p in sim.persisted)
+    assert all("placement" not in repr(p) for p in sim.history().persists)

@@ -5,10 +5,8 @@ from __future__ import annotations
 import attrs
 import pytest
 
-from scheduler.core import actions as act
-from scheduler.core import events as ev
 from scheduler.core.refusals import Refusal
-from tests.unit.scheduler_core.sim import BASE, Sim, spec
+from tests.helpers.core_kit import BASE, Scenario, spec
 
 
 @pytest.fixture
@@ -23,12 +21,11 @@ def no_file_reads(monkeypatch):
 
 
 def scale(no_file_reads, versions, count=4):
-    sim = Sim(spec(BASE), agents=4)
+    sim = Scenario(spec(BASE), agents=4)
     sim.state = attrs.evolve(sim.state, kafka_versions=versions)
     no_file_reads()
-    sim.step(ev.Subscribed("fw", sim.now))
-    out = sim.step(ev.Command("c", "scale_brokers", {"count": count}, sim.now))
-    return sim, next(a for a in out if isinstance(a, act.Reply))
+    sim.send.subscribed()
+    return sim, sim.send.command("scale_brokers", count=count).reply
 
 
 def test_a_known_version_scales(no_file_reads):
@@ -38,7 +35,7 @@ def test_a_known_version_scales(no_file_reads):
 
 def test_a_version_the_shell_did_not_find_is_refused_as_invalid(no_file_reads):
     sim, reply = scale(no_file_reads, {"3.9.2": ("kraft", "zookeeper")})
-    assert not reply.ok and reply.result["status"] is Refusal.INVALID
+    assert not reply.ok and reply.result["refusal"] is Refusal.INVALID
     assert "4.3.1" in reply.result["message"] and "3.9.2" in reply.result["message"]
     assert sim.state.spec.kafka.brokers == 3
 
