@@ -18,6 +18,8 @@ import uuid
 
 from pymesos import Executor, MesosExecutorDriver, encode_data
 
+from localmesos.states import is_terminal
+
 DEFAULT_GRACE_S = 3.0
 
 
@@ -39,7 +41,7 @@ class CommandExecutor(Executor):
 
     def update(self, driver, state: str, message: str = "", healthy: bool | None = None) -> None:  # noqa: ANN001
         raw = uuid.uuid4().bytes
-        if state in ("TASK_FINISHED", "TASK_FAILED", "TASK_KILLED"):
+        if is_terminal(state):
             self.last_uuid = raw
         status = {"task_id": {"value": self.task_id}, "state": state,
                   "executor_id": {"value": self.task_id}, "uuid": encode_data(raw), "timestamp": time.time()}

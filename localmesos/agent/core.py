@@ -27,6 +27,7 @@ import attrs
 
 from localmesos.agent.fetcher import FetcherCache, FetchError, fetch_all, parse_bytes
 from localmesos.master.links import post_json
+from localmesos.states import is_terminal
 from mesoslib.resources import Resources, parse_attributes_flag, parse_resources_flag, attributes_to_json
 
 log = logging.getLogger("localmesos.agent")
@@ -38,8 +39,6 @@ AGENT_CAPABILITIES = ["MULTI_ROLE", "HIERARCHICAL_ROLE", "RESERVATION_REFINEMENT
 # task's resources (src/slave/constants.hpp); the agent reports them as the executor's.
 COMMAND_EXECUTOR_OVERHEAD = "cpus:0.1;mem:32"
 EXECUTOR_HEARTBEAT_S = 30 * 60.0
-TERMINAL = {"TASK_FINISHED", "TASK_FAILED", "TASK_KILLED", "TASK_ERROR", "TASK_LOST", "TASK_DROPPED",
-            "TASK_GONE", "TASK_GONE_BY_OPERATOR"}
 RETRY_FIRST_S, RETRY_MAX_S = 10.0, 600.0
 REGISTRATION_TIMEOUT_S = 60.0
 RESUBSCRIBE_WINDOW_S = 15.0
@@ -183,7 +182,7 @@ class Agent:
         if ex.command_task:
             total = total + parse_resources_flag(COMMAND_EXECUTOR_OVERHEAD)
         for (fid, _), t in self.tasks.items():
-            if fid == ex.framework_id and t.executor_id == ex.executor_id and t.state not in TERMINAL:
+            if fid == ex.framework_id and t.executor_id == ex.executor_id and not is_terminal(t.state):
                 total = total + t.resources
         return total
 
@@ -226,7 +225,7 @@ class Agent:
                               for ex in self.executors.values() if not ex.command_task],
                 "tasks": [{"framework_id": {"value": fid}, "task": t.info, "state": t.state,
                            "executor_id": {"value": t.executor_id}}
-                          for (fid, _), t in self.tasks.items() if t.state not in TERMINAL],
+                          for (fid, _), t in self.tasks.items() if not is_terminal(t.state)],
             }
 
     def register(self) -> bool:
@@ -375,7 +374,7 @@ class Agent:
             done = task.updates.popleft()
             task.backoff = RETRY_FIRST_S
             task.next_send = 0.0
-            if done["state"] in TERMINAL and not task.updates:
+            if is_terminal(done["state"]) and not task.updates:
                 del self.tasks[(fid, tid)]
                 self.completed_tasks.append((fid, task))
                 ex = self.executors.get((fid, task.executor_id))
@@ -520,7 +519,7 @@ class Agent:
             if ex.events is not None:
                 ex.events.put(None)
             for (fid, tid), t in list(self.tasks.items()):
-                if fid == ex.framework_id and t.executor_id == ex.executor_id and t.state not in TERMINAL:
+                if fid == ex.framework_id and t.executor_id == ex.executor_id and not is_terminal(t.state):
                     self.agent_update(fid, tid, "TASK_FAILED", "REASON_EXECUTOR_TERMINATED",
                                       "Executor terminated", ex.executor_id)
             self._forget_executor(ex)
@@ -643,7 +642,7 @@ class Agent:
         fid, tid = id_of(body.get("framework_id")) or "", id_of(body.get("task_id")) or ""
         with self.lock:
             task = self.tasks.get((fid, tid))
-            if task is None or task.state in TERMINAL:
+            if task is None or is_terminal(task.state):
                 return {}
             ex = self.executors.get((fid, task.executor_id))
             if ex is None:
@@ -691,7 +690,7 @@ class Agent:
         cap = config.get("max_grace_period")
         with self.lock:
             self.drain_config = config
-            live = [(fid, tid, t) for (fid, tid), t in self.tasks.items() if t.state not in TERMINAL]
+            live = [(fid, tid, t) for (fid, tid), t in self.tasks.items() if not is_terminal(t.state)]
         for fid, tid, t in live:
             kill: dict[str, Any] = {"framework_id": {"value": fid}, "task_id": {"value": tid}}
             own = ((t.info.get("kill_policy") or {}).get("grace_period") or {}).get("nanoseconds")
@@ -799,7 +798,7 @@ class Agent:
             self.executors.pop((ex.framework_id, ex.executor_id), None)
             for tid in list(ex.tasks):
                 t = self.tasks.get((ex.framework_id, tid))
-                if t is not None and t.state not in TERMINAL:
+                if t is not None and not is_terminal(t.state):
                     self.agent_update(ex.framework_id, tid, "TASK_GONE" if pa else "TASK_LOST",
                                       "REASON_EXECUTOR_REREGISTRATION_TIMEOUT", why, ex.executor_id)
             self._forget_executor(ex)

@@ -15,7 +15,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-from localmesos.agent.core import TERMINAL, Agent, id_of
+from localmesos.agent.core import Agent, id_of
+from localmesos.states import is_terminal
 
 log = logging.getLogger("localmesos.agent.http")
 
@@ -165,7 +166,7 @@ class Handler(BaseHTTPRequestHandler):
             for event in ex.queued:
                 events.put(event)
             for (fid, tid), t in agent.tasks.items():
-                if fid == ex.framework_id and t.executor_id == ex.executor_id and t.state not in TERMINAL:
+                if fid == ex.framework_id and t.executor_id == ex.executor_id and not is_terminal(t.state):
                     t.launched = True
             ex.queued = []
             ex.events = events

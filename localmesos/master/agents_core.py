@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
+from localmesos.states import is_terminal
 from mesoslib.resources import Resources, ResourceError
 
 from . import maintenance
 from .core import MasterCore
-from .model import Agent, AgentCall, Executor, Framework, SaveRegistry, StopPinging, Task, id_of, is_terminal
+from .model import Agent, AgentCall, Executor, Framework, SaveRegistry, StopPinging, Task, id_of
 from .statuses import task_status
 
 

@@ -11,6 +11,7 @@ import collections
 import itertools
 from typing import Any
 
+from localmesos.states import is_terminal
 from mesoslib.resources import Resources
 
 from . import allocator, maintenance
@@ -25,7 +26,6 @@ from .model import (
     Task,
     b64_bytes,
     id_of,
-    is_terminal,
 )
 from .statuses import error_event, master_status, task_status, update_event
 from .validation import framework_info_problem

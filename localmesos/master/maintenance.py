@@ -23,7 +23,9 @@ from typing import TYPE_CHECKING, Any
 
 import attrs
 
-from .model import SaveRegistry, StopPinging, is_terminal
+from localmesos.states import is_terminal
+
+from .model import SaveRegistry, StopPinging
 from .statuses import task_status
 
 if TYPE_CHECKING:
