@@ -7,11 +7,9 @@ slow work (HTTP to the master, process waits) happens outside it.
 """
 from __future__ import annotations
 
-import base64
 import json
 import logging
 import os
-import queue
 import shutil
 import signal
 import subprocess
@@ -23,83 +21,26 @@ from collections import deque
 from pathlib import Path
 from typing import Any
 
-import attrs
-
 from localmesos.agent.fetcher import FetcherCache, FetchError, fetch_all, parse_bytes
+from localmesos.agent.model import VERSION, ExecutorEntry, TaskEntry, id_of, is_partition_aware
+from localmesos.agent.status_updates import StatusUpdates
 from localmesos.master.links import post_json
 from localmesos.states import is_terminal
 from mesoslib.resources import Resources, parse_attributes_flag, parse_resources_flag, attributes_to_json
 
 log = logging.getLogger("localmesos.agent")
 
-VERSION = "1.11.0"
 BUILD = {"build_date": "2020-11-24 00:00:00", "build_time": 1606176000.0, "build_user": "localmesos"}
 AGENT_CAPABILITIES = ["MULTI_ROLE", "HIERARCHICAL_ROLE", "RESERVATION_REFINEMENT"]
 # Mesos' command executor runs with DEFAULT_EXECUTOR_CPUS and DEFAULT_EXECUTOR_MEM on top of its
 # task's resources (src/slave/constants.hpp); the agent reports them as the executor's.
 COMMAND_EXECUTOR_OVERHEAD = "cpus:0.1;mem:32"
 EXECUTOR_HEARTBEAT_S = 30 * 60.0
-RETRY_FIRST_S, RETRY_MAX_S = 10.0, 600.0
 REGISTRATION_TIMEOUT_S = 60.0
 RESUBSCRIBE_WINDOW_S = 15.0
 
 
-def new_uuid() -> str:
-    return base64.b64encode(uuidlib.uuid4().bytes).decode()
-
-
-def id_of(value: Any) -> str | None:
-    if isinstance(value, dict):
-        value = value.get("value")
-    return str(value) if value else None
-
-
-@attrs.define
-class TaskEntry:
-    framework_id: str
-    executor_id: str
-    info: dict
-    state: str = "TASK_STAGING"
-    updates: deque = attrs.field(factory=deque)  # statuses not yet acknowledged by the scheduler
-    next_send: float = 0.0
-    backoff: float = RETRY_FIRST_S
-    launched: bool = False  # handed to the executor
-    statuses: list = attrs.field(factory=list)  # Mesos' Task.statuses: {state, timestamp} in order
-
-    @property
-    def resources(self) -> Resources:
-        return Resources.from_json(self.info.get("resources") or [])
-
-
-@attrs.define
-class ExecutorEntry:
-    framework_id: str
-    executor_id: str
-    info: dict
-    framework_info: dict
-    sandbox: Path
-    container_id: str
-    command_task: bool = False
-    pid: int | None = None
-    proc: Any = None
-    queued: list = attrs.field(factory=list)  # events waiting for SUBSCRIBE
-    events: Any = None  # queue.Queue of the live SUBSCRIBE stream
-    subscribed: bool = False
-    shutting_down: bool = False
-    started: float = attrs.field(factory=time.time)
-    tasks: set = attrs.field(factory=set)
-
-    @property
-    def checkpoint(self) -> bool:
-        return bool(self.framework_info.get("checkpoint"))
-
-    def to_json(self) -> dict:
-        return {"framework_id": self.framework_id, "executor_id": self.executor_id, "info": self.info,
-                "framework_info": self.framework_info, "sandbox": str(self.sandbox),
-                "container_id": self.container_id, "command_task": self.command_task, "pid": self.pid}
-
-
-class Agent:
+class Agent(StatusUpdates):
     def __init__(self, flags: Any) -> None:
         self.flags = flags
         self.work_dir = Path(flags.work_dir).resolve()
@@ -151,7 +92,7 @@ class Agent:
         tmp.write_text(text)
         os.replace(tmp, self.meta / name)
 
-    def _checkpoint_executor(self, ex: ExecutorEntry) -> None:
+    def checkpoint_executor(self, ex: ExecutorEntry) -> None:
         path = self.meta / "executors" / f"{ex.framework_id}__{ex.executor_id}.json"
         path.parent.mkdir(parents=True, exist_ok=True)
         doc = ex.to_json()
@@ -301,89 +242,6 @@ class Agent:
                 continue
             self.stopped.wait(0.2)
 
-    # -- status updates (spec §4.4) ------------------------------------------------------------
-
-    def enqueue_update(self, fid: str, tid: str, status: dict) -> None:
-        """Take a status (executor's or our own) into the task's ordered queue."""
-        with self.lock:
-            task = self.tasks.get((fid, tid))
-            if task is None:  # e.g. reconciliation of a task we do not know
-                task = self.tasks[(fid, tid)] = TaskEntry(fid, id_of(status.get("executor_id")) or "",
-                                                          {"task_id": {"value": tid}}, state=status["state"])
-            status.setdefault("agent_id", {"value": self.agent_id})
-            if self.drain_config is not None and status["state"] in ("TASK_KILLING", "TASK_KILLED"):
-                # as Mesos' agent: a task that goes away while draining says so
-                status["reason"] = "REASON_AGENT_DRAINING"
-                fw = self.frameworks.get(fid) or {}
-                if self.drain_config.get("mark_gone") and any(
-                        c.get("type") == "PARTITION_AWARE" for c in fw.get("capabilities") or []):
-                    status["state"] = "TASK_GONE_BY_OPERATOR"
-            task.state = status["state"]
-            entry = {"state": status["state"], "timestamp": float(status.get("timestamp") or time.time())}
-            if status.get("container_status"):
-                entry["container_status"] = {k: v for k, v in status["container_status"].items()
-                                             if k != "executor_pid"}
-            task.statuses.append(entry)
-            task.updates.append(status)
-            if len(task.updates) == 1:
-                task.next_send = 0.0
-            self.counters["valid_status_updates"] += 1
-            ex = self.executors.get((fid, task.executor_id))
-            if ex is not None and ex.checkpoint:
-                self._checkpoint_executor(ex)
-
-    def agent_update(self, fid: str, tid: str, state: str, reason: str, message: str,
-                     executor_id: str | None = None) -> None:
-        status = {"task_id": {"value": tid}, "state": state, "source": "SOURCE_AGENT", "reason": reason,
-                  "message": message, "uuid": new_uuid(), "timestamp": time.time()}
-        if executor_id:
-            status["executor_id"] = {"value": executor_id}
-        self.enqueue_update(fid, tid, status)
-
-    def forwarder(self) -> None:
-        while not self.stopped.wait(0.1):
-            now = time.monotonic()
-            with self.lock:
-                if not self.registered:
-                    continue
-                due = [(fid, t, t.updates[0]) for (fid, _), t in self.tasks.items()
-                       if t.updates and now >= t.next_send]
-                for _, t, _ in due:
-                    t.next_send = now + t.backoff
-                    t.backoff = min(RETRY_MAX_S, t.backoff * 2)
-            for fid, t, status in due:
-                body = {"framework_id": {"value": fid}, "status": status, "latest_state": t.state}
-                try:
-                    code, answer = self.call_master("status_update", body)
-                except OSError as exc:
-                    log.debug("status update not delivered: %s", exc)
-                    with self.lock:
-                        t.next_send = 0.0 if not self.registered else t.next_send
-                    continue
-                if code == 409:  # the master does not know this agent (any more)
-                    with self.lock:
-                        self.registered = False
-                        t.next_send = 0.0
-
-    def acknowledge(self, body: dict) -> dict:
-        fid, tid, uuid = id_of(body.get("framework_id")), id_of(body.get("task_id")), body.get("uuid")
-        with self.lock:
-            task = self.tasks.get((fid, tid))
-            if task is None or not task.updates or task.updates[0].get("uuid") != uuid:
-                return {}
-            done = task.updates.popleft()
-            task.backoff = RETRY_FIRST_S
-            task.next_send = 0.0
-            if is_terminal(done["state"]) and not task.updates:
-                del self.tasks[(fid, tid)]
-                self.completed_tasks.append((fid, task))
-                ex = self.executors.get((fid, task.executor_id))
-                if ex is not None:
-                    ex.tasks.discard(tid)
-                    if ex.checkpoint:
-                        self._checkpoint_executor(ex)
-        return {}
-
     # -- executors -----------------------------------------------------------------------------
 
     def sandbox_for(self, fid: str, eid: str, container: str) -> Path:
@@ -476,7 +334,7 @@ class Agent:
         ex.proc, ex.pid = proc, proc.pid
         log.info("started executor %s (pid %s) in %s", ex.executor_id, proc.pid, ex.sandbox)
         if ex.checkpoint:
-            self._checkpoint_executor(ex)
+            self.checkpoint_executor(ex)
         threading.Thread(target=self._wait_executor, args=(ex,), daemon=True).start()
 
     def executor_failed_to_start(self, ex: ExecutorEntry, why: str) -> None:
@@ -738,7 +596,7 @@ class Agent:
     def reconcile_tasks(self, body: dict) -> dict:
         fid = id_of(body.get("framework_id")) or ""
         fw = self.frameworks.get(fid) or {}
-        pa = any(c.get("type") == "PARTITION_AWARE" for c in fw.get("capabilities") or [])
+        pa = is_partition_aware(fw)
         with self.lock:
             for t in body.get("task_ids") or []:
                 tid = id_of(t) or ""
@@ -793,7 +651,7 @@ class Agent:
             pass
 
     def _lose_tasks(self, ex: ExecutorEntry, why: str) -> None:
-        pa = any(c.get("type") == "PARTITION_AWARE" for c in ex.framework_info.get("capabilities") or [])
+        pa = is_partition_aware(ex.framework_info)
         with self.lock:
             self.executors.pop((ex.framework_id, ex.executor_id), None)
             for tid in list(ex.tasks):
