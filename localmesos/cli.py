@@ -15,11 +15,11 @@ import json
 import os
 import sys
 import time
-import urllib.request
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from localmesos import addresses, procs
+from localmesos.httpclient import get_json
 
 DEFAULT_RESOURCES = "cpus:4;mem:4096;disk:20000;ports:[31000-32000]"
 ZONES = "abcdefghijklmnopqrstuvwxyz"
@@ -45,11 +45,6 @@ def agent_argv(master: str, ip: str, port: int, work_dir: Path, resources: str =
     if attributes:
         argv.append(f"--attributes={attributes}")
     return argv + list(extra)
-
-
-def get_json(url: str, timeout: float = 2.0) -> Any:
-    with urllib.request.urlopen(url, timeout=timeout) as resp:  # noqa: S310 - local URLs only
-        return json.loads(resp.read().decode())
 
 
 def wait_serving(url: str, proc: Any, timeout: float, log_path: Path) -> None:

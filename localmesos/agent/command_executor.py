@@ -18,6 +18,7 @@ import uuid
 
 from pymesos import Executor, MesosExecutorDriver, encode_data
 
+from localmesos.httpclient import answers_ok
 from localmesos.states import is_terminal
 
 DEFAULT_GRACE_S = 3.0
@@ -161,7 +162,6 @@ def _wait_message(code: int) -> str:
 
 def _probe(kind: str, check: dict, timeout: float | None, env: dict) -> bool:
     import socket
-    import urllib.request
     try:
         if kind == "TCP":
             with socket.create_connection(("127.0.0.1", int(check["tcp"]["port"])), timeout=timeout):
@@ -169,8 +169,7 @@ def _probe(kind: str, check: dict, timeout: float | None, env: dict) -> bool:
         if kind == "HTTP":
             http = check["http"]
             url = f"{http.get('scheme', 'http')}://127.0.0.1:{int(http['port'])}{http.get('path', '/')}"
-            with urllib.request.urlopen(url, timeout=timeout) as resp:
-                return 200 <= resp.status < 400
+            return answers_ok(url, timeout)
         if kind == "COMMAND":
             cmd = check["command"]
             argv = ["/bin/sh", "-c", cmd.get("value", "")] if cmd.get("shell", True) else list(cmd.get("arguments") or [])

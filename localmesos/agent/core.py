@@ -24,7 +24,7 @@ from typing import Any
 from localmesos.agent.fetcher import FetcherCache, FetchError, fetch_all, parse_bytes
 from localmesos.agent.model import VERSION, ExecutorEntry, TaskEntry, id_of, is_partition_aware
 from localmesos.agent.status_updates import StatusUpdates
-from localmesos.master.links import post_json
+from localmesos.httpclient import post_json
 from localmesos.states import is_terminal
 from mesoslib.resources import Resources, parse_attributes_flag, parse_resources_flag, attributes_to_json
 
