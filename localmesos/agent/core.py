@@ -23,10 +23,10 @@ from typing import Any
 
 from localmesos.agent.fetcher import FetcherCache, FetchError, fetch_all, parse_bytes
 from localmesos.agent.model import VERSION, ExecutorEntry, TaskEntry, id_of, is_partition_aware
+from localmesos.agent.registration import Registration
 from localmesos.agent.status_updates import StatusUpdates
-from localmesos.httpclient import post_json
 from localmesos.states import is_terminal
-from mesoslib.resources import Resources, parse_attributes_flag, parse_resources_flag, attributes_to_json
+from mesoslib.resources import Resources, parse_attributes_flag, parse_resources_flag
 
 log = logging.getLogger("localmesos.agent")
 
@@ -40,7 +40,7 @@ REGISTRATION_TIMEOUT_S = 60.0
 RESUBSCRIBE_WINDOW_S = 15.0
 
 
-class Agent(StatusUpdates):
+class Agent(Registration, StatusUpdates):
     def __init__(self, flags: Any) -> None:
         self.flags = flags
         self.work_dir = Path(flags.work_dir).resolve()
@@ -142,105 +142,6 @@ class Agent(StatusUpdates):
         for role, pid in old_vols - new_vols:
             shutil.rmtree(self.volume_dir(role, pid), ignore_errors=True)
         return {}
-
-    # -- master --------------------------------------------------------------------------------
-
-    def call_master(self, name: str, body: dict, timeout: float = 5.0) -> tuple[int, dict]:
-        url = self.master_url
-        if url is None:
-            raise OSError("no master known")
-        return post_json(url, name, body, timeout)
-
-    def registration_body(self) -> dict:
-        with self.lock:
-            info: dict[str, Any] = {"hostname": self.hostname, "port": self.port,
-                                    "resources": self.total().to_json("endpoint"),
-                                    "attributes": attributes_to_json(self.attributes)}
-            if self.agent_id:
-                info["id"] = {"value": self.agent_id}
-            fids = {ex.framework_id for ex in self.executors.values()}
-            return {
-                "agent_info": info, "agent_url": f"http://{self.ip}:{self.port}", "version": VERSION,
-                "frameworks": [self.frameworks[f] for f in fids if f in self.frameworks],
-                "executors": [{"framework_id": {"value": ex.framework_id}, "executor_info": ex.info}
-                              for ex in self.executors.values() if not ex.command_task],
-                "tasks": [{"framework_id": {"value": fid}, "task": t.info, "state": t.state,
-                           "executor_id": {"value": t.executor_id}}
-                          for (fid, _), t in self.tasks.items() if not is_terminal(t.state)],
-            }
-
-    def register(self) -> bool:
-        try:
-            status, answer = self.call_master("register_agent", self.registration_body())
-        except OSError as exc:
-            log.debug("registration failed: %s", exc)
-            return False
-        if status != 200:
-            log.warning("master refused registration (%s): %s", status, answer.get("error"))
-            return False
-        with self.lock:
-            first = self.agent_id is None
-            self.agent_id = id_of(answer.get("agent_id"))
-            self.master_id = answer.get("master_id")
-            self._write_meta("agent_id", self.agent_id or "")
-            self.registered = True
-            self.last_ping = time.monotonic()
-            self.ping_gaps.clear()
-            for t in self.tasks.values():
-                t.next_send = 0.0  # pending heads go again at once (spec §4.4)
-        log.info("%s with master %s as %s", "registered" if first else "re-registered",
-                 self.master_url, self.agent_id)
-        return True
-
-    def on_ping(self, body: dict) -> dict:
-        now = time.monotonic()
-        with self.lock:
-            if self.last_ping:
-                self.ping_gaps.append(now - self.last_ping)
-            self.last_ping = now
-            if body.get("master_id") != self.master_id or id_of(body.get("agent_id")) != self.agent_id:
-                self.registered = False
-            return {"agent_id": {"value": self.agent_id}}
-
-    def master_knows_us(self) -> bool:
-        """No ping for a while: is the master still the one we registered with, and alive?"""
-        try:
-            code, answer = self.call_master("agent_check", {"agent_id": {"value": self.agent_id}}, timeout=2.0)
-        except OSError:
-            return True  # unreachable: the ping deadline decides
-        return code == 200 and answer.get("known") is True and answer.get("master_id") == self.master_id
-
-    def ping_deadline(self) -> float:
-        gaps = sorted(self.ping_gaps)
-        interval = gaps[len(gaps) // 2] if gaps else 15.0
-        return 2 * interval + 1.0
-
-    def registrar(self) -> None:
-        while not self.stopped.is_set():
-            url = self.detector.current() if self.detector else None
-            with self.lock:
-                if url != self.master_url:
-                    self.master_url = url
-                    self.registered = False
-                quiet = time.monotonic() - self.last_ping
-                stale = self.registered and quiet > self.ping_deadline()
-                check = self.registered and not stale and quiet > 2.0 \
-                    and time.monotonic() - self.last_check > 1.0
-                if check:
-                    self.last_check = time.monotonic()
-                if stale:
-                    log.warning("no ping from the master for %.1fs: registering again",
-                                time.monotonic() - self.last_ping)
-                    self.registered = False
-                need = not self.registered and self.master_url is not None
-            if check and not self.master_knows_us():
-                with self.lock:
-                    self.registered = False
-                need = True
-            if need and not self.register():
-                self.stopped.wait(0.5)
-                continue
-            self.stopped.wait(0.2)
 
     # -- executors -----------------------------------------------------------------------------
 
