@@ -11,8 +11,6 @@ import json
 import logging
 import os
 import shutil
-import signal
-import subprocess
 import sys
 import threading
 import time
@@ -21,7 +19,8 @@ from collections import deque
 from pathlib import Path
 from typing import Any
 
-from localmesos.agent.fetcher import FetcherCache, FetchError, fetch_all, parse_bytes
+from localmesos.agent.executors import Executors, alive, kill_group, later, tasks_of_event
+from localmesos.agent.fetcher import FetcherCache, parse_bytes
 from localmesos.agent.model import VERSION, ExecutorEntry, TaskEntry, id_of, is_partition_aware
 from localmesos.agent.registration import Registration
 from localmesos.agent.status_updates import StatusUpdates
@@ -36,11 +35,10 @@ AGENT_CAPABILITIES = ["MULTI_ROLE", "HIERARCHICAL_ROLE", "RESERVATION_REFINEMENT
 # task's resources (src/slave/constants.hpp); the agent reports them as the executor's.
 COMMAND_EXECUTOR_OVERHEAD = "cpus:0.1;mem:32"
 EXECUTOR_HEARTBEAT_S = 30 * 60.0
-REGISTRATION_TIMEOUT_S = 60.0
 RESUBSCRIBE_WINDOW_S = 15.0
 
 
-class Agent(Registration, StatusUpdates):
+class Agent(Registration, StatusUpdates, Executors):
     def __init__(self, flags: Any) -> None:
         self.flags = flags
         self.work_dir = Path(flags.work_dir).resolve()
@@ -143,172 +141,6 @@ class Agent(Registration, StatusUpdates):
             shutil.rmtree(self.volume_dir(role, pid), ignore_errors=True)
         return {}
 
-    # -- executors -----------------------------------------------------------------------------
-
-    def sandbox_for(self, fid: str, eid: str, container: str) -> Path:
-        root = self.work_dir / "slaves" / (self.agent_id or "unregistered") / "frameworks" / fid / "executors" / eid
-        run = root / "runs" / container
-        run.mkdir(parents=True, exist_ok=True)
-        latest = root / "runs" / "latest"
-        try:
-            if latest.is_symlink():
-                latest.unlink()
-            latest.symlink_to(container)
-        except OSError:
-            pass
-        return run
-
-    def executor_env(self, ex: ExecutorEntry) -> dict[str, str]:
-        env = dict(os.environ)
-        env.pop("MESOS_LOCAL", None)
-        checkpoint = ex.checkpoint
-        env.update({
-            "MESOS_FRAMEWORK_ID": ex.framework_id, "MESOS_EXECUTOR_ID": ex.executor_id,
-            "MESOS_AGENT_ENDPOINT": f"{self.ip}:{self.port}", "MESOS_DIRECTORY": str(ex.sandbox),
-            "MESOS_SANDBOX": str(ex.sandbox), "MESOS_SLAVE_ID": self.agent_id or "",
-            "MESOS_AGENT_ID": self.agent_id or "", "MESOS_SLAVE_PID": f"slave(1)@{self.ip}:{self.port}",
-            "MESOS_CHECKPOINT": "1" if checkpoint else "0",
-            "MESOS_HTTP_COMMAND_EXECUTOR": "1" if ex.command_task else "0",
-            "MESOS_EXECUTOR_SHUTDOWN_GRACE_PERIOD": f"{self.flags.executor_shutdown_grace_period}secs",
-            "LIBPROCESS_PORT": "0",
-        })
-        if checkpoint:
-            env["MESOS_RECOVERY_TIMEOUT"] = f"{self.flags.recovery_timeout}secs"
-            env["MESOS_SUBSCRIPTION_BACKOFF_MAX"] = "2secs"
-        else:
-            env.pop("MESOS_RECOVERY_TIMEOUT", None)
-        for var in ((ex.info.get("command") or {}).get("environment") or {}).get("variables") or []:
-            env[str(var.get("name"))] = str(var.get("value", ""))
-        return env
-
-    def launch_container(self, ex: ExecutorEntry) -> None:
-        """Fetch the executor's URIs, then start it: in a thread of its own, as downloads of tens
-        of MB must not hold up the agent's HTTP server (run_task answers the master at once) or
-        other launches."""
-        threading.Thread(target=self._fetch_and_start, args=(ex,), name=f"launch-{ex.executor_id}",
-                         daemon=True).start()
-
-    def _fetch_and_start(self, ex: ExecutorEntry) -> None:
-        uris = (ex.info.get("command") or {}).get("uris") or []
-        if uris:
-            started = time.monotonic()
-            try:
-                with open(ex.sandbox / "stderr", "a") as err:
-                    fetch_all(uris, ex.sandbox, self.fetcher_cache, err)
-            except FetchError as exc:
-                log.warning("fetching for executor %s failed: %s", ex.executor_id, exc)
-                # Mesos' words: the containerizer's failure, wrapped by the agent's launch failure
-                # (src/slave/containerizer/fetcher.cpp, Slave::executorLaunched)
-                self.executor_failed_to_start(
-                    ex, f"Failed to fetch all URIs for container '{ex.container_id}': exited with status 1")
-                return
-            log.info("fetched %d URIs for executor %s in %.2fs", len(uris), ex.executor_id,
-                     time.monotonic() - started)
-        with self.lock:
-            current = self.executors.get((ex.framework_id, ex.executor_id)) is ex
-        if not current or ex.shutting_down:
-            # its tasks were killed while it was fetching: end it as one that exited at once
-            log.info("executor %s was shut down while fetching: not started", ex.executor_id)
-            if current:
-                self.executor_exited(ex, 0)
-            return
-        self.start_executor(ex)
-        timer = threading.Timer(REGISTRATION_TIMEOUT_S, self._registration_timeout, args=(ex,))
-        timer.daemon = True  # must not keep a stopping agent alive
-        timer.start()
-
-    def start_executor(self, ex: ExecutorEntry) -> None:
-        cmd = ex.info.get("command") or {}
-        if cmd.get("shell", True):
-            argv, exe = ["/bin/sh", "-c", cmd.get("value", "")], None
-        else:
-            argv = list(cmd.get("arguments") or [cmd.get("value", "")])
-            exe = cmd.get("value") or None
-        with open(ex.sandbox / "stdout", "ab") as out, open(ex.sandbox / "stderr", "ab") as err:
-            try:
-                proc = subprocess.Popen(argv, executable=exe, cwd=str(ex.sandbox), env=self.executor_env(ex),
-                                        stdin=subprocess.DEVNULL, stdout=out, stderr=err, start_new_session=True)
-            except OSError as exc:
-                log.warning("executor %s failed to start: %s", ex.executor_id, exc)
-                self.executor_failed_to_start(ex, str(exc))
-                return
-        ex.proc, ex.pid = proc, proc.pid
-        log.info("started executor %s (pid %s) in %s", ex.executor_id, proc.pid, ex.sandbox)
-        if ex.checkpoint:
-            self.checkpoint_executor(ex)
-        threading.Thread(target=self._wait_executor, args=(ex,), daemon=True).start()
-
-    def executor_failed_to_start(self, ex: ExecutorEntry, why: str) -> None:
-        with self.lock:
-            self.executors.pop((ex.framework_id, ex.executor_id), None)
-            for event in ex.queued:
-                for task in _tasks_of_event(event):
-                    self.agent_update(ex.framework_id, id_of(task["task_id"]), "TASK_FAILED",
-                                      "REASON_CONTAINER_LAUNCH_FAILED", f"Failed to launch container: {why}",
-                                      ex.executor_id)
-        if not ex.command_task:  # the master counts its resources until it hears that it is gone
-            try:
-                self.call_master("executor_exited", {"framework_id": {"value": ex.framework_id},
-                                                     "executor_id": {"value": ex.executor_id},
-                                                     "agent_id": {"value": self.agent_id}, "status": 1 << 8})
-            except OSError:
-                pass
-
-    def _wait_executor(self, ex: ExecutorEntry) -> None:
-        if ex.proc is not None:
-            status = ex.proc.wait()
-        else:  # recovered after an agent restart: not our child
-            while _alive(ex.pid) and not self.stopped.is_set():
-                time.sleep(0.5)
-            status = 0
-        try:
-            os.killpg(ex.pid, signal.SIGKILL)  # whatever it left in its group
-        except (ProcessLookupError, PermissionError, TypeError):
-            pass
-        if not self.stopped.is_set():
-            self.executor_exited(ex, status)
-
-    def executor_exited(self, ex: ExecutorEntry, status: int) -> None:
-        log.info("executor %s exited with %s", ex.executor_id, status)
-        with self.lock:
-            if self.executors.get((ex.framework_id, ex.executor_id)) is not ex:
-                return
-            del self.executors[(ex.framework_id, ex.executor_id)]
-            self.completed_executors.append(ex)
-            if ex.events is not None:
-                ex.events.put(None)
-            for (fid, tid), t in list(self.tasks.items()):
-                if fid == ex.framework_id and t.executor_id == ex.executor_id and not is_terminal(t.state):
-                    self.agent_update(fid, tid, "TASK_FAILED", "REASON_EXECUTOR_TERMINATED",
-                                      "Executor terminated", ex.executor_id)
-            self._forget_executor(ex)
-        if not ex.command_task:
-            wait_status = (-status) & 0x7F if status < 0 else (status & 0xFF) << 8
-            try:
-                self.call_master("executor_exited", {"framework_id": {"value": ex.framework_id},
-                                                     "executor_id": {"value": ex.executor_id},
-                                                     "agent_id": {"value": self.agent_id},
-                                                     "status": wait_status})
-            except OSError:
-                pass
-
-    def send_event(self, ex: ExecutorEntry, event: dict) -> None:
-        if ex.subscribed and ex.events is not None:
-            ex.events.put(event)
-        else:
-            ex.queued.append(event)
-
-    def kill_executor_later(self, ex: ExecutorEntry, grace: float) -> None:
-        def kill() -> None:
-            if ex.pid and _alive(ex.pid):
-                try:
-                    os.killpg(ex.pid, signal.SIGKILL)
-                except (ProcessLookupError, PermissionError):
-                    pass
-        timer = threading.Timer(grace, kill)
-        timer.daemon = True
-        timer.start()
-
     # -- master → agent calls ------------------------------------------------------------------
 
     def run_task(self, body: dict) -> dict:
@@ -386,17 +218,6 @@ class Agent(Registration, StatusUpdates):
                 link.parent.mkdir(parents=True, exist_ok=True)
                 link.symlink_to(target)
 
-    def _registration_timeout(self, ex: ExecutorEntry) -> None:
-        with self.lock:
-            if ex.subscribed or self.executors.get((ex.framework_id, ex.executor_id)) is not ex:
-                return
-        log.warning("executor %s did not subscribe within %ss: killing it", ex.executor_id, REGISTRATION_TIMEOUT_S)
-        if ex.pid:
-            try:
-                os.killpg(ex.pid, signal.SIGKILL)
-            except (ProcessLookupError, PermissionError):
-                pass
-
     def kill_task(self, body: dict) -> dict:
         fid, tid = id_of(body.get("framework_id")) or "", id_of(body.get("task_id")) or ""
         with self.lock:
@@ -408,7 +229,7 @@ class Agent(Registration, StatusUpdates):
                 self.agent_update(fid, tid, "TASK_KILLED", "REASON_TASK_KILLED_DURING_LAUNCH",
                                   "Killed before it reached an executor", task.executor_id)
                 return {}
-            queued = [e for e in ex.queued if tid in {id_of(t["task_id"]) for t in _tasks_of_event(e)}]
+            queued = [e for e in ex.queued if tid in {id_of(t["task_id"]) for t in tasks_of_event(e)}]
             if queued and not ex.subscribed:
                 ex.queued = [e for e in ex.queued if e not in queued]
                 self.agent_update(fid, tid, "TASK_KILLED", "REASON_TASK_KILLED_DURING_LAUNCH",
@@ -421,11 +242,6 @@ class Agent(Registration, StatusUpdates):
                 kill["kill_policy"] = body["kill_policy"]
             self.send_event(ex, {"type": "KILL", "kill": kill})
         return {}
-
-    def shutdown_executor_entry(self, ex: ExecutorEntry) -> None:
-        ex.shutting_down = True
-        self.send_event(ex, {"type": "SHUTDOWN"})
-        self.kill_executor_later(ex, float(self.flags.executor_shutdown_grace_period) + 1.0)
 
     def shutdown_executor(self, body: dict) -> dict:
         fid, eid = id_of(body.get("framework_id")) or "", id_of(body.get("executor_id")) or ""
@@ -475,15 +291,10 @@ class Agent(Registration, StatusUpdates):
 
         def stop() -> None:
             for ex in executors:
-                if ex.pid and _alive(ex.pid):
-                    try:
-                        os.killpg(ex.pid, signal.SIGKILL)
-                    except (ProcessLookupError, PermissionError):
-                        pass
+                if alive(ex.pid):
+                    kill_group(ex.pid)
             self.stopped.set()
-        timer = threading.Timer(grace if executors else 0.2, stop)
-        timer.daemon = True
-        timer.start()
+        later(grace if executors else 0.2, stop)
         return {}
 
     def framework_message(self, body: dict) -> dict:
@@ -521,7 +332,7 @@ class Agent(Registration, StatusUpdates):
             ex = ExecutorEntry(doc["framework_id"], doc["executor_id"], doc["info"], doc["framework_info"],
                                Path(doc["sandbox"]), doc["container_id"], doc.get("command_task", False),
                                pid=doc.get("pid"))
-            alive = ex.pid is not None and _alive(ex.pid)
+            running = alive(ex.pid)
             self.frameworks[ex.framework_id] = ex.framework_info
             for t in doc.get("tasks") or []:
                 tid = id_of(t["info"].get("task_id")) or ""
@@ -529,27 +340,14 @@ class Agent(Registration, StatusUpdates):
                                                                state=t["state"], launched=True)
                 ex.tasks.add(tid)
             self.executors[(ex.framework_id, ex.executor_id)] = ex
-            if alive and ex.checkpoint:
+            if running and ex.checkpoint:
                 log.info("recovering executor %s (pid %s)", ex.executor_id, ex.pid)
-                threading.Thread(target=self._wait_executor, args=(ex,), daemon=True).start()
-                threading.Timer(RESUBSCRIBE_WINDOW_S, self._resubscribe_timeout, args=(ex,)).start()
+                self.watch_executor(ex)
+                later(RESUBSCRIBE_WINDOW_S, self.kill_unless_subscribed, ex, "did not re-subscribe after the restart")
             else:
-                if alive:
-                    try:
-                        os.killpg(ex.pid, signal.SIGKILL)
-                    except (ProcessLookupError, PermissionError):
-                        pass
+                if running:
+                    kill_group(ex.pid)
                 self._lose_tasks(ex, "Executor did not survive the agent restart")
-
-    def _resubscribe_timeout(self, ex: ExecutorEntry) -> None:
-        with self.lock:
-            if ex.subscribed or self.executors.get((ex.framework_id, ex.executor_id)) is not ex:
-                return
-        log.warning("executor %s did not re-subscribe after the restart: killing it", ex.executor_id)
-        try:
-            os.killpg(ex.pid, signal.SIGKILL)
-        except (ProcessLookupError, PermissionError, TypeError):
-            pass
 
     def _lose_tasks(self, ex: ExecutorEntry, why: str) -> None:
         pa = is_partition_aware(ex.framework_info)
@@ -622,14 +420,6 @@ class Agent(Registration, StatusUpdates):
         return {k: str(v) for k, v in vars(self.flags).items() if v is not None}
 
 
-def _tasks_of_event(event: dict) -> list[dict]:
-    if event.get("type") == "LAUNCH":
-        return [event["launch"]["task"]]
-    if event.get("type") == "LAUNCH_GROUP":
-        return list(event["launch_group"]["task_group"]["tasks"])
-    return []
-
-
 def _role_of(framework_info: dict, resources: list) -> str:
     """The role a task or executor runs as: its resources' allocation role, else the framework's."""
     for res in resources:
@@ -663,18 +453,3 @@ def _framework_view(info: dict) -> dict:
         out["role"] = info.get("role", "*")
     return out
 
-
-def _alive(pid: int | None) -> bool:
-    if not pid:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    try:  # a zombie child counts as gone
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().split(")")[-1].split()[0] != "Z"
-    except OSError:
-        return False
