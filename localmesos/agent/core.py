@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import shutil
 import sys
 import threading
@@ -19,6 +18,7 @@ from collections import deque
 from pathlib import Path
 from typing import Any
 
+from localmesos.agent.checkpoint import CheckpointDir, Recovery
 from localmesos.agent.executors import Executors, alive, kill_group, later, tasks_of_event
 from localmesos.agent.fetcher import FetcherCache, parse_bytes
 from localmesos.agent.model import VERSION, ExecutorEntry, TaskEntry, id_of, is_partition_aware
@@ -35,22 +35,20 @@ AGENT_CAPABILITIES = ["MULTI_ROLE", "HIERARCHICAL_ROLE", "RESERVATION_REFINEMENT
 # task's resources (src/slave/constants.hpp); the agent reports them as the executor's.
 COMMAND_EXECUTOR_OVERHEAD = "cpus:0.1;mem:32"
 EXECUTOR_HEARTBEAT_S = 30 * 60.0
-RESUBSCRIBE_WINDOW_S = 15.0
 
 
-class Agent(Registration, StatusUpdates, Executors):
+class Agent(Registration, StatusUpdates, Executors, Recovery):
     def __init__(self, flags: Any) -> None:
         self.flags = flags
         self.work_dir = Path(flags.work_dir).resolve()
-        self.meta = self.work_dir / "meta"
-        self.meta.mkdir(parents=True, exist_ok=True)
+        self.meta = CheckpointDir(self.work_dir / "meta")
         self.ip = flags.ip
         self.port = flags.port
         self.hostname = flags.hostname or flags.ip
         self.base_resources = parse_resources_flag(flags.resources)
         self.attributes = parse_attributes_flag(flags.attributes) if flags.attributes else []
         self.lock = threading.RLock()
-        self.agent_id: str | None = self._read_meta("agent_id")
+        self.agent_id: str | None = self.meta.read("agent_id")
         self.master_id: str | None = None
         self.master_url: str | None = None
         self.registered = False
@@ -62,7 +60,7 @@ class Agent(Registration, StatusUpdates, Executors):
         self.tasks: dict[tuple[str, str], TaskEntry] = {}
         self.completed_tasks: deque = deque(maxlen=200)
         self.completed_executors: deque = deque(maxlen=100)
-        checkpointed = self._read_meta("resources")
+        checkpointed = self.meta.read("resources")
         self.checkpointed = Resources.from_json(json.loads(checkpointed)) if checkpointed else Resources()
         self.stopped = threading.Event()
         self.started = time.time()
@@ -76,33 +74,6 @@ class Agent(Registration, StatusUpdates, Executors):
         # localmesos-only --localmesos_executor_heartbeat_interval shortens it
         self.executor_heartbeat_interval = float(
             getattr(flags, "localmesos_executor_heartbeat_interval", EXECUTOR_HEARTBEAT_S))
-
-    # -- persistence ---------------------------------------------------------------------------
-
-    def _read_meta(self, name: str) -> str | None:
-        try:
-            return (self.meta / name).read_text()
-        except OSError:
-            return None
-
-    def _write_meta(self, name: str, text: str) -> None:
-        tmp = self.meta / f".{name}.tmp"
-        tmp.write_text(text)
-        os.replace(tmp, self.meta / name)
-
-    def checkpoint_executor(self, ex: ExecutorEntry) -> None:
-        path = self.meta / "executors" / f"{ex.framework_id}__{ex.executor_id}.json"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        doc = ex.to_json()
-        doc["tasks"] = [{"info": t.info, "state": t.state} for k, t in self.tasks.items()
-                        if t.executor_id == ex.executor_id and k[0] == ex.framework_id]
-        path.write_text(json.dumps(doc))
-
-    def _forget_executor(self, ex: ExecutorEntry) -> None:
-        try:
-            (self.meta / "executors" / f"{ex.framework_id}__{ex.executor_id}.json").unlink()
-        except OSError:
-            pass
 
     # -- resources -----------------------------------------------------------------------------
 
@@ -134,7 +105,7 @@ class Agent(Registration, StatusUpdates, Executors):
             old_vols = {(r.role, r.disk.persistence_id) for r in self.checkpointed.volumes()}
             new_vols = {(r.role, r.disk.persistence_id) for r in new.volumes()}
             self.checkpointed = new
-            self._write_meta("resources", json.dumps(new.to_json("endpoint")))
+            self.meta.write("resources", json.dumps(new.to_json("endpoint")))
         for role, pid in new_vols - old_vols:
             self.volume_dir(role, pid).mkdir(parents=True, exist_ok=True)
         for role, pid in old_vols - new_vols:
@@ -316,49 +287,6 @@ class Agent(Registration, StatusUpdates, Executors):
                     self.agent_update(fid, tid, "TASK_DROPPED" if pa else "TASK_LOST", "REASON_RECONCILIATION",
                                       "Task is unknown to the agent")
         return {}
-
-    # -- recovery ------------------------------------------------------------------------------
-
-    def recover(self) -> None:
-        """After a restart on the same work_dir: adopt live executors of checkpointing frameworks."""
-        folder = self.meta / "executors"
-        if not folder.is_dir():
-            return
-        for path in sorted(folder.glob("*.json")):
-            try:
-                doc = json.loads(path.read_text())
-            except (OSError, ValueError):
-                continue
-            ex = ExecutorEntry(doc["framework_id"], doc["executor_id"], doc["info"], doc["framework_info"],
-                               Path(doc["sandbox"]), doc["container_id"], doc.get("command_task", False),
-                               pid=doc.get("pid"))
-            running = alive(ex.pid)
-            self.frameworks[ex.framework_id] = ex.framework_info
-            for t in doc.get("tasks") or []:
-                tid = id_of(t["info"].get("task_id")) or ""
-                self.tasks[(ex.framework_id, tid)] = TaskEntry(ex.framework_id, ex.executor_id, t["info"],
-                                                               state=t["state"], launched=True)
-                ex.tasks.add(tid)
-            self.executors[(ex.framework_id, ex.executor_id)] = ex
-            if running and ex.checkpoint:
-                log.info("recovering executor %s (pid %s)", ex.executor_id, ex.pid)
-                self.watch_executor(ex)
-                later(RESUBSCRIBE_WINDOW_S, self.kill_unless_subscribed, ex, "did not re-subscribe after the restart")
-            else:
-                if running:
-                    kill_group(ex.pid)
-                self._lose_tasks(ex, "Executor did not survive the agent restart")
-
-    def _lose_tasks(self, ex: ExecutorEntry, why: str) -> None:
-        pa = is_partition_aware(ex.framework_info)
-        with self.lock:
-            self.executors.pop((ex.framework_id, ex.executor_id), None)
-            for tid in list(ex.tasks):
-                t = self.tasks.get((ex.framework_id, tid))
-                if t is not None and not is_terminal(t.state):
-                    self.agent_update(ex.framework_id, tid, "TASK_GONE" if pa else "TASK_LOST",
-                                      "REASON_EXECUTOR_REREGISTRATION_TIMEOUT", why, ex.executor_id)
-            self._forget_executor(ex)
 
     # -- views ---------------------------------------------------------------------------------
 

@@ -217,7 +217,7 @@ class Executors:
                 if fid == ex.framework_id and t.executor_id == ex.executor_id and not is_terminal(t.state):
                     self.agent_update(fid, tid, "TASK_FAILED", "REASON_EXECUTOR_TERMINATED",
                                       "Executor terminated", ex.executor_id)
-            self._forget_executor(ex)
+            self.meta.forget_executor(ex)
         self._report_exit(ex, wait_status(status))
 
     def _report_exit(self, ex: ExecutorEntry, status: int) -> None:

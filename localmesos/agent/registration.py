@@ -90,7 +90,7 @@ class Registration:
             first = self.agent_id is None
             self.agent_id = id_of(answer.get("agent_id"))
             self.master_id = answer.get("master_id")
-            self._write_meta("agent_id", self.agent_id or "")
+            self.meta.write("agent_id", self.agent_id or "")
             self.registered = True
             self.last_ping = time.monotonic()
             self.ping_gaps.clear()
