@@ -19,7 +19,7 @@ import threading
 from pathlib import Path
 from typing import Sequence
 
-from localmesos.agent.core import Agent
+from localmesos.agent.agent import Agent
 from localmesos.agent.server import serve
 
 log = logging.getLogger("localmesos.agent")
