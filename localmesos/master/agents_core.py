@@ -11,6 +11,7 @@ from . import maintenance
 from .core import MasterCore
 from .model import Agent, AgentCall, Executor, Framework, SaveRegistry, StopPinging, Task, id_of
 from .statuses import task_status
+from .task_loss import TaskLoss, end_agent_tasks
 
 
 def _any_id(value: Any) -> str | None:
@@ -272,19 +273,7 @@ def disconnect(core: MasterCore, agent: Agent, now: float) -> None:
     tasks of frameworks that do not checkpoint are lost at once (spec §4.3)."""
     agent.active = False
     core.rescind_agent_offers(agent.id)
-    for fw in core.frameworks.values():
-        if fw.checkpoint:
-            continue
-        for task in [t for t in fw.tasks.values() if t.agent_id == agent.id]:
-            if not is_terminal(task.state):
-                task.state = "TASK_LOST"
-                task.record_status("TASK_LOST", now)
-                status = task_status(fw, task, "TASK_LOST", "REASON_AGENT_DISCONNECTED",
-                                     f"Agent {agent.hostname} disconnected", now)
-                core.send_update(fw, status)
-            core.complete_task(fw, task)
-        for key in [k for k in fw.executors if k[0] == agent.id]:
-            del fw.executors[key]
+    end_agent_tasks(core, agent.id, TaskLoss.disconnected(agent.hostname), now)
 
 
 def mark_unreachable(core: MasterCore, agent_id: str, now: float) -> None:
@@ -331,17 +320,4 @@ def mark_gone(core: MasterCore, agent_id: str, now: float) -> None:
     core.filters = [f for f in core.filters if f.agent_id != agent_id]
     core.emit(StopPinging(agent_id))
     core.emit(SaveRegistry())
-    for fw in core.frameworks.values():
-        for task in [t for t in list(fw.tasks.values()) + list(fw.unreachable_tasks.values())
-                     if t.agent_id == agent_id]:
-            if not is_terminal(task.state):
-                task.state = "TASK_GONE_BY_OPERATOR"
-                task.record_status(task.state, now)
-                status = task_status(fw, task, "TASK_GONE_BY_OPERATOR",
-                                     "REASON_AGENT_REMOVED_BY_OPERATOR",
-                                     f"Agent {agent.hostname} marked as gone by an operator", now)
-                task.forwarded_state = status["state"]
-                core.send_update(fw, status)
-            core.complete_task(fw, task)
-        for key in [k for k in fw.executors if k[0] == agent_id]:
-            del fw.executors[key]
+    end_agent_tasks(core, agent_id, TaskLoss.gone(agent.hostname), now)
