@@ -12,9 +12,10 @@ import random
 import signal
 import socket
 import subprocess
-import time
 from pathlib import Path
 from typing import Mapping, Sequence
+
+from localmesos.waiting import wait_until
 
 _started: dict[int, subprocess.Popen] = {}
 
@@ -79,9 +80,7 @@ def stop_group(pid: int, grace: float = 5.0) -> None:
             break
         except PermissionError:
             os.kill(pid, sig)
-        deadline = time.monotonic() + wait
-        while time.monotonic() < deadline and pid_alive(pid):
-            time.sleep(0.05)
+        wait_until(lambda: not pid_alive(pid), wait, 0.05)
         if not pid_alive(pid):
             break
     # The leader may be gone while members of its group live on.

@@ -20,6 +20,7 @@ from pymesos import Executor, MesosExecutorDriver, encode_data
 
 from localmesos.httpclient import answers_ok
 from localmesos.states import is_terminal
+from localmesos.waiting import wait_until
 
 DEFAULT_GRACE_S = 3.0
 
@@ -138,9 +139,7 @@ class CommandExecutor(Executor):
                 os.killpg(self.proc.pid, signal.SIGTERM)
             except ProcessLookupError:
                 return
-            deadline = time.monotonic() + self.grace
-            while time.monotonic() < deadline and self.proc.poll() is None:
-                time.sleep(0.05)
+            wait_until(lambda: self.proc.poll() is not None, self.grace, 0.05)
             try:
                 os.killpg(self.proc.pid, signal.SIGKILL)
             except ProcessLookupError:

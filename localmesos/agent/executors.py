@@ -19,6 +19,7 @@ from typing import Any, Callable, Mapping
 from localmesos.agent.fetcher import FetchError, fetch_all
 from localmesos.agent.model import ExecutorEntry, id_of
 from localmesos.states import is_terminal
+from localmesos.waiting import wait_until
 
 log = logging.getLogger("localmesos.agent")
 
@@ -197,8 +198,7 @@ class Executors:
         if ex.proc is not None:
             status = ex.proc.wait()
         else:  # recovered after an agent restart: not our child
-            while alive(ex.pid) and not self.stopped.is_set():
-                time.sleep(0.5)
+            wait_until(lambda: not alive(ex.pid) or self.stopped.is_set(), None, 0.5)
             status = 0
         kill_group(ex.pid)  # whatever it left in its group
         if not self.stopped.is_set():
