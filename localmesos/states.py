@@ -10,34 +10,13 @@ Pure: no I/O.
 """
 from __future__ import annotations
 
-TERMINAL_STATES = frozenset(
-    {
-        "TASK_FINISHED",
-        "TASK_FAILED",
-        "TASK_KILLED",
-        "TASK_ERROR",
-        "TASK_LOST",
-        "TASK_DROPPED",
-        "TASK_GONE",
-        "TASK_GONE_BY_OPERATOR",
-    }
-)
-ALL_STATES = (
-    "TASK_STAGING",
-    "TASK_STARTING",
-    "TASK_RUNNING",
-    "TASK_KILLING",
-    "TASK_FINISHED",
-    "TASK_FAILED",
-    "TASK_KILLED",
-    "TASK_ERROR",
-    "TASK_LOST",
-    "TASK_DROPPED",
-    "TASK_UNREACHABLE",
-    "TASK_GONE",
-    "TASK_GONE_BY_OPERATOR",
-    "TASK_UNKNOWN",
-)
+_ACTIVE = ("TASK_STAGING", "TASK_STARTING", "TASK_RUNNING", "TASK_KILLING")
+_ENDED = ("TASK_FINISHED", "TASK_FAILED", "TASK_KILLED", "TASK_ERROR", "TASK_LOST", "TASK_DROPPED")
+_GONE = ("TASK_GONE", "TASK_GONE_BY_OPERATOR")
+
+# Every state, in the order mesos.proto declares them (views list their counts in this order).
+ALL_STATES = _ACTIVE + _ENDED + ("TASK_UNREACHABLE",) + _GONE + ("TASK_UNKNOWN",)
+TERMINAL_STATES = frozenset(_ENDED + _GONE)
 # States only PARTITION_AWARE frameworks see; the others get TASK_LOST instead (spec §4.1).
 PA_ONLY_STATES = frozenset(
     {"TASK_DROPPED", "TASK_UNREACHABLE", "TASK_GONE", "TASK_GONE_BY_OPERATOR", "TASK_UNKNOWN"}

@@ -17,8 +17,6 @@ import attrs
 
 from mesoslib.resources import Resources
 
-VERSION = "1.11.0"
-
 
 def new_uuid() -> str:
     """A status update's uuid: 16 random bytes, base64 as in the v1 JSON API."""

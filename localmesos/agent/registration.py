@@ -11,9 +11,10 @@ import logging
 import time
 from typing import Any, Literal, Sequence
 
-from localmesos.agent.model import VERSION, id_of
+from localmesos.agent.model import id_of
 from localmesos.httpclient import post_json
 from localmesos.states import is_terminal
+from localmesos.version import VERSION
 from mesoslib.resources import attributes_to_json
 
 log = logging.getLogger("localmesos.agent")

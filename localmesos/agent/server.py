@@ -14,9 +14,10 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from localmesos.agent.agent import Agent
-from localmesos.agent.model import VERSION, id_of
+from localmesos.agent.model import id_of
 from localmesos.agent.views import attached, metrics_snapshot, monitor_statistics, resolve_file
 from localmesos.states import is_terminal
+from localmesos.version import VERSION
 
 log = logging.getLogger("localmesos.agent.http")
 

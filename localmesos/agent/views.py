@@ -11,13 +11,13 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from localmesos.agent.model import VERSION, ExecutorEntry, TaskEntry, id_of
+from localmesos.agent.model import ExecutorEntry, TaskEntry, id_of
+from localmesos.version import BUILD, VERSION
 from mesoslib.resources import Resources
 
 if TYPE_CHECKING:
     from localmesos.agent.agent import Agent
 
-BUILD = {"build_date": "2020-11-24 00:00:00", "build_time": 1606176000.0, "build_user": "localmesos"}
 AGENT_CAPABILITIES = ["MULTI_ROLE", "HIERARCHICAL_ROLE", "RESERVATION_REFINEMENT"]
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from localmesos.states import is_terminal
+from localmesos.version import VERSION
 from mesoslib.resources import Resources, ResourceError
 
 from . import maintenance
@@ -66,7 +67,7 @@ def register_agent(core: MasterCore, body: dict[str, Any], now: float) -> str:
         total=total.without_allocation(),
         registered_time=old.registered_time if old else now,
         reregistered_time=now if old is not None or id_of(info.get("id")) else None,
-        version=str(body.get("version") or "1.11.0"),
+        version=str(body.get("version") or VERSION),
         info={**info, "id": {"value": aid}},
     )
     if old is not None:

@@ -19,6 +19,7 @@ from typing import Any
 import attrs
 
 from localmesos.states import PA_ONLY_STATES, is_terminal
+from localmesos.version import VERSION
 from mesoslib.resources import Resources
 
 COMPLETED_TASKS_KEPT = 1000
@@ -173,7 +174,7 @@ class Agent:
     attributes: list[dict[str, Any]]
     total: Resources
     registered_time: float
-    version: str = "1.11.0"
+    version: str = VERSION
     reregistered_time: float | None = None
     active: bool = True
     missed_pings: int = 0
