@@ -115,11 +115,15 @@ def _adopt_executors(core: MasterCore, agent: Agent, body: dict[str, Any]) -> No
         fw = core.frameworks.get(fid or "")
         if fw is None or not eid:
             continue
-        try:
-            res = Resources.from_json(info.get("resources", [])).without_allocation()
-        except ResourceError:
-            res = Resources()
-        fw.executors[(agent.id, eid)] = Executor(info, fw.id, agent.id, res)
+        fw.executors[(agent.id, eid)] = Executor(info, fw.id, agent.id, _reported_resources(info))
+
+
+def _reported_resources(info: dict[str, Any]) -> Resources:
+    """The resources of an executor or task an agent reports (none when they do not parse)."""
+    try:
+        return Resources.from_json(info.get("resources", [])).without_allocation()
+    except ResourceError:
+        return Resources()
 
 
 def _adopt_tasks(core: MasterCore, agent: Agent, body: dict[str, Any], was_unreachable: bool,
@@ -136,10 +140,7 @@ def _adopt_tasks(core: MasterCore, agent: Agent, body: dict[str, Any], was_unrea
         reported.add((fid, tid))
         task = fw.find_task(tid)
         if task is None:
-            try:
-                res = Resources.from_json(info.get("resources", [])).without_allocation()
-            except ResourceError:
-                res = Resources()
+            res = _reported_resources(info)
             roles = {r.role for r in res if r.is_reserved} or {fw.roles[0] if fw.roles else "*"}
             task = Task(info, fid, agent.id, state, res, sorted(roles)[0],
                         executor_id=id_of(entry.get("executor_id"))

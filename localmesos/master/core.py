@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import collections
 import itertools
-from typing import Any
+from typing import Any, Callable
 
 from localmesos.states import is_terminal
 from mesoslib.resources import Resources
@@ -214,8 +214,12 @@ class MasterCore:
                     self.send(fw, {"type": "RESCIND", "rescind": {"offer_id": {"value": oid}}})
 
     def rescind_agent_offers(self, agent_id: str) -> None:
+        self._rescind_offers(lambda offer: offer.agent_id == agent_id)
+
+    def _rescind_offers(self, match: Callable[[Offer], bool]) -> None:
+        """Withdraw the outstanding offers ``match`` picks, telling their frameworks."""
         for oid, offer in list(self.offers.items()):
-            if offer.agent_id == agent_id:
+            if match(offer):
                 del self.offers[oid]
                 fw = self.frameworks.get(offer.framework_id)
                 if fw is not None:
@@ -457,13 +461,9 @@ class MasterCore:
                 and now >= fw.disconnected_at + fw.failover_timeout
             ):
                 self.remove_framework(fw, now)
-        if self.offer_timeout is not None:
-            for oid, offer in list(self.offers.items()):
-                if now >= offer.created + self.offer_timeout:
-                    del self.offers[oid]
-                    fw = self.frameworks.get(offer.framework_id)
-                    if fw is not None:
-                        self.send(fw, {"type": "RESCIND", "rescind": {"offer_id": {"value": oid}}})
+        timeout = self.offer_timeout
+        if timeout is not None:
+            self._rescind_offers(lambda offer: now >= offer.created + timeout)
         if self.recovered and now >= self.start_time + self.agent_reregister_timeout:
             self.recovered.clear()
         self.filters = [f for f in self.filters if f.expires > now]
