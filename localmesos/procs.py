@@ -71,6 +71,16 @@ def pid_alive(pid: int) -> bool:
     return True
 
 
+def kill_group(pid: int | None) -> None:
+    """SIGKILL the process group ``pid`` leads (a process and whatever it started), if any."""
+    if not pid:
+        return
+    try:
+        os.killpg(pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
 def stop_group(pid: int, grace: float = 5.0) -> None:
     """SIGTERM the process group led by `pid`, SIGKILL it after `grace` seconds."""
     for sig, wait in ((signal.SIGTERM, grace), (signal.SIGKILL, 5.0)):
@@ -83,11 +93,7 @@ def stop_group(pid: int, grace: float = 5.0) -> None:
         wait_until(lambda: not pid_alive(pid), wait, 0.05)
         if not pid_alive(pid):
             break
-    # The leader may be gone while members of its group live on.
-    try:
-        os.killpg(pid, signal.SIGKILL)
-    except (ProcessLookupError, PermissionError):
-        pass
+    kill_group(pid)  # the leader may be gone while members of its group live on
     proc = _started.pop(pid, None)
     if proc is not None:
         try:

@@ -14,8 +14,9 @@ import os
 from pathlib import Path
 from typing import Iterable, Literal
 
-from localmesos.agent.executors import alive, kill_group, later
+from localmesos.agent.executors import alive, later
 from localmesos.agent.model import ExecutorEntry, TaskEntry, id_of, is_partition_aware
+from localmesos.procs import kill_group
 from localmesos.states import is_terminal
 
 log = logging.getLogger("localmesos.agent")

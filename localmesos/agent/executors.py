@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import logging
 import os
-import signal
 import subprocess
 import threading
 import time
@@ -18,6 +17,7 @@ from typing import Any, Callable, Mapping
 
 from localmesos.agent.fetcher import FetchError, fetch_all
 from localmesos.agent.model import ExecutorEntry, id_of
+from localmesos.procs import kill_group
 from localmesos.states import is_terminal
 from localmesos.waiting import wait_until
 
@@ -88,16 +88,6 @@ def alive(pid: int | None) -> bool:
             return f.read().split(")")[-1].split()[0] != "Z"
     except OSError:
         return False
-
-
-def kill_group(pid: int | None) -> None:
-    """SIGKILL the process group ``pid`` leads (an executor and whatever it started), if any."""
-    if not pid:
-        return
-    try:
-        os.killpg(pid, signal.SIGKILL)
-    except (ProcessLookupError, PermissionError):
-        pass
 
 
 def later(delay: float, action: Callable[..., None], *args: Any) -> None:

@@ -12,8 +12,9 @@ import sys
 import uuid as uuidlib
 from typing import Any
 
-from localmesos.agent.executors import alive, kill_group, later, tasks_of_event
+from localmesos.agent.executors import alive, later, tasks_of_event
 from localmesos.agent.model import ExecutorEntry, TaskEntry, id_of, is_partition_aware
+from localmesos.procs import kill_group
 from localmesos.states import is_terminal
 
 log = logging.getLogger("localmesos.agent")
