@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Iterable, Literal
 
 from localmesos.agent.executors import alive, later
-from localmesos.agent.model import ExecutorEntry, TaskEntry, id_of, is_partition_aware
+from localmesos.agent.model import AgentState, ExecutorEntry, TaskEntry, id_of, is_partition_aware
 from localmesos.procs import kill_group
 from localmesos.states import is_terminal
 
@@ -103,7 +103,7 @@ class CheckpointDir:
         return docs
 
 
-class Recovery:
+class Recovery(AgentState):
     """The agent's checkpointing and restart recovery (a part of :class:`localmesos.agent.agent.Agent`)."""
 
     def checkpoint_executor(self, ex: ExecutorEntry) -> None:

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any, Callable, Mapping
 
 from localmesos.agent.fetcher import FetchError, fetch_all
-from localmesos.agent.model import ExecutorEntry, id_of
+from localmesos.agent.model import AgentState, ExecutorEntry, id_of
 from localmesos.procs import kill_group
 from localmesos.states import is_terminal
 from localmesos.waiting import wait_until
@@ -98,7 +98,7 @@ def later(delay: float, action: Callable[..., None], *args: Any) -> None:
     timer.start()
 
 
-class Executors:
+class Executors(AgentState):
     """The agent's executor processes (a part of :class:`localmesos.agent.agent.Agent`)."""
 
     def sandbox_for(self, fid: str, eid: str, container: str) -> Path:

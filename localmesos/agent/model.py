@@ -7,15 +7,20 @@ under its lock. Nothing here does I/O.
 from __future__ import annotations
 
 import base64
+import threading
 import time
 import uuid as uuidlib
 from collections import deque
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import attrs
 
-from mesoslib.resources import Resources
+from mesoslib.resources import Attribute, Resources
+
+if TYPE_CHECKING:
+    from localmesos.agent.checkpoint import CheckpointDir
+    from localmesos.agent.fetcher import FetcherCache
 
 
 def new_uuid() -> str:
@@ -88,3 +93,39 @@ class ExecutorEntry:
         return cls(doc["framework_id"], doc["executor_id"], doc["info"], doc["framework_info"],
                    Path(doc["sandbox"]), doc["container_id"], doc.get("command_task", False),
                    pid=doc.get("pid"))
+
+
+class AgentState:
+    """The state the agent's parts share, declared once so that each part (a base class of
+    :class:`localmesos.agent.agent.Agent`, which sets all of it) says what it works on. Guarded
+    by ``lock``."""
+
+    flags: Any
+    work_dir: Path
+    meta: CheckpointDir
+    ip: str
+    port: int
+    hostname: str
+    base_resources: Resources
+    checkpointed: Resources  # reservations and volumes the master applied
+    attributes: list[Attribute]
+    lock: threading.RLock
+    stopped: threading.Event
+    started: float
+    agent_id: str | None
+    master_id: str | None
+    master_url: str | None
+    detector: Any  # the leading master's URL: .current()
+    registered: bool
+    last_ping: float
+    last_check: float
+    ping_gaps: deque
+    frameworks: dict[str, dict]  # FrameworkInfo by id
+    executors: dict[tuple[str, str], ExecutorEntry]  # by (framework id, executor id)
+    tasks: dict[tuple[str, str], TaskEntry]  # by (framework id, task id)
+    completed_tasks: deque
+    completed_executors: deque
+    counters: dict[str, int]
+    fetcher_cache: FetcherCache
+    drain_config: dict | None
+    executor_heartbeat_interval: float

@@ -11,7 +11,7 @@ import logging
 import time
 from typing import Any, Literal, Sequence
 
-from localmesos.agent.model import id_of
+from localmesos.agent.model import AgentState, id_of
 from localmesos.httpclient import post_json
 from localmesos.states import is_terminal
 from localmesos.version import VERSION
@@ -51,7 +51,7 @@ def link_check(registered: bool, quiet: float, since_check: float,
     return "ok"
 
 
-class Registration:
+class Registration(AgentState):
     """The agent's link to the master (a part of :class:`localmesos.agent.agent.Agent`)."""
 
     def call_master(self, name: str, body: dict, timeout: float = 5.0) -> tuple[int, dict]:

@@ -11,7 +11,7 @@ import json
 import shutil
 from pathlib import Path
 
-from localmesos.agent.model import ExecutorEntry
+from localmesos.agent.model import AgentState, ExecutorEntry
 from localmesos.states import is_terminal
 from mesoslib.resources import Resources, parse_resources_flag
 
@@ -43,7 +43,7 @@ def volume_role(resource: dict) -> str:
         (r.get("role") for r in reversed(resource.get("reservations") or [])), "*")
 
 
-class AgentResources:
+class AgentResources(AgentState):
     """The agent's total and allocated resources (a part of :class:`localmesos.agent.agent.Agent`)."""
 
     def total(self) -> Resources:

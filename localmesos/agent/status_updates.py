@@ -12,7 +12,7 @@ import logging
 import time
 from typing import Any
 
-from localmesos.agent.model import TaskEntry, id_of, is_partition_aware, new_uuid
+from localmesos.agent.model import AgentState, TaskEntry, id_of, is_partition_aware, new_uuid
 from localmesos.states import is_terminal
 
 log = logging.getLogger("localmesos.agent")
@@ -56,7 +56,7 @@ def status_record(status: dict, now: float) -> dict[str, Any]:
     return entry
 
 
-class StatusUpdates:
+class StatusUpdates(AgentState):
     """The agent's status update queue (a part of :class:`localmesos.agent.agent.Agent`)."""
 
     def enqueue_update(self, fid: str, tid: str, status: dict) -> None:

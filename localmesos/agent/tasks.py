@@ -13,7 +13,7 @@ import uuid as uuidlib
 from typing import Any
 
 from localmesos.agent.executors import alive, later, tasks_of_event
-from localmesos.agent.model import ExecutorEntry, TaskEntry, id_of, is_partition_aware
+from localmesos.agent.model import AgentState, ExecutorEntry, TaskEntry, id_of, is_partition_aware
 from localmesos.procs import kill_group
 from localmesos.states import is_terminal
 
@@ -55,7 +55,7 @@ def unknown_task_state(framework_info: dict) -> str:
     return "TASK_DROPPED" if is_partition_aware(framework_info) else "TASK_LOST"
 
 
-class Tasks:
+class Tasks(AgentState):
     """The agent's task calls from the master (a part of :class:`localmesos.agent.agent.Agent`)."""
 
     def run_task(self, body: dict) -> dict:

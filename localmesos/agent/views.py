@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from localmesos.agent.model import ExecutorEntry, TaskEntry, id_of
+from localmesos.agent.model import AgentState, ExecutorEntry, TaskEntry, id_of
 from localmesos.version import BUILD, VERSION
 from mesoslib.resources import Resources
 
@@ -21,7 +21,7 @@ if TYPE_CHECKING:
 AGENT_CAPABILITIES = ["MULTI_ROLE", "HIERARCHICAL_ROLE", "RESERVATION_REFINEMENT"]
 
 
-class Views:
+class Views(AgentState):
     """The agent's /state and /flags (a part of :class:`localmesos.agent.agent.Agent`)."""
 
     def state_json(self) -> dict:
