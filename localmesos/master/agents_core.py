@@ -10,7 +10,7 @@ from mesoslib.resources import Resources, ResourceError
 
 from . import maintenance
 from .core import MasterCore
-from .model import Agent, AgentCall, Executor, Framework, SaveRegistry, StopPinging, Task, id_of
+from .model import Agent, AgentCall, Executor, Framework, SaveRegistry, Task, id_of
 from .statuses import task_status
 from .task_loss import TaskLoss, end_agent_tasks
 
@@ -287,9 +287,7 @@ def mark_unreachable(core: MasterCore, agent_id: str, now: float) -> None:
     agent.active = False
     core.unreachable[agent_id] = agent
     core.counters["slave_removals"] += 1
-    core.rescind_agent_offers(agent_id)
-    core.filters = [f for f in core.filters if f.agent_id != agent_id]
-    core.emit(StopPinging(agent_id))
+    core.cut_off_agent(agent_id)
     for fw in core.frameworks.values():
         for task in [t for t in fw.tasks.values() if t.agent_id == agent_id]:
             if is_terminal(task.state):
@@ -318,8 +316,6 @@ def mark_gone(core: MasterCore, agent_id: str, now: float) -> None:
         raise AgentError(f"Agent {agent_id} not found")
     core.gone.add(agent_id)
     core.known_agents.pop(agent_id, None)
-    core.rescind_agent_offers(agent_id)
-    core.filters = [f for f in core.filters if f.agent_id != agent_id]
-    core.emit(StopPinging(agent_id))
+    core.cut_off_agent(agent_id)
     core.emit(SaveRegistry())
     end_agent_tasks(core, agent_id, TaskLoss.gone(agent.hostname), now)

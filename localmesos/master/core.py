@@ -23,6 +23,7 @@ from .model import (
     Framework,
     Offer,
     Send,
+    StopPinging,
     Task,
     b64_bytes,
     id_of,
@@ -212,6 +213,13 @@ class MasterCore:
                 del self.offers[oid]
                 if rescind:
                     self.send(fw, {"type": "RESCIND", "rescind": {"offer_id": {"value": oid}}})
+
+    def cut_off_agent(self, agent_id: str, flush: bool = False) -> None:
+        """The master stops dealing with an agent it lost: its offers rescinded, filters on it
+        dropped, no more pings (calls still queued to it are sent first with ``flush``)."""
+        self.rescind_agent_offers(agent_id)
+        self.filters = [f for f in self.filters if f.agent_id != agent_id]
+        self.emit(StopPinging(agent_id, flush=flush))
 
     def rescind_agent_offers(self, agent_id: str) -> None:
         self._rescind_offers(lambda offer: offer.agent_id == agent_id)

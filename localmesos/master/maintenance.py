@@ -25,7 +25,7 @@ import attrs
 
 from localmesos.states import is_terminal
 
-from .model import SaveRegistry, StopPinging
+from .model import SaveRegistry
 from .task_loss import TaskLoss, end_agent_tasks
 
 if TYPE_CHECKING:
@@ -284,9 +284,7 @@ def remove_agent(core: MasterCore, agent: Agent, cause: str, now: float) -> None
     core.agents.pop(agent.id, None)
     core.known_agents.pop(agent.id, None)
     core.counters["slave_removals"] += 1
-    core.rescind_agent_offers(agent.id)
-    core.filters = [f for f in core.filters if f.agent_id != agent.id]
-    core.emit(StopPinging(agent.id, flush=True))
+    core.cut_off_agent(agent.id, flush=True)
     end_agent_tasks(core, agent.id, TaskLoss.removed(agent.hostname, cause), now)
     for ioid, inverse in list(core.maintenance.outstanding.items()):
         if inverse.agent_id == agent.id:
