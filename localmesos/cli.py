@@ -15,11 +15,12 @@ import json
 import os
 import sys
 import time
-import urllib.request
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from localmesos import addresses, procs
+from localmesos.httpclient import get_json
+from localmesos.waiting import wait_until
 
 DEFAULT_RESOURCES = "cpus:4;mem:4096;disk:20000;ports:[31000-32000]"
 ZONES = "abcdefghijklmnopqrstuvwxyz"
@@ -47,36 +48,32 @@ def agent_argv(master: str, ip: str, port: int, work_dir: Path, resources: str =
     return argv + list(extra)
 
 
-def get_json(url: str, timeout: float = 2.0) -> Any:
-    with urllib.request.urlopen(url, timeout=timeout) as resp:  # noqa: S310 - local URLs only
-        return json.loads(resp.read().decode())
-
-
 def wait_serving(url: str, proc: Any, timeout: float, log_path: Path) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+    def serving() -> bool:
         if proc is not None and proc.poll() is not None:
             raise ClusterError(f"process exited with {proc.returncode}; see {log_path}")
         try:
             get_json(url + "/version", timeout=0.5)
-            return
+            return True
         except OSError:
-            time.sleep(0.05)
-    raise ClusterError(f"{url} did not answer within {timeout}s; see {log_path}")
+            return False
+    if not wait_until(serving, timeout, 0.05):
+        raise ClusterError(f"{url} did not answer within {timeout}s; see {log_path}")
 
 
 def wait_registered(master_url: str, count: int, timeout: float) -> list[dict[str, Any]]:
     """Poll ``/master/slaves`` until ``count`` agents are registered; returns them."""
-    deadline = time.monotonic() + timeout
     slaves: list[dict[str, Any]] = []
-    while time.monotonic() < deadline:
+
+    def registered() -> bool:
+        nonlocal slaves
         try:
             slaves = get_json(master_url + "/master/slaves")["slaves"]
-            if len(slaves) >= count:
-                return slaves
+            return len(slaves) >= count
         except (OSError, ValueError, KeyError):
-            pass
-        time.sleep(0.1)
+            return False
+    if wait_until(registered, timeout, 0.1):
+        return slaves
     raise ClusterError(
         f"only {len(slaves)} of {count} agents registered with {master_url} within {timeout}s"
     )
@@ -206,14 +203,15 @@ def _kill_all_under(folder: Path, timeout: float = 15.0) -> int:
     nothing does: Apache Mesos' executors are not in their agent's process group, and a child
     forked while the first sweep ran would escape one pass. Returns how many were killed."""
     seen: set[int] = set()
-    deadline = time.monotonic() + timeout
-    while True:
+
+    def swept() -> bool:
         pids = procs.pids_under(folder)
-        if not pids or time.monotonic() > deadline:
-            return len(seen)
         seen.update(pids)
-        procs.kill_under(folder)
-        time.sleep(0.1)  # SIGKILLed processes leave /proc a moment later
+        if pids:
+            procs.kill_under(folder)
+        return not pids
+    wait_until(swept, timeout, 0.1)  # SIGKILLed processes leave /proc a moment later
+    return len(seen)
 
 
 def down(workdir: Path, out=sys.stdout) -> int:

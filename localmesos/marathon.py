@@ -24,7 +24,6 @@ import sys
 import threading
 import time
 import urllib.parse
-import urllib.request
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
@@ -32,6 +31,7 @@ import attrs
 
 from localmesos import procs
 from localmesos.agent.fetcher import FetcherCache, FetchError, fetch_all, parse_bytes
+from localmesos.httpclient import answers_ok
 
 
 class AppError(ValueError):
@@ -168,11 +168,7 @@ class Runner:
     def _check(self) -> bool:
         h = self.app.health
         url = f"http://{self.host}:{self.ports[h.port_index]}{h.path}"
-        try:
-            with urllib.request.urlopen(url, timeout=h.timeout_s) as resp:
-                return 200 <= resp.status < 400
-        except OSError:
-            return False
+        return answers_ok(url, h.timeout_s)
 
     def _kill(self, grace: float = 10.0) -> None:
         if self.proc is not None and self.proc.poll() is None:

@@ -12,9 +12,10 @@ import random
 import signal
 import socket
 import subprocess
-import time
 from pathlib import Path
 from typing import Mapping, Sequence
+
+from localmesos.waiting import wait_until
 
 _started: dict[int, subprocess.Popen] = {}
 
@@ -70,6 +71,16 @@ def pid_alive(pid: int) -> bool:
     return True
 
 
+def kill_group(pid: int | None) -> None:
+    """SIGKILL the process group ``pid`` leads (a process and whatever it started), if any."""
+    if not pid:
+        return
+    try:
+        os.killpg(pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
 def stop_group(pid: int, grace: float = 5.0) -> None:
     """SIGTERM the process group led by `pid`, SIGKILL it after `grace` seconds."""
     for sig, wait in ((signal.SIGTERM, grace), (signal.SIGKILL, 5.0)):
@@ -79,16 +90,10 @@ def stop_group(pid: int, grace: float = 5.0) -> None:
             break
         except PermissionError:
             os.kill(pid, sig)
-        deadline = time.monotonic() + wait
-        while time.monotonic() < deadline and pid_alive(pid):
-            time.sleep(0.05)
+        wait_until(lambda: not pid_alive(pid), wait, 0.05)
         if not pid_alive(pid):
             break
-    # The leader may be gone while members of its group live on.
-    try:
-        os.killpg(pid, signal.SIGKILL)
-    except (ProcessLookupError, PermissionError):
-        pass
+    kill_group(pid)  # the leader may be gone while members of its group live on
     proc = _started.pop(pid, None)
     if proc is not None:
         try:

@@ -3,10 +3,10 @@ from __future__ import annotations
 
 import socket
 import subprocess
-import time
 from pathlib import Path
 
 from localmesos import procs
+from localmesos.waiting import wait_until
 
 JARS = (
     "/etc/zookeeper/conf",
@@ -99,15 +99,15 @@ class ZooKeeperServer:
     def start(self, timeout: float = 30.0) -> "ZooKeeperServer":
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.proc = procs.spawn(self.argv(), log_path=self.log_path, cwd=self.workdir)
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
+
+        def serving() -> bool:
             if self.proc.poll() is not None:
                 raise ZooKeeperError(
                     f"ZooKeeper exited with {self.proc.returncode}; see {self.log_path}"
                 )
-            if self.is_serving():
-                return self
-            time.sleep(0.1)
+            return self.is_serving()
+        if wait_until(serving, timeout, 0.1):
+            return self
         self.stop()
         raise ZooKeeperError(f"ZooKeeper did not answer on {self.connect_string} in {timeout}s")
 

@@ -18,6 +18,10 @@ import uuid
 
 from pymesos import Executor, MesosExecutorDriver, encode_data
 
+from localmesos.httpclient import answers_ok
+from localmesos.states import is_terminal
+from localmesos.waiting import wait_until
+
 DEFAULT_GRACE_S = 3.0
 
 
@@ -39,7 +43,7 @@ class CommandExecutor(Executor):
 
     def update(self, driver, state: str, message: str = "", healthy: bool | None = None) -> None:  # noqa: ANN001
         raw = uuid.uuid4().bytes
-        if state in ("TASK_FINISHED", "TASK_FAILED", "TASK_KILLED"):
+        if is_terminal(state):
             self.last_uuid = raw
         status = {"task_id": {"value": self.task_id}, "state": state,
                   "executor_id": {"value": self.task_id}, "uuid": encode_data(raw), "timestamp": time.time()}
@@ -135,9 +139,7 @@ class CommandExecutor(Executor):
                 os.killpg(self.proc.pid, signal.SIGTERM)
             except ProcessLookupError:
                 return
-            deadline = time.monotonic() + self.grace
-            while time.monotonic() < deadline and self.proc.poll() is None:
-                time.sleep(0.05)
+            wait_until(lambda: self.proc.poll() is not None, self.grace, 0.05)
             try:
                 os.killpg(self.proc.pid, signal.SIGKILL)
             except ProcessLookupError:
@@ -159,7 +161,6 @@ def _wait_message(code: int) -> str:
 
 def _probe(kind: str, check: dict, timeout: float | None, env: dict) -> bool:
     import socket
-    import urllib.request
     try:
         if kind == "TCP":
             with socket.create_connection(("127.0.0.1", int(check["tcp"]["port"])), timeout=timeout):
@@ -167,8 +168,7 @@ def _probe(kind: str, check: dict, timeout: float | None, env: dict) -> bool:
         if kind == "HTTP":
             http = check["http"]
             url = f"{http.get('scheme', 'http')}://127.0.0.1:{int(http['port'])}{http.get('path', '/')}"
-            with urllib.request.urlopen(url, timeout=timeout) as resp:
-                return 200 <= resp.status < 400
+            return answers_ok(url, timeout)
         if kind == "COMMAND":
             cmd = check["command"]
             argv = ["/bin/sh", "-c", cmd.get("value", "")] if cmd.get("shell", True) else list(cmd.get("arguments") or [])

@@ -16,11 +16,10 @@ import logging
 import signal
 import sys
 import threading
-import time
 from pathlib import Path
 from typing import Sequence
 
-from localmesos.agent.core import Agent
+from localmesos.agent.agent import Agent
 from localmesos.agent.server import serve
 
 log = logging.getLogger("localmesos.agent")

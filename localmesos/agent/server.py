@@ -9,13 +9,15 @@ import logging
 import os
 import queue
 import stat
-import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-from localmesos.agent.core import TERMINAL, Agent, id_of
+from localmesos.agent.agent import Agent
+from localmesos.agent.model import id_of
+from localmesos.agent.views import attached, metrics_snapshot, monitor_statistics, resolve_file
+from localmesos.states import is_terminal
+from localmesos.version import VERSION
 
 log = logging.getLogger("localmesos.agent.http")
 
@@ -165,7 +167,7 @@ class Handler(BaseHTTPRequestHandler):
             for event in ex.queued:
                 events.put(event)
             for (fid, tid), t in agent.tasks.items():
-                if fid == ex.framework_id and t.executor_id == ex.executor_id and t.state not in TERMINAL:
+                if fid == ex.framework_id and t.executor_id == ex.executor_id and not is_terminal(t.state):
                     t.launched = True
             ex.queued = []
             ex.events = events
@@ -218,9 +220,9 @@ class Handler(BaseHTTPRequestHandler):
         if path == "/health":
             return self._reply(200, "", "text/plain")
         if path == "/version":
-            return self._reply(200, {"version": "1.11.0", "build_user": "localmesos"})
+            return self._reply(200, {"version": VERSION, "build_user": "localmesos"})
         if path == "/metrics/snapshot":
-            return self._reply(200, self._metrics())
+            return self._reply(200, metrics_snapshot(agent))
         if path == "/files/debug":  # attached path -> real path
             return self._reply(200, attached(agent))
         if path.startswith("/files/"):
@@ -228,23 +230,6 @@ class Handler(BaseHTTPRequestHandler):
         if path == "/monitor/statistics":
             return self._reply(200, monitor_statistics(agent))
         return self._reply(404, "")
-
-    def _metrics(self) -> dict:
-        agent = self.agent
-        with agent.lock:
-            total = agent.total()
-            states: dict[str, int] = {}
-            for t in agent.tasks.values():
-                states[t.state] = states.get(t.state, 0) + 1
-            out = {"slave/uptime_secs": time.time() - agent.started, "slave/registered": 1.0 if agent.registered else 0.0,
-                   "slave/executors_running": float(len(agent.executors)),
-                   "slave/valid_status_updates": float(agent.counters["valid_status_updates"]),
-                   "slave/invalid_status_updates": float(agent.counters["invalid_status_updates"])}
-            for name in ("cpus", "mem", "disk", "gpus"):
-                out[f"slave/{name}_total"] = total.scalar(name)
-            for state in ("staging", "starting", "running", "finished", "failed", "killed", "lost"):
-                out[f"slave/tasks_{state}"] = float(states.get(f"TASK_{state.upper()}", 0))
-        return out
 
     def _files(self, op: str, query: dict) -> None:
         raw = query.get("path")
@@ -289,83 +274,6 @@ class Handler(BaseHTTPRequestHandler):
                 return self._reply(400, "Cannot download a directory", "text/plain")
             return self._reply(200, path.read_bytes(), "application/octet-stream")
         return self._reply(404, "")
-
-
-def attached(agent: Agent) -> dict[str, str]:
-    """What Mesos' agent attaches to its files endpoints: each executor's sandbox under its real
-    path, its ``runs/latest`` path and ``/frameworks/<f>/executors/<e>/runs/latest``, and
-    ``/slave/log`` with ``--log_dir``."""
-    out: dict[str, str] = {}
-    with agent.lock:
-        executors = list(agent.executors.values()) + list(agent.completed_executors)
-    for ex in executors:
-        real = str(ex.sandbox)
-        latest = str(ex.sandbox.parent / "latest")
-        out[real] = real
-        out[latest] = real
-        out[f"/frameworks/{ex.framework_id}/executors/{ex.executor_id}/runs/latest"] = real
-    log_dir = getattr(agent.flags, "log_dir", None)
-    if log_dir:
-        out["/slave/log"] = str(Path(log_dir) / "mesos-agent.INFO")
-    return out
-
-
-def resolve_file(agent: Agent, raw: str) -> Path | None:
-    """The real file behind a files-endpoint path: an attached path or one below it; localmesos
-    also serves any real path under its work dir (Mesos: attached paths only)."""
-    clean = os.path.normpath("/" + raw.strip("/"))  # no ".." climbs out of an attached path
-    table = attached(agent)
-    for virtual in sorted(table, key=len, reverse=True):
-        if clean == virtual or clean.startswith(virtual + "/"):
-            # symlinks inside a sandbox (persistent volumes) are followed, as Mesos does
-            return Path(table[virtual] + clean[len(virtual):])
-    path = Path(clean).resolve()
-    root = agent.work_dir
-    return path if path == root or root in path.parents else None
-
-
-def monitor_statistics(agent: Agent) -> list[dict]:
-    """Mesos' /monitor/statistics: one entry per live executor with its container's usage. Times
-    and RSS are summed over the executor's process group from /proc (Mesos' posix isolators read
-    the same numbers); limits are the executor's and its tasks' resources."""
-    with agent.lock:
-        executors = list(agent.executors.values())
-        limits = {(ex.framework_id, ex.executor_id): agent.allocated(ex) for ex in executors}
-    usage = _group_usage()
-    out = []
-    for ex in executors:
-        user, system, rss = usage.get(ex.pid or -1, (0.0, 0.0, 0))
-        res = limits[(ex.framework_id, ex.executor_id)]
-        out.append({
-            "executor_id": ex.executor_id, "executor_name": ex.info.get("name", ""),
-            "framework_id": ex.framework_id, "source": ex.info.get("source", ""),
-            # the fields Mesos' posix/cpu and posix/mem isolators give (soft limits = the allocation)
-            "statistics": {"timestamp": time.time(), "cpus_user_time_secs": round(user, 2),
-                           "cpus_system_time_secs": round(system, 2),
-                           "cpus_soft_limit": res.scalar("cpus"), "mem_rss_bytes": rss,
-                           "mem_limit_bytes": int(res.scalar("mem") * 1024 * 1024),
-                           "mem_soft_limit_bytes": int(res.scalar("mem") * 1024 * 1024)},
-        })
-    return out
-
-
-def _group_usage() -> dict[int, tuple[float, float, int]]:
-    """Per process group: (user secs, system secs, RSS bytes) summed from /proc/*/stat."""
-    ticks = os.sysconf("SC_CLK_TCK")
-    page = os.sysconf("SC_PAGE_SIZE")
-    totals: dict[int, tuple[float, float, int]] = {}
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/stat") as f:
-                fields = f.read().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        pgrp, utime, stime, rss = int(fields[2]), int(fields[11]), int(fields[12]), int(fields[21])
-        u, s, r = totals.get(pgrp, (0.0, 0.0, 0))
-        totals[pgrp] = (u + utime / ticks, s + stime / ticks, r + rss * page)
-    return totals
 
 
 def _update_problem(status: dict, eid: str) -> str | None:

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 from typing import Any
 
+from localmesos.states import is_terminal
+from localmesos.version import VERSION
 from mesoslib.resources import Resources, ResourceError
 
 from . import maintenance
 from .core import MasterCore
-from .model import Agent, AgentCall, Executor, Framework, SaveRegistry, StopPinging, Task, id_of, is_terminal
+from .model import Agent, AgentCall, Executor, Framework, SaveRegistry, Task, id_of
 from .statuses import task_status
+from .task_loss import TaskLoss, end_agent_tasks
 
 
 def _any_id(value: Any) -> str | None:
@@ -64,7 +67,7 @@ def register_agent(core: MasterCore, body: dict[str, Any], now: float) -> str:
         total=total.without_allocation(),
         registered_time=old.registered_time if old else now,
         reregistered_time=now if old is not None or id_of(info.get("id")) else None,
-        version=str(body.get("version") or "1.11.0"),
+        version=str(body.get("version") or VERSION),
         info={**info, "id": {"value": aid}},
     )
     if old is not None:
@@ -112,11 +115,15 @@ def _adopt_executors(core: MasterCore, agent: Agent, body: dict[str, Any]) -> No
         fw = core.frameworks.get(fid or "")
         if fw is None or not eid:
             continue
-        try:
-            res = Resources.from_json(info.get("resources", [])).without_allocation()
-        except ResourceError:
-            res = Resources()
-        fw.executors[(agent.id, eid)] = Executor(info, fw.id, agent.id, res)
+        fw.executors[(agent.id, eid)] = Executor(info, fw.id, agent.id, _reported_resources(info))
+
+
+def _reported_resources(info: dict[str, Any]) -> Resources:
+    """The resources of an executor or task an agent reports (none when they do not parse)."""
+    try:
+        return Resources.from_json(info.get("resources", [])).without_allocation()
+    except ResourceError:
+        return Resources()
 
 
 def _adopt_tasks(core: MasterCore, agent: Agent, body: dict[str, Any], was_unreachable: bool,
@@ -133,10 +140,7 @@ def _adopt_tasks(core: MasterCore, agent: Agent, body: dict[str, Any], was_unrea
         reported.add((fid, tid))
         task = fw.find_task(tid)
         if task is None:
-            try:
-                res = Resources.from_json(info.get("resources", [])).without_allocation()
-            except ResourceError:
-                res = Resources()
+            res = _reported_resources(info)
             roles = {r.role for r in res if r.is_reserved} or {fw.roles[0] if fw.roles else "*"}
             task = Task(info, fid, agent.id, state, res, sorted(roles)[0],
                         executor_id=id_of(entry.get("executor_id"))
@@ -271,19 +275,7 @@ def disconnect(core: MasterCore, agent: Agent, now: float) -> None:
     tasks of frameworks that do not checkpoint are lost at once (spec §4.3)."""
     agent.active = False
     core.rescind_agent_offers(agent.id)
-    for fw in core.frameworks.values():
-        if fw.checkpoint:
-            continue
-        for task in [t for t in fw.tasks.values() if t.agent_id == agent.id]:
-            if not is_terminal(task.state):
-                task.state = "TASK_LOST"
-                task.record_status("TASK_LOST", now)
-                status = task_status(fw, task, "TASK_LOST", "REASON_AGENT_DISCONNECTED",
-                                     f"Agent {agent.hostname} disconnected", now)
-                core.send_update(fw, status)
-            core.complete_task(fw, task)
-        for key in [k for k in fw.executors if k[0] == agent.id]:
-            del fw.executors[key]
+    end_agent_tasks(core, agent.id, TaskLoss.disconnected(agent.hostname), now)
 
 
 def mark_unreachable(core: MasterCore, agent_id: str, now: float) -> None:
@@ -295,9 +287,7 @@ def mark_unreachable(core: MasterCore, agent_id: str, now: float) -> None:
     agent.active = False
     core.unreachable[agent_id] = agent
     core.counters["slave_removals"] += 1
-    core.rescind_agent_offers(agent_id)
-    core.filters = [f for f in core.filters if f.agent_id != agent_id]
-    core.emit(StopPinging(agent_id))
+    core.cut_off_agent(agent_id)
     for fw in core.frameworks.values():
         for task in [t for t in fw.tasks.values() if t.agent_id == agent_id]:
             if is_terminal(task.state):
@@ -326,21 +316,6 @@ def mark_gone(core: MasterCore, agent_id: str, now: float) -> None:
         raise AgentError(f"Agent {agent_id} not found")
     core.gone.add(agent_id)
     core.known_agents.pop(agent_id, None)
-    core.rescind_agent_offers(agent_id)
-    core.filters = [f for f in core.filters if f.agent_id != agent_id]
-    core.emit(StopPinging(agent_id))
+    core.cut_off_agent(agent_id)
     core.emit(SaveRegistry())
-    for fw in core.frameworks.values():
-        for task in [t for t in list(fw.tasks.values()) + list(fw.unreachable_tasks.values())
-                     if t.agent_id == agent_id]:
-            if not is_terminal(task.state):
-                task.state = "TASK_GONE_BY_OPERATOR"
-                task.record_status(task.state, now)
-                status = task_status(fw, task, "TASK_GONE_BY_OPERATOR",
-                                     "REASON_AGENT_REMOVED_BY_OPERATOR",
-                                     f"Agent {agent.hostname} marked as gone by an operator", now)
-                task.forwarded_state = status["state"]
-                core.send_update(fw, status)
-            core.complete_task(fw, task)
-        for key in [k for k in fw.executors if k[0] == agent_id]:
-            del fw.executors[key]
+    end_agent_tasks(core, agent_id, TaskLoss.gone(agent.hostname), now)

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import collections
 import itertools
-from typing import Any
+from typing import Any, Callable
 
+from localmesos.states import is_terminal
 from mesoslib.resources import Resources
 
 from . import allocator, maintenance
@@ -22,10 +23,10 @@ from .model import (
     Framework,
     Offer,
     Send,
+    StopPinging,
     Task,
     b64_bytes,
     id_of,
-    is_terminal,
 )
 from .statuses import error_event, master_status, task_status, update_event
 from .validation import framework_info_problem
@@ -213,9 +214,20 @@ class MasterCore:
                 if rescind:
                     self.send(fw, {"type": "RESCIND", "rescind": {"offer_id": {"value": oid}}})
 
+    def cut_off_agent(self, agent_id: str, flush: bool = False) -> None:
+        """The master stops dealing with an agent it lost: its offers rescinded, filters on it
+        dropped, no more pings (calls still queued to it are sent first with ``flush``)."""
+        self.rescind_agent_offers(agent_id)
+        self.filters = [f for f in self.filters if f.agent_id != agent_id]
+        self.emit(StopPinging(agent_id, flush=flush))
+
     def rescind_agent_offers(self, agent_id: str) -> None:
+        self._rescind_offers(lambda offer: offer.agent_id == agent_id)
+
+    def _rescind_offers(self, match: Callable[[Offer], bool]) -> None:
+        """Withdraw the outstanding offers ``match`` picks, telling their frameworks."""
         for oid, offer in list(self.offers.items()):
-            if offer.agent_id == agent_id:
+            if match(offer):
                 del self.offers[oid]
                 fw = self.frameworks.get(offer.framework_id)
                 if fw is not None:
@@ -457,13 +469,9 @@ class MasterCore:
                 and now >= fw.disconnected_at + fw.failover_timeout
             ):
                 self.remove_framework(fw, now)
-        if self.offer_timeout is not None:
-            for oid, offer in list(self.offers.items()):
-                if now >= offer.created + self.offer_timeout:
-                    del self.offers[oid]
-                    fw = self.frameworks.get(offer.framework_id)
-                    if fw is not None:
-                        self.send(fw, {"type": "RESCIND", "rescind": {"offer_id": {"value": oid}}})
+        timeout = self.offer_timeout
+        if timeout is not None:
+            self._rescind_offers(lambda offer: now >= offer.created + timeout)
         if self.recovered and now >= self.start_time + self.agent_reregister_timeout:
             self.recovered.clear()
         self.filters = [f for f in self.filters if f.expires > now]

@@ -2,40 +2,16 @@
 ordered call queue per agent and one pinger per agent."""
 from __future__ import annotations
 
-import http.client
-import json
 import logging
 import queue
 import threading
-import urllib.parse
 from typing import Any, Callable
+
+from localmesos.httpclient import post_json
 
 log = logging.getLogger(__name__)
 
-
-def post_json(url: str, name: str, body: dict[str, Any], timeout: float) -> tuple[int, dict[str, Any]]:
-    """POST ``/internal/<name>``; returns (status, JSON answer). Raises OSError on I/O trouble."""
-    parts = urllib.parse.urlsplit(url)
-    conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=timeout)
-    try:
-        payload = json.dumps(body).encode()
-        conn.request(
-            "POST",
-            f"/internal/{name}",
-            body=payload,
-            headers={"Content-Type": "application/json", "Connection": "close"},
-        )
-        resp = conn.getresponse()
-        raw = resp.read()
-        try:
-            answer = json.loads(raw.decode() or "{}")
-        except ValueError:
-            answer = {"error": raw.decode(errors="replace")}
-        return resp.status, answer if isinstance(answer, dict) else {}
-    except (http.client.HTTPException, ValueError) as exc:
-        raise OSError(str(exc)) from exc
-    finally:
-        conn.close()
+__all__ = ["AgentLink", "post_json"]  # post_json: the one in localmesos.httpclient
 
 
 class AgentLink:

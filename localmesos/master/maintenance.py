@@ -23,8 +23,10 @@ from typing import TYPE_CHECKING, Any
 
 import attrs
 
-from .model import SaveRegistry, StopPinging, is_terminal
-from .statuses import task_status
+from localmesos.states import is_terminal
+
+from .model import SaveRegistry
+from .task_loss import TaskLoss, end_agent_tasks
 
 if TYPE_CHECKING:
     from .core import MasterCore
@@ -282,21 +284,8 @@ def remove_agent(core: MasterCore, agent: Agent, cause: str, now: float) -> None
     core.agents.pop(agent.id, None)
     core.known_agents.pop(agent.id, None)
     core.counters["slave_removals"] += 1
-    core.rescind_agent_offers(agent.id)
-    core.filters = [f for f in core.filters if f.agent_id != agent.id]
-    core.emit(StopPinging(agent.id, flush=True))
-    for fw in core.frameworks.values():
-        for task in [t for t in fw.tasks.values() if t.agent_id == agent.id]:
-            if not is_terminal(task.state):
-                task.state = "TASK_LOST"
-                task.record_status("TASK_LOST", now)
-                update = task_status(fw, task, "TASK_LOST", "REASON_AGENT_REMOVED",
-                                     f"Agent {agent.hostname} removed: {cause}", now)
-                task.forwarded_state = update["state"]
-                core.send_update(fw, update)
-            core.complete_task(fw, task)
-        for key in [k for k in fw.executors if k[0] == agent.id]:
-            del fw.executors[key]
+    core.cut_off_agent(agent.id, flush=True)
+    end_agent_tasks(core, agent.id, TaskLoss.removed(agent.hostname, cause), now)
     for ioid, inverse in list(core.maintenance.outstanding.items()):
         if inverse.agent_id == agent.id:
             del core.maintenance.outstanding[ioid]

@@ -18,46 +18,12 @@ from typing import Any
 
 import attrs
 
+from localmesos.states import PA_ONLY_STATES, is_terminal
+from localmesos.version import VERSION
 from mesoslib.resources import Resources
 
-TERMINAL_STATES = frozenset(
-    {
-        "TASK_FINISHED",
-        "TASK_FAILED",
-        "TASK_KILLED",
-        "TASK_ERROR",
-        "TASK_LOST",
-        "TASK_DROPPED",
-        "TASK_GONE",
-        "TASK_GONE_BY_OPERATOR",
-    }
-)
-ALL_STATES = (
-    "TASK_STAGING",
-    "TASK_STARTING",
-    "TASK_RUNNING",
-    "TASK_KILLING",
-    "TASK_FINISHED",
-    "TASK_FAILED",
-    "TASK_KILLED",
-    "TASK_ERROR",
-    "TASK_LOST",
-    "TASK_DROPPED",
-    "TASK_UNREACHABLE",
-    "TASK_GONE",
-    "TASK_GONE_BY_OPERATOR",
-    "TASK_UNKNOWN",
-)
-# States only PARTITION_AWARE frameworks see; the others get TASK_LOST instead (spec §4.1).
-PA_ONLY_STATES = frozenset(
-    {"TASK_DROPPED", "TASK_UNREACHABLE", "TASK_GONE", "TASK_GONE_BY_OPERATOR", "TASK_UNKNOWN"}
-)
 COMPLETED_TASKS_KEPT = 1000
 COMPLETED_FRAMEWORKS_KEPT = 50
-
-
-def is_terminal(state: str) -> bool:
-    return state in TERMINAL_STATES
 
 
 def id_of(data: Any) -> str | None:
@@ -208,7 +174,7 @@ class Agent:
     attributes: list[dict[str, Any]]
     total: Resources
     registered_time: float
-    version: str = "1.11.0"
+    version: str = VERSION
     reregistered_time: float | None = None
     active: bool = True
     missed_pings: int = 0

@@ -3,14 +3,14 @@ from __future__ import annotations
 
 from typing import Any
 
+from localmesos.states import ALL_STATES, is_terminal
+from localmesos.version import BUILD, VERSION
 from mesoslib.resources import Resources, attributes_from_json, attributes_to_map, ResourceError
 
 from . import allocator, maintenance
 from .core import MasterCore
-from .model import ALL_STATES, Agent, Framework, Task, is_terminal
+from .model import Agent, Framework, Task
 
-VERSION = "1.11.0"
-BUILD = {"build_date": "2020-11-24 00:00:00", "build_time": 1606176000.0, "build_user": "localmesos"}
 
 
 def attribute_map(agent: Agent) -> dict[str, Any]:

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from localmesos.agent.core import Agent
+from localmesos.agent.agent import Agent
 from localmesos.agent.fetcher import FetcherCache, FetchError, fetch_all, parse_bytes
 from tests.helpers.wait import wait_for
 
