@@ -14,6 +14,8 @@ from typing import Any
 def post_json(url: str, name: str, body: dict[str, Any], timeout: float) -> tuple[int, dict[str, Any]]:
     """POST ``/internal/<name>``; returns (status, JSON answer). Raises OSError on I/O trouble."""
     parts = urllib.parse.urlsplit(url)
+    if not parts.hostname:
+        raise OSError(f"no host in {url!r}")
     conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=timeout)
     try:
         payload = json.dumps(body).encode()

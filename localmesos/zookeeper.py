@@ -98,12 +98,12 @@ class ZooKeeperServer:
 
     def start(self, timeout: float = 30.0) -> "ZooKeeperServer":
         self.workdir.mkdir(parents=True, exist_ok=True)
-        self.proc = procs.spawn(self.argv(), log_path=self.log_path, cwd=self.workdir)
+        proc = self.proc = procs.spawn(self.argv(), log_path=self.log_path, cwd=self.workdir)
 
         def serving() -> bool:
-            if self.proc.poll() is not None:
+            if proc.poll() is not None:
                 raise ZooKeeperError(
-                    f"ZooKeeper exited with {self.proc.returncode}; see {self.log_path}"
+                    f"ZooKeeper exited with {proc.returncode}; see {self.log_path}"
                 )
             return self.is_serving()
         if wait_until(serving, timeout, 0.1):

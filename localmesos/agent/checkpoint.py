@@ -17,7 +17,7 @@ from typing import Iterable, Literal
 from localmesos.agent.executors import alive, later
 from localmesos.agent.model import AgentState, ExecutorEntry, TaskEntry, id_of, is_partition_aware
 from localmesos.procs import kill_group
-from localmesos.states import is_terminal
+from kmfwire.task_states import is_terminal
 
 log = logging.getLogger("localmesos.agent")
 

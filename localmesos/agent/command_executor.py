@@ -19,7 +19,7 @@ import uuid
 from pymesos import Executor, MesosExecutorDriver, encode_data
 
 from localmesos.httpclient import answers_ok
-from localmesos.states import is_terminal
+from kmfwire.task_states import is_terminal
 from localmesos.waiting import wait_until
 
 DEFAULT_GRACE_S = 3.0

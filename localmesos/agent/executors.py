@@ -18,7 +18,7 @@ from typing import Any, Callable, Mapping
 from localmesos.agent.fetcher import FetchError, fetch_all
 from localmesos.agent.model import AgentState, ExecutorEntry, id_of
 from localmesos.procs import kill_group
-from localmesos.states import is_terminal
+from kmfwire.task_states import is_terminal
 from localmesos.waiting import wait_until
 
 log = logging.getLogger("localmesos.agent")

@@ -13,7 +13,7 @@ from typing import Any, Literal, Sequence
 
 from localmesos.agent.model import AgentState, id_of
 from localmesos.httpclient import post_json
-from localmesos.states import is_terminal
+from kmfwire.task_states import is_terminal
 from localmesos.version import VERSION
 from mesoslib.resources import attributes_to_json
 

@@ -12,7 +12,7 @@ import shutil
 from pathlib import Path
 
 from localmesos.agent.model import AgentState, ExecutorEntry
-from localmesos.states import is_terminal
+from kmfwire.task_states import is_terminal
 from mesoslib.resources import Resources, parse_resources_flag
 
 # Mesos' command executor runs with DEFAULT_EXECUTOR_CPUS and DEFAULT_EXECUTOR_MEM on top of its

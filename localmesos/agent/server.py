@@ -16,7 +16,7 @@ from urllib.parse import parse_qs, urlsplit
 from localmesos.agent.agent import Agent
 from localmesos.agent.model import id_of
 from localmesos.agent.views import attached, metrics_snapshot, monitor_statistics, resolve_file
-from localmesos.states import is_terminal
+from kmfwire.task_states import is_terminal
 from localmesos.version import VERSION
 
 log = logging.getLogger("localmesos.agent.http")

@@ -13,7 +13,7 @@ import time
 from typing import Any
 
 from localmesos.agent.model import AgentState, TaskEntry, id_of, is_partition_aware, new_uuid
-from localmesos.states import is_terminal
+from kmfwire.task_states import is_terminal
 
 log = logging.getLogger("localmesos.agent")
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from localmesos.states import is_terminal
+from kmfwire.task_states import is_terminal
 from localmesos.version import VERSION
 from mesoslib.resources import Resources, ResourceError
 

@@ -11,7 +11,7 @@ import collections
 import itertools
 from typing import Any, Callable
 
-from localmesos.states import is_terminal
+from kmfwire.task_states import is_terminal
 from mesoslib.resources import Resources
 
 from . import allocator, maintenance

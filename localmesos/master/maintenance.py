@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 import attrs
 
-from localmesos.states import is_terminal
+from kmfwire.task_states import is_terminal
 
 from .model import SaveRegistry
 from .task_loss import TaskLoss, end_agent_tasks

@@ -18,7 +18,7 @@ from typing import Any
 
 import attrs
 
-from localmesos.states import PA_ONLY_STATES, is_terminal
+from kmfwire.task_states import PARTITION_AWARE_ONLY as PA_ONLY_STATES, is_terminal
 from localmesos.version import VERSION
 from mesoslib.resources import Resources
 

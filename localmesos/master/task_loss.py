@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 
 import attrs
 
-from localmesos.states import is_terminal
+from kmfwire.task_states import is_terminal
 
 from .statuses import task_status
 

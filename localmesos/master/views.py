@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from localmesos.states import ALL_STATES, is_terminal
+from kmfwire.task_states import ALL as ALL_STATES, is_terminal
 from localmesos.version import BUILD, VERSION
 from mesoslib.resources import Resources, attributes_from_json, attributes_to_map, ResourceError
 
