@@ -6,11 +6,14 @@ rolled by the update plan (a config update, or a controller that moved and chang
 """
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
 import shlex
 import uuid
-from typing import Any, Mapping
+from json.encoder import encode_basestring_ascii
+from operator import attrgetter
+from typing import Any, Callable, Mapping
 
 import attrs
 
@@ -25,11 +28,18 @@ from scheduler.core.pods import EXECUTOR_CPUS, EXECUTOR_MEM_MB, PodDef
 from scheduler.core.state import Reservation, TaskRecord
 
 _NS = uuid.UUID("6f1c3a52-8e0b-4c55-9d43-6f0e1d2a7b10")
+_NS_BYTES = _NS.bytes
 
 
 def new_id(*parts: object) -> str:
-    """A uuid derived from its inputs: pure, and unique as long as one input changes."""
-    return str(uuid.uuid5(_NS, "/".join(str(p) for p in parts)))
+    """A uuid derived from its inputs: pure, and unique as long as one input changes.
+
+    `uuid.uuid5(_NS, "/".join(parts))` as text, computed without the UUID object (one per launch)."""
+    digest = bytearray(hashlib.sha1(_NS_BYTES + "/".join(str(p) for p in parts).encode()).digest()[:16])
+    digest[6] = (digest[6] & 0x0F) | 0x50  # version 5
+    digest[8] = (digest[8] & 0x3F) | 0x80  # RFC 4122 variant
+    h = digest.hex()
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
 
 
 def zookeeper_chroot(spec: ServiceSpec) -> str:
@@ -104,6 +114,13 @@ def fingerprint(pod: PodDef, data: TaskData, executor: str = "") -> str:
     """`executor` is `artifacts.identity`: a new kmf bundle (an upgrade) or Kafka archive rolls the
     pod; a restarted scheduler serving the same ones does not. Empty (preinstalled, or nothing
     served) leaves the fingerprint as it was before kmf fetched anything."""
+    template = _stream_fingerprint_template(pod, data, executor)
+    if template is not None:
+        return hashlib.sha256(template.fill(data.stream.instance).encode()).hexdigest()[:16]
+    return hashlib.sha256(_fingerprint_text(pod, data, executor).encode()).hexdigest()[:16]
+
+
+def _fingerprint_text(pod: PodDef, data: TaskData, executor: str) -> str:
     doc = data.to_json()
     if doc.get("stream"):
         doc["stream"]["bootstrap_servers"] = ""
@@ -118,8 +135,142 @@ def fingerprint(pod: PodDef, data: TaskData, executor: str = "") -> str:
     parts: list[Any] = [doc, pod.cpus, pod.mem_mb, pod.disk_mb]
     if executor:
         parts.append(executor)
-    raw = json.dumps(parts, sort_keys=True).encode()
-    return hashlib.sha256(raw).hexdigest()[:16]
+    return json.dumps(parts, sort_keys=True)
+
+
+def payload(data: TaskData) -> str:
+    """`data.encode()` (what `TaskInfo.data` holds), from the stream template when there is one."""
+    template = _stream_payload_template(data)
+    if template is not None:
+        text = template.fill(data.stream.instance, data.stream.bootstrap_servers)  # type: ignore[union-attr]
+        return base64.b64encode(text.encode()).decode("ascii")
+    return data.encode()
+
+
+# ------------------------------------------------------------------------- stream templates
+#
+# The payload and the fingerprint of the instances of one stream app differ only in
+# `stream.instance` and `stream.bootstrap_servers` (the fingerprint: in the instance only). Their
+# JSON text is made once per shape (every other field of the TaskData; for the fingerprint also
+# the pod's resources and the executor identity) by the plain code with markers in those places,
+# and filled in per launch: the text is the plain code's by construction. A shape whose values
+# cannot be keyed exactly, or whose text holds a marker more than once, takes the plain path.
+
+_VARYING = ("instance", "bootstrap_servers")
+_DATA_VALUES = attrgetter(*(f.name for f in attrs.fields(TaskData) if f.name not in ("broker", "stream")))
+_STREAM_VALUES = attrgetter(*(f.name for f in attrs.fields(StreamTask) if f.name not in _VARYING))
+_MARK_INSTANCE = -918273645546372819
+_MARK_BOOT = "\x01kmf-bootstrap-marker\x01"
+_TEMPLATES_MAX = 512
+
+
+class _NoKey(Exception):
+    """A value the template key cannot represent exactly (the plain path is taken)."""
+
+
+def _key_of(value: Any) -> Any:
+    """`value` as a hashable key that tells apart what JSON tells apart (1, 1.0, True, -0.0, 0.0)."""
+    t = type(value)
+    if t is str:
+        return value
+    if value is None or t is int or t is bool:
+        return (t, value)
+    if t is float:
+        return (t, repr(value))
+    if t is tuple or t is list:
+        return (t, tuple(_key_of(v) for v in value))
+    if t is dict:
+        return (t, tuple((_key_of(k), _key_of(v)) for k, v in value.items()))
+    raise _NoKey(t)
+
+
+_last_shape: list[Any] = [None, None]  # the last TaskData keyed and its key (task_info, then fingerprint)
+
+
+def _shape(data: TaskData) -> Any:
+    """The key of a stream payload's shape, or None (not a plain stream payload)."""
+    if _last_shape[0] is data:
+        return _last_shape[1]
+    key = None
+    stream = data.stream
+    if type(data) is TaskData and type(stream) is StreamTask and data.broker is None \
+            and type(stream.instance) is int and type(stream.bootstrap_servers) is str:
+        try:
+            key = (_key_of(_DATA_VALUES(data)), _key_of(_STREAM_VALUES(stream)))
+        except _NoKey:
+            key = None
+    _last_shape[0], _last_shape[1] = data, key
+    return key
+
+
+@attrs.frozen
+class _Template:
+    """JSON text cut at its markers: `pieces[0] + value[order[0]] + pieces[1] + ...`."""
+
+    pieces: tuple[str, ...]
+    order: tuple[int, ...]  # which filled value goes into each cut
+
+    @classmethod
+    def cut(cls, text: str, marks: tuple[str, ...]) -> "_Template | None":
+        if any(text.count(m) != 1 for m in marks):
+            return None
+        at = sorted((text.index(m), i) for i, m in enumerate(marks))
+        pieces, start = [], 0
+        for pos, i in at:
+            pieces.append(text[start:pos])
+            start = pos + len(marks[i])
+        pieces.append(text[start:])
+        return cls(tuple(pieces), tuple(i for _, i in at))
+
+    def fill(self, *values: Any) -> str:
+        texts = [str(values[0])] + [encode_basestring_ascii(v) for v in values[1:]]
+        out = [self.pieces[0]]
+        for piece, i in zip(self.pieces[1:], self.order):
+            out.append(texts[i])
+            out.append(piece)
+        return "".join(out)
+
+
+_payloads: dict[Any, _Template | None] = {}
+_fingerprints: dict[Any, _Template | None] = {}
+
+
+def _marked(data: TaskData) -> TaskData:
+    assert data.stream is not None
+    return attrs.evolve(data, stream=attrs.evolve(data.stream, instance=_MARK_INSTANCE,
+                                                  bootstrap_servers=_MARK_BOOT))
+
+
+def _remember(cache: dict[Any, _Template | None], key: Any, make: Callable[[], _Template | None]) -> _Template | None:
+    try:
+        return cache[key]
+    except KeyError:
+        pass
+    if len(cache) >= _TEMPLATES_MAX:
+        cache.clear()
+    template = cache[key] = make()
+    return template
+
+
+def _stream_payload_template(data: TaskData) -> _Template | None:
+    shape = _shape(data)
+    if shape is None:
+        return None
+    return _remember(_payloads, shape, lambda: _Template.cut(
+        base64.b64decode(_marked(data).encode()).decode(),
+        (str(_MARK_INSTANCE), encode_basestring_ascii(_MARK_BOOT))))
+
+
+def _stream_fingerprint_template(pod: PodDef, data: TaskData, executor: str) -> _Template | None:
+    shape = _shape(data)
+    if shape is None or type(executor) is not str:
+        return None
+    try:
+        key = (shape, _key_of((pod.cpus, pod.mem_mb, pod.disk_mb)), executor)
+    except _NoKey:
+        return None
+    return _remember(_fingerprints, key, lambda: _Template.cut(
+        _fingerprint_text(pod, _marked(data), executor), (str(_MARK_INSTANCE),)))
 
 
 def executor_info(spec: ServiceSpec, pod: PodDef, executor_id: str, resources: Resources,
@@ -178,7 +329,7 @@ def task_info(spec: ServiceSpec, pod: PodDef, task_id: str, agent_id: str, data:
         "agent_id": {"value": agent_id},
         "resources": task_resources.to_json("pre"),
         "executor": executor_info(spec, pod, task_id, exec_resources, served),
-        "data": data.encode(),
+        "data": payload(data),
         "labels": {"labels": [{"key": k, "value": v} for k, v in labels]},
         "kill_policy": {"grace_period": {"nanoseconds": int(grace * 1e9)}},
         "discovery": {
@@ -191,4 +342,4 @@ def task_info(spec: ServiceSpec, pod: PodDef, task_id: str, agent_id: str, data:
 
 
 __all__ = ["attrs", "bootstrap_servers", "executor_info", "executor_resources", "fingerprint",
-           "new_id", "task_data", "task_info", "voters", "zookeeper_chroot"]
+           "new_id", "payload", "task_data", "task_info", "voters", "zookeeper_chroot"]
