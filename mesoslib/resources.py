@@ -21,6 +21,8 @@ refinement: ``role`` + ``reservation``), ``"post"`` (``reservations`` list) and 
 from __future__ import annotations
 
 import json
+import math
+from collections.abc import Mapping as _Mapping
 from typing import Any, Iterable, Iterator, Mapping, Sequence
 
 import attrs
@@ -37,18 +39,32 @@ class ResourceError(ValueError):
     """A resource, attribute or flag that cannot be understood; the message says what and where."""
 
 
+def _is_map(value: Any) -> bool:
+    """`isinstance(value, Mapping)`, quick for the dicts JSON gives."""
+    return type(value) is dict or isinstance(value, _Mapping)
+
+
 # --------------------------------------------------------------------------- scalars and ranges
+
+
+_EXACT_INT = 2**43  # below it, float(n) * 1000 is exact: n * 1000 is the same number
 
 
 def to_millis(value: float | int | str, where: str = "scalar") -> int:
     """A scalar value as integer thousandths (Mesos keeps 3 decimals)."""
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        raise ResourceError(f"{where}: {value!r} is not a number") from None
-    if number != number or number in (float("inf"), float("-inf")):
+    kind = type(value)
+    if kind is int and -_EXACT_INT < value < _EXACT_INT:  # type: ignore[operator]
+        return value * 1000  # type: ignore[operator,return-value]
+    if kind is float:
+        number = value
+    else:
+        try:
+            number = float(value)
+        except (TypeError, ValueError):
+            raise ResourceError(f"{where}: {value!r} is not a number") from None
+    if not math.isfinite(number):  # type: ignore[arg-type]
         raise ResourceError(f"{where}: {value!r} is not a finite number")
-    return int(round(number * 1000))
+    return int(round(number * 1000))  # type: ignore[operator]
 
 
 def from_millis(millis: int) -> float:
@@ -185,11 +201,11 @@ def labels_to_json(labels: Sequence[tuple[str, str]]) -> dict[str, Any]:
 def labels_from_json(data: Any, where: str) -> tuple[tuple[str, str], ...]:
     if not data:
         return ()
-    if not isinstance(data, Mapping) or not isinstance(data.get("labels", []), list):
+    if not _is_map(data) or not isinstance(data.get("labels", []), list):
         raise ResourceError(f"{where}: labels must be {{\"labels\": [...]}}, got {data!r}")
     out = []
     for i, label in enumerate(data.get("labels", [])):
-        if not isinstance(label, Mapping) or "key" not in label:
+        if not _is_map(label) or "key" not in label:
             raise ResourceError(f"{where}.labels[{i}]: a label needs a 'key'")
         out.append((str(label["key"]), str(label.get("value", ""))))
     return tuple(out)
@@ -223,11 +239,20 @@ class Resource:
 
     @property
     def order(self) -> tuple:
-        """The canonical sort key of a bag's items (made on first use: most resources are never sorted)."""
+        """The canonical sort key of a bag's items (made on first use: most resources are never sorted).
+
+        It depends on the identity only, so it is kept per identity: the resources an offer round
+        carves out of a pool share a few identities."""
         if self._order is None:
-            object.__setattr__(self, "_order", (
-                self.name, self.type, tuple((r.type, r.role, r.principal or "") for r in self.reservations),
-                self.disk.persistence_id or "" if self.disk else "", self.allocation_role or "", str(self._key)))
+            order = _ORDERS.get(self._key)
+            if order is None:
+                order = (self.name, self.type, tuple((r.type, r.role, r.principal or "") for r in self.reservations),
+                         self.disk.persistence_id or "" if self.disk else "", self.allocation_role or "",
+                         str(self._key))
+                if len(_ORDERS) >= _ORDERS_MAX:
+                    _ORDERS.clear()
+                _ORDERS[self._key] = order
+            object.__setattr__(self, "_order", order)
         return self._order
 
     # identity -------------------------------------------------------------------------------
@@ -265,7 +290,22 @@ class Resource:
         return from_millis(self.value)
 
     def with_value(self, value: Any) -> "Resource":
-        return attrs.evolve(self, value=value)
+        """The same resource (identity, sort key) with another value; `attrs.evolve` without its
+        cost, as bag arithmetic makes one per merge and subtraction."""
+        new = _new_object(type(self))
+        _set = _setattr
+        _set(new, "name", self.name)
+        _set(new, "type", self.type)
+        _set(new, "value", value)
+        _set(new, "reservations", self.reservations)
+        _set(new, "disk", self.disk)
+        _set(new, "shared", self.shared)
+        _set(new, "revocable", self.revocable)
+        _set(new, "allocation_role", self.allocation_role)
+        _set(new, "provider_id", self.provider_id)
+        _set(new, "_key", self._key)
+        _set(new, "_order", self._order)
+        return new
 
     def pop_reservation(self) -> "Resource":
         """The same resource one reservation level up (the parent role, or unreserved)."""
@@ -373,7 +413,7 @@ class Resource:
     @classmethod
     def from_json(cls, data: Any, where: str = "resource") -> "Resource":
         """Parse a v1 Resource dict (any of the formats); errors name ``where``."""
-        if not isinstance(data, Mapping):
+        if not _is_map(data):
             raise ResourceError(f"{where}: a resource must be a JSON object, got {data!r}")
         name = data.get("name")
         if not isinstance(name, str) or not name:
@@ -385,14 +425,14 @@ class Resource:
         value: Any
         if rtype == SCALAR:
             scalar = data.get("scalar")
-            if not isinstance(scalar, Mapping) or "value" not in scalar:
+            if not _is_map(scalar) or "value" not in scalar:
                 raise ResourceError(f"{where}: SCALAR needs 'scalar': {{'value': N}}")
             value = to_millis(scalar["value"], f"{where}.scalar.value")
             if value < 0:
                 raise ResourceError(f"{where}: scalar value {scalar['value']} is negative")
         elif rtype == RANGES:
             ranges = data.get("ranges") or {}
-            items = ranges.get("range", []) if isinstance(ranges, Mapping) else None
+            items = ranges.get("range", []) if _is_map(ranges) else None
             if not isinstance(items, list):
                 raise ResourceError(f"{where}: RANGES needs 'ranges': {{'range': [...]}}")
             try:
@@ -411,7 +451,7 @@ class Resource:
         if data.get("disk"):
             disk = _disk_from_json(data["disk"], where)
         alloc = data.get("allocation_info")
-        allocation_role = alloc.get("role") if isinstance(alloc, Mapping) else None
+        allocation_role = alloc.get("role") if _is_map(alloc) else None
         provider = data.get("provider_id")
         return cls(
             name=name,
@@ -422,8 +462,19 @@ class Resource:
             shared="shared" in data and data["shared"] is not None,
             revocable="revocable" in data and data["revocable"] is not None,
             allocation_role=allocation_role,
-            provider_id=provider.get("value") if isinstance(provider, Mapping) else None,
+            provider_id=provider.get("value") if _is_map(provider) else None,
         )
+
+
+_new_object = object.__new__
+_setattr = object.__setattr__
+# identity → sort key (Resource.order); cleared when full (the keys are few: names × reservations)
+_ORDERS: dict[tuple, tuple] = {}
+_ORDERS_MAX = 4096
+# the slots Resource.with_value copies: every field (a new field must be added there)
+assert [f.name for f in attrs.fields(Resource)] == [
+    "name", "type", "value", "reservations", "disk", "shared", "revocable", "allocation_role", "provider_id",
+    "_key", "_order"], "Resource.with_value copies every field by name"
 
 
 def _scalar_text(millis: int) -> str:
@@ -438,7 +489,7 @@ def _reservations_from_json(data: Mapping[str, Any], where: str) -> tuple[Reserv
             raise ResourceError(f"{where}: 'reservations' must be a list")
         out = []
         for i, entry in enumerate(stack):
-            if not isinstance(entry, Mapping) or not isinstance(entry.get("role"), str):
+            if not _is_map(entry) or not isinstance(entry.get("role"), str):
                 raise ResourceError(f"{where}.reservations[{i}]: needs a 'role'")
             rtype = entry.get("type") or (DYNAMIC if "principal" in entry else STATIC)
             if rtype not in (STATIC, DYNAMIC):
@@ -460,7 +511,7 @@ def _reservations_from_json(data: Mapping[str, Any], where: str) -> tuple[Reserv
     info = data.get("reservation")
     if info is None:
         return (Reservation(STATIC, role),)
-    if not isinstance(info, Mapping):
+    if not _is_map(info):
         raise ResourceError(f"{where}: 'reservation' must be an object")
     return (
         Reservation(
@@ -473,7 +524,7 @@ def _reservations_from_json(data: Mapping[str, Any], where: str) -> tuple[Reserv
 
 
 def _disk_from_json(disk: Any, where: str) -> DiskInfo:
-    if not isinstance(disk, Mapping):
+    if not _is_map(disk):
         raise ResourceError(f"{where}: 'disk' must be an object")
     persistence = disk.get("persistence") or {}
     volume = disk.get("volume") or {}
@@ -531,6 +582,14 @@ class Resources:
         self._items: dict[tuple, Resource] = merged
         self._ordered: tuple[Resource, ...] | None = None
 
+    @classmethod
+    def _of(cls, items: dict[tuple, Resource]) -> "Resources":
+        """A bag of `items` that are already merged by identity and non-empty (no checks)."""
+        out = cls.__new__(cls)
+        out._items = items
+        out._ordered = None
+        return out
+
     # container protocol -----------------------------------------------------------------------
     def __iter__(self) -> Iterator[Resource]:
         if self._ordered is None:
@@ -557,26 +616,45 @@ class Resources:
 
     # arithmetic -------------------------------------------------------------------------------
     def __add__(self, other: "Resources | Resource") -> "Resources":
-        others = [other] if isinstance(other, Resource) else list(other)
-        return Resources(list(self._items.values()) + others)
+        items = dict(self._items)
+        for res in _members(other):
+            if not isinstance(res, Resource):
+                raise TypeError(f"Resources holds Resource values, got {res!r}")
+            if res.is_empty:
+                continue
+            key = res._key
+            have = items.get(key)
+            if have is None:
+                items[key] = res
+            elif have.type == SCALAR:
+                items[key] = have.with_value(have.value + res.value)
+            else:
+                items[key] = have.plus(res)
+        return Resources._of(items)
 
     def __sub__(self, other: "Resources | Resource") -> "Resources":
         """Saturating: what is not in ``self`` is ignored (check :meth:`contains` first)."""
         items = dict(self._items)
-        for res in [other] if isinstance(other, Resource) else other:
-            have = items.get(res.key)
+        for res in _members(other):
+            key = res._key
+            have = items.get(key)
             if have is None:
+                continue
+            if have.type == SCALAR and (have.disk is None or have.disk.persistence_id is None):
+                left = have.value - res.value  # the same identity: a plain scalar, exact in millis
+                if left > 0:
+                    items[key] = have.with_value(left)
+                else:
+                    del items[key]
                 continue
             if have.is_volume and not have.covers(res):
                 continue  # a volume goes as a whole or not at all
-            left = have.minus(res)
-            if left.is_empty:
-                del items[res.key]
+            rest = have.minus(res)
+            if rest.is_empty:
+                del items[key]
             else:
-                items[res.key] = left
-        out = Resources()
-        out._items = items  # already merged and non-empty
-        return out
+                items[key] = rest
+        return Resources._of(items)  # already merged and non-empty
 
     def contains(self, other: "Resources | Resource") -> bool:
         for res in [other] if isinstance(other, Resource) else other:
@@ -589,7 +667,7 @@ class Resources:
 
     # filters -----------------------------------------------------------------------------------
     def filter(self, predicate) -> "Resources":
-        return Resources(r for r in self._items.values() if predicate(r))
+        return Resources._of({k: r for k, r in self._items.items() if predicate(r)})
 
     def unreserved(self) -> "Resources":
         return self.filter(lambda r: not r.is_reserved)
@@ -646,6 +724,8 @@ class Resources:
         return Resources(r.with_allocation(role) for r in self._items.values())
 
     def without_allocation(self) -> "Resources":
+        if not any(r.allocation_role for r in self._items.values()):
+            return self  # immutable: nothing to take off
         return Resources(r.without_allocation() for r in self._items.values())
 
     # amounts -----------------------------------------------------------------------------------
@@ -694,6 +774,16 @@ class Resources:
                 merged: frozenset = frozenset().union(*(r.value for r in items if r.type == SET))
                 out[name] = "{" + ", ".join(sorted(merged)) + "}"
         return out
+
+
+def _members(other: "Resources | Resource | Iterable[Resource]") -> Iterable[Resource]:
+    """What `+`/`-` take from `other`: one resource, a bag's items (unique identities: their order
+    does not matter), or any iterable in its order."""
+    if isinstance(other, Resource):
+        return (other,)
+    if isinstance(other, Resources):
+        return other._items.values()
+    return other
 
 
 def is_ancestor_or_self(ancestor: str, role: str) -> bool:
@@ -801,7 +891,7 @@ class Attribute:
 
     @classmethod
     def from_json(cls, data: Any, where: str = "attribute") -> "Attribute":
-        if not isinstance(data, Mapping) or not isinstance(data.get("name"), str):
+        if not _is_map(data) or not isinstance(data.get("name"), str):
             raise ResourceError(f"{where}: an attribute needs a 'name'")
         name, kind = data["name"], data.get("type")
         where = f"{where} ({name})"
