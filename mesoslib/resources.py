@@ -372,6 +372,11 @@ class Resource:
     # JSON ---------------------------------------------------------------------------------------
     def to_json(self, fmt: str = "pre") -> dict[str, Any]:
         """v1 JSON in format ``pre`` (role/reservation), ``post`` (reservations) or ``endpoint``."""
+        if fmt == "pre" and self.type == SCALAR and not self.reservations and self.disk is None \
+                and not self.shared and not self.revocable and self.allocation_role is None \
+                and self.provider_id is None:
+            # the common case (a launch's unreserved cpus and mem), exactly as below
+            return {"name": self.name, "type": SCALAR, "scalar": {"value": self.value / 1000.0}, "role": "*"}
         if fmt not in FORMATS:
             raise ResourceError(f"unknown resource format {fmt!r} (one of {', '.join(FORMATS)})")
         out: dict[str, Any] = {"name": self.name, "type": self.type}
@@ -413,6 +418,13 @@ class Resource:
     @classmethod
     def from_json(cls, data: Any, where: str = "resource") -> "Resource":
         """Parse a v1 Resource dict (any of the formats); errors name ``where``."""
+        if type(data) is dict and cls is Resource:
+            try:
+                quick = _quick_from_json(data)
+            except Exception:  # noqa: BLE001 - anything odd: the careful path below says what
+                quick = None
+            if quick is not None:
+                return quick
         if not _is_map(data):
             raise ResourceError(f"{where}: a resource must be a JSON object, got {data!r}")
         name = data.get("name")
@@ -475,6 +487,58 @@ _ORDERS_MAX = 4096
 assert [f.name for f in attrs.fields(Resource)] == [
     "name", "type", "value", "reservations", "disk", "shared", "revocable", "allocation_role", "provider_id",
     "_key", "_order"], "Resource.with_value copies every field by name"
+
+
+_QUICK_KEYS = frozenset({"name", "type", "scalar", "ranges", "role", "reservation", "reservations"})
+
+
+def _quick_from_json(data: dict) -> Resource | None:
+    """`Resource.from_json` for the usual offer items (a scalar or integer ranges, with a role or
+    reservations and nothing else), without building the error context it only needs to report
+    a problem; None (or any exception) sends the item to the careful path, which then parses it
+    or raises as it always did."""
+    if not _QUICK_KEYS.issuperset(data):
+        return None
+    name, rtype = data.get("name"), data.get("type")
+    if type(name) is not str or not name:
+        return None
+    value: Any
+    if rtype == SCALAR:
+        amount = data["scalar"]["value"]
+        if type(amount) is not float and type(amount) is not int:
+            return None
+        value = to_millis(amount)
+        if value < 0:
+            return None
+    elif rtype == RANGES:
+        spans = []
+        for item in data["ranges"]["range"]:
+            begin, end = item["begin"], item["end"]
+            if type(begin) is not int or type(end) is not int:
+                return None
+            spans.append((begin, end))
+        value = coalesce(spans)
+    else:
+        return None
+    return _plain_resource(name, rtype, value, _reservations_from_json(data, "resource"))
+
+
+def _plain_resource(name: str, rtype: str, value: Any, reservations: tuple[Reservation, ...]) -> Resource:
+    """`Resource(name, rtype, value, reservations)` (no disk, flags, allocation or provider),
+    built without the generated __init__: offers are made of these."""
+    new = _new_object(Resource)
+    _setattr(new, "name", name)
+    _setattr(new, "type", rtype)
+    _setattr(new, "value", value)
+    _setattr(new, "reservations", reservations)
+    _setattr(new, "disk", None)
+    _setattr(new, "shared", False)
+    _setattr(new, "revocable", False)
+    _setattr(new, "allocation_role", None)
+    _setattr(new, "provider_id", None)
+    _setattr(new, "_key", (name, rtype, reservations, None, False, False, None, None))
+    _setattr(new, "_order", None)
+    return new
 
 
 def _scalar_text(millis: int) -> str:
@@ -566,8 +630,10 @@ class Resources:
     """An exact, immutable bag of resources: one value per identity, no empty entries."""
 
     # _ordered: the items in their canonical order, sorted on first iteration (bags are immutable
-    # and iterated far more often than built, e.g. in every offer round)
-    __slots__ = ("_items", "_ordered")
+    # and iterated far more often than built, e.g. in every offer round); _last_sub: the last
+    # subtraction (the other bag and the result: an offer round takes the same amount from the
+    # same pool twice, to check what is left and then to keep it)
+    __slots__ = ("_items", "_ordered", "_last_sub")
 
     def __init__(self, items: Iterable[Resource] = ()) -> None:
         merged: dict[tuple, Resource] = {}
@@ -581,6 +647,7 @@ class Resources:
             merged[key] = have.plus(res) if have is not None else res
         self._items: dict[tuple, Resource] = merged
         self._ordered: tuple[Resource, ...] | None = None
+        self._last_sub: tuple[Any, Resources] | None = None
 
     @classmethod
     def _of(cls, items: dict[tuple, Resource]) -> "Resources":
@@ -588,6 +655,7 @@ class Resources:
         out = cls.__new__(cls)
         out._items = items
         out._ordered = None
+        out._last_sub = None
         return out
 
     # container protocol -----------------------------------------------------------------------
@@ -634,6 +702,14 @@ class Resources:
 
     def __sub__(self, other: "Resources | Resource") -> "Resources":
         """Saturating: what is not in ``self`` is ignored (check :meth:`contains` first)."""
+        last = self._last_sub
+        if last is not None and last[0] is other and isinstance(other, (Resources, Resource)):
+            return last[1]  # both immutable: the same difference
+        out = self._minus(other)
+        self._last_sub = (other, out)
+        return out
+
+    def _minus(self, other: "Resources | Resource") -> "Resources":
         items = dict(self._items)
         for res in _members(other):
             key = res._key
@@ -654,7 +730,10 @@ class Resources:
                 del items[key]
             else:
                 items[key] = rest
-        return Resources._of(items)  # already merged and non-empty
+        out = Resources._of(items)  # already merged and non-empty
+        if self._ordered is not None:  # what is left keeps its order (it depends on identity only)
+            out._ordered = tuple([items[r._key] for r in self._ordered if r._key in items])
+        return out
 
     def contains(self, other: "Resources | Resource") -> bool:
         for res in [other] if isinstance(other, Resource) else other:
@@ -755,7 +834,23 @@ class Resources:
             return cls()
         if not isinstance(data, list):
             raise ResourceError(f"{where}: must be a JSON array of resources, got {data!r}")
-        return cls(Resource.from_json(item, f"{where}[{i}]") for i, item in enumerate(data))
+        # as cls(Resource.from_json(item, f"{where}[{i}]") for ...), the usual items parsed quickly
+        items: dict[tuple, Resource] = {}
+        for i, item in enumerate(data):
+            res = None
+            if type(item) is dict:
+                try:
+                    res = _quick_from_json(item)
+                except Exception:  # noqa: BLE001 - the careful path says what is wrong
+                    res = None
+            if res is None:
+                res = Resource.from_json(item, f"{where}[{i}]")
+            if res.is_empty:
+                continue
+            key = res._key
+            have = items.get(key)
+            items[key] = have.plus(res) if have is not None else res
+        return cls._of(items)
 
     def to_map(self) -> dict[str, Any]:
         """The state endpoints' resource map: ``{"cpus":1.0,"gpus":0.0,"mem":…,"disk":…,

@@ -178,9 +178,10 @@ def _key_of(value: Any) -> Any:
     if t is float:
         return (t, repr(value))
     if t is tuple or t is list:
-        return (t, tuple(_key_of(v) for v in value))
+        return (t, tuple([v if type(v) is str else _key_of(v) for v in value]))
     if t is dict:
-        return (t, tuple((_key_of(k), _key_of(v)) for k, v in value.items()))
+        return (t, tuple([(k if type(k) is str else _key_of(k), v if type(v) is str else _key_of(v))
+                          for k, v in value.items()]))
     raise _NoKey(t)
 
 
