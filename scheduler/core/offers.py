@@ -110,20 +110,27 @@ def take_unreserved(pool: Resources, role: str, cpus: float, mem: float, disk: f
     What is free is the unreserved resources and those statically reserved for `role`; each
     amount is taken from one resource of the same name that covers it, unreserved ones first (in
     the bag's order otherwise). Integer millis throughout: this runs twice per launch."""
-    free = [r for r in pool if not r.reservations
-            or (r.reservations[-1].role == role and r.reservations[-1].type != DYNAMIC)]
-    millis = {"cpus": 0, "mem": 0, "disk": 0}
+    free: list[Resource] = []
+    cpus_m = mem_m = disk_m = 0
     spans: list[tuple[int, int]] = []
-    for r in free:
+    for r in pool:
+        stack = r.reservations
+        if stack and (stack[-1].role != role or stack[-1].type == DYNAMIC):
+            continue
+        free.append(r)
         if r.type == SCALAR:
-            if r.name in millis:
-                millis[r.name] += r.value
+            if r.name == "cpus":
+                cpus_m += r.value
+            elif r.name == "mem":
+                mem_m += r.value
+            elif r.name == "disk":
+                disk_m += r.value
         elif r.type == RANGES and r.name == "ports":
             spans.extend(r.value)
-    for name, need in (("cpus", cpus), ("mem", mem), ("disk", disk)):
+    for name, need, have in (("cpus", cpus, cpus_m), ("mem", mem, mem_m), ("disk", disk, disk_m)):
         # as `shortfall`: the pool's amount in words, compared in millis
-        if need > 0 and millis[name] < to_millis(need):
-            return f"needs {need:g} {name}, has {millis[name] / 1000.0:g}"
+        if need > 0 and have < to_millis(need):
+            return f"needs {need:g} {name}, has {have / 1000.0:g}"
     chosen: list[int] = []
     if ports > 0:
         for begin, end in coalesce(spans):
