@@ -293,18 +293,17 @@ class Resource:
         """The same resource (identity, sort key) with another value; `attrs.evolve` without its
         cost, as bag arithmetic makes one per merge and subtraction."""
         new = _new_object(type(self))
-        _set = _setattr
-        _set(new, "name", self.name)
-        _set(new, "type", self.type)
-        _set(new, "value", value)
-        _set(new, "reservations", self.reservations)
-        _set(new, "disk", self.disk)
-        _set(new, "shared", self.shared)
-        _set(new, "revocable", self.revocable)
-        _set(new, "allocation_role", self.allocation_role)
-        _set(new, "provider_id", self.provider_id)
-        _set(new, "_key", self._key)
-        _set(new, "_order", self._order)
+        _set_name(new, self.name)
+        _set_type(new, self.type)
+        _set_value(new, value)
+        _set_reservations(new, self.reservations)
+        _set_disk(new, self.disk)
+        _set_shared(new, self.shared)
+        _set_revocable(new, self.revocable)
+        _set_allocation_role(new, self.allocation_role)
+        _set_provider_id(new, self.provider_id)
+        _set_key(new, self._key)
+        _set_order(new, self._order)
         return new
 
     def pop_reservation(self) -> "Resource":
@@ -483,10 +482,14 @@ _setattr = object.__setattr__
 # identity → sort key (Resource.order); cleared when full (the keys are few: names × reservations)
 _ORDERS: dict[tuple, tuple] = {}
 _ORDERS_MAX = 4096
-# the slots Resource.with_value copies: every field (a new field must be added there)
+# the slots Resource.with_value and _plain_resource set: every field (a new field must be added there)
 assert [f.name for f in attrs.fields(Resource)] == [
     "name", "type", "value", "reservations", "disk", "shared", "revocable", "allocation_role", "provider_id",
     "_key", "_order"], "Resource.with_value copies every field by name"
+# the slots' own setters (the class is frozen: its __setattr__ refuses), quicker than object.__setattr__
+(_set_name, _set_type, _set_value, _set_reservations, _set_disk, _set_shared, _set_revocable,
+ _set_allocation_role, _set_provider_id, _set_key, _set_order) = (
+    Resource.__dict__[f.name].__set__ for f in attrs.fields(Resource))
 
 
 _QUICK_KEYS = frozenset({"name", "type", "scalar", "ranges", "role", "reservation", "reservations"})
@@ -527,17 +530,17 @@ def _plain_resource(name: str, rtype: str, value: Any, reservations: tuple[Reser
     """`Resource(name, rtype, value, reservations)` (no disk, flags, allocation or provider),
     built without the generated __init__: offers are made of these."""
     new = _new_object(Resource)
-    _setattr(new, "name", name)
-    _setattr(new, "type", rtype)
-    _setattr(new, "value", value)
-    _setattr(new, "reservations", reservations)
-    _setattr(new, "disk", None)
-    _setattr(new, "shared", False)
-    _setattr(new, "revocable", False)
-    _setattr(new, "allocation_role", None)
-    _setattr(new, "provider_id", None)
-    _setattr(new, "_key", (name, rtype, reservations, None, False, False, None, None))
-    _setattr(new, "_order", None)
+    _set_name(new, name)
+    _set_type(new, rtype)
+    _set_value(new, value)
+    _set_reservations(new, reservations)
+    _set_disk(new, None)
+    _set_shared(new, False)
+    _set_revocable(new, False)
+    _set_allocation_role(new, None)
+    _set_provider_id(new, None)
+    _set_key(new, (name, rtype, reservations, None, False, False, None, None))
+    _set_order(new, None)
     return new
 
 

@@ -55,9 +55,8 @@ def _labels(res: Resource) -> dict[str, str]:
 def reservation_ids(pool: Resources, service: str) -> dict[str, str]:
     """persistence id → pod of every kmf reservation of `service` in `pool`."""
     out: dict[str, str] = {}
-    for res in pool:
-        if not res.reservations or not res.reservations[-1].labels:
-            continue  # no labels: not a kmf reservation (quick: most of an offer is unreserved)
+    # only labelled reservations can be kmf's: the rest of the pool is not even put in order
+    for res in pool.filter(lambda r: bool(r.reservations) and bool(r.reservations[-1].labels)):
         labels = _labels(res)
         if labels.get(LABEL_SERVICE) == service and LABEL_RESERVATION in labels:
             out[labels[LABEL_RESERVATION]] = labels.get(LABEL_POD, "")
@@ -181,7 +180,17 @@ def _take_scalar(free: list[Resource], name: str, need_millis: int) -> Resource 
                 best = res
     if best is None:
         return None
-    return best.with_value(need_millis)
+    # the amount taken is the same value for every task of a shape: made once per identity
+    key = (best._key, need_millis)
+    taken = _TAKEN.get(key)
+    if taken is None:
+        if len(_TAKEN) >= 1024:
+            _TAKEN.clear()
+        taken = _TAKEN[key] = best.with_value(need_millis)
+    return taken
+
+
+_TAKEN: dict[tuple, Resource] = {}  # (identity, millis) → that resource (immutable: shared)
 
 
 def reserve_operations(taken: Resources, role: str, principal: str | None, service: str, pod: str,
