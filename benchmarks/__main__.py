@@ -1,5 +1,8 @@
 """`python -m benchmarks` (`make bench`): run every benchmark, print the figures, write
-docs/benchmarks.md. Figures are measurements of this machine, never pass/fail."""
+docs/benchmarks.md. Figures are measurements of this machine, never pass/fail.
+
+`--only WORD` (repeatable) runs the benchmarks whose title holds one of the words (e.g. `--only
+"offer round" --only restart`) and only prints: the document keeps the figures of a whole run."""
 from __future__ import annotations
 
 import json
@@ -25,6 +28,7 @@ def machine() -> str:
 
 def main() -> int:
     quick = "--quick" in sys.argv
+    only = [sys.argv[i + 1] for i, arg in enumerate(sys.argv[:-1]) if arg == "--only"]
     results = {}
     steps = [
         ("offer round: 1,000 agents × 1,000 pending tasks", lambda: decisions.offer_round(runs=2 if quick else 5)),
@@ -35,10 +39,17 @@ def main() -> int:
         ("deploy (config/local.yaml) and data path (Producer/ConsumerPerformance, acks=all, 1 partition): kmf vs by hand",
          lambda: deploy_datapath.run(runs=2 if quick else 3)),
     ]
+    if only:
+        steps = [(title, run) for title, run in steps if any(word in title for word in only)]
+        if not steps:
+            print(f"no benchmark title holds {only}", file=sys.stderr)
+            return 2
     for title, run in steps:
         t0 = time.perf_counter()
         results[title] = run()
         print(f"{title}: {json.dumps(results[title])}  ({time.perf_counter() - t0:.1f}s)", flush=True)
+    if only:
+        return 0
     lines = ["# Benchmarks", "", f"Machine: {machine()}. Run: `make bench` ({time.strftime('%Y-%m-%d')}).",
              "Figures are measurements, not assertions; targets are DESIGN.md §5.", "", "| benchmark | figures |",
              "| --- | --- |"]

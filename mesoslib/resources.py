@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import json
 import math
+from operator import attrgetter
 from collections.abc import Mapping as _Mapping
 from typing import Any, Iterable, Iterator, Mapping, Sequence
 
@@ -664,7 +665,7 @@ class Resources:
     # container protocol -----------------------------------------------------------------------
     def __iter__(self) -> Iterator[Resource]:
         if self._ordered is None:
-            self._ordered = tuple(sorted(self._items.values(), key=lambda res: res.order))
+            self._ordered = tuple(sorted(self._items.values(), key=_ORDER))
         return iter(self._ordered)
 
     def __len__(self) -> int:
@@ -749,7 +750,10 @@ class Resources:
 
     # filters -----------------------------------------------------------------------------------
     def filter(self, predicate) -> "Resources":
-        return Resources._of({k: r for k, r in self._items.items() if predicate(r)})
+        items = {k: r for k, r in self._items.items() if predicate(r)}
+        if len(items) == len(self._items):
+            return self  # immutable: all of it (and its order, if known)
+        return Resources._of(items)
 
     def unreserved(self) -> "Resources":
         return self.filter(lambda r: not r.is_reserved)
@@ -872,6 +876,9 @@ class Resources:
                 merged: frozenset = frozenset().union(*(r.value for r in items if r.type == SET))
                 out[name] = "{" + ", ".join(sorted(merged)) + "}"
         return out
+
+
+_ORDER = attrgetter("order")
 
 
 def _members(other: "Resources | Resource | Iterable[Resource]") -> Iterable[Resource]:
