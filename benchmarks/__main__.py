@@ -26,6 +26,17 @@ def machine() -> str:
     return f"{os.cpu_count()} × {model}, {mem:.0f} GiB, Python {platform.python_version()}"
 
 
+def kept_sections() -> str:
+    """The document's own sections (from its first `## ` heading on, e.g. before/after figures of
+    a change): a new run rewrites the table above them and keeps them."""
+    try:
+        text = DOC.read_text()
+    except OSError:
+        return ""
+    at = text.find("\n## ")
+    return "" if at < 0 else text[at:].rstrip("\n") + "\n"
+
+
 def main() -> int:
     quick = "--quick" in sys.argv
     only = [sys.argv[i + 1] for i, arg in enumerate(sys.argv[:-1]) if arg == "--only"]
@@ -56,7 +67,7 @@ def main() -> int:
     for title, figs in results.items():
         text = ", ".join(f"{k} {v:.3g}" if isinstance(v, float) else f"{k} {v}" for k, v in figs.items())
         lines.append(f"| {title} | {text} |")
-    DOC.write_text("\n".join(lines) + "\n")
+    DOC.write_text("\n".join(lines) + "\n" + kept_sections())
     print(f"written to {DOC}")
     return 0
 
