@@ -128,7 +128,7 @@ def take_unreserved(pool: Resources, role: str, cpus: float, mem: float, disk: f
             spans.extend(r.value)
     for name, need, have in (("cpus", cpus, cpus_m), ("mem", mem, mem_m), ("disk", disk, disk_m)):
         # as `shortfall`: the pool's amount in words, compared in millis
-        if need > 0 and have < to_millis(need):
+        if need > 0 and have < _millis(need):
             return f"needs {need:g} {name}, has {have / 1000.0:g}"
     chosen: list[int] = []
     if ports > 0:
@@ -139,9 +139,9 @@ def take_unreserved(pool: Resources, role: str, cpus: float, mem: float, disk: f
                 break
         else:
             return f"needs {ports} ports, has {sum(e - b + 1 for b, e in coalesce(spans))}"
-    wanted: list[tuple[str, float, int]] = [("cpus", cpus, to_millis(cpus)), ("mem", mem, to_millis(mem))]
+    wanted: list[tuple[str, float, int]] = [("cpus", cpus, _millis(cpus)), ("mem", mem, _millis(mem))]
     if disk > 0:
-        wanted.append(("disk", disk, to_millis(disk)))
+        wanted.append(("disk", disk, _millis(disk)))
     taken: dict[tuple, Resource] = {}
     for name, need, need_millis in wanted:
         got = _take_scalar(free, name, need_millis)
@@ -159,6 +159,24 @@ def take_unreserved(pool: Resources, role: str, cpus: float, mem: float, disk: f
         else:
             return f"needs {want}, not available in one piece"
     return Resources._of(taken), chosen
+
+
+_MILLIS: dict[Any, int] = {}  # amount → millis: the few amounts pods ask for, again and again
+
+
+def _millis(value: float) -> int:
+    """`to_millis(value)`, remembered (equal numbers, such as 1, 1.0 and True, have equal millis)."""
+    try:
+        return _MILLIS[value]
+    except (KeyError, TypeError):
+        pass
+    millis = to_millis(value)
+    if len(_MILLIS) < 4096:
+        try:
+            _MILLIS[value] = millis
+        except TypeError:
+            pass
+    return millis
 
 
 def _plain(res: Resource) -> bool:

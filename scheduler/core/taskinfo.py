@@ -178,11 +178,22 @@ def _key_of(value: Any) -> Any:
     if t is float:
         return (t, repr(value))
     if t is tuple or t is list:
-        return (t, tuple([v if type(v) is str else _key_of(v) for v in value]))
+        return (t, tuple([_atom(v) for v in value]))
     if t is dict:
-        return (t, tuple([(k if type(k) is str else _key_of(k), v if type(v) is str else _key_of(v))
-                          for k, v in value.items()]))
+        return (t, tuple([(_atom(k), _atom(v)) for k, v in value.items()]))
     raise _NoKey(t)
+
+
+def _atom(value: Any) -> Any:
+    """`_key_of`, with the common leaves (strings, numbers) done without a further call."""
+    t = type(value)
+    if t is str:
+        return value
+    if t is float:
+        return (t, repr(value))
+    if value is None or t is int or t is bool:
+        return (t, value)
+    return _key_of(value)
 
 
 _last_shape: list[Any] = [None, None]  # the last TaskData keyed and its key (task_info, then fingerprint)

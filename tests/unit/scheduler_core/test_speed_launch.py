@@ -37,6 +37,7 @@ from scheduler.core.taskinfo import (
     executor_info,
     fingerprint,
     new_id,
+    payload,
     task_data,
     task_info,
     voters,
@@ -384,3 +385,17 @@ def test_new_id_is_the_uuid5_it_was():
     for parts in [("kafka", "broker-0", 1, 3.0, "O1"), ("s", "app-9", 12, 1e-7, "é"), (), ("",),
                   ("x" * 500, 10**30, -0.0, None)]:
         assert new_id(*parts) == old_new_id(*parts)
+
+
+def test_templates_tell_apart_values_that_compare_equal():
+    """1, 1.0 and True are equal dict keys but not equal JSON: each gets its own template."""
+    spec = _spec("kraft_tls_sasl_served")
+    pod = next(p for p in desired_pods(spec) if p.app == "wc")
+    data = task_data(spec, pod, None, {}, None, "b:1")
+    for grace in (30, 30.0, 0.0, -0.0, 0, False, 1, True, 1.0):
+        for env in ({"A": "1"}, {"A": "1", "B": "2"}, {"B": "2", "A": "1"}):
+            d = attrs.evolve(data, grace_period_s=grace, stream=attrs.evolve(data.stream, env=env))
+            assert payload(d) == old_encode(d), (grace, env)
+            for cpus in (1, 1.0, True):
+                p = attrs.evolve(pod, cpus=cpus)
+                assert fingerprint(p, d, "") == old_fingerprint(p, d, ""), (grace, cpus)
