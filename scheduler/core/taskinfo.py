@@ -178,10 +178,16 @@ def _key_of(value: Any) -> Any:
     if t is float:
         return (t, repr(value))
     if t is tuple or t is list:
-        return (t, tuple([_atom(v) for v in value]))
+        return (t, _keys_of(value))
     if t is dict:
-        return (t, tuple([(_atom(k), _atom(v)) for k, v in value.items()]))
+        return (t, tuple([(k if type(k) is str else _atom(k), v if type(v) is str else _atom(v))
+                          for k, v in value.items()]))
     raise _NoKey(t)
+
+
+def _keys_of(values: Any) -> tuple:
+    """The keys of a sequence's items (strings, the usual ones, without a call)."""
+    return tuple([v if type(v) is str else _atom(v) for v in values])
 
 
 def _atom(value: Any) -> Any:
@@ -208,7 +214,7 @@ def _shape(data: TaskData) -> Any:
     if type(data) is TaskData and type(stream) is StreamTask and data.broker is None \
             and type(stream.instance) is int and type(stream.bootstrap_servers) is str:
         try:
-            key = (_key_of(_DATA_VALUES(data)), _key_of(_STREAM_VALUES(stream)))
+            key = (_keys_of(_DATA_VALUES(data)), _keys_of(_STREAM_VALUES(stream)))
         except _NoKey:
             key = None
     _last_shape[0], _last_shape[1] = data, key
