@@ -402,10 +402,13 @@ class StateStore:
 
     def _multi_read(self, paths: list[str]) -> dict[str, tuple[bytes, Any] | None]:
         requests = []
+        chroot = self.client.chroot
         for start in range(0, len(paths), _MULTI_READ_BATCH):
             batch = paths[start:start + _MULTI_READ_BATCH]
+            # the paths as kazoo's own calls send them (listed children: already normal)
+            sent = tuple(_prefix_root(chroot, p) for p in batch) if chroot else tuple(batch)
             result = self.client.handler.async_result()
-            self.client._call(_MultiRead(tuple(_prefix_root(self.client.chroot, p) for p in batch)), result)
+            self.client._call(_MultiRead(sent), result)
             requests.append((batch, result))
         out: dict[str, tuple[bytes, Any] | None] = {}
         for batch, result in requests:
