@@ -1,5 +1,8 @@
 """`python -m benchmarks` (`make bench`): run every benchmark, print the figures, write
-docs/benchmarks.md. Figures are measurements of this machine, never pass/fail."""
+docs/benchmarks.md. Figures are measurements of this machine, never pass/fail.
+
+`--only WORD` (repeatable) runs the benchmarks whose title holds one of the words (e.g. `--only
+"offer round" --only restart`) and only prints: the document keeps the figures of a whole run."""
 from __future__ import annotations
 
 import json
@@ -23,8 +26,20 @@ def machine() -> str:
     return f"{os.cpu_count()} × {model}, {mem:.0f} GiB, Python {platform.python_version()}"
 
 
+def kept_sections() -> str:
+    """The document's own sections (from its first `## ` heading on, e.g. before/after figures of
+    a change): a new run rewrites the table above them and keeps them."""
+    try:
+        text = DOC.read_text()
+    except OSError:
+        return ""
+    at = text.find("\n## ")
+    return "" if at < 0 else text[at:].rstrip("\n") + "\n"
+
+
 def main() -> int:
     quick = "--quick" in sys.argv
+    only = [sys.argv[i + 1] for i, arg in enumerate(sys.argv[:-1]) if arg == "--only"]
     results = {}
     steps = [
         ("offer round: 1,000 agents × 1,000 pending tasks", lambda: decisions.offer_round(runs=2 if quick else 5)),
@@ -35,17 +50,24 @@ def main() -> int:
         ("deploy (config/local.yaml) and data path (Producer/ConsumerPerformance, acks=all, 1 partition): kmf vs by hand",
          lambda: deploy_datapath.run(runs=2 if quick else 3)),
     ]
+    if only:
+        steps = [(title, run) for title, run in steps if any(word in title for word in only)]
+        if not steps:
+            print(f"no benchmark title holds {only}", file=sys.stderr)
+            return 2
     for title, run in steps:
         t0 = time.perf_counter()
         results[title] = run()
         print(f"{title}: {json.dumps(results[title])}  ({time.perf_counter() - t0:.1f}s)", flush=True)
+    if only:
+        return 0
     lines = ["# Benchmarks", "", f"Machine: {machine()}. Run: `make bench` ({time.strftime('%Y-%m-%d')}).",
              "Figures are measurements, not assertions; targets are DESIGN.md §5.", "", "| benchmark | figures |",
              "| --- | --- |"]
     for title, figs in results.items():
         text = ", ".join(f"{k} {v:.3g}" if isinstance(v, float) else f"{k} {v}" for k, v in figs.items())
         lines.append(f"| {title} | {text} |")
-    DOC.write_text("\n".join(lines) + "\n")
+    DOC.write_text("\n".join(lines) + "\n" + kept_sections())
     print(f"written to {DOC}")
     return 0
 

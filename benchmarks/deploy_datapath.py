@@ -43,15 +43,15 @@ def _figures(prefix: str, rates: list[float]) -> dict[str, float]:
 
 
 def run(runs: int = 3) -> dict[str, Any]:
-    from tests.helpers.fixtures_kafka import TEST_OVERRIDES, start_kraft_broker
+    from benchmarks.hand_broker import HEAP_MB, OVERRIDES, start_kraft_broker
     from localmesos import procs
     work = Path(tempfile.mkdtemp(prefix="kmf-bench-"))
     narrator = demo.Narrator(io.StringIO())
     config = yaml.safe_load((ROOT / "config" / "local.yaml").read_text())
-    # the settings the hand-started broker gets (tests.helpers.fixtures_kafka): its heap, and no
+    # the settings the hand-started broker gets (benchmarks.hand_broker): its heap, and no
     # initial rebalance delay, which ConsumerPerformance would otherwise count (3 s of 4 here)
-    config["kafka"]["heap_mb"] = 512
-    config["kafka"].setdefault("overrides", {}).update(TEST_OVERRIDES)
+    config["kafka"]["heap_mb"] = HEAP_MB
+    config["kafka"].setdefault("overrides", {}).update(OVERRIDES)
     path = work / "bench.yaml"
     path.write_text(yaml.safe_dump(config))
     hand = None

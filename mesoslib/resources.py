@@ -21,6 +21,9 @@ refinement: ``role`` + ``reservation``), ``"post"`` (``reservations`` list) and 
 from __future__ import annotations
 
 import json
+import math
+from collections.abc import Mapping as _Mapping
+from operator import attrgetter
 from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence
 
 import attrs
@@ -39,16 +42,31 @@ class ResourceError(KmfError, ValueError):
     """A resource, attribute or flag that cannot be understood; the message says what and where."""
 
 
+def _is_map(value: Any) -> bool:
+    """`isinstance(value, Mapping)`, quick for the dicts JSON gives."""
+    return type(value) is dict or isinstance(value, _Mapping)
+
+
 # --------------------------------------------------------------------------- scalars and ranges
+
+
+_EXACT_INT = 2**43  # below it, float(n) * 1000 is exact: n * 1000 is the same number
 
 
 def to_millis(value: float | int | str, where: str = "scalar") -> int:
     """A scalar value as integer thousandths (Mesos keeps 3 decimals)."""
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        raise ResourceError(f"{where}: {value!r} is not a number") from None
-    if number != number or number in (float("inf"), float("-inf")):
+    # the fast path takes plain ints only (a bool goes the general way, as it always did)
+    if type(value) is int and -_EXACT_INT < value < _EXACT_INT:
+        return value * 1000
+    number: float
+    if type(value) is float:
+        number = value
+    else:
+        try:
+            number = float(value)
+        except (TypeError, ValueError):
+            raise ResourceError(f"{where}: {value!r} is not a number") from None
+    if not math.isfinite(number):
         raise ResourceError(f"{where}: {value!r} is not a finite number")
     return int(round(number * 1000))
 
@@ -187,11 +205,11 @@ def labels_to_json(labels: Sequence[tuple[str, str]]) -> dict[str, Any]:
 def labels_from_json(data: Any, where: str) -> tuple[tuple[str, str], ...]:
     if not data:
         return ()
-    if not isinstance(data, Mapping) or not isinstance(data.get("labels", []), list):
+    if not _is_map(data) or not isinstance(data.get("labels", []), list):
         raise ResourceError(f"{where}: labels must be {{\"labels\": [...]}}, got {data!r}")
     out = []
     for i, label in enumerate(data.get("labels", [])):
-        if not isinstance(label, Mapping) or "key" not in label:
+        if not _is_map(label) or "key" not in label:
             raise ResourceError(f"{where}.labels[{i}]: a label needs a 'key'")
         out.append((str(label["key"]), str(label.get("value", ""))))
     return tuple(out)
@@ -225,14 +243,22 @@ class Resource:
 
     @property
     def order(self) -> tuple[Any, ...]:
-        """The canonical sort key of a bag's items (made on first use: most resources are never sorted)."""
-        order = self._order
-        if order is None:
-            order = (
-                self.name, self.type, tuple((r.type, r.role, r.principal or "") for r in self.reservations),
-                self.disk.persistence_id or "" if self.disk else "", self.allocation_role or "", str(self._key))
+        """The canonical sort key of a bag's items (made on first use: most resources are never sorted).
+
+        It depends on the identity only, so it is kept per identity: the resources an offer round
+        carves out of a pool share a few identities."""
+        if self._order is None:
+            order = _ORDERS.get(self._key)
+            if order is None:
+                order = (self.name, self.type, tuple((r.type, r.role, r.principal or "") for r in self.reservations),
+                         self.disk.persistence_id or "" if self.disk else "", self.allocation_role or "",
+                         str(self._key))
+                if len(_ORDERS) >= _ORDERS_MAX:
+                    _ORDERS.clear()
+                _ORDERS[self._key] = order
             object.__setattr__(self, "_order", order)
-        return order
+            return order
+        return self._order
 
     # identity -------------------------------------------------------------------------------
     @property
@@ -270,7 +296,21 @@ class Resource:
         return from_millis(self.value)
 
     def with_value(self, value: Any) -> "Resource":
-        return attrs.evolve(self, value=value)
+        """The same resource (identity, sort key) with another value; `attrs.evolve` without its
+        cost, as bag arithmetic makes one per merge and subtraction."""
+        new = _new_object(type(self))
+        _set_name(new, self.name)
+        _set_type(new, self.type)
+        _set_value(new, value)
+        _set_reservations(new, self.reservations)
+        _set_disk(new, self.disk)
+        _set_shared(new, self.shared)
+        _set_revocable(new, self.revocable)
+        _set_allocation_role(new, self.allocation_role)
+        _set_provider_id(new, self.provider_id)
+        _set_key(new, self._key)
+        _set_order(new, self._order)
+        return new
 
     def pop_reservation(self) -> "Resource":
         """The same resource one reservation level up (the parent role, or unreserved)."""
@@ -341,6 +381,11 @@ class Resource:
     # JSON ---------------------------------------------------------------------------------------
     def to_json(self, fmt: str = "pre") -> dict[str, Any]:
         """v1 JSON in format ``pre`` (role/reservation), ``post`` (reservations) or ``endpoint``."""
+        if fmt == "pre" and self.type == SCALAR and not self.reservations and self.disk is None \
+                and not self.shared and not self.revocable and self.allocation_role is None \
+                and self.provider_id is None:
+            # the common case (a launch's unreserved cpus and mem), exactly as below
+            return {"name": self.name, "type": SCALAR, "scalar": {"value": self.value / 1000.0}, "role": "*"}
         if fmt not in FORMATS:
             raise ResourceError(f"unknown resource format {fmt!r} (one of {', '.join(FORMATS)})")
         out: dict[str, Any] = {"name": self.name, "type": self.type}
@@ -382,7 +427,14 @@ class Resource:
     @classmethod
     def from_json(cls, data: Any, where: str = "resource") -> "Resource":
         """Parse a v1 Resource dict (any of the formats); errors name ``where``."""
-        if not isinstance(data, Mapping):
+        if type(data) is dict and cls is Resource:
+            try:
+                quick = _quick_from_json(data)
+            except Exception:  # noqa: BLE001 - anything odd: the careful path below says what
+                quick = None
+            if quick is not None:
+                return quick
+        if not _is_map(data):
             raise ResourceError(f"{where}: a resource must be a JSON object, got {data!r}")
         name = data.get("name")
         if not isinstance(name, str) or not name:
@@ -394,14 +446,14 @@ class Resource:
         value: Any
         if rtype == SCALAR:
             scalar = data.get("scalar")
-            if not isinstance(scalar, Mapping) or "value" not in scalar:
+            if not _is_map(scalar) or "value" not in scalar:
                 raise ResourceError(f"{where}: SCALAR needs 'scalar': {{'value': N}}")
             value = to_millis(scalar["value"], f"{where}.scalar.value")
             if value < 0:
                 raise ResourceError(f"{where}: scalar value {scalar['value']} is negative")
         elif rtype == RANGES:
             ranges = data.get("ranges") or {}
-            items = ranges.get("range", []) if isinstance(ranges, Mapping) else None
+            items = ranges.get("range", []) if _is_map(ranges) else None
             if not isinstance(items, list):
                 raise ResourceError(f"{where}: RANGES needs 'ranges': {{'range': [...]}}")
             try:
@@ -420,7 +472,7 @@ class Resource:
         if data.get("disk"):
             disk = _disk_from_json(data["disk"], where)
         alloc = data.get("allocation_info")
-        allocation_role = alloc.get("role") if isinstance(alloc, Mapping) else None
+        allocation_role = alloc.get("role") if _is_map(alloc) else None
         provider = data.get("provider_id")
         return cls(
             name=name,
@@ -431,8 +483,75 @@ class Resource:
             shared="shared" in data and data["shared"] is not None,
             revocable="revocable" in data and data["revocable"] is not None,
             allocation_role=allocation_role,
-            provider_id=provider.get("value") if isinstance(provider, Mapping) else None,
+            provider_id=provider.get("value") if _is_map(provider) else None,
         )
+
+
+_new_object = object.__new__
+_setattr = object.__setattr__
+# identity → sort key (Resource.order); cleared when full (the keys are few: names × reservations)
+_ORDERS: dict[tuple[Any, ...], tuple[Any, ...]] = {}
+_ORDERS_MAX = 4096
+# the slots Resource.with_value and _plain_resource set: every field (a new field must be added there)
+assert [f.name for f in attrs.fields(Resource)] == [
+    "name", "type", "value", "reservations", "disk", "shared", "revocable", "allocation_role", "provider_id",
+    "_key", "_order"], "Resource.with_value copies every field by name"
+# the slots' own setters (the class is frozen: its __setattr__ refuses), quicker than object.__setattr__
+(_set_name, _set_type, _set_value, _set_reservations, _set_disk, _set_shared, _set_revocable,
+ _set_allocation_role, _set_provider_id, _set_key, _set_order) = (
+    Resource.__dict__[f.name].__set__ for f in attrs.fields(Resource))
+
+
+_QUICK_KEYS = frozenset({"name", "type", "scalar", "ranges", "role", "reservation", "reservations"})
+
+
+def _quick_from_json(data: dict[str, Any]) -> Resource | None:
+    """`Resource.from_json` for the usual offer items (a scalar or integer ranges, with a role or
+    reservations and nothing else), without building the error context it only needs to report
+    a problem; None (or any exception) sends the item to the careful path, which then parses it
+    or raises as it always did."""
+    if not _QUICK_KEYS.issuperset(data):
+        return None
+    name, rtype = data.get("name"), data.get("type")
+    if type(name) is not str or not name:
+        return None
+    value: Any
+    if rtype == SCALAR:
+        amount = data["scalar"]["value"]
+        if type(amount) is not float and type(amount) is not int:
+            return None
+        value = to_millis(amount)
+        if value < 0:
+            return None
+    elif rtype == RANGES:
+        spans = []
+        for item in data["ranges"]["range"]:
+            begin, end = item["begin"], item["end"]
+            if type(begin) is not int or type(end) is not int:
+                return None
+            spans.append((begin, end))
+        value = coalesce(spans)
+    else:
+        return None
+    return _plain_resource(name, rtype, value, _reservations_from_json(data, "resource"))
+
+
+def _plain_resource(name: str, rtype: str, value: Any, reservations: tuple[Reservation, ...]) -> Resource:
+    """`Resource(name, rtype, value, reservations)` (no disk, flags, allocation or provider),
+    built without the generated __init__: offers are made of these."""
+    new = _new_object(Resource)
+    _set_name(new, name)
+    _set_type(new, rtype)
+    _set_value(new, value)
+    _set_reservations(new, reservations)
+    _set_disk(new, None)
+    _set_shared(new, False)
+    _set_revocable(new, False)
+    _set_allocation_role(new, None)
+    _set_provider_id(new, None)
+    _set_key(new, (name, rtype, reservations, None, False, False, None, None))
+    _set_order(new, None)
+    return new
 
 
 def _scalar_text(millis: int) -> str:
@@ -447,7 +566,7 @@ def _reservations_from_json(data: Mapping[str, Any], where: str) -> tuple[Reserv
             raise ResourceError(f"{where}: 'reservations' must be a list")
         out = []
         for i, entry in enumerate(stack):
-            if not isinstance(entry, Mapping) or not isinstance(entry.get("role"), str):
+            if not _is_map(entry) or not isinstance(entry.get("role"), str):
                 raise ResourceError(f"{where}.reservations[{i}]: needs a 'role'")
             rtype = entry.get("type") or (DYNAMIC if "principal" in entry else STATIC)
             if rtype not in (STATIC, DYNAMIC):
@@ -469,7 +588,7 @@ def _reservations_from_json(data: Mapping[str, Any], where: str) -> tuple[Reserv
     info = data.get("reservation")
     if info is None:
         return (Reservation(STATIC, role),)
-    if not isinstance(info, Mapping):
+    if not _is_map(info):
         raise ResourceError(f"{where}: 'reservation' must be an object")
     return (
         Reservation(
@@ -482,7 +601,7 @@ def _reservations_from_json(data: Mapping[str, Any], where: str) -> tuple[Reserv
 
 
 def _disk_from_json(disk: Any, where: str) -> DiskInfo:
-    if not isinstance(disk, Mapping):
+    if not _is_map(disk):
         raise ResourceError(f"{where}: 'disk' must be an object")
     persistence = disk.get("persistence") or {}
     volume = disk.get("volume") or {}
@@ -524,8 +643,10 @@ class Resources:
     """An exact, immutable bag of resources: one value per identity, no empty entries."""
 
     # _ordered: the items in their canonical order, sorted on first iteration (bags are immutable
-    # and iterated far more often than built, e.g. in every offer round)
-    __slots__ = ("_items", "_ordered")
+    # and iterated far more often than built, e.g. in every offer round); _last_sub: the last
+    # subtraction (the other bag and the result: an offer round takes the same amount from the
+    # same pool twice, to check what is left and then to keep it)
+    __slots__ = ("_items", "_ordered", "_last_sub")
 
     def __init__(self, items: Iterable[Resource] = ()) -> None:
         merged: dict[tuple[Any, ...], Resource] = {}
@@ -539,11 +660,21 @@ class Resources:
             merged[key] = have.plus(res) if have is not None else res
         self._items: dict[tuple[Any, ...], Resource] = merged
         self._ordered: tuple[Resource, ...] | None = None
+        self._last_sub: tuple[Any, Resources] | None = None
+
+    @classmethod
+    def _of(cls, items: dict[tuple[Any, ...], Resource]) -> "Resources":
+        """A bag of `items` that are already merged by identity and non-empty (no checks)."""
+        out = cls.__new__(cls)
+        out._items = items
+        out._ordered = None
+        out._last_sub = None
+        return out
 
     # container protocol -----------------------------------------------------------------------
     def __iter__(self) -> Iterator[Resource]:
         if self._ordered is None:
-            self._ordered = tuple(sorted(self._items.values(), key=lambda res: res.order))
+            self._ordered = tuple(sorted(self._items.values(), key=_ORDER))
         return iter(self._ordered)
 
     def __len__(self) -> int:
@@ -566,25 +697,55 @@ class Resources:
 
     # arithmetic -------------------------------------------------------------------------------
     def __add__(self, other: "Resources | Resource") -> "Resources":
-        others = [other] if isinstance(other, Resource) else list(other)
-        return Resources(list(self._items.values()) + others)
+        items = dict(self._items)
+        for res in _members(other):
+            if not isinstance(res, Resource):
+                raise TypeError(f"Resources holds Resource values, got {res!r}")
+            if res.is_empty:
+                continue
+            key = res._key
+            have = items.get(key)
+            if have is None:
+                items[key] = res
+            elif have.type == SCALAR:
+                items[key] = have.with_value(have.value + res.value)
+            else:
+                items[key] = have.plus(res)
+        return Resources._of(items)
 
     def __sub__(self, other: "Resources | Resource") -> "Resources":
         """Saturating: what is not in ``self`` is ignored (check :meth:`contains` first)."""
+        last = self._last_sub
+        if last is not None and last[0] is other and isinstance(other, (Resources, Resource)):
+            return last[1]  # both immutable: the same difference
+        out = self._minus(other)
+        self._last_sub = (other, out)
+        return out
+
+    def _minus(self, other: "Resources | Resource") -> "Resources":
         items = dict(self._items)
-        for res in [other] if isinstance(other, Resource) else other:
-            have = items.get(res.key)
+        for res in _members(other):
+            key = res._key
+            have = items.get(key)
             if have is None:
+                continue
+            if have.type == SCALAR and (have.disk is None or have.disk.persistence_id is None):
+                left = have.value - res.value  # the same identity: a plain scalar, exact in millis
+                if left > 0:
+                    items[key] = have.with_value(left)
+                else:
+                    del items[key]
                 continue
             if have.is_volume and not have.covers(res):
                 continue  # a volume goes as a whole or not at all
-            left = have.minus(res)
-            if left.is_empty:
-                del items[res.key]
+            rest = have.minus(res)
+            if rest.is_empty:
+                del items[key]
             else:
-                items[res.key] = left
-        out = Resources()
-        out._items = items  # already merged and non-empty
+                items[key] = rest
+        out = Resources._of(items)  # already merged and non-empty
+        if self._ordered is not None:  # what is left keeps its order (it depends on identity only)
+            out._ordered = tuple([items[r._key] for r in self._ordered if r._key in items])
         return out
 
     def contains(self, other: "Resources | Resource") -> bool:
@@ -598,7 +759,10 @@ class Resources:
 
     # filters -----------------------------------------------------------------------------------
     def filter(self, predicate: Callable[[Resource], bool]) -> "Resources":
-        return Resources(r for r in self._items.values() if predicate(r))
+        items = {k: r for k, r in self._items.items() if predicate(r)}
+        if len(items) == len(self._items):
+            return self  # immutable: all of it (and its order, if known)
+        return Resources._of(items)
 
     def unreserved(self) -> "Resources":
         return self.filter(lambda r: not r.is_reserved)
@@ -655,6 +819,8 @@ class Resources:
         return Resources(r.with_allocation(role) for r in self._items.values())
 
     def without_allocation(self) -> "Resources":
+        if not any(r.allocation_role for r in self._items.values()):
+            return self  # immutable: nothing to take off
         return Resources(r.without_allocation() for r in self._items.values())
 
     # amounts -----------------------------------------------------------------------------------
@@ -684,7 +850,23 @@ class Resources:
             return cls()
         if not isinstance(data, list):
             raise ResourceError(f"{where}: must be a JSON array of resources, got {data!r}")
-        return cls(Resource.from_json(item, f"{where}[{i}]") for i, item in enumerate(data))
+        # as cls(Resource.from_json(item, f"{where}[{i}]") for ...), the usual items parsed quickly
+        items: dict[tuple[Any, ...], Resource] = {}
+        for i, item in enumerate(data):
+            res = None
+            if type(item) is dict:
+                try:
+                    res = _quick_from_json(item)
+                except Exception:  # noqa: BLE001 - the careful path says what is wrong
+                    res = None
+            if res is None:
+                res = Resource.from_json(item, f"{where}[{i}]")
+            if res.is_empty:
+                continue
+            key = res._key
+            have = items.get(key)
+            items[key] = have.plus(res) if have is not None else res
+        return cls._of(items)
 
     def to_map(self) -> dict[str, Any]:
         """The state endpoints' resource map: ``{"cpus":1.0,"gpus":0.0,"mem":…,"disk":…,
@@ -703,6 +885,19 @@ class Resources:
                 merged: frozenset[str] = frozenset().union(*(r.value for r in items if r.type == SET))
                 out[name] = "{" + ", ".join(sorted(merged)) + "}"
         return out
+
+
+_ORDER = attrgetter("order")
+
+
+def _members(other: "Resources | Resource | Iterable[Resource]") -> Iterable[Resource]:
+    """What `+`/`-` take from `other`: one resource, a bag's items (unique identities: their order
+    does not matter), or any iterable in its order."""
+    if isinstance(other, Resource):
+        return (other,)
+    if isinstance(other, Resources):
+        return other._items.values()
+    return other
 
 
 def is_ancestor_or_self(ancestor: str, role: str) -> bool:
@@ -810,7 +1005,7 @@ class Attribute:
 
     @classmethod
     def from_json(cls, data: Any, where: str = "attribute") -> "Attribute":
-        if not isinstance(data, Mapping) or not isinstance(data.get("name"), str):
+        if not _is_map(data) or not isinstance(data.get("name"), str):
             raise ResourceError(f"{where}: an attribute needs a 'name'")
         name, kind = data["name"], data.get("type")
         where = f"{where} ({name})"

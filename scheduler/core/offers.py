@@ -12,12 +12,16 @@ import attrs
 
 from mesoslib.resources import (
     DYNAMIC,
+    RANGES,
+    SCALAR,
     DiskInfo,
     Resource,
     ResourceError,
     Resources,
     attributes_of,
+    coalesce,
     ranges,
+    ranges_contain,
     scalar,
     to_millis,
 )
@@ -50,8 +54,9 @@ def _labels(res: Resource) -> dict[str, str]:
 
 def reservation_ids(pool: Resources, service: str) -> dict[str, str]:
     """persistence id → pod of every kmf reservation of `service` in `pool`."""
-    out = {}
-    for res in pool:
+    out: dict[str, str] = {}
+    # only labelled reservations can be kmf's: the rest of the pool is not even put in order
+    for res in pool.filter(lambda r: bool(r.reservations) and bool(r.reservations[-1].labels)):
         labels = _labels(res)
         if labels.get(LABEL_SERVICE) == service and LABEL_RESERVATION in labels:
             out[labels[LABEL_RESERVATION]] = labels.get(LABEL_POD, "")
@@ -60,8 +65,12 @@ def reservation_ids(pool: Resources, service: str) -> dict[str, str]:
 
 def reserved_for(pool: Resources, service: str, reservation_id: str) -> Resources:
     """The resources of one reservation (the volume included) found in `pool`."""
-    return pool.filter(lambda r: _labels(r).get(LABEL_SERVICE) == service
-                       and _labels(r).get(LABEL_RESERVATION) == reservation_id)
+    def mine(res: Resource) -> bool:
+        if not res.reservations:
+            return False
+        labels = _labels(res)
+        return labels.get(LABEL_SERVICE) == service and labels.get(LABEL_RESERVATION) == reservation_id
+    return pool.filter(mine)
 
 
 def _unreserved_or_role(pool: Resources, role: str) -> Resources:
@@ -95,28 +104,111 @@ def shortfall(pool: Resources, cpus: float, mem: float, disk: float, ports: int)
 
 def take_unreserved(pool: Resources, role: str, cpus: float, mem: float, disk: float,
                     ports: int) -> tuple[Resources, list[int]] | str:
-    """Unreserved amounts carved out of `pool`, with the chosen ports; or why not."""
-    free = _unreserved_or_role(pool, role)
-    reason = shortfall(free, cpus, mem, disk, ports)
-    if reason is not None:
-        return reason
-    chosen = choose_ports(free, ports) or []
-    wanted = [scalar("cpus", cpus), scalar("mem", mem)]
+    """Unreserved amounts carved out of `pool`, with the chosen ports; or why not.
+
+    What is free is the unreserved resources and those statically reserved for `role`; each
+    amount is taken from one resource of the same name that covers it, unreserved ones first (in
+    the bag's order otherwise). Integer millis throughout: this runs twice per launch."""
+    free: list[Resource] = []
+    cpus_m = mem_m = disk_m = 0
+    spans: list[tuple[int, int]] = []
+    for r in pool:
+        stack = r.reservations
+        if stack and (stack[-1].role != role or stack[-1].type == DYNAMIC):
+            continue
+        free.append(r)
+        if r.type == SCALAR:
+            if r.name == "cpus":
+                cpus_m += r.value
+            elif r.name == "mem":
+                mem_m += r.value
+            elif r.name == "disk":
+                disk_m += r.value
+        elif r.type == RANGES and r.name == "ports":
+            spans.extend(r.value)
+    for name, need, have in (("cpus", cpus, cpus_m), ("mem", mem, mem_m), ("disk", disk, disk_m)):
+        # as `shortfall`: the pool's amount in words, compared in millis
+        if need > 0 and have < _millis(need):
+            return f"needs {need:g} {name}, has {have / 1000.0:g}"
+    chosen: list[int] = []
+    if ports > 0:
+        for begin, end in coalesce(spans):
+            for port in range(begin, min(end, begin + ports - len(chosen) - 1) + 1):
+                chosen.append(port)
+            if len(chosen) == ports:
+                break
+        else:
+            return f"needs {ports} ports, has {sum(e - b + 1 for b, e in coalesce(spans))}"
+    wanted: list[tuple[str, float, int]] = [("cpus", cpus, _millis(cpus)), ("mem", mem, _millis(mem))]
     if disk > 0:
-        wanted.append(scalar("disk", disk))
+        wanted.append(("disk", disk, _millis(disk)))
+    taken: dict[tuple, Resource] = {}
+    for name, need, need_millis in wanted:
+        got = _take_scalar(free, name, need_millis)
+        if got is None:
+            return f"needs {scalar(name, need)}, not available in one piece"
+        if need_millis > 0:
+            taken[got._key] = got
     if chosen:
-        wanted.append(ranges("ports", [(p, p) for p in chosen]))
-    taken = Resources()
-    for want in wanted:
-        # take from one matching resource of the pool with the same identity (role "*" first)
-        for res in sorted((r for r in free if r.name == want.name), key=lambda r: r.is_reserved):
-            candidate = attrs.evolve(want, reservations=res.reservations)
-            if Resources([res]).contains(candidate):
-                taken = taken + candidate
+        want = ranges("ports", [(p, p) for p in chosen])
+        for res in sorted((r for r in free if r.name == "ports"), key=lambda r: r.is_reserved):
+            if _plain(res) and res.type == RANGES and ranges_contain(res.value, want.value):
+                got = attrs.evolve(want, reservations=res.reservations)
+                taken[got._key] = got
                 break
         else:
             return f"needs {want}, not available in one piece"
-    return taken, chosen
+    return Resources._of(taken), chosen
+
+
+_MILLIS: dict[Any, int] = {}  # amount → millis: the few amounts pods ask for, again and again
+
+
+def _millis(value: float) -> int:
+    """`to_millis(value)`, remembered (equal numbers, such as 1, 1.0 and True, have equal millis)."""
+    try:
+        return _MILLIS[value]
+    except (KeyError, TypeError):
+        pass
+    millis = to_millis(value)
+    if len(_MILLIS) < 4096:
+        try:
+            _MILLIS[value] = millis
+        except TypeError:
+            pass
+    return millis
+
+
+def _plain(res: Resource) -> bool:
+    """No disk info, flags, allocation or provider: what an amount asked by name and value is."""
+    return res.disk is None and not res.shared and not res.revocable and res.allocation_role is None \
+        and res.provider_id is None
+
+
+def _take_scalar(free: list[Resource], name: str, need_millis: int) -> Resource | None:
+    """`need_millis` of `name` from the first resource of `free` that covers it, unreserved ones
+    first, with that resource's reservations; None if none does."""
+    best: Resource | None = None
+    for res in free:  # the first that fits, unreserved before reserved (a stable sort by is_reserved)
+        if res.name == name and res.type == SCALAR and res.value >= need_millis and _plain(res):
+            if not res.reservations:
+                best = res
+                break
+            if best is None:
+                best = res
+    if best is None:
+        return None
+    # the amount taken is the same value for every task of a shape: made once per identity
+    key = (best._key, need_millis)
+    taken = _TAKEN.get(key)
+    if taken is None:
+        if len(_TAKEN) >= 1024:
+            _TAKEN.clear()
+        taken = _TAKEN[key] = best.with_value(need_millis)
+    return taken
+
+
+_TAKEN: dict[tuple, Resource] = {}  # (identity, millis) → that resource (immutable: shared)
 
 
 def reserve_operations(taken: Resources, role: str, principal: str | None, service: str, pod: str,

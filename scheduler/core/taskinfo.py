@@ -6,30 +6,38 @@ rolled by the update plan (a config update, or a controller that moved and chang
 """
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
 import shlex
 import uuid
 from typing import Any, Mapping
 
-import attrs
 
 from config import ServiceSpec
 from config.rules import restart_overrides
 from kmfwire.taskdata import BrokerTask, StreamTask, TaskData, Voter
-from mesoslib.resources import Resources, scalar
+from mesoslib.resources import Resources
 from scheduler.core import artifacts
 from scheduler.core.artifacts import Served
+from scheduler.core import stream_templates
 from scheduler.core.offers import VOLUME_PATH
-from scheduler.core.pods import EXECUTOR_CPUS, EXECUTOR_MEM_MB, PodDef
+from scheduler.core.pods import PodDef
 from scheduler.core.state import Reservation, TaskRecord
 
 _NS = uuid.UUID("6f1c3a52-8e0b-4c55-9d43-6f0e1d2a7b10")
+_NS_BYTES = _NS.bytes
 
 
 def new_id(*parts: object) -> str:
-    """A uuid derived from its inputs: pure, and unique as long as one input changes."""
-    return str(uuid.uuid5(_NS, "/".join(str(p) for p in parts)))
+    """A uuid derived from its inputs: pure, and unique as long as one input changes.
+
+    `uuid.uuid5(_NS, "/".join(parts))` as text, computed without the UUID object (one per launch)."""
+    digest = bytearray(hashlib.sha1(_NS_BYTES + "/".join(str(p) for p in parts).encode()).digest()[:16])
+    digest[6] = (digest[6] & 0x0F) | 0x50  # version 5
+    digest[8] = (digest[8] & 0x3F) | 0x80  # RFC 4122 variant
+    h = digest.hex()
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
 
 
 def zookeeper_chroot(spec: ServiceSpec) -> str:
@@ -104,6 +112,13 @@ def fingerprint(pod: PodDef, data: TaskData, executor: str = "") -> str:
     """`executor` is `artifacts.identity`: a new kmf bundle (an upgrade) or Kafka archive rolls the
     pod; a restarted scheduler serving the same ones does not. Empty (preinstalled, or nothing
     served) leaves the fingerprint as it was before kmf fetched anything."""
+    template = stream_templates.fingerprint_template(pod, data, executor, _fingerprint_text)
+    if template is not None and data.stream is not None:
+        return hashlib.sha256(template.fill(data.stream.instance).encode()).hexdigest()[:16]
+    return hashlib.sha256(_fingerprint_text(pod, data, executor).encode()).hexdigest()[:16]
+
+
+def _fingerprint_text(pod: PodDef, data: TaskData, executor: str) -> str:
     doc = data.to_json()
     if doc.get("stream"):
         doc["stream"]["bootstrap_servers"] = ""
@@ -118,8 +133,16 @@ def fingerprint(pod: PodDef, data: TaskData, executor: str = "") -> str:
     parts: list[Any] = [doc, pod.cpus, pod.mem_mb, pod.disk_mb]
     if executor:
         parts.append(executor)
-    raw = json.dumps(parts, sort_keys=True).encode()
-    return hashlib.sha256(raw).hexdigest()[:16]
+    return json.dumps(parts, sort_keys=True)
+
+
+def payload(data: TaskData) -> str:
+    """`data.encode()` (what `TaskInfo.data` holds), from the stream template when there is one."""
+    template = stream_templates.payload_template(data)
+    if template is not None:
+        text = template.fill(data.stream.instance, data.stream.bootstrap_servers)  # type: ignore[union-attr]
+        return base64.b64encode(text.encode()).decode("ascii")
+    return data.encode()
 
 
 def executor_info(spec: ServiceSpec, pod: PodDef, executor_id: str, resources: Resources,
@@ -157,10 +180,6 @@ def executor_info(spec: ServiceSpec, pod: PodDef, executor_id: str, resources: R
     return info
 
 
-def executor_resources() -> Resources:
-    return Resources([scalar("cpus", EXECUTOR_CPUS), scalar("mem", EXECUTOR_MEM_MB)])
-
-
 def task_info(spec: ServiceSpec, pod: PodDef, task_id: str, agent_id: str, data: TaskData,
               task_resources: Resources, exec_resources: Resources, config_id: str,
               ports: tuple[int, ...], served: Served | None = None) -> dict[str, Any]:
@@ -178,7 +197,7 @@ def task_info(spec: ServiceSpec, pod: PodDef, task_id: str, agent_id: str, data:
         "agent_id": {"value": agent_id},
         "resources": task_resources.to_json("pre"),
         "executor": executor_info(spec, pod, task_id, exec_resources, served),
-        "data": data.encode(),
+        "data": payload(data),
         "labels": {"labels": [{"key": k, "value": v} for k, v in labels]},
         "kill_policy": {"grace_period": {"nanoseconds": int(grace * 1e9)}},
         "discovery": {
@@ -190,5 +209,5 @@ def task_info(spec: ServiceSpec, pod: PodDef, task_id: str, agent_id: str, data:
     return info
 
 
-__all__ = ["attrs", "bootstrap_servers", "executor_info", "executor_resources", "fingerprint",
-           "new_id", "task_data", "task_info", "voters", "zookeeper_chroot"]
+__all__ = ["bootstrap_servers", "executor_info", "fingerprint", "new_id", "payload", "task_data", "task_info",
+           "voters", "zookeeper_chroot"]

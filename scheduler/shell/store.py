@@ -29,18 +29,34 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import threading
+from collections import namedtuple
 from typing import Any, Mapping, Protocol, Sequence
 
 import attrs
 from kazoo.client import KazooClient
 from kazoo.exceptions import (
+    EXCEPTIONS,
     BadVersionError,
+    ConnectionClosedError,
+    ConnectionLoss,
     KazooException,
     NodeExistsError,
     NoNodeError,
     RolledBackError,
+    UnimplementedError,
 )
+from kazoo.protocol.paths import _prefix_root
+from kazoo.protocol.serialization import (
+    GetData,
+    MultiHeader,
+    int_struct,
+    multiheader_struct,
+    read_buffer,
+    stat_struct,
+)
+from kazoo.protocol.states import ZnodeStat
 from kazoo.security import make_digest_acl
 
 from scheduler.shell.errors import StoreConflict, StoreError
@@ -52,6 +68,11 @@ KINDS = ("configs", "tasks", "properties", "plans")
 TOMBSTONE = "uninstalled"
 _LOAD_TIMEOUT = 60.0
 _READ_WINDOW = 1000
+# multiRead: getData of this many nodes per request, for the areas of small records only (a
+# response stays far below ZooKeeper's 1 MB packet limit)
+_MULTI_READ_BATCH = 100
+_MULTI_READ_KINDS = ("tasks", "properties")
+_SERVER_VERSION = re.compile(r"Zookeeper version: (\d+)\.(\d+)\.")
 
 
 # ------------------------------------------------------------------------------------- values
@@ -168,6 +189,42 @@ def validate_key(key: str, what: str) -> str:
     return key
 
 
+class _MultiRead(namedtuple("_MultiRead", "paths")):
+    """ZooKeeper's multiRead (opcode 22, servers 3.6 and later): the getData of many nodes in one
+    request and one response, each answered on its own (not atomic, like separate reads).
+
+    kazoo has no call for it but sends any request object with `type`, `serialize()` and
+    `deserialize()` through its connection; the answer is, per path in order, ``(data, stat)`` as
+    `KazooClient.get` gives it, or the KazooException of that read (NoNodeError for a node gone)."""
+
+    type = 22
+
+    def serialize(self) -> bytearray:
+        out = bytearray()
+        for path in self.paths:
+            out.extend(multiheader_struct.pack(GetData.type, 0, -1))
+            out.extend(GetData(path, None).serialize())
+        out.extend(multiheader_struct.pack(-1, 1, -1))
+        return out
+
+    @classmethod
+    def deserialize(cls, buffer: bytes, offset: int) -> list[Any]:
+        results: list[Any] = []
+        header, offset = MultiHeader.deserialize(buffer, offset)
+        while not header.done:
+            if header.type == GetData.type:
+                data, offset = read_buffer(buffer, offset)
+                results.append((data, ZnodeStat._make(stat_struct.unpack_from(buffer, offset))))
+                offset += stat_struct.size
+            elif header.type == -1:
+                results.append(EXCEPTIONS[int_struct.unpack_from(buffer, offset)[0]]())
+                offset += int_struct.size
+            else:
+                raise ValueError(f"multiRead: unexpected result of type {header.type}")
+            header, offset = MultiHeader.deserialize(buffer, offset)
+        return results
+
+
 def _dumps(doc: Any) -> bytes:
     return json.dumps(doc, sort_keys=True, separators=(",", ":")).encode("utf-8")
 
@@ -271,18 +328,18 @@ class StateStore:
                    for name in ("framework_id", "target_config")}
         areas: dict[str, dict[str, Any]] = {kind: {} for kind in KINDS}
         versions: dict[str, int] = {}
-        # Reads are pipelined in windows: one request per node, without waiting for each answer
-        # (one window at a time keeps kazoo's queue short; measured ~2x faster than all at once).
-        for start in range(0, len(listing), _READ_WINDOW):
-            window = [(kind, key, path, self.client.get_async(path))
-                      for kind, key, path in listing[start:start + _READ_WINDOW]]
-            for kind, key, path, result in window:
-                try:
-                    data, stat = result.get(timeout=_LOAD_TIMEOUT)
-                except NoNodeError:
-                    continue  # deleted between the listing and the read
-                areas[kind][key] = self._decode(kind, path, data)
-                versions[path] = stat.version
+        bulk = self._multi_read_supported()
+        found = self._read_nodes([path for kind, _, path in listing if bulk and kind in _MULTI_READ_KINDS],
+                                 bulk=True)
+        found.update(self._read_nodes([path for kind, _, path in listing
+                                       if not (bulk and kind in _MULTI_READ_KINDS)], bulk=False))
+        for kind, key, path in listing:
+            got = found[path]
+            if got is None:
+                continue  # deleted between the listing and the read
+            data, stat = got
+            areas[kind][key] = self._decode(kind, path, data)
+            versions[path] = stat.version
         single_docs: dict[str, Any] = {}
         for name, result in singles.items():
             path = self.path(name)
@@ -304,6 +361,68 @@ class StateStore:
             configs=areas["configs"], tasks=areas["tasks"],
             properties=areas["properties"], plans=areas["plans"],
         )
+
+    def _multi_read_supported(self) -> bool:
+        """Whether the server answers multiRead (ZooKeeper 3.6 and later), as its `srvr` answer
+        says. An older server closes the connection on a request it does not know, so anything
+        else (no answer, the command not whitelisted, an older version) means plain reads."""
+        if not callable(getattr(self.client, "_call", None)):
+            return False
+        try:
+            text = self.client.command(b"srvr")
+        except Exception:  # noqa: BLE001 - no answer: plain reads, which work everywhere
+            return False
+        match = _SERVER_VERSION.search(text if isinstance(text, str) else "")
+        return match is not None and (int(match[1]), int(match[2])) >= (3, 6)
+
+    def _read_nodes(self, paths: list[str], bulk: bool) -> dict[str, tuple[bytes, Any] | None]:
+        """``(data, stat)`` of every node of `paths`, None for one deleted since it was listed.
+
+        Reads are pipelined in windows: requests go out without waiting for each answer (one
+        window at a time keeps kazoo's queue short). With `bulk`, a window is a few multiRead
+        requests instead of one getData per node: kazoo spends ~0.1 ms of CPU per request, which
+        was most of a restart with 10,000 task records (2.2 s of reads, 0.1 s with multiRead)."""
+        out: dict[str, tuple[bytes, Any] | None] = {}
+        for start in range(0, len(paths), _READ_WINDOW):
+            window = paths[start:start + _READ_WINDOW]
+            if bulk:
+                try:
+                    out.update(self._multi_read(window))
+                    continue
+                except (UnimplementedError, ConnectionLoss, ConnectionClosedError) as exc:
+                    log.warning("multiRead failed (%r); reading node by node", exc)
+                    bulk = False
+            pending = [(path, self.client.get_async(path)) for path in window]
+            for path, result in pending:
+                try:
+                    out[path] = result.get(timeout=_LOAD_TIMEOUT)
+                except NoNodeError:
+                    out[path] = None
+        return out
+
+    def _multi_read(self, paths: list[str]) -> dict[str, tuple[bytes, Any] | None]:
+        requests = []
+        chroot = self.client.chroot
+        for start in range(0, len(paths), _MULTI_READ_BATCH):
+            batch = paths[start:start + _MULTI_READ_BATCH]
+            # the paths as kazoo's own calls send them (listed children: already normal)
+            sent = tuple(_prefix_root(chroot, p) for p in batch) if chroot else tuple(batch)
+            result = self.client.handler.async_result()
+            self.client._call(_MultiRead(sent), result)
+            requests.append((batch, result))
+        out: dict[str, tuple[bytes, Any] | None] = {}
+        for batch, result in requests:
+            answers = result.get(timeout=_LOAD_TIMEOUT)
+            if len(answers) != len(batch):
+                raise StoreError(f"multiRead answered {len(answers)} reads of {len(batch)}", batch[0])
+            for path, answer in zip(batch, answers):
+                if isinstance(answer, NoNodeError):
+                    out[path] = None
+                elif isinstance(answer, Exception):
+                    raise answer
+                else:
+                    out[path] = answer
+        return out
 
     def _check_schema(self) -> None:
         path = self.path("schema_version")
