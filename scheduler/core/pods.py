@@ -72,7 +72,7 @@ def desired_pods(spec: ServiceSpec) -> list[PodDef]:
     k = spec.kafka
     out: list[PodDef] = []
     common: _BrokerFields = dict(kind=PodKind.BROKER, group="kafka", cpus=k.cpus, mem_mb=k.mem_mb, disk_mb=k.disk_mb,
-                  placement=k.placement)
+                                 placement=k.placement)
     if k.mode == "kraft" and k.controllers == "separate":
         for n in range(quorum_size(k.brokers)):
             out.append(PodDef(name=f"controller-{n}", index=n, roles=("controller",), **common))
