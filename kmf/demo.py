@@ -437,12 +437,16 @@ def read_counts(bootstrap: str, topic: str, expected: Mapping[str, int], timeout
     try:
         while True:
             for msg in consumer.consume(num_messages=1000, timeout=0.5):
-                if msg.error() is not None:
-                    if msg.error().code() == KafkaError._PARTITION_EOF:
-                        at_end.add(msg.partition())
+                err, part = msg.error(), msg.partition()
+                if err is not None:
+                    if err.code() == KafkaError._PARTITION_EOF:
+                        assert part is not None  # an end of partition names it
+                        at_end.add(part)
                     continue
-                at_end.discard(msg.partition())
-                latest[msg.key().decode(errors="replace")] = decode_count(msg.value(), f"{topic}@{msg.offset()}")
+                key = msg.key()
+                assert part is not None and key is not None  # a record of the app's output: keyed
+                at_end.discard(part)
+                latest[key.decode(errors="replace")] = decode_count(msg.value(), f"{topic}@{msg.offset()}")
             check = compare_counts(latest, expected)
             if check.wrong:
                 raise DemoError(f"word counts in {topic} are wrong, more than was sent "

@@ -169,6 +169,7 @@ def up(agents: int, workdir: Path, out=sys.stdout, engine: str = "local",
         state["host"] = host
         zk = ZooKeeperServer(workdir / "zookeeper", host=host)
         zk.start()
+        assert zk.proc is not None  # started
         state["processes"].append({"name": "zookeeper", "pid": zk.proc.pid})
         _save(workdir, state)
         zk_url = f"zk://{zk.connect_string}/mesos"

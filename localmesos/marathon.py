@@ -167,6 +167,7 @@ class Runner:
 
     def _check(self) -> bool:
         h = self.app.health
+        assert h is not None  # checked only for an app with a health check
         url = f"http://{self.host}:{self.ports[h.port_index]}{h.path}"
         return answers_ok(url, h.timeout_s)
 
@@ -178,6 +179,7 @@ class Runner:
         backoff = 1.0
         while not self.stopped.is_set():
             self._launch()
+            assert self.proc is not None  # _launch started it
             started = time.monotonic()
             failures = 0
             h = self.app.health

@@ -9,7 +9,7 @@ if _wrong:
     print(f"kmf scheduler: {_wrong}", file=sys.stderr, flush=True)
     sys.exit(2)
 
-from kmf.cli import main  # noqa: E402
+from scheduler.cli import main  # noqa: E402
 
 if __name__ == "__main__":
-    sys.exit(main(["scheduler", *sys.argv[1:]]))
+    sys.exit(main(sys.argv[1:]))

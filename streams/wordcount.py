@@ -274,19 +274,23 @@ class WordCount:
                     err = msg.error()
                     if err is not None:
                         if err.code() == KafkaError._PARTITION_EOF:
+                            part, offset = msg.partition(), msg.offset()
+                            assert part is not None and offset is not None  # an end of partition names both
                             # at the last stable offset: done once that is the wanted end
-                            if msg.offset() >= ends.get(msg.partition(), 0):
-                                ends.pop(msg.partition(), None)
+                            if offset >= ends.get(part, 0):
+                                ends.pop(part, None)
                             continue
                         if err.fatal():
                             raise WordCountError(f"reading {s.changelog_topic}[{msg.partition()}]: {err}")
                         log.warning("restore: %s", err)  # a broker moving: the reader retries
                         continue
-                    word = msg.key().decode("utf-8", errors="replace")
+                    part, key = msg.partition(), msg.key()
+                    assert part is not None and key is not None  # a changelog record: this app's, keyed
+                    word = key.decode("utf-8", errors="replace")
                     if msg.value() is None:  # a tombstone
-                        restored[msg.partition()].pop(word, None)
+                        restored[part].pop(word, None)
                     else:
-                        restored[msg.partition()][word] = decode_count(
+                        restored[part][word] = decode_count(
                             msg.value(), f"{s.changelog_topic}[{msg.partition()}]@{msg.offset()}")
         finally:
             reader.close()
@@ -360,21 +364,23 @@ class WordCount:
         try:
             producer.begin_transaction()
             for msg in batch:
-                tp = (msg.topic(), msg.partition())
-                first.setdefault(tp, msg.offset())
-                last[tp] = msg.offset()
-                if msg.topic() == s.input_topic:
+                topic, part, offset = msg.topic(), msg.partition(), msg.offset()
+                assert topic is not None and part is not None and offset is not None  # a record has all three
+                tp = (topic, part)
+                first.setdefault(tp, offset)
+                last[tp] = offset
+                if topic == s.input_topic:
                     lines += 1
                     for word in words((msg.value() or b"").decode("utf-8", errors="replace")):
                         producer.produce(s.repartition_topic, key=word.encode(), value=b"1")
                         words_out += 1
                 else:
-                    state = self._state.get(msg.partition())
+                    state = self._state.get(part)
                     if state is None:
                         raise WordCountError(
                             f"record of {s.repartition_topic}[{msg.partition()}] without restored state")
                     word = (msg.key() or b"").decode("utf-8", errors="replace")
-                    pending[msg.partition()] = state.count([word], pending.get(msg.partition()))
+                    pending[part] = state.count([word], pending.get(part))
                 producer.poll(0)
             for p, updates in pending.items():
                 for word, total in updates.items():
@@ -462,6 +468,7 @@ class WordCount:
                                  f"times in a row (transactional.id {s.transactional_id}): {exc}")
         log.warning("transaction of %d records: %s; giving that producer up and fencing it with a "
                     "new one as %s, the batch comes again", records, exc, s.transactional_id)
+        assert self._producer is not None  # the one that hung
         self._abandoned.append(self._producer)  # its helper thread still uses it
         self._producer = self._new_producer()
 
@@ -477,6 +484,7 @@ class WordCount:
         if err is None or self._failures_in_a_row > MAX_FAILURES_IN_A_ROW:
             raise WordCountError(f"transaction of {records} records failed {self._failures_in_a_row} "
                                  f"times in a row (transactional.id {s.transactional_id}): {exc}") from None
+        assert self._producer is not None  # the one whose transaction failed
         if not err.fatal():
             log.warning("transaction of %d records failed (%s); aborting it, the batch comes again",
                         records, err)
@@ -497,12 +505,14 @@ class WordCount:
         self._producer = self._new_producer()
 
     def _abort_quietly(self) -> None:
+        assert self._producer is not None  # called while processing
         try:
             self._bounded("abort_transaction", self._producer.abort_transaction, 5)
         except (KafkaException, _Hung):
             pass  # fenced by the next incarnation, or aborted by the coordinator on timeout
 
     def _rewind(self, first: dict[tuple[str, int], int]) -> None:
+        assert self._consumer is not None  # called while processing
         for (topic, partition), offset in first.items():
             try:
                 self._consumer.seek(TopicPartition(topic, partition, offset))

@@ -2,7 +2,7 @@
 # The static checks that `make test` runs before pytest, all three every time:
 #   import-linter  the import contracts in setup.cfg (layers; what pure parts may not import)
 #   ruff           defects (pyflakes and a few more; pyproject.toml), not formatting
-#   mypy           types (setup.cfg: strict for config, kmfwire, mesoslib, executor.policy)
+#   mypy           types (setup.cfg: strict for config, kmfwire, mesoslib, executor.policy, scheduler.core)
 # Prints each one's result and time; exits non-zero naming the ones that failed.
 # usage: tools/lint.sh   (the tools come from .venv, which `make setup` builds)
 set -uo pipefail

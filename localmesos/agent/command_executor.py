@@ -114,6 +114,7 @@ class CommandExecutor(Executor):
                 return
 
     def _wait(self, driver) -> None:  # noqa: ANN001
+        assert self.proc is not None  # started by launchTask
         code = self.proc.wait()
         try:
             os.killpg(self.proc.pid, signal.SIGKILL)
@@ -134,14 +135,16 @@ class CommandExecutor(Executor):
         if self.killing_state:
             self.update(driver, "TASK_KILLING")
 
+        proc = self.proc
+
         def kill() -> None:
             try:
-                os.killpg(self.proc.pid, signal.SIGTERM)
+                os.killpg(proc.pid, signal.SIGTERM)
             except ProcessLookupError:
                 return
-            wait_until(lambda: self.proc.poll() is not None, self.grace, 0.05)
+            wait_until(lambda: proc.poll() is not None, self.grace, 0.05)
             try:
-                os.killpg(self.proc.pid, signal.SIGKILL)
+                os.killpg(proc.pid, signal.SIGKILL)
             except ProcessLookupError:
                 pass
         threading.Thread(target=kill, daemon=True).start()

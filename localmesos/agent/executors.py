@@ -175,7 +175,9 @@ class Executors(AgentState):
             self.executors.pop(ex.key, None)
             for event in ex.queued:
                 for task in tasks_of_event(event):
-                    self.agent_update(ex.framework_id, id_of(task["task_id"]), "TASK_FAILED",
+                    tid = id_of(task["task_id"])
+                    assert tid is not None  # the master validated the task
+                    self.agent_update(ex.framework_id, tid, "TASK_FAILED",
                                       "REASON_CONTAINER_LAUNCH_FAILED", f"Failed to launch container: {why}",
                                       ex.executor_id)
         self._report_exit(ex, 1 << 8)

@@ -54,6 +54,7 @@ class MasterDetector:
             self.url = f"http://{rest}"
 
     def _children(self, children: list[str]) -> bool:
+        assert self.zk is not None  # a ZooKeeper watch calls it
         nodes = sorted(c for c in children if c.startswith("json.info_"))
         if not nodes:
             self.url = None

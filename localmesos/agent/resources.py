@@ -67,8 +67,10 @@ class AgentResources(AgentState):
         directories made and removed to match."""
         new = Resources.from_json(body.get("checkpointed_resources") or [], "checkpointed_resources")
         with self.lock:
-            old_vols = {(r.role, r.disk.persistence_id) for r in self.checkpointed.volumes()}
-            new_vols = {(r.role, r.disk.persistence_id) for r in new.volumes()}
+            old_vols = {(r.role, r.disk.persistence_id) for r in self.checkpointed.volumes()
+                        if r.disk is not None and r.disk.persistence_id is not None}
+            new_vols = {(r.role, r.disk.persistence_id) for r in new.volumes()
+                        if r.disk is not None and r.disk.persistence_id is not None}
             self.checkpointed = new
             self.meta.write("resources", json.dumps(new.to_json("endpoint")))
         for role, pid in new_vols - old_vols:

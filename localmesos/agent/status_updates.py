@@ -116,6 +116,8 @@ class StatusUpdates(AgentState):
     def acknowledge(self, body: dict) -> dict:
         """The scheduler acknowledged a status: the next one of that task may go."""
         fid, tid, uuid = id_of(body.get("framework_id")), id_of(body.get("task_id")), body.get("uuid")
+        if fid is None or tid is None:
+            return {}  # no task has such a key
         with self.lock:
             task = self.tasks.get((fid, tid))
             if task is None or not task.updates or task.updates[0].get("uuid") != uuid:

@@ -152,10 +152,12 @@ def _launch(core: MasterCore, fw: Framework, agent: Agent, role: str, pool: Reso
             continue
         pool = pool - (needed + executor_res)
         _add_task(core, fw, agent, role, task, needed, executor_res, now)
+        tid = id_of(task["task_id"])
+        assert tid is not None  # the task was validated
         core.agent_call(
             agent.id,
             "run_task",
-            {"framework_info": fw.info, "task": fw.tasks[id_of(task["task_id"])].info},
+            {"framework_info": fw.info, "task": fw.tasks[tid].info},
         )
     return pool
 
@@ -241,10 +243,11 @@ def _resource_op(core: MasterCore, fw: Framework, agent: Agent, role: str, pool:
         elif kind == "CREATE":
             if not res.is_volume or res.name != "disk" or not res.is_reserved:
                 raise OperationError(f"CREATE of {res}: needs reserved disk with persistence")
+            assert res.disk is not None  # a volume
             if res.disk.mode not in (None, "RW"):
                 raise OperationError(f"CREATE of {res}: volume mode must be RW")
             if any(
-                v.disk.persistence_id == res.disk.persistence_id and v.role == res.role
+                v.disk is not None and v.disk.persistence_id == res.disk.persistence_id and v.role == res.role
                 for v in agent.total.volumes()
             ):
                 raise OperationError(

@@ -105,6 +105,7 @@ def _framework(core: MasterCore, fid: str, now: float) -> Framework | None:
 
 
 def _adopt_executors(core: MasterCore, agent: Agent, body: dict[str, Any]) -> None:
+    fw: Framework | None
     for fw in core.frameworks.values():
         for key in [k for k in fw.executors if k[0] == agent.id]:
             del fw.executors[key]

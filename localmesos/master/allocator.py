@@ -10,14 +10,14 @@ from __future__ import annotations
 
 from typing import Iterable
 
-from mesoslib.resources import Resources
+from mesoslib.resources import Resource, Resources
 
 from .model import Agent, Filter, Framework, Offer
 
 
 def used_by_agent(agent_id: str, frameworks: Iterable[Framework]) -> Resources:
     """Resources held by live tasks and executors on ``agent_id``."""
-    items = []
+    items: list[Resource] = []
     for fw in frameworks:
         for task in fw.tasks.values():
             if task.agent_id == agent_id and task.uses_resources:
@@ -29,7 +29,7 @@ def used_by_agent(agent_id: str, frameworks: Iterable[Framework]) -> Resources:
 
 
 def offered_on_agent(agent_id: str, offers: Iterable[Offer]) -> Resources:
-    items = []
+    items: list[Resource] = []
     for offer in offers:
         if offer.agent_id == agent_id:
             items.extend(offer.resources)

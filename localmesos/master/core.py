@@ -290,7 +290,7 @@ class MasterCore:
         seconds = refuse_seconds(body.get("filters"))
         for oid in (id_of(o) for o in body.get("offer_ids", [])):
             offer = self.offers.get(oid) if oid else None
-            if offer is None or offer.framework_id != fw.id:
+            if oid is None or offer is None or offer.framework_id != fw.id:
                 continue
             del self.offers[oid]
             self.add_filter(fw, offer.role, offer.agent_id, offer.resources, seconds, now)
@@ -376,6 +376,7 @@ class MasterCore:
     def reconcile(self, fw: Framework, body: dict[str, Any], now: float) -> None:
         self.counters["messages_reconcile_tasks"] += 1
         entries = body.get("tasks") or []
+        task: Task | None
         if not entries:
             for task in list(fw.tasks.values()):
                 self.send_update(fw, self.latest_status(fw, task, now))

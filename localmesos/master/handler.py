@@ -379,8 +379,8 @@ class MasterHandler(BaseHTTPRequestHandler):
                     cluster = maintenance.status(core)
                 return self._operator_answer(kind, {"status": cluster})
             elif kind == "UPDATE_MAINTENANCE_SCHEDULE":
-                schedule = (call.get("update_maintenance_schedule") or {}).get("schedule")
-                master.run(maintenance.update_schedule, core, schedule or {}, now)
+                wanted = (call.get("update_maintenance_schedule") or {}).get("schedule")
+                master.run(maintenance.update_schedule, core, wanted or {}, now)
             elif kind in ("START_MAINTENANCE", "STOP_MAINTENANCE"):
                 machines = (call.get(kind.lower()) or {}).get("machines") or []
                 keys = maintenance.machine_keys(machines)
@@ -428,14 +428,16 @@ class MasterHandler(BaseHTTPRequestHandler):
             return self._text(415, JSON_ONLY)
         call, problem = parse_call(body)
         if problem is None:
+            assert call is not None  # parse_call gives the call or the problem
             problem = validate_call(call, principal)
         if problem is not None:
             return self._text(*problem)
+        assert call is not None
         if call["type"] == "SUBSCRIBE":
             return self._subscribe(call, principal)
         fid = id_of(call.get("framework_id"))
         with master.lock:
-            fw = master.core.frameworks.get(fid)
+            fw = master.core.frameworks.get(fid) if fid is not None else None
             if fw is None:
                 return self._text(400, "Framework cannot be found")
             if principal is not None and fw.principal != principal:

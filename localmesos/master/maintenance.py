@@ -168,6 +168,7 @@ def update_schedule(core: MasterCore, doc: Any, now: float) -> None:
         clean.append({"machine_ids": [machine_json(k) for k in keys],
                       "unavailability": unavailability})
     m = core.maintenance
+    machine: Machine | None
     for key, machine in m.machines.items():
         if machine.mode == "DOWN" and key not in wanted:
             raise MaintenanceError(
@@ -340,7 +341,7 @@ def answer_inverse_offers(core: MasterCore, fw: Framework, body: dict[str, Any],
     for item in body.get("inverse_offer_ids") or []:
         ioid = item.get("value") if isinstance(item, dict) else None
         inverse = m.outstanding.get(ioid) if ioid else None
-        if inverse is None or inverse.framework_id != fw.id:
+        if ioid is None or inverse is None or inverse.framework_id != fw.id:
             continue  # Mesos ignores unknown or someone else's inverse offers
         del m.outstanding[ioid]
         m.statuses.setdefault(inverse.agent_id, {})[fw.id] = {

@@ -118,7 +118,9 @@ class Framework:
 
     @property
     def capabilities(self) -> set[str]:
-        return {c.get("type") for c in self.info.get("capabilities", []) if isinstance(c, dict)}
+        # an entry without a type names no capability (None would break sorting them for /state)
+        return {c["type"] for c in self.info.get("capabilities", []) if isinstance(c, dict)
+                and isinstance(c.get("type"), str)}
 
     @property
     def partition_aware(self) -> bool:

@@ -15,13 +15,16 @@ import threading
 import time
 import uuid
 from pathlib import Path
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 from . import agents_core, maintenance, views
 from .core import MasterCore
 from .handler import CLOSE, MasterHandler, MasterHTTPServer, record
 from .links import AgentLink
 from .model import AgentCall, Close, SaveRegistry, Send, StopPinging
+
+if TYPE_CHECKING:
+    from .detector import Contender  # imported when ZooKeeper is used (kazoo)
 
 log = logging.getLogger(__name__)
 
@@ -80,7 +83,7 @@ class MasterServer:
         self.elected = not config.get("zk")
         self.elected_time: float | None = now if self.elected else None
         self.leader: dict[str, Any] | None = self.info if self.elected else None
-        self.contender = None
+        self.contender: Contender | None = None
         self.flags = {k: str(v) for k, v in config.get("flags", {}).items()}
         # Fault injection for tests (POST /internal/faults): drop or delay agents' status updates.
         self.faults = {"drop_status_updates": 0, "delay_status_updates_secs": 0.0}

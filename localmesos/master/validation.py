@@ -99,6 +99,7 @@ def launch_problem(
     problem = task_id_problem(tid)
     if problem:
         return problem
+    assert tid is not None  # task_id_problem refuses a missing id
     existing = fw.tasks.get(tid)
     if existing is not None:
         return f"Task has duplicate ID: {tid}"

@@ -73,7 +73,7 @@ class Metrics:
     def observe(self, seconds: float, event: Any, actions: tuple) -> None:
         self.decisions.labels(type(event).__name__).observe(seconds)
         status = getattr(event, "status", None)
-        if isinstance(status, dict) or hasattr(status, "get"):
+        if status is not None and (isinstance(status, dict) or hasattr(status, "get")):
             self.updates.labels(status.get("state", "?")).inc()
         for a in actions:
             if isinstance(a, act.Accept):

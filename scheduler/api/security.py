@@ -74,10 +74,10 @@ def _mechanism(name: str) -> Any:
 
 def _error(exc: Exception) -> tuple[int, dict[str, Any]]:
     err = exc.args[0] if exc.args else None
-    code = err.name() if hasattr(err, "name") else ""
+    code = err.name() if err is not None and hasattr(err, "name") else ""
     status = {"RESOURCE_NOT_FOUND": 404, "UNSUPPORTED_SASL_MECHANISM": 400,
               "UNACCEPTABLE_CREDENTIAL": 400}.get(code, 502)
-    text = err.str() if hasattr(err, "str") else str(exc)
+    text = err.str() if err is not None and hasattr(err, "str") else str(exc)
     return status, {"error": text, "code": code}
 
 

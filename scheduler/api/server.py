@@ -438,8 +438,8 @@ class ApiServer:
             self.httpd.socket = ctx.wrap_socket(self.httpd.socket, server_side=True,
                                                 do_handshake_on_connect=False)
             # a refused handshake (plain HTTP, an untrusting client) is the client's problem
-            self.httpd.handle_error = lambda request, address: log.debug(  # type: ignore[method-assign]
-                "api connection from %s failed", address, exc_info=True)
+            self.httpd.handle_error = lambda request, client_address: log.debug(  # type: ignore[method-assign]
+                "api connection from %s failed", client_address, exc_info=True)
         self.scheme = "https" if tls else "http"
         self.thread = threading.Thread(target=self.httpd.serve_forever, name="kmf-api", daemon=True)
 
@@ -517,18 +517,20 @@ def _handler_class(api: Api) -> type:
             self._send(status, ctype, data, extra)
 
         def _send(self, status: int, ctype: str, data: bytes | FileBody, extra: dict) -> None:
-            streamed = isinstance(data, FileBody)
+            file = data if isinstance(data, FileBody) else None  # streamed from disk
+            body = data if isinstance(data, bytes) else b""
             try:
-                source = open(data.path, "rb") if streamed else None
+                source = open(file.path, "rb") if file is not None else None
             except OSError as exc:  # removed since the scheduler started: say so, as JSON
-                log.warning("artifact %s cannot be read: %s", data.path, exc)
-                status, ctype, source, streamed = 410, "application/json", None, False
-                data = (json.dumps({"error": f"the artifact is gone from the scheduler's disk: {exc.strerror}"})
+                assert file is not None  # only opening a file fails
+                log.warning("artifact %s cannot be read: %s", file.path, exc)
+                status, ctype, source, file = 410, "application/json", None, None
+                body = (json.dumps({"error": f"the artifact is gone from the scheduler's disk: {exc.strerror}"})
                         + "\n").encode()
             self.send_response(status, HTTPStatus(status).phrase if status in HTTPStatus._value2member_map_ else "")
             self.send_header("Content-Type", ctype)
-            self.send_header("Content-Length", str(data.size if streamed else len(data)))
-            if streamed:
+            self.send_header("Content-Length", str(file.size if file is not None else len(body)))
+            if file is not None:
                 self.send_header("Cache-Control", "public, max-age=31536000, immutable")
             for k, v in extra.items():
                 self.send_header(k, v)
@@ -537,12 +539,12 @@ def _handler_class(api: Api) -> type:
                 if source is not None:
                     source.close()
                 return
-            if source is None:
-                self.wfile.write(data)
+            if source is None or file is None:  # both or neither
+                self.wfile.write(body)
                 return
             with source:
                 shutil.copyfileobj(source, self.wfile, 1 << 20)
-            api.artifact_sent(data.name or data.path.name, data.size, self.client_address[0])
+            api.artifact_sent(file.name or file.path.name, file.size, self.client_address[0])
 
         do_GET = do_HEAD = do_POST = do_PUT = do_DELETE = do_PATCH = do_OPTIONS = _serve  # noqa: N815
 

@@ -54,9 +54,9 @@ class CreateRequest:
 
 def _error(exc: Exception) -> tuple[int, dict]:
     err = exc.args[0] if exc.args else None
-    name = err.name() if hasattr(err, "name") else ""
+    name = err.name() if err is not None and hasattr(err, "name") else ""
     # Kafka's own sentence and its code, not the repr `KafkaError{code=...,val=...,str="..."}`
-    said = err.str() if hasattr(err, "str") else ""
+    said = err.str() if err is not None and hasattr(err, "str") else ""
     text = f"{said.rstrip()} ({name})" if said and name else (said or str(exc))
     status = {"TOPIC_ALREADY_EXISTS": 409, "UNKNOWN_TOPIC_OR_PART": 404, "INVALID_REPLICATION_FACTOR": 400,
               "INVALID_PARTITIONS": 400, "INVALID_CONFIG": 400, "POLICY_VIOLATION": 400}.get(name, 502)

@@ -21,7 +21,9 @@ def pod_info(state: State, name: str) -> dict[str, Any] | None:
     pod = pods.get(name)
     if rec is None and pod is None:
         return None
-    info: dict[str, Any] = {"name": name, "kind": pod.kind if pod else rec.kind,
+    known = pod if pod is not None else rec
+    assert known is not None  # one of the two, checked above
+    info: dict[str, Any] = {"name": name, "kind": known.kind,
                             "desired": pod is not None}
     if pod is not None and pod.kind == "broker":
         info["node_id"] = pod.node_id

@@ -10,6 +10,8 @@ from typing import Any, Mapping
 
 import attrs
 
+from config import ServiceSpec
+
 
 @attrs.frozen
 class Persist:
@@ -71,7 +73,7 @@ class Reply:
 @attrs.frozen
 class SetTargetConfig:
     config_id: str
-    spec: Any
+    spec: ServiceSpec
 
 
 @attrs.frozen

@@ -4,12 +4,13 @@ from __future__ import annotations
 from typing import Any, Mapping
 
 from config import ServiceSpec
+from scheduler.core.artifacts import Served
 from scheduler.core.state import State, TaskRecord
 
 
 def initial_state(spec: ServiceSpec, config_id: str, framework_id: str | None,
                   tasks: Mapping[str, Any], properties: Mapping[str, str],
-                  cluster_id: str | None = None, served: Any = None,
+                  cluster_id: str | None = None, served: Served | None = None,
                   kafka_versions: Mapping[str, tuple[str, ...]] | None = None) -> State:
     """The state after loading ZooKeeper. `cluster_id` is a fresh KRaft cluster id to use if the
     store has none yet (it is persisted by the first decision, before any launch).

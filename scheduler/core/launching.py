@@ -1,6 +1,8 @@
 """One launch: the pod's record as launched on an offer, and the LAUNCH operation for it."""
 from __future__ import annotations
 
+from typing import Any
+
 import attrs
 
 from kmfwire.taskdata import Voter
@@ -20,7 +22,7 @@ def moved_note(rec: TaskRecord, hostname: str) -> str:
 
 def launch(state: State, pod: PodDef, rec: TaskRecord, offer: OfferView, task_res: Resources,
            exec_res: Resources, ports: tuple[int, ...], now: float,
-           quorum: tuple[Voter, ...] | None, boot: str, moved: str = "") -> tuple[TaskRecord, dict]:
+           quorum: tuple[Voter, ...] | None, boot: str, moved: str = "") -> tuple[TaskRecord, dict[str, Any]]:
     """The pod's record as launched on `offer`, and the LAUNCH operation."""
     data = task_data(state.spec, pod, rec, state.properties, quorum, boot)
     launches = rec.launches + 1

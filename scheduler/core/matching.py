@@ -54,7 +54,7 @@ class _Round:
     views: list[OfferView]
     declines: list[str]
     pools: dict[str, Resources]
-    ops: dict[str, list[dict]]
+    ops: dict[str, list[dict[str, Any]]]
     waiting: dict[str, str]
     releasing: dict[str, str]
     placed: Placed
@@ -140,6 +140,7 @@ def _reserve(rnd: _Round, pod: PodDef) -> None:
         if reason is not None:
             reasons.append(reason)
             continue
+        assert isinstance(got, tuple)  # else a reason was set
         taken, ports = got
         rid = f"{spec.name}-{pod.name}-{new_id(spec.name, pod.name, rnd.now, v.id)[:8]}"
         reserve_ops, reserved = reserve_operations(taken, role, principal, spec.name, pod.name, rid)
@@ -212,7 +213,7 @@ def _launch_stream(rnd: _Round, pod: PodDef, after: State, quorum: tuple[Voter, 
     reasons = []
     for v in rnd.views:
         reason = first_violation(pod.placement, v.hostname, v.attributes, rnd.placed.get(pod.group, []), rnd.known)
-        got: Any = None
+        got: tuple[Resources, list[int]] | str | None = None
         too_small = (v.id, pod.cpus, pod.mem_mb)
         if reason is None:
             reason = short.get(too_small)
@@ -227,6 +228,7 @@ def _launch_stream(rnd: _Round, pod: PodDef, after: State, quorum: tuple[Voter, 
         if reason is not None:
             reasons.append(reason)
             continue
+        assert isinstance(got, tuple) and isinstance(exe, tuple)  # else a reason was set
         new, op = launch(after, pod, rec, v, got[0], exe[0], (), rnd.now, quorum, boot)
         rnd.ops[v.id].append(op)
         rnd.pools[v.id] = rnd.pools[v.id] - got[0] - exe[0]

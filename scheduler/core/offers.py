@@ -142,7 +142,7 @@ def take_unreserved(pool: Resources, role: str, cpus: float, mem: float, disk: f
     wanted: list[tuple[str, float, int]] = [("cpus", cpus, _millis(cpus)), ("mem", mem, _millis(mem))]
     if disk > 0:
         wanted.append(("disk", disk, _millis(disk)))
-    taken: dict[tuple, Resource] = {}
+    taken: dict[tuple[Any, ...], Resource] = {}
     for name, need, need_millis in wanted:
         got = _take_scalar(free, name, need_millis)
         if got is None:
@@ -208,7 +208,7 @@ def _take_scalar(free: list[Resource], name: str, need_millis: int) -> Resource 
     return taken
 
 
-_TAKEN: dict[tuple, Resource] = {}  # (identity, millis) → that resource (immutable: shared)
+_TAKEN: dict[tuple[tuple[Any, ...], int], Resource] = {}  # (identity, millis) → that resource (immutable: shared)
 
 
 def reserve_operations(taken: Resources, role: str, principal: str | None, service: str, pod: str,

@@ -258,6 +258,7 @@ def plan_view(state: State, name: str, pods: list[PodDef], fingerprints: Mapping
         if name == "recovery" and not (rec and rec.launches and (rec.attempts or rec.failed_since)):
             continue
         want = fingerprints.get(pod.name)
+        why: str | None
         if name == "update" and rec is not None and rec.active and not rec.kill_reason \
                 and want is not None and rec.fingerprint != want:
             status, why = _update_step(state, pod, rec, roll_waits, now)
@@ -270,7 +271,7 @@ def plan_view(state: State, name: str, pods: list[PodDef], fingerprints: Mapping
     props = state.properties
     whole = interrupted(state, name)
     plan_held = whole and not any(k.startswith(f"plan.{name}.") and k.endswith(".continued") for k in props)
-    phase_list = []
+    phase_list: list[dict[str, Any]] = []
     for ph, steps in phases.items():
         let_go = props.get(_mark(name, "phase", ph, "continued")) == "true" or any(
             props.get(_mark(name, "step", s["name"], "continued")) == "true" for s in steps)

@@ -41,7 +41,7 @@ def restart_or_replace(state: State, command: RestartPod | ReplacePod, cmd: ev.C
     if not is_replace and (not rec.active or not rec.task_id):
         return state, (refuse(cmd, Refusal.CONFLICT, f"pod {name} has no running task to restart"),)
     lost = _what_replace_loses(state, pod, rec) if is_replace else None
-    if lost and not command.confirm:
+    if lost and isinstance(command, ReplacePod) and not command.confirm:  # lost: a replace
         host, replicas = lost
         return state, (refuse(cmd, Refusal.CONFLICT,
                               f"replacing {name} destroys its volume on {host} and the data on "
@@ -57,6 +57,7 @@ def restart_or_replace(state: State, command: RestartPod | ReplacePod, cmd: ev.C
     forced = f" (forced although {blocker})" if blocker else ""
     kill_why = f"{verb} of {name} requested{forced}"
     if not is_replace:
+        assert rec.task_id is not None  # a restart without a task was refused above
         new = attrs.evolve(rec, kill_reason=KillReason.RESTART, message=f"restart requested{forced}")
         out: list[act.Action] = [put(new), act.Kill(rec.task_id, rec.agent_id, kill_why)]
         new_state = with_records(state, new)

@@ -7,6 +7,8 @@ pods ``controller-<n>`` (node ids 1000+n) so brokers can roll or move without to
 """
 from __future__ import annotations
 
+from typing import TypedDict
+
 import attrs
 
 from config import Constraint, ServiceSpec
@@ -45,6 +47,16 @@ class PodDef:
         return len(self.roles) + len(self.listeners) if self.kind == PodKind.BROKER else 0
 
 
+class _BrokerFields(TypedDict):
+    """The fields every broker and controller PodDef of a spec shares."""
+    kind: PodKind
+    group: str
+    cpus: float
+    mem_mb: int
+    disk_mb: int
+    placement: tuple[Constraint, ...]
+
+
 def client_listeners(spec: ServiceSpec) -> tuple[str, ...]:
     """The extra client listeners a broker of `spec` serves, in the order their ports are given."""
     k = spec.kafka
@@ -59,8 +71,8 @@ def desired_pods(spec: ServiceSpec) -> list[PodDef]:
     """Every pod of the spec in deploy order: controllers, brokers, then each app's instances."""
     k = spec.kafka
     out: list[PodDef] = []
-    common = dict(kind=PodKind.BROKER, group="kafka", cpus=k.cpus, mem_mb=k.mem_mb, disk_mb=k.disk_mb,
-                  placement=k.placement)
+    common: _BrokerFields = dict(kind=PodKind.BROKER, group="kafka", cpus=k.cpus, mem_mb=k.mem_mb, disk_mb=k.disk_mb,
+                                 placement=k.placement)
     if k.mode == "kraft" and k.controllers == "separate":
         for n in range(quorum_size(k.brokers)):
             out.append(PodDef(name=f"controller-{n}", index=n, roles=("controller",), **common))

@@ -39,7 +39,7 @@ def permanent_failures(state: State, now: float) -> tuple[State, list[act.Action
             continue
         if rec.kind == PodKind.BROKER and len(node_ids) > 1:
             node = node_ids.get(rec.pod)
-            risky = None if health is None else health.under_min_isr_without.get(node, 0)
+            risky = None if health is None else 0 if node is None else health.under_min_isr_without.get(node, 0)
             if risky is None or risky > 0:
                 why = ("waiting to move it: the brokers' partition state is not known yet" if risky is None
                        else f"waiting to move it: {risky} of its partitions have fewer than "

@@ -113,6 +113,7 @@ def roll(state: State, now: float) -> tuple[State, list[act.Action]]:
     health: ev.KafkaHealth | None = state.kafka
     for pod in decision.kill:
         rec = state.tasks[pod.name]
+        assert rec.task_id is not None  # roll_decision kills only active tasks
         changed.append(attrs.evolve(rec, kill_reason=KillReason.UPDATE,
                                     message="restarting with the new configuration"))
         why = f"rolling update of {pod.name}"

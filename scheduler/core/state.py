@@ -6,13 +6,19 @@ Records are stored in ZooKeeper as the JSON of `TaskRecord.to_json` (kind ``task
 from __future__ import annotations
 
 import enum
-from typing import Any, Mapping
+from typing import TYPE_CHECKING, Any, Mapping
 
 import attrs
 
 from config import ServiceSpec
-from kmfwire.task_states import ENDED as TERMINAL
+from kmfwire.task_states import ENDED
+from scheduler.core.events import KafkaHealth
 from scheduler.core.outcomes import Outcome
+
+if TYPE_CHECKING:
+    from scheduler.core.artifacts import Served  # which imports this module
+
+TERMINAL = ENDED  # the ended task states, under the name the core uses (statuses, recovery)
 
 
 class Goal(enum.StrEnum):
@@ -160,17 +166,17 @@ class State:
     connected: bool = False
     # pod → why the last offer round did not place it (GET /v1/pod/{name}/info)
     last_placement: Mapping[str, str] = attrs.field(factory=dict)
-    kafka: Any = None  # the last events.KafkaHealth
+    kafka: KafkaHealth | None = None  # the last Kafka health the shell reported
     # persistence id → agent id of reservations to release (replaced or removed pods)
     releasing: Mapping[str, str] = attrs.field(factory=dict)
     uninstalling: bool = False
     # explicit reconciliation: task ids not answered yet, when to ask again, and the interval
-    reconcile_pending: frozenset = frozenset()
+    reconcile_pending: frozenset[str] = frozenset()
     reconcile_next: float = 0.0
     reconcile_interval: float = 4.0
     last_implicit: float = 0.0
     last_roll_kill: float = 0.0  # Kafka health older than the last rolling restart is stale
-    served: Any = None  # scheduler.core.artifacts.Served: what this scheduler serves (fixed at start)
+    served: Served | None = None  # what this scheduler serves (fixed at start)
     # pinned Kafka version → the modes it supports, as the shell read them at start (None: not
     # known, the rule is skipped); the core reads no file
     kafka_versions: Mapping[str, tuple[str, ...]] | None = None

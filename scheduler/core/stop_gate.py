@@ -86,7 +86,8 @@ class StopGate:
             return f"{first} is {self.down[first]}{more}: one broker at a time"
         if self.health_blocker:
             return self.health_blocker
-        health: ev.KafkaHealth = self.state.kafka
+        health = self.state.kafka
+        assert health is not None  # else health_blocker says it is not known
         node = pod.node_id
         at_risk = health.under_min_isr_if_down.get(node, 0)
         if at_risk:

@@ -49,7 +49,7 @@ def _key_of(value: Any) -> Any:
     raise _NoKey(t)
 
 
-def _keys_of(values: Any) -> tuple:
+def _keys_of(values: Any) -> tuple[Any, ...]:
     """The keys of a sequence's items (strings, the usual ones, without a call)."""
     return tuple([v if type(v) is str else _atom(v) for v in values])
 

@@ -28,8 +28,8 @@ def plans(state: State, now: float) -> dict[str, dict[str, Any]]:
     to_place = {p.name for p in todo.reserve} | {p.name for p in todo.launch if p.kind != PodKind.BROKER}
     unplaceable = {k: v for k, v in state.last_placement.items() if k in to_place and _placement_failure(v)}
     roll_waits = roll_decision(state, now, pods, wanted).waits
-    return {name: plan_view(state, name, pods, wanted, waiting, now, roll_waits, unplaceable)
-            for name in PLANS}
+    return {name: view for name in PLANS  # every plan of PLANS has a view (None: an unknown plan)
+            if (view := plan_view(state, name, pods, wanted, waiting, now, roll_waits, unplaceable)) is not None}
 
 
 def placement(state: State, name: str) -> dict[str, Any] | None:

@@ -55,7 +55,7 @@ class Applied:
 
 def _kafka_reason(exc: BaseException) -> str:
     err = exc.args[0] if exc.args else None
-    if hasattr(err, "str") and hasattr(err, "name"):
+    if err is not None and hasattr(err, "str") and hasattr(err, "name"):
         return f"{err.str()} ({err.name()})"
     return str(exc) or type(exc).__name__
 

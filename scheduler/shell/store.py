@@ -607,13 +607,13 @@ class StateStore:
         failures = [(p, r) for p, r in zip(paths, results)
                     if isinstance(r, Exception) and not isinstance(r, RolledBackError)]
         if failures:
-            path, exc = failures[0]
+            path, failure = failures[0]
             if fenced and path == self._fence:
                 raise StoreConflict("leader lock node is gone; this instance may not write", path)
-            if isinstance(exc, (BadVersionError, NodeExistsError, NoNodeError)):
-                raise StoreConflict(f"changed by another writer ({type(exc).__name__}); "
+            if isinstance(failure, (BadVersionError, NodeExistsError, NoNodeError)):
+                raise StoreConflict(f"changed by another writer ({type(failure).__name__}); "
                                     "transaction rolled back", path)
-            raise StoreError(f"transaction rolled back: {exc!r}", path)
+            raise StoreError(f"transaction rolled back: {failure!r}", path)
         ops = txn.operations
         for path, op, result in zip(paths, ops, results):
             name = type(op).__name__

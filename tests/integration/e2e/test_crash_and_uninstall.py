@@ -2,7 +2,6 @@
 one finishes the deploy with no duplicate task and no stray reservation; uninstall leaves nothing."""
 from __future__ import annotations
 
-import json
 
 import pytest
 

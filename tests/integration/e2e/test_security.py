@@ -11,7 +11,6 @@ import pytest
 from kazoo.exceptions import NoAuthError
 
 from tests.helpers.fixtures_zookeeper import node_texts, zk_session
-from tests.helpers.wait import wait_for
 
 pytestmark = [pytest.mark.timeout(300), pytest.mark.kafka]
 

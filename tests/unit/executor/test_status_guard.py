@@ -106,15 +106,17 @@ def test_concurrent_kill_and_exit_from_threads(tmp_path):
         r, owner = runner(tmp_path)
         start = threading.Barrier(3)
 
-        def killer() -> None:
+        # this iteration's runner and barrier are passed in, not read from the loop's variables
+        def killer(r, start: threading.Barrier) -> None:
             start.wait()
             r.kill()
 
-        def exiter(state: str) -> None:
+        def exiter(r, start: threading.Barrier, state: str) -> None:
             start.wait()
             r.update(state, "ended")
-        threads = [threading.Thread(target=killer), threading.Thread(target=exiter, args=("TASK_FINISHED",)),
-                   threading.Thread(target=exiter, args=("TASK_FAILED",))]
+        threads = [threading.Thread(target=killer, args=(r, start)),
+                   threading.Thread(target=exiter, args=(r, start, "TASK_FINISHED")),
+                   threading.Thread(target=exiter, args=(r, start, "TASK_FAILED"))]
         for t in threads:
             t.start()
         for t in threads:

@@ -609,3 +609,13 @@ def test_offer_timeout_rescinds_held_offers():
     h.run(h.core.tick, h.now + 10)
     assert h.events("RESCIND") == [{"type": "RESCIND", "rescind": {"offer_id": offer["id"]}}]
     assert not h.core.offers
+
+
+def test_a_capability_without_type_does_not_break_the_framework_view():
+    # mypy found it: `capabilities` held None for an entry without "type", and the state
+    # endpoint's sorted() of the set then raised TypeError (None against the strings)
+    from localmesos.master import views
+    h = Harness()
+    fw = h.subscribe(capabilities=[{"type": "MULTI_ROLE"}, {}])
+    assert fw.capabilities == {"MULTI_ROLE"}
+    assert views.framework_json(h.core, fw)["capabilities"] == ["MULTI_ROLE"]

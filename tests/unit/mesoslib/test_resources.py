@@ -9,7 +9,6 @@ from mesoslib import resources as R
 from mesoslib.resources import (
     DYNAMIC,
     STATIC,
-    DiskInfo,
     Reservation,
     Resource,
     ResourceError,

@@ -9,7 +9,6 @@ import stat
 
 import pytest
 from cryptography import x509
-from cryptography.hazmat.primitives.asymmetric import ec
 
 from config import ConfigError, check_update, load_text
 from executor.runtime.broker_config import (
