@@ -36,6 +36,8 @@ from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence, TextIO
 
 import attrs
 
+from kmfwire.errors import KmfError
+
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_CONFIG = REPO / "config" / "local.yaml"
 DEFAULT_WORK_DIR = Path(".cache") / "demo"
@@ -50,7 +52,7 @@ SENTENCES = (
 )
 
 
-class DemoError(RuntimeError):
+class DemoError(KmfError, RuntimeError):
     """A stage failed; `log_path` is the file that tells why."""
 
     def __init__(self, message: str, log_path: Path | None = None) -> None:

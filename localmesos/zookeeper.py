@@ -5,6 +5,7 @@ import socket
 import subprocess
 from pathlib import Path
 
+from kmfwire.errors import KmfError
 from localmesos import procs
 from localmesos.waiting import wait_until
 
@@ -17,7 +18,7 @@ JARS = (
 )
 
 
-class ZooKeeperError(RuntimeError):
+class ZooKeeperError(KmfError, RuntimeError):
     pass
 
 

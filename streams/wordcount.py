@@ -57,6 +57,7 @@ from confluent_kafka import (
 )
 from confluent_kafka.admin import AdminClient, NewTopic
 
+from kmfwire.errors import KmfError
 from streams.counting import PartitionCounts, decode_count, encode_count, words
 
 log = logging.getLogger("streams.wordcount")
@@ -70,7 +71,7 @@ CALL_GRACE_S = 5.0
 DEFAULT_TRANSACTION_TIMEOUT_MS = 30_000
 
 
-class WordCountError(RuntimeError):
+class WordCountError(KmfError, RuntimeError):
     """A failure that stops the app, with a message that says what and where."""
 
 

@@ -9,6 +9,7 @@ from typing import Any
 
 import attrs
 
+from kmfwire.errors import KmfError
 from mesoslib.resources import DYNAMIC, Reservation, Resources, ResourceError
 
 from .core import MasterCore, refuse_seconds
@@ -19,7 +20,7 @@ from .validation import launch_problem, task_resources
 log = logging.getLogger(__name__)
 
 
-class OperationError(Exception):
+class OperationError(KmfError):
     pass
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from kmfwire.errors import KmfError
 from kmfwire.task_states import is_terminal
 from localmesos.version import VERSION
 from mesoslib.resources import Resources, ResourceError
@@ -22,7 +23,7 @@ def _any_id(value: Any) -> str | None:
     return id_of(value)
 
 
-class AgentError(Exception):
+class AgentError(KmfError):
     """A request from an agent the master refuses (the message says why)."""
 
 

@@ -14,11 +14,13 @@ from typing import Any, Callable
 from kazoo.client import KazooClient, KazooState
 from kazoo.exceptions import NoNodeError
 
+from kmfwire.errors import KmfError
+
 log = logging.getLogger(__name__)
 PREFIX = "json.info_"
 
 
-class DetectorError(ValueError):
+class DetectorError(KmfError, ValueError):
     pass
 
 

@@ -16,6 +16,7 @@ from typing import Any, Iterable, Mapping
 
 import attrs
 
+from kmfwire.errors import KmfError
 from scheduler.api.topics import METADATA_TIMEOUT_S, TIMEOUT_S, admin_client
 
 # In KRaft the controller commits the change and each broker applies it when it replays the
@@ -23,7 +24,7 @@ from scheduler.api.topics import METADATA_TIMEOUT_S, TIMEOUT_S, admin_client
 VERIFY_TIMEOUT_S = 10.0
 
 
-class LiveConfigError(RuntimeError):
+class LiveConfigError(KmfError, RuntimeError):
     """Kafka refused a live setting, or a broker does not show it (everything was undone)."""
 
     def __init__(self, broker: int | None, key: str | None, reason: str, undo_problems: Iterable[str] = ()) -> None:
