@@ -6,8 +6,8 @@ import subprocess
 from pathlib import Path
 
 from kmfwire.errors import KmfError
+from kmfwire.waiting import wait_until
 from localmesos import procs
-from localmesos.waiting import wait_until
 
 JARS = (
     "/etc/zookeeper/conf",

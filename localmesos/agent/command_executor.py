@@ -20,7 +20,7 @@ from pymesos import Executor, MesosExecutorDriver, encode_data
 
 from localmesos.httpclient import answers_ok
 from kmfwire.task_states import is_terminal
-from localmesos.waiting import wait_until
+from kmfwire.waiting import wait_until
 
 DEFAULT_GRACE_S = 3.0
 

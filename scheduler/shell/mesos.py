@@ -43,6 +43,7 @@ from typing import Any, Callable, Mapping, Sequence
 import attrs
 from pymesos import MesosSchedulerDriver, Scheduler
 
+from kmfwire.waiting import wait_until
 from scheduler.shell import mesos_events as ev
 from scheduler.shell.errors import MesosError
 
@@ -196,9 +197,8 @@ class _Driver(MesosSchedulerDriver):
         if pause:
             log.warning("master %s: %d connections ended without a subscription; next attempt in %.1fs",
                         self.master, self.closes_since_subscribed, pause)
-            deadline = self.dialled_at = time.monotonic() + pause
-            while self._started and time.monotonic() < deadline:  # a stop() cuts the pause short
-                time.sleep(0.05)
+            self.dialled_at = time.monotonic() + pause
+            wait_until(lambda: not self._started, pause, 0.05)  # a stop() cuts the pause short
         self.dialled_at = time.monotonic()
         return super().gen_request()
 
@@ -341,9 +341,7 @@ class MesosAdapter(Scheduler):
         self.forced_reconnects += 1
         log.warning("forcing a reconnect to %s: %s", old, why)
         driver.change_master(None)
-        deadline = self._monotonic() + 5.0
-        while driver.master is not None and self._monotonic() < deadline:
-            self._stopping.wait(0.02)
+        wait_until(lambda: driver.master is None, 5.0, 0.02, clock=self._monotonic, sleep=self._stopping.wait)
         self._last_sign_of_life = self._monotonic()
         if not self._stopping.is_set():
             driver.change_master(old)
