@@ -1,6 +1,6 @@
 """The kmf executor: pymesos' executor driver around one supervised workload per task.
 
-pymesos traps handled here (shared/docs/pymesos-notes.md, part F):
+Traps of pymesos' executor driver (0.3.15) handled here:
 
 * ``MESOS_CHECKPOINT="0"`` is read by pymesos as true; the driver's flag is corrected from the
   environment, and the executor keeps its own recovery timer: an agent that stays away longer than

@@ -1,5 +1,5 @@
 """ACCEPT: offer checks, then LAUNCH / LAUNCH_GROUP / RESERVE / UNRESERVE / CREATE / DESTROY run in
-order on the pooled offer, each seeing the previous one's result (spec §2.3). Pure: changes the
+order on the pooled offer, each seeing the previous one's result, as Mesos runs an ACCEPT. Pure: changes the
 core's records and emits effects.
 """
 from __future__ import annotations

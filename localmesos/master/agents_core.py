@@ -273,14 +273,14 @@ def ping_result(core: MasterCore, agent_id: str, ok: bool, now: float,
 
 def disconnect(core: MasterCore, agent: Agent, now: float) -> None:
     """The agent's link broke while it may live on (Mesos ``exited``): no more offers from it, and
-    tasks of frameworks that do not checkpoint are lost at once (spec §4.3)."""
+    tasks of frameworks that do not checkpoint are lost at once, as in Mesos."""
     agent.active = False
     core.rescind_agent_offers(agent.id)
     end_agent_tasks(core, agent.id, TaskLoss.disconnected(agent.hostname), now)
 
 
 def mark_unreachable(core: MasterCore, agent_id: str, now: float) -> None:
-    """The agent failed its health checks: its tasks become unreachable (spec §4.3)."""
+    """The agent failed its health checks: its tasks become unreachable, as in Mesos."""
     agent = core.agents.pop(agent_id, None)
     if agent is None:
         return
@@ -311,7 +311,7 @@ def mark_unreachable(core: MasterCore, agent_id: str, now: float) -> None:
 
 
 def mark_gone(core: MasterCore, agent_id: str, now: float) -> None:
-    """Operator API MARK_AGENT_GONE: the agent and its tasks are gone for good (spec §4.3)."""
+    """Operator API MARK_AGENT_GONE: the agent and its tasks are gone for good, as in Mesos."""
     agent = core.agents.pop(agent_id, None) or core.unreachable.pop(agent_id, None)
     if agent is None:
         raise AgentError(f"Agent {agent_id} not found")

@@ -1,4 +1,4 @@
-"""ZooKeeper contention and leader detection as Mesos masters do it (spec §6).
+"""ZooKeeper contention and leader detection as Mesos masters do it.
 
 Each master creates an EPHEMERAL+SEQUENTIAL ``json.info_`` child under the path holding its
 MasterInfo JSON; the smallest sequence leads. A master whose node vanishes (session lost) must

@@ -1,6 +1,6 @@
 """The pymesos adapter: FrameworkInfo, driver life cycle, callbacks → events, calls → master.
 
-Traps handled here (shared/docs/pymesos-notes.md, parts B–E):
+Traps of pymesos' scheduler driver (0.3.15) handled here:
 
 * The driver is always built with ``failover=True`` and stopped with ``stop(failover=True)``: a
   plain ``stop()``/``abort()`` or an exception escaping the IO thread would send TEARDOWN and kill
@@ -143,7 +143,8 @@ def read_secret(path: str | Path) -> str:
 
 
 def ensure_master_path(uri: str, timeout: float = 15.0) -> None:
-    """Create the master znode of a zk:// URL if missing (pymesos-notes §26)."""
+    """Create the master znode of a zk:// URL if missing: pymesos' detection watches its children and,
+    when the znode does not exist yet, silently never detects a master."""
     parsed = parse_zk_master(uri)
     if parsed is None:
         return
@@ -204,7 +205,8 @@ class _Driver(MesosSchedulerDriver):
 
 
 def _guarded(method: Callable) -> Callable:
-    """Run a pymesos callback; log and swallow anything it raises (pymesos-notes §5)."""
+    """Run a pymesos callback; log and swallow anything it raises: an exception escaping a callback
+    aborts pymesos' IO thread, which sends TEARDOWN and kills every task."""
 
     @functools.wraps(method)
     def wrapper(self: "MesosAdapter", *args: Any) -> None:
@@ -453,7 +455,7 @@ class MesosAdapter(Scheduler):
             {"value": executor_id}, {"value": agent_id}, data_b64))
 
     def _send(self, call_type: str, field: str, body: Mapping[str, Any]) -> None:
-        # pymesos' killTask/reconcileTasks drop agent_id (pymesos-notes §19, §20); its private
+        # pymesos' killTask/reconcileTasks drop agent_id (they send only the task id); its private
         # _send posts with the right stream id and credentials.
         driver = self.driver
         driver._send({"type": call_type, "framework_id": {"value": driver.framework_id},
