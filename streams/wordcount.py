@@ -58,12 +58,12 @@ from confluent_kafka import (
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from kmfwire.errors import KmfError
+from kmfwire.ready import READY_MARKER
 from kmfwire.waiting import wait_until
 from streams.counting import PartitionCounts, decode_count, encode_count, words
 
 log = logging.getLogger("streams.wordcount")
 
-READY_LINE = "kmf: ready"
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_UNREACHABLE = 0, 1, 2, 3
 MAX_FAILURES_IN_A_ROW = 10
 RESTORE_TIMEOUT_S = 120.0
@@ -322,7 +322,7 @@ class WordCount:
                  s.changelog_topic, time.monotonic() - started)
         if not self._ready:
             self._ready = True
-            print(READY_LINE, file=self.out, flush=True)
+            print(READY_MARKER, file=self.out, flush=True)
 
     def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         # No transaction is open while the consumer polls: a batch is committed or aborted before
