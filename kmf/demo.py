@@ -28,14 +28,13 @@ import json
 import os
 import sys
 import time
-import urllib.error
-import urllib.request
 import uuid
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence, TextIO
 
 import attrs
 
+from kmfio.httpjson import request
 from kmfwire.errors import KmfError
 from kmfwire.waiting import wait_until
 
@@ -96,18 +95,8 @@ class Narrator:
 def http_json(url: str, method: str = "GET", body: Any = None, timeout: float = 5.0) -> tuple[int, Any]:
     """(status, decoded JSON or text) of a request; 4xx/5xx are returned, not raised."""
     data = json.dumps(body).encode() if body is not None else None
-    request = urllib.request.Request(url, data=data, method=method,
-                                     headers={"Content-Type": "application/json"} if data else {})
-    try:
-        with urllib.request.urlopen(request, timeout=timeout) as resp:  # noqa: S310 - local URLs
-            status, raw = resp.status, resp.read()
-    except urllib.error.HTTPError as exc:
-        status, raw = exc.code, exc.read()
-    text = raw.decode(errors="replace")
-    try:
-        return status, json.loads(text)
-    except ValueError:
-        return status, text
+    reply = request(url, method, data, {"Content-Type": "application/json"} if data else {}, timeout)
+    return reply.status, reply.json_or_text()
 
 
 # ---------------------------------------------------------------------------- stages 1-3

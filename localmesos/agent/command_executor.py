@@ -18,7 +18,7 @@ import uuid
 
 from pymesos import Executor, MesosExecutorDriver, encode_data
 
-from localmesos.httpclient import answers_ok
+from kmfio.httpjson import answers_ok
 from kmfwire.task_states import is_terminal
 from kmfwire.waiting import wait_until
 

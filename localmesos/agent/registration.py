@@ -12,7 +12,7 @@ import time
 from typing import Any, Literal, Sequence
 
 from localmesos.agent.model import AgentState, id_of
-from localmesos.httpclient import post_json
+from kmfio.httpjson import post_json
 from kmfwire.task_states import is_terminal
 from localmesos.version import VERSION
 from mesoslib.resources import attributes_to_json

@@ -29,9 +29,7 @@ Traps of pymesos' scheduler driver (0.3.15) handled here:
 """
 from __future__ import annotations
 
-import base64
 import functools
-import http.client
 import json
 import logging
 import random
@@ -43,6 +41,7 @@ from typing import Any, Callable, Mapping, Sequence
 import attrs
 from pymesos import MesosSchedulerDriver, Scheduler
 
+from kmfio import httpjson
 from kmfwire.waiting import wait_until
 from scheduler.shell import mesos_events as ev
 from scheduler.shell.errors import MesosError
@@ -377,20 +376,15 @@ class MesosAdapter(Scheduler):
         host, _, port = master.rpartition(":")
         headers = {"Content-Type": "application/json", "Accept": "application/json"}
         if self.settings.principal and self.settings.secret is not None:
-            pair = f"{self.settings.principal}:{self.settings.secret}".encode()
-            headers["Authorization"] = "Basic " + base64.b64encode(pair).decode()
+            headers.update(httpjson.basic(self.settings.principal, self.settings.secret))
         body = json.dumps({"type": "REVIVE", "framework_id": {"value": "kmf-credentials-check"}})
         try:
-            conn = http.client.HTTPConnection(host, int(port), timeout=5)
-            try:
-                conn.request("POST", "/api/v1/scheduler", body, headers)
-                resp = conn.getresponse()
-                text = resp.read(2000).decode(errors="replace").strip()
-            finally:
-                conn.close()
-        except (OSError, ValueError, http.client.HTTPException):
+            reply = httpjson.post(host, int(port), "/api/v1/scheduler", body.encode(), headers, 5,
+                                  limit=2000)
+        except (OSError, ValueError):
             return None
-        return f"HTTP {resp.status}: {text}" if resp.status in (401, 403) else None
+        text = reply.body.decode(errors="replace").strip()
+        return f"HTTP {reply.status}: {text}" if reply.status in (401, 403) else None
 
     # calls (loop thread) ------------------------------------------------------------------------
     def _call(self, what: str, func: Callable[[], Any]) -> bool:

@@ -14,7 +14,7 @@ from kmfwire.errors import KmfError
 
 pytestmark = pytest.mark.timeout(120)
 
-PACKAGES = ("kmf", "scheduler", "localmesos", "executor", "streams", "config", "kmfwire", "mesoslib")
+PACKAGES = ("kmf", "scheduler", "localmesos", "executor", "streams", "config", "kmfwire", "mesoslib", "kmfio")
 
 
 def production_modules() -> list[str]:
