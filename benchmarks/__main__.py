@@ -62,7 +62,8 @@ def main() -> int:
     if only:
         return 0
     lines = ["# Benchmarks", "", f"Machine: {machine()}. Run: `make bench` ({time.strftime('%Y-%m-%d')}).",
-             "Figures are measurements, not assertions; targets are DESIGN.md §5.", "", "| benchmark | figures |",
+             "Figures are measurements, not assertions; targets: an offer round of 1,000 agents × 1,000 pending "
+             "tasks under 100 ms median, a restart with 10,000 task records deciding again within 2 s.", "", "| benchmark | figures |",
              "| --- | --- |"]
     for title, figs in results.items():
         text = ", ".join(f"{k} {v:.3g}" if isinstance(v, float) else f"{k} {v}" for k, v in figs.items())

@@ -43,12 +43,13 @@ def _figures(prefix: str, rates: list[float]) -> dict[str, float]:
 
 
 def run(runs: int = 3) -> dict[str, Any]:
-    from benchmarks.hand_broker import HEAP_MB, OVERRIDES, start_kraft_broker
+    from kmf.standalone_kafka import HEAP_MB, start_kraft_broker
+    from kmf.standalone_kafka import SINGLE_NODE_OVERRIDES as OVERRIDES
     from localmesos import procs
     work = Path(tempfile.mkdtemp(prefix="kmf-bench-"))
     narrator = demo.Narrator(io.StringIO())
     config = yaml.safe_load((ROOT / "config" / "local.yaml").read_text())
-    # the settings the hand-started broker gets (benchmarks.hand_broker): its heap, and no
+    # the settings the hand-started broker gets (kmf.standalone_kafka): its heap, and no
     # initial rebalance delay, which ConsumerPerformance would otherwise count (3 s of 4 here)
     config["kafka"]["heap_mb"] = HEAP_MB
     config["kafka"].setdefault("overrides", {}).update(OVERRIDES)

@@ -1,6 +1,6 @@
 """The kmf executor: pymesos' executor driver around one supervised workload per task.
 
-pymesos traps handled here (shared/docs/pymesos-notes.md, part F):
+Traps of pymesos' executor driver (0.3.15) handled here:
 
 * ``MESOS_CHECKPOINT="0"`` is read by pymesos as true; the driver's flag is corrected from the
   environment, and the executor keeps its own recovery timer: an agent that stays away longer than
@@ -31,6 +31,7 @@ from executor.policy import (
 from executor.supervisor import Supervised, tail
 from executor.workloads import WorkloadError, prepare
 from kmfwire.taskdata import TaskData, TaskDataError
+from kmfwire.waiting import wait_until
 
 log = logging.getLogger("executor")
 
@@ -358,9 +359,7 @@ def main() -> int:
     # every task ended and its last update was acknowledged, or the agent is gone for good
     while not executor.finished.wait(0.5):
         pass
-    deadline = time.monotonic() + ACK_WAIT_S
-    while executor.outbox and executor.connected.is_set() and time.monotonic() < deadline:
-        time.sleep(0.1)
+    wait_until(lambda: not (executor.outbox and executor.connected.is_set()), ACK_WAIT_S, 0.1)
     log.info("executor done (%d updates unacknowledged)", len(executor.outbox))
     driver.stop()
     return 0

@@ -13,11 +13,11 @@ import logging
 import os
 import signal
 import subprocess
-import time
 from pathlib import Path
 from typing import Mapping, Sequence
 
 from executor.policy import describe_exit  # noqa: F401 - re-exported: callers import it from here
+from kmfwire.waiting import wait_until
 
 log = logging.getLogger(__name__)
 
@@ -100,11 +100,8 @@ class Supervised:
             self._signal_group(signal.SIGKILL)
             return self.poll()
         self._signal_group(signal.SIGTERM)
-        deadline = time.monotonic() + max(0.0, grace_s)
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                break
-            time.sleep(0.05)
+        proc = self.proc
+        wait_until(lambda: proc.poll() is not None, max(0.0, grace_s), 0.05)
         if self.proc.poll() is None:
             log.warning("pid %s still running after %.1fs grace: SIGKILL", self.proc.pid, grace_s)
         self._signal_group(signal.SIGKILL)

@@ -28,13 +28,15 @@ import json
 import os
 import sys
 import time
-import urllib.error
-import urllib.request
 import uuid
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence, TextIO
 
 import attrs
+
+from kmfio.httpjson import request
+from kmfwire.errors import KmfError
+from kmfwire.waiting import wait_until
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_CONFIG = REPO / "config" / "local.yaml"
@@ -50,7 +52,7 @@ SENTENCES = (
 )
 
 
-class DemoError(RuntimeError):
+class DemoError(KmfError, RuntimeError):
     """A stage failed; `log_path` is the file that tells why."""
 
     def __init__(self, message: str, log_path: Path | None = None) -> None:
@@ -93,18 +95,8 @@ class Narrator:
 def http_json(url: str, method: str = "GET", body: Any = None, timeout: float = 5.0) -> tuple[int, Any]:
     """(status, decoded JSON or text) of a request; 4xx/5xx are returned, not raised."""
     data = json.dumps(body).encode() if body is not None else None
-    request = urllib.request.Request(url, data=data, method=method,
-                                     headers={"Content-Type": "application/json"} if data else {})
-    try:
-        with urllib.request.urlopen(request, timeout=timeout) as resp:  # noqa: S310 - local URLs
-            status, raw = resp.status, resp.read()
-    except urllib.error.HTTPError as exc:
-        status, raw = exc.code, exc.read()
-    text = raw.decode(errors="replace")
-    try:
-        return status, json.loads(text)
-    except ValueError:
-        return status, text
+    reply = request(url, method, data, {"Content-Type": "application/json"} if data else {}, timeout)
+    return reply.status, reply.json_or_text()
 
 
 # ---------------------------------------------------------------------------- stages 1-3
@@ -236,8 +228,8 @@ def start_scheduler(state: Mapping[str, Any], work_dir: Path, config_path: Path,
     api_url = f"http://{host}:{port}"
     narrator.info(f"scheduler launched from config/marathon.json (runner pid {proc.pid}), "
                   f"API {api_url}, log {log_path}")
-    deadline = time.monotonic() + timeout
-    while True:
+
+    def answering() -> Scheduler | None:
         if proc.poll() is not None:
             raise DemoError(f"the scheduler exited with code {proc.returncode}", log_path)
         try:
@@ -245,10 +237,12 @@ def start_scheduler(state: Mapping[str, Any], work_dir: Path, config_path: Path,
             narrator.info(f"GET /v1/health → {status} {_short(body)}")
             return Scheduler(proc.pid, api_url, log_path)
         except OSError:
-            pass
-        if time.monotonic() > deadline:
-            raise DemoError(f"the scheduler API {api_url} did not answer within {timeout:g}s", log_path)
-        time.sleep(0.25)
+            return None
+
+    scheduler = wait_until(answering, timeout, 0.25)
+    if scheduler is None:
+        raise DemoError(f"the scheduler API {api_url} did not answer within {timeout:g}s", log_path)
+    return scheduler
 
 
 def _short(body: Any, limit: int = 160) -> str:
@@ -282,9 +276,10 @@ def wait_for_deploy(api_url: str, narrator: Narrator, timeout: float = 600.0,
                     alive: Callable[[], bool] = lambda: True, log_path: Path | None = None,
                     clock: Callable[[], float] = time.monotonic) -> Mapping[str, Any]:
     """Poll `GET /v1/plans/deploy` until COMPLETE, printing each change of progress."""
-    deadline = clock() + timeout
     last = None
-    while True:
+
+    def complete() -> Mapping[str, Any] | None:
+        nonlocal last
         if not alive():
             raise DemoError("the scheduler exited while deploying", log_path)
         try:
@@ -304,9 +299,12 @@ def wait_for_deploy(api_url: str, narrator: Narrator, timeout: float = 600.0,
         elif status != 0 and last != f"HTTP {status}":
             narrator.info(f"GET /v1/plans/deploy → {status} {_short(plan)}")
             last = f"HTTP {status}"
-        if clock() > deadline:
-            raise DemoError(f"the deploy plan was not COMPLETE within {timeout:g}s (last: {last})", log_path)
-        time.sleep(1.0)
+        return None
+
+    plan = wait_until(complete, timeout, 1.0, clock=clock)
+    if plan is None:
+        raise DemoError(f"the deploy plan was not COMPLETE within {timeout:g}s (last: {last})", log_path)
+    return plan
 
 
 def parse_bootstrap(doc: Any) -> str:
@@ -362,11 +360,8 @@ def create_topics(bootstrap: str, topics: Mapping[str, Mapping[str, str]], parti
             except KafkaException as exc:
                 if exc.args[0].code() != KafkaError.TOPIC_ALREADY_EXISTS:
                     raise DemoError(f"creating topic {name} on {bootstrap}: {exc}") from None
-    deadline = time.monotonic() + timeout
-    while not all(name in admin.list_topics(timeout=10).topics for name in topics):
-        if time.monotonic() > deadline:
-            raise DemoError(f"topics {sorted(topics)} not in the metadata of {bootstrap} after {timeout:g}s")
-        time.sleep(0.2)
+    if not wait_until(lambda: all(name in admin.list_topics(timeout=10).topics for name in topics), timeout, 0.2):
+        raise DemoError(f"topics {sorted(topics)} not in the metadata of {bootstrap} after {timeout:g}s")
     return created
 
 
@@ -592,7 +587,9 @@ def kill_broker_and_watch(api_url: str, work_dir: Path, pod: str, bootstrap: str
     killed_at = time.monotonic()
     seen_gone = False
     last = ""
-    while True:
+
+    def recovered() -> float | None:
+        nonlocal seen_gone, last
         elapsed = time.monotonic() - killed_at
         try:
             rows = pod_info(api_url, pod)
@@ -613,9 +610,12 @@ def kill_broker_and_watch(api_url: str, work_dir: Path, pod: str, bootstrap: str
                 narrator.info(f"broker {broker_id} is back in the cluster metadata"
                               + ("" if seen_gone else " (its absence was too short to see)"))
             return time.monotonic() - killed_at
-        if elapsed > timeout:
-            raise DemoError(f"{pod} not running again {timeout:g}s after its JVM was killed (last: {states})")
-        time.sleep(0.5)
+        return None
+
+    seconds = wait_until(recovered, timeout, 0.5)
+    if seconds is None:
+        raise DemoError(f"{pod} not running again {timeout:g}s after its JVM was killed (last: {last})")
+    return seconds
 
 
 # ---------------------------------------------------------------------------- stage 8 and teardown
@@ -628,15 +628,17 @@ def scale_app_and_wait(api_url: str, app: str, count: int, narrator: Narrator, t
         raise DemoError(f"scaling {app} was refused ({status}): {_short(body)}")
     narrator.info(body.get("message", "") if isinstance(body, dict) else str(body))
     waiting = [f"{app}-{i}" for i in range(count)]
-    while time.monotonic() - started < timeout:
+
+    def all_ready() -> bool:
         for pod in list(waiting):
             status, info = http_json(api_url + f"/v1/pod/{pod}/info")
             if status == 200 and info.get("ready"):
                 narrator.info(f"{pod}: {info.get('state')} on {info.get('hostname')}")
                 waiting.remove(pod)
-        if not waiting:
-            return time.monotonic() - started
-        time.sleep(1.0)
+        return not waiting
+
+    if wait_until(all_ready, timeout - (time.monotonic() - started), 1.0):
+        return time.monotonic() - started
     raise DemoError(f"{', '.join(waiting)} not ready within {timeout:.0f}s")
 
 

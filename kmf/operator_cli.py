@@ -17,12 +17,11 @@ import os
 import re
 import sys
 import time
-import urllib.error
-import urllib.request
 from pathlib import Path
 from typing import Any, Callable
 from urllib.parse import urljoin, urlsplit
 
+from kmfio.httpjson import bearer, request
 from kmfwire.errors import KmfError
 
 EXIT_OK, EXIT_REFUSED, EXIT_USAGE, EXIT_UNREACHABLE = 0, 1, 2, 3
@@ -65,17 +64,6 @@ def _api_defaulted(args: argparse.Namespace) -> bool:
     return not (getattr(args, "api", None) or os.environ.get("KMF_API"))
 
 
-class _NoRedirect(urllib.request.HTTPRedirectHandler):
-    """Hand every 3xx back to `call`: urllib refuses to follow a 307 on POST/PUT/DELETE, and
-    follows one on GET without the body; `call` follows them all the same way."""
-
-    def redirect_request(self, req, fp, code, msg, headers, newurl):  # noqa: ANN001, ANN201
-        return None
-
-
-_OPENER = urllib.request.build_opener(_NoRedirect)
-
-
 def _origin(url: str) -> str:
     parts = urlsplit(url)
     return f"{parts.scheme}://{parts.netloc}"
@@ -83,14 +71,12 @@ def _origin(url: str) -> str:
 
 def _send(args: argparse.Namespace, method: str, url: str, data: bytes | None,
           headers: dict[str, str]) -> tuple[int, bytes, str | None]:
-    req = urllib.request.Request(url, data=data, method=method, headers=headers)
     timeout = getattr(args, "timeout", COMMON_DEFAULTS["timeout"])
     try:
-        with _OPENER.open(req, timeout=timeout) as resp:
-            return resp.status, resp.read(), resp.headers.get("Location")
-    except urllib.error.HTTPError as exc:
-        return exc.code, exc.read(), exc.headers.get("Location") if exc.headers else None
-    except (urllib.error.URLError, OSError) as exc:
+        # `call` follows every 3xx itself: urllib refuses to follow a 307 on POST/PUT/DELETE
+        reply = request(url, method, data, headers, timeout, follow_redirects=False)
+        return reply.status, reply.body, reply.location
+    except OSError as exc:
         reason = getattr(exc, "reason", None) or exc
         hint = " (no --api or KMF_API given: pass --api URL or set KMF_API)" if _api_defaulted(args) else ""
         raise Unreachable(f"cannot reach the kmf API at {_origin(url)}: {reason}{hint}") from None
@@ -105,7 +91,7 @@ def call(args: argparse.Namespace, method: str, path: str, body: Any = None,
     headers = {"Content-Type": "application/json"} if body is not None and raw is None else {}
     token = _token(args)
     if token:
-        headers["Authorization"] = f"Bearer {token}"
+        headers.update(bearer(token))
     for hop in range(MAX_REDIRECTS + 1):
         status, text, location = _send(args, method, url, data, headers)
         if not 300 <= status < 400:

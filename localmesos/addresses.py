@@ -41,13 +41,15 @@ import time
 from pathlib import Path
 from typing import Iterable
 
+from kmfwire.errors import KmfError
+
 FIRST_BLOCK, LAST_BLOCK = 16, 254
 MASTER_HOST = 1
 FIRST_AGENT_HOST = 10
 MAX_AGENTS = 254 - FIRST_AGENT_HOST + 1
 
 
-class AddressError(RuntimeError):
+class AddressError(KmfError, RuntimeError):
     """No block could be claimed, or a block was asked for more than it holds."""
 
 

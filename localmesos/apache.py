@@ -14,6 +14,8 @@ import subprocess
 from pathlib import Path
 from typing import Sequence
 
+from kmfwire.errors import KmfError
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
 SHARED_BUILD = REPO_ROOT / ".cache" / "mesos"
 
@@ -24,7 +26,7 @@ AGENT_HOST_FLAGS = ("--launcher=posix", "--isolation=posix/cpu,posix/mem", "--no
                     "--no-hostname_lookup")
 
 
-class MesosNotFound(RuntimeError):
+class MesosNotFound(KmfError, RuntimeError):
     """No usable Apache Mesos install; the message says where kmf looked and why it is not usable."""
 
 

@@ -18,15 +18,16 @@ import time
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
+from kmfio.httpjson import get_json
+from kmfwire.errors import KmfError
+from kmfwire.waiting import wait_until
 from localmesos import addresses, procs
-from localmesos.httpclient import get_json
-from localmesos.waiting import wait_until
 
 DEFAULT_RESOURCES = "cpus:4;mem:4096;disk:20000;ports:[31000-32000]"
 ZONES = "abcdefghijklmnopqrstuvwxyz"
 
 
-class ClusterError(RuntimeError):
+class ClusterError(KmfError, RuntimeError):
     pass
 
 

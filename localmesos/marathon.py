@@ -29,12 +29,13 @@ from typing import Any, Mapping, Sequence
 
 import attrs
 
+from kmfio.httpjson import answers_ok
+from kmfwire.errors import KmfError
 from localmesos import procs
 from localmesos.agent.fetcher import FetcherCache, FetchError, fetch_all, parse_bytes
-from localmesos.httpclient import answers_ok
 
 
-class AppError(ValueError):
+class AppError(KmfError, ValueError):
     """An app definition kmf cannot run; the message names the field."""
 
 

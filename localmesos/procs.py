@@ -15,7 +15,7 @@ import subprocess
 from pathlib import Path
 from typing import Mapping, Sequence
 
-from localmesos.waiting import wait_until
+from kmfwire.waiting import wait_until
 
 _started: dict[int, subprocess.Popen] = {}
 

@@ -5,8 +5,9 @@ import socket
 import subprocess
 from pathlib import Path
 
+from kmfwire.errors import KmfError
+from kmfwire.waiting import wait_until
 from localmesos import procs
-from localmesos.waiting import wait_until
 
 JARS = (
     "/etc/zookeeper/conf",
@@ -17,7 +18,7 @@ JARS = (
 )
 
 
-class ZooKeeperError(RuntimeError):
+class ZooKeeperError(KmfError, RuntimeError):
     pass
 
 

@@ -1,6 +1,6 @@
 """Mesos resource values and their exact arithmetic (pure: no I/O, no clock).
 
-Vocabulary, as in Mesos 1.x (spec mesos-http-api.md §3):
+Vocabulary, as in Mesos 1.x:
 
 * scalars are fixed point with 3 decimals, kept here as integer thousandths (``millis``);
 * ranges are inclusive ``(begin, end)`` pairs, always sorted and coalesced;
@@ -905,7 +905,9 @@ def is_ancestor_or_self(ancestor: str, role: str) -> bool:
 
 
 def validate_role(role: str) -> str | None:
-    """None if ``role`` is a valid Mesos role name, else the reason (spec §3)."""
+    """None if ``role`` is a valid Mesos role name, else the reason. Mesos' rule: ``*`` (unreserved), or
+    no leading or trailing ``/``, no ``//``, no component ``.``, ``..``, ``*`` or starting with ``-``,
+    and no whitespace; ``/`` builds hierarchies."""
     if role == "*":
         return None
     if not role:

@@ -29,6 +29,7 @@ import config
 from config import ConfigError, ServiceSpec
 from kmfwire.cluster_id import new_cluster_id
 from kmfwire import artifacts as kmf_artifacts
+from kmfwire.waiting import wait_until
 from scheduler.api.metrics import Metrics, StateCollector
 from scheduler.api.server import Api, ApiServer
 from scheduler.api.views import broker_endpoint
@@ -230,12 +231,14 @@ def _submit_launch_file(service: Service, spec: ServiceSpec, launch_id: str, pat
     """A changed launch file is an update like `kmf config update`: wait until the loop knows
     Mesos and (when brokers run) Kafka, so that the same checks can decide, then submit it."""
     loop = service.loop
-    deadline = time.monotonic() + settle_s
-    while loop is not None and not loop.ended.is_set() and time.monotonic() < deadline:
+
+    def settled() -> bool:
+        if loop is None or loop.ended.is_set():
+            return True
         snap = loop.snapshot
-        if snap.connected and (snap.kafka is not None or not any(r.kind == "broker" for r in snap.tasks.values())):
-            break
-        time.sleep(0.5)
+        return snap.connected and (snap.kafka is not None or not any(r.kind == "broker" for r in snap.tasks.values()))
+
+    wait_until(settled, settle_s, 0.5)
     reply = service.submit("update_config", {"spec": spec, "launch_id": launch_id, "source": path})
     result = reply.result or {}
     if reply.ok:

@@ -57,11 +57,13 @@ from confluent_kafka import (
 )
 from confluent_kafka.admin import AdminClient, NewTopic
 
+from kmfwire.errors import KmfError
+from kmfwire.ready import READY_MARKER
+from kmfwire.waiting import wait_until
 from streams.counting import PartitionCounts, decode_count, encode_count, words
 
 log = logging.getLogger("streams.wordcount")
 
-READY_LINE = "kmf: ready"
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_UNREACHABLE = 0, 1, 2, 3
 MAX_FAILURES_IN_A_ROW = 10
 RESTORE_TIMEOUT_S = 120.0
@@ -70,7 +72,7 @@ CALL_GRACE_S = 5.0
 DEFAULT_TRANSACTION_TIMEOUT_MS = 30_000
 
 
-class WordCountError(RuntimeError):
+class WordCountError(KmfError, RuntimeError):
     """A failure that stops the app, with a message that says what and where."""
 
 
@@ -205,17 +207,17 @@ class WordCount:
                     err = _kafka_error(exc)
                     if err is None or err.code() != KafkaError.TOPIC_ALREADY_EXISTS:
                         raise WordCountError(f"creating topic {name!r} on {s.bootstrap}: {exc}") from None
-        deadline = time.monotonic() + 30
-        while True:
+
+        def both_listed() -> dict[str, int] | None:
             metadata = self._metadata(admin)
             counts = {name: len(metadata.topics[name].partitions)
                       for name in (s.repartition_topic, s.changelog_topic)
                       if name in metadata.topics and metadata.topics[name].partitions}
-            if len(counts) == 2:
-                break
-            if time.monotonic() > deadline:
-                raise WordCountError(f"topics {sorted(wanted)} not in the metadata of {s.bootstrap} after 30s")
-            time.sleep(0.2)
+            return counts if len(counts) == 2 else None
+
+        counts = wait_until(both_listed, 30, 0.2)
+        if counts is None:
+            raise WordCountError(f"topics {sorted(wanted)} not in the metadata of {s.bootstrap} after 30s")
         if counts[s.repartition_topic] != counts[s.changelog_topic]:
             raise WordCountError(
                 f"topic {s.changelog_topic!r} has {counts[s.changelog_topic]} partitions but "
@@ -324,7 +326,7 @@ class WordCount:
                  s.changelog_topic, time.monotonic() - started)
         if not self._ready:
             self._ready = True
-            print(READY_LINE, file=self.out, flush=True)
+            print(READY_MARKER, file=self.out, flush=True)
 
     def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         # No transaction is open while the consumer polls: a batch is committed or aborted before

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Build what reaches Mesos agents through the fetcher (nothing kmf-specific is installed on them):
 #   .cache/artifacts/kmf-<version>-py<X.Y>-linux-<machine>.tar.gz
-#       one top folder of that name: kmf's packages (kmf, kmfwire, config, scheduler, executor, mesoslib,
+#       one top folder of that name: kmf's packages (kmf, kmfwire, kmfio, config, scheduler, executor, mesoslib,
 #       localmesos, streams), tools/kafka/versions.env, every runtime dependency installed with
 #       `pip install --target`, and KMF_BUNDLE (what interpreter it needs). confluent-kafka and
 #       cryptography are binary wheels, hence the Python minor version and platform in the name.
@@ -18,7 +18,7 @@ PY="${1:-$ROOT/.venv/bin/python}"
 OUT="$ROOT/.cache/artifacts"
 mkdir -p "$OUT"
 log() { printf '[artifacts] %s\n' "$*" >&2; }
-PACKAGES=(kmf kmfwire config scheduler executor mesoslib localmesos streams)
+PACKAGES=(kmf kmfwire kmfio config scheduler executor mesoslib localmesos streams)
 
 read -r version tag < <("$PY" - "$ROOT/setup.cfg" <<'PYEOF'
 import configparser, platform, sys

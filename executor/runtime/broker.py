@@ -33,6 +33,7 @@ from executor.runtime.jvm import JvmOptions, broker_argv, storage_format_argv
 from executor.runtime.kafka_dist import KafkaRuntime, Mode
 from kmfwire.cluster_id import check_cluster_id
 from kmfwire.errors import KmfError
+from kmfwire.waiting import wait_until
 
 log = logging.getLogger(__name__)
 
@@ -250,19 +251,20 @@ def wait_until_serving(
     Raises BrokerNotReady with the tail of `log_path` when it gives up."""
     admin = _admin_client(bootstrap)
     deadline = clock() + timeout
-    while True:
+
+    def serving() -> ClusterView | None:
         if proc is not None and proc.poll() is not None:
             raise BrokerNotReady(
                 f"broker {broker_id} ({bootstrap}) exited with {proc.returncode} before serving"
                 + _log_tail(log_path)
             )
         remaining = deadline - clock()
-        view = probe_broker(bootstrap, broker_id, timeout=max(0.5, min(3.0, remaining)), admin=admin)
-        if view is not None:
-            return view
-        if clock() >= deadline:
-            raise BrokerNotReady(
-                f"broker {broker_id} not in the metadata of {bootstrap} after {timeout}s"
-                + _log_tail(log_path)
-            )
-        sleep(0.25)
+        return probe_broker(bootstrap, broker_id, timeout=max(0.5, min(3.0, remaining)), admin=admin)
+
+    view = wait_until(serving, timeout, 0.25, clock=clock, sleep=sleep)
+    if view is None:
+        raise BrokerNotReady(
+            f"broker {broker_id} not in the metadata of {bootstrap} after {timeout}s"
+            + _log_tail(log_path)
+        )
+    return view

@@ -1,7 +1,7 @@
 """The localmesos agent: one object with the agent's state, composed of its parts.
 
 Each part is a module of its own and holds one concern (:mod:`.registration` with the master,
-:mod:`.status_updates` reliable status updates (spec §4.4), :mod:`.executors` executor processes,
+:mod:`.status_updates` reliable status updates, :mod:`.executors` executor processes,
 :mod:`.tasks` the master's task calls, :mod:`.resources` reservations and persistent volumes,
 :mod:`.checkpoint` checkpoint and recovery, :mod:`.views` /state); :class:`Agent` holds the state
 they share. Master traffic uses the internal protocol of docs/localmesos-internal.md; executors talk

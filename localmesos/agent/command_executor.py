@@ -18,9 +18,9 @@ import uuid
 
 from pymesos import Executor, MesosExecutorDriver, encode_data
 
-from localmesos.httpclient import answers_ok
+from kmfio.httpjson import answers_ok
 from kmfwire.task_states import is_terminal
-from localmesos.waiting import wait_until
+from kmfwire.waiting import wait_until
 
 DEFAULT_GRACE_S = 3.0
 
@@ -84,7 +84,7 @@ class CommandExecutor(Executor):
             threading.Thread(target=self._health, args=(driver, check, env), daemon=True).start()
 
     def _health(self, driver, check: dict, env: dict) -> None:  # noqa: ANN001
-        """TaskInfo.health_check as Mesos' command executor runs it (spec §8)."""
+        """TaskInfo.health_check as Mesos' command executor runs it."""
         kind = (check.get("type") or next((k.upper() for k in ("command", "http", "tcp") if k in check), "")).upper()
         delay = float(check.get("delay_seconds", 15.0))
         interval = float(check.get("interval_seconds", 10.0))

@@ -19,7 +19,7 @@ from localmesos.agent.fetcher import FetchError, fetch_all
 from localmesos.agent.model import AgentState, ExecutorEntry, id_of
 from localmesos.procs import kill_group
 from kmfwire.task_states import is_terminal
-from localmesos.waiting import wait_until
+from kmfwire.waiting import wait_until
 
 log = logging.getLogger("localmesos.agent")
 

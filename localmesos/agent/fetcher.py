@@ -36,12 +36,14 @@ import zipfile
 from pathlib import Path
 from typing import Any, Iterable, Iterator, Mapping, TextIO
 
+from kmfwire.errors import KmfError
+
 TAR_SUFFIXES = (".tar", ".tgz", ".tar.gz", ".tbz2", ".tar.bz2", ".txz", ".tar.xz")
 DOWNLOAD_TIMEOUT_S = 60.0
 CHUNK = 1 << 20
 
 
-class FetchError(Exception):
+class FetchError(KmfError):
     """One URI could not be fetched; the message says which and why."""
 
 

@@ -12,7 +12,7 @@ import time
 from typing import Any, Literal, Sequence
 
 from localmesos.agent.model import AgentState, id_of
-from localmesos.httpclient import post_json
+from kmfio.httpjson import post_json
 from kmfwire.task_states import is_terminal
 from localmesos.version import VERSION
 from mesoslib.resources import attributes_to_json
@@ -96,7 +96,7 @@ class Registration(AgentState):
             self.last_ping = time.monotonic()
             self.ping_gaps.clear()
             for t in self.tasks.values():
-                t.next_send = 0.0  # pending heads go again at once (spec §4.4)
+                t.next_send = 0.0  # pending heads go again at once (see .status_updates)
         log.info("%s with master %s as %s", "registered" if first else "re-registered",
                  self.master_url, self.agent_id)
         return True

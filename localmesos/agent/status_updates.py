@@ -1,4 +1,4 @@
-"""Reliable status updates (spec §4.4): each task's statuses queue in order; the head goes to the
+"""Reliable status updates, as a Mesos agent sends them: each task's statuses queue in order; the head goes to the
 master until the scheduler acknowledges it, again after 10 s, 20 s, ... up to 10 min between tries,
 and at once after a (re-)registration.
 

@@ -1,5 +1,5 @@
 """ACCEPT: offer checks, then LAUNCH / LAUNCH_GROUP / RESERVE / UNRESERVE / CREATE / DESTROY run in
-order on the pooled offer, each seeing the previous one's result (spec §2.3). Pure: changes the
+order on the pooled offer, each seeing the previous one's result, as Mesos runs an ACCEPT. Pure: changes the
 core's records and emits effects.
 """
 from __future__ import annotations
@@ -9,6 +9,7 @@ from typing import Any
 
 import attrs
 
+from kmfwire.errors import KmfError
 from mesoslib.resources import DYNAMIC, Reservation, Resources, ResourceError
 
 from .core import MasterCore, refuse_seconds
@@ -19,7 +20,7 @@ from .validation import launch_problem, task_resources
 log = logging.getLogger(__name__)
 
 
-class OperationError(Exception):
+class OperationError(KmfError):
     pass
 
 

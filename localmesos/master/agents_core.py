@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from kmfwire.errors import KmfError
 from kmfwire.task_states import is_terminal
 from localmesos.version import VERSION
 from mesoslib.resources import Resources, ResourceError
@@ -22,7 +23,7 @@ def _any_id(value: Any) -> str | None:
     return id_of(value)
 
 
-class AgentError(Exception):
+class AgentError(KmfError):
     """A request from an agent the master refuses (the message says why)."""
 
 
@@ -273,14 +274,14 @@ def ping_result(core: MasterCore, agent_id: str, ok: bool, now: float,
 
 def disconnect(core: MasterCore, agent: Agent, now: float) -> None:
     """The agent's link broke while it may live on (Mesos ``exited``): no more offers from it, and
-    tasks of frameworks that do not checkpoint are lost at once (spec §4.3)."""
+    tasks of frameworks that do not checkpoint are lost at once, as in Mesos."""
     agent.active = False
     core.rescind_agent_offers(agent.id)
     end_agent_tasks(core, agent.id, TaskLoss.disconnected(agent.hostname), now)
 
 
 def mark_unreachable(core: MasterCore, agent_id: str, now: float) -> None:
-    """The agent failed its health checks: its tasks become unreachable (spec §4.3)."""
+    """The agent failed its health checks: its tasks become unreachable, as in Mesos."""
     agent = core.agents.pop(agent_id, None)
     if agent is None:
         return
@@ -311,7 +312,7 @@ def mark_unreachable(core: MasterCore, agent_id: str, now: float) -> None:
 
 
 def mark_gone(core: MasterCore, agent_id: str, now: float) -> None:
-    """Operator API MARK_AGENT_GONE: the agent and its tasks are gone for good (spec §4.3)."""
+    """Operator API MARK_AGENT_GONE: the agent and its tasks are gone for good, as in Mesos."""
     agent = core.agents.pop(agent_id, None) or core.unreachable.pop(agent_id, None)
     if agent is None:
         raise AgentError(f"Agent {agent_id} not found")

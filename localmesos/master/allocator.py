@@ -1,6 +1,6 @@
 """The allocator: which unused agent resources go to which framework role (pure).
 
-Rules (spec §2.2): one offer = unused resources of one agent for one role of one framework;
+Rules, as Mesos' allocator applies them: one offer = unused resources of one agent for one role of one framework;
 a connected, active, unsuppressed role gets unreserved resources plus those reserved for it or an
 ancestor; never resources already offered, used, or hidden by a live refusal filter; no agent with
 ``gpus`` for frameworks without GPU_RESOURCES. Frameworks are served in order of their dominant

@@ -1,5 +1,5 @@
-"""Parsing and validation of a v1 scheduler ``Call`` body, with Mesos' status codes and messages
-(spec §1.3). Pure: bytes in, ``(call, None)`` or ``(None, (status, message))`` out.
+"""Parsing and validation of a v1 scheduler ``Call`` body, with Mesos' status codes and messages.
+Pure: bytes in, ``(call, None)`` or ``(None, (status, message))`` out.
 """
 from __future__ import annotations
 

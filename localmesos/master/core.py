@@ -36,7 +36,8 @@ MAX_REFUSE = 365 * 24 * 3600.0
 
 
 def refuse_seconds(filters: Any) -> float:
-    """``Filters.refuse_seconds`` as Mesos applies it (spec §0)."""
+    """``Filters.refuse_seconds`` as Mesos applies it: 5 s by default or when negative, at most 365
+    days, 0 for none, and at least 1 s otherwise."""
     if not isinstance(filters, dict) or "refuse_seconds" not in filters:
         return DEFAULT_REFUSE
     try:
@@ -399,7 +400,10 @@ class MasterCore:
         )
 
     def reconcile_unknown(self, fw: Framework, tid: str, aid: str | None, now: float) -> None:
-        """Explicit reconciliation of a task the master does not know (spec §2.6)."""
+        """Explicit reconciliation of a task the master does not know, as Mesos answers it: no answer while
+    its agent is recovered but not yet re-registered, else TASK_GONE, TASK_UNREACHABLE,
+    TASK_GONE_BY_OPERATOR or TASK_UNKNOWN by what is known of the agent (TASK_LOST for frameworks
+    that are not partition-aware)."""
         unreachable_time = None
         if aid is not None:
             if aid in self.recovered:

@@ -1,4 +1,4 @@
-"""ZooKeeper contention and leader detection as Mesos masters do it (spec §6).
+"""ZooKeeper contention and leader detection as Mesos masters do it.
 
 Each master creates an EPHEMERAL+SEQUENTIAL ``json.info_`` child under the path holding its
 MasterInfo JSON; the smallest sequence leads. A master whose node vanishes (session lost) must
@@ -14,11 +14,13 @@ from typing import Any, Callable
 from kazoo.client import KazooClient, KazooState
 from kazoo.exceptions import NoNodeError
 
+from kmfwire.errors import KmfError
+
 log = logging.getLogger(__name__)
 PREFIX = "json.info_"
 
 
-class DetectorError(ValueError):
+class DetectorError(KmfError, ValueError):
     pass
 
 

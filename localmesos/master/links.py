@@ -7,11 +7,11 @@ import queue
 import threading
 from typing import Any, Callable
 
-from localmesos.httpclient import post_json
+from kmfio.httpjson import post_json
 
 log = logging.getLogger(__name__)
 
-__all__ = ["AgentLink", "post_json"]  # post_json: the one in localmesos.httpclient
+__all__ = ["AgentLink", "post_json"]  # post_json: the one in kmfio.httpjson
 
 
 class AgentLink:

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 import attrs
 
+from kmfwire.errors import KmfError
 from kmfwire.task_states import is_terminal
 
 from .model import SaveRegistry
@@ -36,7 +37,7 @@ DEFAULT_INVERSE_REFUSE_S = 5.0
 MachineKey = tuple[str, str]
 
 
-class MaintenanceError(Exception):
+class MaintenanceError(KmfError):
     """A request Mesos answers with 400 and this message."""
 
 

@@ -4,7 +4,7 @@ Records are mutable and owned by :class:`localmesos.master.core.MasterCore`, whi
 only under the shell's lock. Effects are frozen values the shell performs afterwards (send an event
 on a subscription stream, close a stream, call an agent, save the registry). Nothing here does I/O.
 
-Task states (spec §4.1)::
+Task states, as in Mesos' TaskState::
 
     STAGING ─► STARTING ─► RUNNING ─► KILLING ─► FINISHED | FAILED | KILLED   (terminal)
        │                      │

@@ -41,7 +41,7 @@ class TaskLoss:
 
     @classmethod
     def disconnected(cls, hostname: str) -> "TaskLoss":
-        """The agent's link broke (spec §4.3): only frameworks that do not checkpoint lose tasks."""
+        """The agent's link broke: as in Mesos, only frameworks that do not checkpoint lose tasks."""
         return cls("TASK_LOST", "REASON_AGENT_DISCONNECTED", f"Agent {hostname} disconnected",
                    spare_checkpointing=True, record_forwarded=False)
 

@@ -94,7 +94,7 @@ def launch_problem(
     running_executors: dict[str, dict[str, Any]],
     unreachable_ids: set[str],
 ) -> str | None:
-    """The first failing TaskInfo check (spec §2.3 LAUNCH), resources excluded."""
+    """The first failing TaskInfo check of a LAUNCH, as Mesos validates it, resources excluded."""
     tid = id_of(task.get("task_id"))
     problem = task_id_problem(tid)
     if problem:

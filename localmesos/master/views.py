@@ -1,4 +1,4 @@
-"""JSON of the master's read-only endpoints (spec §7), computed from the core's records (pure)."""
+"""JSON of the master's read-only endpoints (Mesos' v0 names, what its web UI reads), computed from the core's records (pure)."""
 from __future__ import annotations
 
 from typing import Any

@@ -24,6 +24,7 @@ from urllib.parse import urlsplit
 import attrs
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from kmfwire.errors import KmfError
 from scheduler.api import security, topics, views
 from scheduler.core.events import CommandKind
 from scheduler.core.refusals import Refusal
@@ -58,7 +59,7 @@ class FileBody:
     name: str = ""
 
 
-class ApiError(Exception):
+class ApiError(KmfError):
     def __init__(self, status: int, message: str, where: str = "") -> None:
         super().__init__(message)
         self.status = status

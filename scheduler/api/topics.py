@@ -7,6 +7,8 @@ from typing import Any, Mapping
 
 import attrs
 
+from kmfwire.errors import KmfError
+
 TIMEOUT_S = 15.0
 METADATA_TIMEOUT_S = 5.0
 
@@ -63,7 +65,7 @@ def _error(exc: Exception) -> tuple[int, dict]:
     return status, {"error": text, "code": name}
 
 
-class KafkaUnavailable(RuntimeError):
+class KafkaUnavailable(KmfError, RuntimeError):
     """The brokers did not answer a metadata request."""
 
 

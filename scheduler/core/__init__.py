@@ -1,1 +1,2 @@
-"""The scheduler's pure decision core: data in, decisions out, time passed in (DESIGN.md §3)."""
+"""The scheduler's pure decision core: data in, decisions out, time passed in: one thread
+applies (state, event) → (new state, actions), and the shell performs the actions."""

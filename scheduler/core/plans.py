@@ -8,7 +8,7 @@ the last restarted broker is still starting. Only the operator's marks are store
 ``plan.<name>.interrupted``, ``plan.<name>.phase|step.<x>.interrupted|continued``, ``forced.<pod>``)
 and when a rolling update's group started waiting (``update.waiting_since.<group>``).
 
-Deploy order (contract C5): the KRaft quorum's controllers first and together (a combined broker
+Deploy order: the KRaft quorum's controllers first and together (a combined broker
 is in the metadata only once the quorum has formed), then the other brokers by the deploy
 strategy, then each app's instances.
 """

@@ -1,6 +1,6 @@
 """The pods a service spec asks for: names, identities, resources, placement, deploy order.
 
-KRaft quorum (DESIGN.md §4, contract C5): with ``controllers: combined`` the first k brokers
+KRaft quorum, which kmf manages in KRaft mode: with ``controllers: combined`` the first k brokers
 (k = 3, or 1 below three brokers) are broker+controller nodes: no extra tasks or resources, and a
 3-broker cluster survives one loss in both roles. With ``separate``, controllers are their own
 pods ``controller-<n>`` (node ids 1000+n) so brokers can roll or move without touching the quorum.

@@ -1,4 +1,5 @@
-"""TaskInfo and ExecutorInfo as kmf launches them (contract C3), and each pod's TaskData.
+"""TaskInfo and ExecutorInfo as kmf launches them (the executor reads the TaskData payload,
+`kmfwire.taskdata`), and each pod's TaskData.
 
 The fingerprint of a pod is a hash of what its task would be given now (payload without the
 changing bootstrap list, resources): a running task whose fingerprint differs is outdated and is

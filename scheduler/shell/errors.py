@@ -1,9 +1,11 @@
 """Errors of the scheduler's I/O shell; each names what failed and where (znode, master, call)."""
 from __future__ import annotations
 
+from kmfwire.errors import KmfError
 
-class ShellError(Exception):
-    """Base of the shell's errors (a KmfError area once kmf grows a common base)."""
+
+class ShellError(KmfError):
+    """Base of the shell's errors: the scheduler shell's KmfError area."""
 
 
 class StoreError(ShellError):

@@ -20,11 +20,12 @@ from __future__ import annotations
 
 import logging
 import threading
-import time
 from typing import Callable
 
 from kazoo.client import KazooClient, KazooState
 from kazoo.exceptions import KazooException
+
+from kmfwire.waiting import wait_until
 
 log = logging.getLogger(__name__)
 
@@ -64,12 +65,7 @@ class LeaderElection:
 
     def wait_elected(self, timeout: float | None = None) -> bool:
         """Block until elected (True) or until the candidacy ended or `timeout` passed (False)."""
-        deadline = None if timeout is None else time.monotonic() + timeout
-        while not (self.is_leader or self._ended.is_set()):
-            remaining = None if deadline is None else deadline - time.monotonic()
-            if remaining is not None and remaining <= 0:
-                break
-            self._ended.wait(0.05 if remaining is None else min(0.05, remaining))
+        wait_until(lambda: self.is_leader or self._ended.is_set(), timeout, 0.05, sleep=self._ended.wait)
         return self.is_leader
 
     def wait_ended(self, timeout: float | None = None) -> bool:

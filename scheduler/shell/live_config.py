@@ -11,11 +11,12 @@ and Kafka's reason.
 """
 from __future__ import annotations
 
-import time
 from typing import Any, Iterable, Mapping
 
 import attrs
 
+from kmfwire.errors import KmfError
+from kmfwire.waiting import wait_until
 from scheduler.api.topics import METADATA_TIMEOUT_S, TIMEOUT_S, admin_client
 
 # In KRaft the controller commits the change and each broker applies it when it replays the
@@ -23,7 +24,7 @@ from scheduler.api.topics import METADATA_TIMEOUT_S, TIMEOUT_S, admin_client
 VERIFY_TIMEOUT_S = 10.0
 
 
-class LiveConfigError(RuntimeError):
+class LiveConfigError(KmfError, RuntimeError):
     """Kafka refused a live setting, or a broker does not show it (everything was undone)."""
 
     def __init__(self, broker: int | None, key: str | None, reason: str, undo_problems: Iterable[str] = ()) -> None:
@@ -109,16 +110,17 @@ def _refused_key(admin: Any, broker: int, settings: Mapping[str, str | None], re
 def _mismatch(admin: Any, broker: int, settings: Mapping[str, str | None],
               timeout_s: float) -> tuple[str, str | None, str | None] | None:
     """Poll until broker `broker` shows `settings`; else (key, wanted, what it shows)."""
-    deadline = time.monotonic() + timeout_s
-    while True:
-        configs = describe(admin, broker)
-        wrong = sorted(k for k, v in settings.items() if k not in configs or not _shows(configs[k], v))
-        if not wrong:
-            return None
-        if time.monotonic() > deadline:
-            key = wrong[0]
-            return key, settings[key], configs[key].value if key in configs else "<absent>"
-        time.sleep(0.2)
+    seen: dict[str, Any] = {}
+
+    def shows_all() -> bool:
+        seen["configs"] = configs = describe(admin, broker)
+        seen["wrong"] = wrong = sorted(k for k, v in settings.items() if k not in configs or not _shows(configs[k], v))
+        return not wrong
+
+    if wait_until(shows_all, timeout_s, 0.2):
+        return None
+    configs, key = seen["configs"], seen["wrong"][0]
+    return key, settings[key], configs[key].value if key in configs else "<absent>"
 
 
 def _restore(bootstrap: str, previous: Mapping[int, Mapping[str, str | None]],

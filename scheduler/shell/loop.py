@@ -16,6 +16,7 @@ import time
 from typing import Any, Callable
 
 from config import spec_to_json
+from kmfwire.errors import KmfError
 from scheduler.core import actions as act
 from scheduler.core import events as ev
 from scheduler.core.decide import decide
@@ -36,7 +37,7 @@ def uninstall_tombstone(state: State, now: float) -> dict[str, Any]:
             "marathon_app_id": os.environ.get("MARATHON_APP_ID")}
 
 
-class LoopEnded(Exception):
+class LoopEnded(KmfError):
     pass
 
 

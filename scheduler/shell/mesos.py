@@ -1,6 +1,6 @@
 """The pymesos adapter: FrameworkInfo, driver life cycle, callbacks → events, calls → master.
 
-Traps handled here (shared/docs/pymesos-notes.md, parts B–E):
+Traps of pymesos' scheduler driver (0.3.15) handled here:
 
 * The driver is always built with ``failover=True`` and stopped with ``stop(failover=True)``: a
   plain ``stop()``/``abort()`` or an exception escaping the IO thread would send TEARDOWN and kill
@@ -29,9 +29,7 @@ Traps handled here (shared/docs/pymesos-notes.md, parts B–E):
 """
 from __future__ import annotations
 
-import base64
 import functools
-import http.client
 import json
 import logging
 import random
@@ -43,6 +41,8 @@ from typing import Any, Callable, Mapping, Sequence
 import attrs
 from pymesos import MesosSchedulerDriver, Scheduler
 
+from kmfio import httpjson
+from kmfwire.waiting import wait_until
 from scheduler.shell import mesos_events as ev
 from scheduler.shell.errors import MesosError
 
@@ -142,7 +142,8 @@ def read_secret(path: str | Path) -> str:
 
 
 def ensure_master_path(uri: str, timeout: float = 15.0) -> None:
-    """Create the master znode of a zk:// URL if missing (pymesos-notes §26)."""
+    """Create the master znode of a zk:// URL if missing: pymesos' detection watches its children and,
+    when the znode does not exist yet, silently never detects a master."""
     parsed = parse_zk_master(uri)
     if parsed is None:
         return
@@ -196,15 +197,15 @@ class _Driver(MesosSchedulerDriver):
         if pause:
             log.warning("master %s: %d connections ended without a subscription; next attempt in %.1fs",
                         self.master, self.closes_since_subscribed, pause)
-            deadline = self.dialled_at = time.monotonic() + pause
-            while self._started and time.monotonic() < deadline:  # a stop() cuts the pause short
-                time.sleep(0.05)
+            self.dialled_at = time.monotonic() + pause
+            wait_until(lambda: not self._started, pause, 0.05)  # a stop() cuts the pause short
         self.dialled_at = time.monotonic()
         return super().gen_request()
 
 
 def _guarded(method: Callable) -> Callable:
-    """Run a pymesos callback; log and swallow anything it raises (pymesos-notes §5)."""
+    """Run a pymesos callback; log and swallow anything it raises: an exception escaping a callback
+    aborts pymesos' IO thread, which sends TEARDOWN and kills every task."""
 
     @functools.wraps(method)
     def wrapper(self: "MesosAdapter", *args: Any) -> None:
@@ -341,9 +342,7 @@ class MesosAdapter(Scheduler):
         self.forced_reconnects += 1
         log.warning("forcing a reconnect to %s: %s", old, why)
         driver.change_master(None)
-        deadline = self._monotonic() + 5.0
-        while driver.master is not None and self._monotonic() < deadline:
-            self._stopping.wait(0.02)
+        wait_until(lambda: driver.master is None, 5.0, 0.02, clock=self._monotonic, sleep=self._stopping.wait)
         self._last_sign_of_life = self._monotonic()
         if not self._stopping.is_set():
             driver.change_master(old)
@@ -377,20 +376,15 @@ class MesosAdapter(Scheduler):
         host, _, port = master.rpartition(":")
         headers = {"Content-Type": "application/json", "Accept": "application/json"}
         if self.settings.principal and self.settings.secret is not None:
-            pair = f"{self.settings.principal}:{self.settings.secret}".encode()
-            headers["Authorization"] = "Basic " + base64.b64encode(pair).decode()
+            headers.update(httpjson.basic(self.settings.principal, self.settings.secret))
         body = json.dumps({"type": "REVIVE", "framework_id": {"value": "kmf-credentials-check"}})
         try:
-            conn = http.client.HTTPConnection(host, int(port), timeout=5)
-            try:
-                conn.request("POST", "/api/v1/scheduler", body, headers)
-                resp = conn.getresponse()
-                text = resp.read(2000).decode(errors="replace").strip()
-            finally:
-                conn.close()
-        except (OSError, ValueError, http.client.HTTPException):
+            reply = httpjson.post(host, int(port), "/api/v1/scheduler", body.encode(), headers, 5,
+                                  limit=2000)
+        except (OSError, ValueError):
             return None
-        return f"HTTP {resp.status}: {text}" if resp.status in (401, 403) else None
+        text = reply.body.decode(errors="replace").strip()
+        return f"HTTP {reply.status}: {text}" if reply.status in (401, 403) else None
 
     # calls (loop thread) ------------------------------------------------------------------------
     def _call(self, what: str, func: Callable[[], Any]) -> bool:
@@ -455,7 +449,7 @@ class MesosAdapter(Scheduler):
             {"value": executor_id}, {"value": agent_id}, data_b64))
 
     def _send(self, call_type: str, field: str, body: Mapping[str, Any]) -> None:
-        # pymesos' killTask/reconcileTasks drop agent_id (pymesos-notes §19, §20); its private
+        # pymesos' killTask/reconcileTasks drop agent_id (they send only the task id); its private
         # _send posts with the right stream id and credentials.
         driver = self.driver
         driver._send({"type": call_type, "framework_id": {"value": driver.framework_id},

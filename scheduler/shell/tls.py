@@ -23,6 +23,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from kazoo.exceptions import KazooException, NodeExistsError, NoNodeError
 
+from kmfwire.errors import KmfError
 from kmfwire.taskdata import TaskData, TlsMaterial
 
 log = logging.getLogger(__name__)
@@ -30,7 +31,7 @@ log = logging.getLogger(__name__)
 CA_CERT_NODE, CA_KEY_NODE = "tls/ca_cert", "tls/ca_key"
 
 
-class TlsError(RuntimeError):
+class TlsError(KmfError, RuntimeError):
     """The CA cannot be read, made or used; the message says which file or znode."""
 
 

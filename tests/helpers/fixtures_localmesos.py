@@ -144,7 +144,7 @@ class LocalMesos:
     def set_faults(self, drop_status_updates: int | None = None,
                    delay_status_updates_secs: float | None = None) -> dict[str, Any]:
         """Master-side fault injection: the next ``drop_status_updates`` status updates from
-        agents are answered but thrown away (the agent retries, spec §4.4); every update is
+        agents are answered but thrown away (the agent retries them, as Mesos agents do); every update is
         processed ``delay_status_updates_secs`` late."""
         body: dict[str, Any] = {}
         if drop_status_updates is not None:

@@ -14,7 +14,7 @@ import pytest
 pytestmark = pytest.mark.timeout(120)
 
 ROOT = Path(__file__).resolve().parents[2]
-PACKAGES = ("kmf", "scheduler", "localmesos", "executor", "streams", "config", "kmfwire", "mesoslib")
+PACKAGES = ("kmf", "scheduler", "localmesos", "executor", "streams", "config", "kmfwire", "mesoslib", "kmfio")
 LINT_IMPORTS = Path(sys.executable).parent / "lint-imports"
 
 LAYERS = "Layers: kmf"
@@ -45,7 +45,7 @@ def test_the_config_holds_the_expected_contracts():
     layers = found["layers"]
     assert layers["type"] == "layers"
     assert [[p.strip() for p in layer.split("|")] for layer in lines(layers["layers"])] == [
-        ["kmf"], ["scheduler", "localmesos", "executor", "streams"], ["config", "mesoslib"], ["kmfwire"]]
+        ["kmf"], ["scheduler", "localmesos", "executor", "streams"], ["config", "mesoslib", "kmfio"], ["kmfwire"]]
     assert lines(layers.get("ignore_imports", "")) == []  # no exception to the layers
 
     agents = found["agents-without-config"]

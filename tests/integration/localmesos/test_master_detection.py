@@ -1,5 +1,5 @@
 """localmesos master: ZooKeeper registration, leader detection, redirects and HTTP framework
-authentication (spec §9 scenarios 48-52)."""
+authentication."""
 from __future__ import annotations
 
 import base64

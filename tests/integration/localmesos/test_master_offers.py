@@ -1,5 +1,5 @@
 """localmesos master with real agents, driven through unmodified pymesos: offers, filters,
-launches and resource accounting (spec §9 scenarios 13-22)."""
+launches and resource accounting."""
 from __future__ import annotations
 
 import time

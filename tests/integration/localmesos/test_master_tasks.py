@@ -1,5 +1,5 @@
 """localmesos master with real agents: task updates, reconciliation, agent loss and return,
-master restart (spec §9 scenarios 23, 25, 28-29, 31-32, 34), through unmodified pymesos."""
+master restart, through unmodified pymesos."""
 from __future__ import annotations
 
 import pytest

@@ -1,4 +1,4 @@
-"""localmesos master, scheduler API transport and subscription (spec §9 scenarios 1-12, 51-53),
+"""localmesos master, scheduler API transport and subscription,
 driven through raw HTTP and unmodified pymesos."""
 from __future__ import annotations
 

@@ -15,7 +15,6 @@ from hypothesis import strategies as st
 
 from localmesos.agent.executors import executor_environment, launch_argv, tasks_of_event, wait_status
 from localmesos.agent.model import ExecutorEntry
-from localmesos.waiting import wait_until
 
 
 def executor(checkpoint: bool = False, command_task: bool = False, variables=()) -> ExecutorEntry:
@@ -91,43 +90,3 @@ def test_the_tasks_of_launch_events():
     group = {"type": "LAUNCH_GROUP", "launch_group": {"task_group": {"tasks": [task, task]}}}
     assert tasks_of_event(group) == [task, task]
     assert tasks_of_event({"type": "KILL"}) == []
-
-
-class FakeClock:
-    """A clock that only moves when slept on."""
-
-    def __init__(self) -> None:
-        self.now = 0.0
-        self.sleeps: list[float] = []
-
-    def __call__(self) -> float:
-        return self.now
-
-    def sleep(self, seconds: float) -> None:
-        self.sleeps.append(seconds)
-        self.now += seconds
-
-
-def test_wait_until_returns_the_first_true_answer():
-    clock, answers = FakeClock(), iter([0, None, "up"])
-    assert wait_until(lambda: next(answers), 10.0, 0.5, clock=clock, sleep=clock.sleep) == "up"
-    assert clock.sleeps == [0.5, 0.5]
-
-
-def test_wait_until_gives_up_at_the_deadline_without_asking_again():
-    clock, calls = FakeClock(), []
-    assert wait_until(lambda: calls.append(clock.now), 1.0, 0.25, clock=clock, sleep=clock.sleep) is None
-    assert calls == [0.0, 0.25, 0.5, 0.75]
-
-
-def test_wait_until_without_a_timeout_waits_as_long_as_it_takes():
-    clock = FakeClock()
-    assert wait_until(lambda: clock.now >= 1000, None, 1.0, clock=clock, sleep=clock.sleep)
-    assert clock.now == 1000
-
-
-@given(st.floats(0.0, 100.0), st.floats(0.01, 10.0))
-def test_wait_until_never_waits_past_its_deadline_by_more_than_one_interval(timeout, interval):
-    clock = FakeClock()
-    wait_until(lambda: False, timeout, interval, clock=clock, sleep=clock.sleep)
-    assert timeout <= clock.now < timeout + interval + 1e-9
