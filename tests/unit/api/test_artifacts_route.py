@@ -14,6 +14,7 @@ from kmfwire import artifacts as names
 from scheduler.api.server import Api, ApiServer
 from scheduler.shell import artifacts as served_artifacts
 from tests.helpers.api_backend import Backend
+from tests.helpers.wait import wait_for
 
 pytestmark = pytest.mark.timeout(60)
 TOKEN = "secret-token"
@@ -72,6 +73,8 @@ def test_head_gives_the_headers_only_and_only_gets_count_as_downloads(server):
     assert resp.status == 200 and body == b"" and int(resp.getheader("Content-Length")) == item.size
     assert srv.api.artifact_requests == {}
     request(srv, "GET", f"/v1/artifacts/{sha}/{item.name}")
+    # counted once the last byte went out, on the server's thread: the client may have it first
+    wait_for(lambda: srv.api.artifact_requests == {item.name: 1}, timeout=10, what="the download counted")
     assert srv.api.artifact_requests == {item.name: 1}
 
 
