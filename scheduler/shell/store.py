@@ -20,7 +20,7 @@ second writer — a deposed leader — fails with StoreConflict instead of silen
 exists: a scheduler whose session ended cannot write at all.
 
 The store does not interpret records; a `Codec` turns them into JSON values and back (the default
-keeps plain JSON values; `CattrsCodec` structures the core's attrs records). Decoding problems
+keeps plain JSON values). Decoding problems
 (bad JSON, missing fields) raise StoreError naming the znode.
 
 Not thread-safe beyond one writer thread plus occasional calls guarded by the internal lock.
@@ -146,31 +146,6 @@ class JsonCodec:
         if kind in ("tasks", "configs", "plans") and not isinstance(doc, dict):
             raise ValueError(f"expected a JSON object, found {type(doc).__name__}")
         return doc
-
-
-class CattrsCodec:
-    """Structures/unstructures attrs records with a cattrs converter, per kind (others: JSON)."""
-
-    def __init__(self, types: Mapping[str, type], converter: Any | None = None) -> None:
-        import cattrs
-
-        self.types = dict(types)
-        self.converter = converter or cattrs.Converter(forbid_extra_keys=False)
-
-    def encode(self, kind: str, value: Any) -> Any:
-        return self.converter.unstructure(value) if kind in self.types else value
-
-    def decode(self, kind: str, doc: Any) -> Any:
-        if kind not in self.types:
-            return JsonCodec().decode(kind, doc)
-        try:
-            return self.converter.structure(doc, self.types[kind])
-        except Exception as exc:  # cattrs groups every field problem in one exception
-            import cattrs
-
-            if isinstance(exc, cattrs.BaseValidationError):
-                raise ValueError("; ".join(cattrs.transform_error(exc))) from exc
-            raise
 
 
 def digest_acl(credentials: str | None) -> list | None:
@@ -472,12 +447,6 @@ class StateStore:
             self._versions[path] = stat.version
         return data
 
-    def framework_id(self) -> str | None:
-        """The stored framework id, read from ZooKeeper now."""
-        path = self.path("framework_id")
-        data = self._get(path)
-        return None if data is None else self._field(path, self._json(path, data), "value")
-
     def read(self, kind: str, key: str) -> Any:
         """One record, read from ZooKeeper now (None when absent)."""
         path = self.path(kind, key)
@@ -498,10 +467,6 @@ class StateStore:
             for change in changes:
                 paths.append(self._add(txn, change))
             self._commit_txn(txn, paths, fenced=self._fence is not None)
-
-    def record_launch(self, tasks: Mapping[str, Any]) -> None:
-        """Write-ahead: persist the task records of a launch; call before the launch is sent."""
-        self.commit([Put("tasks", name, record) for name, record in tasks.items()])
 
     def set_framework_id(self, value: str | None) -> None:
         self.commit([SetFrameworkId(value)])

@@ -37,7 +37,7 @@ class Harness:
         self.events.put(event)
 
     def start(self) -> "Harness":
-        self.adapter.start(self.store.framework_id())
+        self.adapter.start(self.store.load().framework_id)
         return self
 
     def of(self, kind) -> list:
@@ -74,7 +74,7 @@ def test_registers_with_framework_info_and_stores_the_id_at_once(lm_master, harn
                   role="kafka-role").start()
     (sub,) = h.wait(ev.Subscribed)
     assert not sub.reregistered
-    assert h.store.framework_id() == sub.framework_id
+    assert h.store.load().framework_id == sub.framework_id
     (fw,) = frameworks(lm_master)
     assert fw["id"] == sub.framework_id
     assert fw["failover_timeout"] == ONE_WEEK
@@ -119,7 +119,7 @@ def test_failed_over_instance_stops_instead_of_stealing_back(lm_master, harnesse
     assert len(old.of(ev.Subscribed)) == 1
     (fw,) = frameworks(lm_master)
     assert fw["id"] == sub.framework_id and fw["connected"]
-    assert new.store.framework_id() == sub.framework_id
+    assert new.store.load().framework_id == sub.framework_id
 
 
 def test_exception_while_handling_an_event_keeps_the_framework(lm_master, harnesses):
@@ -134,7 +134,7 @@ def test_exception_while_handling_an_event_keeps_the_framework(lm_master, harnes
     time.sleep(1.5)  # a torn-down framework would be gone from the master by now
     assert [f["id"] for f in frameworks(lm_master)] == [fid]
     assert frameworks(lm_master)[0]["active"]
-    assert h.adapter.connected and h.store.framework_id() == fid
+    assert h.adapter.connected and h.store.load().framework_id == fid
 
 
 def test_heartbeat_watchdog_reconnects_a_silent_connection(lm_master, harnesses):
@@ -146,7 +146,7 @@ def test_heartbeat_watchdog_reconnects_a_silent_connection(lm_master, harnesses)
     finally:
         os.kill(lm_master.master_proc.pid, signal.SIGCONT)
     (_, again) = h.wait(ev.Subscribed, count=2, timeout=40)
-    assert again.reregistered and again.framework_id == h.store.framework_id()
+    assert again.reregistered and again.framework_id == h.store.load().framework_id
     wait_for(lambda: frameworks(lm_master)[0]["connected"], timeout=10, what="connected again")
 
 
@@ -160,7 +160,7 @@ def test_removed_framework_forgets_its_id_and_stops(lm_master, harnesses, zk_cli
     second.adapter.start(sub.framework_id)  # a stale id, as if the store still had it
     (stopped,) = second.wait(ev.DriverStopped)
     assert stopped.forget_framework_id and "removed" in stopped.reason
-    assert second.store.framework_id() is None
+    assert second.store.load().framework_id is None
     second.adapter.join(10)
     assert not second.of(ev.Subscribed)
 

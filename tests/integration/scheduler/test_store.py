@@ -4,14 +4,12 @@ from __future__ import annotations
 import json
 import time
 
-import attrs
 import pytest
 from kazoo.client import KazooClient
 
 from scheduler.shell.errors import StoreConflict, StoreError
 from scheduler.shell.store import (
     SCHEMA_VERSION,
-    CattrsCodec,
     Delete,
     Put,
     SetFrameworkId,
@@ -106,7 +104,7 @@ def test_create_of_a_node_someone_else_created_is_a_conflict(store, zk_client):
 
 
 def test_write_ahead_launch_is_visible_to_another_session_on_return(store, zk_chroot):
-    store.record_launch({"broker-0": task("broker-0"), "broker-1": task("broker-1")})
+    store.commit([Put("tasks", "broker-0", task("broker-0")), Put("tasks", "broker-1", task("broker-1"))])
     other = KazooClient(hosts=zk_chroot)
     other.start(timeout=15)
     try:
@@ -130,9 +128,9 @@ def test_fence_blocks_writes_once_the_lock_node_is_gone(store, zk_client):
 
 def test_forgetting_the_framework_id(store, zk_client):
     store.set_framework_id("fw-9")
-    assert StateStore(zk_client, "kafka", root="/kmf").framework_id() == "fw-9"
+    assert StateStore(zk_client, "kafka", root="/kmf").load().framework_id == "fw-9"
     StateStore(zk_client, "kafka", root="/kmf").set_framework_id(None)
-    assert store.framework_id() is None
+    assert store.load().framework_id is None
     store.set_framework_id(None)  # forgetting twice is harmless
     assert store.load().framework_id is None
 
@@ -175,24 +173,6 @@ def test_bad_framework_id_and_dangling_target_config(store, zk_client):
     zk_client.create("/kmf/kafka/target_config", b'{"id": "gone"}')
     with pytest.raises(StoreError, match="/kmf/kafka/target_config.*'gone'"):
         store.load()
-
-
-@attrs.frozen
-class Rec:
-    name: str
-    goal: str
-    first_failure: float | None = None
-
-
-def test_cattrs_codec_round_trip_and_missing_field(zk_client):
-    store = StateStore(zk_client, "kafka", root="/kmf", codec=CattrsCodec({"tasks": Rec}))
-    store.initialize()
-    store.put("tasks", "broker-0", Rec("broker-0", "RUNNING", 12.5))
-    assert store.load().tasks == {"broker-0": Rec("broker-0", "RUNNING", 12.5)}
-    zk_client.create("/kmf/kafka/tasks/broker-1", b'{"name": "broker-1"}')
-    with pytest.raises(StoreError) as err:
-        store.load()
-    assert "/kmf/kafka/tasks/broker-1" in str(err.value) and "goal" in str(err.value)
 
 
 def test_invalid_names_are_refused(store):

@@ -1,12 +1,11 @@
 """Pure helpers of the state store: names, codecs, ACL credentials."""
 from __future__ import annotations
 
-import attrs
 import pytest
 from hypothesis import given, strategies as st
 
 from scheduler.shell.errors import StoreError
-from scheduler.shell.store import CattrsCodec, JsonCodec, digest_acl, validate_key
+from scheduler.shell.store import JsonCodec, digest_acl, validate_key
 
 
 @pytest.mark.parametrize("bad", ["", ".", "..", "a/b", "x\0y"])
@@ -27,23 +26,6 @@ def test_json_codec_requires_objects_for_records():
     assert codec.decode("tasks", {"a": 1}) == {"a": 1}
     with pytest.raises(ValueError, match="JSON object"):
         codec.decode("tasks", [1])
-
-
-@attrs.frozen
-class Rec:
-    name: str
-    count: int = 0
-
-
-@given(st.text(), st.integers())
-def test_cattrs_codec_round_trips(name, count):
-    codec = CattrsCodec({"tasks": Rec})
-    assert codec.decode("tasks", codec.encode("tasks", Rec(name, count))) == Rec(name, count)
-
-
-def test_cattrs_codec_names_the_missing_field():
-    with pytest.raises(ValueError, match="name"):
-        CattrsCodec({"tasks": Rec}).decode("tasks", {"count": 1})
 
 
 def test_digest_acl():
