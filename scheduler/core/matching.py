@@ -33,6 +33,7 @@ from scheduler.core.offers import (
     split_reserved,
     take_unreserved,
 )
+from scheduler.core.shortfalls import Shortfalls
 from scheduler.core.outcomes import Outcome, Stage
 from scheduler.core.placement import first_violation
 from scheduler.core.plans import work
@@ -204,28 +205,30 @@ def _launch_broker(rnd: _Round, pod: PodDef, after: State, quorum: tuple[Voter, 
 
 
 def _launch_stream(rnd: _Round, pod: PodDef, after: State, quorum: tuple[Voter, ...] | None, boot: str,
-                   short: dict[tuple[str, float, int], str]) -> None:
-    """Pass 4, one stream instance: launch on the first agent that fits it and its executor.
-    `short` remembers offers too small for a (cpus, mem): pools only shrink in this pass, so
-    an offer too small stays too small, which keeps a round linear in offers + pods."""
+                   short: Shortfalls) -> None:
+    """Pass 4, one stream instance: launch on the first agent that fits it and its executor."""
     role = rnd.state.spec.mesos.role
     rec = rnd.current(pod)
     reasons = []
-    for v in rnd.views:
+    shape = (pod.cpus, pod.mem_mb)
+    start = 0 if pod.placement else short.skip.get(shape, 0)
+    for i in range(start, len(rnd.views)):
+        v = rnd.views[i]
         reason = first_violation(pod.placement, v.hostname, v.attributes, rnd.placed.get(pod.group, []), rnd.known)
         got: tuple[Resources, list[int]] | str | None = None
         too_small = (v.id, pod.cpus, pod.mem_mb)
         if reason is None:
-            reason = short.get(too_small)
+            reason = short.reason.get(too_small)
         if reason is None:
             got = take_unreserved(rnd.pools[v.id], role, pod.cpus, pod.mem_mb, 0, 0)
             if isinstance(got, str):
-                reason = short[too_small] = f"agent {v.hostname}: {got}"
+                reason = short.reason[too_small] = f"agent {v.hostname}: {got}"
             else:
                 exe = take_unreserved(rnd.pools[v.id] - got[0], role, EXECUTOR_CPUS, EXECUTOR_MEM_MB, 0, 0)
                 if isinstance(exe, str):
-                    reason = short[too_small] = f"agent {v.hostname}: executor {exe}"
+                    reason = short.reason[too_small] = f"agent {v.hostname}: executor {exe}"
         if reason is not None:
+            short.passed(shape, i, too_small)
             reasons.append(reason)
             continue
         assert isinstance(got, tuple) and isinstance(exe, tuple)  # else a reason was set
@@ -237,7 +240,7 @@ def _launch_stream(rnd: _Round, pod: PodDef, after: State, quorum: tuple[Voter, 
         rnd.waiting.pop(pod.name, None)
         rnd.outcome(pod.name, Stage.LAUNCH, True, new.message)
         return
-    rnd.not_placed(pod, Stage.PLACE, reasons)
+    rnd.not_placed(pod, Stage.PLACE, short.skipped(rnd.views[:start], shape) + reasons)
 
 
 def _answer(rnd: _Round) -> list[act.Action]:
@@ -290,7 +293,7 @@ def on_offers(state: State, event: ev.Offers) -> Result:
     launch = work(after, pods, now, quorum_known).launch
     # launches keep their reservations, so the quorum and the bootstrap list stay as they are now
     quorum, boot = voters(after.tasks, pods), bootstrap_servers(after.tasks, pods)
-    short: dict[tuple[str, float, int], str] = {}
+    short = Shortfalls()
     for pod in launch:
         if pod.kind == PodKind.BROKER:
             after = _launch_broker(rnd, pod, after, quorum, boot)
