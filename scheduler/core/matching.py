@@ -70,10 +70,13 @@ class _Round:
     def outcome(self, pod: str, stage: Stage, ok: bool, reason: str, details: list[str] | None = None) -> None:
         self.outcomes[pod] = Outcome(pod, stage, ok, reason, self.now, tuple(details or ()))
 
+    def waits(self, pod: str, stage: Stage, why: str, details: list[str] | None = None) -> None:
+        """`pod` was not placed or launched this round: why, for the plans and the API alike."""
+        self.waiting[pod] = why
+        self.outcome(pod, stage, False, why, details)
+
     def not_placed(self, pod: PodDef, stage: Stage, reasons: list[str]) -> None:
-        why = "; ".join(reasons) if reasons else "no offers"
-        self.waiting[pod.name] = why
-        self.outcome(pod.name, stage, False, why, reasons)
+        self.waits(pod.name, stage, "; ".join(reasons) if reasons else "no offers", reasons)
 
 
 def placed_by_group(state: State, pods: list[PodDef]) -> Placed:
@@ -181,17 +184,14 @@ def _launch_broker(rnd: _Round, pod: PodDef, after: State, quorum: tuple[Voter, 
                                              reservation_misses=0 if lost else misses,
                                              message="its reservation is not on its agent: reserving again"
                                              if lost else rec.message)
-        rnd.waiting[pod.name] = f"reserved resources not offered by {res.hostname}"
-        rnd.outcome(pod.name, Stage.LAUNCH, False, rnd.waiting[pod.name])
+        rnd.waits(pod.name, Stage.LAUNCH, f"reserved resources not offered by {res.hostname}")
         return after
     if view is None or not mine:
-        rnd.waiting[pod.name] = f"waiting for an offer of its reserved resources on {res.hostname}"
-        rnd.outcome(pod.name, Stage.LAUNCH, False, rnd.waiting[pod.name])
+        rnd.waits(pod.name, Stage.LAUNCH, f"waiting for an offer of its reserved resources on {res.hostname}")
         return after
     split = split_reserved(mine, pod.cpus, pod.mem_mb)
     if isinstance(split, str):
-        rnd.waiting[pod.name] = split
-        rnd.outcome(pod.name, Stage.LAUNCH, False, split)
+        rnd.waits(pod.name, Stage.LAUNCH, split)
         return after
     ports = tuple(p for p in (res.broker_port, res.controller_port) if p is not None)
     new, op = launch(after, pod, attrs.evolve(rec, reservation_misses=0), view, split[0], split[1],
