@@ -17,6 +17,7 @@ from config.models import (
     KafkaSpec,
     MesosSpec,
     Policies,
+    RebalanceSpec,
     SaslSpec,
     ServiceSpec,
     TlsSpec,
@@ -26,7 +27,7 @@ from config.rules import MAX_INSTANCES, broker_restart_required, check_update, d
 
 __all__ = [
     "MAX_INSTANCES", "ApiSpec", "AppSpec", "ConfigError", "Constraint", "ExecutorSpec", "KafkaSpec", "MesosSpec",
-    "Policies", "Problem", "SaslSpec", "ServiceSpec", "TlsSpec", "ZooKeeperSpec",
+    "Policies", "Problem", "RebalanceSpec", "SaslSpec", "ServiceSpec", "TlsSpec", "ZooKeeperSpec",
     "broker_restart_required", "check_update",
     "config_id", "describe_update", "live_broker_settings", "load_file", "load_text",
     "spec_from_json", "spec_to_json",

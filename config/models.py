@@ -80,6 +80,15 @@ class SaslSpec:
 
 
 @attrs.frozen
+class RebalanceSpec:
+    """How kmf moves partition replicas (`kmf rebalance`, drains, after a scale-out)."""
+
+    throttle_mb_s: float = 50.0  # replication throttle per broker while replicas move; 0: none
+    max_moves: int = 10  # partitions moving at once (each batch waits for the one before)
+    on_scale_out: bool = True  # a broker scale-out ends with a rebalance onto the new brokers
+
+
+@attrs.frozen
 class KafkaSpec:
     version: str = "4.3.1"
     mode: Literal["kraft", "zookeeper"] = "kraft"
@@ -97,6 +106,7 @@ class KafkaSpec:
     min_insync_replicas: int | None = None
     tls: TlsSpec = TlsSpec()
     sasl: SaslSpec = SaslSpec()
+    rebalance: RebalanceSpec = RebalanceSpec()
 
     @property
     def replication_factor(self) -> int:

@@ -151,6 +151,10 @@ def validate(spec: ServiceSpec, check_files: bool = False,
             out.append((f"kafka.overrides.{key}", "kmf sets this property itself (identity, addresses, "
                                                    "storage or quorum); it cannot be overridden"))
     out += _constraints("kafka.placement", k.placement)
+    if not 0 <= k.rebalance.throttle_mb_s <= 100_000:
+        out.append(("kafka.rebalance.throttle_mb_s", f"must be 0 (no throttle) to 100000, got {k.rebalance.throttle_mb_s}"))
+    if not 1 <= k.rebalance.max_moves <= 1000:
+        out.append(("kafka.rebalance.max_moves", f"must be 1 to 1000, got {k.rebalance.max_moves}"))
     out += _security(spec)
     out += _executor(spec, check_files)
     names: set[str] = set()

@@ -86,6 +86,7 @@ ROUTES: list[Route] = [
     ("PUT", re.compile(r"/v1/config"), "put_config", True),
     ("GET", re.compile(r"/v1/state/properties"), "get_properties", False),
     ("POST", re.compile(r"/v1/scale"), "post_scale", True),
+    ("POST", re.compile(r"/v1/rebalance"), "post_rebalance", True),
     ("POST", re.compile(r"/v1/uninstall"), "post_uninstall", True),
     ("GET", re.compile(r"/v1/topics"), "get_topics", False),
     ("GET", re.compile(r"/v1/topics/(?P<topic>[^/]+)"), "get_topic", False),
@@ -221,7 +222,8 @@ class Api:
     def get_plan(self, body: bytes, plan: str) -> tuple[int, Any]:
         doc = plans(self.backend.state(), self.clock()).get(plan)
         if doc is None:
-            raise ApiError(404, f"plan {plan!r} does not exist (plans: deploy, recovery, update)", "plan")
+            raise ApiError(404, f"plan {plan!r} does not exist (plans: deploy, recovery, update, and "
+                                "rebalance once one has started)", "plan")
         # like the DC/OS SDK: 200 when complete, 202 while in progress
         return (200 if doc["status"] == "COMPLETE" else 202), doc
 
@@ -343,15 +345,29 @@ class Api:
         kind, count = doc.get("kind"), doc.get("count")
         if not isinstance(count, int) or isinstance(count, bool):
             raise ApiError(400, f"count must be a whole number, got {count!r}", "count")
-        if "confirm" in doc and not isinstance(doc["confirm"], bool):
-            raise ApiError(400, "confirm must be true or false", "confirm")
+        for flag in ("confirm", "drain"):
+            if flag in doc and not isinstance(doc[flag], bool):
+                raise ApiError(400, f"{flag} must be true or false", flag)
         if kind == "brokers":
-            return self._submit(CommandKind.SCALE_BROKERS, {"count": count, "confirm": doc.get("confirm", False)})
+            return self._submit(CommandKind.SCALE_BROKERS, {"count": count, "confirm": doc.get("confirm", False),
+                                                            "drain": doc.get("drain", False)})
+        if "drain" in doc:
+            raise ApiError(400, "drain is for brokers only", "drain")
         if kind == "app":
             if not isinstance(doc.get("name"), str):
                 raise ApiError(400, "name of the app is required", "name")
             return self._submit(CommandKind.SCALE_APP, {"app": doc["name"], "count": count})
         raise ApiError(400, f"kind must be 'brokers' or 'app', got {kind!r}", "kind")
+
+    def post_rebalance(self, body: bytes) -> tuple[int, Any]:
+        """Optional body {"dry_run": bool}: balance replicas and leaders over every broker."""
+        doc = self._json(body, required=False)
+        for key, value in doc.items():
+            if key != "dry_run":
+                raise ApiError(400, f"unknown field {key!r} (fields: dry_run)", key)
+            if not isinstance(value, bool):
+                raise ApiError(400, "dry_run must be true or false", "dry_run")
+        return self._submit(CommandKind.REBALANCE, {"dry_run": doc.get("dry_run", False)})
 
     def post_uninstall(self, body: bytes) -> tuple[int, Any]:
         return self._submit(CommandKind.UNINSTALL, {})

@@ -81,5 +81,22 @@ class Teardown:
     """Uninstall finished: every task is gone and every reservation released."""
 
 
+@attrs.frozen
+class Reassign:
+    """Hand Kafka's reassignment tool these moves ((topic, partition, target replicas)), copying
+    at most `throttle` bytes/s per broker (0: unthrottled). It runs off the decision thread; a
+    failure comes back as `events.ReassignFailed`, progress shows in Kafka's metadata."""
+
+    moves: tuple[tuple[str, int, tuple[int, ...]], ...]
+    throttle: int
+
+
+@attrs.frozen
+class EndReassign:
+    """Every move is done: let the tool remove its throttles, and elect the preferred leaders."""
+
+    moves: tuple[tuple[str, int, tuple[int, ...]], ...]
+
+
 Action = (Persist | Accept | Decline | Kill | Reconcile | Suppress | Revive | Acknowledge | Reply
-          | SetTargetConfig | Teardown)
+          | SetTargetConfig | Teardown | Reassign | EndReassign)

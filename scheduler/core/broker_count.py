@@ -36,8 +36,9 @@ class CountRefusal:
 
 
 def refusal(mode: str, current: int, count: int, health: ev.KafkaHealth | None,
-            confirm: bool) -> CountRefusal | None:
-    """Why the broker count may not go from `current` to `count` now; None when it may."""
+            confirm: bool, drain: bool = False) -> CountRefusal | None:
+    """Why the broker count may not go from `current` to `count` now; None when it may. With
+    `drain` the replicas are moved off first, so neither data nor a confirmation is at stake."""
     if count == current:
         return None
     if mode == "kraft" and quorum_size(count) != quorum_size(current):
@@ -48,6 +49,8 @@ def refusal(mode: str, current: int, count: int, health: ev.KafkaHealth | None,
     if count > current:
         return None
     doomed = [f"broker-{b}" for b in range(count, current)]
+    if drain:
+        return None
     if not confirm:
         return CountRefusal(f"scaling in from {current} to {count} brokers kills {', '.join(doomed)} and "
                             "deletes their data; confirm to go ahead (kmf: --yes)", confirm_required=True)
@@ -56,5 +59,5 @@ def refusal(mode: str, current: int, count: int, health: ev.KafkaHealth | None,
     holding = {b: n for b in range(count, current) if (n := health.replicas_by_broker.get(b, 0)) > 0}
     if holding:
         detail = ", ".join(f"broker-{b} holds {n} partition replicas" for b, n in sorted(holding.items()))
-        return CountRefusal(f"{detail}; move them to the remaining brokers first (kafka-reassign-partitions)")
+        return CountRefusal(f"{detail}; move them to the remaining brokers first: scale with --drain (kmf scale brokers {count} --drain)")
     return None

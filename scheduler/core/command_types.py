@@ -56,6 +56,12 @@ class PlanRestart:
 class ScaleBrokers:
     count: Any
     confirm: bool = False
+    drain: bool = False  # a scale-in that first moves every replica off the brokers it removes
+
+
+@attrs.frozen
+class Rebalance:
+    dry_run: bool = False  # only show the moves
 
 
 @attrs.frozen
@@ -77,7 +83,7 @@ class Uninstall:
 
 
 TypedCommand = (RestartPod | ReplacePod | PlanInterrupt | PlanContinue | PlanForceComplete | PlanRestart
-                | ScaleBrokers | ScaleApp | UpdateConfig | Uninstall)
+                | ScaleBrokers | ScaleApp | UpdateConfig | Uninstall | Rebalance)
 
 
 def _flag(args: Mapping[str, Any], name: str) -> bool:
@@ -109,7 +115,11 @@ def plan_restart(args: Mapping[str, Any]) -> PlanRestart:
 
 
 def scale_brokers(args: Mapping[str, Any]) -> ScaleBrokers:
-    return ScaleBrokers(args.get("count"), _flag(args, "confirm"))
+    return ScaleBrokers(args.get("count"), _flag(args, "confirm"), _flag(args, "drain"))
+
+
+def rebalance(args: Mapping[str, Any]) -> Rebalance:
+    return Rebalance(_flag(args, "dry_run"))
 
 
 def scale_app(args: Mapping[str, Any]) -> ScaleApp:

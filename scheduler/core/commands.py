@@ -7,7 +7,7 @@ from typing import Any, Callable, Mapping
 
 from scheduler.core import command_types as ct
 from scheduler.core import events as ev
-from scheduler.core import plan_commands, pod_commands, spec_commands
+from scheduler.core import plan_commands, pod_commands, rebalance_commands, spec_commands
 from scheduler.core.events import CommandKind
 from scheduler.core.records import Result
 from scheduler.core.refusals import Refusal, refuse
@@ -23,10 +23,11 @@ HANDLERS: dict[CommandKind, tuple[Parse, Handle]] = {
     CommandKind.PLAN_CONTINUE: (ct.plan_continue, plan_commands.interrupt_or_continue),
     CommandKind.PLAN_FORCE_COMPLETE: (ct.plan_force_complete, plan_commands.force_complete),
     CommandKind.PLAN_RESTART: (ct.plan_restart, plan_commands.restart_step),
-    CommandKind.SCALE_BROKERS: (ct.scale_brokers, spec_commands.scale_brokers),
+    CommandKind.SCALE_BROKERS: (ct.scale_brokers, rebalance_commands.scale_brokers),
     CommandKind.SCALE_APP: (ct.scale_app, spec_commands.scale_app),
-    CommandKind.UPDATE_CONFIG: (ct.update_config, spec_commands.update_config),
+    CommandKind.UPDATE_CONFIG: (ct.update_config, rebalance_commands.update_config),
     CommandKind.UNINSTALL: (ct.uninstall, spec_commands.uninstall),
+    CommandKind.REBALANCE: (ct.rebalance, rebalance_commands.rebalance),
 }
 
 

@@ -9,7 +9,8 @@ Each kind of event has its handler in the module of its concern:
 ``Command``        `commands` (typed operator commands, refusals)
 ``Subscribed``     `recovery` (write pending properties, reconcile, revive)
 ``AgentLost``      `recovery`
-``KafkaHealth``    `rolling` (a waiting rolling step may go)
+``KafkaHealth``    `rebalance_commands` (a waiting rolling step may go, replicas move on)
+``ReassignFailed`` `rebalance_commands` (the rebalance stops in ERROR)
 =================  =====================================================
 
 Every handler is pure: data in, a new state and the actions for the shell out.
@@ -26,7 +27,8 @@ from scheduler.core.construction import initial_state
 from scheduler.core.matching import on_offers
 from scheduler.core.records import Result
 from scheduler.core.recovery import on_agent_lost, on_subscribed
-from scheduler.core.rolling import desired_fingerprints, on_kafka_health
+from scheduler.core.rebalance_commands import on_kafka_health, on_reassign_failed
+from scheduler.core.rolling import desired_fingerprints
 from scheduler.core.state import State
 from scheduler.core.statuses import on_status
 from scheduler.core.ticks import on_tick
@@ -40,6 +42,7 @@ HANDLERS: dict[type, Callable[[State, Any], Result]] = {
     ev.Subscribed: on_subscribed,
     ev.AgentLost: on_agent_lost,
     ev.KafkaHealth: on_kafka_health,
+    ev.ReassignFailed: on_reassign_failed,
     ev.Disconnected: lambda s, e: (attrs.evolve(s, connected=False), ()),
     ev.OfferRescinded: lambda s, e: (s, ()),
 }

@@ -75,6 +75,10 @@ class KafkaHealth:
     at_risk_names: Mapping[int, tuple[str, ...]] = attrs.field(factory=dict)
     # per broker b: partitions b holds a replica of but is not in the ISR of (still catching up)
     out_of_sync: Mapping[int, int] = attrs.field(factory=dict)
+    # (topic, partition) → its replicas, preferred leader first (during a reassignment: the old
+    # and the new together), and → its in-sync replicas; what rebalancing plans and checks against
+    assignment: Mapping[tuple[str, int], tuple[int, ...]] = attrs.field(factory=dict)
+    isr: Mapping[tuple[str, int], frozenset[int]] = attrs.field(factory=dict)
 
 
 NAMES_SHOWN = 5  # how many partitions a message names; the count says how many there are
@@ -93,6 +97,7 @@ class CommandKind(enum.StrEnum):
     SCALE_APP = "scale_app"
     UPDATE_CONFIG = "update_config"
     UNINSTALL = "uninstall"
+    REBALANCE = "rebalance"
 
 
 @attrs.frozen
@@ -107,4 +112,13 @@ class Command:
     now: float
 
 
-Event = Subscribed | Disconnected | Offers | OfferRescinded | Status | AgentLost | Tick | KafkaHealth | Command
+@attrs.frozen
+class ReassignFailed:
+    """Kafka's reassignment tool refused or failed a batch of moves the core handed it."""
+
+    message: str
+    now: float
+
+
+Event = (Subscribed | Disconnected | Offers | OfferRescinded | Status | AgentLost | Tick | KafkaHealth | Command
+         | ReassignFailed)

@@ -10,6 +10,7 @@ import attrs
 
 from scheduler.core import actions as act
 from scheduler.core import events as ev
+from scheduler.core import rebalance
 from scheduler.core.command_types import PlanContinue, PlanForceComplete, PlanInterrupt, PlanRestart, RestartPod
 from scheduler.core.offer_control import offer_control
 from scheduler.core.plans import PLANS, phase_of, steer
@@ -22,7 +23,7 @@ from scheduler.core.state import State
 
 
 def _no_plan(cmd: ev.Command, plan: Any) -> act.Reply:
-    return refuse(cmd, Refusal.NOT_FOUND, f"plan {plan!r} does not exist (plans: {', '.join(PLANS)})")
+    return refuse(cmd, Refusal.NOT_FOUND, f"plan {plan!r} does not exist (plans: {', '.join(PLANS)}, rebalance)")
 
 
 def _unknown_phase_or_step(plan: str, phase: Any, step: Any, pods: list[PodDef]) -> str | None:
@@ -40,9 +41,35 @@ def _unknown_phase_or_step(plan: str, phase: Any, step: Any, pods: list[PodDef])
     return None
 
 
+def _steer_rebalance(state: State, command: PlanInterrupt | PlanContinue, cmd: ev.Command) -> Result:
+    """The rebalance plan is steered whole: an interrupt lets the batch Kafka is moving finish and
+    starts no other; continue goes on (and clears an error, retrying the batch that failed)."""
+    rb = rebalance.current(state)
+    if rb is None:
+        return state, (refuse(cmd, Refusal.NOT_FOUND, "no rebalance has run: nothing to interrupt or continue"),)
+    if command.phase is not None or command.step is not None:
+        return state, (refuse(cmd, Refusal.INVALID, "the rebalance plan is interrupted and continued as a whole "
+                                                    "(no phase or step)"),)
+    key = "plan.rebalance.interrupted"
+    if isinstance(command, PlanInterrupt):
+        props = {**state.properties, key: "true"}
+        return (attrs.evolve(state, properties=props),
+                (act.Persist(puts=(("properties", key, "true"),)), accept(cmd, "plan rebalance interrupted")))
+    props = {k: v for k, v in state.properties.items() if k != key}
+    new_state = attrs.evolve(state, properties=props)
+    out: list[act.Action] = [act.Persist(deletes=((("properties", key),) if key in state.properties else ()))]
+    if rb.error is not None:
+        new_state, persist = rebalance.store(new_state, attrs.evolve(rb, error=None))
+        out.append(persist)
+    new_state, more = rebalance.progress(new_state, cmd.now)
+    return new_state, (*out, *more, accept(cmd, "plan rebalance continued"))
+
+
 def interrupt_or_continue(state: State, command: PlanInterrupt | PlanContinue, cmd: ev.Command) -> Result:
     """Mark exactly the named step, phase or (neither named) plan as interrupted or continued."""
     plan, phase, step, now = command.plan, command.phase, command.step, cmd.now
+    if plan == "rebalance":
+        return _steer_rebalance(state, command, cmd)
     pods = desired_pods(state.spec)
     if plan not in PLANS:
         return state, (_no_plan(cmd, plan),)

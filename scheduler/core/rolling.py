@@ -13,7 +13,7 @@ from scheduler.core import events as ev
 from scheduler.core.artifacts import identity as artifact_identity
 from scheduler.core.plans import held
 from scheduler.core.pods import PodDef, desired_pods
-from scheduler.core.records import Result, put, with_records
+from scheduler.core.records import put, with_records
 from scheduler.core.state import KillReason, PodKind, State, TaskRecord
 from scheduler.core.stop_gate import StopGate, not_serving
 from scheduler.core.taskinfo import bootstrap_servers, fingerprint, task_data, voters
@@ -138,8 +138,3 @@ def roll(state: State, now: float) -> tuple[State, list[act.Action]]:
     if not changed:
         return state, out
     return attrs.evolve(with_records(state, *changed), last_roll_kill=now), [put(*changed), *out]
-
-def on_kafka_health(state: State, event: ev.KafkaHealth) -> Result:
-    """A new sample of Kafka's metadata: a waiting rolling step may go now."""
-    new_state, out = roll(attrs.evolve(state, kafka=event), event.now)
-    return new_state, tuple(out)

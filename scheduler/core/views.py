@@ -5,6 +5,7 @@ from typing import Any
 
 from scheduler.core.plans import PLANS, plan_view, work
 from scheduler.core.pods import desired_pods
+from scheduler.core.rebalance import view as rebalance_view
 from scheduler.core.rolling import desired_fingerprints, roll_decision
 from scheduler.core.state import PodKind, State
 from scheduler.core.taskinfo import voters
@@ -28,8 +29,12 @@ def plans(state: State, now: float) -> dict[str, dict[str, Any]]:
     to_place = {p.name for p in todo.reserve} | {p.name for p in todo.launch if p.kind != PodKind.BROKER}
     unplaceable = {k: v for k, v in state.last_placement.items() if k in to_place and _placement_failure(v)}
     roll_waits = roll_decision(state, now, pods, wanted).waits
-    return {name: view for name in PLANS  # every plan of PLANS has a view (None: an unknown plan)
-            if (view := plan_view(state, name, pods, wanted, waiting, now, roll_waits, unplaceable)) is not None}
+    out = {name: view for name in PLANS  # every plan of PLANS has a view (None: an unknown plan)
+           if (view := plan_view(state, name, pods, wanted, waiting, now, roll_waits, unplaceable)) is not None}
+    moving = rebalance_view(state, now)  # there once a rebalance has started
+    if moving is not None:
+        out["rebalance"] = moving
+    return out
 
 
 def placement(state: State, name: str) -> dict[str, Any] | None:

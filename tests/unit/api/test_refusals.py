@@ -77,7 +77,7 @@ def test_the_core_refuses_with_a_refusal_not_a_transport_code(kind, args, refusa
     ("POST", "/v1/pod/nope/restart", None, 404, "pod 'nope' does not exist"),
     ("POST", "/v1/plans/deploy/restart", None, 409,
      "restarting a whole plan (deploy) is not supported; restart its steps (pods) one by one"),
-    ("POST", "/v1/plans/nope/interrupt", None, 404, "plan 'nope' does not exist (plans: deploy, recovery, update)"),
+    ("POST", "/v1/plans/nope/interrupt", None, 404, "plan 'nope' does not exist (plans: deploy, recovery, update, rebalance)"),
     ("POST", "/v1/scale", {"kind": "app", "name": "wc", "count": -1}, 400,
      "count must be a whole number from 0 to 10000, got -1"),
     ("POST", "/v1/scale", {"kind": "brokers", "count": 2}, 409, None),
