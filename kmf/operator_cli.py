@@ -1,7 +1,7 @@
 """Operator commands that talk to a running scheduler's HTTP API.
 
 `kmf plan show|interrupt|continue|restart|force-complete`, `kmf pods`, `kmf pod info|restart|replace`,
-`kmf endpoints`, `kmf scale brokers|app`, `kmf topic list|describe|create|delete`,
+`kmf endpoints`, `kmf scale brokers [--drain]|app`, `kmf rebalance [--dry-run]`, `kmf topic list|describe|create|delete`,
 `kmf user create|list|delete` (SASL/SCRAM users; a password only ever from a file), `kmf uninstall`
 (and `kmf config target|update`, registered by kmf.config_cli). Human output by default, `--json` for
 scripts. The common options (--api, --token-file, --json, --timeout) go before or after the
@@ -415,10 +415,45 @@ def endpoints(args: argparse.Namespace) -> int:
 
 
 def scale(args: argparse.Namespace) -> int:
-    body = {"kind": "brokers", "count": args.count, "confirm": bool(getattr(args, "yes", False))} \
+    body = {"kind": "brokers", "count": args.count, "confirm": bool(getattr(args, "yes", False)),
+            "drain": bool(getattr(args, "drain", False))} \
         if args.what == "brokers" else \
         {"kind": "app", "name": args.name, "count": args.count}
-    return _result(args, *call(args, "POST", "/v1/scale", body))
+    status, doc = call(args, "POST", "/v1/scale", body)
+    if status >= 300 or not getattr(args, "drain", False) or not getattr(args, "wait", False) \
+            or "draining" not in str(doc.get("message", "")):
+        return _result(args, status, doc)
+    _print(args, doc, readable(doc["message"]))
+    return _follow_rebalance(args)
+
+
+def moves_text(doc: dict) -> str:
+    """What a rebalance moves: each partition from/to, and the replicas per broker before and after."""
+    lines = [readable(doc.get("message", ""))]
+    for m in doc.get("moves", []):
+        lines.append(f"  {m['partition']}: {m['from']} → {m['to']}")
+    if doc.get("before"):
+        lines.append("  replicas per broker: " + ", ".join(
+            f"{b}: {n} → {doc['after'].get(b, n)}" for b, n in sorted(doc["before"].items(), key=lambda i: int(i[0]))))
+    return "\n".join(lines)
+
+
+def _follow_rebalance(args: argparse.Namespace) -> int:
+    args.plan = "rebalance"
+    status, doc = call(args, "GET", "/v1/plans/rebalance")
+    if status >= 300:
+        return _fail(args, status, doc)
+    return _follow(args, doc)
+
+
+def rebalance(args: argparse.Namespace) -> int:
+    status, doc = call(args, "POST", "/v1/rebalance", {"dry_run": bool(args.dry_run)})
+    if status >= 300:
+        return _fail(args, status, doc)
+    _print(args, doc, moves_text(doc))
+    if args.wait and not args.dry_run and doc.get("moves"):
+        return _follow_rebalance(args)
+    return EXIT_OK
 
 
 def topic(args: argparse.Namespace) -> int:
@@ -563,7 +598,7 @@ def _leaf(sub: argparse._SubParsersAction, action: str, help: str,
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    psub = _group(subparsers, "plan", "show or steer plans (deploy, recovery, update)", "plan_command")
+    psub = _group(subparsers, "plan", "show or steer plans (deploy, recovery, update, rebalance)", "plan_command")
     show = _leaf(psub, "show", "show one plan or all; with --wait follow one until it is COMPLETE", plan_show)
     show.add_argument("plan", nargs="?")
     show.add_argument("--wait", action="store_true",
@@ -606,14 +641,27 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.set_defaults(func=_guard(endpoints))
 
     scsub = _group(subparsers, "scale", "change the number of brokers or of an app's instances", "what")
-    p = _leaf(scsub, "brokers", "set the broker count (a scale-in needs --yes and empty brokers)", scale, name=None)
+    p = _leaf(scsub, "brokers", "set the broker count (a scale-in needs --drain, or --yes and empty brokers)",
+              scale, name=None)
     p.add_argument("count", type=int)
     p.add_argument("--yes", action="store_true", help="confirm a scale-in (it deletes the removed brokers' data)")
+    p.add_argument("--drain", action="store_true",
+                   help="scale in safely: move every replica off the brokers to remove first (plan rebalance)")
+    p.add_argument("--wait", action="store_true", help="with --drain: follow the drain until it is done")
+    p.add_argument("--wait-timeout", type=float, default=3600.0, metavar="S")
     common(p)
     p = _leaf(scsub, "app", "set the instance count of a stream app", scale)
     p.add_argument("name")
     p.add_argument("count", type=int)
     common(p)
+
+    p = subparsers.add_parser("rebalance", help="balance partition replicas and leaders over every broker "
+                                                "(rack-aware, throttled, in batches: plan rebalance)")
+    p.add_argument("--dry-run", action="store_true", help="only show the moves")
+    p.add_argument("--wait", action="store_true", help="follow the rebalance until it is done")
+    p.add_argument("--wait-timeout", type=float, default=3600.0, metavar="S")
+    common(p)
+    p.set_defaults(func=_guard(rebalance))
 
     tsub = _group(subparsers, "topic", "Kafka topics through the scheduler", "topic_command")
     p = _leaf(tsub, "list", "topic names (internal ones left out)", topic)

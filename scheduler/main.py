@@ -41,6 +41,7 @@ from scheduler.core.refusals import Refusal
 from scheduler.core.state import State
 from scheduler.shell import artifacts as served_artifacts
 from scheduler.shell.errors import StoreError
+from scheduler.shell.data_moves import DataMover, tools_for
 from scheduler.shell.kafka_watch import KafkaWatcher
 from scheduler.shell.leader import LeaderElection
 from scheduler.shell.loop import Loop
@@ -344,6 +345,7 @@ def run(config_path: str) -> int:
 
     adapter = None
     watcher = None
+    mover = None
     try:
         election.start()
         while not election.wait_elected(0.5):
@@ -395,6 +397,8 @@ def run(config_path: str) -> int:
             return EXIT_OK
         adapter.start(stored.framework_id)
         watcher = KafkaWatcher(lambda: loop.snapshot, loop.put).start()
+        mover = loop.data_mover = DataMover(lambda st: tools_for(artifact_files, st.spec.kafka.version),
+                                            lambda: loop.snapshot, loop.put).start()
         if begin.update:
             threading.Thread(target=_submit_launch_file, args=(service, spec, launch_id, config_path),
                              name="kmf-launch-update", daemon=True).start()
@@ -411,6 +415,8 @@ def run(config_path: str) -> int:
     finally:
         if watcher is not None:
             watcher.stop()
+        if mover is not None:
+            mover.stop()
         if adapter is not None and not (service.loop and service.loop.torn_down):
             adapter.stop("scheduler stopping")
         election.stop()

@@ -24,12 +24,16 @@ def health_from_metadata(md: Any, min_isr: int, now: float) -> KafkaHealth:
     lagging: dict[int, int] = {}
     urp = 0
     urp_names: list[str] = []
+    assignment: dict[tuple[str, int], tuple[int, ...]] = {}
+    isrs: dict[tuple[str, int], frozenset[int]] = {}
     for tname in sorted(md.topics):
         topic = md.topics[tname]
         for pid in sorted(topic.partitions):
             p = topic.partitions[pid]
             name = f"{tname}-{pid}"
             isr = set(p.isrs)
+            assignment[(tname, pid)] = tuple(p.replicas)
+            isrs[(tname, pid)] = frozenset(isr)
             if len(isr) < len(p.replicas):
                 urp += 1
                 if len(urp_names) < NAMES_SHOWN:
@@ -50,7 +54,7 @@ def health_from_metadata(md: Any, min_isr: int, now: float) -> KafkaHealth:
     return KafkaHealth(now, frozenset(md.brokers), at_risk, replicas,
                        md.controller_id if getattr(md, "controller_id", -1) >= 0 else None, without, urp,
                        getattr(md, "orig_broker_id", None), tuple(urp_names),
-                       {b: tuple(n) for b, n in risk_names.items()}, lagging)
+                       {b: tuple(n) for b, n in risk_names.items()}, lagging, assignment, isrs)
 
 
 class KafkaWatcher:

@@ -65,6 +65,7 @@ class Loop:
         self.torn_down = False
         self.fault = None  # test hook: a callable(action) run before each action
         self.master: str | None = None  # host:port of the master of the last SUBSCRIBED (the UI's)
+        self.data_mover: Any = None  # performs Reassign/EndReassign (shell.data_moves.DataMover)
 
     # inputs ----------------------------------------------------------------------------------
 
@@ -186,6 +187,12 @@ class Loop:
             except StoreError as exc:
                 self.stop(f"could not store the new target config ({exc})", code=1)
                 raise LoopEnded from exc
+        elif isinstance(a, (act.Reassign, act.EndReassign)):
+            if self.data_mover is None:
+                if isinstance(a, act.Reassign):
+                    self.put(ev.ReassignFailed("this scheduler cannot move partitions (no data mover)", self.clock()))
+            else:
+                self.data_mover.submit(a)
         elif isinstance(a, act.Teardown):
             log.warning("uninstall complete: tearing down the framework and deleting its state")
             try:

@@ -9,7 +9,7 @@ SLEEPER = {"name": "sleeper", "count": 1, "cpus": 0.1, "mem_mb": 128, "runtime":
            "command": ["sh", "-c", "echo 'kmf: ready'; exec sleep 3600"]}
 
 
-def kmf(api: str, *args: str, token_file: str | None = None) -> subprocess.CompletedProcess:
+def kmf(api: str, *args: str, token_file: str | None = None, timeout: float = 60) -> subprocess.CompletedProcess:
     extra = ["--token-file", token_file] if token_file else []
     return subprocess.run([sys.executable, "-m", "kmf", *args, "--api", api, *extra],
-                          capture_output=True, text=True, timeout=60)
+                          capture_output=True, text=True, timeout=timeout)

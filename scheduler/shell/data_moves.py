@@ -1,0 +1,110 @@
+"""Performs the core's partition moves (`Reassign`, `EndReassign`) off the decision thread.
+
+Kafka's reassignment tool is a JVM that takes seconds to start, so the moves go through one
+worker thread, in the order the core decided them. A move that fails comes back as the event
+`ReassignFailed` with the tool's words; progress is not reported here: the core reads it from
+Kafka's metadata (`kafka_watch`). At the end the tool's `--verify` removes the throttles it set,
+and the preferred leaders are elected so that leadership spreads as the plan put it.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import queue
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any, Callable, Mapping
+
+from scheduler.core import actions as act
+from scheduler.core import events as ev
+from scheduler.core.pods import desired_pods
+from scheduler.core.state import State
+from scheduler.core.taskinfo import bootstrap_servers
+from scheduler.shell.artifacts import ArtifactFile
+from scheduler.shell.kafka_tools import KafkaTools, KafkaToolsError, Move
+
+log = logging.getLogger(__name__)
+
+
+def tools_dir() -> Path:
+    """Where the Kafka archive is unpacked for the tools: per user, shared by schedulers."""
+    return Path(tempfile.gettempdir()) / f"kmf-kafka-tools-{os.getuid()}"
+
+
+def tools_for(files: Mapping[str, ArtifactFile], version: str, work_dir: Path | None = None) -> KafkaTools:
+    """The tools of the Kafka archive this scheduler serves for `version`."""
+    name = f"kafka-{version}.tar.gz"
+    for item in files.values():
+        if item.name == name:
+            return KafkaTools(item.path, work_dir or tools_dir())
+    raise KafkaToolsError(f"moving partitions needs Kafka's tools from {name}, and this scheduler serves no such "
+                          "archive (executor.artifacts: served, with the archive in the artifacts folder)")
+
+
+class DataMover:
+    def __init__(self, tools: Callable[[State], KafkaTools], state: Callable[[], State],
+                 put: Callable[[Any], None], clock: Callable[[], float] = time.time) -> None:
+        self.tools = tools
+        self.state = state
+        self.put = put
+        self.clock = clock
+        self.jobs: "queue.Queue[act.Reassign | act.EndReassign | None]" = queue.Queue()
+        self.thread = threading.Thread(target=self._run, name="kmf-data-moves", daemon=True)
+
+    def start(self) -> "DataMover":
+        self.thread.start()
+        return self
+
+    def stop(self) -> None:
+        self.jobs.put(None)
+
+    def submit(self, action: act.Reassign | act.EndReassign) -> None:
+        self.jobs.put(action)
+
+    def _run(self) -> None:
+        while (job := self.jobs.get()) is not None:
+            try:
+                self.perform(job)
+            except Exception as exc:  # noqa: BLE001 - reported to the core, which stops the plan
+                log.warning("partition moves: %s", exc)
+                if isinstance(job, act.Reassign):
+                    self.put(ev.ReassignFailed(str(exc), self.clock()))
+
+    def perform(self, job: act.Reassign | act.EndReassign) -> None:
+        state = self.state()
+        boot = bootstrap_servers(state.tasks, desired_pods(state.spec))
+        if not boot:
+            raise KafkaToolsError("no broker address is known to reach Kafka")
+        moves = [Move(t, p, tuple(r)) for t, p, r in job.moves]
+        tools = self.tools(state)
+        if isinstance(job, act.Reassign):
+            log.info("moving %d partition(s) (throttle %s): %s", len(moves),
+                     f"{job.throttle} B/s" if job.throttle else "none",
+                     ", ".join(f"{m.topic}-{m.partition}→{list(m.replicas)}" for m in moves[:10]))
+            tools.execute(boot, moves, job.throttle or None)
+            return
+        states = tools.verify(boot, moves)  # removes the throttles once every move is complete
+        pending = {tp: s for tp, s in states.items() if s != "complete"}
+        if pending:
+            log.warning("after the rebalance Kafka's tool still reports %d partition(s) not complete: %s",
+                        len(pending), ", ".join(f"{t}-{p}: {s}" for (t, p), s in list(pending.items())[:5]))
+        self._elect_preferred(boot, moves)
+
+    @staticmethod
+    def _elect_preferred(boot: str, moves: list[Move]) -> None:
+        from confluent_kafka import ElectionType, TopicPartition
+        from confluent_kafka.admin import AdminClient
+
+        admin = AdminClient({"bootstrap.servers": boot, "log_level": 0})
+        future = admin.elect_leaders(ElectionType.PREFERRED, [TopicPartition(m.topic, m.partition) for m in moves])
+        try:
+            result = future.result(timeout=30)
+        except Exception as exc:  # noqa: BLE001 - leaders balance on their own later (auto.leader.rebalance)
+            log.warning("electing the preferred leaders failed: %s", exc)
+            return
+        failed = {f"{tp.topic}-{tp.partition}": str(err) for tp, err in (result or {}).items()
+                  if err is not None and "ELECTION_NOT_NEEDED" not in str(err)}
+        if failed:
+            log.warning("preferred leader election: %s", failed)

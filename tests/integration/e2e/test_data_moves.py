@@ -1,0 +1,88 @@
+"""Issue 16, data movement, against a running service on localmesos (4 agents, KRaft, a topic
+with replication 3 and min.insync.replicas 2 whose ISR is sampled every 0.2 s), judged by Kafka's
+own view (AdminClient metadata and broker configs) and the master's reservations:
+
+- `kmf scale brokers 4` ends with a rebalance that puts replicas on the new broker (the plan
+  `rebalance`, throttled, in batches), never taking a partition below min ISR, and the throttles
+  are gone afterwards;
+- `kmf rebalance --dry-run` then has nothing to move;
+- `kmf scale brokers 3 --drain --wait` moves every replica off broker-3, then removes it: Kafka
+  knows 3 brokers, no partition has a replica on node 3, every record is still readable, and the
+  master holds no reservation of broker-3 any more.
+"""
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from tests.helpers.kafka_clients import consume, produce_consume
+from tests.helpers.kafka_views import IsrSampler, broker_values
+from tests.helpers.master_views import reservation_ids
+from tests.helpers.operator_cli import kmf
+from tests.helpers.wait import wait_for
+
+pytestmark = [pytest.mark.timeout(900), pytest.mark.kafka]
+
+TOPIC = "moving"
+RECORDS = 3000
+
+
+def replicas_by_broker(boot: str) -> dict[int, int]:
+    from confluent_kafka.admin import AdminClient
+    md = AdminClient({"bootstrap.servers": boot, "log_level": 0}).list_topics(timeout=10)
+    out = {b: 0 for b in md.brokers}
+    for topic in md.topics.values():
+        for p in topic.partitions.values():
+            for b in p.replicas:
+                out[b] = out.get(b, 0) + 1
+    return out
+
+
+def test_scale_out_rebalances_and_drain_empties_then_removes_a_broker(kmf_env):
+    env = kmf_env(agents=4)
+    s = env.start_scheduler(brokers=3, rebalance={"max_moves": 3, "throttle_mb_s": 20})
+    s.wait_deployed()
+    boot = s.get("/v1/endpoints/broker")["bootstrap_servers"]
+    code, doc = s.request("POST", "/v1/topics", {"name": TOPIC, "partitions": 8, "replication": 3,
+                                                  "config": {"min.insync.replicas": "2"}})
+    assert code == 200, doc
+    assert produce_consume(boot, TOPIC, RECORDS) == set(range(RECORDS))
+    with IsrSampler(boot, TOPIC) as sampler:
+        wait_for(sampler.full_now, timeout=60, interval=0.5, what="every replica of the topic in sync")
+
+        # --- scale-out: the new broker gets replicas without anyone asking
+        out = kmf(s.url, "scale", "brokers", "4")
+        assert out.returncode == 0, out
+        wait_for(lambda: s.plan("rebalance").get("status") == "COMPLETE", timeout=420, interval=1,
+                 what="the scale-out's rebalance COMPLETE")
+        plan = s.plan("rebalance")
+        assert plan["reason"] == "scale-out" and plan["done"] == plan["moves"] > 0, plan
+        assert len(plan["phases"]) > 1  # in batches of max_moves
+        held = replicas_by_broker(s.get("/v1/endpoints/broker")["bootstrap_servers"])
+        assert set(held) == {0, 1, 2, 3} and min(held.values()) >= 5, held  # 8 × 3 + offsets topics
+        wait_for(lambda: not any(broker_values(boot, "leader.replication.throttled.rate").values())
+                 or all(v in (None, "", "9223372036854775807")
+                        for v in broker_values(boot, "leader.replication.throttled.rate").values()),
+                 timeout=60, interval=2, what="the replication throttles removed")
+        assert sampler.smallest() >= 2, f"a partition fell to ISR {sampler.smallest()} during the rebalance"
+
+        out = kmf(s.url, "rebalance", "--dry-run", "--json")
+        assert out.returncode == 0, out
+        assert json.loads(out.stdout)["moves"] == [], out.stdout
+
+        # --- drain: broker-3 empties, then goes with its reservation
+        pid3 = s.pod("broker-3")["reservation"]["persistence_id"]
+        assert pid3 in reservation_ids(env.lm)
+        out = kmf(s.url, "scale", "brokers", "3", "--drain", "--wait", "--wait-timeout", "420", timeout=480)
+        assert out.returncode == 0, out
+        assert "draining broker-3" in out.stdout, out.stdout
+        wait_for(lambda: s.get("/v1/config/target")["kafka"]["brokers"] == 3, timeout=60, interval=1,
+                 what="the target config at 3 brokers")
+        wait_for(lambda: pid3 not in reservation_ids(env.lm), timeout=120, interval=1,
+                 what="broker-3's reservation released on the master")
+        boot = s.get("/v1/endpoints/broker")["bootstrap_servers"]
+        wait_for(lambda: set(replicas_by_broker(boot)) == {0, 1, 2}, timeout=120, interval=2,
+                 what="Kafka's metadata without broker 3")
+        assert sampler.smallest() >= 2, f"a partition fell to ISR {sampler.smallest()} during the drain"
+    assert consume(boot, TOPIC, RECORDS) == set(range(RECORDS))
