@@ -12,6 +12,7 @@ from confluent_kafka import Consumer, Producer
 from confluent_kafka.admin import AdminClient, ConfigResource, NewTopic
 
 from kmfwire import artifacts as names
+from localmesos import procs
 from scheduler.shell.kafka_tools import COMPLETE, IN_PROGRESS, KafkaTools, KafkaToolsError, Move
 from tests.helpers.fixtures_kafka import RunningBroker, start_kraft_cluster, stop_cluster
 from tests.helpers.wait import wait_for
@@ -139,27 +140,31 @@ def test_throttled_reassignment_moves_replicas_and_the_final_verify_removes_the_
 
 
 def test_log_dir_sizes_reports_each_partitions_largest_replica(bootstrap, tools):
-    create_topic(bootstrap, "sized", [[0, 1], [1, 2], [2, 0]])
-    produce(bootstrap, "sized", 3, per_partition=200)
+    create_topic(bootstrap, "log-dir-sizes", [[0, 1], [1, 2], [2, 0]])
+    produce(bootstrap, "log-dir-sizes", 3, per_partition=200)
     sizes = tools.log_dir_sizes(bootstrap, [0, 1, 2])
     for partition in range(3):
-        assert sizes[("sized", partition)] >= 200 * RECORD, sizes
-    only_broker_0 = tools.log_dir_sizes(bootstrap, [0])
-    assert ("sized", 1) not in only_broker_0 and only_broker_0[("sized", 0)] > 0
+        assert sizes[("log-dir-sizes", partition)] >= 200 * RECORD, sizes
+    # client settings reach the tool through --command-config
+    only_broker_0 = tools.log_dir_sizes(bootstrap, [0], {"client.id": "kmf-test", "request.timeout.ms": "20000"})
+    assert ("log-dir-sizes", 1) not in only_broker_0 and only_broker_0[("log-dir-sizes", 0)] > 0
+    with pytest.raises(KafkaToolsError, match="LogDirsCommand"):
+        tools.log_dir_sizes(bootstrap, [0], {"security.protocol": "NO-SUCH-PROTOCOL"})
 
 
 def test_cancel_keeps_the_old_replicas_and_removes_the_throttles(bootstrap, tools):
-    create_topic(bootstrap, "cancelled", [[0, 1]])
-    produce(bootstrap, "cancelled", 1, per_partition=1000)
-    moves = [Move("cancelled", 0, (2, 0))]
+    create_topic(bootstrap, "to-cancel", [[0, 1]])
+    produce(bootstrap, "to-cancel", 1, per_partition=1000)
+    moves = [Move("to-cancel", 0, (2, 0))]
     tools.execute(bootstrap, moves, throttle_bytes_per_s=1024)  # ~1 MB at 1 KB/s: far from done
-    assert tools.verify(bootstrap, moves) == {("cancelled", 0): IN_PROGRESS}
+    assert tools.verify(bootstrap, moves) == {("to-cancel", 0): IN_PROGRESS}
+    assert throttle_configs(bootstrap, "to-cancel")  # a verify with a move in progress keeps them
     tools.cancel(bootstrap, moves)
-    assert replicas(bootstrap, "cancelled") == {0: [0, 1]}
-    assert throttle_configs(bootstrap, "cancelled") == {}
+    assert replicas(bootstrap, "to-cancel") == {0: [0, 1]}
+    assert throttle_configs(bootstrap, "to-cancel") == {}
     # no reassignment is going, and the replicas are not the target: the tool's own words
-    state = tools.verify(bootstrap, moves)[("cancelled", 0)]
-    assert "no active reassignment" in state and "cancelled-0" in state, state
+    state = tools.verify(bootstrap, moves)[("to-cancel", 0)]
+    assert "no active reassignment" in state and "to-cancel-0" in state, state
 
 
 def test_a_move_to_an_unknown_broker_is_a_readable_error(bootstrap, tools):
@@ -171,6 +176,17 @@ def test_a_move_to_an_unknown_broker_is_a_readable_error(bootstrap, tools):
     assert "\tat " not in message and "at org.apache" not in message  # no stack frames
     assert replicas(bootstrap, "unknown-broker") == {0: [0, 1]}
     assert not list(tools.work_dir.glob(".run-*"))  # the reassignment JSON files are gone
+
+
+def test_a_tool_that_runs_over_its_timeout_is_killed_with_its_process_group(archive, tmp_path):
+    silent = procs.free_port("127.0.0.1")  # nobody listens: the admin client retries for 60 s
+    tools = KafkaTools(archive, tmp_path, timeout_s=4.0)
+    started = time.monotonic()
+    with pytest.raises(KafkaToolsError, match="ran over 4 s and was killed"):
+        tools.verify(f"127.0.0.1:{silent}", [Move("t", 0, (0, 1))])
+    assert time.monotonic() - started < 10
+    assert procs.pids_under(tmp_path) == []  # the JVM ran in tmp_path; nothing is left of it
+    assert not list(tmp_path.glob(".run-*"))
 
 
 def test_missing_java_is_a_readable_error(archive, tmp_path):
