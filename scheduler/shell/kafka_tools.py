@@ -46,6 +46,7 @@ COMPLETE = "complete"
 IN_PROGRESS = "in progress"
 
 _TAIL_LINES = 4
+_LOG_STAMP = re.compile(r"^\[\d{4}-\d\d-\d\d [\d:,.]+\] ")
 _ARCHIVE_SUFFIX = re.compile(r"\.(tar\.gz|tgz|tar)$")
 # ReassignPartitionsCommand --verify, one line per partition (Kafka 3.7 .. 4.3):
 #   "Reassignment of partition t-0 is completed."
@@ -131,9 +132,15 @@ def _unpack(archive: Path, work_dir: Path) -> Path:
 
 
 def _tail(output: str) -> str:
-    """The last lines a tool printed, without Java stack frames."""
-    lines = [line.strip() for line in output.splitlines()
-             if line.strip() and not line.lstrip().startswith(("at ", "... "))]
+    """The last distinct lines a tool printed, without Java stack frames or log timestamps (a
+    client that cannot connect logs the same warning again and again)."""
+    lines: list[str] = []
+    for raw in output.splitlines():
+        line = _LOG_STAMP.sub("", raw.strip())
+        if line and not line.startswith(("at ", "... ")):
+            if line in lines:
+                lines.remove(line)
+            lines.append(line)
     return " | ".join(lines[-_TAIL_LINES:]) or "(no output)"
 
 
@@ -259,6 +266,7 @@ class KafkaTools:
 
     def _spawn(self, what: str, argv: list[str]) -> str:
         started = time.monotonic()
+        log.debug("%s: %s", what, " ".join(argv))
         try:
             proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                                     stderr=subprocess.STDOUT, text=True, errors="replace",

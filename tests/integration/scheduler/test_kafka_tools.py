@@ -11,10 +11,19 @@ import pytest
 from confluent_kafka import Consumer, Producer
 from confluent_kafka.admin import AdminClient, ConfigResource, NewTopic
 
+from executor.runtime.kafka_dist import Mode
 from kmfwire import artifacts as names
 from localmesos import procs
-from scheduler.shell.kafka_tools import COMPLETE, IN_PROGRESS, KafkaTools, KafkaToolsError, Move
-from tests.helpers.fixtures_kafka import RunningBroker, start_kraft_cluster, stop_cluster
+from scheduler.shell.kafka_tools import (
+    COMPLETE,
+    IN_PROGRESS,
+    KafkaTools,
+    KafkaToolsError,
+    Move,
+    parse_log_dirs,
+    parse_verify,
+)
+from tests.helpers.fixtures_kafka import RunningBroker, kafka_runtime, start_kraft_cluster, stop_cluster
 from tests.helpers.wait import wait_for
 
 pytestmark = [pytest.mark.kafka, pytest.mark.slow, pytest.mark.timeout(120)]
@@ -42,8 +51,8 @@ def bootstrap(cluster) -> str:
 
 
 @pytest.fixture(scope="module")
-def archive(cluster) -> Path:
-    path = names.DEFAULT_DIR / names.kafka_file(cluster[0].runtime.version)
+def archive() -> Path:
+    path = names.DEFAULT_DIR / names.kafka_file(kafka_runtime(Mode.KRAFT).version)
     if not path.is_file():
         pytest.fail(f"{path} is missing: run `make setup` (tools/artifacts.sh builds it)")
     return path
@@ -209,3 +218,27 @@ def test_the_archive_is_unpacked_once_and_reused(archive, tmp_path):
     second = KafkaTools(archive, tmp_path)
     assert second.home == first.home and marker.is_file()
     assert [p.name for p in tmp_path.iterdir()] == [first.home.parents[1].name]  # no temp dirs left
+
+
+def test_the_parsers_read_the_tools_exact_words():
+    """The lines Kafka 4.3.1 prints (captured from the runs above), topic names with dashes."""
+    moves = [Move("a-b", 0, (0, 1, 2)), Move("a-b", 1, (1, 2)), Move("c", 10, (2, 0))]
+    verify = ("Status of partition reassignment:\n"
+              "Reassignment of partition a-b-0 is completed.\n"
+              "Reassignment of partition a-b-1 is still in progress.\n"
+              "There is no active reassignment of partition c-10, but replica set is 0,1 rather than 2,0.\n\n"
+              "Clearing broker-level throttles on brokers 0,1,2\n")
+    assert parse_verify(verify, moves) == {
+        ("a-b", 0): COMPLETE, ("a-b", 1): IN_PROGRESS,
+        ("c", 10): "There is no active reassignment of partition c-10, but replica set is 0,1 rather than 2,0."}
+    with pytest.raises(KafkaToolsError, match="said nothing about c-11"):
+        parse_verify(verify, [*moves, Move("c", 11, (0,))])
+    log_dirs = ("Querying brokers for log directories information\n"
+                "Received log directory information from brokers 0,1\n"
+                '{"brokers":[{"broker":0,"logDirs":[{"partitions":[{"partition":"a-b-0","size":10,"offsetLag":0,'
+                '"isFuture":false}],"error":null,"logDir":"/d0"}]},{"broker":1,"logDirs":[{"partitions":['
+                '{"partition":"a-b-0","size":12,"offsetLag":0,"isFuture":false},{"partition":"c-10","size":0,'
+                '"offsetLag":0,"isFuture":false}],"error":null,"logDir":"/d1"}]}],"version":1}\n')
+    assert parse_log_dirs(log_dirs) == {("a-b", 0): 12, ("c", 10): 0}
+    with pytest.raises(KafkaToolsError, match="no JSON"):
+        parse_log_dirs("ERROR: The given brokers do not exist from --broker-list: 9.")
