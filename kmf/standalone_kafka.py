@@ -18,6 +18,7 @@ from executor.runtime.broker_config import (
     BrokerNode,
     KRaftNode,
     Listener,
+    Replication,
     Role,
     Voter,
     ZkBroker,
@@ -130,3 +131,52 @@ def start_zk_broker(work_dir: Path, zookeeper_connect: str, overrides: Mapping[s
     config = broker_io.prepare_broker(node, work_dir / "server.properties")
     broker = StandaloneBroker(node, runtime, work_dir, config, work_dir / "broker.log", pid=0)
     return launch(broker, timeout)
+
+
+def start_kraft_cluster(work_dir: Path, n: int = 3, overrides: Mapping[str, str] | None = None,
+                        timeout: float = 90.0, runtime: KafkaRuntime | None = None) -> list[StandaloneBroker]:
+    """`n` KRaft combined nodes (node ids 0..n-1, a static quorum of all of them) on one 127.0.0.x
+    address with free ports, each under `work_dir/node-<id>`; formatted with one cluster id and
+    started together (a quorum needs a majority up). Returns once every node serves metadata; on
+    failure every node started is stopped again. The caller stops each `pid`."""
+    if n < 1:
+        raise ValueError(f"a cluster needs at least one node, not {n}")
+    runtime = runtime or installed_runtime(Mode.KRAFT)
+    host = procs.loopback_ip()
+    ports: list[int] = []
+    while len(ports) < 2 * n:
+        port = procs.free_port(host)
+        if port not in ports:
+            ports.append(port)
+    voters = tuple(Voter(i, host, ports[2 * i + 1]) for i in range(n))
+    extra = {**SINGLE_NODE_OVERRIDES, **(overrides or {})}
+    cluster_id = new_cluster_id()
+    brokers: list[StandaloneBroker] = []
+    for i in range(n):
+        node_dir = work_dir / f"node-{i}"
+        node = KRaftNode(
+            node_id=i, role=Role.COMBINED, voters=voters, log_dirs=(node_dir / "data",),
+            broker_listener=Listener("PLAINTEXT", host, ports[2 * i]),
+            controller_listener=Listener("CONTROLLER", host, ports[2 * i + 1]),
+            replication=Replication.for_cluster(n), kafka_major=runtime.major, overrides=extra,
+        )
+        config = broker_io.prepare_broker(node, node_dir / "server.properties")
+        broker_io.ensure_storage_formatted(runtime, node, config, cluster_id)
+        brokers.append(StandaloneBroker(node, runtime, node_dir, config, node_dir / "broker.log", pid=0,
+                                        cluster_id=cluster_id))
+    procs_by_id: dict[int, "subprocess.Popen[bytes]"] = {}
+    try:
+        for broker in brokers:
+            jvm = JvmOptions(heap_mb=HEAP_MB, tmp_dir=broker.work_dir / "tmp")
+            proc = broker_io.start_broker(runtime, broker.config_path, broker.log_path, jvm, spawn=_spawn)
+            broker.pid = proc.pid
+            procs_by_id[broker.broker_id] = proc
+        for broker in brokers:
+            broker_io.wait_until_serving(broker.bootstrap, broker.broker_id, timeout=timeout,
+                                         proc=procs_by_id[broker.broker_id], log_path=broker.log_path)
+    except BaseException:
+        for broker in brokers:
+            if broker.pid:
+                procs.stop_group(broker.pid)
+        raise
+    return brokers

@@ -10,8 +10,9 @@ steps themselves are kmf.standalone_kafka's, which the data-path benchmark uses 
 """
 from __future__ import annotations
 
+import threading
 from pathlib import Path
-from typing import Mapping
+from typing import Mapping, Sequence
 
 import pytest
 
@@ -42,6 +43,23 @@ def start_zk_broker(work_dir: Path, zookeeper_connect: str,
     """Lay out and start a ZooKeeper-mode broker (3.9) under `work_dir`; the caller stops `pid`."""
     return standalone_kafka.start_zk_broker(work_dir, zookeeper_connect, overrides,
                                             runtime=kafka_runtime(Mode.ZOOKEEPER))
+
+
+def start_kraft_cluster(work_dir: Path, n: int = 3, overrides: Mapping[str, str] | None = None) -> list[RunningBroker]:
+    """`n` KRaft combined nodes (ids 0..n-1, one static quorum) under `work_dir`; the caller stops
+    them with `stop_cluster`."""
+    return standalone_kafka.start_kraft_cluster(work_dir, n, overrides, runtime=kafka_runtime(Mode.KRAFT))
+
+
+def stop_cluster(brokers: Sequence[RunningBroker], grace: float = 10.0) -> None:
+    """Stop every broker by pid, all at once: stopped one after the other, the last nodes of a
+    quorum wait for controllers that are already gone, until the grace runs out."""
+    threads = [threading.Thread(target=procs.stop_group, args=(broker.pid, grace)) for broker in brokers
+               if broker.pid]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
 
 
 @pytest.fixture
