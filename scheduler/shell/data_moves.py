@@ -77,7 +77,7 @@ class DataMover:
         boot = bootstrap_servers(state.tasks, desired_pods(state.spec))
         if not boot:
             raise KafkaToolsError("no broker address is known to reach Kafka")
-        moves = [Move(t, p, tuple(r)) for t, p, r in job.moves]
+        moves = [Move(t, p, r) for t, p, r in job.moves]
         tools = self.tools(state)
         if isinstance(job, act.Reassign):
             log.info("moving %d partition(s) (throttle %s): %s", len(moves),
@@ -86,7 +86,7 @@ class DataMover:
             tools.execute(boot, moves, job.throttle or None)
             return
         states = tools.verify(boot, moves)  # removes the throttles once every move is complete
-        pending = {tp: s for tp, s in states.items() if s != "complete"}
+        pending = {tp: s for tp, s in states.items() if s != "COMPLETE"}
         if pending:
             log.warning("after the rebalance Kafka's tool still reports %d partition(s) not complete: %s",
                         len(pending), ", ".join(f"{t}-{p}: {s}" for (t, p), s in list(pending.items())[:5]))

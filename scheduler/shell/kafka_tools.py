@@ -28,7 +28,7 @@ import tarfile
 import tempfile
 import time
 from pathlib import Path
-from typing import Mapping, Sequence
+from typing import Iterable, Mapping, Sequence
 
 import attrs
 
@@ -61,13 +61,17 @@ class KafkaToolsError(ShellError):
     lines it printed."""
 
 
+def _replica_ids(value: Iterable[int]) -> tuple[int, ...]:
+    return tuple(value)
+
+
 @attrs.frozen
 class Move:
     """One partition's target replica list, preferred leader first."""
 
     topic: str
     partition: int
-    replicas: tuple[int, ...] = attrs.field(converter=tuple)
+    replicas: tuple[int, ...] = attrs.field(converter=_replica_ids)
 
     def __attrs_post_init__(self) -> None:
         if not self.topic or self.partition < 0:
