@@ -168,6 +168,10 @@ def test_cancel_keeps_the_old_replicas_and_removes_the_throttles(bootstrap, tool
     tools.execute(bootstrap, moves, throttle_bytes_per_s=1024)  # ~1 MB at 1 KB/s: far from done
     assert tools.verify(bootstrap, moves) == {("to-cancel", 0): IN_PROGRESS}
     assert throttle_configs(bootstrap, "to-cancel")  # a verify with a move in progress keeps them
+    with pytest.raises(KafkaToolsError, match="existing partition assignment"):
+        tools.execute(bootstrap, moves, throttle_bytes_per_s=2048)
+    tools.execute(bootstrap, moves, throttle_bytes_per_s=2048, additional=True)  # a new throttle
+    assert {v for k, v in throttle_configs(bootstrap, "to-cancel").items() if k.endswith("rate")} == {"2048"}
     tools.cancel(bootstrap, moves)
     assert replicas(bootstrap, "to-cancel") == {0: [0, 1]}
     assert throttle_configs(bootstrap, "to-cancel") == {}
