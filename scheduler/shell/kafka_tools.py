@@ -280,6 +280,7 @@ class KafkaTools:
         except subprocess.TimeoutExpired:
             _kill_group(proc)
             output, _ = proc.communicate()
+            log.warning("%s: killed after %.1f s", what, time.monotonic() - started)
             raise KafkaToolsError(f"{what} ran over {self.timeout_s:g} s and was killed "
                                   f"(last lines: {_tail(output or '')})") from None
         except BaseException:
