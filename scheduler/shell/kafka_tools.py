@@ -8,8 +8,10 @@ decommission run Kafka's tools from the Kafka archive the scheduler already serv
   ``--verify`` and ``--cancel`` on a ``--reassignment-json-file``;
 * ``org.apache.kafka.tools.LogDirsCommand --describe --broker-list ...``, which prints JSON.
 
-Both are in ``kafka-tools-<version>.jar``, which the 4.x runtimes carry (the 3.9 runtime does not:
-its archive is refused with a message saying so; the 4.x tools talk to 3.9 brokers too).
+A verify that finds no move in progress and a cancel both remove the throttles (see `verify`).
+Both tools are in ``kafka-tools-<version>.jar``, which the 4.x runtimes carry (the 3.9 runtime does not:
+its archive is refused with a message saying so; the 4.x tools' Admin calls should serve a 3.9
+cluster as well, which is not tested here).
 
 This is the I/O shell: it unpacks the archive once, runs ``java -cp '<libs>/*' <class> ...`` in a
 process group of its own with a timeout (the group is killed when it runs over), parses what the
@@ -282,6 +284,7 @@ class KafkaTools:
         except subprocess.TimeoutExpired:
             _kill_group(proc)
             output, _ = proc.communicate()
+            log.warning("%s: killed after %.1f s", what, time.monotonic() - started)
             raise KafkaToolsError(f"{what} ran over {self.timeout_s:g} s and was killed "
                                   f"(last lines: {_tail(output or '')})") from None
         except BaseException:
@@ -297,11 +300,17 @@ class KafkaTools:
     # --- the tools -----------------------------------------------------------------------------
 
     def execute(self, bootstrap: str, moves: Sequence[Move], throttle_bytes_per_s: int | None,
-                client_props: Mapping[str, str] = {}) -> None:
+                client_props: Mapping[str, str] = {}, *, additional: bool = False) -> None:
         """Start moving `moves` (`--execute`), throttled between brokers to `throttle_bytes_per_s`
         (at least 1 KB/s; None: no throttle). The throttle stays until a `verify` that finds every
-        move complete, or `cancel`, removes it."""
+        move complete, or `cancel`, removes it.
+
+        While any reassignment is going in the cluster the tool refuses ("Cannot execute because
+        there is an existing partition assignment") unless `additional` (`--additional`): then the
+        moves are added to the ongoing ones, and resubmitting ongoing moves changes the throttle."""
         args = ["--reassignment-json-file", "reassignment.json", "--execute"]
+        if additional:
+            args.append("--additional")
         if throttle_bytes_per_s is not None:
             if throttle_bytes_per_s < 1024:
                 raise ValueError(f"throttle {throttle_bytes_per_s} B/s is below Kafka's minimum of 1 KB/s")
@@ -313,8 +322,10 @@ class KafkaTools:
     def verify(self, bootstrap: str, moves: Sequence[Move],
                client_props: Mapping[str, str] = {}) -> dict[tuple[str, int], str]:
         """Each move's state (`--verify`): COMPLETE, IN_PROGRESS, or the tool's line about it (a
-        partition with no reassignment going whose replicas differ from the target). When none is
-        in progress any more, the tool itself removes the broker and topic throttles."""
+        partition with no reassignment going whose replicas differ from the target). When none of
+        `moves` is in progress any more, the tool itself removes the throttles: the moved topics'
+        throttled-replica lists and the throttle rates of every broker in the cluster, also those
+        of brokers the moves do not touch and those somebody else set."""
         output = self._run(f"ReassignPartitionsCommand --verify of {len(moves)} partition(s) on {bootstrap}",
                            REASSIGN_MAIN, bootstrap, ["--reassignment-json-file", "reassignment.json", "--verify"],
                            client_props, {"reassignment.json": _reassignment_json(moves)})

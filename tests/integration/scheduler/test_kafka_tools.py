@@ -126,14 +126,33 @@ def throttle_configs(bootstrap: str, topic: str) -> dict[str, str]:
     return found
 
 
+def rates(throttles: dict[str, str]) -> set[str]:
+    return {value for name, value in throttles.items() if name.endswith("rate")}
+
+
+def throttles_become(bootstrap: str, topic: str, check, what: str) -> dict[str, str]:
+    """Wait until `check(throttle_configs(...))` holds: a config change goes through the controller
+    and reaches each broker's metadata a moment later, so a describe right after it may lag."""
+    seen: dict[str, str] = {}
+
+    def probe() -> bool:
+        seen.clear()
+        seen.update(throttle_configs(bootstrap, topic))
+        return bool(check(seen))
+
+    wait_for(probe, timeout=20, interval=0.3, what=f"{what} (throttles seen: {seen})")
+    return seen
+
+
 def test_throttled_reassignment_moves_replicas_and_the_final_verify_removes_the_throttles(bootstrap, tools):
     create_topic(bootstrap, "moves", [[0, 1], [1, 0], [0, 1]])
     sent = produce(bootstrap, "moves", 3, per_partition=1000)  # ~1 MB a partition
     moves = [Move("moves", 0, (2, 0)), Move("moves", 1, (1, 2)), Move("moves", 2, (0, 1, 2))]
 
     tools.execute(bootstrap, moves, throttle_bytes_per_s=2_000_000)
-    throttles = throttle_configs(bootstrap, "moves")
-    assert {throttles.get(f"{b}:{name}") for b in "012" for name in THROTTLE_RATES} == {"2000000"}, throttles
+    throttles_become(bootstrap, "moves", lambda seen: {seen.get(f"{b}:{name}") for b in "012"
+                                                       for name in THROTTLE_RATES} == {"2000000"},
+                     "the throttle rate on every broker")
 
     states: dict = {}
 
@@ -143,8 +162,9 @@ def test_throttled_reassignment_moves_replicas_and_the_final_verify_removes_the_
         return set(states.values()) == {COMPLETE}
 
     wait_for(all_complete, timeout=60, interval=0.5, what=f"the reassignment to complete ({states})")
-    assert replicas(bootstrap, "moves") == {m.partition: list(m.replicas) for m in moves}
-    assert throttle_configs(bootstrap, "moves") == {}
+    target = {m.partition: list(m.replicas) for m in moves}
+    wait_for(lambda: replicas(bootstrap, "moves") == target, timeout=20, what=f"the replicas {target}")
+    throttles_become(bootstrap, "moves", lambda seen: seen == {}, "the final verify to remove every throttle")
     assert consume_all(bootstrap, "moves", len(sent)) == sent
 
 
@@ -166,11 +186,16 @@ def test_cancel_keeps_the_old_replicas_and_removes_the_throttles(bootstrap, tool
     produce(bootstrap, "to-cancel", 1, per_partition=1000)
     moves = [Move("to-cancel", 0, (2, 0))]
     tools.execute(bootstrap, moves, throttle_bytes_per_s=1024)  # ~1 MB at 1 KB/s: far from done
+    throttles_become(bootstrap, "to-cancel", lambda seen: rates(seen) == {"1024"}, "the 1 KB/s throttle")
     assert tools.verify(bootstrap, moves) == {("to-cancel", 0): IN_PROGRESS}
-    assert throttle_configs(bootstrap, "to-cancel")  # a verify with a move in progress keeps them
+    assert rates(throttle_configs(bootstrap, "to-cancel")) == {"1024"}  # verify while in progress keeps them
+    with pytest.raises(KafkaToolsError, match="existing partition assignment"):
+        tools.execute(bootstrap, moves, throttle_bytes_per_s=2048)
+    tools.execute(bootstrap, moves, throttle_bytes_per_s=2048, additional=True)  # a new throttle
+    throttles_become(bootstrap, "to-cancel", lambda seen: rates(seen) == {"2048"}, "the new 2 KB/s throttle")
     tools.cancel(bootstrap, moves)
-    assert replicas(bootstrap, "to-cancel") == {0: [0, 1]}
-    assert throttle_configs(bootstrap, "to-cancel") == {}
+    wait_for(lambda: replicas(bootstrap, "to-cancel") == {0: [0, 1]}, timeout=20, what="the old replicas")
+    throttles_become(bootstrap, "to-cancel", lambda seen: seen == {}, "cancel to remove every throttle")
     # no reassignment is going, and the replicas are not the target: the tool's own words
     state = tools.verify(bootstrap, moves)[("to-cancel", 0)]
     assert "no active reassignment" in state and "to-cancel-0" in state, state
