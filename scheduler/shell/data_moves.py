@@ -23,7 +23,7 @@ from scheduler.core.pods import desired_pods
 from scheduler.core.state import State
 from scheduler.core.taskinfo import bootstrap_servers
 from scheduler.shell.artifacts import ArtifactFile
-from scheduler.shell.kafka_tools import KafkaTools, KafkaToolsError, Move
+from scheduler.shell.kafka_tools import COMPLETE, JAVA_MISSING, KafkaTools, KafkaToolsError, Move
 
 log = logging.getLogger(__name__)
 
@@ -33,14 +33,28 @@ def tools_dir() -> Path:
     return Path(tempfile.gettempdir()) / f"kmf-kafka-tools-{os.getuid()}"
 
 
+def _version_key(name: str) -> tuple[int, ...]:
+    digits = name.removeprefix("kafka-").removesuffix(".tar.gz")
+    return tuple(int(x) for x in digits.split(".") if x.isdigit())
+
+
 def tools_for(files: Mapping[str, ArtifactFile], version: str, work_dir: Path | None = None) -> KafkaTools:
-    """The tools of the Kafka archive this scheduler serves for `version`."""
-    name = f"kafka-{version}.tar.gz"
-    for item in files.values():
-        if item.name == name:
+    """The tools of the Kafka archive this scheduler serves for `version`, or of the newest one it
+    serves when that one has none (kmf's 3.9 runtime has no kafka-tools jar; the 4.x tools speak
+    the same admin API to 3.9 brokers)."""
+    archives = sorted((f for f in files.values() if f.name.startswith("kafka-") and f.name.endswith(".tar.gz")),
+                      key=lambda f: (f.name != f"kafka-{version}.tar.gz", [-x for x in _version_key(f.name)]))
+    errors = []
+    for item in archives:
+        try:
             return KafkaTools(item.path, work_dir or tools_dir())
-    raise KafkaToolsError(f"moving partitions needs Kafka's tools from {name}, and this scheduler serves no such "
-                          "archive (executor.artifacts: served, with the archive in the artifacts folder)")
+        except KafkaToolsError as exc:
+            errors.append(str(exc))
+            if JAVA_MISSING in str(exc):
+                raise
+    raise KafkaToolsError("moving partitions needs Kafka's tools from a Kafka 4.x archive this scheduler serves "
+                          "(executor.artifacts: served, the archive in the artifacts folder)"
+                          + (f": {'; '.join(errors)}" if errors else ": it serves none"))
 
 
 class DataMover:
@@ -86,7 +100,7 @@ class DataMover:
             tools.execute(boot, moves, job.throttle or None)
             return
         states = tools.verify(boot, moves)  # removes the throttles once every move is complete
-        pending = {tp: s for tp, s in states.items() if s != "COMPLETE"}
+        pending = {tp: s for tp, s in states.items() if s != COMPLETE}
         if pending:
             log.warning("after the rebalance Kafka's tool still reports %d partition(s) not complete: %s",
                         len(pending), ", ".join(f"{t}-{p}: {s}" for (t, p), s in list(pending.items())[:5]))

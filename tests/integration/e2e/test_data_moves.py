@@ -77,7 +77,7 @@ def test_scale_out_rebalances_and_drain_empties_then_removes_a_broker(kmf_env):
         out = kmf(s.url, "scale", "brokers", "3", "--drain", "--wait", "--wait-timeout", "420", timeout=480)
         assert out.returncode == 0, out
         assert "draining broker-3" in out.stdout, out.stdout
-        wait_for(lambda: s.get("/v1/config/target")["kafka"]["brokers"] == 3, timeout=60, interval=1,
+        wait_for(lambda: s.get("/v1/config/target")["config"]["kafka"]["brokers"] == 3, timeout=60, interval=1,
                  what="the target config at 3 brokers")
         wait_for(lambda: pid3 not in reservation_ids(env.lm), timeout=120, interval=1,
                  what="broker-3's reservation released on the master")
