@@ -79,6 +79,11 @@ class SaslSpec:
     mechanism: Literal["SCRAM-SHA-512", "SCRAM-SHA-256"] = "SCRAM-SHA-512"
 
 
+def quorum_size(brokers: int) -> int:
+    """KRaft voters of a service with `brokers` brokers: 3, or 1 below three brokers."""
+    return 3 if brokers >= 3 else 1
+
+
 @attrs.frozen
 class RebalanceSpec:
     """How kmf moves partition replicas (`kmf rebalance`, drains, after a scale-out)."""
@@ -107,6 +112,21 @@ class KafkaSpec:
     tls: TlsSpec = TlsSpec()
     sasl: SaslSpec = SaslSpec()
     rebalance: RebalanceSpec = RebalanceSpec()
+    # node ids of brokers decommissioned (`kmf pod decommission`): never used again, so that the
+    # brokers after them keep their ids; written by kmf into the stored target config
+    retired: tuple[int, ...] = ()
+
+    @property
+    def broker_ids(self) -> tuple[int, ...]:
+        """The node ids of the `brokers` brokers: the lowest ones not retired."""
+        skip = set(self.retired)
+        out: list[int] = []
+        n = 0
+        while len(out) < self.brokers:
+            if n not in skip:
+                out.append(n)
+            n += 1
+        return tuple(out)
 
     @property
     def replication_factor(self) -> int:

@@ -11,7 +11,7 @@ from typing import Iterable
 
 import attrs
 
-from config.models import AppSpec, Constraint, ServiceSpec
+from config.models import AppSpec, Constraint, ServiceSpec, quorum_size
 from kmfwire import artifacts
 
 NAME = re.compile(r"^[a-z][a-z0-9-]{0,38}[a-z0-9]$|^[a-z]$")
@@ -153,6 +153,11 @@ def validate(spec: ServiceSpec, check_files: bool = False,
     out += _constraints("kafka.placement", k.placement)
     if not 0 <= k.rebalance.throttle_mb_s <= 100_000:
         out.append(("kafka.rebalance.throttle_mb_s", f"must be 0 (no throttle) to 100000, got {k.rebalance.throttle_mb_s}"))
+    if len(set(k.retired)) != len(k.retired) or any(r < 0 for r in k.retired):
+        out.append(("kafka.retired", f"must be distinct node ids of 0 or more, got {list(k.retired)}"))
+    elif k.mode == "kraft" and k.controllers == "combined" and any(r < quorum_size(k.brokers) for r in k.retired):
+        out.append(("kafka.retired", f"{[r for r in k.retired if r < quorum_size(k.brokers)]} would be KRaft "
+                                     f"controllers (the first {quorum_size(k.brokers)} brokers); they cannot retire"))
     if not 1 <= k.rebalance.max_moves <= 1000:
         out.append(("kafka.rebalance.max_moves", f"must be 1 to 1000, got {k.rebalance.max_moves}"))
     out += _security(spec)
@@ -296,6 +301,10 @@ def check_update(old: ServiceSpec, new: ServiceSpec) -> list[str]:
         out.append(f"kafka.version: downgrading {old.kafka.version} → {new.kafka.version} is not supported")
     if new.kafka.disk_mb < old.kafka.disk_mb:
         out.append(f"kafka.disk_mb: a volume cannot shrink ({old.kafka.disk_mb} → {new.kafka.disk_mb})")
+    if old.kafka.retired != new.kafka.retired:
+        out.append(f"kafka.retired: {list(old.kafka.retired)} → {list(new.kafka.retired)}: decommissioned broker "
+                   f"ids change only through kmf pod decommission; keep `retired: {list(old.kafka.retired)}` "
+                   "under kafka in the file")
     if old.kafka.controllers != new.kafka.controllers:
         out.append("kafka.controllers: the controller layout cannot change in place")
     if old.zookeeper.root != new.zookeeper.root:

@@ -389,6 +389,12 @@ def pod_command(args: argparse.Namespace) -> int:
             return _fail(args, status, doc)
         _print(args, doc, "\n".join(key_values(doc)) if isinstance(doc, dict) else json.dumps(doc))
         return EXIT_OK
+    if args.pod_command == "decommission":
+        status, doc = call(args, "POST", f"/v1/pod/{args.name}/decommission", {})
+        if status >= 300 or not args.wait:
+            return _result(args, status, doc)
+        _print(args, doc, readable(doc["message"]))
+        return _follow_rebalance(args)
     if args.pod_command == "restart":
         body = {"force": args.force}
     else:
@@ -619,7 +625,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser("pods", help="list pods with their state")
     common(p)
     p.set_defaults(func=_guard(pods))
-    podsub = _group(subparsers, "pod", "one pod: info, restart (in place) or replace (elsewhere)", "pod_command")
+    podsub = _group(subparsers, "pod", "one pod: info, restart (in place), replace (elsewhere) or decommission "
+                                       "(a broker, for good)", "pod_command")
     p = _leaf(podsub, "info", "everything kmf knows about one pod", pod_command)
     p.add_argument("name")
     common(p)
@@ -632,6 +639,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("name")
     p.add_argument("--yes", action="store_true", help="confirm that the pod's data is deleted")
     p.add_argument("--force", action="store_true", help="skip the safety gate (min ISR, quorum, one at a time)")
+    common(p)
+
+    p = _leaf(podsub, "decommission", "remove one broker for good: its replicas move to the others first, the "
+                                      "other brokers keep their node ids (plan rebalance)", pod_command)
+    p.add_argument("name")
+    p.add_argument("--wait", action="store_true", help="follow until the broker is empty and removed")
+    p.add_argument("--wait-timeout", type=float, default=3600.0, metavar="S")
     common(p)
 
     p = subparsers.add_parser("endpoints", help="bootstrap servers and broker addresses")

@@ -77,7 +77,7 @@ ROUTES: list[Route] = [
     ("GET", re.compile(r"/v1/pod"), "get_pods", False),
     ("GET", re.compile(r"/v1/pod/(?P<pod>[^/]+)/info"), "get_pod", False),
     ("GET", re.compile(r"/v1/pod/(?P<pod>[^/]+)/placement"), "get_pod_placement", False),
-    ("POST", re.compile(r"/v1/pod/(?P<pod>[^/]+)/(?P<cmd>restart|replace)"), "post_pod", True),
+    ("POST", re.compile(r"/v1/pod/(?P<pod>[^/]+)/(?P<cmd>restart|replace|decommission)"), "post_pod", True),
     ("GET", re.compile(r"/v1/endpoints"), "get_endpoints", False),
     ("GET", re.compile(r"/v1/endpoints/(?P<name>[^/]+)"), "get_endpoint", False),
     ("GET", re.compile(r"/v1/config/target"), "get_target", False),
@@ -307,7 +307,8 @@ class Api:
                 "restart": CommandKind.PLAN_RESTART, "force-complete": CommandKind.PLAN_FORCE_COMPLETE}[cmd]
         return self._submit(kind, {"plan": plan, "phase": doc.get("phase"), "step": doc.get("step")})
 
-    POD_FLAGS = {"restart": ("force",), "replace": ("confirm", "force")}
+    POD_FLAGS: dict[str, tuple[str, ...]] = {"restart": ("force",), "replace": ("confirm", "force"),
+                                             "decommission": ()}
 
     def post_pod(self, body: bytes, pod: str, cmd: str) -> tuple[int, Any]:
         """Optional body: restart {"force": bool}; replace {"confirm": bool, "force": bool}. A broker

@@ -13,12 +13,12 @@ with such a launch file all reach `refusal()`, so there is one rule, not one per
 """
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Sequence
 
 import attrs
 
 from scheduler.core import events as ev
-from scheduler.core.pods import quorum_size
+from config.models import quorum_size
 from scheduler.core.refusals import Refusal
 
 
@@ -35,10 +35,12 @@ class CountRefusal:
         return {"confirm_required": True} if self.confirm_required else {}
 
 
-def refusal(mode: str, current: int, count: int, health: ev.KafkaHealth | None,
+def refusal(mode: str, ids: Sequence[int], count: int, health: ev.KafkaHealth | None,
             confirm: bool, drain: bool = False) -> CountRefusal | None:
-    """Why the broker count may not go from `current` to `count` now; None when it may. With
-    `drain` the replicas are moved off first, so neither data nor a confirmation is at stake."""
+    """Why the broker count may not go from the brokers with node ids `ids` to `count` now; None
+    when it may. A scale-in removes the last ids. With `drain` the replicas are moved off first, so
+    neither data nor a confirmation is at stake."""
+    current = len(ids)
     if count == current:
         return None
     if mode == "kraft" and quorum_size(count) != quorum_size(current):
@@ -48,7 +50,8 @@ def refusal(mode: str, current: int, count: int, health: ev.KafkaHealth | None,
                             f"when the service is installed, so keep {keep} brokers")
     if count > current:
         return None
-    doomed = [f"broker-{b}" for b in range(count, current)]
+    leaving = list(ids[count:])
+    doomed = [f"broker-{b}" for b in leaving]
     if drain:
         return None
     if not confirm:
@@ -56,7 +59,7 @@ def refusal(mode: str, current: int, count: int, health: ev.KafkaHealth | None,
                             "deletes their data; confirm to go ahead (kmf: --yes)", confirm_required=True)
     if health is None:
         return CountRefusal("Kafka's replica placement is not known yet; try again shortly")
-    holding = {b: n for b in range(count, current) if (n := health.replicas_by_broker.get(b, 0)) > 0}
+    holding = {b: n for b in leaving if (n := health.replicas_by_broker.get(b, 0)) > 0}
     if holding:
         detail = ", ".join(f"broker-{b} holds {n} partition replicas" for b, n in sorted(holding.items()))
         return CountRefusal(f"{detail}; move them to the remaining brokers first: scale with --drain (kmf scale brokers {count} --drain)")

@@ -60,6 +60,11 @@ class ScaleBrokers:
 
 
 @attrs.frozen
+class DecommissionPod:
+    pod: Any
+
+
+@attrs.frozen
 class Rebalance:
     dry_run: bool = False  # only show the moves
 
@@ -83,7 +88,8 @@ class Uninstall:
 
 
 TypedCommand = (RestartPod | ReplacePod | PlanInterrupt | PlanContinue | PlanForceComplete | PlanRestart
-                | ScaleBrokers | ScaleApp | UpdateConfig | Uninstall | Rebalance)
+                | ScaleBrokers | ScaleApp | UpdateConfig | Uninstall | Rebalance
+                | DecommissionPod)
 
 
 def _flag(args: Mapping[str, Any], name: str) -> bool:
@@ -116,6 +122,10 @@ def plan_restart(args: Mapping[str, Any]) -> PlanRestart:
 
 def scale_brokers(args: Mapping[str, Any]) -> ScaleBrokers:
     return ScaleBrokers(args.get("count"), _flag(args, "confirm"), _flag(args, "drain"))
+
+
+def decommission_pod(args: Mapping[str, Any]) -> DecommissionPod:
+    return DecommissionPod(args.get("pod"))
 
 
 def rebalance(args: Mapping[str, Any]) -> Rebalance:

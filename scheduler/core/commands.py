@@ -28,6 +28,7 @@ HANDLERS: dict[CommandKind, tuple[Parse, Handle]] = {
     CommandKind.UPDATE_CONFIG: (ct.update_config, rebalance_commands.update_config),
     CommandKind.UNINSTALL: (ct.uninstall, spec_commands.uninstall),
     CommandKind.REBALANCE: (ct.rebalance, rebalance_commands.rebalance),
+    CommandKind.DECOMMISSION_POD: (ct.decommission_pod, rebalance_commands.decommission),
 }
 
 

@@ -98,6 +98,7 @@ class CommandKind(enum.StrEnum):
     UPDATE_CONFIG = "update_config"
     UNINSTALL = "uninstall"
     REBALANCE = "rebalance"
+    DECOMMISSION_POD = "decommission_pod"
 
 
 @attrs.frozen

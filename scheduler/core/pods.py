@@ -12,6 +12,7 @@ from typing import TypedDict
 import attrs
 
 from config import Constraint, ServiceSpec
+from config.models import quorum_size
 from scheduler.core.state import PodKind
 
 EXECUTOR_CPUS = 0.1
@@ -63,10 +64,6 @@ def client_listeners(spec: ServiceSpec) -> tuple[str, ...]:
     return tuple(name for name, on in (("tls", k.tls.enabled), ("sasl", k.sasl.enabled)) if on)
 
 
-def quorum_size(brokers: int) -> int:
-    return 3 if brokers >= 3 else 1
-
-
 def desired_pods(spec: ServiceSpec) -> list[PodDef]:
     """Every pod of the spec in deploy order: controllers, brokers, then each app's instances."""
     k = spec.kafka
@@ -76,7 +73,7 @@ def desired_pods(spec: ServiceSpec) -> list[PodDef]:
     if k.mode == "kraft" and k.controllers == "separate":
         for n in range(quorum_size(k.brokers)):
             out.append(PodDef(name=f"controller-{n}", index=n, roles=("controller",), **common))
-    for n in range(k.brokers):
+    for n in k.broker_ids:
         if k.mode == "kraft" and k.controllers == "combined" and n < quorum_size(k.brokers):
             roles: tuple[str, ...] = ("broker", "controller")
         else:

@@ -59,6 +59,7 @@ class Rebalance:
     throttle: int  # bytes/s per broker, 0: none
     remove: tuple[int, ...] = ()  # brokers being emptied (a drain)
     then_brokers: int | None = None  # a drain: the broker count once they are empty
+    retire: tuple[int, ...] = ()  # a decommission: node ids never to be used again
     submitted: int = 0  # moves[:submitted] were handed to Kafka
     submitted_at: float | None = None
     done: int = 0  # moves[:done] are complete
@@ -74,7 +75,7 @@ class Rebalance:
     def from_json(cls, text: str) -> "Rebalance":
         doc = json.loads(text)
         doc["moves"] = tuple(Move(t, p, tuple(o), tuple(n)) for t, p, o, n in doc["moves"])
-        for key in ("brokers", "remove"):
+        for key in ("brokers", "remove", "retire"):
             doc[key] = tuple(doc.get(key) or ())
         return cls(**doc)
 
@@ -116,11 +117,11 @@ def racks(state: State, pods: list[PodDef]) -> dict[int, str | None]:
 
 
 def new_rebalance(state: State, proposal: Proposal, reason: str, now: float, remove: tuple[int, ...] = (),
-                  then_brokers: int | None = None) -> Rebalance:
+                  then_brokers: int | None = None, retire: tuple[int, ...] = ()) -> Rebalance:
     settings = state.spec.kafka.rebalance
     moves = tuple(Move(t, p, old, new) for (t, p), (old, new) in sorted(proposal.moves.items()))
     return Rebalance(reason, now, proposal.brokers, moves, settings.max_moves,
-                     int(settings.throttle_mb_s * 1_000_000), remove, then_brokers)
+                     int(settings.throttle_mb_s * 1_000_000), remove, then_brokers, retire)
 
 
 def moved(health: ev.KafkaHealth, move: Move) -> bool | None:

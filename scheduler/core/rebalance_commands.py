@@ -16,7 +16,7 @@ from scheduler.core import events as ev
 from scheduler.core import rebalance as rb_mod
 from scheduler.core import spec_commands
 from scheduler.core.command_types import Rebalance as RebalanceCommand
-from scheduler.core.command_types import ScaleBrokers, UpdateConfig
+from scheduler.core.command_types import DecommissionPod, ScaleBrokers, UpdateConfig
 from scheduler.core.offer_control import offer_control
 from scheduler.core.pods import desired_pods
 from scheduler.core.rebalance import SCALE_OUT_KEY, Rebalance, current, new_rebalance, store
@@ -113,13 +113,13 @@ def _after_scale(old: State, new: State, out: tuple[act.Action, ...]) -> Result:
 
 def _drain(state: State, command: ScaleBrokers, cmd: ev.Command) -> Result:
     spec, count, now = state.spec, command.count, cmd.now
-    no = broker_count.refusal(spec.kafka.mode, spec.kafka.brokers, count, state.kafka, True, drain=True)
+    no = broker_count.refusal(spec.kafka.mode, spec.kafka.broker_ids, count, state.kafka, True, drain=True)
     if no is not None:
         return state, (refuse(cmd, no.refusal, no.message, **no.fields()),)
     busy = _running(state)
     if busy:
         return state, (refuse(cmd, Refusal.CONFLICT, busy),)
-    remove = tuple(range(count, spec.kafka.brokers))
+    remove = spec.kafka.broker_ids[count:]
     proposal = _plan(state, remove)
     if isinstance(proposal, str):
         return state, (refuse(cmd, Refusal.CONFLICT, proposal),)
@@ -131,6 +131,34 @@ def _drain(state: State, command: ScaleBrokers, cmd: ev.Command) -> Result:
     return state, (*out, accept(cmd, f"draining {doomed}: moving {len(proposal.moves)} partition(s) off them "
                                      f"first, then scaling to {count} brokers; kmf plan show rebalance",
                                 **_describe(state, proposal)))
+
+
+def decommission(state: State, command: DecommissionPod, cmd: ev.Command) -> Result:
+    """Remove one broker for good, keeping every other broker's node id: its replicas move off
+    first (like a drain), then it stops, its reservation goes and its id is retired."""
+    spec, name = state.spec, command.pod
+    pod = next((p for p in rb_mod.brokers_of(desired_pods(spec)) if p.name == name), None)
+    if pod is None:
+        brokers = ", ".join(p.name for p in rb_mod.brokers_of(desired_pods(spec)))
+        return state, (refuse(cmd, Refusal.NOT_FOUND, f"{name!r} is not a broker of this service (brokers: {brokers})"),)
+    k = spec.kafka
+    if pod.is_controller:
+        return state, (refuse(cmd, Refusal.CONFLICT, f"{name} is a KRaft controller (the voters are fixed when the "
+                                                     "service is installed); decommission a broker that is not one"),)
+    no = broker_count.refusal(k.mode, k.broker_ids, k.brokers - 1, state.kafka, True, drain=True)
+    if no is not None:
+        return state, (refuse(cmd, no.refusal, no.message, **no.fields()),)
+    busy = _running(state)
+    if busy:
+        return state, (refuse(cmd, Refusal.CONFLICT, busy),)
+    proposal = _plan(state, (pod.node_id,))
+    if isinstance(proposal, str):
+        return state, (refuse(cmd, Refusal.CONFLICT, proposal),)
+    rb = new_rebalance(state, proposal, "decommission", cmd.now, (pod.node_id,), k.brokers - 1, (pod.node_id,))
+    state, out = _start(state, rb, cmd.now)
+    return state, (*out, accept(cmd, f"decommissioning {name}: moving {len(proposal.moves)} partition(s) off it "
+                                     "first, then removing it; the other brokers keep their node ids; "
+                                     "kmf plan show rebalance", **_describe(state, proposal)))
 
 
 def _finish_drain(state: State, now: float) -> tuple[State, list[act.Action]]:
@@ -155,7 +183,11 @@ def _finish_drain(state: State, now: float) -> tuple[State, list[act.Action]]:
     state, persist = store(state, attrs.evolve(rb, then_brokers=None))
     spec = state.spec
     if spec.kafka.brokers > count:
-        new_spec = attrs.evolve(spec, kafka=attrs.evolve(spec.kafka, brokers=count))
+        # a retired id stays retired only while a broker after it exists (else it simply drops off)
+        retired = tuple(sorted(set(spec.kafka.retired) | set(rb.retire)))
+        ids = [i for i in spec.kafka.broker_ids if i not in rb.remove][:count]
+        retired = tuple(r for r in retired if ids and r < max(ids))
+        new_spec = attrs.evolve(spec, kafka=attrs.evolve(spec.kafka, brokers=count, retired=retired))
         state, out = spec_commands.set_spec(state, new_spec, now)
         return state, [persist, *out]
     return state, [persist]

@@ -71,7 +71,7 @@ def scale_brokers(state: State, command: ScaleBrokers, cmd: ev.Command) -> Resul
         return state, (refuse(cmd, Refusal.INVALID, bad),)
     spec = state.spec
     current = spec.kafka.brokers
-    no = broker_count.refusal(spec.kafka.mode, current, count, state.kafka, command.confirm)
+    no = broker_count.refusal(spec.kafka.mode, spec.kafka.broker_ids, count, state.kafka, command.confirm)
     if no is not None:
         return state, (refuse(cmd, no.refusal, no.message, **no.fields()),)
     new_spec = attrs.evolve(spec, kafka=attrs.evolve(spec.kafka, brokers=count))
@@ -103,7 +103,7 @@ def update_config(state: State, command: UpdateConfig, cmd: ev.Command) -> Resul
     if not isinstance(spec, ServiceSpec):
         return state, (refuse(cmd, Refusal.INVALID, "no valid spec given"),)
     refused = config.check_update(state.spec, spec)
-    no = broker_count.refusal(spec.kafka.mode, state.spec.kafka.brokers, spec.kafka.brokers, state.kafka,
+    no = broker_count.refusal(spec.kafka.mode, state.spec.kafka.broker_ids, spec.kafka.brokers, state.kafka,
                               command.confirm)
     if no is not None:
         refused = [*refused, no.message]

@@ -1,14 +1,16 @@
-"""Issue 16, data movement, against a running service on localmesos (4 agents, KRaft, a topic
+"""Issue 16, data movement, against a running service on localmesos (5 agents, KRaft, a topic
 with replication 3 and min.insync.replicas 2 whose ISR is sampled every 0.2 s), judged by Kafka's
 own view (AdminClient metadata and broker configs) and the master's reservations:
 
-- `kmf scale brokers 4` ends with a rebalance that puts replicas on the new broker (the plan
+- `kmf scale brokers 5` ends with a rebalance that puts replicas on the new brokers (the plan
   `rebalance`, throttled, in batches), never taking a partition below min ISR, and the throttles
   are gone afterwards;
 - `kmf rebalance --dry-run` then has nothing to move;
-- `kmf scale brokers 3 --drain --wait` moves every replica off broker-3, then removes it: Kafka
-  knows 3 brokers, no partition has a replica on node 3, every record is still readable, and the
-  master holds no reservation of broker-3 any more.
+- `kmf pod decommission broker-3 --wait` empties broker-3 and removes it while broker-4 keeps its
+  node id (Kafka's metadata: brokers 0, 1, 2, 4; broker-4's task never restarted);
+- `kmf scale brokers 3 --drain --wait` moves every replica off broker-4, then removes it: Kafka
+  knows brokers 0-2 only, every record is still readable, and the master holds no reservation of
+  the removed brokers any more.
 """
 from __future__ import annotations
 
@@ -40,7 +42,7 @@ def replicas_by_broker(boot: str) -> dict[int, int]:
 
 
 def test_scale_out_rebalances_and_drain_empties_then_removes_a_broker(kmf_env):
-    env = kmf_env(agents=4)
+    env = kmf_env(agents=5)
     s = env.start_scheduler(brokers=3, rebalance={"max_moves": 3, "throttle_mb_s": 20})
     s.wait_deployed()
     boot = s.get("/v1/endpoints/broker")["bootstrap_servers"]
@@ -51,8 +53,8 @@ def test_scale_out_rebalances_and_drain_empties_then_removes_a_broker(kmf_env):
     with IsrSampler(boot, TOPIC) as sampler:
         wait_for(sampler.full_now, timeout=60, interval=0.5, what="every replica of the topic in sync")
 
-        # --- scale-out: the new broker gets replicas without anyone asking
-        out = kmf(s.url, "scale", "brokers", "4")
+        # --- scale-out: the new brokers get replicas without anyone asking
+        out = kmf(s.url, "scale", "brokers", "5")
         assert out.returncode == 0, out
         wait_for(lambda: s.plan("rebalance").get("status") == "COMPLETE", timeout=420, interval=1,
                  what="the scale-out's rebalance COMPLETE")
@@ -60,7 +62,7 @@ def test_scale_out_rebalances_and_drain_empties_then_removes_a_broker(kmf_env):
         assert plan["reason"] == "scale-out" and plan["done"] == plan["moves"] > 0, plan
         assert len(plan["phases"]) > 1  # in batches of max_moves
         held = replicas_by_broker(s.get("/v1/endpoints/broker")["bootstrap_servers"])
-        assert set(held) == {0, 1, 2, 3} and min(held.values()) >= 5, held  # 8 × 3 + offsets topics
+        assert set(held) == {0, 1, 2, 3, 4} and min(held.values()) >= 4, held  # 8 × 3 + offsets topics
         wait_for(lambda: not any(broker_values(boot, "leader.replication.throttled.rate").values())
                  or all(v in (None, "", "9223372036854775807")
                         for v in broker_values(boot, "leader.replication.throttled.rate").values()),
@@ -71,18 +73,34 @@ def test_scale_out_rebalances_and_drain_empties_then_removes_a_broker(kmf_env):
         assert out.returncode == 0, out
         assert json.loads(out.stdout)["moves"] == [], out.stdout
 
-        # --- drain: broker-3 empties, then goes with its reservation
+        # --- decommission: broker-3 empties and goes; broker-4 keeps node id 4 and its task
         pid3 = s.pod("broker-3")["reservation"]["persistence_id"]
+        task4 = s.pod("broker-4")["task_id"]
         assert pid3 in reservation_ids(env.lm)
-        out = kmf(s.url, "scale", "brokers", "3", "--drain", "--wait", "--wait-timeout", "420", timeout=480)
+        out = kmf(s.url, "pod", "decommission", "broker-3", "--wait", "--wait-timeout", "420", timeout=480)
         assert out.returncode == 0, out
-        assert "draining broker-3" in out.stdout, out.stdout
-        wait_for(lambda: s.get("/v1/config/target")["config"]["kafka"]["brokers"] == 3, timeout=60, interval=1,
-                 what="the target config at 3 brokers")
+        assert "decommissioning broker-3" in out.stdout, out.stdout
+        wait_for(lambda: s.get("/v1/config/target")["config"]["kafka"]["retired"] == [3], timeout=60, interval=1,
+                 what="node id 3 retired in the target config")
         wait_for(lambda: pid3 not in reservation_ids(env.lm), timeout=120, interval=1,
                  what="broker-3's reservation released on the master")
         boot = s.get("/v1/endpoints/broker")["bootstrap_servers"]
+        wait_for(lambda: set(replicas_by_broker(boot)) == {0, 1, 2, 4}, timeout=120, interval=2,
+                 what="Kafka's metadata with brokers 0, 1, 2 and 4")
+        assert s.pod("broker-4")["task_id"] == task4  # not restarted, not renumbered
+        assert sampler.smallest() >= 2, f"a partition fell to ISR {sampler.smallest()} during the decommission"
+
+        # --- drain: broker-4 empties, then goes with its reservation
+        pid4 = s.pod("broker-4")["reservation"]["persistence_id"]
+        out = kmf(s.url, "scale", "brokers", "3", "--drain", "--wait", "--wait-timeout", "420", timeout=480)
+        assert out.returncode == 0, out
+        assert "draining broker-4" in out.stdout, out.stdout
+        wait_for(lambda: s.get("/v1/config/target")["config"]["kafka"]["brokers"] == 3, timeout=60, interval=1,
+                 what="the target config at 3 brokers")
+        wait_for(lambda: pid4 not in reservation_ids(env.lm), timeout=120, interval=1,
+                 what="broker-4's reservation released on the master")
+        boot = s.get("/v1/endpoints/broker")["bootstrap_servers"]
         wait_for(lambda: set(replicas_by_broker(boot)) == {0, 1, 2}, timeout=120, interval=2,
-                 what="Kafka's metadata without broker 3")
+                 what="Kafka's metadata with brokers 0-2 only")
         assert sampler.smallest() >= 2, f"a partition fell to ISR {sampler.smallest()} during the drain"
     assert consume(boot, TOPIC, RECORDS) == set(range(RECORDS))

@@ -177,3 +177,16 @@ def test_json_round_trip_and_stored_garbage():
     assert config.spec_from_json(json.loads(json.dumps(config.spec_to_json(spec)))) == spec
     with pytest.raises(ConfigError, match="cannot be read back"):
         config.spec_from_json({"name": "x"})
+
+
+def test_rebalance_settings_and_retired_ids_are_checked():
+    spec = load("kafka: {brokers: 4, retired: [3], rebalance: {throttle_mb_s: 0, max_moves: 5}}\n")
+    assert spec.kafka.broker_ids == (0, 1, 2, 4) and spec.kafka.rebalance.max_moves == 5
+    assert any("kafka.retired" in p and "KRaft controllers" in p
+               for p in problems("kafka: {brokers: 4, retired: [1]}\n"))
+    assert any("kafka.retired" in p and "distinct" in p for p in problems("kafka: {brokers: 4, retired: [5, 5]}\n"))
+    assert any("kafka.rebalance.max_moves" in p for p in problems("kafka: {rebalance: {max_moves: 0}}\n"))
+    assert any("kafka.rebalance.throttle_mb_s" in p for p in problems("kafka: {rebalance: {throttle_mb_s: -1}}\n"))
+    assert load("kafka: {mode: zookeeper, version: 3.9.2, brokers: 3, retired: [0]}\n").kafka.broker_ids == (1, 2, 3)
+    changed = config.check_update(spec, load("kafka: {brokers: 4}\n"))
+    assert any("kafka.retired" in c and "kmf pod decommission" in c for c in changed), changed

@@ -6,7 +6,7 @@ from hypothesis import strategies as st
 
 from scheduler.core import events as ev
 from scheduler.core.broker_count import refusal
-from scheduler.core.pods import quorum_size
+from config.models import quorum_size
 from tests.helpers.core_kit import BASE, Scenario, spec, subscribed
 
 
@@ -50,7 +50,7 @@ def test_config_update_never_rewrites_the_kraft_quorum():
        st.dictionaries(st.integers(0, 11), st.integers(0, 3)), st.booleans())
 def test_no_broker_holding_replicas_or_a_vote_is_ever_removed(current, count, confirm, replicas, known):
     h = health(0.0, replicas) if known else None
-    no = refusal("kraft", current, count, h, confirm)
+    no = refusal("kraft", tuple(range(current)), count, h, confirm)
     if no is None and count < current:
         assert confirm and h is not None
         assert all(replicas.get(b, 0) == 0 for b in range(count, current))
@@ -61,6 +61,13 @@ def test_no_broker_holding_replicas_or_a_vote_is_ever_removed(current, count, co
 
 
 def test_scale_out_within_the_quorum_is_allowed_without_confirmation():
-    assert refusal("kraft", 3, 5, None, False) is None
-    assert refusal("zookeeper", 1, 3, None, False) is None
-    assert refusal("kraft", 1, 3, None, True) is not None
+    assert refusal("kraft", (0, 1, 2), 5, None, False) is None
+    assert refusal("zookeeper", (0,), 3, None, False) is None
+    assert refusal("kraft", (0,), 3, None, True) is not None
+
+
+def test_a_scale_in_removes_the_last_ids_not_the_retired_ones():
+    h = ev.KafkaHealth(0.0, frozenset({0, 1, 2, 4}), {}, {0: 1, 1: 1, 2: 1, 4: 1})
+    no = refusal("kraft", (0, 1, 2, 4), 3, h, True)
+    assert no is not None and "broker-4 holds 1 partition replicas" in no.message
+    assert refusal("kraft", (0, 1, 2, 4), 3, h, True, drain=True) is None

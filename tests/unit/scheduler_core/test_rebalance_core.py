@@ -207,3 +207,60 @@ def test_a_batch_kafka_never_saw_is_handed_over_again() -> None:
     sim.now += 40
     (again,) = _reassigns(_health(sim, layout))
     assert again.moves == batch.moves
+
+
+FIVE = BASE.replace("brokers: 3,", "brokers: 5,").replace(
+    "disk_mb: 1000,", "disk_mb: 1000, rebalance: {max_moves: 4},")
+
+
+def test_decommission_empties_one_broker_and_keeps_every_other_node_id() -> None:
+    sim = deployed(FIVE, agents=5)
+    layout = {("t", p): (p % 5, (p + 1) % 5) for p in range(10)}
+    _health(sim, layout)
+    sim.send.command("decommission_pod", pod="broker-1").replied(ok=False, contains="KRaft controller")
+    sim.send.command("decommission_pod", pod="wc-0").replied(ok=False, contains="not a broker")
+    sim.send.command("decommission_pod", pod="broker-3").replied(ok=True, contains="decommissioning broker-3")
+    out = sim.expect
+    while not out.of(act.EndReassign):
+        assert not out.kills
+        (batch,) = _reassigns(out)
+        assert all(3 not in new for _, _, new in batch.moves)
+        layout = _apply(layout, batch)
+        sim.now += 5
+        out = _health(sim, layout, brokers={0, 1, 2, 3, 4})
+    sim.now += 5
+    _health(sim, layout, brokers={0, 1, 2, 3, 4}).killed("broker-3")
+    k = sim.state.spec.kafka
+    assert k.brokers == 4 and k.retired == (3,) and k.broker_ids == (0, 1, 2, 4)
+    assert "broker-4" in sim.state.tasks and sim.record("broker-4").kill_reason is None
+    # a file without the retired id would bring broker-3 back and drop broker-4: refused
+    from config import load_text
+    stale = load_text(FIVE.replace("brokers: 5,", "brokers: 4,"), "f.yaml", env={})
+    sim.send.command("update_config", spec=stale).replied(ok=False, contains="kafka.retired")
+    # a later scale-out takes the next free id
+    sim.send.command("scale_brokers", count=5).replied(ok=True)
+    assert sim.state.spec.kafka.broker_ids == (0, 1, 2, 4, 5)
+
+
+def test_a_drain_after_a_decommission_removes_the_highest_ids_and_forgets_a_trailing_retired_one() -> None:
+    sim = deployed(FIVE, agents=5)
+    layout = {("t", p): (p % 5, (p + 1) % 5) for p in range(10)}
+    _health(sim, layout)
+    sim.send.command("decommission_pod", pod="broker-3").replied(ok=True)
+    out = sim.expect
+    while not out.of(act.EndReassign):
+        layout = _apply(layout, _reassigns(out)[0])
+        sim.now += 5
+        out = _health(sim, layout)
+    sim.now += 5
+    _health(sim, layout)
+    assert sim.state.spec.kafka.broker_ids == (0, 1, 2, 4)
+    sim.send.command("scale_brokers", count=3, drain=True).replied(ok=True, contains="draining broker-4")
+    out = sim.expect
+    while not out.of(act.EndReassign):
+        layout = _apply(layout, _reassigns(out)[0])
+        sim.now += 5
+        out = _health(sim, layout)
+    sim.now += 5
+    _health(sim, layout).killed("broker-4")
+    assert sim.state.spec.kafka.broker_ids == (0, 1, 2) and sim.state.spec.kafka.retired == ()
