@@ -11,6 +11,7 @@ Each kind of event has its handler in the module of its concern:
 ``AgentLost``      `recovery`
 ``KafkaHealth``    `rebalance_commands` (a waiting rolling step may go, replicas move on)
 ``ReassignFailed`` `rebalance_commands` (the rebalance stops in ERROR)
+``PartitionSizes`` `rebalance_commands` (the bytes a rebalance copies)
 =================  =====================================================
 
 Every handler is pure: data in, a new state and the actions for the shell out.
@@ -27,7 +28,7 @@ from scheduler.core.construction import initial_state
 from scheduler.core.matching import on_offers
 from scheduler.core.records import Result
 from scheduler.core.recovery import on_agent_lost, on_subscribed
-from scheduler.core.rebalance_commands import on_kafka_health, on_reassign_failed
+from scheduler.core.rebalance_commands import on_kafka_health, on_partition_sizes, on_reassign_failed
 from scheduler.core.rolling import desired_fingerprints
 from scheduler.core.state import State
 from scheduler.core.statuses import on_status
@@ -43,6 +44,7 @@ HANDLERS: dict[type, Callable[[State, Any], Result]] = {
     ev.AgentLost: on_agent_lost,
     ev.KafkaHealth: on_kafka_health,
     ev.ReassignFailed: on_reassign_failed,
+    ev.PartitionSizes: on_partition_sizes,
     ev.Disconnected: lambda s, e: (attrs.evolve(s, connected=False), ()),
     ev.OfferRescinded: lambda s, e: (s, ()),
 }

@@ -121,5 +121,14 @@ class ReassignFailed:
     now: float
 
 
+@attrs.frozen
+class PartitionSizes:
+    """How large the partitions of a batch of moves are (bytes, the largest replica), as Kafka's
+    log-dirs tool reported them when the batch was handed over."""
+
+    sizes: Mapping[tuple[str, int], int]
+    now: float
+
+
 Event = (Subscribed | Disconnected | Offers | OfferRescinded | Status | AgentLost | Tick | KafkaHealth | Command
-         | ReassignFailed)
+         | ReassignFailed | PartitionSizes)

@@ -65,6 +65,10 @@ class Rebalance:
     done: int = 0  # moves[:done] are complete
     finished: float | None = None
     error: str | None = None
+    sizes: Mapping[str, int] = attrs.field(factory=dict)  # move name ("t-3") → bytes, when known
+
+    def size_of(self, move: Move) -> int | None:
+        return self.sizes.get(move.name)
 
     def to_json(self) -> str:
         doc = attrs.asdict(self, recurse=False)
@@ -77,6 +81,7 @@ class Rebalance:
         doc["moves"] = tuple(Move(t, p, tuple(o), tuple(n)) for t, p, o, n in doc["moves"])
         for key in ("brokers", "remove", "retire"):
             doc[key] = tuple(doc.get(key) or ())
+        doc["sizes"] = dict(doc.get("sizes") or {})
         return cls(**doc)
 
     @property
@@ -180,7 +185,10 @@ def view(state: State, now: float) -> dict[str, Any] | None:
                 status = "COMPLETE" if health is not None and moved(health, m) else "STARTED"
             else:
                 status = "ERROR" if rb.error else "PENDING"
-            steps.append({"name": m.name, "status": status, "message": f"{list(m.old)} → {list(m.new)}"})
+            size = rb.size_of(m)
+            shown = f" ({size / 1e6:.1f} MB)" if size is not None else ""
+            steps.append({"name": m.name, "status": status, "message": f"{list(m.old)} → {list(m.new)}{shown}",
+                          "bytes": size})
         statuses = {s["status"] for s in steps}
         phase_status = ("COMPLETE" if statuses == {"COMPLETE"} else "PENDING" if statuses == {"PENDING"}
                         else "ERROR" if statuses == {"ERROR"} else "IN_PROGRESS")
@@ -195,6 +203,9 @@ def view(state: State, now: float) -> dict[str, Any] | None:
             "reason": rb.reason, "brokers": list(rb.brokers), "remove": list(rb.remove),
             "moves": len(rb.moves), "done": rb.done, "throttle_bytes_per_s": rb.throttle,
             "replicas_moved": sum(len(set(m.new) - set(m.old)) for m in rb.moves),
+            # bytes copied to new replicas, counted by the sizes Kafka reported as each batch started
+            "bytes_copied": sum((rb.size_of(m) or 0) * len(set(m.new) - set(m.old)) for m in rb.moves[:rb.done]),
+            "bytes_to_copy": sum((rb.size_of(m) or 0) * len(set(m.new) - set(m.old)) for m in rb.moves),
             "message": (why_waiting(state, rb, now) or "") + then}
 
 
@@ -240,6 +251,19 @@ def failed(state: State, event: ev.ReassignFailed) -> tuple[State, tuple[act.Act
     rb = attrs.evolve(rb, error=f"Kafka's reassignment tool failed: {event.message}",
                       submitted=rb.done, submitted_at=None)
     state, persist = store(state, rb)
+    return state, (persist,)
+
+
+def sized(state: State, event: ev.PartitionSizes) -> tuple[State, tuple[act.Action, ...]]:
+    """Remember the sizes of the moves of the running rebalance (for the bytes it shows)."""
+    rb = current(state)
+    if rb is None:
+        return state, ()
+    names = {m.tp: m.name for m in rb.moves}
+    known = {names[tp]: n for tp, n in event.sizes.items() if tp in names and rb.sizes.get(names[tp]) != n}
+    if not known:
+        return state, ()
+    state, persist = store(state, attrs.evolve(rb, sizes={**rb.sizes, **known}))
     return state, (persist,)
 
 

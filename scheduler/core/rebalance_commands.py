@@ -231,3 +231,7 @@ def on_kafka_health(state: State, event: ev.KafkaHealth) -> Result:
 
 def on_reassign_failed(state: State, event: ev.ReassignFailed) -> Result:
     return rb_mod.failed(state, event)
+
+
+def on_partition_sizes(state: State, event: ev.PartitionSizes) -> Result:
+    return rb_mod.sized(state, event)

@@ -97,6 +97,7 @@ class DataMover:
             log.info("moving %d partition(s) (throttle %s): %s", len(moves),
                      f"{job.throttle} B/s" if job.throttle else "none",
                      ", ".join(f"{m.topic}-{m.partition}→{list(m.replicas)}" for m in moves[:10]))
+            self._report_sizes(tools, boot, state, moves)
             tools.execute(boot, moves, job.throttle or None)
             return
         states = tools.verify(boot, moves)  # removes the throttles once every move is complete
@@ -105,6 +106,19 @@ class DataMover:
             log.warning("after the rebalance Kafka's tool still reports %d partition(s) not complete: %s",
                         len(pending), ", ".join(f"{t}-{p}: {s}" for (t, p), s in list(pending.items())[:5]))
         self._elect_preferred(boot, moves)
+
+    def _report_sizes(self, tools: KafkaTools, boot: str, state: State, moves: list[Move]) -> None:
+        """The batch's partition sizes, for the bytes the plan shows; a failure only loses those."""
+        brokers = sorted(state.kafka.brokers_in_metadata) if state.kafka is not None else []
+        if not brokers:
+            return
+        try:
+            sizes = tools.log_dir_sizes(boot, brokers)
+        except (KafkaToolsError, ValueError) as exc:
+            log.warning("partition sizes not known (%s); the plan shows no bytes for this batch", exc)
+            return
+        wanted = {m.key for m in moves}
+        self.put(ev.PartitionSizes({tp: n for tp, n in sizes.items() if tp in wanted}, self.clock()))
 
     @staticmethod
     def _elect_preferred(boot: str, moves: list[Move]) -> None:

@@ -264,3 +264,19 @@ def test_a_drain_after_a_decommission_removes_the_highest_ids_and_forgets_a_trai
     sim.now += 5
     _health(sim, layout).killed("broker-4")
     assert sim.state.spec.kafka.broker_ids == (0, 1, 2) and sim.state.spec.kafka.retired == ()
+
+
+def test_the_plan_counts_the_bytes_it_copies_from_the_sizes_kafka_reported() -> None:
+    sim = deployed(FOUR, agents=4)
+    layout = {("t", p): (p % 3, (p + 1) % 3) for p in range(6)}
+    _health(sim, layout)
+    sim.send.command("rebalance")
+    (batch,) = _reassigns(sim.expect)
+    sim.send.event(ev.PartitionSizes({(t, p): 1_000_000 for t, p, _ in batch.moves} | {("other", 0): 5}, sim.now))
+    view = sim.plans()["rebalance"]
+    assert view["bytes_copied"] == 0 and view["bytes_to_copy"] == 2_000_000
+    assert "(1.0 MB)" in view["phases"][0]["steps"][0]["message"]
+    layout = _apply(layout, batch)
+    sim.now += 5
+    _health(sim, layout)
+    assert sim.plans()["rebalance"]["bytes_copied"] == 2_000_000
