@@ -12,7 +12,7 @@ import sys
 import time
 from pathlib import Path
 
-from benchmarks import decisions, deploy_datapath, recovery
+from benchmarks import decisions, deploy_datapath, rebalance_plan, recovery
 
 DOC = Path(__file__).resolve().parent.parent / "docs" / "benchmarks.md"
 
@@ -47,6 +47,7 @@ def main() -> int:
         ("status update in → relaunch decided", decisions.relaunch_overhead),
         ("memory: 10,000 task records", decisions.memory),
         ("scheduler restart: 10,000 records in ZooKeeper", recovery.restart),
+        ("rebalance plan: 30,000 partitions (RF 3), 100 brokers + 10 new, 3 racks", rebalance_plan.plan_speed),
         ("deploy (config/local.yaml) and data path (Producer/ConsumerPerformance, acks=all, 1 partition): kmf vs by hand",
          lambda: deploy_datapath.run(runs=2 if quick else 3)),
     ]
