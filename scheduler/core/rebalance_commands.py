@@ -214,6 +214,8 @@ def _scale_out_rebalance(state: State, now: float) -> tuple[State, list[act.Acti
 
 def advance(state: State, now: float) -> tuple[State, list[act.Action]]:
     """Whatever of the data moves is due: the next batch, a drain's end, a scale-out's rebalance."""
+    if state.uninstalling:
+        return state, []
     state, out = rb_mod.progress(state, now)
     state, more = _finish_drain(state, now)
     out += more

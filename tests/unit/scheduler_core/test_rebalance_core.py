@@ -280,3 +280,15 @@ def test_the_plan_counts_the_bytes_it_copies_from_the_sizes_kafka_reported() -> 
     sim.now += 5
     _health(sim, layout)
     assert sim.plans()["rebalance"]["bytes_copied"] == 2_000_000
+
+
+def test_nothing_moves_once_the_service_is_being_uninstalled() -> None:
+    sim = deployed(FOUR, agents=4)
+    layout = {("t", p): (p % 3, (p + 1) % 3) for p in range(6)}
+    _health(sim, layout)
+    sim.send.command("rebalance")
+    (batch,) = _reassigns(sim.expect)
+    sim.send.command("uninstall").replied(ok=True)
+    sim.now += 5
+    assert not _reassigns(_health(sim, _apply(layout, batch)))
+    sim.send.command("rebalance").replied(ok=False, contains="uninstalled")
