@@ -10,7 +10,7 @@ import uuid
 import pytest
 
 from tests.helpers.wait import wait_for
-from tests.helpers.kafka_clients import produce_consume
+from tests.helpers.kafka_clients import consume, produce_consume
 
 pytestmark = [pytest.mark.timeout(420), pytest.mark.kafka]
 
@@ -60,7 +60,7 @@ def test_python_and_kafka_streams_word_counts(kmf_env):
 
 def test_zookeeper_mode_brokers_with_racks_seen_by_kcat(kmf_env, zk_client):
     from confluent_kafka.admin import AdminClient
-    env = kmf_env(agents=3)
+    env = kmf_env(agents=4)
     s = env.start_scheduler(brokers=3, version="3.9.2", mode="zookeeper")
     s.wait_deployed()
     boot = s.get("/v1/endpoints/broker")["bootstrap_servers"]
@@ -77,3 +77,13 @@ def test_zookeeper_mode_brokers_with_racks_seen_by_kcat(kmf_env, zk_client):
     zones = {a.ip: f"{'abcdefgh'[a.index % 8]}" for a in env.lm.agents}
     for i in range(3):
         assert racks[i] == zones[s.pod(f"broker-{i}")["hostname"]]
+    # a scale-out rebalances onto the new broker: Kafka 4's reassignment tool (the 3.9 runtime has
+    # none) moving replicas between 3.9 brokers in ZooKeeper mode
+    code, doc = s.request("POST", "/v1/scale", {"kind": "brokers", "count": 4})
+    assert code == 200, doc
+    wait_for(lambda: s.plan("rebalance").get("status") == "COMPLETE", timeout=300, interval=1,
+             what="the scale-out's rebalance COMPLETE")
+    md = admin.list_topics(timeout=10)
+    held = {b: sum(b in p.replicas for t in md.topics.values() for p in t.partitions.values()) for b in md.brokers}
+    assert set(held) == {0, 1, 2, 3} and held[3] > 0, held
+    assert consume(boot, "zk-mode", 100) == set(range(100))
