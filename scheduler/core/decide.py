@@ -10,6 +10,7 @@ Each kind of event has its handler in the module of its concern:
 ``Subscribed``     `recovery` (write pending properties, reconcile, revive)
 ``AgentLost``      `recovery`
 ``KafkaHealth``    `rolling` (a waiting rolling step may go)
+``InverseOffers``  `maintenance` (Mesos maintenance windows; also before each offer round)
 =================  =====================================================
 
 Every handler is pure: data in, a new state and the actions for the shell out.
@@ -21,9 +22,9 @@ from typing import Any, Callable
 import attrs
 
 from scheduler.core import events as ev
+from scheduler.core import maintenance
 from scheduler.core.commands import on_command
 from scheduler.core.construction import initial_state
-from scheduler.core.matching import on_offers
 from scheduler.core.records import Result
 from scheduler.core.recovery import on_agent_lost, on_subscribed
 from scheduler.core.rolling import desired_fingerprints, on_kafka_health
@@ -33,7 +34,7 @@ from scheduler.core.ticks import on_tick
 from scheduler.core.views import plans
 
 HANDLERS: dict[type, Callable[[State, Any], Result]] = {
-    ev.Offers: on_offers,
+    ev.Offers: maintenance.on_offers,  # holds ended by the offers, then `matching.on_offers`
     ev.Status: on_status,
     ev.Tick: on_tick,
     ev.Command: on_command,
@@ -42,6 +43,8 @@ HANDLERS: dict[type, Callable[[State, Any], Result]] = {
     ev.KafkaHealth: on_kafka_health,
     ev.Disconnected: lambda s, e: (attrs.evolve(s, connected=False), ()),
     ev.OfferRescinded: lambda s, e: (s, ()),
+    ev.InverseOffers: maintenance.on_inverse_offers,
+    ev.InverseOfferRescinded: maintenance.on_inverse_offer_rescinded,
 }
 
 

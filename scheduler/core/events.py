@@ -107,4 +107,19 @@ class Command:
     now: float
 
 
-Event = Subscribed | Disconnected | Offers | OfferRescinded | Status | AgentLost | Tick | KafkaHealth | Command
+@attrs.frozen
+class InverseOffers:
+    """Mesos maintenance: v1 InverseOffers as pymesos delivers them (agent_id, unavailability)."""
+
+    offers: tuple[Mapping[str, Any], ...]
+    now: float
+
+
+@attrs.frozen
+class InverseOfferRescinded:
+    inverse_offer_id: str
+    now: float
+
+
+Event = (Subscribed | Disconnected | Offers | OfferRescinded | Status | AgentLost | Tick | KafkaHealth | Command
+         | InverseOffers | InverseOfferRescinded)
