@@ -5,8 +5,8 @@ to every framework using the agent, and on the agent's regular offers. For each 
 agent kmf starts a hold (`maintenance_holds`, stored as a property):
 
 - a window up to ``policies.maintenance_move_after_s`` long: the broker is stopped gracefully
-  (Kafka moves its leadership away on a controlled shutdown) and not relaunched until the window
-  ends; then it is relaunched in place on its reservation and volume (also when the agent comes
+  (Kafka moves its leadership away on a controlled shutdown), from ``LEAD_S`` before the window
+  starts, and not relaunched until the window ends; then it is relaunched in place on its reservation and volume (also when the agent comes
   back under a new agent id after its machine was DOWN and UP);
 - a longer window, or one without an end: the broker moves with its id to another agent (as
   `pod replace` does), never onto an agent with a maintenance window ahead.
@@ -25,7 +25,7 @@ import attrs
 
 from scheduler.core import actions as act
 from scheduler.core import events as ev
-from scheduler.core.maintenance_holds import Hold, hold_of, holds, window_of, window_text
+from scheduler.core.maintenance_holds import LEAD_S, Hold, hold_of, holds, window_of, window_text
 from scheduler.core.matching import on_offers as match_offers
 from scheduler.core.offer_control import offer_control
 from scheduler.core.pods import desired_pods
@@ -34,6 +34,7 @@ from scheduler.core.state import Goal, KillReason, PodKind, State, TaskRecord
 from scheduler.core.stop_gate import StopGate
 
 DECLINE_REFUSE_S = 1.0  # a declined inverse offer comes back this soon (kmf may be able to stop then)
+DECLINE_LATER_MAX_S = 60.0  # ... or, before its broker is due to stop, at most this much later
 ACCEPT_REFUSE_S = 5.0
 
 
@@ -61,6 +62,8 @@ def _start_holds(state: State, offers: tuple[Mapping[str, Any], ...], now: float
         if window is None:
             continue
         start, end = window
+        if end is not None and end <= now:
+            continue  # over already (Mesos keeps a machine DRAINING until it is taken DOWN)
         move = end is None or end - start > limit
         for rec in state.tasks.values():
             if rec.kind != PodKind.BROKER or rec.goal != Goal.RUNNING or agent not in _agent_of(rec) \
@@ -107,6 +110,10 @@ def maintain(state: State, now: float) -> tuple[State, list[act.Action]]:
         rec, pod = state.tasks.get(name), pods.get(name)
         if rec is None or pod is None or not rec.active or rec.task_id is None or rec.kill_reason:
             continue
+        if not hold.due(now):
+            waits[name] = (f"maintenance of {hold.hostname} ahead ({window_text(hold.start, hold.end, now)}): "
+                           f"it stops {LEAD_S:.0f}s before the window")
+            continue
         why = StopGate(state, list(pods.values()), now).blocker(pod, moving=hold.move)
         if why is not None:
             waits[name] = f"waiting to stop for the maintenance of {hold.hostname}: {why}"
@@ -118,22 +125,28 @@ def maintain(state: State, now: float) -> tuple[State, list[act.Action]]:
         state = attrs.evolve(with_records(state, new), last_roll_kill=now)
         out += [put(new), act.Kill(rec.task_id, rec.agent_id, text)]
     state = attrs.evolve(state, maintenance_waits=waits)
-    accept, decline = [], []
+    accept: list[str] = []
+    decline: dict[float, list[str]] = {}
     for ioid, agent in sorted(state.inverse_offers.items()):
         running = [r for r in state.tasks.values()
                    if r.kind == PodKind.BROKER and r.active and r.agent_id == agent]
         if not running:
             accept.append(ioid)
         elif any(not r.kill_reason for r in running):
-            decline.append(ioid)
+            # asked again soon while a stop is due (the gate may let it go), else when it is due
+            due = [h.start - LEAD_S for r in running if (h := current.get(r.pod)) is not None and not h.due(now)]
+            refuse = DECLINE_REFUSE_S if not due or len(due) < len(running) \
+                else min(DECLINE_LATER_MAX_S, max(DECLINE_REFUSE_S, min(due) - now))
+            decline.setdefault(refuse, []).append(ioid)
         # else: its brokers are stopping; answered once they have stopped
-    if accept or decline:
-        left = {k: v for k, v in state.inverse_offers.items() if k not in accept and k not in decline}
-        state = attrs.evolve(state, inverse_offers=left)
+    answered = set(accept) | {i for ids in decline.values() for i in ids}
+    if answered:
+        state = attrs.evolve(state, inverse_offers={k: v for k, v in state.inverse_offers.items()
+                                                    if k not in answered})
     if accept:
         out.append(act.AcceptInverseOffers(tuple(accept), ACCEPT_REFUSE_S))
-    if decline:
-        out.append(act.DeclineInverseOffers(tuple(decline), DECLINE_REFUSE_S))
+    for refuse, ids in sorted(decline.items()):
+        out.append(act.DeclineInverseOffers(tuple(ids), refuse))
     return state, out
 
 

@@ -15,6 +15,9 @@ import attrs
 from scheduler.core.state import State
 
 PREFIX = "maintenance."
+# a broker that waits in place stops this long before its window starts (not days ahead of a window
+# scheduled far out: until then it serves, and a crash of it is recovered as usual)
+LEAD_S = 600.0
 
 
 @attrs.frozen
@@ -47,6 +50,10 @@ class Hold:
 
     def over(self, now: float) -> bool:
         return self.end is not None and now >= self.end
+
+    def due(self, now: float) -> bool:
+        """Whether its broker is to be off its agent now (a move is never put off)."""
+        return self.move or now >= self.start - LEAD_S
 
     def view(self, now: float) -> dict[str, Any]:
         """What the pods view shows."""
@@ -93,9 +100,9 @@ def hold_of(state: State, pod: str) -> Hold | None:
     return Hold.from_json(pod, value) if value is not None else None
 
 
-def waits_in_place(state: State, pod: str) -> str | None:
-    """Why `pod` must not be launched now: a stop-in-place hold whose window is not over."""
+def waits_in_place(state: State, pod: str, now: float) -> str | None:
+    """Why `pod` must not be launched now: a stop-in-place hold that is due."""
     hold = hold_of(state, pod)
-    if hold is None or hold.move:
+    if hold is None or hold.move or not hold.due(now):
         return None
     return f"stopped for the maintenance of {hold.hostname}: relaunched in place once it ends"

@@ -123,7 +123,7 @@ def work(state: State, pods: list[PodDef], now: float, quorum_known: bool) -> Wo
             waiting[pod.name] = f"backing off after {rec.attempts} failures, {rec.backoff_until - now:.1f}s left"
         elif state.uninstalling:
             waiting[pod.name] = "uninstalling"
-        elif why_maint := waits_in_place(state, pod.name):
+        elif why_maint := waits_in_place(state, pod.name, now):
             waiting[pod.name] = why_maint
         elif pod.kind == PodKind.BROKER and rec.reservation is None:
             reserve.append(pod)

@@ -34,7 +34,7 @@ def permanent_failures(state: State, now: float) -> tuple[State, list[act.Action
     for rec in state.tasks.values():
         if rec.failed_since is None or now - rec.failed_since < limit or rec.goal != Goal.RUNNING:
             continue
-        if waits_in_place(state, rec.pod):
+        if waits_in_place(state, rec.pod, now):
             continue  # its agent is under maintenance: it comes back in place once the window ends
         if rec.active and rec.state != "TASK_UNREACHABLE":
             continue  # relaunched and starting (or running): not a permanent failure

@@ -283,3 +283,31 @@ def test_the_pods_view_and_kmf_pods_show_the_maintenance_state():
     row = pod_row(info)
     assert f"maintenance of {host}" in row[-1] and "min.insync.replicas" in row[-1]
     assert "maintenance" not in pod_info(sim.state, "broker-0", sim.now)
+
+
+def test_a_window_far_ahead_stops_the_broker_only_shortly_before_it():
+    from scheduler.core.maintenance_holds import LEAD_S
+    sim = deployed()
+    agent = agent_of(sim, "broker-0")
+    start = sim.now + 3 * LEAD_S
+    out = sim.send.event(inverse_offer(sim, "I1", agent, start, 600))
+    out.nothing_killed().persisted("properties/maintenance.broker-0")
+    assert answers(out) == ([], ["I1"])
+    assert out.of(act.DeclineInverseOffers)[0].refuse_seconds > 10  # not asked again every second
+    assert "ahead" in sim.state.maintenance_waits["broker-0"]
+    # a crash before the window is recovered as usual
+    sim.send.status("broker-0", "TASK_FAILED")
+    sim.send.tick(2)
+    sim.send.offers(*offers_with_window(sim, agent, start, 600)).launched("broker-0")
+    sim.send.status("broker-0", "TASK_RUNNING", ready=True)
+    sim.now = start - LEAD_S + 1
+    sim.send.kafka_healthy()
+    sim.send.tick().killed("broker-0")
+
+
+def test_an_inverse_offer_of_a_window_already_over_holds_nothing():
+    sim = deployed()
+    agent = agent_of(sim, "broker-0")
+    out = sim.send.event(inverse_offer(sim, "I1", agent, sim.now - 700, 600))
+    out.nothing_killed().nothing_persisted()
+    assert answers(out) == ([], ["I1"])
