@@ -78,6 +78,7 @@ def run(env: Any, pod: str = "broker-1") -> dict[str, float]:
     host = info["reservation"]["hostname"]
     volume = info["reservation"]["persistence_id"]
     old_task = info["task_id"]
+    old_agent = info["reservation"]["agent_id"]
     index = env.agent_index(host)
     agent = env.lm.agents[index]
     machine = {"hostname": host, "ip": agent.ip}
@@ -127,6 +128,10 @@ def run(env: Any, pod: str = "broker-1") -> dict[str, float]:
         figures["up_to_ready_s"] = time.time() - up
         assert info["hostname"] == host and info["reservation"]["persistence_id"] == volume, info
         assert "maintenance" not in info
+        # whether the agent came back under a new id (kmf finds its reservation by host either way)
+        figures["new_agent_id"] = float(info["reservation"]["agent_id"] != old_agent)
+        assert info["agent_id"] == info["reservation"]["agent_id"] and info["agent_id"] in {
+            sl["id"] for sl in env.lm.get("/master/slaves")["slaves"] if sl["hostname"] == host}
         assert volume_of(env.lm, pod) == (host, volume)
 
         def in_sync():
