@@ -25,11 +25,11 @@ import attrs
 
 from scheduler.core import actions as act
 from scheduler.core import events as ev
-from scheduler.core.maintenance_holds import LEAD_S, Hold, hold_of, holds, window_of, window_text
+from scheduler.core.maintenance_holds import LEAD_S, PREFIX, Hold, hold_of, holds, window_of, window_text
 from scheduler.core.matching import on_offers as match_offers
 from scheduler.core.offer_control import offer_control
 from scheduler.core.pods import desired_pods
-from scheduler.core.records import Result, put, replace, with_records
+from scheduler.core.records import Result, put, with_records
 from scheduler.core.state import Goal, KillReason, PodKind, State, TaskRecord
 from scheduler.core.stop_gate import StopGate
 
@@ -97,6 +97,9 @@ def end_hold(state: State, hold: Hold, why: str) -> tuple[State, list[act.Action
 def maintain(state: State, now: float) -> tuple[State, list[act.Action]]:
     """Holds whose window is over end; held brokers stop when the gate lets them (one at a time);
     inverse offers are answered."""
+    if not state.inverse_offers and not state.maintenance_waits \
+            and not any(k.startswith(PREFIX) for k in state.properties):
+        return state, []  # no maintenance: the common case, kept cheap
     out: list[act.Action] = []
     current = holds(state)
     for hold in current.values():
@@ -150,16 +153,14 @@ def maintain(state: State, now: float) -> tuple[State, list[act.Action]]:
     return state, out
 
 
-def stopped(state: State, rec: TaskRecord, base: TaskRecord, name: str,
-            releasing: dict[str, str]) -> TaskRecord | None:
-    """The record after a terminal status of a held broker (None: not held, the usual rules).
-    Stopped in place: no failure, the reservation kept, whatever ended it (a stop kmf asked for,
-    or the machine taken DOWN first: TASK_GONE_BY_OPERATOR or TASK_LOST). Moving: placed anew."""
+def stopped(state: State, rec: TaskRecord, base: TaskRecord, name: str, now: float) -> TaskRecord | None:
+    """The record after a terminal status of a broker held to wait in place whose stop is due
+    (None: the usual rules; a moving broker's REPLACE or TASK_GONE_BY_OPERATOR places it anew).
+    No failure, the reservation kept, whatever ended it: the stop kmf asked for, or its machine
+    taken DOWN first (TASK_GONE_BY_OPERATOR on Apache Mesos, TASK_LOST for others)."""
     hold = hold_of(state, rec.pod)
-    if hold is None:
+    if hold is None or hold.move or not (rec.kill_reason == KillReason.MAINTENANCE or hold.due(now)):
         return None
-    if hold.move:
-        return replace(base, releasing, f"{name}: moving it off {hold.hostname} (maintenance)")
     return attrs.evolve(base, kill_reason=None, backoff_until=0.0, failed_since=None,
                         message=f"stopped for the maintenance of {hold.hostname} ({name}); "
                                 "relaunched in place once the window ends")
@@ -192,13 +193,14 @@ def on_offers(state: State, event: ev.Offers) -> Result:
     """An offer round (`matching`), after the holds its offers end: an offer of a held host that
     carries no unavailability (the machine is UP again, or its window was cancelled)."""
     out: list[act.Action] = []
-    free_hosts = {doc.get("hostname") for doc in event.offers if not doc.get("unavailability")}
-    for hold in holds(state).values():
+    current = holds(state)
+    free_hosts = {doc.get("hostname") for doc in event.offers if not doc.get("unavailability")} if current else set()
+    for hold in current.values():
         if hold.hostname in free_hosts:
             state, more = end_hold(state, hold, f"{hold.hostname} offers resources with no maintenance window")
             out += more
     state, more = maintain(state, event.now)
     out += more
     state, answer = match_offers(state, event)
-    state, more = after_move(state)
+    state, more = after_move(state) if current else (state, [])
     return state, (*out, *answer, *more)

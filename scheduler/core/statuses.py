@@ -76,9 +76,9 @@ def on_status(state: State, event: ev.Status) -> Result:
             return offer_control(new_state, now, [act.Persist(deletes=(("tasks", rec.pod),)), *acks])
         base = attrs.evolve(rec, state=name, message=message, ready=False, healthy=None,
                             agent_id=agent_id or rec.agent_id)
-        if (held := maintenance.stopped(state, rec, base, name, releasing)) is not None:
+        if (held := maintenance.stopped(state, rec, base, name, now)) is not None:
             new = held
-        elif rec.kill_reason in (KillReason.RESTART, KillReason.UPDATE):
+        elif rec.kill_reason in (KillReason.RESTART, KillReason.UPDATE, KillReason.MAINTENANCE):
             new = attrs.evolve(base, kill_reason=None, backoff_until=0.0)
         elif rec.kill_reason == KillReason.REPLACE or name in ("TASK_GONE", "TASK_GONE_BY_OPERATOR"):
             new = replace(base, releasing, f"{name}: placing it anew")

@@ -311,3 +311,22 @@ def test_an_inverse_offer_of_a_window_already_over_holds_nothing():
     out = sim.send.event(inverse_offer(sim, "I1", agent, sim.now - 700, 600))
     out.nothing_killed().nothing_persisted()
     assert answers(out) == ([], ["I1"])
+
+
+def test_a_window_cancelled_while_its_broker_stops_relaunches_it_at_once_without_a_failure():
+    sim = deployed()
+    agent = agent_of(sim, "broker-1")
+    sim.send.event(inverse_offer(sim, "I1", agent, sim.now + 60, 600)).killed("broker-1")
+    sim.send.offers().nothing_launched()  # offers without a window: the schedule was cancelled
+    assert "maintenance.broker-1" not in sim.state.properties
+    sim.send.status("broker-1", "TASK_KILLED")
+    rec = sim.record("broker-1")
+    assert rec.attempts == 0 and rec.backoff_until == 0.0 and rec.kill_reason is None
+    sim.send.offers().launched("broker-1")
+
+
+def test_without_maintenance_the_core_does_nothing_more():
+    from scheduler.core.maintenance import maintain
+    sim = deployed()
+    state, out = maintain(sim.state, sim.now)
+    assert state is sim.state and out == []
