@@ -148,3 +148,56 @@ def run(env: Any, pod: str = "broker-1") -> dict[str, float]:
     assert len(ids) == 2, ids  # the one stopped for the window and the one relaunched after it
     assert consume(boot, TOPIC, 100) == set(range(100))  # every record acknowledged before is there
     return figures
+
+
+def run_move(env: Any, pod: str = "broker-1") -> dict[str, float]:
+    """A machine drained for good (a window without a duration): the broker moves with its node id
+    to another agent, through the gate, and the inverse offer is accepted once it has left."""
+    from confluent_kafka.admin import AdminClient
+
+    config = env.config(brokers=3)
+    config["policies"]["maintenance_move_after_s"] = 60
+    s = env.start_scheduler(config=config)
+    s.wait_deployed(timeout=400)
+    boot = s.get("/v1/endpoints/broker")["bootstrap_servers"]
+    code, doc = s.request("POST", "/v1/topics", {"name": TOPIC, "partitions": 6, "replication": 3,
+                                                  "config": {"min.insync.replicas": "2"}})
+    assert code == 200, doc
+    assert produce_consume(boot, TOPIC, 100) == set(range(100))
+    node = int(pod.split("-")[1])
+    info = s.pod(pod)
+    host, volume, old_task = info["reservation"]["hostname"], info["reservation"]["persistence_id"], info["task_id"]
+    agent = env.lm.agents[env.agent_index(host)]
+    machine = {"hostname": host, "ip": agent.ip}
+    figures: dict[str, float] = {}
+    with IsrSampler(boot, TOPIC) as sampler:
+        wait_for(sampler.full_now, timeout=90, interval=0.5, what="every replica of the topic in sync")
+        t0 = time.time()
+        window = {"machine_ids": [machine], "unavailability": {"start": {"nanoseconds": int((t0 + 10) * NS)}}}
+        assert post(env.lm, "/master/maintenance/schedule", {"windows": [window]}) == (200, "")
+
+        def moved():
+            p = s.pod(pod)
+            return p["ready"] and p["reservation"] and p["reservation"]["hostname"] != host and p
+        info = wait_for(moved, timeout=240, interval=0.5, what=f"{pod} running on another agent")
+        figures["schedule_to_moved_s"] = time.time() - t0
+        [old] = [t for t in master_tasks(env.lm, pod) if t["id"] == old_task]
+        assert old["state"] == "TASK_KILLED", old
+        assert info["reservation"]["persistence_id"] != volume
+        wait_for(lambda: "ACCEPT" in answers(env.lm), timeout=60, interval=0.2,
+                 what="the inverse offer accepted (master's /master/maintenance/status)")
+        wait_for(lambda: volume_of(env.lm, pod) == (info["reservation"]["hostname"],
+                                                   info["reservation"]["persistence_id"]),
+                 timeout=60, interval=0.5, what="the old reservation released, the new one in place")
+        admin = AdminClient({"bootstrap.servers": boot, "log_level": 0})
+
+        def in_sync():
+            md = admin.list_topics(TOPIC, timeout=10)
+            return node in md.brokers and all(len(p.isrs) == 3 for p in md.topics[TOPIC].partitions.values())
+        wait_for(in_sync, timeout=240, interval=0.5, what=f"node {node} in Kafka's metadata on its new agent, ISR full")
+        figures["schedule_to_isr_full_s"] = time.time() - t0
+        figures["smallest_isr"] = sampler.smallest(since=t0)
+        figures["samples"] = len([1 for at, _, _ in sampler.samples if at >= t0])
+    assert figures["smallest_isr"] >= 2, f"a partition fell below min.insync.replicas: {figures}"
+    assert consume(boot, TOPIC, 100) == set(range(100))
+    return figures

@@ -13,3 +13,8 @@ pytestmark = [pytest.mark.timeout(1200), pytest.mark.kafka]
 def test_a_maintenance_window_on_apache_mesos(kmf_env):
     figures = maintenance_scenario.run(kmf_env(agents=3, engine="apache"))
     print("maintenance on Apache Mesos:", {k: round(v, 1) for k, v in figures.items()})
+
+
+def test_a_machine_drained_for_good_on_apache_mesos_moves_the_broker(kmf_env):
+    figures = maintenance_scenario.run_move(kmf_env(agents=4, engine="apache"))
+    print("maintenance (move) on Apache Mesos:", {k: round(v, 1) for k, v in figures.items()})
