@@ -215,6 +215,8 @@ def _launch_stream(rnd: _Round, pod: PodDef, after: State, quorum: tuple[Voter, 
         too_small = (v.id, pod.cpus, pod.mem_mb)
         if reason is None:
             reason = short.reason.get(too_small)
+        if reason is None and v.maintenance_end is not None and v.maintenance_end > rnd.now:
+            reason = short.reason[too_small] = f"agent {v.hostname}: a Mesos maintenance window is ahead"
         if reason is None:
             got = take_unreserved(rnd.pools[v.id], role, pod.cpus, pod.mem_mb, 0, 0)
             if isinstance(got, str):

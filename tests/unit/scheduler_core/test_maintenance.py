@@ -330,3 +330,21 @@ def test_without_maintenance_the_core_does_nothing_more():
     sim = deployed()
     state, out = maintain(sim.state, sim.now)
     assert state is sim.state and out == []
+
+
+def test_app_instances_are_not_placed_on_an_agent_with_a_window_ahead():
+    sim = deployed()
+    rec = sim.record("wc-0")
+    agent = rec.agent_id
+    sim.send.status("wc-0", "TASK_FAILED")
+    sim.send.tick(10)
+    others_full = [a for a in sim.agents if a.id != agent]
+    for a in others_full:
+        a.alive = False  # only the agent in maintenance offers
+    out = sim.send.offers(*offers_with_window(sim, agent, sim.now + 60, 600))
+    out.nothing_launched()
+    assert "maintenance window" in sim.state.last_placement["wc-0"]
+    for a in others_full:
+        a.alive = True
+    sim.send.offers(*offers_with_window(sim, agent, sim.now + 60, 600)).launched("wc-0")
+    assert sim.record("wc-0").agent_id != agent
