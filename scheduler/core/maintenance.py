@@ -78,17 +78,18 @@ def _start_holds(state: State, offers: tuple[Mapping[str, Any], ...], now: float
     return state, ([act.Persist(puts=tuple(puts))] if puts else [])
 
 
-def end_hold(state: State, hold: Hold, why: str) -> tuple[State, list[act.Action]]:
-    """The hold goes; a broker waiting in place may be launched again (its failure clock, started
-    when its agent was removed, is reset)."""
+def end_hold(state: State, hold: Hold, why: str, now: float) -> tuple[State, list[act.Action]]:
+    """The hold goes; a broker waiting in place may be launched again. If its agent was lost
+    meanwhile (the machine went DOWN), its permanent-failure clock starts again now: the agent has
+    ``permanent_failure_timeout_s`` after the window to come back before the broker moves."""
     props = {k: v for k, v in state.properties.items() if k != hold.key}
     out: list[act.Action] = [act.Persist(deletes=(("properties", hold.key),))]
     state = attrs.evolve(state, properties=props,
                          maintenance_waits={k: v for k, v in state.maintenance_waits.items() if k != hold.pod})
     rec = state.tasks.get(hold.pod)
     if rec is not None and not rec.active and not hold.move:
-        new = attrs.evolve(rec, failed_since=None, attempts=0, backoff_until=0.0, reservation_misses=0,
-                           message=f"{why}: relaunching it in place")
+        new = attrs.evolve(rec, failed_since=None if rec.failed_since is None else now, attempts=0,
+                           backoff_until=0.0, reservation_misses=0, message=f"{why}: relaunching it in place")
         state = with_records(state, new)
         out.append(put(new))
     return state, out
@@ -104,7 +105,7 @@ def maintain(state: State, now: float) -> tuple[State, list[act.Action]]:
     current = holds(state)
     for hold in current.values():
         if hold.over(now):
-            state, more = end_hold(state, hold, f"the maintenance window of {hold.hostname} is over")
+            state, more = end_hold(state, hold, f"the maintenance window of {hold.hostname} is over", now)
             out += more
     current = holds(state)
     pods = {p.name: p for p in desired_pods(state.spec)}
@@ -166,14 +167,14 @@ def stopped(state: State, rec: TaskRecord, base: TaskRecord, name: str, now: flo
                                 "relaunched in place once the window ends")
 
 
-def after_move(state: State) -> tuple[State, list[act.Action]]:
+def after_move(state: State, now: float) -> tuple[State, list[act.Action]]:
     """A moving broker placed anew off its host needs its hold no more."""
     out: list[act.Action] = []
     for hold in holds(state).values():
         rec = state.tasks.get(hold.pod)
         if hold.move and rec is not None and rec.reservation is not None \
                 and rec.reservation.hostname != hold.hostname:
-            state, more = end_hold(state, hold, f"moved off {hold.hostname}")
+            state, more = end_hold(state, hold, f"moved off {hold.hostname}", now)
             out += more
     return state, out
 
@@ -197,10 +198,11 @@ def on_offers(state: State, event: ev.Offers) -> Result:
     free_hosts = {doc.get("hostname") for doc in event.offers if not doc.get("unavailability")} if current else set()
     for hold in current.values():
         if hold.hostname in free_hosts:
-            state, more = end_hold(state, hold, f"{hold.hostname} offers resources with no maintenance window")
+            state, more = end_hold(state, hold, f"{hold.hostname} offers resources with no maintenance window",
+                                   event.now)
             out += more
     state, more = maintain(state, event.now)
     out += more
     state, answer = match_offers(state, event)
-    state, more = after_move(state) if current else (state, [])
+    state, more = after_move(state, event.now) if current else (state, [])
     return state, (*out, *answer, *more)

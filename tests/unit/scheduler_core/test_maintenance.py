@@ -348,3 +348,21 @@ def test_app_instances_are_not_placed_on_an_agent_with_a_window_ahead():
         a.alive = True
     sim.send.offers(*offers_with_window(sim, agent, sim.now + 60, 600)).launched("wc-0")
     assert sim.record("wc-0").agent_id != agent
+
+
+def test_a_machine_still_down_after_its_window_gets_the_failure_timeout_before_its_broker_moves():
+    sim = deployed()
+    agent = agent_of(sim, "broker-1")
+    volume = sim.record("broker-1").reservation.persistence_id
+    start = sim.now + 5
+    sim.send.event(inverse_offer(sim, "I1", agent, start, 100))
+    sim.send.status("broker-1", "TASK_KILLED")
+    sim.cluster.agent(agent).alive = False
+    sim.send.agent_lost(agent)
+    sim.now = start + 101  # the window is over; the machine is still DOWN
+    sim.send.tick()
+    assert "maintenance.broker-1" not in sim.state.properties
+    sim.send.tick(20)  # within permanent_failure_timeout_s (30 s) of the window's end: it waits
+    assert sim.record("broker-1").reservation.persistence_id == volume
+    sim.send.tick(15)  # then it moves with its id
+    assert sim.record("broker-1").reservation is None
