@@ -29,7 +29,7 @@ from scheduler.core.maintenance_holds import LEAD_S, PREFIX, Hold, hold_of, hold
 from scheduler.core.matching import on_offers as match_offers
 from scheduler.core.offer_control import offer_control
 from scheduler.core.pods import desired_pods
-from scheduler.core.records import Result, put, with_records
+from scheduler.core.records import Result, put, replace, with_records
 from scheduler.core.state import Goal, KillReason, PodKind, State, TaskRecord
 from scheduler.core.stop_gate import StopGate
 
@@ -51,7 +51,8 @@ def _start_holds(state: State, offers: tuple[Mapping[str, Any], ...], now: float
     props = dict(state.properties)
     inverse = dict(state.inverse_offers)
     puts: list[tuple[str, str, Any]] = []
-    held = set(holds(state))
+    existing = holds(state)
+    held: set[str] = set()
     for doc in offers:
         ioid = (doc.get("id") or {}).get("value")
         agent = (doc.get("agent_id") or {}).get("value")
@@ -71,7 +72,11 @@ def _start_holds(state: State, offers: tuple[Mapping[str, Any], ...], now: float
                 continue
             held.add(rec.pod)
             host = rec.reservation.hostname if rec.reservation is not None else (rec.hostname or "")
-            hold = Hold(rec.pod, agent, host, start, end, move, now)
+            old = existing.get(rec.pod)
+            if old is not None and (old.start, old.end) == (start, end):
+                continue
+            # a new hold, or the operator moved the window (its end, or stop in place ↔ move)
+            hold = Hold(rec.pod, agent, host, start, end, move, old.since if old is not None else now)
             props[hold.key] = hold.to_json()
             puts.append(("properties", hold.key, props[hold.key]))
     state = attrs.evolve(state, properties=props, inverse_offers=inverse)
@@ -112,6 +117,19 @@ def maintain(state: State, now: float) -> tuple[State, list[act.Action]]:
     waits: dict[str, str] = {}
     for name, hold in sorted(current.items()):
         rec, pod = state.tasks.get(name), pods.get(name)
+        if rec is not None and pod is not None and hold.move and not rec.active and rec.reservation is not None \
+                and rec.reservation.hostname == hold.hostname:
+            # not running on the host it is to leave (stopped for a window since made longer, or
+            # failed): placed anew once the gate lets its data go
+            why = StopGate(state, list(pods.values()), now).blocker(pod, moving=True)
+            if why is None:
+                releasing = dict(state.releasing)
+                new = replace(rec, releasing, f"moving it off {hold.hostname} (maintenance)")
+                state = attrs.evolve(with_records(state, new), releasing=releasing)
+                out.append(put(new))
+            else:
+                waits[name] = f"waiting to move off {hold.hostname} for its maintenance: {why}"
+            continue
         if rec is None or pod is None or not rec.active or rec.task_id is None or rec.kill_reason:
             continue
         if not hold.due(now):

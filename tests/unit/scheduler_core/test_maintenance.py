@@ -366,3 +366,38 @@ def test_a_machine_still_down_after_its_window_gets_the_failure_timeout_before_i
     assert sim.record("broker-1").reservation.persistence_id == volume
     sim.send.tick(15)  # then it moves with its id
     assert sim.record("broker-1").reservation is None
+
+
+def test_a_window_made_longer_while_the_broker_waits_in_place_moves_it():
+    sim = deployed(agents=4)
+    agent = agent_of(sim, "broker-1")
+    volume = sim.record("broker-1").reservation.persistence_id
+    start = sim.now + 30
+    sim.send.event(inverse_offer(sim, "I1", agent, start, 600)).killed("broker-1")
+    sim.send.status("broker-1", "TASK_KILLED")
+    sim.now += 1
+    sim.send.kafka_healthy(brokers=(0, 2))
+    # the operator extends the window past maintenance_move_after_s: the broker moves with its id
+    out = sim.send.event(inverse_offer(sim, "I2", agent, start, 7200))
+    assert json.loads(sim.state.properties["maintenance.broker-1"])["move"] is True
+    assert sim.record("broker-1").reservation is None
+    assert answers(out) == (["I2"], [])
+    out = sim.send.offers(*offers_with_window(sim, agent, start, 7200))
+    out.reserved("broker-1").released("broker-1")
+    assert sim.record("broker-1").reservation.persistence_id != volume
+    assert sim.record("broker-1").reservation.agent_id != agent
+
+
+def test_a_window_moved_later_keeps_the_broker_waiting_until_its_new_end():
+    sim = deployed()
+    agent = agent_of(sim, "broker-1")
+    start = sim.now + 30
+    sim.send.event(inverse_offer(sim, "I1", agent, start, 100))
+    sim.send.status("broker-1", "TASK_KILLED")
+    sim.send.event(inverse_offer(sim, "I2", agent, start, 500))  # longer, still under the limit
+    sim.now = start + 200  # past the first end, before the new one
+    sim.send.tick()
+    sim.send.offers(*offers_with_window(sim, agent, start, 500)).nothing_launched()
+    sim.now = start + 501
+    sim.send.tick()
+    sim.send.offers(*offers_with_window(sim, agent, start, 500)).launched("broker-1")
