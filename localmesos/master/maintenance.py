@@ -8,7 +8,7 @@ compares both, so an operator names machines as agents report them). Modes::
     UP --(in a schedule window)--> DRAINING --(machine/down)--> DOWN --(machine/up)--> UP
      ^------(left out of a new schedule)-----'
 
-While DRAINING, every framework with tasks or executors on one of the machine's agents gets an
+While DRAINING, every framework with tasks, executors or offers on one of the machine's agents gets an
 INVERSE_OFFERS event; its ACCEPT/DECLINE_INVERSE_OFFERS answer is kept in the status (declines and
 accepts filter the next inverse offer for ``refuse_seconds``, 5 s by default), and regular offers
 carry the machine's ``unavailability``. DOWN removes the machine's agents (their tasks TASK_LOST,
