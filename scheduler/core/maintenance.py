@@ -117,6 +117,8 @@ def maintain(state: State, now: float) -> tuple[State, list[act.Action]]:
     waits: dict[str, str] = {}
     for name, hold in sorted(current.items()):
         rec, pod = state.tasks.get(name), pods.get(name)
+        if rec is not None and (rec.goal != Goal.RUNNING or state.uninstalling):
+            continue  # going away: nothing to keep available
         if rec is not None and pod is not None and hold.move and not rec.active and rec.reservation is not None \
                 and rec.reservation.hostname == hold.hostname:
             # not running on the host it is to leave (stopped for a window since made longer, or

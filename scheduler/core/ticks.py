@@ -1,7 +1,8 @@
 """The shell's once-a-second `Tick`: what time alone makes due.
 
 In order: reconciliation asked again, permanent failures replaced, the rolling update's next step,
-the end of an uninstall (`Teardown` once no task and no reservation is left), offer control.
+Mesos maintenance (holds ended, held brokers stopped, inverse offers answered), the end of an
+uninstall (`Teardown` once no task and no reservation is left), offer control.
 """
 from __future__ import annotations
 
