@@ -188,12 +188,12 @@ def stopped(state: State, rec: TaskRecord, base: TaskRecord, name: str, now: flo
 
 
 def after_move(state: State, now: float) -> tuple[State, list[act.Action]]:
-    """A moving broker placed anew off its host needs its hold no more."""
+    """A broker placed anew off its host (moved for the window, or replaced by the operator) needs
+    its hold no more."""
     out: list[act.Action] = []
     for hold in holds(state).values():
         rec = state.tasks.get(hold.pod)
-        if hold.move and rec is not None and rec.reservation is not None \
-                and rec.reservation.hostname != hold.hostname:
+        if rec is not None and rec.reservation is not None and rec.reservation.hostname != hold.hostname:
             state, more = end_hold(state, hold, f"moved off {hold.hostname}", now)
             out += more
     return state, out

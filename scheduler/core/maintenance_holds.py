@@ -101,8 +101,11 @@ def hold_of(state: State, pod: str) -> Hold | None:
 
 
 def waits_in_place(state: State, pod: str, now: float) -> str | None:
-    """Why `pod` must not be launched now: a stop-in-place hold that is due."""
+    """Why `pod` must not be launched now: a stop-in-place hold that is due, while its reservation
+    is on the held host (a pod the operator replaced meanwhile is placed anew at once)."""
     hold = hold_of(state, pod)
-    if hold is None or hold.move or not hold.due(now):
+    rec = state.tasks.get(pod)
+    if hold is None or hold.move or not hold.due(now) or rec is None or rec.reservation is None \
+            or rec.reservation.hostname != hold.hostname:
         return None
     return f"stopped for the maintenance of {hold.hostname}: relaunched in place once it ends"

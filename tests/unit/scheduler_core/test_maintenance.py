@@ -401,3 +401,16 @@ def test_a_window_moved_later_keeps_the_broker_waiting_until_its_new_end():
     sim.now = start + 501
     sim.send.tick()
     sim.send.offers(*offers_with_window(sim, agent, start, 500)).launched("broker-1")
+
+
+def test_a_held_broker_the_operator_replaces_is_placed_anew_at_once_off_the_held_host():
+    sim = deployed(agents=4)
+    agent = agent_of(sim, "broker-1")
+    start = sim.now + 30
+    sim.send.event(inverse_offer(sim, "I1", agent, start, 600)).killed("broker-1")
+    sim.send.status("broker-1", "TASK_KILLED")
+    sim.send.command("replace_pod", pod="broker-1", confirm=True, force=True).replied(ok=True)
+    out = sim.send.offers(*offers_with_window(sim, agent, start, 600))
+    out.reserved("broker-1").launched("broker-1")
+    assert sim.record("broker-1").reservation.agent_id != agent
+    assert "maintenance.broker-1" not in sim.state.properties
