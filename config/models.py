@@ -160,6 +160,9 @@ class Policies:
     # a rolling-update step waiting this long for its gate turns ERROR (it keeps waiting); 0: never
     update_step_timeout_s: float = 600.0
     deploy_strategy: Literal["serial", "parallel"] = "serial"
+    # a Mesos maintenance window up to this long stops a broker in place for the window (its data
+    # kept); a longer one, or one without an end, moves the broker with its id to another agent
+    maintenance_move_after_s: float = 3600.0
 
 
 @attrs.frozen

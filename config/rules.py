@@ -178,6 +178,10 @@ def validate(spec: ServiceSpec, check_files: bool = False,
     if p.update_step_timeout_s < 0:
         out.append(("policies.update_step_timeout_s",
                     f"must be 0 (never report a waiting step as an error) or more, got {p.update_step_timeout_s}"))
+    if p.maintenance_move_after_s < 0:
+        out.append(("policies.maintenance_move_after_s",
+                    f"must be 0 (always move a broker off an agent going into maintenance) or more, "
+                    f"got {p.maintenance_move_after_s}"))
     if p.backoff_factor < 1:
         out.append(("policies.backoff_factor", f"must be at least 1, got {p.backoff_factor}"))
     if p.backoff_max_s < p.backoff_initial_s:

@@ -360,8 +360,12 @@ def pod_row(info: dict) -> list[str]:
     whose health nobody can tell now (unreachable, or not reported yet), "-" without a task."""
     healthy_text: dict[Any, str] = {True: "yes", False: "no"}
     healthy = healthy_text.get(info.get("healthy"), "unknown" if info.get("task_id") else "-")
+    maint = info.get("maintenance") or {}
+    message = info.get("not_placed_because") or info.get("message") or ""
+    if maint:  # Mesos maintenance of its agent: the window, then what the pod waits for
+        message = f"[{maint.get('text')}] " + (maint.get("waiting") or message)
     return [info.get("name", "?"), info.get("state", ""), "yes" if info.get("ready") else "no", healthy,
-            info.get("hostname") or "-", info.get("not_placed_because") or info.get("message") or ""]
+            info.get("hostname") or "-", message]
 
 
 def pods(args: argparse.Namespace) -> int:

@@ -8,7 +8,7 @@ compares both, so an operator names machines as agents report them). Modes::
     UP --(in a schedule window)--> DRAINING --(machine/down)--> DOWN --(machine/up)--> UP
      ^------(left out of a new schedule)-----'
 
-While DRAINING, every framework with tasks or executors on one of the machine's agents gets an
+While DRAINING, every framework with tasks, executors or offers on one of the machine's agents gets an
 INVERSE_OFFERS event; its ACCEPT/DECLINE_INVERSE_OFFERS answer is kept in the status (declines and
 accepts filter the next inverse offer for ``refuse_seconds``, 5 s by default), and regular offers
 carry the machine's ``unavailability``. DOWN removes the machine's agents (their tasks TASK_LOST,
@@ -297,9 +297,12 @@ def remove_agent(core: MasterCore, agent: Agent, cause: str, now: float) -> None
 
 
 # ---------------------------------------------------------------------- inverse offers
-def _holds_resources(fw: Framework, agent_id: str) -> bool:
+def _holds_resources(core: MasterCore, fw: Framework, agent_id: str) -> bool:
+    """Offered or allocated resources of `fw` on the agent (Mesos' allocator sends inverse offers
+    only to frameworks with something to lose there: ``Slave::getOfferedOrAllocated``)."""
     return any(t.agent_id == agent_id and not is_terminal(t.state) for t in fw.tasks.values()) \
-        or any(aid == agent_id for aid, _ in fw.executors)
+        or any(aid == agent_id for aid, _ in fw.executors) \
+        or any(o.framework_id == fw.id and o.agent_id == agent_id for o in core.offers.values())
 
 
 def send_inverse_offers(core: MasterCore, now: float) -> None:
@@ -320,7 +323,7 @@ def send_inverse_offers(core: MasterCore, now: float) -> None:
             pair = (fw.id, agent.id)
             if pair in pending or m.filters.get(pair, 0.0) > now or not fw.connected:
                 continue
-            if not _holds_resources(fw, agent.id):
+            if not _holds_resources(core, fw, agent.id):
                 continue
             ioid = core.new_offer_id()
             m.outstanding[ioid] = InverseOffer(ioid, fw.id, agent.id)

@@ -38,6 +38,8 @@ class TaskLoss:
     spare_checkpointing: bool = False
     record_forwarded: bool = True
     include_unreachable: bool = False
+    # what a PARTITION_AWARE framework hears instead (state, reason); None: the same
+    partition_aware: tuple[str, str] | None = None
 
     @classmethod
     def disconnected(cls, hostname: str) -> "TaskLoss":
@@ -47,8 +49,10 @@ class TaskLoss:
 
     @classmethod
     def removed(cls, hostname: str, cause: str) -> "TaskLoss":
-        """Mesos' Master::removeSlave: every task is lost."""
-        return cls("TASK_LOST", "REASON_AGENT_REMOVED", f"Agent {hostname} removed: {cause}")
+        """Mesos' Master::__removeSlave (no unreachable time): every task is lost; a PARTITION_AWARE
+        framework hears TASK_GONE_BY_OPERATOR (REASON_SLAVE_REMOVED_BY_OPERATOR) instead."""
+        return cls("TASK_LOST", "REASON_AGENT_REMOVED", f"Agent {hostname} removed: {cause}",
+                   partition_aware=("TASK_GONE_BY_OPERATOR", "REASON_AGENT_REMOVED_BY_OPERATOR"))
 
     @classmethod
     def gone(cls, hostname: str) -> "TaskLoss":
@@ -67,11 +71,14 @@ def end_agent_tasks(core: MasterCore, agent_id: str, loss: TaskLoss, now: float)
         tasks = list(fw.tasks.values())
         if loss.include_unreachable:
             tasks += list(fw.unreachable_tasks.values())
+        state, reason = loss.state, loss.reason
+        if loss.partition_aware is not None and fw.partition_aware:
+            state, reason = loss.partition_aware
         for task in [t for t in tasks if t.agent_id == agent_id]:
             if not is_terminal(task.state):
-                task.state = loss.state
-                task.record_status(loss.state, now)
-                status = task_status(fw, task, loss.state, loss.reason, loss.message, now)
+                task.state = state
+                task.record_status(state, now)
+                status = task_status(fw, task, state, reason, loss.message, now)
                 if loss.record_forwarded:
                     task.forwarded_state = status["state"]
                 core.send_update(fw, status)

@@ -231,7 +231,7 @@ class Api:
         return 200, views.pod_names(self.backend.state())
 
     def get_pod(self, body: bytes, pod: str) -> tuple[int, Any]:
-        doc = views.pod_info(self.backend.state(), pod)
+        doc = views.pod_info(self.backend.state(), pod, time.time())
         if doc is None:
             raise ApiError(404, f"pod {pod!r} does not exist", "pod")
         return 200, doc

@@ -6,6 +6,7 @@ from typing import Any
 from config import spec_to_json
 from scheduler.core.views import plans
 from scheduler.core.launch_config import LAUNCH_ID, LAUNCH_REFUSED
+from scheduler.core.maintenance_holds import hold_of
 from scheduler.core.pods import desired_pods
 from scheduler.core.state import State
 
@@ -15,7 +16,7 @@ def pod_names(state: State) -> list[str]:
     return names + sorted(set(state.tasks) - set(names))
 
 
-def pod_info(state: State, name: str) -> dict[str, Any] | None:
+def pod_info(state: State, name: str, now: float | None = None) -> dict[str, Any] | None:
     pods = {p.name: p for p in desired_pods(state.spec)}
     rec = state.tasks.get(name)
     pod = pods.get(name)
@@ -46,6 +47,10 @@ def pod_info(state: State, name: str) -> dict[str, Any] | None:
     why = state.last_placement.get(name)
     if why:
         info["not_placed_because"] = why
+    hold = hold_of(state, name)
+    if hold is not None:  # Mesos maintenance of its agent (None: no window concerns it)
+        info["maintenance"] = {**hold.view(now if now is not None else hold.since),
+                               "waiting": state.maintenance_waits.get(name)}
     return info
 
 

@@ -98,5 +98,21 @@ class EndReassign:
     moves: tuple[tuple[str, int, tuple[int, ...]], ...]
 
 
+@attrs.frozen
+class AcceptInverseOffers:
+    """Mesos maintenance: kmf no longer needs these agents (ACCEPT_INVERSE_OFFERS)."""
+
+    inverse_offer_ids: tuple[str, ...]
+    refuse_seconds: float = 5.0
+
+
+@attrs.frozen
+class DeclineInverseOffers:
+    """Mesos maintenance: kmf still needs these agents; ask again after `refuse_seconds`."""
+
+    inverse_offer_ids: tuple[str, ...]
+    refuse_seconds: float
+
+
 Action = (Persist | Accept | Decline | Kill | Reconcile | Suppress | Revive | Acknowledge | Reply
-          | SetTargetConfig | Teardown | Reassign | EndReassign)
+          | SetTargetConfig | Teardown | Reassign | EndReassign | AcceptInverseOffers | DeclineInverseOffers)

@@ -12,6 +12,7 @@ Each kind of event has its handler in the module of its concern:
 ``KafkaHealth``    `rebalance_commands` (a waiting rolling step may go, replicas move on)
 ``ReassignFailed`` `rebalance_commands` (the rebalance stops in ERROR)
 ``PartitionSizes`` `rebalance_commands` (the bytes a rebalance copies)
+``InverseOffers``  `maintenance` (Mesos maintenance windows; also before each offer round)
 =================  =====================================================
 
 Every handler is pure: data in, a new state and the actions for the shell out.
@@ -23,9 +24,9 @@ from typing import Any, Callable
 import attrs
 
 from scheduler.core import events as ev
+from scheduler.core import maintenance
 from scheduler.core.commands import on_command
 from scheduler.core.construction import initial_state
-from scheduler.core.matching import on_offers
 from scheduler.core.records import Result
 from scheduler.core.recovery import on_agent_lost, on_subscribed
 from scheduler.core.rebalance_commands import on_kafka_health, on_partition_sizes, on_reassign_failed
@@ -36,7 +37,7 @@ from scheduler.core.ticks import on_tick
 from scheduler.core.views import plans
 
 HANDLERS: dict[type, Callable[[State, Any], Result]] = {
-    ev.Offers: on_offers,
+    ev.Offers: maintenance.on_offers,  # holds ended by the offers, then `matching.on_offers`
     ev.Status: on_status,
     ev.Tick: on_tick,
     ev.Command: on_command,
@@ -47,6 +48,8 @@ HANDLERS: dict[type, Callable[[State, Any], Result]] = {
     ev.PartitionSizes: on_partition_sizes,
     ev.Disconnected: lambda s, e: (attrs.evolve(s, connected=False), ()),
     ev.OfferRescinded: lambda s, e: (s, ()),
+    ev.InverseOffers: maintenance.on_inverse_offers,
+    ev.InverseOfferRescinded: maintenance.on_inverse_offer_rescinded,
 }
 
 

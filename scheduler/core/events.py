@@ -122,6 +122,14 @@ class ReassignFailed:
 
 
 @attrs.frozen
+class InverseOffers:
+    """Mesos maintenance: v1 InverseOffers as pymesos delivers them (agent_id, unavailability)."""
+
+    offers: tuple[Mapping[str, Any], ...]
+    now: float
+
+
+@attrs.frozen
 class PartitionSizes:
     """How large the partitions of a batch of moves are (bytes, the largest replica), as Kafka's
     log-dirs tool reported them when the batch was handed over."""
@@ -130,5 +138,11 @@ class PartitionSizes:
     now: float
 
 
+@attrs.frozen
+class InverseOfferRescinded:
+    inverse_offer_id: str
+    now: float
+
+
 Event = (Subscribed | Disconnected | Offers | OfferRescinded | Status | AgentLost | Tick | KafkaHealth | Command
-         | ReassignFailed | PartitionSizes)
+         | ReassignFailed | PartitionSizes | InverseOffers | InverseOfferRescinded)

@@ -21,18 +21,8 @@ from scheduler.core import actions as act
 from scheduler.core import events as ev
 from scheduler.core.launching import launch, moved_note
 from scheduler.core.offer_control import REFUSE_BUSY_S, REFUSE_IDLE_S, offer_control
-from scheduler.core.offers import (
-    OfferView,
-    ResourceError,
-    Resources,
-    parse_offer,
-    release_operations,
-    reservation_ids,
-    reserve_operations,
-    reserved_for,
-    split_reserved,
-    take_unreserved,
-)
+from scheduler.core.offers import (OfferView, ResourceError, Resources, parse_offer, rejoined, release_operations,
+                                   reservation_ids, reserve_operations, reserved_for, split_reserved, take_unreserved)
 from scheduler.core.shortfalls import Shortfalls
 from scheduler.core.outcomes import Outcome, Stage
 from scheduler.core.placement import first_violation
@@ -136,6 +126,8 @@ def _reserve(rnd: _Round, pod: PodDef) -> None:
     reasons = []
     for v in rnd.views:
         reason = first_violation(pod.placement, v.hostname, v.attributes, rnd.placed.get(pod.group, []), rnd.known)
+        if reason is None and v.maintenance_end is not None and v.maintenance_end > rnd.now:
+            reason = f"agent {v.hostname}: a Mesos maintenance window is ahead"
         if reason is None:
             got = take_unreserved(rnd.pools[v.id], role, pod.cpus + EXECUTOR_CPUS,
                                   pod.mem_mb + EXECUTOR_MEM_MB, pod.disk_mb, pod.ports_needed)
@@ -173,6 +165,10 @@ def _launch_broker(rnd: _Round, pod: PodDef, after: State, quorum: tuple[Voter, 
     res = rec.reservation
     assert res is not None
     view = next((v for v in rnd.views if v.agent_id == res.agent_id), None)
+    if view is None and not rec.active and (view := rejoined(rnd.views, rnd.pools, name, res.hostname,
+                                                             res.persistence_id)) is not None:
+        res = attrs.evolve(res, agent_id=view.agent_id)  # its host is back under a new agent id
+        rec = attrs.evolve(rec, reservation=res, agent_id=view.agent_id)
     mine = reserved_for(rnd.pools[view.id], name, res.persistence_id) if view else Resources()
     if view is not None and not mine and not rec.active:
         # its agent offers nothing of the reservation: the RESERVE never happened (the
@@ -219,6 +215,8 @@ def _launch_stream(rnd: _Round, pod: PodDef, after: State, quorum: tuple[Voter, 
         too_small = (v.id, pod.cpus, pod.mem_mb)
         if reason is None:
             reason = short.reason.get(too_small)
+        if reason is None and v.maintenance_end is not None and v.maintenance_end > rnd.now:
+            reason = short.reason[too_small] = f"agent {v.hostname}: a Mesos maintenance window is ahead"
         if reason is None:
             got = take_unreserved(rnd.pools[v.id], role, pod.cpus, pod.mem_mb, 0, 0)
             if isinstance(got, str):

@@ -37,6 +37,21 @@ class OfferView:
     hostname: str
     attributes: Mapping[str, str]
     pool: Resources
+    # Mesos maintenance: the end (seconds; inf: none announced) of the window the offer's agent
+    # has ahead or is in; None without one
+    maintenance_end: float | None = None
+
+
+def _maintenance_end(doc: Mapping[str, Any]) -> float | None:
+    una = doc.get("unavailability")
+    if not una:
+        return None
+    try:
+        start = int(una["start"]["nanoseconds"]) / 1e9
+        duration = (una.get("duration") or {}).get("nanoseconds")
+        return float("inf") if duration is None else start + int(duration) / 1e9
+    except (KeyError, TypeError, ValueError, AttributeError):
+        return float("inf")
 
 
 def parse_offer(doc: Mapping[str, Any]) -> OfferView:
@@ -45,6 +60,7 @@ def parse_offer(doc: Mapping[str, Any]) -> OfferView:
         id=doc["id"]["value"], agent_id=doc["agent_id"]["value"], hostname=doc.get("hostname") or "",
         attributes=attributes_of(doc),
         pool=Resources.from_json(list(doc.get("resources") or []), "offer.resources").without_allocation(),
+        maintenance_end=_maintenance_end(doc),
     )
 
 
@@ -71,6 +87,15 @@ def reserved_for(pool: Resources, service: str, reservation_id: str) -> Resource
         labels = _labels(res)
         return labels.get(LABEL_SERVICE) == service and labels.get(LABEL_RESERVATION) == reservation_id
     return pool.filter(mine)
+
+
+def rejoined(views: list[OfferView], pools: Mapping[str, Resources], service: str, hostname: str,
+             reservation_id: str) -> OfferView | None:
+    """The offer of `hostname` that holds the reservation, whatever its agent id: an agent whose
+    machine went DOWN and UP (Mesos maintenance) comes back under a new id with its checkpointed
+    reservations and volumes."""
+    return next((v for v in views if v.hostname == hostname
+                 and reserved_for(pools[v.id], service, reservation_id)), None)
 
 
 def _unreserved_or_role(pool: Resources, role: str) -> Resources:
@@ -265,5 +290,5 @@ def split_reserved(reserved: Resources, cpus: float, mem: float) -> tuple[Resour
 
 
 __all__ = ["DYNAMIC", "OfferView", "ResourceError", "Resources", "VOLUME_PATH", "choose_ports",
-           "parse_offer", "release_operations", "reservation_ids", "reserve_operations", "reserved_for",
+           "parse_offer", "rejoined", "release_operations", "reservation_ids", "reserve_operations", "reserved_for",
            "shortfall", "split_reserved", "take_unreserved"]

@@ -18,6 +18,7 @@ from typing import Any, Mapping
 
 import attrs
 
+from scheduler.core.maintenance_holds import waits_in_place
 from scheduler.core.pods import PodDef
 from scheduler.core.state import Goal, PodKind, State, TaskRecord
 
@@ -122,6 +123,8 @@ def work(state: State, pods: list[PodDef], now: float, quorum_known: bool) -> Wo
             waiting[pod.name] = f"backing off after {rec.attempts} failures, {rec.backoff_until - now:.1f}s left"
         elif state.uninstalling:
             waiting[pod.name] = "uninstalling"
+        elif why_maint := waits_in_place(state, pod.name, now):
+            waiting[pod.name] = why_maint
         elif pod.kind == PodKind.BROKER and rec.reservation is None:
             reserve.append(pod)
         elif rec.launches > 0:

@@ -13,6 +13,7 @@ import attrs
 
 from scheduler.core import actions as act
 from scheduler.core import events as ev
+from scheduler.core.maintenance_holds import waits_in_place
 from scheduler.core.pods import desired_pods
 from scheduler.core.reconcile import RECONCILE_FIRST_S
 from scheduler.core.records import Result, put, replace, with_records
@@ -33,6 +34,8 @@ def permanent_failures(state: State, now: float) -> tuple[State, list[act.Action
     for rec in state.tasks.values():
         if rec.failed_since is None or now - rec.failed_since < limit or rec.goal != Goal.RUNNING:
             continue
+        if waits_in_place(state, rec.pod, now):
+            continue  # its agent is under maintenance: it comes back in place once the window ends
         if rec.active and rec.state != "TASK_UNREACHABLE":
             continue  # relaunched and starting (or running): not a permanent failure
         if rec.reservation is None and not rec.active:

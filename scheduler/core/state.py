@@ -36,6 +36,7 @@ class KillReason(enum.StrEnum):
     REPLACE = "replace"  # `pod replace`: place anew, the old reservation released
     SCALE = "scale"  # the pod left the config: the record goes (goal GONE)
     UNINSTALL = "uninstall"  # the service goes (goal GONE)
+    MAINTENANCE = "maintenance"  # Mesos maintenance of its agent: relaunched once the window ends
 
 
 class PodKind(enum.StrEnum):
@@ -183,6 +184,11 @@ class State:
     # pod → the outcome of the last offer round that considered it (GET /v1/pod/{name}/placement);
     # an explanation for operators, not persisted and never read by a decision
     placement: Mapping[str, Outcome] = attrs.field(factory=dict)
+    # Mesos maintenance: inverse offer id → agent id of the inverse offers not answered yet (they
+    # are accepted once no broker runs on the agent); the holds themselves are properties
+    # ``maintenance.<pod>`` (scheduler.core.maintenance)
+    inverse_offers: Mapping[str, str] = attrs.field(factory=dict)
+    maintenance_waits: Mapping[str, str] = attrs.field(factory=dict)  # held pod → why it has not stopped yet
 
     def by_task_id(self, task_id: str) -> TaskRecord | None:
         pod = task_id.split("__", 1)[0]

@@ -14,6 +14,7 @@ import attrs
 
 from scheduler.core import actions as act
 from scheduler.core import events as ev
+from scheduler.core import maintenance
 from scheduler.core.offer_control import offer_control
 from scheduler.core.records import Result, backoff, put, replace, with_records
 from scheduler.core.rolling import roll
@@ -75,7 +76,9 @@ def on_status(state: State, event: ev.Status) -> Result:
             return offer_control(new_state, now, [act.Persist(deletes=(("tasks", rec.pod),)), *acks])
         base = attrs.evolve(rec, state=name, message=message, ready=False, healthy=None,
                             agent_id=agent_id or rec.agent_id)
-        if rec.kill_reason in (KillReason.RESTART, KillReason.UPDATE):
+        if (held := maintenance.stopped(state, rec, base, name, now)) is not None:
+            new = held
+        elif rec.kill_reason in (KillReason.RESTART, KillReason.UPDATE, KillReason.MAINTENANCE):
             new = attrs.evolve(base, kill_reason=None, backoff_until=0.0)
         elif rec.kill_reason == KillReason.REPLACE or name in ("TASK_GONE", "TASK_GONE_BY_OPERATOR"):
             new = replace(base, releasing, f"{name}: placing it anew")
@@ -106,4 +109,5 @@ def on_status(state: State, event: ev.Status) -> Result:
     new_state = attrs.evolve(with_records(state, new), releasing=releasing)
     out = [put(new), *acks]
     new_state, more = roll(new_state, now)
-    return offer_control(new_state, now, out + more)
+    new_state, held_more = maintenance.maintain(new_state, now)
+    return offer_control(new_state, now, out + more + held_more)

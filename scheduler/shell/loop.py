@@ -88,6 +88,10 @@ class Loop:
             self.put(ev.Status(e.status, now))
         elif isinstance(e, mev.AgentLost):
             self.put(ev.AgentLost(e.agent_id, now))
+        elif isinstance(e, mev.InverseOffersReceived):
+            self.put(ev.InverseOffers(tuple(e.offers), now))
+        elif isinstance(e, mev.InverseOfferRescinded):
+            self.put(ev.InverseOfferRescinded(e.inverse_offer_id, now))
         elif isinstance(e, mev.DriverStopped):
             self.stop(f"Mesos driver stopped: {e.reason}", code=1)
         # ExecutorLost: the agent's TASK_FAILED follows; framework messages: none are sent
@@ -193,6 +197,11 @@ class Loop:
                     self.put(ev.ReassignFailed("this scheduler cannot move partitions (no data mover)", self.clock()))
             else:
                 self.data_mover.submit(a)
+        elif isinstance(a, (act.AcceptInverseOffers, act.DeclineInverseOffers)):
+            accept = isinstance(a, act.AcceptInverseOffers)
+            log.info("%s inverse offers %s (Mesos maintenance)", "accepting" if accept else "declining",
+                     list(a.inverse_offer_ids))
+            self.adapter.answer_inverse_offers(a.inverse_offer_ids, accept, a.refuse_seconds)
         elif isinstance(a, act.Teardown):
             log.warning("uninstall complete: tearing down the framework and deleting its state")
             try:

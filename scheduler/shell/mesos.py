@@ -414,6 +414,17 @@ class MesosAdapter(Scheduler):
         return self._call(f"DECLINE {list(offer_ids)}",
                           lambda: self.driver.declineOffer(ids, filters))
 
+    def answer_inverse_offers(self, offer_ids: Sequence[str], accept: bool,
+                              refuse_seconds: float | None = None) -> bool:
+        """ACCEPT_INVERSE_OFFERS or DECLINE_INVERSE_OFFERS (Mesos maintenance)."""
+        filters = None if refuse_seconds is None else {"refuse_seconds": refuse_seconds}
+        ids = [{"value": i} for i in offer_ids]
+        if accept:  # pymesos' acceptInverseOffers raises when not connected: _call checks first
+            return self._call(f"ACCEPT_INVERSE_OFFERS {list(offer_ids)}",
+                              lambda: self.driver.acceptInverseOffers(ids, filters))
+        return self._call(f"DECLINE_INVERSE_OFFERS {list(offer_ids)}",
+                          lambda: self.driver.declineInverseOffer(ids, filters))
+
     def kill(self, task_id: str, agent_id: str | None = None) -> bool:
         kill: dict[str, Any] = {"task_id": {"value": task_id}}
         if agent_id:
@@ -518,7 +529,11 @@ class MesosAdapter(Scheduler):
 
     @_guarded
     def inverseOffers(self, driver, offers):  # noqa: ANN001,N802
-        pass  # maintenance is not used; the offers expire
+        self._emit(ev.InverseOffersReceived(tuple(offers), self._clock()))
+
+    @_guarded
+    def inverseOfferRescinded(self, driver, offer_id):  # noqa: ANN001,N802
+        self._emit(ev.InverseOfferRescinded(offer_id["value"], self._clock()))
 
     @_guarded
     def error(self, driver, message):  # noqa: ANN001

@@ -83,5 +83,20 @@ class DriverStopped:
     at: float
 
 
+@attrs.frozen
+class InverseOffersReceived:
+    """INVERSE_OFFERS: Mesos maintenance windows of agents the framework uses."""
+
+    offers: Sequence[Mapping[str, Any]]
+    at: float
+
+
+@attrs.frozen
+class InverseOfferRescinded:
+    inverse_offer_id: str
+    at: float
+
+
 MesosEvent = (Subscribed | Disconnected | OffersReceived | OfferRescinded | StatusUpdate
-              | AgentLost | ExecutorLost | FrameworkMessage | DriverStopped)
+              | AgentLost | ExecutorLost | FrameworkMessage | DriverStopped
+              | InverseOffersReceived | InverseOfferRescinded)

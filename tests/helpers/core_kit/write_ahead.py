@@ -90,7 +90,8 @@ def _reservation_of(record: Mapping[str, Any] | None) -> str | None:
     return res.get("persistence_id")
 
 
-def _problems_of_accept(accept: act.Accept, store: StoreModel, before_properties: Mapping[str, str]) -> list[str]:
+def _problems_of_accept(accept: act.Accept, store: StoreModel, before_properties: Mapping[str, str],
+                        deleted: frozenset[str] = frozenset()) -> list[str]:
     problems: list[str] = []
     tasks = store.tasks
     for op in accept.operations:
@@ -109,8 +110,9 @@ def _problems_of_accept(accept: act.Accept, store: StoreModel, before_properties
                     if _reservation_of(rec) != rid:
                         problems.append(f"LAUNCH of {tid} on volume {rid}: the stored {pod} holds "
                                         f"reservation {_reservation_of(rec)!r}")
+                # a property this decision deleted (e.g. a maintenance hold that ended) is not missing
                 missing = {k: v for k, v in before_properties.items()
-                           if not k.startswith("unsaved.") and store.properties.get(k) != v}
+                           if not k.startswith("unsaved.") and store.properties.get(k) != v and k not in deleted}
                 if missing:
                     problems.append(f"LAUNCH of {tid}: properties not stored yet: {sorted(missing)}")
         elif kind in ("RESERVE", "CREATE"):
@@ -144,12 +146,14 @@ def violations(actions: Sequence[Any], store: StoreModel, before_properties: Map
     """Every breach of the rules above in one decision's `actions`; `store` (the store before the
     decision) is brought up to date with its Persists."""
     found: list[str] = []
+    deleted: set[str] = set()
     for i, a in enumerate(actions):
         if isinstance(a, act.Persist):
             store.apply(a)
+            deleted |= {key for kind, key in a.deletes if kind == "properties"}
         elif isinstance(a, act.Accept):
             found += [f"action {i} (Accept {', '.join(a.offer_ids)}): {p}"
-                      for p in _problems_of_accept(a, store, before_properties)]
+                      for p in _problems_of_accept(a, store, before_properties, frozenset(deleted))]
         elif isinstance(a, act.Acknowledge):
             tid = ((a.status.get("task_id") or {}).get("value")) if isinstance(a.status, Mapping) else None
             if isinstance(tid, str) and tid:

@@ -32,7 +32,8 @@ def test_inverse_offers_go_to_frameworks_holding_resources_and_answers_are_kept(
     h = Harness()
     aid = h.add_agent(ip=IP)
     busy = _running_framework(h, "s1", aid, "t1")
-    h.subscribe(stream="s2")  # holds nothing on the agent
+    idle = h.subscribe(stream="s2")
+    h.run(h.core.suppress, idle, None)  # holds nothing on the agent, not even an offer
     _schedule(h)
     h.clear()
     h.allocate()
@@ -40,6 +41,8 @@ def test_inverse_offers_go_to_frameworks_holding_resources_and_answers_are_kept(
     assert not h.events("INVERSE_OFFERS", "s2")
     [inverse] = event["inverse_offers"]["inverse_offers"]
     assert inverse["agent_id"] == {"value": aid} and inverse["unavailability"] == UNAVAILABLE
+    h.run(h.core.revive, idle, None)
+    h.allocate()
     offers = h.offers("s1") + h.offers("s2")
     assert offers and all(o["unavailability"] == UNAVAILABLE for o in offers)
     h.allocate()
@@ -102,3 +105,16 @@ def test_key_paths_merge_list_items_and_wildcard_data_keyed_maps():
     doc = {"flags": {"a": "1"}, "tasks": [{"id": "x"}, {"id": "y", "labels": []}]}
     assert key_paths(doc) == {"flags", "flags.*", "tasks", "tasks[].id", "tasks[].labels"}
     assert shape_diff({"a": {"b": 1}, "c": 1}, {"a": {}}, allow_ours=("c",)) == (["a.b"], [])
+
+
+def test_a_framework_holding_only_an_offer_of_the_agent_gets_an_inverse_offer():
+    """Mesos' allocator asks every framework with resources offered or allocated on the agent."""
+    h = Harness()
+    aid = h.add_agent(ip=IP)
+    h.subscribe(stream="s1")
+    h.allocate()
+    assert h.offers("s1")  # an offer of the agent, nothing launched
+    _schedule(h)
+    h.allocate()
+    [event] = h.events("INVERSE_OFFERS", "s1")
+    assert event["inverse_offers"]["inverse_offers"][0]["agent_id"] == {"value": aid}

@@ -45,16 +45,19 @@ def test_a_broken_link_loses_only_the_tasks_of_frameworks_that_do_not_checkpoint
 
 
 def test_a_removed_agent_loses_every_frameworks_tasks():
+    """As Apache Mesos' Master::__removeSlave (machine DOWN, no unreachable time): TASK_LOST for a
+    framework that is not partition-aware, TASK_GONE_BY_OPERATOR for one that is."""
     h = Harness()
     aid, keeper, plain = cluster(h)
     h.run(end_agent_tasks, h.core, aid, TaskLoss.removed("host-a", "Operator initiated 'Machine DOWN'"), h.now)
-    for stream, fw, tid in (("s1", keeper, "k"), ("s2", plain, "p")):
+    for stream, fw, tid, state, reason in (
+            ("s1", keeper, "k", "TASK_GONE_BY_OPERATOR", "REASON_AGENT_REMOVED_BY_OPERATOR"),
+            ("s2", plain, "p", "TASK_LOST", "REASON_AGENT_REMOVED")):
         [update] = h.updates(stream)
-        assert (update["task_id"], update["state"], update["reason"]) == \
-            ({"value": tid}, "TASK_LOST", "REASON_AGENT_REMOVED")
+        assert (update["task_id"], update["state"], update["reason"]) == ({"value": tid}, state, reason)
         assert update["message"] == "Agent host-a removed: Operator initiated 'Machine DOWN'"
-        assert completed(fw)[tid] == "TASK_LOST" and not fw.tasks and not fw.executors
-        assert next(t for t in fw.completed_tasks if t.id == tid).forwarded_state == "TASK_LOST"
+        assert completed(fw)[tid] == state and not fw.tasks and not fw.executors
+        assert next(t for t in fw.completed_tasks if t.id == tid).forwarded_state == state
     assert completed(plain)["done"] == "TASK_FINISHED"  # terminal already: completed, no update
 
 
