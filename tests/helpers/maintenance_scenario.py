@@ -62,17 +62,23 @@ def answers(lm: Any) -> list[str]:
     return [s["status"] for d in status.get("draining_machines", []) for s in d.get("statuses", [])]
 
 
-def run(env: Any, pod: str = "broker-1") -> dict[str, float]:
-    """The scenario (module docstring); returns the measured figures."""
-    from confluent_kafka.admin import AdminClient
-
-    s = env.start_scheduler(brokers=3)
+def _service_with_topic(env: Any, config: dict) -> tuple[Any, str]:
+    """A deployed service with the topic (replication 3, min ISR 2) holding 100 records."""
+    s = env.start_scheduler(config=config)
     s.wait_deployed(timeout=400)
     boot = s.get("/v1/endpoints/broker")["bootstrap_servers"]
     code, doc = s.request("POST", "/v1/topics", {"name": TOPIC, "partitions": 6, "replication": 3,
                                                   "config": {"min.insync.replicas": "2"}})
     assert code == 200, doc
     assert produce_consume(boot, TOPIC, 100) == set(range(100))
+    return s, boot
+
+
+def run(env: Any, pod: str = "broker-1") -> dict[str, float]:
+    """The scenario (module docstring); returns the measured figures."""
+    from confluent_kafka.admin import AdminClient
+
+    s, boot = _service_with_topic(env, env.config(brokers=3))
     node = int(pod.split("-")[1])
     info = s.pod(pod)
     host = info["reservation"]["hostname"]
@@ -157,13 +163,7 @@ def run_move(env: Any, pod: str = "broker-1") -> dict[str, float]:
 
     config = env.config(brokers=3)
     config["policies"]["maintenance_move_after_s"] = 60
-    s = env.start_scheduler(config=config)
-    s.wait_deployed(timeout=400)
-    boot = s.get("/v1/endpoints/broker")["bootstrap_servers"]
-    code, doc = s.request("POST", "/v1/topics", {"name": TOPIC, "partitions": 6, "replication": 3,
-                                                  "config": {"min.insync.replicas": "2"}})
-    assert code == 200, doc
-    assert produce_consume(boot, TOPIC, 100) == set(range(100))
+    s, boot = _service_with_topic(env, config)
     node = int(pod.split("-")[1])
     info = s.pod(pod)
     host, volume, old_task = info["reservation"]["hostname"], info["reservation"]["persistence_id"], info["task_id"]

@@ -2,6 +2,8 @@
 waiting for Kafka's own view of the one before; drain, scale-out, interrupt, failure, restart."""
 from __future__ import annotations
 
+import pytest
+
 from scheduler.core import actions as act
 from scheduler.core import events as ev
 from scheduler.core.rebalance import KEY, SCALE_OUT_KEY, current
@@ -31,6 +33,34 @@ def _apply(assignment, reassign: act.Reassign) -> dict:
     for topic, partition, replicas in reassign.moves:
         out[(topic, partition)] = replicas
     return out
+
+
+def _four_with_an_empty_broker():
+    """4 brokers, broker 3 empty (as after a scale-out), Kafka's view sampled: (sim, layout)."""
+    sim = deployed(FOUR, agents=4)
+    layout = {("t", p): (p % 3, (p + 1) % 3) for p in range(6)}
+    _health(sim, layout)
+    return sim, layout
+
+
+def _rebalancing():
+    """A rebalance started on `_four_with_an_empty_broker`: (sim, layout, its first batch)."""
+    sim, layout = _four_with_an_empty_broker()
+    sim.send.command("rebalance")
+    (batch,) = _reassigns(sim.expect)
+    return sim, layout, batch
+
+
+def _run_to_end(sim, layout, out, check=lambda batch: None, **health):
+    """Kafka carries out each batch handed over, until the rebalance ends: the final layout."""
+    while not out.of(act.EndReassign):
+        assert not out.kills
+        (batch,) = _reassigns(out)
+        check(batch)
+        layout = _apply(layout, batch)
+        sim.now += 5
+        out = _health(sim, layout, **health)
+    return layout
 
 
 def test_a_rebalance_moves_in_batches_each_after_kafka_shows_the_last_done() -> None:
@@ -68,8 +98,7 @@ def test_a_rebalance_moves_in_batches_each_after_kafka_shows_the_last_done() -> 
 
 
 def test_no_batch_goes_while_a_broker_is_down_or_partitions_are_under_replicated() -> None:
-    sim = deployed(FOUR, agents=4)
-    layout = {("t", p): (p % 3, (p + 1) % 3) for p in range(6)}
+    sim, layout = _four_with_an_empty_broker()
     _health(sim, layout, under_replicated=1)
     sim.send.command("rebalance").replied(ok=True)
     assert not _reassigns(sim.expect)
@@ -88,16 +117,8 @@ def test_drain_moves_everything_off_then_removes_the_broker() -> None:
     sim.send.command("scale_brokers", count=3, confirm=True).replied(ok=False, contains="--drain")
     sim.send.command("scale_brokers", count=3, drain=True).replied(ok=True, contains="draining broker-3")
     assert sim.state.spec.kafka.brokers == 4  # the count changes only once broker-3 is empty
-    out = sim.expect
-    while True:
-        assert not out.kills
-        (batch,) = _reassigns(out)
-        assert all(3 not in new for _, _, new in batch.moves)
-        layout = _apply(layout, batch)
-        sim.now += 5
-        out = _health(sim, layout)
-        if out.of(act.EndReassign):
-            break
+    layout = _run_to_end(sim, layout, sim.expect,
+                         lambda batch: all(3 not in new for _, _, new in batch.moves) or pytest.fail(batch))
     assert not any(3 in r for r in layout.values())
     sim.now += 5
     _health(sim, layout).killed("broker-3")
@@ -139,11 +160,7 @@ def test_scale_out_ends_with_a_rebalance_onto_the_new_broker() -> None:
 
 
 def test_interrupt_holds_the_next_batch_and_continue_lets_it_go() -> None:
-    sim = deployed(FOUR, agents=4)
-    layout = {("t", p): (p % 3, (p + 1) % 3) for p in range(6)}
-    _health(sim, layout)
-    sim.send.command("rebalance")
-    (batch,) = _reassigns(sim.expect)
+    sim, layout, batch = _rebalancing()
     sim.send.command("plan_interrupt", plan="rebalance").replied(ok=True)
     layout = _apply(layout, batch)
     sim.now += 5
@@ -155,11 +172,7 @@ def test_interrupt_holds_the_next_batch_and_continue_lets_it_go() -> None:
 
 
 def test_a_failed_batch_stops_in_error_and_continue_retries_it() -> None:
-    sim = deployed(FOUR, agents=4)
-    layout = {("t", p): (p % 3, (p + 1) % 3) for p in range(6)}
-    _health(sim, layout)
-    sim.send.command("rebalance")
-    (batch,) = _reassigns(sim.expect)
+    sim, layout, batch = _rebalancing()
     sim.send.event(ev.ReassignFailed("broker 7 does not exist", sim.now))
     view = sim.plans()["rebalance"]
     assert view["status"] == "ERROR" and "broker 7" in view["errors"][0]
@@ -181,11 +194,7 @@ def test_a_second_rebalance_is_refused_while_one_runs_and_an_impossible_one_says
 
 
 def test_a_restarted_scheduler_goes_on_with_the_stored_rebalance() -> None:
-    sim = deployed(FOUR, agents=4)
-    layout = {("t", p): (p % 3, (p + 1) % 3) for p in range(6)}
-    _health(sim, layout)
-    sim.send.command("rebalance")
-    (batch,) = _reassigns(sim.expect)
+    sim, layout, batch = _rebalancing()
     sim.restart(dict(sim.store.tasks), dict(sim.store.properties))
     sim.send.subscribed()
     sim.run_all_ready(2)
@@ -197,11 +206,7 @@ def test_a_restarted_scheduler_goes_on_with_the_stored_rebalance() -> None:
 
 
 def test_a_batch_kafka_never_saw_is_handed_over_again() -> None:
-    sim = deployed(FOUR, agents=4)
-    layout = {("t", p): (p % 3, (p + 1) % 3) for p in range(6)}
-    _health(sim, layout)
-    sim.send.command("rebalance")
-    (batch,) = _reassigns(sim.expect)
+    sim, layout, batch = _rebalancing()
     sim.now += 30
     assert not _reassigns(_health(sim, layout))
     sim.now += 40
@@ -220,14 +225,9 @@ def test_decommission_empties_one_broker_and_keeps_every_other_node_id() -> None
     sim.send.command("decommission_pod", pod="broker-1").replied(ok=False, contains="KRaft controller")
     sim.send.command("decommission_pod", pod="wc-0").replied(ok=False, contains="not a broker")
     sim.send.command("decommission_pod", pod="broker-3").replied(ok=True, contains="decommissioning broker-3")
-    out = sim.expect
-    while not out.of(act.EndReassign):
-        assert not out.kills
-        (batch,) = _reassigns(out)
-        assert all(3 not in new for _, _, new in batch.moves)
-        layout = _apply(layout, batch)
-        sim.now += 5
-        out = _health(sim, layout, brokers={0, 1, 2, 3, 4})
+    layout = _run_to_end(sim, layout, sim.expect,
+                         lambda batch: all(3 not in new for _, _, new in batch.moves) or pytest.fail(batch),
+                         brokers={0, 1, 2, 3, 4})
     sim.now += 5
     _health(sim, layout, brokers={0, 1, 2, 3, 4}).killed("broker-3")
     k = sim.state.spec.kafka
@@ -247,31 +247,19 @@ def test_a_drain_after_a_decommission_removes_the_highest_ids_and_forgets_a_trai
     layout = {("t", p): (p % 5, (p + 1) % 5) for p in range(10)}
     _health(sim, layout)
     sim.send.command("decommission_pod", pod="broker-3").replied(ok=True)
-    out = sim.expect
-    while not out.of(act.EndReassign):
-        layout = _apply(layout, _reassigns(out)[0])
-        sim.now += 5
-        out = _health(sim, layout)
+    layout = _run_to_end(sim, layout, sim.expect)
     sim.now += 5
     _health(sim, layout)
     assert sim.state.spec.kafka.broker_ids == (0, 1, 2, 4)
     sim.send.command("scale_brokers", count=3, drain=True).replied(ok=True, contains="draining broker-4")
-    out = sim.expect
-    while not out.of(act.EndReassign):
-        layout = _apply(layout, _reassigns(out)[0])
-        sim.now += 5
-        out = _health(sim, layout)
+    layout = _run_to_end(sim, layout, sim.expect)
     sim.now += 5
     _health(sim, layout).killed("broker-4")
     assert sim.state.spec.kafka.broker_ids == (0, 1, 2) and sim.state.spec.kafka.retired == ()
 
 
 def test_the_plan_counts_the_bytes_it_copies_from_the_sizes_kafka_reported() -> None:
-    sim = deployed(FOUR, agents=4)
-    layout = {("t", p): (p % 3, (p + 1) % 3) for p in range(6)}
-    _health(sim, layout)
-    sim.send.command("rebalance")
-    (batch,) = _reassigns(sim.expect)
+    sim, layout, batch = _rebalancing()
     sim.send.event(ev.PartitionSizes({(t, p): 1_000_000 for t, p, _ in batch.moves} | {("other", 0): 5}, sim.now))
     view = sim.plans()["rebalance"]
     assert view["bytes_copied"] == 0 and view["bytes_to_copy"] == 2_000_000
@@ -283,11 +271,7 @@ def test_the_plan_counts_the_bytes_it_copies_from_the_sizes_kafka_reported() -> 
 
 
 def test_nothing_moves_once_the_service_is_being_uninstalled() -> None:
-    sim = deployed(FOUR, agents=4)
-    layout = {("t", p): (p % 3, (p + 1) % 3) for p in range(6)}
-    _health(sim, layout)
-    sim.send.command("rebalance")
-    (batch,) = _reassigns(sim.expect)
+    sim, layout, batch = _rebalancing()
     sim.send.command("uninstall").replied(ok=True)
     sim.now += 5
     assert not _reassigns(_health(sim, _apply(layout, batch)))
