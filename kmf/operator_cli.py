@@ -466,9 +466,23 @@ def _pod_logs(args: argparse.Namespace) -> int:
         offset += len(data)
     if not args.follow:
         return EXIT_OK
+    waiting: str | None = None
     while True:
         time.sleep(FOLLOW_POLL_S)
-        page = _logs_page(args, offset, CHUNK)
+        try:
+            page = _logs_page(args, offset, CHUNK)
+        except (_Refused, Unreachable) as exc:
+            # a relaunch in progress (no task, its sandbox not listed yet, its file not written yet)
+            # or an agent that does not answer for a while: say so once and keep following; a pod
+            # that is gone ends it
+            if isinstance(exc, _Refused) and exc.status not in (409, 502, 503) and not (
+                    exc.status == 404 and isinstance(exc.doc, dict) and exc.doc.get("where") == "file"):
+                raise
+            if str(exc) != waiting:
+                waiting = str(exc)
+                print(f"waiting: {waiting}", file=sys.stderr)
+            continue
+        waiting = None
         if page["task_id"] != task_id:
             task_id, offset = page["task_id"], 0
             print(f"pod {args.name} was relaunched (task {task_id}, sandbox "

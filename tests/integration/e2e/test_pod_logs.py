@@ -76,6 +76,21 @@ def test_pod_logs_tail_stderr_follow_and_info_sandbox(kmf_env):
             seen += chunk
             time.sleep(0.2)
         assert marker.encode() in seen, seen[-2000:]
+        # a relaunched task: said on stderr, and the new sandbox's stdout is followed
+        before = s.pod("broker-0")["task_id"]
+        code, doc = s.request("POST", "/v1/pod/broker-0/restart", {"force": True})
+        assert code == 200, doc
+        os.set_blocking(follow.stderr.fileno(), False)
+        said, seen = b"", b""
+        deadline = time.monotonic() + 120
+        while not (b"was relaunched" in said and b"Kafka Server started" in seen) and time.monotonic() < deadline:
+            said += follow.stderr.read() or b""
+            seen += follow.stdout.read() or b""
+            time.sleep(0.3)
+        after = s.pod("broker-0")
+        assert after["task_id"] != before and after["sandbox"]["directory"] != str(directory)
+        assert f"was relaunched (task {after['task_id']}".encode() in said, said
+        assert b"Kafka Server started" in seen and follow.poll() is None, said
         follow.send_signal(signal.SIGINT)
         assert follow.wait(timeout=10) == 0, follow.stderr.read()
     finally:
