@@ -437,6 +437,8 @@ def pod_logs(args: argparse.Namespace) -> int:
     through the scheduler from the agent's /files/read (as `dcos task log`)."""
     if args.stderr:
         args.file = "stderr"
+    if args.tail is not None and args.tail < 0:
+        raise UsageError(f"--tail {args.tail}: a number of lines, 0 or more")
     try:
         return _pod_logs(args)
     except _Refused as exc:

@@ -102,3 +102,9 @@ def test_pod_logs_tail_stderr_follow_and_info_sandbox(kmf_env):
     assert unknown.returncode == 1 and "not found: pod 'nope' does not exist" in unknown.stderr
     missing = kmf(api, "pod", "logs", "broker-0", "--file", "no-such-file")
     assert missing.returncode == 1 and "no-such-file" in missing.stderr
+    assert kmf(api, "pod", "logs", "broker-0", "--tail", "-1").returncode == 2
+
+    # the agent does not answer: said like an unreachable API, exit 3
+    env.lm.kill_agent(0)
+    gone = kmf(api, "pod", "logs", "broker-0", "--tail", "1")
+    assert gone.returncode == 3 and "cannot read the sandbox of pod 'broker-0'" in gone.stderr, gone.stderr
