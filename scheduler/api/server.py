@@ -270,8 +270,12 @@ class Api:
         probe = getattr(self.backend, "mesos_master", None)
         master = probe() if probe is not None else None
         if not master:
-            raise ApiError(503, "the Mesos master is not known here (a standby, or not subscribed); "
-                                "ask the leading scheduler", "mesos")
+            if self.backend.role() != "leader":
+                leader = self.backend.leader_url()
+                raise ApiError(503, "this scheduler is a standby and knows no Mesos master; ask the leader"
+                                    + (f" at {leader.rstrip('/')} (--api)" if leader else " (none elected now)"),
+                               "mesos")
+            raise ApiError(503, "the Mesos master is not known yet (not subscribed); try again shortly", "mesos")
         return master
 
     def get_pod_logs(self, body: bytes, pod: str, query: str = "") -> tuple[int, Any]:

@@ -48,3 +48,14 @@ def test_executor_of_finds_the_executor_running_or_having_run_the_task():
     assert executor_of(state, "fw", "t")["directory"] == "/b"
     assert executor_of(state, "fw", "u")["directory"] == "/a"
     assert executor_of(state, "fw", "nope") is None
+
+
+def test_a_standby_names_the_leader_to_ask():
+    a = api()
+    a.backend.role = lambda: "standby"
+    a.backend.leader_url = lambda: "http://10.0.0.7:8080/"
+    a.backend.mesos_master = lambda: None
+    code, doc = get(a, "/v1/pod/broker-0/logs", "offset=-1")
+    assert code == 503 and "ask the leader at http://10.0.0.7:8080 (--api)" in doc["error"], doc
+    code, info = get(a, "/v1/pod/broker-0/info")
+    assert code == 200 and "standby" in info["sandbox"]["unknown"]
