@@ -1,6 +1,6 @@
 """Operator commands that talk to a running scheduler's HTTP API.
 
-`kmf plan show|interrupt|continue|restart|force-complete`, `kmf pods`, `kmf pod info|restart|replace`,
+`kmf plan show|interrupt|continue|restart|force-complete`, `kmf pods`, `kmf pod info|logs|restart|replace`,
 `kmf endpoints`, `kmf scale brokers [--drain]|app`, `kmf rebalance [--dry-run]`, `kmf topic list|describe|create|delete`,
 `kmf user create|list|delete` (SASL/SCRAM users; a password only ever from a file), `kmf uninstall`
 (and `kmf config target|update`, registered by kmf.config_cli). Human output by default, `--json` for
