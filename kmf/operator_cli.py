@@ -1,6 +1,6 @@
 """Operator commands that talk to a running scheduler's HTTP API.
 
-`kmf plan show|interrupt|continue|restart|force-complete`, `kmf pods`, `kmf pod info|restart|replace`,
+`kmf plan show|interrupt|continue|restart|force-complete`, `kmf pods`, `kmf pod info|logs|restart|replace`,
 `kmf endpoints`, `kmf scale brokers [--drain]|app`, `kmf rebalance [--dry-run]`, `kmf topic list|describe|create|delete`,
 `kmf user create|list|delete` (SASL/SCRAM users; a password only ever from a file), `kmf uninstall`
 (and `kmf config target|update`, registered by kmf.config_cli). Human output by default, `--json` for
@@ -19,8 +19,9 @@ import sys
 import time
 from pathlib import Path
 from typing import Any, Callable
-from urllib.parse import urljoin, urlsplit
+from urllib.parse import quote, urlencode, urljoin, urlsplit
 
+from kmf.logtail import CHUNK, as_bytes, read_exact, tail_offset
 from kmfio.httpjson import bearer, request
 from kmfwire.errors import KmfError
 
@@ -29,6 +30,7 @@ DEFAULT_API = "http://127.0.0.1:8080"
 MAX_REDIRECTS = 3  # standby → leader is one hop; a leader change mid-call may add one
 UNPLACEABLE_POLLS = 3  # `plan show --wait` stops when a step stays unplaceable this many polls
 POLL_S = 1.0
+FOLLOW_POLL_S = 0.5  # `pod logs --follow` asks for new bytes this often
 # what the common options are when given nowhere (sub-parsers use SUPPRESS so that a value given
 # before the sub-command is not overwritten by the sub-parser's default)
 COMMON_DEFAULTS: dict[str, Any] = {"api": None, "token_file": None, "json": False, "timeout": 30.0}
@@ -406,6 +408,101 @@ def pod_command(args: argparse.Namespace) -> int:
     return _result(args, *call(args, "POST", f"/v1/pod/{args.name}/{args.pod_command}", body))
 
 
+class AgentUnreachable(Unreachable):
+    """The scheduler answered but the pod's agent did not (502)."""
+
+
+def _logs_page(args: argparse.Namespace, offset: int, length: int | None) -> dict:
+    """One slice of the pod's sandbox file through the scheduler (which reads the agent's
+    /files/read): {"data", "offset", "task_id", ...}. Raises on any refusal."""
+    query = {"file": args.file, "offset": str(offset)}
+    if length is not None:
+        query["length"] = str(length)
+    status, doc = call(args, "GET", f"/v1/pod/{quote(args.name, safe='')}/logs?{urlencode(query)}")
+    if status == 502:
+        raise AgentUnreachable(error_text(status, doc).replace("failed: ", "", 1))
+    if status >= 300:
+        raise _Refused(status, doc)
+    return doc
+
+
+class _Refused(KmfError):
+    def __init__(self, status: int, doc: Any) -> None:
+        super().__init__(error_text(status, doc))
+        self.status, self.doc = status, doc
+
+
+def pod_logs(args: argparse.Namespace) -> int:
+    """`kmf pod logs NAME [--tail N] [--stderr | --file F] [--follow]`: the pod's sandbox file, read
+    through the scheduler from the agent's /files/read (as `dcos task log`)."""
+    if args.stderr:
+        args.file = "stderr"
+    if args.tail is not None and args.tail < 0:
+        raise UsageError(f"--tail {args.tail}: a number of lines, 0 or more")
+    try:
+        return _pod_logs(args)
+    except _Refused as exc:
+        return _fail(args, exc.status, exc.doc)
+    except KeyboardInterrupt:  # Ctrl-C ends --follow: done
+        return EXIT_OK
+
+
+def _write(data: bytes) -> None:
+    sys.stdout.buffer.write(data)
+    sys.stdout.buffer.flush()
+
+
+def _pod_logs(args: argparse.Namespace) -> int:
+    def read(offset: int, length: int) -> bytes:
+        return as_bytes(_logs_page(args, offset, length)["data"])
+
+    head = _logs_page(args, -1, None)
+    size, task_id = head["offset"], head["task_id"]
+    start = tail_offset(size, read, args.tail) if args.tail is not None else 0
+    offset = start
+    while offset < size:
+        data = read_exact(read, offset, min(CHUNK, size - offset))
+        if not data:
+            break
+        _write(data)
+        offset += len(data)
+    if not args.follow:
+        return EXIT_OK
+    waiting: str | None = None
+    while True:
+        time.sleep(FOLLOW_POLL_S)
+        try:
+            page = _logs_page(args, offset, CHUNK)
+        except (_Refused, Unreachable) as exc:
+            # a relaunch in progress (no task, its sandbox not listed yet, its file not written yet)
+            # or an agent that does not answer for a while: say so once and keep following; a pod
+            # that is gone ends it
+            if isinstance(exc, _Refused) and exc.status not in (409, 502, 503) and not (
+                    exc.status == 404 and isinstance(exc.doc, dict) and exc.doc.get("where") == "file"):
+                raise
+            if str(exc) != waiting:
+                waiting = str(exc)
+                print(f"waiting: {waiting}", file=sys.stderr)
+            continue
+        waiting = None
+        if page["task_id"] != task_id:
+            task_id, offset = page["task_id"], 0
+            print(f"pod {args.name} was relaunched (task {task_id}, sandbox "
+                  f"{(page.get('sandbox') or {}).get('directory', '?')}); following its new {args.file}",
+                  file=sys.stderr)
+            continue
+        data = as_bytes(page["data"])
+        if data:
+            _write(data)
+            offset += len(data)
+            continue
+        size = _logs_page(args, -1, None)["offset"]
+        if size < offset:  # the file shrank (rotated or truncated): from its start again
+            print(f"{args.file} of pod {args.name} shrank to {size} bytes; reading it from the start",
+                  file=sys.stderr)
+            offset = 0
+
+
 def endpoints(args: argparse.Namespace) -> int:
     status, doc = call(args, "GET", f"/v1/endpoints/{args.name}" if args.name else "/v1/endpoints")
     if status >= 300:
@@ -643,6 +740,18 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("name")
     p.add_argument("--yes", action="store_true", help="confirm that the pod's data is deleted")
     p.add_argument("--force", action="store_true", help="skip the safety gate (min ISR, quorum, one at a time)")
+    common(p)
+
+    p = _leaf(podsub, "logs", "the pod's sandbox stdout (or --stderr, --file), read through the scheduler "
+                              "from its agent's /files/read", pod_logs)
+    p.add_argument("name")
+    p.add_argument("--tail", type=int, metavar="N", help="only the last N lines")
+    p.add_argument("--follow", "-f", action="store_true", help="keep printing what is appended until Ctrl-C "
+                                                             "(a relaunched task's new sandbox is followed)")
+    which = p.add_mutually_exclusive_group()
+    which.add_argument("--stderr", action="store_true", help="the sandbox's stderr instead of stdout")
+    which.add_argument("--file", default="stdout", metavar="NAME",
+                       help="any file of the sandbox, by its path inside it (default stdout)")
     common(p)
 
     p = _leaf(podsub, "decommission", "remove one broker for good: its replicas move to the others first, the "

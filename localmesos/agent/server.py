@@ -265,9 +265,11 @@ class Handler(BaseHTTPRequestHandler):
                 return self._reply(400, "offset and length must be integers", "text/plain")
             if offset < 0:
                 return self._reply(200, {"offset": size, "data": ""})
+            if length < 0:  # as Mesos: length=-1 (or none) reads to the end, at most 16 pages
+                length = MAX_READ
             with open(path, "rb") as f:
                 f.seek(offset)
-                data = f.read(max(0, min(length, MAX_READ)))
+                data = f.read(min(length, MAX_READ))
             return self._reply(200, {"offset": offset, "data": data.decode("utf-8", "replace")})
         if op == "download":
             if path.is_dir():

@@ -15,6 +15,7 @@ import re
 import shutil
 import threading
 import time
+import urllib.parse
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -25,7 +26,7 @@ import attrs
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from kmfwire.errors import KmfError
-from scheduler.api import security, topics, views
+from scheduler.api import sandbox, security, topics, views
 from scheduler.core.events import CommandKind
 from scheduler.core.refusals import Refusal
 from scheduler.core.state import State
@@ -77,6 +78,7 @@ ROUTES: list[Route] = [
     ("GET", re.compile(r"/v1/pod"), "get_pods", False),
     ("GET", re.compile(r"/v1/pod/(?P<pod>[^/]+)/info"), "get_pod", False),
     ("GET", re.compile(r"/v1/pod/(?P<pod>[^/]+)/placement"), "get_pod_placement", False),
+    ("GET", re.compile(r"/v1/pod/(?P<pod>[^/]+)/logs"), "get_pod_logs", False),
     ("POST", re.compile(r"/v1/pod/(?P<pod>[^/]+)/(?P<cmd>restart|replace|decommission)"), "post_pod", True),
     ("GET", re.compile(r"/v1/endpoints"), "get_endpoints", False),
     ("GET", re.compile(r"/v1/endpoints/(?P<name>[^/]+)"), "get_endpoint", False),
@@ -100,6 +102,8 @@ ROUTES: list[Route] = [
     ("GET", re.compile(r"/metrics"), "get_metrics", False),
     ("GET", re.compile(r"/"), "get_page", False),
 ]
+
+QUERY_HANDLERS = {"get_pod_logs"}  # the handlers that read the query string
 
 
 # The one place a refusal of the core (or of the shell on its behalf) becomes an HTTP code.
@@ -136,10 +140,12 @@ class Api:
         # sha256 → scheduler.shell.artifacts.ArtifactFile: what agents' fetchers may download
         self.artifacts = dict(artifacts or {})
         self.artifact_requests: dict[str, int] = {}
+        self._sandboxes: dict[str, dict[str, str]] = {}  # task id → where Mesos says its sandbox is
 
-    def handle(self, method: str, path: str, headers: Any, body: bytes) -> tuple[int, str, bytes, dict]:
+    def handle(self, method: str, path: str, headers: Any, body: bytes,
+               query: str = "") -> tuple[int, str, bytes, dict]:
         try:
-            status, payload = self._dispatch(method, path, headers, body)
+            status, payload = self._dispatch(method, path, headers, body, query)
         except ApiError as exc:
             status, payload = exc.status, {"error": exc.message, "where": exc.where or path}
         except Exception as exc:  # noqa: BLE001 - never a traceback to the client
@@ -153,7 +159,7 @@ class Api:
             extra["Location"] = payload["location"]
         return status, "application/json", (json.dumps(payload, indent=1) + "\n").encode(), extra
 
-    def _dispatch(self, method: str, path: str, headers: Any, body: bytes) -> tuple[int, Any]:
+    def _dispatch(self, method: str, path: str, headers: Any, body: bytes, query: str = "") -> tuple[int, Any]:
         matched_path = False
         for verb, pattern, name, mutating in ROUTES:
             m = pattern.fullmatch(path.rstrip("/") or "/")
@@ -172,7 +178,10 @@ class Api:
                     if not leader:
                         raise ApiError(503, "no leader elected right now; try again shortly")
                     return 307, {"error": "this instance is a standby", "location": leader.rstrip("/") + path}
-            return getattr(self, name)(body=body, **m.groupdict())
+            kwargs = m.groupdict()
+            if name in QUERY_HANDLERS:
+                kwargs["query"] = query
+            return getattr(self, name)(body=body, **kwargs)
         if matched_path:
             raise ApiError(405, f"method {method} not allowed here")
         raise ApiError(404, f"no such endpoint: {path}")
@@ -234,7 +243,73 @@ class Api:
         doc = views.pod_info(self.backend.state(), pod, time.time())
         if doc is None:
             raise ApiError(404, f"pod {pod!r} does not exist", "pod")
+        if doc.get("task_id"):
+            try:
+                doc["sandbox"] = self._sandbox(doc)
+            except (sandbox.SandboxUnknown, sandbox.AgentUnreachable, ApiError) as exc:
+                doc["sandbox"] = {"unknown": getattr(exc, "message", None) or str(exc)}
         return 200, doc
+
+    def _sandbox(self, doc: dict[str, Any]) -> dict[str, str]:
+        """Where Mesos says the pod's task's sandbox is (looked up once per task id)."""
+        task_id = doc["task_id"]
+        found = self._sandboxes.get(task_id)
+        if found is not None:
+            return found
+        master = self._master()
+        framework_id = self.backend.state().framework_id
+        if not framework_id or not doc.get("agent_id"):
+            raise ApiError(409, f"pod {doc['name']!r} has no task on an agent yet", "pod")
+        found = sandbox.locate(master, doc["agent_id"], framework_id, task_id)
+        if len(self._sandboxes) > 1000:
+            self._sandboxes.clear()
+        self._sandboxes[task_id] = found
+        return found
+
+    def _master(self) -> str:
+        probe = getattr(self.backend, "mesos_master", None)
+        master = probe() if probe is not None else None
+        if not master:
+            if self.backend.role() != "leader":
+                leader = self.backend.leader_url()
+                raise ApiError(503, "this scheduler is a standby and knows no Mesos master; ask the leader"
+                                    + (f" at {leader.rstrip('/')} (--api)" if leader else " (none elected now)"),
+                               "mesos")
+            raise ApiError(503, "the Mesos master is not known yet (not subscribed); try again shortly", "mesos")
+        return master
+
+    def get_pod_logs(self, body: bytes, pod: str, query: str = "") -> tuple[int, Any]:
+        """A slice of a file of the pod's sandbox, read through its agent's /files/read:
+        ?file=stdout|stderr|<relative path>&offset=N (-1: only the size)&length=N.
+        Answers {"data", "offset", "size"?, "task_id", "sandbox"}."""
+        params = urllib.parse.parse_qs(query)
+        name = (params.get("file") or ["stdout"])[0]
+        if not name or name.startswith("/") or ".." in name.split("/"):
+            raise ApiError(400, f"file {name!r} is not a path inside the sandbox", "file")
+        try:
+            offset = int((params.get("offset") or ["-1"])[0])
+            length = int(params["length"][0]) if params.get("length") else None
+        except ValueError:
+            raise ApiError(400, "offset and length are integers", "offset") from None
+        if offset < -1 or (length is not None and length < 0):
+            raise ApiError(400, "offset is -1 (the size) or ≥ 0; length ≥ 0", "offset")
+        doc = views.pod_info(self.backend.state(), pod, time.time())
+        if doc is None:
+            raise ApiError(404, f"pod {pod!r} does not exist", "pod")
+        if not doc.get("task_id"):
+            raise ApiError(409, f"pod {pod!r} has no task yet (state {doc.get('state')}): no sandbox to read", "pod")
+        try:
+            where = self._sandbox(doc)
+            got = sandbox.read(where["agent_url"], f"{where['directory']}/{name}", offset, length)
+        except sandbox.AgentUnreachable as exc:
+            self._sandboxes.pop(doc["task_id"], None)
+            raise ApiError(502, f"cannot read the sandbox of pod {pod!r}: {exc}", "agent") from None
+        except sandbox.SandboxUnknown as exc:
+            raise ApiError(409, f"pod {pod!r}: {exc}", "sandbox") from None
+        if got is None:
+            raise ApiError(404, f"pod {pod!r} has no file {name!r} in its sandbox {where['directory']}", "file")
+        return 200, {"data": got.get("data", ""), "offset": got.get("offset", 0), "file": name,
+                     "task_id": doc["task_id"], "sandbox": where}
 
     def get_pod_placement(self, body: bytes, pod: str) -> tuple[int, Any]:
         """Why the pod is (not) placed: the outcome of the last offer round that considered it."""
@@ -531,7 +606,7 @@ def _handler_class(api: Api) -> type:
             body = self.rfile.read(size) if size else b""
             path = urlsplit(self.path).path
             method = "GET" if self.command == "HEAD" else self.command  # the same answer, headers only
-            status, ctype, data, extra = api.handle(method, path, self.headers, body)
+            status, ctype, data, extra = api.handle(method, path, self.headers, body, urlsplit(self.path).query)
             self._send(status, ctype, data, extra)
 
         def _send(self, status: int, ctype: str, data: bytes | FileBody, extra: dict) -> None:

@@ -215,6 +215,32 @@ def test_2_every_task_holds_only_the_ports_it_asked_for(apache_env):
                     assert port_set(task["resources"].get("ports")) == port_set(tasks[task["name"]]["resources"].get("ports"))
 
 
+@pytest.mark.timeout(60)
+def test_2b_pod_logs_tail_reads_the_broker_sandbox_that_the_agent_lists(apache_env):
+    """`kmf pod logs broker-0 --tail 20`: the scheduler finds the sandbox through Apache Mesos'
+    /master/state and the agent's /state, and reads it through the agent's /files/read."""
+    env = apache_env
+    s = deployed(env)
+    sandbox = s.pod("broker-0")["sandbox"]
+    task_id = s.pod("broker-0")["task_id"]
+    # the directory is the one the agent itself lists for the executor running the task
+    listed = [ex["directory"] for agent in env.lm.agents for fw in get_json(agent.url + "/state", timeout=10)["frameworks"]
+              for ex in fw["executors"] if any(t["id"] == task_id for t in ex["tasks"])]
+    assert listed == [sandbox["directory"]], (listed, sandbox)
+    stdout = Path(sandbox["directory"]) / "stdout"
+    assert "Kafka Server started" in stdout.read_text(errors="replace")
+    started = time.monotonic()
+    tail = subprocess.run([sys.executable, "-m", "kmf", "pod", "logs", "broker-0", "--tail", "20", "--api", s.url],
+                          capture_output=True, text=True, timeout=30)
+    took = time.monotonic() - started
+    assert tail.returncode == 0, tail.stderr
+    got = tail.stdout.splitlines()
+    on_disk = stdout.read_text(errors="replace").splitlines()
+    assert len(got) == 20 and any(on_disk[i:i + 20] == got for i in range(len(on_disk) - 19)), tail.stdout
+    assert any("INFO" in line and "kafka" in line.lower() for line in got), got
+    print(f"kmf pod logs broker-0 --tail 20 on Apache Mesos: {took:.2f}s")
+
+
 @pytest.mark.timeout(120)
 def test_3_framework_authentication_refuses_a_wrong_secret(apache_env, tmp_path):
     env = apache_env

@@ -221,6 +221,14 @@ def test_agent_files_serve_attached_sandboxes_and_log(cluster, engine, tmp_path)
             body = http_request(f"{agent}/files/read?path={virtual}/stdout&offset=0&jsonp=cb")[2]
             return body.startswith(b"cb(") and b"hello-sandbox" in body
         wait_for(stdout, timeout=10, what="the task's stdout through /files/read")
+        # past the end: Mesos 1.12 answers the offset asked for with no data (a follower cannot
+        # tell a shrunk file from this: it asks offset=-1); length=-1 reads to the end (at most 16 pages)
+        size = json.loads(http_request(f"{agent}/files/read?path={virtual}/stdout&offset=-1")[2])["offset"]
+        assert size == len("hello-sandbox\n")
+        past = json.loads(http_request(f"{agent}/files/read?path={virtual}/stdout&offset={size + 100}")[2])
+        assert past == {"offset": size + 100, "data": ""}
+        whole = json.loads(http_request(f"{agent}/files/read?path={virtual}/stdout&offset=0&length=-1")[2])
+        assert whole == {"offset": 0, "data": "hello-sandbox\n"}
         assert http_request(f"{agent}/files/read?path=/slave/log&offset=0&length=10")[0] == 200
         assert http_request(f"{agent}/files/read?path=/nonexistent&offset=0")[0] == 404
         assert _get_status(agent + "/files/browse") == (400, "Expecting 'path=value' in query.\n")
