@@ -68,6 +68,8 @@ class ApiError(KmfError):
         self.where = where
 
 
+SANDBOX_RETRY_S = 10.0  # a failed sandbox lookup of a task is asked again after this long
+
 Route = tuple[str, re.Pattern, str, bool]  # method, path pattern, handler name, mutating
 ROUTES: list[Route] = [
     ("GET", re.compile(r"/v1/health"), "get_health", False),
@@ -141,6 +143,9 @@ class Api:
         self.artifacts = dict(artifacts or {})
         self.artifact_requests: dict[str, int] = {}
         self._sandboxes: dict[str, dict[str, str]] = {}  # task id → where Mesos says its sandbox is
+        # task id → (when, why) a lookup failed: not asked again for SANDBOX_RETRY_S, so that a slow or
+        # unreachable master does not slow every /info (kmf pods asks one per pod)
+        self._sandbox_misses: dict[str, tuple[float, str]] = {}
 
     def handle(self, method: str, path: str, headers: Any, body: bytes,
                query: str = "") -> tuple[int, str, bytes, dict]:
@@ -244,10 +249,18 @@ class Api:
         if doc is None:
             raise ApiError(404, f"pod {pod!r} does not exist", "pod")
         if doc.get("task_id"):
+            missed = self._sandbox_misses.get(doc["task_id"])
+            if missed is not None and time.monotonic() - missed[0] < SANDBOX_RETRY_S:
+                doc["sandbox"] = {"unknown": missed[1]}
+                return 200, doc
             try:
                 doc["sandbox"] = self._sandbox(doc)
             except (sandbox.SandboxUnknown, sandbox.AgentUnreachable, ApiError) as exc:
-                doc["sandbox"] = {"unknown": getattr(exc, "message", None) or str(exc)}
+                why = getattr(exc, "message", None) or str(exc)
+                if len(self._sandbox_misses) > 1000:
+                    self._sandbox_misses.clear()
+                self._sandbox_misses[doc["task_id"]] = (time.monotonic(), why)
+                doc["sandbox"] = {"unknown": why}
         return 200, doc
 
     def _sandbox(self, doc: dict[str, Any]) -> dict[str, str]:
