@@ -149,6 +149,13 @@ class AppSpec:
     runtime: Literal["python", "java", "command"] = "python"
     env: dict[str, str] = attrs.field(factory=dict)
     placement: tuple[Constraint, ...] = ()
+    # the app's Kafka consumer group (Kafka Streams: its application.id), for its lag in `kmf pods`,
+    # the page and /v1/lag; None: the app's name
+    group: str | None = None
+
+    @property
+    def consumer_group(self) -> str:
+        return self.group or self.name
 
 
 @attrs.frozen
