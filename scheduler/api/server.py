@@ -363,7 +363,8 @@ class Api:
         """The latest consumer-group lag sample (taken by the leader every ~10 s) and each stream
         app's group with its total lag (None: the group has no committed offset in the sample)."""
         sample = self.lag()
-        apps = {a.name: a.consumer_group for a in self.backend.state().spec.apps}
+        spec = self.backend.state().spec
+        apps = {a.name: a.consumer_group(spec.name) for a in spec.apps}
         if sample is None:
             return 200, {"sampled_at": None, "age_s": None, "groups": {},
                          "apps": {n: {"group": g, "lag": None} for n, g in apps.items()},

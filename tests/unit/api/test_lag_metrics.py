@@ -92,6 +92,16 @@ def test_lag_route_gives_the_sample_and_each_app_group():
     assert status == 200 and doc["groups"]["wordcount"]["lag"] == 7 and doc["age_s"] == 10.0
     assert doc["groups"]["wordcount"]["topics"]["text"]["partitions"]["0"]["lag"] == 7
     for app in b.state().spec.apps:
-        assert doc["apps"][app.name]["group"] == app.consumer_group
+        assert doc["apps"][app.name]["group"] == app.consumer_group(b.state().spec.name)
     none = json.loads(Api(b, Metrics("s").registry).handle("GET", "/v1/lag", {}, b"")[2])
     assert none["sampled_at"] is None and none["groups"] == {}
+
+
+def test_an_apps_group_is_its_field_else_what_kmf_makes_its_application_id_else_its_name():
+    from config.models import AppSpec
+    assert AppSpec("wc", ("-m", "streams.wordcount"), group="g").consumer_group("svc") == "g"
+    assert AppSpec("wc", ("-m", "streams.wordcount", "--group", "x")).consumer_group("svc") == "x"
+    assert AppSpec("wc", ("-m", "streams.wordcount")).consumer_group("svc") == "wc"
+    java = AppSpec("wcj", ("org.apache.kafka.streams.examples.wordcount.WordCountDemo", "{properties}"),
+                   runtime="java")
+    assert java.consumer_group("svc") == "svc-wcj"
