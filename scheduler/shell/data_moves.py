@@ -27,6 +27,11 @@ from scheduler.shell.kafka_tools import COMPLETE, JAVA_MISSING, KafkaTools, Kafk
 
 log = logging.getLogger(__name__)
 
+# AdminClients whose request timed out: librdkafka may crash the process when a client is destroyed
+# with a request still pending, so such a client is kept for the life of the process (rare: one
+# per timed-out election)
+_PENDING_CLIENTS: list[Any] = []
+
 
 def tools_dir() -> Path:
     """Where the Kafka archive is unpacked for the tools: per user, shared by schedulers."""
@@ -131,6 +136,8 @@ class DataMover:
             result = future.result(timeout=30)
         except Exception as exc:  # noqa: BLE001 - leaders balance on their own later (auto.leader.rebalance)
             log.warning("electing the preferred leaders failed: %s", exc)
+            if not future.done():
+                _PENDING_CLIENTS.append((admin, future))
             return
         failed = {f"{tp.topic}-{tp.partition}": str(err) for tp, err in (result or {}).items()
                   if err is not None and "ELECTION_NOT_NEEDED" not in str(err)}
