@@ -50,7 +50,7 @@ def _steer_rebalance(state: State, command: PlanInterrupt | PlanContinue, cmd: e
     if command.phase is not None or command.step is not None:
         return state, (refuse(cmd, Refusal.INVALID, "the rebalance plan is interrupted and continued as a whole "
                                                     "(no phase or step)"),)
-    key = "plan.rebalance.interrupted"
+    key = rebalance.INTERRUPTED_KEY
     if isinstance(command, PlanInterrupt):
         props = {**state.properties, key: "true"}
         return (attrs.evolve(state, properties=props),

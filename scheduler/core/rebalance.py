@@ -19,12 +19,14 @@ import attrs
 
 from scheduler.core import actions as act
 from scheduler.core import events as ev
+from scheduler.core.plans import interrupted
 from scheduler.core.pods import PodDef, desired_pods
 from scheduler.core.replica_planner import Proposal
 from scheduler.core.state import PodKind, State
 from scheduler.core.stop_gate import not_serving
 
 KEY = "rebalance"  # the property the rebalance is stored under
+INTERRUPTED_KEY = "plan.rebalance.interrupted"  # the operator's mark, as `plans.interrupted` reads it
 SCALE_OUT_KEY = "rebalance.after_scale_out"  # set when a scale-out should end with a rebalance
 RESUBMIT_S = 60.0  # a batch Kafka shows no sign of after this long is handed over again
 TopicPartition = tuple[str, int]
@@ -162,7 +164,7 @@ def why_waiting(state: State, rb: Rebalance, now: float) -> str | None:
     """What the rebalance waits for now, for the plan view (None: nothing, or it is not running)."""
     if not rb.running:
         return None
-    if state.properties.get("plan.rebalance.interrupted") == "true":
+    if interrupted(state, "rebalance"):
         return "rebalance plan interrupted: no new batch starts (the batch handed to Kafka finishes)"
     if rb.in_flight:
         return f"{len(rb.in_flight)} partition(s) moving"
@@ -194,9 +196,9 @@ def view(state: State, now: float) -> dict[str, Any] | None:
                         else "ERROR" if statuses == {"ERROR"} else "IN_PROGRESS")
         phases.append({"name": f"batch-{start // rb.batch + 1}", "status": phase_status,
                        "strategy": "parallel", "steps": steps})
-    interrupted = state.properties.get("plan.rebalance.interrupted") == "true"
+    held = interrupted(state, "rebalance")
     status = ("COMPLETE" if rb.finished is not None else "ERROR" if rb.error
-              else "WAITING" if interrupted else "IN_PROGRESS" if rb.submitted else "PENDING")
+              else "WAITING" if held else "IN_PROGRESS" if rb.submitted else "PENDING")
     then = f"; then scale to {rb.then_brokers} brokers" if rb.then_brokers is not None else ""
     return {"name": "rebalance", "status": status, "strategy": "serial", "phases": phases,
             "errors": [rb.error] if rb.error else [],
@@ -211,7 +213,7 @@ def view(state: State, now: float) -> dict[str, Any] | None:
 
 def progress(state: State, now: float) -> tuple[State, list[act.Action]]:
     """The next step of the running rebalance, if any is due (see the module docstring)."""
-    rb = current(state)
+    rb = loaded = current(state)
     health = state.kafka
     if rb is None or not rb.running or health is None:
         return state, []
@@ -228,9 +230,8 @@ def progress(state: State, now: float) -> tuple[State, list[act.Action]]:
             return state, []
         rb = attrs.evolve(rb, done=rb.submitted)
     if rb.done < len(rb.moves):
-        if state.properties.get("plan.rebalance.interrupted") == "true" \
-                or submit_blocker(state, desired_pods(state.spec), health, rb):
-            if rb.done != (current(state) or rb).done:
+        if interrupted(state, "rebalance") or submit_blocker(state, desired_pods(state.spec), health, rb):
+            if rb is not loaded:  # the batch before just completed: remember it
                 state, persist = store(state, rb)
                 return state, [persist]
             return state, []
@@ -267,5 +268,5 @@ def sized(state: State, event: ev.PartitionSizes) -> tuple[State, tuple[act.Acti
     return state, (persist,)
 
 
-def replicas_held(health: ev.KafkaHealth, brokers: Mapping[int, Any] | tuple[int, ...]) -> dict[int, int]:
+def replicas_held(health: ev.KafkaHealth, brokers: tuple[int, ...]) -> dict[int, int]:
     return {b: n for b in brokers if (n := health.replicas_by_broker.get(b, 0)) > 0}

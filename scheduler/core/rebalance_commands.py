@@ -83,7 +83,7 @@ def rebalance(state: State, command: RebalanceCommand, cmd: ev.Command) -> Resul
 
 
 def _start(state: State, rb: Rebalance, now: float) -> tuple[State, list[act.Action]]:
-    state, persist = store(state, rb, deletes=(SCALE_OUT_KEY, "plan.rebalance.interrupted"))
+    state, persist = store(state, rb, deletes=(SCALE_OUT_KEY, rb_mod.INTERRUPTED_KEY))
     state, more = rb_mod.progress(state, now)
     return state, [persist, *more]
 
