@@ -149,6 +149,21 @@ class AppSpec:
     runtime: Literal["python", "java", "command"] = "python"
     env: dict[str, str] = attrs.field(factory=dict)
     placement: tuple[Constraint, ...] = ()
+    # the app's Kafka consumer group (Kafka Streams: its application.id), for its lag in `kmf pods`,
+    # the page and /v1/lag; None: see consumer_group
+    group: str | None = None
+
+    def consumer_group(self, service: str) -> str:
+        """`group`; else what kmf's executor makes the application.id of a Kafka Streams app given
+        "{properties}" (`<service>-<app>`); else the value after `--group` in the command (kmf's
+        word count); else the app's name."""
+        if self.group:
+            return self.group
+        if self.runtime == "java" and "{properties}" in self.command:
+            return f"{service}-{self.name}"
+        if "--group" in self.command[:-1]:
+            return self.command[self.command.index("--group") + 1]
+        return self.name
 
 
 @attrs.frozen

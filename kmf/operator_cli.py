@@ -357,7 +357,17 @@ def plan_command(args: argparse.Namespace) -> int:
     return _result(args, status, doc)
 
 
-def pod_row(info: dict) -> list[str]:
+def pod_lag(name: str, lag: dict) -> str:
+    """LAG of `kmf pods`: a stream app pod's consumer-group total lag (its app's `group`) from the
+    scheduler's latest sample; "?" while the group has no committed offset in it; "-" for a broker."""
+    app = name.rsplit("-", 1)[0] if name.rsplit("-", 1)[-1].isdigit() else name
+    found = (lag.get("apps") or {}).get(app)
+    if found is None:
+        return "-"
+    return "?" if found.get("lag") is None else str(found["lag"])
+
+
+def pod_row(info: dict, lag: dict | None = None) -> list[str]:
     """One line of `kmf pods`. HEALTHY is yes/no as the executor last said, "unknown" for a task
     whose health nobody can tell now (unreachable, or not reported yet), "-" without a task."""
     healthy_text: dict[Any, str] = {True: "yes", False: "no"}
@@ -367,7 +377,7 @@ def pod_row(info: dict) -> list[str]:
     if maint:  # Mesos maintenance of its agent: the window, then what the pod waits for
         message = f"[{maint.get('text')}] " + (maint.get("waiting") or message)
     return [info.get("name", "?"), info.get("state", ""), "yes" if info.get("ready") else "no", healthy,
-            info.get("hostname") or "-", message]
+            info.get("hostname") or "-", pod_lag(info.get("name", "?"), lag or {}), message]
 
 
 def pods(args: argparse.Namespace) -> int:
@@ -381,8 +391,10 @@ def pods(args: argparse.Namespace) -> int:
             failures.append(f"pod {name}: {error_text(code, info)}")
         else:
             infos.append(info)
-    rows = [pod_row(i) for i in infos]
-    _print(args, infos, table(rows, ["POD", "STATE", "READY", "HEALTHY", "HOST", "MESSAGE"]))
+    code, lag = call(args, "GET", "/v1/lag")  # an older scheduler has none: LAG "-"
+    lag = lag if code < 300 and isinstance(lag, dict) else {}
+    rows = [pod_row(i, lag) for i in infos]
+    _print(args, infos, table(rows, ["POD", "STATE", "READY", "HEALTHY", "HOST", "LAG", "MESSAGE"]))
     for line in failures:  # a list with holes is not the list asked for
         print(line, file=sys.stderr)
     return EXIT_REFUSED if failures else EXIT_OK

@@ -30,7 +30,7 @@ from config import ConfigError, ServiceSpec
 from kmfwire.cluster_id import new_cluster_id
 from kmfwire import artifacts as kmf_artifacts
 from kmfwire.waiting import wait_until
-from scheduler.api.metrics import Metrics, StateCollector
+from scheduler.api.metrics import LagCollector, Metrics, StateCollector
 from scheduler.api.server import Api, ApiServer
 from scheduler.api.views import broker_endpoint
 from scheduler.core import actions as act
@@ -43,6 +43,7 @@ from scheduler.shell import artifacts as served_artifacts
 from scheduler.shell.errors import StoreError
 from scheduler.shell.data_moves import DataMover, tools_for
 from scheduler.shell.kafka_watch import KafkaWatcher
+from scheduler.shell.lag_watch import LagWatcher
 from scheduler.shell.leader import LeaderElection
 from scheduler.shell.loop import Loop
 from scheduler.shell.mesos import FrameworkSettings, MesosAdapter, read_secret
@@ -286,8 +287,10 @@ def run(config_path: str) -> int:
             return EXIT_FAILED
     service = Service(spec, zk, store)
     service.tombstone = tombstone
-    metrics = Metrics()
+    metrics = Metrics(spec.name)
     metrics.attach(StateCollector(service.state, service.role, service.zk_connected))
+    lag_watcher = LagWatcher(service.state)  # started once elected: only the leader samples
+    metrics.attach(LagCollector(lambda: lag_watcher.latest))
     token = _read(spec.api.token_file)
     port = spec.api.port or int(os.environ.get("PORT0", "0") or 0)
     api_tls = (spec.api.tls_cert_file, spec.api.tls_key_file) if spec.api.tls_cert_file else None
@@ -295,7 +298,7 @@ def run(config_path: str) -> int:
     artifact_dir = kmf_artifacts.served_dir(spec.executor.artifacts_dir)
     artifact_files = served_artifacts.find(artifact_dir)
     server = ApiServer(Api(service, metrics.registry, token, ca_cert=lambda: ca.cert_pem if ca else None,
-                           artifacts=artifact_files),
+                           artifacts=artifact_files, lag=lambda: lag_watcher.latest),
                        spec.api.bind, port, tls=api_tls).start()  # type: ignore[arg-type]
     url = f"{server.scheme}://{advertised_host(spec.api.bind)}:{server.port}/"
     log.info("API and web page at %s", url)
@@ -397,6 +400,7 @@ def run(config_path: str) -> int:
             return EXIT_OK
         adapter.start(stored.framework_id)
         watcher = KafkaWatcher(lambda: loop.snapshot, loop.put).start()
+        lag_watcher.start()
         mover = loop.data_mover = DataMover(lambda st: tools_for(artifact_files, st.spec.kafka.version),
                                             lambda: loop.snapshot, loop.put).start()
         if begin.update:
@@ -415,6 +419,7 @@ def run(config_path: str) -> int:
     finally:
         if watcher is not None:
             watcher.stop()
+        lag_watcher.stop()
         if mover is not None:
             mover.stop()
         if adapter is not None and not (service.loop and service.loop.torn_down):

@@ -1,7 +1,9 @@
 """Prometheus metrics of one scheduler, in a registry of its own.
 
 Counters move with each decision (`observe`); gauges are read from the latest State when
-Prometheus scrapes (`StateCollector`), so they are never stale.
+Prometheus scrapes (`StateCollector`), so they are never stale. Every sample carries a `service`
+label (the service's name: several kmf services can share one Prometheus), added on the way out
+(`Metrics.registry` wraps the registry the metrics are made in), so no metric can miss it.
 """
 from __future__ import annotations
 
@@ -10,6 +12,7 @@ from typing import Any, Callable
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
 from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
 
 from scheduler.core import actions as act
 from scheduler.core.views import plans
@@ -54,10 +57,61 @@ class StateCollector:
         yield sup
 
 
+class LagCollector:
+    """Consumer-group lag from the latest sample (None: no sample yet, e.g. on a standby). Per
+    partition only while the sample has at most `max_partition_series` partitions."""
+
+    def __init__(self, lag: Callable[[], dict | None], clock: Callable[[], float] = time.time,
+                 max_partition_series: int = 500) -> None:
+        self.lag, self.clock, self.max_partition_series = lag, clock, max_partition_series
+
+    def collect(self):  # noqa: ANN201 - prometheus_client collector protocol
+        sample = self.lag()
+        total = GaugeMetricFamily("kmf_consumer_group_lag",
+                                  "records not yet committed by the group (sum over its partitions with a "
+                                  "committed offset)", labels=["group", "topic"])
+        per = GaugeMetricFamily("kmf_consumer_group_lag_partition", "records not yet committed, per partition",
+                                labels=["group", "topic", "partition"])
+        unknown = GaugeMetricFamily("kmf_consumer_group_lag_unknown_partitions",
+                                    "partitions the group has no committed offset (or end offset) for",
+                                    labels=["group", "topic"])
+        age = GaugeMetricFamily("kmf_consumer_group_lag_sampled_seconds",
+                                "seconds since the latest lag sample was taken")
+        groups = GaugeMetricFamily("kmf_consumer_group_lag_skipped", "left out of the latest round (caps)",
+                                   labels=["what"])
+        if sample is not None:
+            parts = sum(len(t["partitions"]) for g in sample["groups"].values() for t in g["topics"].values())
+            for gname, g in sample["groups"].items():
+                for tname, t in g["topics"].items():
+                    total.add_metric([gname, tname], float(t["lag"]))
+                    unknown.add_metric([gname, tname], float(len(t["unknown"])))
+                    if parts <= self.max_partition_series:
+                        for pid, p in t["partitions"].items():
+                            per.add_metric([gname, tname, str(pid)], float(p["lag"]))
+            age.add_metric([], max(0.0, self.clock() - sample["sampled_at"]))
+            groups.add_metric(["groups"], float(sample.get("skipped_groups", 0)))
+            groups.add_metric(["partitions"], float(sample.get("skipped_partitions", 0)))
+        yield from (total, per, unknown, age, groups)
+
+
+class ServiceLabel:
+    """Every sample of `inner` with a `service` label added."""
+
+    def __init__(self, inner: CollectorRegistry, service: str) -> None:
+        self.inner, self.service = inner, service
+
+    def collect(self):  # noqa: ANN201 - prometheus_client collector protocol
+        for metric in self.inner.collect():
+            metric.samples = [s._replace(labels={"service": self.service, **s.labels}) for s in metric.samples]
+            yield metric
+
+
 class Metrics:
-    def __init__(self) -> None:
-        self.registry = CollectorRegistry()
-        r = self.registry
+    def __init__(self, service: str = "") -> None:
+        self.inner = CollectorRegistry()
+        self.registry = CollectorRegistry()  # what /metrics serves: `inner` with the service label
+        self.registry.register(ServiceLabel(self.inner, service))
+        r = self.inner
         self.decisions = Histogram("kmf_decision_seconds", "time to decide and act on one event",
                                    ["event"], registry=r,
                                    buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1, 5))
@@ -67,8 +121,8 @@ class Metrics:
         self.kills = Counter("kmf_kills_total", "kill requests sent", registry=r)
         self.updates = Counter("kmf_status_updates_total", "status updates received", ["state"], registry=r)
 
-    def attach(self, collector: StateCollector) -> None:
-        self.registry.register(collector)
+    def attach(self, collector: Collector) -> None:
+        self.inner.register(collector)
 
     def observe(self, seconds: float, event: Any, actions: tuple) -> None:
         self.decisions.labels(type(event).__name__).observe(seconds)

@@ -101,6 +101,7 @@ ROUTES: list[Route] = [
     ("POST", re.compile(r"/v1/users"), "post_user", True),
     ("DELETE", re.compile(r"/v1/users/(?P<user>[^/]+)"), "delete_user", True),
     ("GET", re.compile(r"/v1/artifacts/(?P<sha256>[^/]+)/(?P<filename>[^/]+)"), "get_artifact", False),
+    ("GET", re.compile(r"/v1/lag"), "get_lag", False),
     ("GET", re.compile(r"/metrics"), "get_metrics", False),
     ("GET", re.compile(r"/"), "get_page", False),
 ]
@@ -133,8 +134,10 @@ class Api:
     def __init__(self, backend: Backend, registry: Any, token: str | None = None,
                  clock: Callable[[], float] = time.time,
                  ca_cert: Callable[[], str | None] = lambda: None,
-                 artifacts: Mapping[str, Any] | None = None) -> None:
+                 artifacts: Mapping[str, Any] | None = None,
+                 lag: Callable[[], dict[str, Any] | None] = lambda: None) -> None:
         self.backend = backend
+        self.lag = lag  # the latest consumer-group lag sample (scheduler.shell.lag_watch), None: none yet
         self.registry = registry
         self.token = token
         self.clock = clock
@@ -355,6 +358,22 @@ class Api:
     def get_properties(self, body: bytes) -> tuple[int, Any]:
         props = self.backend.state().properties
         return 200, {k: v for k, v in props.items() if not k.startswith("unsaved.")}
+
+    def get_lag(self, body: bytes) -> tuple[int, Any]:
+        """The latest consumer-group lag sample (taken by the leader every ~10 s) and each stream
+        app's group with its total lag (None: the group has no committed offset in the sample)."""
+        sample = self.lag()
+        spec = self.backend.state().spec
+        apps = {a.name: a.consumer_group(spec.name) for a in spec.apps}
+        if sample is None:
+            return 200, {"sampled_at": None, "age_s": None, "groups": {},
+                         "apps": {n: {"group": g, "lag": None} for n, g in apps.items()},
+                         "message": "no lag sample yet (the leader samples every ~10 s once a broker serves; "
+                                    "a standby samples none)"}
+        groups = sample["groups"]
+        return 200, {**sample, "age_s": round(max(0.0, self.clock() - sample["sampled_at"]), 3),
+                     "apps": {n: {"group": g, "lag": groups[g]["lag"] if g in groups and groups[g]["topics"]
+                                  else None} for n, g in apps.items()}}
 
     def get_metrics(self, body: bytes) -> tuple[int, Any]:
         return 200, (CONTENT_TYPE_LATEST, generate_latest(self.registry))

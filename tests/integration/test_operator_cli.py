@@ -162,6 +162,21 @@ def test_pods_exits_1_naming_the_pod_whose_info_failed(api):
     assert "pod broker-1: not found: pod 'broker-1' does not exist" in out.stderr
 
 
+def test_pods_shows_a_stream_app_pods_consumer_group_lag(api):
+    a = api()
+    a.answer("GET", "/v1/pod", (200, ["broker-0", "wordcount-0", "other-1"]))
+    for name in ("broker-0", "wordcount-0", "other-1"):
+        a.answer("GET", f"/v1/pod/{name}/info", (200, {"name": name, "state": "TASK_RUNNING", "ready": True}))
+    a.answer("GET", "/v1/lag", (200, {"apps": {"wordcount": {"group": "wordcount", "lag": 42},
+                                               "other": {"group": "g2", "lag": None}}}))
+    out = kmf("pods", "--api", a.url)
+    no_traceback(out)
+    assert out.returncode == 0, out.stderr
+    lines = {line.split()[0]: line.split() for line in out.stdout.splitlines()}
+    assert lines["POD"][5] == "LAG"
+    assert lines["wordcount-0"][5] == "42" and lines["other-1"][5] == "?" and lines["broker-0"][5] == "-"
+
+
 def test_a_2xx_that_is_not_json_or_reports_a_partial_failure_is_not_success(api):
     a = api()
     a.answer("POST", "/v1/scale", (200, b"<html>proxy</html>"))

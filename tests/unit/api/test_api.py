@@ -96,14 +96,24 @@ def test_fuzzed_requests_never_500(method, path, body):
 def test_grafana_dashboard_uses_only_metrics_kmf_exports():
     import json
     from prometheus_client import generate_latest
-    from scheduler.api.metrics import Metrics, StateCollector
+    from scheduler.api.metrics import LagCollector, Metrics, StateCollector
+    from scheduler.shell.lag_watch import compute_lag
     b = Backend()
-    m = Metrics()
+    m = Metrics("svc")
     m.attach(StateCollector(b.state, b.role, b.zk_connected))
+    sample = compute_lag({"g": {("t", 0): 3}}, {("t", 0): 5}, 0.0)
+    m.attach(LagCollector(lambda: sample))
     m.offers.labels("accepted").inc()
     families = {line.split()[2] for line in generate_latest(m.registry).decode().splitlines()
                 if line.startswith("# HELP")}
     exported = families | {f + suffix for f in families for suffix in ("_total", "_bucket", "_count", "_sum")}
     dash = json.loads((OPENAPI.parent / "grafana" / "kmf-dashboard.json").read_text())
-    used = {name for p in dash["panels"] for t in p["targets"] for name in re.findall(r"kmf_[a-z_]+", t["expr"])}
+    exprs = [t["expr"] for p in dash["panels"] for t in p["targets"]]
+    used = {name for e in exprs for name in re.findall(r"kmf_[a-z_]+", e)}
     assert used and used <= exported | {n + "_bucket" for n in exported}, used - exported
+    assert {"kmf_consumer_group_lag", "kmf_consumer_group_lag_sampled_seconds"} <= used
+    # every selector filters on the dashboard's service variable
+    assert [v["name"] for v in dash["templating"]["list"]] == ["service"]
+    for e in exprs:
+        for sel in re.findall(r"kmf_[a-z_]+(\{[^}]*\})?", e):
+            assert 'service="$service"' in sel, e
