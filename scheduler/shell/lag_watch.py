@@ -1,7 +1,7 @@
 """Consumer-group lag: committed offsets (AdminClient) against the partitions' high watermarks.
 
 Only the leader samples (started next to the KafkaWatcher), every `interval` seconds, on its own
-thread; the latest sample is kept here (not in the core State: lag decides nothing) and read by
+thread, through a probe child process (lag_probe says why it is not done in here); the latest sample is kept here (not in the core State: lag decides nothing) and read by
 /metrics and GET /v1/lag.
 
 A partition the group has no committed offset for (Kafka answers OFFSET_INVALID) is *unknown*,
@@ -13,9 +13,15 @@ committed partitions per round; what is left out is counted in `skipped_groups` 
 """
 from __future__ import annotations
 
+import json
 import logging
+import os
+import select
+import subprocess
+import sys
 import threading
 import time
+from pathlib import Path
 from typing import Any, Callable, Mapping
 
 from scheduler.core.pods import desired_pods
@@ -54,21 +60,29 @@ def compute_lag(committed: Mapping[str, Mapping[TP, int | None]], ends: Mapping[
             "skipped_groups": skipped_groups, "skipped_partitions": skipped_partitions}
 
 
-def _result(future: Any, timeout: float) -> Any:
-    return future.result(timeout=timeout)
-
-
 class LagWatcher:
+    """Samples through a probe process (scheduler.shell.lag_probe), started for the current
+    bootstrap servers and replaced when they change; a probe that dies (librdkafka can crash
+    there) or does not answer in time is replaced at the next round, and the scheduler lives on."""
+
     def __init__(self, state: Callable[[], State], interval: float = 10.0, timeout: float = 5.0,
-                 max_groups: int = MAX_GROUPS, max_partitions: int = MAX_PARTITIONS) -> None:
+                 max_groups: int = MAX_GROUPS, max_partitions: int = MAX_PARTITIONS,
+                 probe_cmd: Callable[[str], list[str]] | None = None) -> None:
         self.state = state
         self.interval = interval
         self.timeout = timeout
         self.max_groups, self.max_partitions = max_groups, max_partitions
+        self.probe_cmd = probe_cmd or self._default_probe_cmd
         self.latest: dict[str, Any] | None = None  # replaced whole: readers need no lock
+        self.probe_deaths = 0  # probes that died or hung (for the log and tests)
         self.stopped = threading.Event()
-        self._admin: tuple[str, Any] | None = None
+        self._probe: tuple[str, subprocess.Popen] | None = None
         self.thread = threading.Thread(target=self._run, name="kmf-lag-watch", daemon=True)
+
+    def _default_probe_cmd(self, boot: str) -> list[str]:
+        return [sys.executable, "-m", "scheduler.shell.lag_probe", "--bootstrap", boot,
+                "--timeout", str(self.timeout), "--max-groups", str(self.max_groups),
+                "--max-partitions", str(self.max_partitions)]
 
     def start(self) -> "LagWatcher":
         self.thread.start()
@@ -76,6 +90,7 @@ class LagWatcher:
 
     def stop(self) -> None:
         self.stopped.set()
+        self._end_probe()
 
     def _run(self) -> None:
         while not self.stopped.wait(self.interval):
@@ -83,60 +98,73 @@ class LagWatcher:
                 self.poll()
             except Exception as exc:  # noqa: BLE001 - brokers down: try again next time
                 log.debug("consumer-group lag: %s", exc)
+        self._end_probe()
 
     def poll(self) -> dict[str, Any] | None:
         s = self.state()
         boot = bootstrap_servers(s.tasks, desired_pods(s.spec))
         if not boot or not any(r.serving for r in s.tasks.values() if r.kind == "broker"):
             return None
-        if self._admin is None or self._admin[0] != boot:
-            from confluent_kafka.admin import AdminClient
-            self._admin = (boot, AdminClient({"bootstrap.servers": boot, "log_level": 0}))
-        admin = self._admin[1]
         started = time.time()
-        sample = self.sample(admin)
-        sample["round_s"] = round(time.time() - started, 3)
+        answer = self._ask(boot)
+        if answer is None or "error" in answer:
+            if answer is not None:
+                log.debug("consumer-group lag: %s", answer["error"])
+            return None
+        committed = {g: {(t, p): off for t, p, off in parts} for g, parts in answer["committed"].items()}
+        ends = {(t, p): end for t, p, end in answer["ends"]}
+        sample = compute_lag(committed, ends, answer["sampled_at"], round(time.time() - started, 3),
+                             answer["skipped_groups"], answer["skipped_partitions"])
         self.latest = sample
         return sample
 
-    def sample(self, admin: Any) -> dict[str, Any]:
-        from confluent_kafka import ConsumerGroupTopicPartitions, TopicPartition
-        from confluent_kafka.admin import OffsetSpec
-        asked = time.time()
-        listed = _result(admin.list_consumer_groups(request_timeout=self.timeout), self.timeout + 1)
-        names = sorted(g.group_id for g in listed.valid if g.group_id)
-        skipped_groups = max(0, len(names) - self.max_groups)
-        names = names[:self.max_groups]
-        committed: dict[str, dict[TP, int | None]] = {}
-        budget = self.max_partitions
-        skipped_partitions = 0
-        for name in names:
-            futures = admin.list_consumer_group_offsets([ConsumerGroupTopicPartitions(name)],
-                                                        request_timeout=self.timeout)
-            try:
-                res = _result(futures[name], self.timeout + 1)
-            except Exception as exc:  # noqa: BLE001 - one group's failure is not the round's
-                log.debug("offsets of group %s: %s", name, exc)
-                continue
-            parts: dict[TP, int | None] = {}
-            for tp in res.topic_partitions or []:
-                if tp.error is not None:
-                    continue
-                if budget <= 0:
-                    skipped_partitions += 1
-                    continue
-                budget -= 1
-                parts[(tp.topic, tp.partition)] = tp.offset if tp.offset >= 0 else None
-            committed[name] = parts
-        wanted = {tp for parts in committed.values() for tp in parts}
-        ends: dict[TP, int] = {}
-        if wanted:
-            futures = admin.list_offsets({TopicPartition(t, p): OffsetSpec.latest() for t, p in wanted},
-                                         request_timeout=self.timeout)
-            for tp, fut in futures.items():
-                try:
-                    ends[(tp.topic, tp.partition)] = _result(fut, self.timeout + 1).offset
-                except Exception as exc:  # noqa: BLE001 - e.g. a deleted topic: its partitions are unknown
-                    log.debug("end offset of %s-%s: %s", tp.topic, tp.partition, exc)
-        return compute_lag(committed, ends, asked, skipped_groups=skipped_groups,
-                           skipped_partitions=skipped_partitions)
+    def _ask(self, boot: str) -> dict[str, Any] | None:
+        """One sample from the probe for `boot` (started or replaced as needed); None when the probe
+        died or did not answer in time (it is then ended, and a new one starts next round)."""
+        if self._probe is not None and (self._probe[0] != boot or self._probe[1].poll() is not None):
+            self._end_probe()
+        if self._probe is None:
+            # the probe imports kmf's own modules: from wherever this scheduler's package is
+            root = str(Path(__file__).resolve().parents[2])
+            env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")]))}
+            proc = subprocess.Popen(self.probe_cmd(boot), stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                    stderr=subprocess.DEVNULL, text=True, env=env)
+            self._probe = (boot, proc)
+        proc = self._probe[1]
+        try:
+            assert proc.stdin is not None and proc.stdout is not None
+            proc.stdin.write("\n")
+            proc.stdin.flush()
+            ready, _, _ = select.select([proc.stdout], [], [], self._answer_timeout())
+            line = proc.stdout.readline() if ready else ""
+        except (BrokenPipeError, OSError, ValueError):
+            line = ""
+        if not line:
+            if self.stopped.is_set():
+                return None
+            code = proc.poll()
+            self.probe_deaths += 1
+            log.warning("consumer-group lag probe %s; a new one starts in %.0f s",
+                        f"died (exit {code})" if code is not None else "did not answer in time",
+                        self.interval)
+            self._end_probe()
+            return None
+        return json.loads(line)
+
+    def _answer_timeout(self) -> float:
+        # a round asks the group list, each group's offsets and the end offsets, each bounded by
+        # `timeout`; a slow answer only delays the next sample, a hung probe is replaced
+        return max(60.0, 6 * (self.timeout + 1))
+
+    def _end_probe(self) -> None:
+        probe, self._probe = self._probe, None
+        if probe is None:
+            return
+        proc = probe[1]
+        try:
+            if proc.stdin is not None:
+                proc.stdin.close()  # the probe exits when its stdin closes
+            proc.wait(timeout=2)
+        except (OSError, subprocess.TimeoutExpired):
+            proc.kill()
+            proc.wait(timeout=5)

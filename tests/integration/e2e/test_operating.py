@@ -7,6 +7,7 @@ import urllib.request
 
 import pytest
 import yaml
+from prometheus_client.parser import text_string_to_metric_families
 
 from tests.helpers.operator_cli import SLEEPER, kmf
 from tests.helpers.wait import wait_for
@@ -73,8 +74,13 @@ def test_api_cli_metrics_scale_and_update(kmf_env, tmp_path):
 
     # metrics and the web page
     metrics = urllib.request.urlopen(s.url + "/metrics", timeout=10).read().decode()
-    assert 'kmf_pod_ready{kind="broker",pod="broker-0"} 1.0' in metrics
-    assert "kmf_offers_total" in metrics and 'kmf_plan_status{plan="deploy",status="COMPLETE"} 1.0' in metrics
+    samples = {(x.name, tuple(sorted(x.labels.items()))): x.value
+               for fam in text_string_to_metric_families(metrics) for x in fam.samples}
+    service = s.config["name"]
+    assert samples[("kmf_pod_ready", (("kind", "broker"), ("pod", "broker-0"), ("service", service)))] == 1.0
+    assert samples[("kmf_plan_status", (("plan", "deploy"), ("service", service), ("status", "COMPLETE")))] == 1.0
+    assert any(name == "kmf_offers_total" for name, _ in samples)
+    assert all(dict(labels).get("service") == service for _, labels in samples), "a sample without the service label"
     page = urllib.request.urlopen(s.url + "/", timeout=10).read().decode()
     assert "<title>kmf scheduler</title>" in page
     # the Mesos side: the framework's web UI link and task labels

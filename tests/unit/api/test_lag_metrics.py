@@ -105,3 +105,31 @@ def test_an_apps_group_is_its_field_else_what_kmf_makes_its_application_id_else_
     java = AppSpec("wcj", ("org.apache.kafka.streams.examples.wordcount.WordCountDemo", "{properties}"),
                    runtime="java")
     assert java.consumer_group("svc") == "svc-wcj"
+
+
+def test_a_probe_that_crashes_costs_a_sample_not_the_scheduler(tmp_path):
+    """librdkafka can kill the process that asks for group offsets (see lag_probe): the watcher
+    survives a probe dying of SIGSEGV, starts a new one and samples with it."""
+    import sys
+    from scheduler.shell.lag_watch import LagWatcher
+    from tests.helpers.api_backend import Backend
+    marker = tmp_path / "crashed-once"
+    script = tmp_path / "probe.py"
+    script.write_text(
+        "import json, os, signal, sys, pathlib\n"
+        f"m = pathlib.Path({str(marker)!r})\n"
+        "for _ in sys.stdin:\n"
+        "    if not m.exists():\n"
+        "        m.write_text('x'); os.kill(os.getpid(), signal.SIGSEGV)\n"
+        "    print(json.dumps({'sampled_at': 5.0, 'committed': {'g': [['t', 0, 2]]}, 'ends': [['t', 0, 9]],"
+        " 'skipped_groups': 0, 'skipped_partitions': 0}), flush=True)\n")
+    b = Backend()
+    w = LagWatcher(b.state, probe_cmd=lambda boot: [sys.executable, str(script)])
+    try:
+        assert w.poll() is None and w.probe_deaths == 1  # the first probe died: no sample, no exception
+        sample = w.poll()
+        assert sample is not None and sample["groups"]["g"]["lag"] == 7 and w.latest is sample
+        assert w.probe_deaths == 1
+    finally:
+        w.stop()
+    assert w._probe is None
