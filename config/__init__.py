@@ -44,7 +44,7 @@ def known_versions() -> dict[str, tuple[str, ...]] | None:
     except (OSError, ValueError):  # no versions file: skip the rule rather than guess
         return None
     out = {}
-    for v in (versions.kafka4, versions.kafka3):
+    for v in versions.all:
         out[v] = tuple(sorted(m.value for m in supported_modes(v)))
     return out
 

@@ -56,6 +56,12 @@ class KafkaVersions:
 
     kafka4: str
     kafka3: str
+    kafka4_previous: str | None = None  # an older 4.x, for minor-version upgrades
+
+    @property
+    def all(self) -> tuple[str, ...]:
+        """Every pinned version, newest line first."""
+        return tuple(v for v in (self.kafka4, self.kafka4_previous, self.kafka3) if v)
 
     def for_mode(self, mode: Mode) -> str:
         """The version kmf runs for `mode`: the 4.x line for KRaft, the 3.9 line for ZooKeeper."""
@@ -76,7 +82,13 @@ def parse_versions(text: str, source: str = "versions.env") -> KafkaVersions:
     missing = [key for key in ("KAFKA4_VERSION", "KAFKA3_VERSION") if key not in values]
     if missing:
         raise KafkaDistError(f"{source}: {', '.join(missing)} not set")
-    versions = KafkaVersions(kafka4=values["KAFKA4_VERSION"], kafka3=values["KAFKA3_VERSION"])
+    versions = KafkaVersions(kafka4=values["KAFKA4_VERSION"], kafka3=values["KAFKA3_VERSION"],
+                             kafka4_previous=values.get("KAFKA4_PREVIOUS_VERSION"))
+    if versions.kafka4_previous is not None and not (
+            4 <= parse_version(versions.kafka4_previous)[0] and
+            parse_version(versions.kafka4_previous) < parse_version(versions.kafka4)):
+        raise KafkaDistError(f"{source}: KAFKA4_PREVIOUS_VERSION={versions.kafka4_previous} is not a 4.x "
+                             f"version older than KAFKA4_VERSION={versions.kafka4}")
     if parse_version(versions.kafka4)[0] < 4:
         raise KafkaDistError(f"{source}: KAFKA4_VERSION={versions.kafka4} is not a 4.x version")
     if Mode.ZOOKEEPER not in supported_modes(versions.kafka3):

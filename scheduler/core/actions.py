@@ -99,6 +99,14 @@ class EndReassign:
 
 
 @attrs.frozen
+class FinalizeFeatures:
+    """Raise the cluster's metadata.version to `release`'s ("4.3") unless it is there already, then
+    report the level Kafka has (`events.KafkaFeatures`); see scheduler.core.kafka_features."""
+
+    release: str
+
+
+@attrs.frozen
 class AcceptInverseOffers:
     """Mesos maintenance: kmf no longer needs these agents (ACCEPT_INVERSE_OFFERS)."""
 
@@ -115,4 +123,5 @@ class DeclineInverseOffers:
 
 
 Action = (Persist | Accept | Decline | Kill | Reconcile | Suppress | Revive | Acknowledge | Reply
-          | SetTargetConfig | Teardown | Reassign | EndReassign | AcceptInverseOffers | DeclineInverseOffers)
+          | SetTargetConfig | Teardown | Reassign | EndReassign | FinalizeFeatures | AcceptInverseOffers
+          | DeclineInverseOffers)

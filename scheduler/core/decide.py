@@ -12,6 +12,7 @@ Each kind of event has its handler in the module of its concern:
 ``KafkaHealth``    `rebalance_commands` (a waiting rolling step may go, replicas move on)
 ``ReassignFailed`` `rebalance_commands` (the rebalance stops in ERROR)
 ``PartitionSizes`` `rebalance_commands` (the bytes a rebalance copies)
+``KafkaFeatures``  `kafka_features` (the finalised metadata.version)
 ``InverseOffers``  `maintenance` (Mesos maintenance windows; also before each offer round)
 =================  =====================================================
 
@@ -24,7 +25,7 @@ from typing import Any, Callable
 import attrs
 
 from scheduler.core import events as ev
-from scheduler.core import maintenance
+from scheduler.core import kafka_features, maintenance
 from scheduler.core.commands import on_command
 from scheduler.core.construction import initial_state
 from scheduler.core.records import Result
@@ -46,6 +47,7 @@ HANDLERS: dict[type, Callable[[State, Any], Result]] = {
     ev.KafkaHealth: on_kafka_health,
     ev.ReassignFailed: on_reassign_failed,
     ev.PartitionSizes: on_partition_sizes,
+    ev.KafkaFeatures: kafka_features.answered,
     ev.Disconnected: lambda s, e: (attrs.evolve(s, connected=False), ()),
     ev.OfferRescinded: lambda s, e: (s, ()),
     ev.InverseOffers: maintenance.on_inverse_offers,

@@ -122,6 +122,16 @@ class ReassignFailed:
 
 
 @attrs.frozen
+class KafkaFeatures:
+    """The answer to `actions.FinalizeFeatures`: Kafka's finalised metadata.version level after the
+    step ("4.3-IV0"), or None with the error that prevented knowing it."""
+
+    finalized: str | None
+    error: str
+    now: float
+
+
+@attrs.frozen
 class InverseOffers:
     """Mesos maintenance: v1 InverseOffers as pymesos delivers them (agent_id, unavailability)."""
 
@@ -145,4 +155,4 @@ class InverseOfferRescinded:
 
 
 Event = (Subscribed | Disconnected | Offers | OfferRescinded | Status | AgentLost | Tick | KafkaHealth | Command
-         | ReassignFailed | PartitionSizes | InverseOffers | InverseOfferRescinded)
+         | ReassignFailed | PartitionSizes | KafkaFeatures | InverseOffers | InverseOfferRescinded)

@@ -12,7 +12,7 @@ import config
 from config import ServiceSpec
 from config.rules import validate
 from scheduler.core import actions as act
-from scheduler.core import broker_count, launch_config
+from scheduler.core import broker_count, kafka_features, launch_config
 from scheduler.core import events as ev
 from scheduler.core.command_types import ScaleApp, ScaleBrokers, Uninstall, UpdateConfig
 from scheduler.core.offer_control import offer_control
@@ -103,6 +103,9 @@ def update_config(state: State, command: UpdateConfig, cmd: ev.Command) -> Resul
     if not isinstance(spec, ServiceSpec):
         return state, (refuse(cmd, Refusal.INVALID, "no valid spec given"),)
     refused = config.check_update(state.spec, spec)
+    too_old = kafka_features.refusal(state, spec)
+    if too_old is not None:
+        refused = [*refused, too_old]
     no = broker_count.refusal(spec.kafka.mode, state.spec.kafka.broker_ids, spec.kafka.brokers, state.kafka,
                               command.confirm)
     if no is not None:

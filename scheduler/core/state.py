@@ -189,6 +189,10 @@ class State:
     # ``maintenance.<pod>`` (scheduler.core.maintenance)
     inverse_offers: Mapping[str, str] = attrs.field(factory=dict)
     maintenance_waits: Mapping[str, str] = attrs.field(factory=dict)  # held pod → why it has not stopped yet
+    # metadata.version finalisation (scheduler.core.kafka_features): when the shell was last asked
+    # (None: no step pending) and why the last step failed
+    features_asked_at: float | None = None
+    features_error: str | None = None
 
     def by_task_id(self, task_id: str) -> TaskRecord | None:
         pod = task_id.split("__", 1)[0]

@@ -62,6 +62,18 @@ def tools_for(files: Mapping[str, ArtifactFile], version: str, work_dir: Path | 
                           + (f": {'; '.join(errors)}" if errors else ": it serves none"))
 
 
+Job = act.Reassign | act.EndReassign | act.FinalizeFeatures
+
+
+def _release_key(level: str) -> tuple[int, ...]:
+    """"4.2-IV1" or "4.3" → (4, 2) / (4, 3); a level Kafka never finalised ("0", "-") → (0,)."""
+    head = level.split("-", 1)[0]
+    try:
+        return tuple(int(x) for x in head.split("."))
+    except ValueError:
+        return (0,)
+
+
 class DataMover:
     def __init__(self, tools: Callable[[State], KafkaTools], state: Callable[[], State],
                  put: Callable[[Any], None], clock: Callable[[], float] = time.time) -> None:
@@ -69,7 +81,7 @@ class DataMover:
         self.state = state
         self.put = put
         self.clock = clock
-        self.jobs: "queue.Queue[act.Reassign | act.EndReassign | None]" = queue.Queue()
+        self.jobs: "queue.Queue[Job | None]" = queue.Queue()
         self.thread = threading.Thread(target=self._run, name="kmf-data-moves", daemon=True)
 
     def start(self) -> "DataMover":
@@ -79,7 +91,7 @@ class DataMover:
     def stop(self) -> None:
         self.jobs.put(None)
 
-    def submit(self, action: act.Reassign | act.EndReassign) -> None:
+    def submit(self, action: Job) -> None:
         self.jobs.put(action)
 
     def _run(self) -> None:
@@ -87,15 +99,21 @@ class DataMover:
             try:
                 self.perform(job)
             except Exception as exc:  # noqa: BLE001 - reported to the core, which stops the plan
-                log.warning("partition moves: %s", exc)
+                log.warning("%s: %s", "metadata.version" if isinstance(job, act.FinalizeFeatures)
+                            else "partition moves", exc)
                 if isinstance(job, act.Reassign):
                     self.put(ev.ReassignFailed(str(exc), self.clock()))
+                elif isinstance(job, act.FinalizeFeatures):
+                    self.put(ev.KafkaFeatures(None, str(exc), self.clock()))
 
-    def perform(self, job: act.Reassign | act.EndReassign) -> None:
+    def perform(self, job: Job) -> None:
         state = self.state()
         boot = bootstrap_servers(state.tasks, desired_pods(state.spec))
         if not boot:
             raise KafkaToolsError("no broker address is known to reach Kafka")
+        if isinstance(job, act.FinalizeFeatures):
+            self._finalize(self.tools(state), boot, job.release)
+            return
         moves = [Move(t, p, r) for t, p, r in job.moves]
         tools = self.tools(state)
         if isinstance(job, act.Reassign):
@@ -111,6 +129,18 @@ class DataMover:
             log.warning("after the rebalance Kafka's tool still reports %d partition(s) not complete: %s",
                         len(pending), ", ".join(f"{t}-{p}: {s}" for (t, p), s in list(pending.items())[:5]))
         self._elect_preferred(boot, moves)
+
+    def _finalize(self, tools: KafkaTools, boot: str, release: str) -> None:
+        """Raise metadata.version to `release` unless Kafka has it (or a newer one) already; report
+        the level Kafka then has."""
+        level = tools.finalized_features(boot)["metadata.version"]
+        if _release_key(level) < _release_key(release):
+            log.info("every Kafka pod runs the target version: raising metadata.version %s to release %s",
+                     level, release)
+            tools.upgrade_release(boot, release)
+            level = tools.finalized_features(boot)["metadata.version"]
+            log.info("metadata.version is now %s", level)
+        self.put(ev.KafkaFeatures(level, "", self.clock()))
 
     def _report_sizes(self, tools: KafkaTools, boot: str, state: State, moves: list[Move]) -> None:
         """The batch's partition sizes, for the bytes the plan shows; a failure only loses those."""

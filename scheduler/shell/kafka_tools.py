@@ -42,6 +42,7 @@ log = logging.getLogger(__name__)
 
 REASSIGN_MAIN = "org.apache.kafka.tools.reassign.ReassignPartitionsCommand"
 LOG_DIRS_MAIN = "org.apache.kafka.tools.LogDirsCommand"
+FEATURES_MAIN = "org.apache.kafka.tools.FeatureCommand"
 JAVA_MISSING = "kmf rebalance needs Java 17 on the scheduler's host: set JAVA_HOME or put java on PATH"
 TOOL_HEAP_MB = 256
 COMPLETE = "complete"
@@ -54,6 +55,10 @@ _ARCHIVE_SUFFIX = re.compile(r"\.(tar\.gz|tgz|tar)$")
 #   "Reassignment of partition t-0 is completed."
 #   "Reassignment of partition t-0 is still in progress."
 #   "There is no active reassignment of partition t-0, but replica set is 0,1 rather than 0,1,2."
+# FeatureCommand describe (Kafka 3.7 .. 4.3), one tab-separated line per feature:
+#   "Feature: metadata.version\tSupportedMinVersion: 3.3-IV3\tSupportedMaxVersion: 4.3-IV0\t
+#    FinalizedVersionLevel: 4.2-IV1\tEpoch: 21"
+_FEATURE_LINE = re.compile(r"^Feature: (?P<name>\S+)\s.*?\bFinalizedVersionLevel: (?P<level>\S+)")
 _VERIFY_LINE = re.compile(r"^Reassignment of partition (?P<tp>\S+) is (?P<state>completed|still in progress)\.$")
 _VERIFY_OTHER = re.compile(r"\bpartition (?P<tp>\S+?),? ")
 
@@ -187,6 +192,17 @@ def parse_verify(output: str, moves: Sequence[Move]) -> dict[tuple[str, int], st
         raise KafkaToolsError(f"ReassignPartitionsCommand --verify said nothing about {', '.join(missing)} "
                               f"(last lines: {_tail(output)})")
     return states
+
+
+def parse_features(output: str) -> dict[str, str]:
+    """Each feature's finalised level from FeatureCommand's `describe` (features never finalised
+    are listed with level 0 or "-")."""
+    out = {}
+    for line in output.splitlines():
+        m = _FEATURE_LINE.match(line.strip())
+        if m:
+            out[m.group("name")] = m.group("level")
+    return out
 
 
 def parse_log_dirs(output: str) -> dict[tuple[str, int], int]:
@@ -348,6 +364,22 @@ class KafkaTools:
                            ["--describe", "--broker-list", ",".join(str(int(b)) for b in brokers)],
                            client_props)
         return parse_log_dirs(output)
+
+    def finalized_features(self, bootstrap: str, client_props: Mapping[str, str] = {}) -> dict[str, str]:
+        """Feature name → finalised level (FeatureCommand describe); metadata.version is one."""
+        output = self._run(f"FeatureCommand describe on {bootstrap}", FEATURES_MAIN, bootstrap, ["describe"],
+                           client_props)
+        found = parse_features(output)
+        if "metadata.version" not in found:
+            raise KafkaToolsError(f"FeatureCommand describe on {bootstrap} named no metadata.version: {_tail(output)}")
+        return found
+
+    def upgrade_release(self, bootstrap: str, release: str, client_props: Mapping[str, str] = {}) -> None:
+        """Raise every feature to `release`'s levels ("4.3"; FeatureCommand upgrade --release-version)."""
+        if not re.fullmatch(r"\d+\.\d+", release):
+            raise ValueError(f"release {release!r} is not MAJOR.MINOR")
+        self._run(f"FeatureCommand upgrade --release-version {release} on {bootstrap}", FEATURES_MAIN,
+                  bootstrap, ["upgrade", "--release-version", release], client_props)
 
 
 def _kill_group(proc: "subprocess.Popen[str]") -> None:

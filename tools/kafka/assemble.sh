@@ -4,6 +4,7 @@
 #   CACHE_DIR/<KAFKA4_VERSION>/config/log4j2.properties
 #   CACHE_DIR/<KAFKA3_VERSION>/libs/*.jar   broker (ZooKeeper mode or KRaft) + reload4j
 #   CACHE_DIR/<KAFKA3_VERSION>/config/log4j.properties
+#   CACHE_DIR/<KAFKA4_PREVIOUS_VERSION>/...     an older 4.x (upgrades are rolled from it), like 4.x
 #   CACHE_DIR/m2/                           Maven's local repository (kept, so a rebuild is offline)
 # Each libs/ folder holds one Kafka version and one SLF4J binding: `java -cp 'libs/*' kafka.Kafka ...`.
 # Idempotent: a stamp of the inputs (versions.env, poms, logging configs, this script) is kept in
@@ -27,7 +28,8 @@ stamp="$(cat "${inputs[@]}" | sha256sum | cut -c1-16)"
 complete() {
   [ "$(cat "$CACHE/.stamp" 2>/dev/null)" = "$stamp" ] &&
     [ -f "$CACHE/$KAFKA4_VERSION/libs/kafka_2.13-$KAFKA4_VERSION.jar" ] &&
-    [ -f "$CACHE/$KAFKA3_VERSION/libs/kafka_2.13-$KAFKA3_VERSION.jar" ]
+    [ -f "$CACHE/$KAFKA3_VERSION/libs/kafka_2.13-$KAFKA3_VERSION.jar" ] &&
+    { [ -z "${KAFKA4_PREVIOUS_VERSION:-}" ] || [ -f "$CACHE/$KAFKA4_PREVIOUS_VERSION/libs/kafka_2.13-$KAFKA4_PREVIOUS_VERSION.jar" ]; }
 }
 complete && exit 0
 
@@ -44,13 +46,15 @@ before=$(du -sm "$M2" 2>/dev/null | cut -f1 || echo 0)
 # assemble VERSION POM LOGCONFIG REQUIRED_JAR... : resolve POM's runtime closure into CACHE/VERSION.
 assemble() {
   local version="$1" pom="$2" logconfig="$3"; shift 3
+  local extra=()
+  if [ "$version" = "${KAFKA4_PREVIOUS_VERSION:-}" ]; then extra=(-DnoExamples); fi
   local tmp="$CACHE/.tmp-$version"
   log "assembling Kafka $version from Maven Central into $CACHE/$version"
   rm -rf "$tmp"
   mkdir -p "$tmp/libs" "$tmp/config"
   mvn -B -q -f "$pom" -Dmaven.repo.local="$M2" \
     -Dkafka.version="$version" -Dlog4j2.version="$LOG4J2_VERSION" \
-    -Dslf4j.version="$SLF4J_VERSION" -Dreload4j.version="$RELOAD4J_VERSION" \
+    -Dslf4j.version="$SLF4J_VERSION" -Dreload4j.version="$RELOAD4J_VERSION" "${extra[@]}" \
     "org.apache.maven.plugins:maven-dependency-plugin:$DEPENDENCY_PLUGIN_VERSION:copy-dependencies" \
     -DincludeScope=runtime -DoutputDirectory="$tmp/libs" > "$CACHE/maven-$version.log" 2>&1 ||
     { cat "$CACHE/maven-$version.log" >&2; echo "assemble.sh: Maven failed for Kafka $version (log above)" >&2; exit 1; }
@@ -76,6 +80,11 @@ assemble "$KAFKA4_VERSION" "$HERE/pom-kafka4.xml" log4j2.properties \
   "kafka-streams-examples-$KAFKA4_VERSION.jar" "log4j-slf4j-impl-$LOG4J2_VERSION.jar"
 assemble "$KAFKA3_VERSION" "$HERE/pom-kafka3.xml" log4j.properties \
   "kafka_2.13-$KAFKA3_VERSION.jar" "slf4j-reload4j-$SLF4J_VERSION.jar" "reload4j-$RELOAD4J_VERSION.jar"
+if [ -n "${KAFKA4_PREVIOUS_VERSION:-}" ]; then  # the older 4.x that upgrades are rolled from
+  assemble "$KAFKA4_PREVIOUS_VERSION" "$HERE/pom-kafka4.xml" log4j2.properties \
+    "kafka_2.13-$KAFKA4_PREVIOUS_VERSION.jar" "kafka-tools-$KAFKA4_PREVIOUS_VERSION.jar" \
+    "log4j-slf4j-impl-$LOG4J2_VERSION.jar"
+fi
 
 echo "$stamp" > "$CACHE/.stamp"
 after=$(du -sm "$M2" | cut -f1)

@@ -1,0 +1,141 @@
+"""A Kafka minor-version upgrade (4.2.2 → 4.3.1) on a running service: rolled one broker at a time
+(with 3 brokers: no partition below min.insync.replicas) and no acknowledged record lost, then
+metadata.version finalised by kmf (read from Kafka's own FeatureCommand), then a downgrade refused.
+
+`make test` runs it on one broker (about 1.5 min); `make chaos` (KMF_CHAOS_FULL=1) on three, where
+the roll's ISR is what is checked (about 4 min)."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import threading
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.helpers.operator_cli import kmf
+from tests.helpers.wait import wait_for
+
+pytestmark = [pytest.mark.timeout(600), pytest.mark.kafka]
+FULL = os.environ.get("KMF_CHAOS_FULL") == "1"
+
+ROOT = Path(__file__).resolve().parents[3]
+OLD, NEW = "4.2.2", "4.3.1"
+
+
+def metadata_level(boot: str) -> str:
+    """Kafka's own answer: the finalised metadata.version, from the FeatureCommand of the newest runtime."""
+    libs = ROOT / ".cache" / "kafka" / NEW / "libs"
+    out = subprocess.run(["java", "-Xmx128m", "-cp", f"{libs}/*", "org.apache.kafka.tools.FeatureCommand",
+                          "--bootstrap-server", boot, "describe"], capture_output=True, text=True, timeout=60)
+    for line in out.stdout.splitlines():
+        if line.startswith("Feature: metadata.version"):
+            return line.split("FinalizedVersionLevel:")[1].split()[0]
+    raise AssertionError(f"no metadata.version in FeatureCommand's answer: {out.stdout} {out.stderr}")
+
+
+def broker_versions(sandbox_root: str) -> dict[int, str]:
+    """node id → the Kafka version on the classpath of each broker JVM running under `sandbox_root`."""
+    found: dict[int, str] = {}
+    for pid in os.listdir("/proc"):
+        if not pid.isdigit():
+            continue
+        try:
+            argv = Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace").split("\0")
+        except OSError:
+            continue
+        if "kafka.Kafka" not in argv or not any(sandbox_root in a for a in argv):
+            continue
+        cp = argv[argv.index("-cp") + 1]
+        props = Path(argv[argv.index("kafka.Kafka") + 1]).read_text()
+        node = int(next(line.split("=", 1)[1] for line in props.splitlines() if line.startswith("node.id=")))
+        found[node] = cp.split("/kafka/")[1].split("/")[0]
+    return found
+
+
+@pytest.mark.parametrize("brokers", [
+    1, pytest.param(3, marks=pytest.mark.skipif(not FULL, reason="part of make chaos (KMF_CHAOS_FULL=1)"))])
+def test_minor_upgrade_rolls_then_finalises_metadata_version_and_refuses_the_downgrade(kmf_env, tmp_path, brokers):
+    from confluent_kafka import Producer
+    from confluent_kafka.admin import AdminClient
+    env = kmf_env(agents=brokers)
+    config = env.config(brokers=brokers)
+    config["kafka"]["version"] = OLD
+    s = env.start_scheduler(config=config)
+    s.wait_deployed()
+    boot = s.get("/v1/endpoints/broker")["bootstrap_servers"]
+    assert set(broker_versions(str(env.lm.base)).values()) == {OLD}
+    # kmf learns the level the cluster was formatted with, and leaves it
+    wait_for(lambda: metadata_level(boot).startswith("4.2-"), timeout=60, interval=5, what="metadata.version 4.2")
+    min_insync = min(2, brokers)
+    code, doc = s.request("POST", "/v1/topics", {"name": "upg", "partitions": 6, "replication": brokers,
+                                                  "config": {"min.insync.replicas": str(min_insync)}})
+    assert code == 200, doc
+
+    acked: set[int] = set()
+    min_isr = [brokers]
+    stop = threading.Event()
+
+    def produce() -> None:  # numbered records, acks=all, for the whole upgrade
+        p = Producer({"bootstrap.servers": boot, "acks": "all", "enable.idempotence": True, "log_level": 0})
+        i = 0
+        while not stop.is_set():
+            p.produce("upg", str(i).encode(), on_delivery=lambda err, m: err is None and acked.add(int(m.value())))
+            p.poll(0)
+            i += 1
+            time.sleep(0.01)
+        p.flush(60)
+
+    def sample() -> None:
+        admin = AdminClient({"bootstrap.servers": boot, "log_level": 0})
+        while not stop.is_set():
+            try:
+                md = admin.list_topics("upg", timeout=3)
+                min_isr[0] = min(min_isr[0], *(len(p.isrs) for p in md.topics["upg"].partitions.values()))
+            except Exception:  # noqa: BLE001 - a broker restarting
+                pass
+            time.sleep(0.2)
+    threads = [threading.Thread(target=f, daemon=True) for f in (produce, sample)]
+    for t in threads:
+        t.start()
+    started = time.monotonic()
+    try:
+        new = yaml.safe_load(s.path.read_text())
+        new["kafka"]["version"] = NEW
+        path = tmp_path / "upgrade.yaml"
+        path.write_text(yaml.safe_dump(new))
+        out = kmf(s.url, "config", "update", str(path), "--json")
+        assert out.returncode == 0, out.stderr
+        assert json.loads(out.stdout)["restart"] is True
+        wait_for(lambda: s.plan("update")["status"] == "COMPLETE", timeout=400, interval=2,
+                 what="the upgrade's roll COMPLETE")
+        rolled = time.monotonic() - started
+        wait_for(lambda: metadata_level(boot).startswith("4.3-"), timeout=120, interval=5,
+                 what="metadata.version finalised at 4.3")
+        finalised = time.monotonic() - started
+    finally:
+        stop.set()
+        for t in threads:
+            t.join(90)
+    assert set(broker_versions(str(env.lm.base)).values()) == {NEW}
+    assert brokers == 1 or min_isr[0] >= min_insync, f"a partition fell to {min_isr[0]} in-sync replicas during the upgrade"
+    log = s.log(400_000)
+    assert log.count("raising metadata.version") == 1, [ln for ln in log.splitlines() if "metadata.version" in ln]
+
+    from tests.helpers.kafka_clients import consume
+    assert acked and acked <= consume(boot, "upg", len(acked)) | set(), "an acknowledged record is missing"
+
+    # a downgrade to the release before the finalised one is refused, and nothing restarts
+    tasks = {f"broker-{i}": s.pod(f"broker-{i}")["task_id"] for i in range(brokers)}
+    new["kafka"]["version"] = OLD
+    path.write_text(yaml.safe_dump(new))
+    out = kmf(s.url, "config", "update", str(path))
+    assert out.returncode == 1 and "finalised at 4.3" in out.stderr, out.stdout + out.stderr
+    assert s.get("/v1/config/target")["config"]["kafka"]["version"] == NEW
+    time.sleep(3)
+    assert {f"broker-{i}": s.pod(f"broker-{i}")["task_id"] for i in range(brokers)} == tasks
+    print(f"upgrade e2e ({brokers} broker(s)): roll {rolled:.1f} s, finalised {finalised:.1f} s after the update, "
+          f"{len(acked)} records acknowledged, smallest ISR {min_isr[0]}")
