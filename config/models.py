@@ -68,7 +68,14 @@ class TlsSpec:
     inter_broker: bool = False
     ca_cert_file: str | None = None
     ca_key_file: str | None = None
-    cert_days: int = 365
+    cert_days: float = 365  # validity of each broker certificate (fractions: short-lived, for tests)
+    # a broker is restarted (gated, one at a time) for a new certificate this long before its
+    # certificate expires; None: 30 days, or a third of cert_days when that is shorter
+    renew_before_days: float | None = None
+
+    @property
+    def renew_margin_days(self) -> float:
+        return self.renew_before_days if self.renew_before_days is not None else min(30.0, self.cert_days / 3)
 
 
 @attrs.frozen

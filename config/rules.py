@@ -258,8 +258,11 @@ def _security(spec: ServiceSpec) -> list[Issue]:
                                               "(or give neither: kmf then runs a CA of its own)"))
     if (tls.ca_cert_file or tls.ca_key_file) and not tls.enabled:
         out.append(("kafka.tls.ca_cert_file", "a CA is given but kafka.tls.enabled is false"))
-    if not 1 <= tls.cert_days <= 3650:
-        out.append(("kafka.tls.cert_days", f"must be 1..3650, got {tls.cert_days}"))
+    if not 0 < tls.cert_days <= 3650:
+        out.append(("kafka.tls.cert_days", f"must be above 0 and at most 3650, got {tls.cert_days}"))
+    elif tls.renew_before_days is not None and not 0 < tls.renew_before_days < tls.cert_days:
+        out.append(("kafka.tls.renew_before_days", f"must be above 0 and below cert_days ({tls.cert_days}), "
+                                                   f"got {tls.renew_before_days}"))
     return out
 
 

@@ -288,7 +288,8 @@ def run(config_path: str) -> int:
     service = Service(spec, zk, store)
     service.tombstone = tombstone
     metrics = Metrics(spec.name)
-    metrics.attach(StateCollector(service.state, service.role, service.zk_connected))
+    ca_not_after = ca.not_after if ca is not None else None
+    metrics.attach(StateCollector(service.state, service.role, service.zk_connected, lambda: ca_not_after))
     lag_watcher = LagWatcher(service.state)  # started once elected: only the leader samples
     metrics.attach(LagCollector(lambda: lag_watcher.latest))
     token = _read(spec.api.token_file)

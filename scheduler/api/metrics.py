@@ -15,6 +15,7 @@ from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from scheduler.core import actions as act
+from scheduler.core import cert_renewal
 from scheduler.core.views import plans
 from scheduler.core.state import State
 
@@ -23,8 +24,9 @@ PLAN_STATES = ("PENDING", "IN_PROGRESS", "WAITING", "ERROR", "COMPLETE")
 
 class StateCollector:
     def __init__(self, state: Callable[[], State], role: Callable[[], str],
-                 zk_connected: Callable[[], bool]) -> None:
+                 zk_connected: Callable[[], bool], ca_not_after: Callable[[], float | None] = lambda: None) -> None:
         self.state, self.role, self.zk_connected = state, role, zk_connected
+        self.ca_not_after = ca_not_after  # the Kafka CA's expiry (epoch seconds), None: no TLS
 
     def collect(self):  # noqa: ANN201 - prometheus_client collector protocol
         s = self.state()
@@ -55,6 +57,16 @@ class StateCollector:
         sup = GaugeMetricFamily("kmf_offers_suppressed", "1 while offers are suppressed")
         sup.add_metric([], 1.0 if s.suppressed else 0.0)
         yield sup
+        now = time.time()
+        expiry = GaugeMetricFamily("kmf_certificate_expiry_seconds",
+                                   "seconds until a TLS certificate kmf issued expires (pod=ca: the CA's)",
+                                   labels=["pod"])
+        for rec in s.tasks.values():
+            if (at := cert_renewal.expires_at(s, rec)) is not None:
+                expiry.add_metric([rec.pod], at - now)
+        if (ca := self.ca_not_after()) is not None:
+            expiry.add_metric(["ca"], ca - now)
+        yield expiry
 
 
 class LagCollector:

@@ -42,6 +42,12 @@ class CertificateAuthority:
     cert_pem: str
     key_pem: str = attrs.field(repr=False)
 
+    @property
+    def not_after(self) -> float:
+        """When the CA certificate expires (epoch seconds)."""
+        cert = x509.load_pem_x509_certificate(self.cert_pem.encode())
+        return cert.not_valid_after_utc.timestamp()
+
     @classmethod
     def create(cls, service: str, now: datetime.datetime, days: int = 3650) -> "CertificateAuthority":
         key = ec.generate_private_key(ec.SECP256R1())
@@ -78,7 +84,7 @@ class CertificateAuthority:
             raise TlsError(f"{where}: the certificate is not a CA (basicConstraints CA:TRUE)")
         return cls(cert_pem, key_pem)
 
-    def issue(self, host: str, now: datetime.datetime, days: int = 365) -> tuple[str, str]:
+    def issue(self, host: str, now: datetime.datetime, days: float = 365) -> tuple[str, str]:
         """A fresh key and a certificate for `host` (a DNS name or an IP address) signed by this
         CA: (certificate chain PEM — the leaf then the CA —, PKCS#8 key PEM)."""
         ca_cert = x509.load_pem_x509_certificate(self.cert_pem.encode())
@@ -158,7 +164,7 @@ def _read_ca(client: Any, cert_path: str, key_path: str) -> CertificateAuthority
 # ----------------------------------------------------------------------------------- launches
 
 def add_certificates(operations: Sequence[Mapping[str, Any]], ca: CertificateAuthority,
-                     now: datetime.datetime, days: int) -> list[dict[str, Any]]:
+                     now: datetime.datetime, days: float) -> list[dict[str, Any]]:
     """`operations` with every broker LAUNCH that has a TLS listener given a key and certificate
     for its host (the agent's address the core put in the payload)."""
     out: list[dict[str, Any]] = []
@@ -184,7 +190,7 @@ def add_certificates(operations: Sequence[Mapping[str, Any]], ca: CertificateAut
 class TlsLaunches:
     """The Mesos adapter, with certificates added to broker launches before they are accepted."""
 
-    def __init__(self, adapter: Any, ca: CertificateAuthority, days: int) -> None:
+    def __init__(self, adapter: Any, ca: CertificateAuthority, days: float) -> None:
         self.adapter = adapter
         self.ca = ca
         self.days = days
