@@ -108,6 +108,9 @@ class BrokerTask:
     sasl_mechanism: str | None = None
     inter_broker_tls: bool = False
     tls: TlsMaterial | None = None
+    # Prometheus' JMX exporter agent in the JVM serves /metrics on host:metrics_port (None: a
+    # reservation made before kmf reserved that port; the node runs without the agent)
+    metrics_port: int | None = None
 
 
 @attrs.frozen
@@ -224,6 +227,7 @@ def validate(data: TaskData) -> None:
         _port("task data.broker.controller_port", b.controller_port)
         _port("task data.broker.tls_port", b.tls_port)
         _port("task data.broker.sasl_port", b.sasl_port)
+        _port("task data.broker.metrics_port", b.metrics_port)
         if (b.tls_port is not None or b.sasl_port is not None) and "broker" not in b.roles:
             raise TaskDataError("task data.broker.tls_port: only brokers have client listeners")
         if b.sasl_port is not None and b.sasl_mechanism not in SASL_MECHANISMS:
