@@ -149,6 +149,10 @@ class TaskData:
     def to_json(self) -> dict[str, Any]:
         # through JSON once so tuples become lists exactly as a decoder will see them
         doc: dict[str, Any] = json.loads(json.dumps(attrs.asdict(self, recurse=True)))
+        if doc["broker"] is not None and doc["broker"]["metrics_port"] is None:
+            # a broker without the exporter (reserved before its port) keeps the payload an
+            # executor from before the field reads
+            del doc["broker"]["metrics_port"]
         return doc
 
     def encode(self) -> str:

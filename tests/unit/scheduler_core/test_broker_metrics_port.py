@@ -128,3 +128,12 @@ def test_a_runtime_without_the_agent_starts_the_broker_without_it_and_says_so(tm
     assert str(bare.metrics_agent) in caplog.text and str(b.metrics_port) in caplog.text
     assert metrics_agent_options(attrs.evolve(b, metrics_port=None), bare) == ()
 
+
+
+def test_the_payload_carries_the_metrics_port_and_omits_it_when_there_is_none():
+    sim = subscribed()
+    data = TaskData.decode(sim.send.offers().launched("broker-0", "broker-1", "broker-2").launches[0]["data"])
+    assert TaskData.decode(data.encode()) == data and data.to_json()["broker"]["metrics_port"] > 0
+    without = attrs.evolve(data, broker=attrs.evolve(data.broker, metrics_port=None))
+    assert "metrics_port" not in without.to_json()["broker"]  # what an executor from before reads
+    assert TaskData.decode(without.encode()) == without
