@@ -56,15 +56,15 @@ assemble() {
     -Dkafka.version="$version" -Dlog4j2.version="$LOG4J2_VERSION" \
     -Dslf4j.version="$SLF4J_VERSION" -Dreload4j.version="$RELOAD4J_VERSION" \
     "org.apache.maven.plugins:maven-dependency-plugin:$DEPENDENCY_PLUGIN_VERSION:copy-dependencies" \
-    -DincludeScope=runtime -DoutputDirectory="$tmp/libs" > "$CACHE/maven-$version.log" 2>&1 ||
-    { cat "$CACHE/maven-$version.log" >&2; echo "assemble.sh: Maven failed for Kafka $version (log above)" >&2; exit 1; }
+    -DincludeScope=runtime -DoutputDirectory="$tmp/libs" > "$tmp/maven.log" 2>&1 ||
+    { cat "$tmp/maven.log" >&2; echo "assemble.sh: Maven failed for Kafka $version (log above)" >&2; exit 1; }
   # the exporter agent travels with the runtime (same archive, same fetch) but stays off libs/: a
   # jar on the broker's classpath is a jar Kafka loads, and the agent is a JVM option of its own
   mvn -B -q -Dmaven.repo.local="$M2" \
     "org.apache.maven.plugins:maven-dependency-plugin:$DEPENDENCY_PLUGIN_VERSION:copy" \
     -Dartifact="io.prometheus.jmx:jmx_prometheus_javaagent:$JMX_EXPORTER_VERSION" -Dmdep.stripVersion=true \
-    -DoutputDirectory="$tmp/agents" >> "$CACHE/maven-$version.log" 2>&1 ||
-    { cat "$CACHE/maven-$version.log" >&2; echo "assemble.sh: Maven failed for the JMX exporter $JMX_EXPORTER_VERSION (log above)" >&2; exit 1; }
+    -DoutputDirectory="$tmp/agents" >> "$tmp/maven.log" 2>&1 ||
+    { cat "$tmp/maven.log" >&2; echo "assemble.sh: Maven failed for the JMX exporter $JMX_EXPORTER_VERSION (log above)" >&2; exit 1; }
   [ -f "$tmp/agents/jmx_prometheus_javaagent.jar" ] ||
     { echo "assemble.sh: jmx_prometheus_javaagent.jar missing from $tmp/agents after Maven" >&2; exit 1; }
   cp "$HERE/$logconfig" "$tmp/config/$logconfig"
@@ -80,6 +80,7 @@ assemble() {
     echo "assemble.sh: $tmp/libs mixes Kafka versions (listed above)" >&2; exit 1
   fi
   printf 'version=%s\njmx_exporter=%s\n' "$version" "$JMX_EXPORTER_VERSION" > "$tmp/RUNTIME"
+  mv -f "$tmp/maven.log" "$CACHE/maven-$version.log"  # a new file, as the stamp below
   rm -rf "${CACHE:?}/$version"
   mv "$tmp" "$CACHE/$version"
 }
@@ -90,6 +91,8 @@ assemble "$KAFKA4_VERSION" "$HERE/pom-kafka4.xml" log4j2.properties \
 assemble "$KAFKA3_VERSION" "$HERE/pom-kafka3.xml" log4j.properties \
   "kafka_2.13-$KAFKA3_VERSION.jar" "slf4j-reload4j-$SLF4J_VERSION.jar" "reload4j-$RELOAD4J_VERSION.jar"
 
-echo "$stamp" > "$CACHE/.stamp"
+# a new file renamed over the stamp, never written in place: a .cache made of hard links of another
+# checkout's (cp -al) must not change that checkout's stamp
+printf '%s\n' "$stamp" > "$CACHE/.stamp.tmp.$$" && mv -f "$CACHE/.stamp.tmp.$$" "$CACHE/.stamp"
 after=$(du -sm "$M2" | cut -f1)
 log "Kafka runtimes ready in $(( $(date +%s) - started ))s: $CACHE/$KAFKA4_VERSION ($(du -sm "$CACHE/$KAFKA4_VERSION" | cut -f1) MB), $CACHE/$KAFKA3_VERSION ($(du -sm "$CACHE/$KAFKA3_VERSION" | cut -f1) MB); Maven repository $M2 grew by $((after - before)) MB"
