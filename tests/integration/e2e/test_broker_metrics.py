@@ -3,6 +3,7 @@ targets ``GET /v1/endpoints/metrics`` lists, shows a broker stopped and recovere
 under-replicated-partitions gauge. Every assertion is on what the exporters serve over HTTP."""
 from __future__ import annotations
 
+import json
 import os
 import re
 import signal
@@ -13,6 +14,7 @@ import pytest
 
 from tests.helpers.fixtures_scheduler import java_pid_of
 from tests.helpers.kafka_clients import produce_consume
+from tests.helpers.operator_cli import kmf
 from tests.helpers.wait import wait_for
 
 pytestmark = [pytest.mark.timeout(420), pytest.mark.kafka]
@@ -64,6 +66,11 @@ def test_urp_on_the_scraped_targets_moves_when_a_broker_stops_and_recovers(kmf_e
         assert host == s.pod(g["labels"]["pod"])["hostname"]
         assert int(port) not in s.pod(g["labels"]["pod"])["ports"]
     targets = targets_by_pod(s)
+    # the CLI: --json is the file-SD document as the API gives it, else one line per pod
+    out = kmf(s.url, "endpoints", "metrics", "--json")
+    assert out.returncode == 0 and json.loads(out.stdout) == groups, out.stderr
+    out = kmf(s.url, "endpoints", "metrics")
+    assert out.returncode == 0 and out.stdout.split() == [w for p, t in targets.items() for w in (p, t)]
     for pod, target in targets.items():
         samples = scrape(target)
         missing = [name for name in DOCUMENTED if name not in samples]
