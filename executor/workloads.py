@@ -28,7 +28,7 @@ from executor.runtime.broker_config import (
     bootstrap_address,
     render_properties,
 )
-from executor.runtime.jvm import JvmOptions, broker_argv
+from executor.runtime.jvm import METRICS_RULES, JvmOptions, broker_argv, metrics_agent_flag
 from executor.runtime.tls_files import write_tls_files
 from executor.runtime.kafka_dist import DEFAULT_CACHE_DIR, KafkaRuntime, runtime
 from kmfwire.errors import KmfError
@@ -111,6 +111,22 @@ def broker_security(b: BrokerTask, tls_files: tuple[Path, Path] | None) -> Secur
                     sasl_mechanism=b.sasl_mechanism, inter_broker="SSL" if b.inter_broker_tls else None)
 
 
+def metrics_agent_options(b: BrokerTask, rt: KafkaRuntime) -> tuple[str, ...]:
+    """The JVM option that runs Prometheus' JMX exporter in the node, on its metrics port.
+
+    A runtime without the agent jar (a Kafka archive of the user's own, ``executor.artifacts:
+    urls``) starts the broker without it and says so in the executor's log: serving Kafka matters
+    more than its metrics, and the target that does not answer shows as ``up == 0`` in Prometheus."""
+    if b.metrics_port is None:
+        return ()
+    missing = [p for p in (rt.metrics_agent, METRICS_RULES) if not p.is_file()]
+    if missing:
+        log.warning("node %s runs without its metrics exporter on port %s: %s missing", b.node_id,
+                    b.metrics_port, " and ".join(str(p) for p in missing))
+        return ()
+    return (metrics_agent_flag(rt.metrics_agent, b.host, b.metrics_port),)
+
+
 def _port_open(host: str, port: int, timeout: float = 2.0) -> bool:
     try:
         with socket.create_connection((host, port), timeout=timeout):
@@ -143,7 +159,7 @@ def _broker(data: TaskData, sandbox: Path, env: Mapping[str, str]) -> Workload:
         except broker_io.BrokerRuntimeError as exc:
             raise WorkloadError(f"storage of node {b.node_id}: {exc}") from None
         log.info("storage of node %s: %s", b.node_id, outcome.name)
-    jvm = JvmOptions(heap_mb=b.heap_mb, tmp_dir=sandbox / "tmp")
+    jvm = JvmOptions(heap_mb=b.heap_mb, tmp_dir=sandbox / "tmp", extra=metrics_agent_options(b, rt))
     (sandbox / "tmp").mkdir(exist_ok=True)
     argv = broker_argv(rt, config, jvm, logs_dir=sandbox / "kafka-logs")
     proc_env = _workload_env(env)

@@ -519,7 +519,12 @@ def endpoints(args: argparse.Namespace) -> int:
     status, doc = call(args, "GET", f"/v1/endpoints/{args.name}" if args.name else "/v1/endpoints")
     if status >= 300:
         return _fail(args, status, doc)
-    human = doc.get("bootstrap_servers", "") if isinstance(doc, dict) else "\n".join(doc)
+    if isinstance(doc, dict):
+        human = doc.get("bootstrap_servers", "")
+    elif all(isinstance(group, dict) for group in doc):  # metrics: Prometheus file-SD target groups
+        human = "\n".join(f"{g['labels'].get('pod', '')}  {' '.join(g['targets'])}" for g in doc)
+    else:  # the endpoint names
+        human = "\n".join(doc)
     if isinstance(doc, dict) and ("tls" in doc or "sasl" in doc):
         lines = [f"PLAINTEXT  {human}"]
         lines += [f"{doc[k]['security_protocol']:<10} {doc[k]['bootstrap_servers']}" for k in ("tls", "sasl") if k in doc]
@@ -773,8 +778,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--wait-timeout", type=float, default=3600.0, metavar="S")
     common(p)
 
-    p = subparsers.add_parser("endpoints", help="bootstrap servers and broker addresses")
-    p.add_argument("name", nargs="?")
+    p = subparsers.add_parser("endpoints", help="bootstrap servers and broker addresses; metrics: the "
+                              "brokers' Prometheus targets (--json: a file-SD file)")
+    p.add_argument("name", nargs="?", help="broker or metrics (none: the endpoint names)")
     p.add_argument("--ca-file", help="with kafka.tls: write the CA certificate (PEM) clients trust here")
     common(p)
     p.set_defaults(func=_guard(endpoints))

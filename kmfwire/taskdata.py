@@ -108,6 +108,9 @@ class BrokerTask:
     sasl_mechanism: str | None = None
     inter_broker_tls: bool = False
     tls: TlsMaterial | None = None
+    # Prometheus' JMX exporter agent in the JVM serves /metrics on host:metrics_port (None: a
+    # reservation made before kmf reserved that port; the node runs without the agent)
+    metrics_port: int | None = None
 
 
 @attrs.frozen
@@ -146,6 +149,10 @@ class TaskData:
     def to_json(self) -> dict[str, Any]:
         # through JSON once so tuples become lists exactly as a decoder will see them
         doc: dict[str, Any] = json.loads(json.dumps(attrs.asdict(self, recurse=True)))
+        if doc["broker"] is not None and doc["broker"]["metrics_port"] is None:
+            # a broker without the exporter (reserved before its port) keeps the payload an
+            # executor from before the field reads
+            del doc["broker"]["metrics_port"]
         return doc
 
     def encode(self) -> str:
@@ -224,6 +231,7 @@ def validate(data: TaskData) -> None:
         _port("task data.broker.controller_port", b.controller_port)
         _port("task data.broker.tls_port", b.tls_port)
         _port("task data.broker.sasl_port", b.sasl_port)
+        _port("task data.broker.metrics_port", b.metrics_port)
         if (b.tls_port is not None or b.sasl_port is not None) and "broker" not in b.roles:
             raise TaskDataError("task data.broker.tls_port: only brokers have client listeners")
         if b.sasl_port is not None and b.sasl_mechanism not in SASL_MECHANISMS:

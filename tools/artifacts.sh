@@ -29,13 +29,18 @@ PYEOF
 )
 name="kmf-$version-$tag"
 
+# FILE's content becomes TEXT through a new file renamed over it: never written in place, so a
+# .cache whose files are hard links of another checkout's (a copy made with cp -al) never gets this
+# checkout's digests or stamps into the other's files, nor theirs into ours
+put() { printf '%s\n' "$2" > "$1.tmp.$$" && mv -f "$1.tmp.$$" "$1"; }
+
 # reproducible tar.gz of DIR's child NAME into FILE (atomically), with its .sha256 beside it
 pack() {
   local dir="$1" member="$2" file="$3" level="$4"
   tar --sort=name --mtime=@0 --owner=0 --group=0 --numeric-owner --exclude=__pycache__ \
     -C "$dir" -cf - "$member" | gzip -n "-$level" > "$file.tmp"
   mv "$file.tmp" "$file"
-  (cd "$(dirname "$file")" && sha256sum "$(basename "$file")" > "$(basename "$file").sha256")
+  put "$file.sha256" "$(cd "$(dirname "$file")" && sha256sum "$(basename "$file")")"
 }
 
 # --- runtime dependencies (only when setup.cfg's install_requires or the interpreter change) ------
@@ -79,7 +84,7 @@ json.dump({"name": name, "version": version, "python": f"{sys.version_info[0]}.{
 PYEOF
   pack "$stage" "$name" "$bundle" 6
   rm -rf "$stage"
-  echo "$stamp_bundle" > "$OUT/.$name.stamp"
+  put "$OUT/.$name.stamp" "$stamp_bundle"
   log "built $bundle ($(du -m "$bundle" | cut -f1) MB) in $(printf '%.1f' "$(echo "$(date +%s.%N) - $started" | bc)")s"
 fi
 
@@ -98,9 +103,9 @@ for home in "$ROOT"/.cache/kafka/[0-9]*.[0-9]*.[0-9]*; do
     tar --sort=name --mtime=@0 --owner=0 --group=0 --numeric-owner --dereference \
       -C "$stage" -cf - "kafka/$v" | gzip -n -1 > "$file.tmp"
     mv "$file.tmp" "$file"
-    (cd "$OUT" && sha256sum "kafka-$v.tar.gz" > "kafka-$v.tar.gz.sha256")
+    put "$OUT/kafka-$v.tar.gz.sha256" "$(cd "$OUT" && sha256sum "kafka-$v.tar.gz")"
     rm -rf "$stage"
-    echo "$stamp_kafka" > "$OUT/.kafka-$v.stamp"
+    put "$OUT/.kafka-$v.stamp" "$stamp_kafka"
     log "built $file ($(du -m "$file" | cut -f1) MB) in $(printf '%.1f' "$(echo "$(date +%s.%N) - $started" | bc)")s"
   fi
 done

@@ -14,6 +14,8 @@ from kmfwire.cluster_id import check_cluster_id
 
 BROKER_MAIN = "kafka.Kafka"
 STORAGE_TOOL_MAIN = "kafka.tools.StorageTool"
+# the exporter rules kmf ships (the metric names documented in docs/configuration.md#broker-metrics)
+METRICS_RULES = Path(__file__).resolve().with_name("jmx_exporter.yaml")
 
 
 @attrs.frozen
@@ -25,7 +27,7 @@ class JvmOptions:
     java: str = "java"
     tmp_dir: Path | None = None
     log_level: str | None = None
-    extra: tuple[str, ...] = attrs.field(default=(), converter=tuple)
+    extra: tuple[str, ...] = attrs.field(default=(), converter=lambda flags: tuple(str(f) for f in flags))
 
     def __attrs_post_init__(self) -> None:
         if not 64 <= self.heap_mb <= 65536:
@@ -45,6 +47,19 @@ class JvmOptions:
             flags += [f"-Djava.io.tmpdir={tmp}", f"-DZstdTempFolder={tmp}",
                       f"-Dorg.xerial.snappy.tempdir={tmp}"]
         return flags + list(self.extra)
+
+
+def metrics_agent_flag(agent: Path, host: str, port: int, rules: Path = METRICS_RULES) -> str:
+    """``-javaagent:<jar>=<host>:<port>:<rules>``: Prometheus' JMX exporter in the broker's JVM,
+    serving /metrics on `host` (the agent's address the broker's listeners use, so the port is
+    taken on that address only, as Mesos reserved it) and reading `rules`."""
+    if "=" in str(agent):  # the JVM takes what follows the first '=' as the agent's argument
+        raise BrokerConfigError(f"JMX exporter agent jar {str(agent)!r}: a path with '=' cannot be passed")
+    if not host or ":" in host:
+        raise BrokerConfigError(f"JMX exporter host {host!r}: an IPv4 address or a host name is needed")
+    if not 1 <= port <= 65535:
+        raise BrokerConfigError(f"JMX exporter port {port} is outside 1..65535")
+    return f"-javaagent:{agent}={host}:{port}:{rules}"
 
 
 def broker_argv(

@@ -74,6 +74,11 @@ class KafkaRuntime:
         return f"{self.libs}/*"
 
     @property
+    def metrics_agent(self) -> Path:
+        """Prometheus' JMX exporter Java agent that tools/kafka/assemble.sh lays out beside libs/."""
+        return self.home / "agents" / "jmx_prometheus_javaagent.jar"
+
+    @property
     def modes(self) -> frozenset[Mode]:
         return supported_modes(self.version)
 

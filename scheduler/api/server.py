@@ -27,6 +27,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from kmfwire.errors import KmfError
 from scheduler.api import sandbox, security, topics, views
+from scheduler.api.scrape_targets import metrics_targets
 from scheduler.core.events import CommandKind
 from scheduler.core.refusals import Refusal
 from scheduler.core.state import State
@@ -37,6 +38,8 @@ log = logging.getLogger(__name__)
 MAX_BODY = 256 * 1024
 DRAIN_LIMIT = 16 * 1024 * 1024  # an oversized body up to this is read and dropped before the 413
 PAGE = Path(__file__).with_name("page.html")
+# GET /v1/endpoints/<name>: the brokers' client addresses, the brokers' metrics targets (file-SD)
+ENDPOINTS = ("broker", "metrics")
 
 
 class Backend(Protocol):
@@ -335,12 +338,14 @@ class Api:
         return 200, doc
 
     def get_endpoints(self, body: bytes) -> tuple[int, Any]:
-        return 200, ["broker"]
+        return 200, list(ENDPOINTS)
 
     def get_endpoint(self, body: bytes, name: str) -> tuple[int, Any]:
-        if name != "broker":
-            raise ApiError(404, f"endpoint {name!r} does not exist (endpoints: broker)", "name")
+        if name not in ENDPOINTS:
+            raise ApiError(404, f"endpoint {name!r} does not exist (endpoints: {', '.join(ENDPOINTS)})", "name")
         state = self.backend.state()
+        if name == "metrics":  # Prometheus file-SD JSON: a list, as Prometheus reads it
+            return 200, metrics_targets(state)
         return 200, {**views.broker_endpoint(state), **security.endpoint_extras(state, self.ca_cert())}
 
     def get_target(self, body: bytes) -> tuple[int, Any]:

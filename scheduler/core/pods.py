@@ -18,6 +18,8 @@ from scheduler.core.state import PodKind
 EXECUTOR_CPUS = 0.1
 EXECUTOR_MEM_MB = 64
 CONTROLLER_ID_BASE = 1000
+# the port of Prometheus' JMX exporter in every broker and controller JVM, by its DiscoveryInfo name
+METRICS_PORT = "metrics"
 
 
 @attrs.frozen
@@ -44,8 +46,15 @@ class PodDef:
         return "controller" in self.roles
 
     @property
+    def extra_ports(self) -> tuple[str, ...]:
+        """What the ports reserved besides the broker and controller ones are for, in the order
+        they are given (ascending): the client listeners, then the metrics exporter's. The metrics
+        port comes last so that a reservation made before kmf reserved it still maps its listeners."""
+        return (*self.listeners, METRICS_PORT) if self.kind == PodKind.BROKER else ()
+
+    @property
     def ports_needed(self) -> int:
-        return len(self.roles) + len(self.listeners) if self.kind == PodKind.BROKER else 0
+        return len(self.roles) + len(self.extra_ports) if self.kind == PodKind.BROKER else 0
 
 
 class _BrokerFields(TypedDict):

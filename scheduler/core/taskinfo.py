@@ -23,7 +23,7 @@ from scheduler.core import artifacts
 from scheduler.core.artifacts import Served
 from scheduler.core import stream_templates
 from scheduler.core.offers import VOLUME_PATH
-from scheduler.core.pods import PodDef
+from scheduler.core.pods import METRICS_PORT, PodDef
 from scheduler.core.state import Reservation, TaskRecord
 
 _NS = uuid.UUID("6f1c3a52-8e0b-4c55-9d43-6f0e1d2a7b10")
@@ -68,19 +68,32 @@ def bootstrap_servers(tasks: Mapping[str, TaskRecord], pods: list[PodDef]) -> st
     return ",".join(hosts)
 
 
-def listener_ports(pod: PodDef, res: Reservation | None) -> dict[str, int]:
-    """Ports of the pod's client listeners ("tls", "sasl") in its reservation.
+def extra_ports(pod: PodDef, res: Reservation | None) -> dict[str, int]:
+    """Ports of the pod's client listeners ("tls", "sasl") and metrics exporter ("metrics") in its
+    reservation.
 
     The reservation records the broker and controller ports; the ports reserved besides them are
-    the client listeners', given in `PodDef.listeners` order (ports are chosen in ascending order
-    and TLS/SASL cannot be switched on or off in place, so the mapping never changes)."""
-    if res is None or not pod.listeners:
+    given in `PodDef.extra_ports` order (ports are chosen in ascending order and TLS/SASL cannot be
+    switched on or off in place, so the mapping never changes). A reservation made before kmf
+    reserved a metrics port has no port left for it: no "metrics" key."""
+    if res is None or not pod.extra_ports:
         return {}
     reserved = Resources.from_json(list(res.resources), "reservation.resources")
     taken = {res.broker_port, res.controller_port}
     extra = sorted(p for begin, end in reserved.ranges_of("ports") for p in range(begin, end + 1)
                    if p not in taken)
-    return dict(zip(pod.listeners, extra))
+    return dict(zip(pod.extra_ports, extra))
+
+
+def listener_ports(pod: PodDef, res: Reservation | None) -> dict[str, int]:
+    """Ports of the pod's client listeners ("tls", "sasl") in its reservation."""
+    return {name: port for name, port in extra_ports(pod, res).items() if name in pod.listeners}
+
+
+def metrics_port(pod: PodDef, res: Reservation | None) -> int | None:
+    """The port of the pod's JMX exporter in its reservation (None: not a broker, or reserved
+    before kmf reserved one)."""
+    return extra_ports(pod, res).get(METRICS_PORT)
 
 
 def task_data(spec: ServiceSpec, pod: PodDef, rec: TaskRecord | None, properties: Mapping[str, str],
@@ -89,7 +102,7 @@ def task_data(spec: ServiceSpec, pod: PodDef, rec: TaskRecord | None, properties
     if pod.kind == "broker":
         res = rec.reservation if rec else None
         assert res is not None, "a broker is launched on its reservation"
-        extra = listener_ports(pod, res)
+        extra = extra_ports(pod, res)
         return TaskData(kind="broker", service=spec.name, broker=BrokerTask(
             node_id=pod.node_id, mode=k.mode, kafka_version=k.version, roles=pod.roles,
             host=res.hostname, broker_port=res.broker_port if "broker" in pod.roles else None,
@@ -101,7 +114,7 @@ def task_data(spec: ServiceSpec, pod: PodDef, rec: TaskRecord | None, properties
             heap_mb=k.heap_mb, replication=k.replication_factor, min_insync_replicas=k.min_isr,
             overrides=k.overrides, tls_port=extra.get("tls"), sasl_port=extra.get("sasl"),
             sasl_mechanism=k.sasl.mechanism if "sasl" in extra else None,
-            inter_broker_tls=k.tls.inter_broker and "tls" in extra))
+            inter_broker_tls=k.tls.inter_broker and "tls" in extra, metrics_port=extra.get(METRICS_PORT)))
     app = spec.app(pod.app or "")
     assert app is not None
     return TaskData(kind="stream", service=spec.name, stream=StreamTask(
@@ -128,8 +141,9 @@ def _fingerprint_text(pod: PodDef, data: TaskData, executor: str) -> str:
         # or removing such a key still rolls: config.rules.restart_overrides says why)
         doc["broker"]["overrides"] = restart_overrides(doc["broker"]["overrides"])
         doc["broker"].pop("tls", None)  # issued afresh for every launch: not a change of config
-        for key in ("tls_port", "sasl_port", "sasl_mechanism", "inter_broker_tls"):
-            if not doc["broker"].get(key):  # unset: the fingerprint of a broker from before TLS/SASL
+        for key in ("tls_port", "sasl_port", "sasl_mechanism", "inter_broker_tls", "metrics_port"):
+            # unset: the fingerprint of a broker from before TLS/SASL (or before its metrics port)
+            if not doc["broker"].get(key):
                 doc["broker"].pop(key, None)
     parts: list[Any] = [doc, pod.cpus, pod.mem_mb, pod.disk_mb]
     if executor:
@@ -189,9 +203,13 @@ def task_info(spec: ServiceSpec, pod: PodDef, task_id: str, agent_id: str, data:
               ("kmf.config_id", config_id)]
     if pod.kind == "broker":
         labels.append(("kmf.node_id", str(pod.node_id)))
-    port_names = [*pod.roles, *pod.listeners] if pod.kind == "broker" else []
-    if data.broker is not None:  # the core records broker/controller ports; listeners come from the data
-        ports = (*ports, *(p for p in (data.broker.tls_port, data.broker.sasl_port) if p is not None))
+    port_names = list(pod.roles) if pod.kind == "broker" else []
+    if data.broker is not None:
+        # the core records broker/controller ports; the listeners' and the exporter's come from the data
+        b = data.broker
+        for name, port in (("tls", b.tls_port), ("sasl", b.sasl_port), (METRICS_PORT, b.metrics_port)):
+            if port is not None:
+                ports, port_names = (*ports, port), [*port_names, name]
     info: dict[str, Any] = {
         "name": pod.name,
         "task_id": {"value": task_id},
@@ -210,5 +228,5 @@ def task_info(spec: ServiceSpec, pod: PodDef, task_id: str, agent_id: str, data:
     return info
 
 
-__all__ = ["bootstrap_servers", "executor_info", "fingerprint", "new_id", "payload", "task_data", "task_info",
-           "voters", "zookeeper_chroot"]
+__all__ = ["bootstrap_servers", "executor_info", "extra_ports", "fingerprint", "listener_ports", "metrics_port",
+           "new_id", "payload", "task_data", "task_info", "voters", "zookeeper_chroot"]

@@ -5,6 +5,8 @@
 #   CACHE_DIR/<KAFKA3_VERSION>/libs/*.jar   broker (ZooKeeper mode or KRaft) + reload4j
 #   CACHE_DIR/<KAFKA3_VERSION>/config/log4j.properties
 #   CACHE_DIR/<KAFKA4_PREVIOUS_VERSION>/...     an older 4.x (upgrades are rolled from it), like 4.x
+#   CACHE_DIR/<VERSION>/agents/jmx_prometheus_javaagent.jar   Prometheus' JMX exporter agent, in every
+#                                           runtime (not on the classpath: the broker loads it with -javaagent)
 #   CACHE_DIR/m2/                           Maven's local repository (kept, so a rebuild is offline)
 # Each libs/ folder holds one Kafka version and one SLF4J binding: `java -cp 'libs/*' kafka.Kafka ...`.
 # Idempotent: a stamp of the inputs (versions.env, poms, logging configs, this script) is kept in
@@ -18,7 +20,7 @@ log() { printf '[kafka] %s\n' "$*" >&2; }
 
 # shellcheck source=versions.env
 . "$HERE/versions.env"
-for var in KAFKA4_VERSION KAFKA3_VERSION LOG4J2_VERSION SLF4J_VERSION RELOAD4J_VERSION DEPENDENCY_PLUGIN_VERSION; do
+for var in KAFKA4_VERSION KAFKA3_VERSION LOG4J2_VERSION SLF4J_VERSION RELOAD4J_VERSION DEPENDENCY_PLUGIN_VERSION JMX_EXPORTER_VERSION; do
   [ -n "${!var:-}" ] || { echo "$HERE/versions.env: $var is not set" >&2; exit 2; }
 done
 
@@ -29,7 +31,9 @@ complete() {
   [ "$(cat "$CACHE/.stamp" 2>/dev/null)" = "$stamp" ] &&
     [ -f "$CACHE/$KAFKA4_VERSION/libs/kafka_2.13-$KAFKA4_VERSION.jar" ] &&
     [ -f "$CACHE/$KAFKA3_VERSION/libs/kafka_2.13-$KAFKA3_VERSION.jar" ] &&
-    { [ -z "${KAFKA4_PREVIOUS_VERSION:-}" ] || [ -f "$CACHE/$KAFKA4_PREVIOUS_VERSION/libs/kafka_2.13-$KAFKA4_PREVIOUS_VERSION.jar" ]; }
+    [ -f "$CACHE/$KAFKA4_VERSION/agents/jmx_prometheus_javaagent.jar" ] &&
+    [ -f "$CACHE/$KAFKA3_VERSION/agents/jmx_prometheus_javaagent.jar" ] &&
+    { [ -z "${KAFKA4_PREVIOUS_VERSION:-}" ] || [ -f "$CACHE/$KAFKA4_PREVIOUS_VERSION/agents/jmx_prometheus_javaagent.jar" ]; }
 }
 complete && exit 0
 
@@ -56,8 +60,17 @@ assemble() {
     -Dkafka.version="$version" -Dlog4j2.version="$LOG4J2_VERSION" \
     -Dslf4j.version="$SLF4J_VERSION" -Dreload4j.version="$RELOAD4J_VERSION" "${extra[@]}" \
     "org.apache.maven.plugins:maven-dependency-plugin:$DEPENDENCY_PLUGIN_VERSION:copy-dependencies" \
-    -DincludeScope=runtime -DoutputDirectory="$tmp/libs" > "$CACHE/maven-$version.log" 2>&1 ||
-    { cat "$CACHE/maven-$version.log" >&2; echo "assemble.sh: Maven failed for Kafka $version (log above)" >&2; exit 1; }
+    -DincludeScope=runtime -DoutputDirectory="$tmp/libs" > "$tmp/maven.log" 2>&1 ||
+    { cat "$tmp/maven.log" >&2; echo "assemble.sh: Maven failed for Kafka $version (log above)" >&2; exit 1; }
+  # the exporter agent travels with the runtime (same archive, same fetch) but stays off libs/: a
+  # jar on the broker's classpath is a jar Kafka loads, and the agent is a JVM option of its own
+  mvn -B -q -Dmaven.repo.local="$M2" \
+    "org.apache.maven.plugins:maven-dependency-plugin:$DEPENDENCY_PLUGIN_VERSION:copy" \
+    -Dartifact="io.prometheus.jmx:jmx_prometheus_javaagent:$JMX_EXPORTER_VERSION" -Dmdep.stripVersion=true \
+    -DoutputDirectory="$tmp/agents" >> "$tmp/maven.log" 2>&1 ||
+    { cat "$tmp/maven.log" >&2; echo "assemble.sh: Maven failed for the JMX exporter $JMX_EXPORTER_VERSION (log above)" >&2; exit 1; }
+  [ -f "$tmp/agents/jmx_prometheus_javaagent.jar" ] ||
+    { echo "assemble.sh: jmx_prometheus_javaagent.jar missing from $tmp/agents after Maven" >&2; exit 1; }
   cp "$HERE/$logconfig" "$tmp/config/$logconfig"
   local jar
   for jar in "$@"; do
@@ -70,7 +83,8 @@ assemble() {
   if (cd "$tmp/libs" && ls | grep -E '^(kafka|connect)[-_].*\.jar$' | grep -v -- "-$version\.jar$"); then
     echo "assemble.sh: $tmp/libs mixes Kafka versions (listed above)" >&2; exit 1
   fi
-  printf 'version=%s\n' "$version" > "$tmp/RUNTIME"
+  printf 'version=%s\njmx_exporter=%s\n' "$version" "$JMX_EXPORTER_VERSION" > "$tmp/RUNTIME"
+  mv -f "$tmp/maven.log" "$CACHE/maven-$version.log"  # a new file, as the stamp below
   rm -rf "${CACHE:?}/$version"
   mv "$tmp" "$CACHE/$version"
 }
@@ -86,6 +100,8 @@ if [ -n "${KAFKA4_PREVIOUS_VERSION:-}" ]; then  # the older 4.x that upgrades ar
     "log4j-slf4j-impl-$LOG4J2_VERSION.jar"
 fi
 
-echo "$stamp" > "$CACHE/.stamp"
+# a new file renamed over the stamp, never written in place: a .cache made of hard links of another
+# checkout's (cp -al) must not change that checkout's stamp
+printf '%s\n' "$stamp" > "$CACHE/.stamp.tmp.$$" && mv -f "$CACHE/.stamp.tmp.$$" "$CACHE/.stamp"
 after=$(du -sm "$M2" | cut -f1)
 log "Kafka runtimes ready in $(( $(date +%s) - started ))s: $CACHE/$KAFKA4_VERSION ($(du -sm "$CACHE/$KAFKA4_VERSION" | cut -f1) MB), $CACHE/$KAFKA3_VERSION ($(du -sm "$CACHE/$KAFKA3_VERSION" | cut -f1) MB); Maven repository $M2 grew by $((after - before)) MB"

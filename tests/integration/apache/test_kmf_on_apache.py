@@ -40,6 +40,11 @@ BROKERS = ("broker-0", "broker-1", "broker-2")
 ROLE = "kafka-role"
 
 
+def get_text(url: str) -> str:
+    import urllib.request
+    return urllib.request.urlopen(url, timeout=10).read().decode()
+
+
 def proc_environ(pid: int) -> dict[str, str]:
     raw = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
     return dict(e.decode(errors="replace").split("=", 1) for e in raw if b"=" in e)
@@ -200,11 +205,17 @@ def test_2_every_task_holds_only_the_ports_it_asked_for(apache_env):
     env = apache_env
     s = deployed(env)
     tasks = master_tasks(env)
+    targets = {g["labels"]["pod"]: g["targets"][0] for g in s.get("/v1/endpoints/metrics")}
     for name, task in tasks.items():
         held = port_set(task["resources"].get("ports"))
         asked = set(s.pod(name).get("ports") or [])
         if name.startswith("broker-"):
-            assert len(asked) == 2 and held == asked, (name, held, asked)  # its broker and controller ports
+            # its broker and controller ports, and its JMX exporter's, named "metrics" in the
+            # DiscoveryInfo Apache Mesos keeps for the task
+            metrics = targets[name].rsplit(":", 1)[1]
+            assert len(asked) == 2 and held == asked | {int(metrics)}, (name, held, asked, metrics)
+            named = {p["name"]: p["number"] for p in task["discovery"]["ports"]["ports"]}
+            assert named["metrics"] == int(metrics), task["discovery"]
         else:
             assert held == set() and asked == set(), (name, held)  # a stream app asks for none
     # and on each agent's own view, every executor's tasks hold the same
@@ -213,6 +224,10 @@ def test_2_every_task_holds_only_the_ports_it_asked_for(apache_env):
             for ex in fw["executors"]:
                 for task in ex["tasks"]:
                     assert port_set(task["resources"].get("ports")) == port_set(tasks[task["name"]]["resources"].get("ports"))
+    # the exporter answers there, with Kafka's own gauge (one HTTP GET per broker)
+    for name, target in targets.items():
+        text = get_text(f"http://{target}/metrics")
+        assert re.search(r"^kafka_server_replicamanager_underreplicatedpartitions \S+$", text, re.M), (name, text[-2000:])
 
 
 @pytest.mark.timeout(60)

@@ -70,6 +70,12 @@ def test_executor_runs_from_the_fetched_bundle_and_a_relaunch_hits_the_agents_ca
     assert jvm is not None
     cmdline = Path(f"/proc/{jvm}/cmdline").read_bytes().decode(errors="replace")
     assert f"{sandbox}/kafka/4.3.1/libs/*" in cmdline
+    # with the JMX exporter agent that came in the Kafka archive and the rules that came in the
+    # bundle, on the broker's address and the port the scheduler lists (nothing of the checkout's)
+    (target,) = [g["targets"][0] for g in s.get("/v1/endpoints/metrics")]
+    agent = (f"-javaagent:{sandbox}/kafka/4.3.1/agents/jmx_prometheus_javaagent.jar={target}:"
+             f"{bundle}/executor/runtime/jmx_exporter.yaml")
+    assert agent in cmdline.split("\0"), cmdline
     # and Kafka knows the broker
     from confluent_kafka.admin import AdminClient
     boot = s.get("/v1/endpoints/broker")["bootstrap_servers"]

@@ -121,6 +121,8 @@ def old_task_info(spec, pod, task_id, agent_id, data, task_resources, exec_resou
     port_names = [*pod.roles, *pod.listeners] if pod.kind == "broker" else []
     if data.broker is not None:
         ports = (*ports, *(p for p in (data.broker.tls_port, data.broker.sasl_port) if p is not None))
+        if data.broker.metrics_port is not None:  # the JMX exporter's port (issue 17)
+            ports, port_names = (*ports, data.broker.metrics_port), [*port_names, "metrics"]
     return {
         "name": pod.name,
         "task_id": {"value": task_id},
@@ -304,10 +306,10 @@ def _drive(name: str) -> list[str]:
 
 
 GOLDEN = {
-    "dense": "480c1afa8732977f9dc25bc06a349db4d5d8645456034afb0d87a3393e8da0f7",
-    "kraft_separate_urls": "9d3bc05ab6c2e2c1fabbdf818e29a244c0d46e0eee248926220df3877dd2770a",
-    "kraft_tls_sasl_served": "3d84cf8ae73575ff2a66e6548cc07fc91b6b0305ab813aa03adf06d6c6d69395",
-    "zookeeper_preinstalled": "3e5266086cc563cdcbdb1a70c68609b4d5830df8a4fd352c733503a1ae69913b",
+    "dense": "cb5e53bc04bc59666ef7606d5779c54d18ac5abe363620c6fc8913547780b183",
+    "kraft_separate_urls": "09b4750798a506200987a93289794a170f10d01ef3c1557d6414e654f48daaf4",
+    "kraft_tls_sasl_served": "317865589f5c76c01c7039dbe7bf583c9a29f8c4ea10d623c9aaf8e909fd9450",
+    "zookeeper_preinstalled": "4a81c1d1730e2f835a98b9b9752346edcea5e646059187e64d1a9b4324cdd475",
 }
 
 

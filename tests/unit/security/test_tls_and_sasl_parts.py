@@ -102,16 +102,19 @@ def _deployed():
 
 def test_brokers_reserve_a_port_per_listener_and_the_payload_names_them():
     sim, infos = _deployed()
-    assert pods_by_name(sim.state.spec)["broker-0"].ports_needed == 4
+    assert pods_by_name(sim.state.spec)["broker-0"].ports_needed == 5  # and the metrics exporter's
     for info in infos:
         b = TaskData.decode(info["data"]).broker
-        ports = {b.broker_port, b.controller_port, b.tls_port, b.sasl_port}
-        assert None not in ports and len(ports) == 4
+        ports = {b.broker_port, b.controller_port, b.tls_port, b.sasl_port, b.metrics_port}
+        assert None not in ports and len(ports) == 5
         assert b.inter_broker_tls and b.sasl_mechanism == "SCRAM-SHA-512"
         assert b.tls is None  # the core issues nothing: the shell adds certificates at launch
         named = {p["name"]: p["number"] for p in info["discovery"]["ports"]["ports"]}
         assert named == {"broker": b.broker_port, "controller": b.controller_port, "tls": b.tls_port,
-                         "sasl": b.sasl_port}
+                         "sasl": b.sasl_port, "metrics": b.metrics_port}
+        # the listeners keep the ports below the metrics one (a reservation from before the
+        # metrics port maps its listeners the same)
+        assert max(b.tls_port, b.sasl_port) < b.metrics_port
     extras = endpoint_extras(sim.state, "CA")
     assert len(extras["tls"]["address"]) == 3 and extras["tls"]["ca_cert"] == "CA"
     assert extras["sasl"]["security_protocol"] == "SASL_SSL"
