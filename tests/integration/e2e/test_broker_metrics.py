@@ -9,6 +9,7 @@ import re
 import signal
 import time
 import urllib.request
+from pathlib import Path
 
 import pytest
 
@@ -78,6 +79,12 @@ def test_urp_on_the_scraped_targets_moves_when_a_broker_stops_and_recovers(kmf_e
         assert samples[URP] == [("", 0.0)], (pod, samples[URP])
         assert 'request="Produce"' in " ".join(labels for labels, _ in
                                                samples["kafka_network_requestmetrics_totaltimems"])
+    # every broker metric the Grafana dashboard queries is one the exporters really serve
+    dashboard = (Path(__file__).resolve().parents[3] / "scheduler" / "api" / "grafana" / "kmf-dashboard.json")
+    exprs = [t["expr"] for p in json.loads(dashboard.read_text())["panels"] for t in p["targets"]]
+    queried = {n for e in exprs for n in re.findall(r"\bkafka_[a-z_]+", e)}
+    served = set().union(*(scrape(t) for t in targets.values()))
+    assert queried and queried <= served, f"the dashboard queries {sorted(queried - served)}, which no exporter serves"
     # exactly one active controller in the quorum
     assert sum(scrape(t)["kafka_controller_kafkacontroller_activecontrollercount"][0][1]
                for t in targets.values()) == 1
