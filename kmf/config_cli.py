@@ -31,6 +31,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     update.add_argument("file")
     update.add_argument("--yes", action="store_true",
                         help="confirm an update that needs it (e.g. one that removes brokers)")
+    update.add_argument("--yes-delete", action="store_true",
+                        help="confirm that declared topics and users removed from the file are deleted from Kafka")
     common(update)
     update.set_defaults(func=_guard(config_update))
 

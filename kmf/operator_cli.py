@@ -188,6 +188,9 @@ def _fail(args: argparse.Namespace, status: int, doc: Any) -> int:
         print(f"  {problem}", file=sys.stderr)
     if needs_confirmation(doc):
         print("re-run with --yes to confirm", file=sys.stderr)
+    if isinstance(doc, dict) and doc.get("delete_confirm_required") is True:
+        print(f"re-run with --yes-delete to delete {', '.join(doc.get('would_delete') or [])} from Kafka",
+              file=sys.stderr)
     return EXIT_REFUSED
 
 
@@ -646,13 +649,15 @@ def config_update(args: argparse.Namespace) -> int:
         raw = Path(args.file).read_bytes()
     except OSError as exc:
         raise UsageError(f"{args.file}: {exc.strerror or exc}") from None
-    if not getattr(args, "yes", False):
+    confirm, confirm_delete = bool(getattr(args, "yes", False)), bool(getattr(args, "yes_delete", False))
+    if not (confirm or confirm_delete):
         return _result(args, *call(args, "PUT", "/v1/config", raw=raw))
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise UsageError(f"{args.file}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
-    return _result(args, *call(args, "PUT", "/v1/config", {"yaml": text, "confirm": True}))
+    return _result(args, *call(args, "PUT", "/v1/config", {"yaml": text, "confirm": confirm,
+                                                            "confirm_delete": confirm_delete}))
 
 
 def _guard(func: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:

@@ -13,6 +13,7 @@ Each kind of event has its handler in the module of its concern:
 ``ReassignFailed`` `rebalance_commands` (the rebalance stops in ERROR)
 ``PartitionSizes`` `rebalance_commands` (the bytes a rebalance copies)
 ``InverseOffers``  `maintenance` (Mesos maintenance windows; also before each offer round)
+``DeclaredDeleted`` `declared_deletes` (declared topics/users the reconciler deleted)
 =================  =====================================================
 
 Every handler is pure: data in, a new state and the actions for the shell out.
@@ -24,7 +25,7 @@ from typing import Any, Callable
 import attrs
 
 from scheduler.core import events as ev
-from scheduler.core import maintenance
+from scheduler.core import declared_deletes, maintenance
 from scheduler.core.commands import on_command
 from scheduler.core.construction import initial_state
 from scheduler.core.records import Result
@@ -50,6 +51,7 @@ HANDLERS: dict[type, Callable[[State, Any], Result]] = {
     ev.OfferRescinded: lambda s, e: (s, ()),
     ev.InverseOffers: maintenance.on_inverse_offers,
     ev.InverseOfferRescinded: maintenance.on_inverse_offer_rescinded,
+    ev.DeclaredDeleted: declared_deletes.on_declared_deleted,
 }
 
 

@@ -139,10 +139,19 @@ class PartitionSizes:
 
 
 @attrs.frozen
+class DeclaredDeleted:
+    """The reconciler deleted these topics and users from Kafka (or found them gone)."""
+
+    topics: tuple[str, ...]
+    users: tuple[str, ...]
+    now: float
+
+
+@attrs.frozen
 class InverseOfferRescinded:
     inverse_offer_id: str
     now: float
 
 
 Event = (Subscribed | Disconnected | Offers | OfferRescinded | Status | AgentLost | Tick | KafkaHealth | Command
-         | ReassignFailed | PartitionSizes | InverseOffers | InverseOfferRescinded)
+         | ReassignFailed | PartitionSizes | InverseOffers | InverseOfferRescinded | DeclaredDeleted)
