@@ -186,8 +186,9 @@ class DeclaredSync:
                     have_users.add(user)
             if s.spec.kafka.sasl.authorizer:
                 # None matches any name, principal and host (the stubs say str; librdkafka takes NULL)
-                everything = AclBindingFilter(ResourceType.ANY, None, ResourcePatternType.ANY,  # type: ignore[arg-type]
-                                              None, None, AclOperation.ANY, AclPermissionType.ANY)
+                anything: Any = None
+                everything = AclBindingFilter(ResourceType.ANY, anything, ResourcePatternType.ANY, anything,
+                                              anything, AclOperation.ANY, AclPermissionType.ANY)
                 for b in admin.describe_acls(everything, request_timeout=TIMEOUT_S).result():
                     kind, _, name = b.principal.partition(":")
                     if kind == "User" and name in users:
