@@ -660,6 +660,49 @@ def config_update(args: argparse.Namespace) -> int:
                                                             "confirm_delete": confirm_delete}))
 
 
+def _declared_text(doc: dict) -> str:
+    lines = [f"declared topics and users: {doc.get('state')} (config {doc.get('config_id', '?')})"]
+    for key in ("topics", "users"):
+        if doc.get(key):
+            lines.append(f"  {key}: {', '.join(doc[key])}")
+    deleting = doc.get("deleting") or {}
+    if deleting.get("topics") or deleting.get("users"):
+        lines.append(f"  deleting: {', '.join([*deleting.get('topics', []), *deleting.get('users', [])])}")
+    lines += [f"  applied: {a}" for a in doc.get("applied") or []]
+    lines += [f"  not done: {p}" for p in doc.get("problems") or []]
+    lines += [f"  failed: {e}" for e in doc.get("errors") or []]
+    return "\n".join(lines)
+
+
+def config_declared(args: argparse.Namespace) -> int:
+    """How Kafka matches the declared topics and users; with --wait, until it does for the
+    current target config (exit 1 on an error of the reconciler, or on --wait-timeout)."""
+    started = time.monotonic()
+    while True:
+        status, doc = call(args, "GET", "/v1/declared")
+        if status >= 300:
+            return _fail(args, status, doc)
+        if not args.wait:
+            _print(args, doc, _declared_text(doc))
+            return EXIT_OK
+        t_status, target = call(args, "GET", "/v1/config/target")
+        if t_status >= 300:
+            return _fail(args, t_status, target)
+        current = doc.get("config_id") == target.get("id")
+        if current and doc.get("state") in ("in sync", "nothing declared"):
+            _print(args, doc, _declared_text(doc))
+            return EXIT_OK
+        if current and doc.get("state") == "error":
+            _print(args, doc, _declared_text(doc))
+            print("failed: the declared topics and users are not all applied (see above; kmf retries)",
+                  file=sys.stderr)
+            return EXIT_REFUSED
+        if time.monotonic() - started >= args.wait_timeout:
+            print(f"failed: timed out after {args.wait_timeout:g}s; declared: {doc.get('state')}", file=sys.stderr)
+            return EXIT_REFUSED
+        time.sleep(1.0)
+
+
 def _guard(func: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:
     """Run an API command: common options filled in, the token file checked before anything is
     sent, and each way of not getting a result turned into its exit code and one clear line."""

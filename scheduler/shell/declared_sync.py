@@ -172,7 +172,9 @@ class DeclaredSync:
             configs = {}
             res = ConfigResource(ResourceType.TOPIC, name)
             for key, entry in admin.describe_configs([res], request_timeout=TIMEOUT_S)[res].result().items():
-                if entry.source == ConfigSource.DYNAMIC_TOPIC_CONFIG and entry.value is not None:
+                # confluent-kafka gives the source as a plain int here, not its ConfigSource enum
+                source = getattr(entry.source, "value", entry.source)
+                if source == ConfigSource.DYNAMIC_TOPIC_CONFIG.value and entry.value is not None:
                     configs[key] = entry.value
             topics[name] = Topic(name, len(t.partitions), len(t.partitions[min(t.partitions)].replicas), configs)
         mechanism = s.spec.kafka.sasl.mechanism.replace("-", "_")
