@@ -58,12 +58,13 @@ def _kafka_reason(exc: BaseException) -> str:
 class DeclaredSync:
     def __init__(self, state: Callable[[], State], put: Callable[[Any], None],
                  tools: Callable[[State], KafkaTools], interval: float = 3.0, recheck_s: float = 60.0,
-                 clock: Callable[[], float] = time.time) -> None:
+                 retry_s: float = 10.0, clock: Callable[[], float] = time.time) -> None:
         self.state = state
         self.put = put
         self.tools = tools
         self.interval = interval
         self.recheck_s = recheck_s
+        self.retry_s = retry_s
         self.clock = clock
         self.stopped = threading.Event()
         self._admin: tuple[str, Any] | None = None
@@ -105,8 +106,13 @@ class DeclaredSync:
             self._synced = s.config_id
             return False
         now = self.clock()
-        due = s.config_id != self._synced or bool(deleting) or self._failed or now - self._last >= self.recheck_s
+        since = now - self._last
+        # a failed pass is retried after retry_s, not every interval: each pass may start a JVM (quotas)
+        due = (s.config_id != self._synced or since >= self.recheck_s
+               or (bool(deleting) or self._failed) and since >= self.retry_s)
         if not due:
+            # the names as they are now (a pending deletion done since the last pass is gone)
+            self._status = {**self._status, **names}
             return False
         boot = broker_endpoint(s)["bootstrap_servers"]
         if not boot or not any(r.serving for r in s.tasks.values() if r.kind == "broker"):
