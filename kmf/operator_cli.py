@@ -656,8 +656,8 @@ def config_update(args: argparse.Namespace) -> int:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise UsageError(f"{args.file}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
-    return _result(args, *call(args, "PUT", "/v1/config", {"yaml": text, "confirm": confirm,
-                                                            "confirm_delete": confirm_delete}))
+    body = {"yaml": text, "confirm": confirm, **({"confirm_delete": True} if confirm_delete else {})}
+    return _result(args, *call(args, "PUT", "/v1/config", body))
 
 
 def _declared_text(doc: dict) -> str:

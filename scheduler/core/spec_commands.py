@@ -136,9 +136,18 @@ def update_config(state: State, command: UpdateConfig, cmd: ev.Command) -> Resul
                                if launch_config.LAUNCH_REFUSED in state.properties else ()))
     new_state, more = roll(new_state, now)
     return offer_control(new_state, now, out + more + [accept(
-        cmd, "configuration updated" if diff else "nothing changed", diff=diff, deleting=deleting,
+        cmd, ("configuration updated" if diff else "nothing changed") + _declared_note(spec, deleting),
+        diff=diff, deleting=deleting,
         live=config.live_broker_settings(state.spec, spec),
         restart=config.broker_restart_required(state.spec, spec))])
+
+
+def _declared_note(spec: ServiceSpec, deleting: list[str]) -> str:
+    """What the reply says of declared topics and users: the leader applies them after the reply."""
+    if not (spec.topics or spec.users or deleting):
+        return ""
+    gone = f", deleting {', '.join(deleting)}" if deleting else ""
+    return f"; Kafka follows the declared topics and users{gone} (kmf config declared --wait, GET /v1/declared)"
 
 
 def uninstall(state: State, command: Uninstall, cmd: ev.Command) -> Result:

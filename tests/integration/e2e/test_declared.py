@@ -136,6 +136,7 @@ def test_declared_topic_and_users_reach_kafka_and_leave_only_when_confirmed(kmf_
     # with it, the topic goes; the users stay
     run = update(s, kept, tmp_path / "without-orders.yaml", "--yes-delete")
     assert run.returncode == 0, run.stderr
+    assert "deleting topic orders" in run.stdout, run.stdout
     wait_for(lambda: "orders" not in a.list_topics(timeout=10).topics, timeout=60, what="orders deleted")
     wait_for(lambda: s.get("/v1/declared")["deleting"] == {"topics": [], "users": []}, timeout=30,
              what="no deletion pending")
@@ -143,7 +144,9 @@ def test_declared_topic_and_users_reach_kafka_and_leave_only_when_confirmed(kmf_
 
     # no password where kmf writes or shows things
     texts = {"API": json.dumps([s.get(p) for p in ("/v1/config/target", "/v1/declared", "/v1/state/properties")]),
-             "scheduler log": s.log(10**7)}
+             "scheduler log": s.log(10**7),
+             "sandbox logs": "\n".join(p.read_text(errors="replace") for p in env.lm.base.glob("**/*")
+                                       if p.is_file() and p.name in ("stdout", "stderr"))}
     with zk_session(env.zk_connect) as zk:
         texts["zookeeper"] = "\n".join(node_texts(zk, f"{env.zk_root}/{env.name}"))
     for where, text in texts.items():
