@@ -209,14 +209,17 @@ def removed(old_topics: tuple[TopicSpec, ...], old_users: tuple[UserSpec, ...],
 
 
 def replication_changes(old_topics: tuple[TopicSpec, ...], new_topics: tuple[TopicSpec, ...],
-                        old_default: int, new_default: int) -> list[str]:
+                        old_default: int) -> list[str]:
     """Declared topics whose replication factor an update would change: refused, that is moving
-    replicas (`kmf rebalance`), not something kmf does to a topic behind the operator's back."""
+    replicas (`kmf rebalance`), not something kmf does to a topic behind the operator's back.
+    Only a replication the new file gives is compared (with the old file's, or the default the
+    topic was created with): one left out is not enforced, so a new service default (more
+    brokers) changes no existing topic."""
     before = {t.name: t.replication or old_default for t in old_topics}
     out = []
     for t in new_topics:
-        rf = t.replication or new_default
-        if t.name in before and before[t.name] != rf:
+        rf = t.replication
+        if rf is not None and t.name in before and before[t.name] != rf:
             out.append(f"topics.{t.name}.replication: {before[t.name]} → {rf}: changing the replication factor of "
                        "an existing topic is not done by a config update (Kafka's reassignment, see kmf rebalance)")
     return out

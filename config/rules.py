@@ -323,7 +323,7 @@ def check_update(old: ServiceSpec, new: ServiceSpec) -> list[str]:
                        "(each broker's ports are fixed when its resources are reserved)")
     if old.mesos.role != new.mesos.role:
         out.append("mesos.role: reserved resources belong to the old role; it cannot change in place")
-    out += replication_changes(old.topics, new.topics, old.kafka.replication_factor, new.kafka.replication_factor)
+    out += replication_changes(old.topics, new.topics, old.kafka.replication_factor)
     return out
 
 

@@ -39,7 +39,10 @@ class Acl:
 class Topic:
     name: str
     partitions: int
-    replication: int
+    # Kafka's view: the topic's; declared: None when the YAML gives none (the service's default
+    # when the topic is created, never compared afterwards: a broker scale-out that raises the
+    # default does not make existing topics "wrong")
+    replication: int | None
     configs: Mapping[str, str] = attrs.field(factory=dict)  # set on the topic itself (not defaults)
 
 
@@ -51,6 +54,7 @@ class Declared:
     users: frozenset[str] = frozenset()
     acls: frozenset[Acl] = frozenset()
     quotas: Mapping[str, Mapping[str, float]] = attrs.field(factory=dict)  # user → key → value
+    default_replication: int = 1  # the service's (kafka.replication_factor), for new topics
 
 
 @attrs.frozen
@@ -170,12 +174,11 @@ class Plan:
 
 def declared_of(spec: ServiceSpec) -> Declared:
     """The spec's declared objects with the service's defaults filled in."""
-    topics = {t.name: Topic(t.name, t.partitions, t.replication or spec.kafka.replication_factor, dict(t.configs))
-              for t in spec.topics}
+    topics = {t.name: Topic(t.name, t.partitions, t.replication, dict(t.configs)) for t in spec.topics}
     acls = frozenset(Acl(u.name, a.resource_type, a.resource_name, a.pattern, op, a.permission, a.host)
                      for u in spec.users for a in u.acls for op in a.operations)
     return Declared(topics, frozenset(u.name for u in spec.users), acls,
-                    {u.name: u.quotas.values() for u in spec.users})
+                    {u.name: u.quotas.values() for u in spec.users}, spec.kafka.replication_factor)
 
 
 def deleting_of(properties: Mapping[str, str]) -> Deleting:
@@ -213,9 +216,9 @@ def plan_changes(declared: Declared, view: KafkaView, deleting: Deleting = Delet
     for name in sorted(declared.topics):
         want, have = declared.topics[name], view.topics.get(name)
         if have is None:
-            changes.append(CreateTopic(want))
+            changes.append(CreateTopic(attrs.evolve(want, replication=want.replication or declared.default_replication)))
             continue
-        if have.replication != want.replication:
+        if want.replication is not None and have.replication != want.replication:
             problems.append(f"topic {name}: replication is {have.replication} in Kafka, {want.replication} declared; "
                             "kmf does not change it (move replicas with Kafka's reassignment, see kmf rebalance)")
         if want.partitions > have.partitions:

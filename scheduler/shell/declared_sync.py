@@ -211,7 +211,8 @@ class DeclaredSync:
         from confluent_kafka.admin import AlterConfigOpType, ConfigEntry, ConfigResource, NewPartitions, NewTopic
         if isinstance(change, CreateTopic):
             t = change.topic
-            admin.create_topics([NewTopic(t.name, t.partitions, t.replication, config=dict(t.configs))],
+            rf = -1 if t.replication is None else t.replication  # -1: the brokers' default (plan_changes sets it)
+            admin.create_topics([NewTopic(t.name, t.partitions, rf, config=dict(t.configs))],
                                 request_timeout=TIMEOUT_S)[t.name].result(TIMEOUT_S)
         elif isinstance(change, AddPartitions):
             admin.create_partitions([NewPartitions(change.topic, change.total)],

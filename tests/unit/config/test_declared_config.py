@@ -145,3 +145,9 @@ def test_an_update_changing_a_declared_topics_replication_is_refused():
     new = load(SASL + "topics:\n  - {name: a, replication: 2}\n")
     assert any("topics.a.replication: 3 → 2" in r for r in config.check_update(old, new))
     assert config.check_update(old, load(SASL + "topics:\n  - {name: a, partitions: 3}\n")) == []
+    # more brokers raise the service's default replication: declared topics without one are not refused
+    more = load(SASL.replace("kafka:\n", "kafka:\n  brokers: 5\n") + "topics:\n  - {name: a}\n")
+    fewer = load(SASL.replace("kafka:\n", "kafka:\n  brokers: 2\n") + "topics:\n  - {name: a}\n")
+    assert config.check_update(fewer, more) == []
+    # leaving an explicit replication out is not a change either
+    assert config.check_update(new, load(SASL + "topics:\n  - {name: a}\n")) == []

@@ -69,13 +69,14 @@ def acls_for(users: st.SearchStrategy[str]) -> st.SearchStrategy[Acl]:
 @st.composite
 def worlds(draw: Any) -> tuple[Declared, KafkaView, Deleting]:
     rf = draw(st.integers(1, 3))
-    declared_topics = draw(st.dictionaries(TOPICS, st.tuples(st.integers(1, 6), CONFIGS), max_size=4))
+    declared_topics = draw(st.dictionaries(TOPICS, st.tuples(st.integers(1, 6), CONFIGS, st.sampled_from([None, rf])),
+                                           max_size=4))
     declared_users = draw(st.frozensets(USERS, max_size=3))
     declared = Declared(
-        {n: Topic(n, p, rf, c) for n, (p, c) in declared_topics.items()}, declared_users,
+        {n: Topic(n, p, r, c) for n, (p, c, r) in declared_topics.items()}, declared_users,
         frozenset(draw(st.lists(acls_for(st.sampled_from(sorted(declared_users))), max_size=6))
                   if declared_users else []),
-        {u: draw(QUOTAS) for u in declared_users})
+        {u: draw(QUOTAS) for u in declared_users}, rf)
     # Kafka: any topics (also undeclared ones, with fewer partitions than declared so the diff can
     # bring them up), any users, ACLs and quotas, of declared names and of others
     kafka_topics = draw(st.dictionaries(TOPICS, st.tuples(st.integers(1, 6), CONFIGS), max_size=5))
@@ -101,7 +102,12 @@ def test_applying_the_changes_gives_the_declared_view_and_touches_nothing_undecl
     after = apply(view, plan.changes)
     # every declared object is in Kafka as declared
     for name, topic in declared.topics.items():
-        assert after.topics[name] == topic
+        t = after.topics[name]
+        assert (t.partitions, dict(t.configs)) == (topic.partitions, dict(topic.configs))
+        # a replication left out is the service's default when kmf creates the topic, else Kafka's
+        expected = topic.replication or (declared.default_replication if name not in view.topics
+                                         else view.topics[name].replication)
+        assert t.replication == expected
     assert declared.users <= after.users
     assert {a for a in after.acls if a.user in declared.users} == set(declared.acls)
     for user in declared.users:
@@ -125,6 +131,9 @@ def test_replication_and_fewer_partitions_are_reported_never_changed():
     assert plan.changes == ()
     assert any("replication is 1 in Kafka, 3 declared" in p for p in plan.problems)
     assert any("4 partitions in Kafka, 2 declared" in p for p in plan.problems)
+    # a replication the YAML leaves out is not compared: a new service default changes no topic
+    assert plan_changes(Declared({"t": Topic("t", 4, None, {})}, default_replication=3),
+                        KafkaView({"t": Topic("t", 4, 1, {})})) == d.Plan()
 
 
 def test_credentials_are_set_when_missing_or_on_refresh_only():
@@ -153,7 +162,9 @@ users:
 
 def test_declared_of_fills_the_services_defaults():
     got = d.declared_of(spec(DECLARED))
-    assert got.topics["audit"] == Topic("audit", 1, 3, {})
+    assert got.topics["audit"] == Topic("audit", 1, None, {}) and got.default_replication == 3
+    create = plan_changes(got, KafkaView()).changes[0]
+    assert create == d.CreateTopic(Topic("audit", 1, 3, {}))
     assert got.acls == {Acl("alice", "topic", "orders", "literal", "write", "allow"),
                         Acl("alice", "topic", "orders", "literal", "describe", "allow")}
     assert got.quotas == {"alice": {"producer_byte_rate": 1024.0}}
