@@ -58,8 +58,10 @@ def _validate(args: argparse.Namespace) -> int:
     if spec is None:
         return 2
     apps = ", ".join(f"{a.name}×{a.count}" for a in spec.apps) or "no apps"
+    declared = (f", declared: {len(spec.topics)} topic(s), {len(spec.users)} user(s)"
+                if spec.topics or spec.users else "")
     print(f"{args.file}: OK: service {spec.name}, {spec.kafka.brokers} Kafka {spec.kafka.version} "
-          f"brokers ({spec.kafka.mode}), {apps}")
+          f"brokers ({spec.kafka.mode}), {apps}{declared}")
     return 0
 
 
