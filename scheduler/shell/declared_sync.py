@@ -57,7 +57,7 @@ def _kafka_reason(exc: BaseException) -> str:
 
 class DeclaredSync:
     def __init__(self, state: Callable[[], State], put: Callable[[Any], None],
-                 tools: Callable[[State], KafkaTools], interval: float = 3.0, recheck_s: float = 60.0,
+                 tools: Callable[[State], KafkaTools], interval: float = 3.0, recheck_s: float = 300.0,
                  retry_s: float = 10.0, clock: Callable[[], float] = time.time) -> None:
         self.state = state
         self.put = put

@@ -1,0 +1,34 @@
+"""GET /v1/declared: the leader's reconciliation state; a standby sends the reader to the leader;
+PUT /v1/config's confirm_delete reaches the core, and must be true or false."""
+from __future__ import annotations
+
+import json
+
+from tests.helpers.api_backend import Backend, api, call
+
+
+class Standby(Backend):
+    def role(self): return "standby"
+    def leader_url(self): return "http://127.0.0.9:31500/"
+
+
+def test_the_leader_answers_and_a_standby_redirects_to_it():
+    status, data = call(api(), "GET", "/v1/declared")
+    assert status == 200 and json.loads(data) == {"state": "nothing declared"}
+    from prometheus_client import CollectorRegistry
+
+    from scheduler.api.server import Api
+    standby = Api(Standby(), CollectorRegistry())
+    status, ctype, data, extra = standby.handle("GET", "/v1/declared", {}, b"")
+    assert status == 307 and extra["Location"] == "http://127.0.0.9:31500/v1/declared"
+
+
+def test_put_config_passes_confirm_delete_and_refuses_a_non_boolean():
+    a = api()
+    status, _ = call(a, "PUT", "/v1/config", json.dumps({"yaml": "x", "confirm_delete": "yes"}).encode())
+    assert status == 400
+    yaml_text = ("name: kafka\nmesos: {master: 'zk://127.0.0.1:2181/mesos'}\n"
+                 "zookeeper: {connect: '127.0.0.1:2181'}\n")
+    call(a, "PUT", "/v1/config", json.dumps({"yaml": yaml_text, "confirm_delete": True}).encode())
+    kind, args = a.backend.submitted[-1]
+    assert kind == "update_config" and args["confirm_delete"] is True and args["confirm"] is False
