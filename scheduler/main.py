@@ -205,7 +205,7 @@ class Service:
 
     def declared_status(self) -> dict[str, Any]:
         if self.role() != "leader" or self.declared is None:
-            return {"state": "not reconciled here: the leading scheduler reconciles", "leader": self.leader_url()}
+            return {"state": "standby: the leading scheduler reconciles (ask it)", "leader": self.leader_url()}
         return self.declared.status()
 
     def parse_config(self, text: str) -> ServiceSpec:

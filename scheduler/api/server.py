@@ -435,11 +435,8 @@ class Api:
 
     def get_declared(self, body: bytes) -> tuple[int, Any]:
         """How Kafka matches the declared topics and users: state, what was applied, refused, failed.
-        Only the leader reconciles (and knows): a standby redirects to it."""
-        leader = self.backend.leader_url() if self.backend.role() == "standby" else None
-        if leader:
-            return 307, {"error": "this instance is a standby; the leader reconciles",
-                         "location": leader.rstrip("/") + "/v1/declared"}
+        Only the leader reconciles and knows; a standby (also a scheduler still starting, which its
+        election may name as the leader already: no redirect to itself) says so and names it."""
         return 200, self.backend.declared_status()
 
     def post_scale(self, body: bytes) -> tuple[int, Any]:

@@ -124,23 +124,45 @@ def test_declared_topic_and_users_reach_kafka_and_leave_only_when_confirmed(kmf_
     assert sorted(json.loads(run.stdout)["applied"]) == [
         "set the SCRAM credential of user alice", "set the SCRAM credential of user bob"], run.stdout
 
-    # the topic removed from the YAML: refused without the flag, nothing changed
-    kept = copy.deepcopy(declared)
-    kept["topics"] = []
+    # changed in the YAML: one more partition, one topic setting for another, alice's describe ACL
+    # gone (write implies describe) and her consumer quota with it
+    changed = copy.deepcopy(declared)
+    changed["topics"][0].update(partitions=4, configs={"cleanup.policy": "compact"})
+    changed["users"][0]["acls"][0]["operations"] = ["write"]
+    changed["users"][0]["quotas"] = {"producer_byte_rate": MB}
+    run = update(s, changed, tmp_path / "changed.yaml")
+    assert run.returncode == 0, run.stderr
+    run = kmf(s, "config", "declared", "--wait", "--wait-timeout", "120")
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert len(a.list_topics(timeout=10).topics["orders"].partitions) == 4
+    own = {k: e.value for k, e in a.describe_configs([res])[res].result(15).items()
+           if e.source == ConfigSource.DYNAMIC_TOPIC_CONFIG.value}
+    assert own == {"cleanup.policy": "compact"}
+    assert {b.operation for b in a.describe_acls(anything).result(15)} == {AclOperation.WRITE}
+    said = tools.run_tool("describe quotas", "kafka.admin.ConfigCommand", boot,
+                          ["--describe", "--entity-type", "users", "--entity-name", "alice"])
+    assert "producer_byte_rate=1048576.0" in said and "consumer_byte_rate" not in said, said
+    assert produce({**sasl, "sasl.username": "alice", "sasl.password": ALICE_PW}, "orders", 1) == [None]
+
+    # the topic and bob removed from the YAML: refused without the flag, nothing changed
+    kept = copy.deepcopy(changed)
+    kept["topics"], kept["users"] = [], kept["users"][:1]
     run = update(s, kept, tmp_path / "without-orders.yaml")
     assert run.returncode == 1, run.stdout + run.stderr
-    assert "topic orders" in run.stderr and "--yes-delete" in run.stderr, run.stderr
+    assert "topic orders, user bob" in run.stderr and "--yes-delete" in run.stderr, run.stderr
     assert [t["name"] for t in s.get("/v1/config/target")["config"]["topics"]] == ["orders"]
     time.sleep(4)  # a reconciler pass would have run by now
     assert "orders" in a.list_topics(timeout=10).topics
-    # with it, the topic goes; the users stay
+    assert {"alice", "bob"} <= set(a.describe_user_scram_credentials().result(15))
+    # with it, they go; alice stays
     run = update(s, kept, tmp_path / "without-orders.yaml", "--yes-delete")
     assert run.returncode == 0, run.stderr
-    assert "deleting topic orders" in run.stdout, run.stdout
+    assert "deleting topic orders, user bob" in run.stdout, run.stdout
     wait_for(lambda: "orders" not in a.list_topics(timeout=10).topics, timeout=60, what="orders deleted")
     wait_for(lambda: s.get("/v1/declared")["deleting"] == {"topics": [], "users": []}, timeout=30,
              what="no deletion pending")
-    assert {"alice", "bob"} <= set(a.describe_user_scram_credentials().result(15))
+    users = set(a.describe_user_scram_credentials().result(15))
+    assert "alice" in users and "bob" not in users
 
     # no password where kmf writes or shows things
     texts = {"API": json.dumps([s.get(p) for p in ("/v1/config/target", "/v1/declared", "/v1/state/properties")]),
