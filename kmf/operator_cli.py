@@ -692,10 +692,10 @@ def config_declared(args: argparse.Namespace) -> int:
         if current and doc.get("state") in ("in sync", "nothing declared"):
             _print(args, doc, _declared_text(doc))
             return EXIT_OK
-        if current and doc.get("state") == "error":
+        if current and doc.get("state") in ("error", "not applied"):
             _print(args, doc, _declared_text(doc))
-            print("failed: the declared topics and users are not all applied (see above; kmf retries)",
-                  file=sys.stderr)
+            print("failed: the declared topics and users are not all applied (see above"
+                  + ("; kmf retries)" if doc["state"] == "error" else ")"), file=sys.stderr)
             return EXIT_REFUSED
         if time.monotonic() - started >= args.wait_timeout:
             print(f"failed: timed out after {args.wait_timeout:g}s; declared: {doc.get('state')}", file=sys.stderr)

@@ -146,7 +146,9 @@ class DeclaredSync:
         self._failed = bool(errors)
         if not errors:
             self._synced = s.config_id
-        self._status = {"state": "error" if errors else "in sync", "config_id": s.config_id, "checked_at": now,
+        # "not applied": what kmf refuses to do (a replication factor, fewer partitions) stays as Kafka has it
+        state = "error" if errors else "not applied" if plan.problems else "in sync"
+        self._status = {"state": state, "config_id": s.config_id, "checked_at": now,
                         "applied": applied, "problems": list(plan.problems), "errors": errors, **names}
         return True
 
