@@ -196,3 +196,19 @@ def test_declared_objects_change_no_broker_but_the_authorizer_rolls_them():
     assert config.broker_restart_required(spec(BASE.replace("placement: ['hostname:UNIQUE']}",
                                                             "placement: ['hostname:UNIQUE'], sasl: {enabled: true}}")),
                                           plain)
+
+
+def test_brokers_get_the_authorizer_with_kmfs_principal_as_super_user():
+    from scheduler.core.pods import desired_pods
+    from scheduler.core.taskinfo import bootstrap_servers, task_data, voters
+    sim = deployed(SASL)
+    pods = desired_pods(sim.state.spec)
+    pod = next(p for p in pods if p.name == "broker-0")
+    quorum, boot = voters(sim.state.tasks, pods), bootstrap_servers(sim.state.tasks, pods)
+    data = task_data(sim.state.spec, pod, sim.state.tasks["broker-0"], {"cluster_id": "x"}, quorum, boot)
+    overrides = data.broker.overrides
+    assert overrides["authorizer.class.name"] == "org.apache.kafka.metadata.authorizer.StandardAuthorizer"
+    assert overrides["allow.everyone.if.no.acl.found"] == "false" and overrides["super.users"] == "User:ANONYMOUS"
+    plain = spec(SASL.replace(", authorizer: true", ""))
+    assert "authorizer.class.name" not in task_data(plain, pod, sim.state.tasks["broker-0"], {"cluster_id": "x"},
+                                                    quorum, boot).broker.overrides
