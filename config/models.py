@@ -11,6 +11,8 @@ from typing import Literal
 
 import attrs
 
+from config.declared import TopicSpec, UserSpec
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
 CONSTRAINT_OPERATORS = ("UNIQUE", "CLUSTER", "GROUP_BY", "LIKE", "UNLIKE", "MAX_PER", "IS")
@@ -80,10 +82,13 @@ class TlsSpec:
 
 @attrs.frozen
 class SaslSpec:
-    """SASL/SCRAM for clients: users are created through the API and kept by Kafka itself."""
+    """SASL/SCRAM for clients: users are created through the API or declared (`users:`) and kept
+    by Kafka itself. `authorizer` turns Kafka's ACLs on (KRaft's StandardAuthorizer): a SASL user
+    then does only what its ACLs allow."""
 
     enabled: bool = False
     mechanism: Literal["SCRAM-SHA-512", "SCRAM-SHA-256"] = "SCRAM-SHA-512"
+    authorizer: bool = False
 
 
 def quorum_size(brokers: int) -> int:
@@ -228,6 +233,9 @@ class ServiceSpec:
     policies: Policies = Policies()
     api: ApiSpec = ApiSpec()
     executor: ExecutorSpec = ExecutorSpec()
+    # declared Kafka objects, reconciled by the leading scheduler (config.declared)
+    topics: tuple[TopicSpec, ...] = ()
+    users: tuple[UserSpec, ...] = ()
 
     def app(self, name: str) -> AppSpec | None:
         return next((a for a in self.apps if a.name == name), None)

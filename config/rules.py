@@ -11,6 +11,7 @@ from typing import Iterable
 
 import attrs
 
+from config.declared import removed, replication_changes, validate_declared
 from config.models import AppSpec, Constraint, ServiceSpec, quorum_size
 from kmfwire import artifacts
 
@@ -161,6 +162,8 @@ def validate(spec: ServiceSpec, check_files: bool = False,
     if not 1 <= k.rebalance.max_moves <= 1000:
         out.append(("kafka.rebalance.max_moves", f"must be 1 to 1000, got {k.rebalance.max_moves}"))
     out += _security(spec)
+    out += validate_declared(spec.topics, spec.users, brokers=k.brokers, mode=k.mode, sasl_enabled=k.sasl.enabled,
+                             authorizer=k.sasl.authorizer, overrides=k.overrides, check_files=check_files)
     out += _executor(spec, check_files)
     names: set[str] = set()
     for i, app in enumerate(spec.apps):
@@ -280,9 +283,10 @@ def _flatten(value: object, prefix: str = "") -> dict[str, object]:
         if isinstance(value[0], Constraint):
             return {prefix[:-1]: ",".join(str(c) for c in value)}
         out = {}
-        for item in value:
-            key = getattr(item, "name", None)
-            out.update(_flatten(item, f"{prefix}{key}."))
+        names = [getattr(item, "name", None) for item in value]
+        unique = None not in names and len(set(names)) == len(names)  # else (ACLs) by position
+        for i, item in enumerate(value):
+            out.update(_flatten(item, f"{prefix}{names[i] if unique else i}."))
         return out
     return {prefix[:-1]: value}
 
@@ -322,7 +326,13 @@ def check_update(old: ServiceSpec, new: ServiceSpec) -> list[str]:
                        "(each broker's ports are fixed when its resources are reserved)")
     if old.mesos.role != new.mesos.role:
         out.append("mesos.role: reserved resources belong to the old role; it cannot change in place")
+    out += replication_changes(old.topics, new.topics, old.kafka.replication_factor)
     return out
+
+
+def declared_removals(old: ServiceSpec, new: ServiceSpec) -> tuple[list[str], list[str]]:
+    """(topics, users) the update deletes from Kafka: declared before, not any more."""
+    return removed(old.topics, old.users, new.topics, new.users)
 
 
 def _major(version: str) -> int:

@@ -9,7 +9,7 @@ import yaml
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    from kmf.operator_cli import _guard, common, config_target, config_update
+    from kmf.operator_cli import _guard, common, config_declared, config_target, config_update
     parser = subparsers.add_parser("config", help="validate or show a service config file; the running "
                                                   "service's target config, or update it")
     common(parser)  # --api etc. before the action too
@@ -31,8 +31,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     update.add_argument("file")
     update.add_argument("--yes", action="store_true",
                         help="confirm an update that needs it (e.g. one that removes brokers)")
+    update.add_argument("--yes-delete", action="store_true",
+                        help="confirm that declared topics and users removed from the file are deleted from Kafka")
     common(update)
     update.set_defaults(func=_guard(config_update))
+    declared = sub.add_parser("declared", help="how Kafka matches the declared topics and users (GET /v1/declared)")
+    declared.add_argument("--wait", action="store_true",
+                          help="until Kafka matches the current target config: exit 0, or 1 on a reconciler error")
+    declared.add_argument("--wait-timeout", type=float, default=300.0, metavar="S")
+    common(declared)
+    declared.set_defaults(func=_guard(config_declared))
 
 
 def _load(args: argparse.Namespace):
@@ -50,8 +58,10 @@ def _validate(args: argparse.Namespace) -> int:
     if spec is None:
         return 2
     apps = ", ".join(f"{a.name}×{a.count}" for a in spec.apps) or "no apps"
+    declared = (f", declared: {len(spec.topics)} topic(s), {len(spec.users)} user(s)"
+                if spec.topics or spec.users else "")
     print(f"{args.file}: OK: service {spec.name}, {spec.kafka.brokers} Kafka {spec.kafka.version} "
-          f"brokers ({spec.kafka.mode}), {apps}")
+          f"brokers ({spec.kafka.mode}), {apps}{declared}")
     return 0
 
 

@@ -188,6 +188,9 @@ def _fail(args: argparse.Namespace, status: int, doc: Any) -> int:
         print(f"  {problem}", file=sys.stderr)
     if needs_confirmation(doc):
         print("re-run with --yes to confirm", file=sys.stderr)
+    if isinstance(doc, dict) and doc.get("delete_confirm_required") is True:
+        print(f"re-run with --yes-delete to delete {', '.join(doc.get('would_delete') or [])} from Kafka",
+              file=sys.stderr)
     return EXIT_REFUSED
 
 
@@ -663,13 +666,58 @@ def config_update(args: argparse.Namespace) -> int:
         raw = Path(args.file).read_bytes()
     except OSError as exc:
         raise UsageError(f"{args.file}: {exc.strerror or exc}") from None
-    if not getattr(args, "yes", False):
+    confirm, confirm_delete = bool(getattr(args, "yes", False)), bool(getattr(args, "yes_delete", False))
+    if not (confirm or confirm_delete):
         return _result(args, *call(args, "PUT", "/v1/config", raw=raw))
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise UsageError(f"{args.file}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
-    return _result(args, *call(args, "PUT", "/v1/config", {"yaml": text, "confirm": True}))
+    body = {"yaml": text, "confirm": confirm, **({"confirm_delete": True} if confirm_delete else {})}
+    return _result(args, *call(args, "PUT", "/v1/config", body))
+
+
+def _declared_text(doc: dict) -> str:
+    lines = [f"declared topics and users: {doc.get('state')} (config {doc.get('config_id', '?')})"]
+    for key in ("topics", "users"):
+        if doc.get(key):
+            lines.append(f"  {key}: {', '.join(doc[key])}")
+    deleting = doc.get("deleting") or {}
+    if deleting.get("topics") or deleting.get("users"):
+        lines.append(f"  deleting: {', '.join([*deleting.get('topics', []), *deleting.get('users', [])])}")
+    lines += [f"  applied: {a}" for a in doc.get("applied") or []]
+    lines += [f"  not done: {p}" for p in doc.get("problems") or []]
+    lines += [f"  failed: {e}" for e in doc.get("errors") or []]
+    return "\n".join(lines)
+
+
+def config_declared(args: argparse.Namespace) -> int:
+    """How Kafka matches the declared topics and users; with --wait, until it does for the
+    current target config (exit 1 on an error of the reconciler, or on --wait-timeout)."""
+    started = time.monotonic()
+    while True:
+        status, doc = call(args, "GET", "/v1/declared")
+        if status >= 300:
+            return _fail(args, status, doc)
+        if not args.wait:
+            _print(args, doc, _declared_text(doc))
+            return EXIT_OK
+        t_status, target = call(args, "GET", "/v1/config/target")
+        if t_status >= 300:
+            return _fail(args, t_status, target)
+        current = doc.get("config_id") == target.get("id")
+        if current and doc.get("state") in ("in sync", "nothing declared"):
+            _print(args, doc, _declared_text(doc))
+            return EXIT_OK
+        if current and doc.get("state") in ("error", "not applied"):
+            _print(args, doc, _declared_text(doc))
+            print("failed: the declared topics and users are not all applied (see above"
+                  + ("; kmf retries)" if doc["state"] == "error" else ")"), file=sys.stderr)
+            return EXIT_REFUSED
+        if time.monotonic() - started >= args.wait_timeout:
+            print(f"failed: timed out after {args.wait_timeout:g}s; declared: {doc.get('state')}", file=sys.stderr)
+            return EXIT_REFUSED
+        time.sleep(1.0)
 
 
 def _guard(func: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:

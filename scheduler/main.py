@@ -42,6 +42,7 @@ from scheduler.core.state import State
 from scheduler.shell import artifacts as served_artifacts
 from scheduler.shell.errors import StoreError
 from scheduler.shell.data_moves import DataMover, tools_for
+from scheduler.shell.declared_sync import DeclaredSync
 from scheduler.shell.kafka_watch import KafkaWatcher
 from scheduler.shell.lag_watch import LagWatcher
 from scheduler.shell.leader import LeaderElection
@@ -85,6 +86,7 @@ class Service:
         self._standby: tuple[float, State] | None = None
         self._updating = threading.Lock()
         self.tombstone: dict[str, Any] | None = None  # set when the service was uninstalled
+        self.declared: DeclaredSync | None = None  # the leader's reconciler of declared topics and users
 
     def uninstalled(self) -> dict[str, Any] | None:
         if self.tombstone is None:
@@ -201,6 +203,11 @@ class Service:
 
     def configurations(self) -> dict[str, Any]:
         return dict(self.store.load().configs)
+
+    def declared_status(self) -> dict[str, Any]:
+        if self.role() != "leader" or self.declared is None:
+            return {"state": "standby: the leading scheduler reconciles (ask it)", "leader": self.leader_url()}
+        return self.declared.status()
 
     def parse_config(self, text: str) -> ServiceSpec:
         return config.load_text(text, "PUT /v1/config", check_files=True)
@@ -350,6 +357,7 @@ def run(config_path: str) -> int:
     adapter = None
     watcher = None
     mover = None
+    syncer = None
     try:
         election.start()
         while not election.wait_elected(0.5):
@@ -404,6 +412,8 @@ def run(config_path: str) -> int:
         lag_watcher.start()
         mover = loop.data_mover = DataMover(lambda st: tools_for(artifact_files, st.spec.kafka.version),
                                             lambda: loop.snapshot, loop.put).start()
+        syncer = service.declared = DeclaredSync(lambda: loop.snapshot, loop.put,
+                                                 lambda st: tools_for(artifact_files, st.spec.kafka.version)).start()
         if begin.update:
             threading.Thread(target=_submit_launch_file, args=(service, spec, launch_id, config_path),
                              name="kmf-launch-update", daemon=True).start()
@@ -423,6 +433,8 @@ def run(config_path: str) -> int:
         lag_watcher.stop()
         if mover is not None:
             mover.stop()
+        if syncer is not None:
+            syncer.stop()
         if adapter is not None and not (service.loop and service.loop.torn_down):
             adapter.stop("scheduler stopping")
         election.stop()

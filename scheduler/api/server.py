@@ -52,6 +52,7 @@ class Backend(Protocol):
     def submit(self, kind: str, args: dict) -> Any: ...  # a core Reply
     def configurations(self) -> dict[str, Any]: ...
     def parse_config(self, text: str) -> Any: ...  # a ServiceSpec, or raises config.ConfigError
+    def declared_status(self) -> dict[str, Any]: ...  # the reconciliation of declared topics and users
 
 
 @attrs.frozen
@@ -92,6 +93,7 @@ ROUTES: list[Route] = [
     ("GET", re.compile(r"/v1/configurations/(?P<cid>[^/]+)"), "get_configuration", False),
     ("PUT", re.compile(r"/v1/config"), "put_config", True),
     ("GET", re.compile(r"/v1/state/properties"), "get_properties", False),
+    ("GET", re.compile(r"/v1/declared"), "get_declared", False),
     ("POST", re.compile(r"/v1/scale"), "post_scale", True),
     ("POST", re.compile(r"/v1/rebalance"), "post_rebalance", True),
     ("POST", re.compile(r"/v1/uninstall"), "post_uninstall", True),
@@ -438,20 +440,28 @@ class Api:
     def put_config(self, body: bytes) -> tuple[int, Any]:
         import config
         text = body.decode("utf-8", "replace")
-        confirm = False
+        confirm = confirm_delete = False
         if text.lstrip().startswith("{"):
             doc = self._json(body)
             if not isinstance(doc.get("yaml"), str):
-                raise ApiError(400, "send the YAML as the body, or JSON {\"yaml\": \"...\", \"confirm\": bool}",
-                               "yaml")
-            if not isinstance(doc.get("confirm", False), bool):
-                raise ApiError(400, "confirm must be true or false", "confirm")
-            text, confirm = doc["yaml"], doc.get("confirm", False)
+                raise ApiError(400, "send the YAML as the body, or JSON {\"yaml\": \"...\", \"confirm\": bool, "
+                                    "\"confirm_delete\": bool}", "yaml")
+            for flag in ("confirm", "confirm_delete"):
+                if not isinstance(doc.get(flag, False), bool):
+                    raise ApiError(400, f"{flag} must be true or false", flag)
+            text, confirm, confirm_delete = doc["yaml"], doc.get("confirm", False), doc.get("confirm_delete", False)
         try:
             spec = self.backend.parse_config(text)
         except config.ConfigError as exc:
             return 400, {"error": "invalid configuration", "problems": [str(p) for p in exc.problems]}
-        return self._submit(CommandKind.UPDATE_CONFIG, {"spec": spec, "confirm": confirm})
+        return self._submit(CommandKind.UPDATE_CONFIG, {"spec": spec, "confirm": confirm,
+                                                        "confirm_delete": confirm_delete})
+
+    def get_declared(self, body: bytes) -> tuple[int, Any]:
+        """How Kafka matches the declared topics and users: state, what was applied, refused, failed.
+        Only the leader reconciles and knows; a standby (also a scheduler still starting, which its
+        election may name as the leader already: no redirect to itself) says so and names it."""
+        return 200, self.backend.declared_status()
 
     def post_scale(self, body: bytes) -> tuple[int, Any]:
         doc = self._json(body)

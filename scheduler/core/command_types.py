@@ -80,6 +80,8 @@ class UpdateConfig:
     spec: Any  # a config.ServiceSpec the shell parsed, or anything else (refused)
     confirm: bool = False
     launch_id: Any = None  # set when the request is a changed launch file
+    # the operator confirms that declared topics/users removed from the spec are deleted from Kafka
+    confirm_delete: bool = False
 
 
 @attrs.frozen
@@ -137,7 +139,7 @@ def scale_app(args: Mapping[str, Any]) -> ScaleApp:
 
 
 def update_config(args: Mapping[str, Any]) -> UpdateConfig:
-    return UpdateConfig(args.get("spec"), _flag(args, "confirm"), args.get("launch_id"))
+    return UpdateConfig(args.get("spec"), _flag(args, "confirm"), args.get("launch_id"), _flag(args, "confirm_delete"))
 
 
 def uninstall(args: Mapping[str, Any]) -> Uninstall:

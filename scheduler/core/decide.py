@@ -14,6 +14,7 @@ Each kind of event has its handler in the module of its concern:
 ``PartitionSizes`` `rebalance_commands` (the bytes a rebalance copies)
 ``KafkaFeatures``  `kafka_features` (the finalised metadata.version)
 ``InverseOffers``  `maintenance` (Mesos maintenance windows; also before each offer round)
+``DeclaredDeleted`` `declared_deletes` (declared topics/users the reconciler deleted)
 =================  =====================================================
 
 Every handler is pure: data in, a new state and the actions for the shell out.
@@ -25,7 +26,7 @@ from typing import Any, Callable
 import attrs
 
 from scheduler.core import events as ev
-from scheduler.core import kafka_features, maintenance
+from scheduler.core import declared_deletes, kafka_features, maintenance
 from scheduler.core.commands import on_command
 from scheduler.core.construction import initial_state
 from scheduler.core.records import Result
@@ -52,6 +53,7 @@ HANDLERS: dict[type, Callable[[State, Any], Result]] = {
     ev.OfferRescinded: lambda s, e: (s, ()),
     ev.InverseOffers: maintenance.on_inverse_offers,
     ev.InverseOfferRescinded: maintenance.on_inverse_offer_rescinded,
+    ev.DeclaredDeleted: declared_deletes.on_declared_deleted,
 }
 
 

@@ -149,10 +149,20 @@ class PartitionSizes:
 
 
 @attrs.frozen
+class DeclaredDeleted:
+    """The reconciler deleted these topics and users from Kafka (or found them gone)."""
+
+    topics: tuple[str, ...]
+    users: tuple[str, ...]
+    now: float
+
+
+@attrs.frozen
 class InverseOfferRescinded:
     inverse_offer_id: str
     now: float
 
 
 Event = (Subscribed | Disconnected | Offers | OfferRescinded | Status | AgentLost | Tick | KafkaHealth | Command
-         | ReassignFailed | PartitionSizes | KafkaFeatures | InverseOffers | InverseOfferRescinded)
+         | ReassignFailed | PartitionSizes | KafkaFeatures | InverseOffers | InverseOfferRescinded
+         | DeclaredDeleted)

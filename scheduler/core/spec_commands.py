@@ -10,9 +10,9 @@ import attrs
 
 import config
 from config import ServiceSpec
-from config.rules import validate
+from config.rules import declared_removals, validate
 from scheduler.core import actions as act
-from scheduler.core import broker_count, kafka_features, launch_config
+from scheduler.core import broker_count, declared_deletes, kafka_features, launch_config
 from scheduler.core import events as ev
 from scheduler.core.command_types import ScaleApp, ScaleBrokers, Uninstall, UpdateConfig
 from scheduler.core.offer_control import offer_control
@@ -106,13 +106,20 @@ def update_config(state: State, command: UpdateConfig, cmd: ev.Command) -> Resul
     too_old = kafka_features.refusal(state, spec)
     if too_old is not None:
         refused = [*refused, too_old]
+    gone_topics, gone_users = declared_removals(state.spec, spec)
+    deleting: list[str] = [*(f"topic {t}" for t in gone_topics), *(f"user {u}" for u in gone_users)]
+    delete_refused = bool(deleting) and not command.confirm_delete
+    if delete_refused:
+        refused = [*refused, f"this update deletes from Kafka {', '.join(deleting)} (declared before, not in the new "
+                             "config); confirm with --yes-delete (API: \"confirm_delete\": true), or keep them declared"]
     no = broker_count.refusal(spec.kafka.mode, state.spec.kafka.broker_ids, spec.kafka.brokers, state.kafka,
                               command.confirm)
     if no is not None:
         refused = [*refused, no.message]
     if refused:
+        extra = {"delete_confirm_required": True, "would_delete": deleting} if delete_refused else {}
         reply = refuse(cmd, Refusal.CONFLICT, "; ".join(refused), reasons=refused,
-                       **(no.fields() if no is not None else {}))
+                       **(no.fields() if no is not None else {}), **extra)
         if not isinstance(launch_id, str):
             return state, (reply,)
         props = {**state.properties, launch_config.LAUNCH_REFUSED: "; ".join(refused)}
@@ -120,6 +127,10 @@ def update_config(state: State, command: UpdateConfig, cmd: ev.Command) -> Resul
             act.Persist(puts=((("properties", launch_config.LAUNCH_REFUSED, "; ".join(refused)),))), reply)
     diff = config.describe_update(state.spec, spec)
     new_state, out = set_spec(state, spec, now)
+    new_state, pending = declared_deletes.pending_after_update(new_state, gone_topics, gone_users)
+    # the deletions are stored before the target that no longer declares them: a scheduler that
+    # dies in between still deletes them (a name still declared is never deleted)
+    out = pending + out
     if isinstance(launch_id, str):
         props = {k: v for k, v in new_state.properties.items() if k != launch_config.LAUNCH_REFUSED}
         new_state = attrs.evolve(new_state, properties={**props, launch_config.LAUNCH_ID: launch_id})
@@ -128,9 +139,18 @@ def update_config(state: State, command: UpdateConfig, cmd: ev.Command) -> Resul
                                if launch_config.LAUNCH_REFUSED in state.properties else ()))
     new_state, more = roll(new_state, now)
     return offer_control(new_state, now, out + more + [accept(
-        cmd, "configuration updated" if diff else "nothing changed", diff=diff,
+        cmd, ("configuration updated" if diff else "nothing changed") + _declared_note(spec, deleting),
+        diff=diff, deleting=deleting,
         live=config.live_broker_settings(state.spec, spec),
         restart=config.broker_restart_required(state.spec, spec))])
+
+
+def _declared_note(spec: ServiceSpec, deleting: list[str]) -> str:
+    """What the reply says of declared topics and users: the leader applies them after the reply."""
+    if not (spec.topics or spec.users or deleting):
+        return ""
+    gone = f", deleting {', '.join(deleting)}" if deleting else ""
+    return f"; Kafka follows the declared topics and users{gone} (kmf config declared --wait, GET /v1/declared)"
 
 
 def uninstall(state: State, command: Uninstall, cmd: ev.Command) -> Result:

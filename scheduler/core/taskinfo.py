@@ -16,6 +16,7 @@ from typing import Any, Mapping
 
 
 from config import ServiceSpec
+from config.declared import authorizer_properties
 from config.rules import restart_overrides
 from kmfwire.taskdata import BrokerTask, StreamTask, TaskData, Voter
 from mesoslib.resources import Resources
@@ -112,7 +113,8 @@ def task_data(spec: ServiceSpec, pod: PodDef, rec: TaskRecord | None, properties
             zookeeper_connect=zookeeper_chroot(spec) if k.mode == "zookeeper" else None,
             volume=VOLUME_PATH, rack=(res.attributes.get(k.rack_attribute) if k.rack_attribute else None),
             heap_mb=k.heap_mb, replication=k.replication_factor, min_insync_replicas=k.min_isr,
-            overrides=k.overrides, tls_port=extra.get("tls"), sasl_port=extra.get("sasl"),
+            overrides={**authorizer_properties(k.mode, k.sasl.enabled, k.sasl.authorizer), **k.overrides},
+            tls_port=extra.get("tls"), sasl_port=extra.get("sasl"),
             sasl_mechanism=k.sasl.mechanism if "sasl" in extra else None,
             inter_broker_tls=k.tls.inter_broker and "tls" in extra, metrics_port=extra.get(METRICS_PORT)))
     app = spec.app(pod.app or "")

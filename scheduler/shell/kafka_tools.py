@@ -354,6 +354,12 @@ class KafkaTools:
                   REASSIGN_MAIN, bootstrap, ["--reassignment-json-file", "reassignment.json", "--cancel"],
                   client_props, {"reassignment.json": _reassignment_json(moves)})
 
+    def run_tool(self, what: str, main: str, bootstrap: str, args: Sequence[str],
+                 client_props: Mapping[str, str] = {}) -> str:
+        """Another of the archive's tools (e.g. ``kafka.admin.ConfigCommand`` for client quotas,
+        which confluent-kafka has no call for): its output, or KafkaToolsError."""
+        return self._run(what, main, bootstrap, args, client_props)
+
     def log_dir_sizes(self, bootstrap: str, brokers: Sequence[int],
                       client_props: Mapping[str, str] = {}) -> dict[tuple[str, int], int]:
         """Each partition's largest replica size in bytes on `brokers` (LogDirsCommand --describe)."""

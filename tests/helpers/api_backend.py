@@ -21,6 +21,7 @@ class Backend:
     def zk_connected(self): return True
     def mesos_master(self): return "127.0.0.9:5050"
     def configurations(self): return {}
+    def declared_status(self): return {"state": "nothing declared"}
 
     def parse_config(self, text):
         import config

@@ -318,6 +318,22 @@ def test_pod_restart_replace_and_config_update_send_force_and_confirm(api, tmp_p
     assert without.decode() == new.read_text()
 
 
+def test_config_update_sends_yes_delete_and_says_what_a_refusal_would_delete(api, tmp_path):
+    a = api()
+    a.answer("PUT", "/v1/config", (409, {"error": "this update deletes from Kafka topic orders (declared before, "
+                                                   "not in the new config)", "delete_confirm_required": True,
+                                          "would_delete": ["topic orders"]}))
+    new = tmp_path / "new.yaml"
+    new.write_text("name: kafka\n")
+    out = kmf("config", "update", str(new), "--api", a.url)
+    assert out.returncode == 1
+    assert "re-run with --yes-delete to delete topic orders from Kafka" in out.stderr, out.stderr
+    assert "re-run with --yes to confirm" not in out.stderr
+    kmf("config", "update", str(new), "--yes-delete", "--api", a.url)
+    assert json.loads(a.sent("PUT", "/v1/config")[-1][1]) == {"yaml": new.read_text(), "confirm": False,
+                                                              "confirm_delete": True}
+
+
 def test_common_options_work_before_and_after_the_sub_command(api, tmp_path):
     a = api()
     a.answer("GET", "/v1/pod", (200, []))

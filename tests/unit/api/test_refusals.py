@@ -29,6 +29,7 @@ class SimBackend:
     def zk_connected(self): return True
     def mesos_master(self): return None
     def configurations(self): return {}
+    def declared_status(self): return {"state": "nothing declared"}
     def parse_config(self, text): raise AssertionError("not used here")
 
     def submit(self, kind, args):

@@ -15,6 +15,8 @@ def test_cluster_example_loads_with_defaults_from_env():
     assert [str(c) for c in spec.kafka.placement] == ["hostname:UNIQUE", "zone:GROUP_BY:3"]
     assert spec.mesos.secret_env == "KMF_FRAMEWORK_SECRET" and spec.mesos.secret_file is None
     assert spec.api.port == 0 and spec.executor.artifacts == "served"
+    assert [(t.name, t.partitions) for t in spec.topics] == [("streams-plaintext-input", 6),
+                                                             ("streams-wordcount-output", 6)]
 
 
 def test_marathon_app_runs_one_scheduler_with_a_health_check_on_its_api_port():
