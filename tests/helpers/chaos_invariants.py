@@ -10,9 +10,10 @@
   cluster's work dir): two is a violation too (the second may not have registered yet).
 - :class:`IsrSampler` — no partition below ``min.insync.replicas`` caused by kmf itself. Every
   ``interval`` s the ISR size of each partition of the watched topics; a dip below min ISR is
-  allowed only inside a fault window (:meth:`IsrSampler.fault` … :meth:`IsrSampler.healed`:
-  from the fault's start until the service is healthy again, plus ``GRACE_S`` for the metadata
-  to catch up); outside any window it is a violation (a restart or roll of kmf's own).
+  allowed only inside the window of a fault that can explain it (:meth:`IsrSampler.fault` …
+  :meth:`IsrSampler.healed`: from the start of a fault that touches a broker until the service is
+  healthy again, plus ``GRACE_S`` for the metadata to catch up); anywhere else it is a violation
+  (a restart, roll or move of kmf's own, also during a fault of the scheduler, master or ZooKeeper).
 
 Nothing here asserts: tests read ``violations`` and the figures.
 """
@@ -173,6 +174,7 @@ class Window:
     fault: str
     start: float
     end: float | None = None
+    explains: bool = True  # whether the fault can take replicas out of sync (it touches a broker)
 
 
 class IsrSampler(_Sampler):
@@ -186,9 +188,11 @@ class IsrSampler(_Sampler):
         self._admin: AdminClient | None = None
         self._boot = ""
 
-    def fault(self, name: str, at: float | None = None) -> None:
+    def fault(self, name: str, at: float | None = None, explains: bool = True) -> None:
+        """A fault starts; `explains`: it can take replicas out of sync (a fault of the scheduler,
+        the master or ZooKeeper cannot: a dip during it is kmf's doing)."""
         with self.lock:
-            self.windows.append(Window(name, time.monotonic() if at is None else at))
+            self.windows.append(Window(name, time.monotonic() if at is None else at, explains=explains))
 
     def healed(self) -> None:
         with self.lock:
@@ -197,7 +201,7 @@ class IsrSampler(_Sampler):
     def explained(self, t: float) -> str | None:
         with self.lock:
             for w in self.windows:
-                if w.start <= t and (w.end is None or t <= w.end + GRACE_S):
+                if w.explains and w.start <= t and (w.end is None or t <= w.end + GRACE_S):
                     return w.fault
         return None
 
