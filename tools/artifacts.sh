@@ -29,13 +29,19 @@ PYEOF
 )
 name="kmf-$version-$tag"
 
+# stdin into FILE through a new inode (write beside, then rename): a cache prepared with hard links
+# shares its files' inodes with another checkout's, and writing in place through one
+# would change the other's stamps and digests (a scheduler there would serve its bundle under
+# this one's sha256 and every pod would roll as if kmf had been upgraded)
+put() { cat > "$1.tmp.$$" && mv -f "$1.tmp.$$" "$1"; }
+
 # reproducible tar.gz of DIR's child NAME into FILE (atomically), with its .sha256 beside it
 pack() {
   local dir="$1" member="$2" file="$3" level="$4"
   tar --sort=name --mtime=@0 --owner=0 --group=0 --numeric-owner --exclude=__pycache__ \
     -C "$dir" -cf - "$member" | gzip -n "-$level" > "$file.tmp"
   mv "$file.tmp" "$file"
-  (cd "$(dirname "$file")" && sha256sum "$(basename "$file")" > "$(basename "$file").sha256")
+  (cd "$(dirname "$file")" && sha256sum "$(basename "$file")" | put "$(basename "$file").sha256")
 }
 
 # --- runtime dependencies (only when setup.cfg's install_requires or the interpreter change) ------
@@ -56,7 +62,7 @@ if [ "$(cat "$deps/.kmf-stamp" 2>/dev/null)" != "$stamp_deps" ]; then
   # shellcheck disable=SC2086 - one requirement per word
   "$PY" -m pip install -q --disable-pip-version-check --no-compile --target "$deps" "$wheel" $reqs
   rm -rf "$deps/bin"  # console scripts with this machine's interpreter in their shebang
-  echo "$stamp_deps" > "$deps/.kmf-stamp"
+  echo "$stamp_deps" | put "$deps/.kmf-stamp"
 fi
 
 # --- the bundle (when kmf's sources, the dependencies or this script change) ------------------------
@@ -79,7 +85,7 @@ json.dump({"name": name, "version": version, "python": f"{sys.version_info[0]}.{
 PYEOF
   pack "$stage" "$name" "$bundle" 6
   rm -rf "$stage"
-  echo "$stamp_bundle" > "$OUT/.$name.stamp"
+  echo "$stamp_bundle" | put "$OUT/.$name.stamp"
   log "built $bundle ($(du -m "$bundle" | cut -f1) MB) in $(printf '%.1f' "$(echo "$(date +%s.%N) - $started" | bc)")s"
 fi
 
@@ -98,9 +104,9 @@ for home in "$ROOT"/.cache/kafka/[0-9]*.[0-9]*.[0-9]*; do
     tar --sort=name --mtime=@0 --owner=0 --group=0 --numeric-owner --dereference \
       -C "$stage" -cf - "kafka/$v" | gzip -n -1 > "$file.tmp"
     mv "$file.tmp" "$file"
-    (cd "$OUT" && sha256sum "kafka-$v.tar.gz" > "kafka-$v.tar.gz.sha256")
+    (cd "$OUT" && sha256sum "kafka-$v.tar.gz" | put "kafka-$v.tar.gz.sha256")
     rm -rf "$stage"
-    echo "$stamp_kafka" > "$OUT/.kafka-$v.stamp"
+    echo "$stamp_kafka" | put "$OUT/.kafka-$v.stamp"
     log "built $file ($(du -m "$file" | cut -f1) MB) in $(printf '%.1f' "$(echo "$(date +%s.%N) - $started" | bc)")s"
   fi
 done
