@@ -401,7 +401,9 @@ def run(config_path: str) -> int:
             checkpoint=spec.mesos.checkpoint, webui_url=url, hostname=advertised_host(spec.api.bind),
             labels={"kmf.service": spec.name,
                     **({"marathon.app_id": os.environ["MARATHON_APP_ID"]} if os.environ.get("MARATHON_APP_ID") else {})})
-        adapter = MesosAdapter(settings, spec.mesos.master, loop.from_mesos, store.set_framework_id)
+        # a scheduler that lost its leadership never subscribes again (it would oust the new leader)
+        adapter = MesosAdapter(settings, spec.mesos.master, loop.from_mesos, store.set_framework_id,
+                               may_subscribe=lambda: election.is_leader)
         # broker launches get their TLS certificates on the way out (issued per launch)
         loop.adapter = TlsLaunches(adapter, ca, spec.kafka.tls.cert_days) if ca is not None else adapter
         service.loop = loop

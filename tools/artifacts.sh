@@ -61,7 +61,7 @@ if [ "$(cat "$deps/.kmf-stamp" 2>/dev/null)" != "$stamp_deps" ]; then
   # shellcheck disable=SC2086 - one requirement per word
   "$PY" -m pip install -q --disable-pip-version-check --no-compile --target "$deps" "$wheel" $reqs
   rm -rf "$deps/bin"  # console scripts with this machine's interpreter in their shebang
-  echo "$stamp_deps" > "$deps/.kmf-stamp"
+  put "$deps/.kmf-stamp" "$stamp_deps"
 fi
 
 # --- the bundle (when kmf's sources, the dependencies or this script change) ------------------------

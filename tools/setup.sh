@@ -14,6 +14,8 @@ need=()
 command -v java >/dev/null && java -version 2>&1 | grep -qE 'version "(1[7-9]|2[0-9])' || need+=(openjdk-17-jre-headless)
 command -v mvn >/dev/null || need+=(maven)
 command -v kcat >/dev/null || need+=(kcat)
+# the chaos suite's network partitions are nft rules (tests/helpers/netfaults.py)
+{ command -v nft || [ -x /usr/sbin/nft ]; } >/dev/null || need+=(nftables)
 # the web pages (localmesos' UI, kmf's page) are tested in headless Chromium
 command -v chromium >/dev/null || need+=(chromium)
 command -v python3.11 >/dev/null || need+=(python3.11 python3.11-venv)

@@ -17,7 +17,7 @@ from scheduler.core.maintenance_holds import waits_in_place
 from scheduler.core.pods import desired_pods
 from scheduler.core.reconcile import RECONCILE_FIRST_S
 from scheduler.core.records import Result, put, replace, with_records
-from scheduler.core.state import TERMINAL, Goal, PodKind, State
+from scheduler.core.state import TERMINAL, Goal, PodKind, State, TaskRecord
 
 
 def permanent_failures(state: State, now: float) -> tuple[State, list[act.Action]]:
@@ -40,6 +40,9 @@ def permanent_failures(state: State, now: float) -> tuple[State, list[act.Action
             continue  # relaunched and starting (or running): not a permanent failure
         if rec.reservation is None and not rec.active:
             continue
+        if (why := _still_serving(rec, node_ids.get(rec.pod), health, now, len(node_ids))) is not None:
+            held[rec.pod] = why
+            continue
         if rec.kind == PodKind.BROKER and len(node_ids) > 1:
             node = node_ids.get(rec.pod)
             risky = None if health is None else 0 if node is None else health.under_min_isr_without.get(node, 0)
@@ -59,6 +62,27 @@ def permanent_failures(state: State, now: float) -> tuple[State, list[act.Action
         return state, []
     changed = [attrs.evolve(r, failed_since=None) for r in changed]
     return attrs.evolve(with_records(state, *changed), releasing=releasing), [put(*changed), *out]
+
+
+SERVING_EVIDENCE_S = 30.0  # Kafka metadata older than this says nothing about who serves now
+
+
+def _still_serving(rec: TaskRecord, node: int | None, health: ev.KafkaHealth | None, now: float, brokers: int) -> str | None:
+    """Why an unreachable broker must not be placed anew yet, or None.
+
+    Mesos lost its agent, not necessarily the broker: one cut from the master alone serves on,
+    and a second broker with its node id must not start while it does. It is moved once Kafka
+    has fenced it (gone from fresh metadata), or it comes back with its agent. (A lone broker's
+    metadata goes stale when it is gone, as nobody else answers: stale metadata does not hold it.)"""
+    if rec.kind != PodKind.BROKER or rec.state != "TASK_UNREACHABLE" or node is None:
+        return None
+    if health is None:
+        return ("waiting to move it: its agent is unreachable and whether node id "
+                f"{node} still serves is not known yet") if brokers > 1 else None
+    if now - health.now <= SERVING_EVIDENCE_S and node in health.brokers_in_metadata:
+        return (f"waiting to move it: its agent is unreachable but Kafka's metadata still lists "
+                f"node id {node} as serving")
+    return None
 
 
 def on_subscribed(state: State, event: ev.Subscribed) -> Result:

@@ -18,6 +18,9 @@ Traps of pymesos' scheduler driver (0.3.15) handled here:
   half-open connection.
 * Calls made while disconnected are dropped by pymesos; here they return False (logged) so the
   caller knows nothing was sent and relies on reconciliation.
+* No SUBSCRIBE without leadership (`may_subscribe`, the leader election's state, checked as each
+  connection's SUBSCRIBE is built and before a forced reconnect): a stale leader's reconnect
+  would fail the framework over to it, away from the scheduler that now leads.
 * Re-subscription backs off: pymesos reconnects at once after a 307 or 503 answer or a closed
   stream, so a master that is not elected yet (or redirects to a leader that is gone) would be
   dialled thousands of times a second; from the second closed connection without a SUBSCRIBED in
@@ -191,8 +194,19 @@ class _Driver(MesosSchedulerDriver):
         self.closes_since_subscribed += 1
         super().on_close()
 
+    # whether a SUBSCRIBE may go out now (the adapter's `may_subscribe`: still the leader)
+    may_subscribe: Callable[[], bool] = staticmethod(lambda: True)
+
     def gen_request(self):  # noqa: ANN201 - pymesos: builds SUBSCRIBE for each new connection
         # runs on the IO thread outside the driver lock, right before a new connection is used
+        if not self.may_subscribe():
+            # A scheduler that lost its leadership must not subscribe: the master would fail the
+            # new leader's framework over to it (seen: a leader paused past its ZooKeeper session
+            # woke up, its watchdog forced a reconnect, and its SUBSCRIBE ousted the standby that
+            # had taken over). The scheduler is stopping: hold this connection until the driver
+            # stops; pymesos then sees the stop before it writes anything.
+            log.warning("not subscribing to %s: this scheduler is no longer the leader", self.master)
+            wait_until(lambda: not self._started, None, 0.05)
         pause = resubscribe_pause(self.closes_since_subscribed, random.uniform(0.8, 1.2))
         if pause:
             log.warning("master %s: %d connections ended without a subscription; next attempt in %.1fs",
@@ -232,8 +246,10 @@ class MesosAdapter(Scheduler):
         default_heartbeat: float = 15.0,
         clock: Callable[[], float] = time.time,
         monotonic: Callable[[], float] = time.monotonic,
+        may_subscribe: Callable[[], bool] = lambda: True,
     ) -> None:
         parse_zk_master(master_uri)  # validate early
+        self._may_subscribe = may_subscribe
         self.settings = settings
         self.master_uri = driver_master_uri(master_uri)
         self._emit_raw = emit
@@ -275,6 +291,7 @@ class MesosAdapter(Scheduler):
             secret=self.settings.secret,
             failover=True,
         )
+        self._driver.may_subscribe = self._may_subscribe  # type: ignore[method-assign]
         self._last_sign_of_life = self._monotonic()
         log.info("subscribing to %s as %s (framework id %s)", self.master_uri,
                  self.settings.name, framework_id or "new")
@@ -344,7 +361,7 @@ class MesosAdapter(Scheduler):
         driver.change_master(None)
         wait_until(lambda: driver.master is None, 5.0, 0.02, clock=self._monotonic, sleep=self._stopping.wait)
         self._last_sign_of_life = self._monotonic()
-        if not self._stopping.is_set():
+        if not self._stopping.is_set() and self._may_subscribe():
             driver.change_master(old)
         self._last_sign_of_life = self._monotonic()
 

@@ -7,7 +7,16 @@ to Mesos and ZooKeeper, the deploy plan COMPLETE and every pod ready.
 
 After every fault (invariants): the same framework id; no task id used twice; never two live
 tasks for one pod; every broker back with its id (Kafka's own metadata puts node id *i* at the
-address kmf gives broker-*i*). At the end: no acknowledged record missing.
+address kmf gives broker-*i*); and, sampled all along by background threads
+(tests/helpers/chaos_invariants.py), never two brokers serving with one node id at once and no
+partition below min.insync.replicas outside a fault's window (from the fault until recovered).
+At the end: no acknowledged record missing.
+
+Network partitions (cut_agent_from_master, cut_broker, cut_scheduler_from_master) are nft rules
+on each process's cgroup (tests/helpers/netfaults.py; one table per run, deleted at teardown);
+where they cannot be made the run says why and leaves them out. Pauses (stop_broker_jvm,
+stop_leader) are SIGSTOP/SIGCONT. `test_agent_cut_from_master_and_healed` (in `make test`) is one
+agent cut and heal on its own.
 
 The short sequence runs in `make test`; `make chaos` (KMF_CHAOS_FULL=1) adds the leading
 scheduler's kill with a standby, a ZooKeeper restart, agent pause and loss, and seeded random
@@ -28,15 +37,18 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 import pytest
+from confluent_kafka import KafkaException
 from confluent_kafka.admin import AdminClient
 from kazoo.client import KazooClient
 from kazoo.exceptions import NoNodeError
 
 from localmesos import procs
+from tests.helpers import netfaults
+from tests.helpers.chaos_invariants import IsrSampler, NodeIdSampler
 from tests.helpers.chaos_workload import Workload, WorkloadSummary, create_topic, verify
 from tests.helpers.fixtures_scheduler import executor_pid_of, java_pid_of, pid_in_sandbox
 from tests.helpers.fixtures_zookeeper import restart_zookeeper
-from tests.helpers.wait import wait_for
+from tests.helpers.wait import WaitTimeout, wait_for
 
 pytestmark = [pytest.mark.kafka]
 FULL = os.environ.get("KMF_CHAOS_FULL") == "1"
@@ -60,13 +72,18 @@ class Run:
     seconds: float
     first: int
     end: int
+    min_isr: int | None = None  # the smallest ISR sampled from the fault until recovered
 
 
 class Chaos:
-    def __init__(self, env, scheduler, zookeeper) -> None:
+    def __init__(self, env, scheduler, zookeeper, parts: netfaults.Partitions | None = None) -> None:
         self.env = env
         self.s = scheduler
         self.zookeeper = zookeeper
+        self.parts = parts
+        self.addresses: set[str] = set()
+        self.isr = IsrSampler(self.bootstrap, ("chaos", "text"), min_isr=2).start()
+        self.node_ids = NodeIdSampler(self.broker_addresses, env.lm.base).start()
         self.runs: list[Run] = []
         self.t0 = 0.0
         self.framework_id = scheduler.get("/v1/health")["framework_id"]
@@ -74,7 +91,19 @@ class Chaos:
         self.zk = KazooClient(hosts=env.zk_connect, timeout=10.0)
         self.zk.start(timeout=15)
 
+    def bootstrap(self) -> str:
+        return ",".join(self.broker_addresses())
+
+    def broker_addresses(self) -> list[str]:
+        """Every broker address kmf has given (a replaced broker's old one stays watched)."""
+        self.addresses |= set(self.s.get("/v1/endpoints/broker")["address"])
+        return sorted(self.addresses)
+
     def close(self) -> None:
+        self.isr.stop()
+        self.node_ids.stop()
+        if self.parts is not None:
+            self.parts.heal()
         self.zk.stop()
         self.zk.close()
 
@@ -96,13 +125,25 @@ class Chaos:
     def measure(self, name: str, workload: Workload, rng: random.Random) -> None:
         first = workload.sent_count
         self.t0 = time.monotonic()  # a fault that prepares something (a standby) moves it
-        done = getattr(self, name)(rng)
+        self.isr.fault(name, self.t0, explains=name in TOUCH_BROKERS)
+        try:
+            done = getattr(self, name)(rng)
+        finally:
+            if self.parts is not None:
+                self.parts.heal()  # a partition fault heals itself; this is for one that failed
         time.sleep(1.0)  # let the fault be noticed before asking whether all is well again
-        wait_for(lambda: (done is None or done()) and self.healthy(), timeout=240, interval=0.5,
-                 what=f"recovery from {name}")
+        try:
+            wait_for(lambda: (done is None or done()) and self.healthy(), timeout=240, interval=0.5,
+                     what=f"recovery from {name}")
+        except WaitTimeout as exc:  # what the samplers saw meanwhile says more than the timeout
+            raise AssertionError(f"{exc}; node ids: {[v.what for v in self.node_ids.violations]}; "
+                                 f"ISR: {[v.what for v in self.isr.violations]}") from None
         seconds = time.monotonic() - self.t0
+        self.isr.healed()
         self.check_invariants(name)
-        self.runs.append(Run(name, seconds, first, workload.sent_count))
+        start = self.isr.windows[-1].start
+        self.runs.append(Run(name, seconds, first, workload.sent_count,
+                             self.isr.min_in(start, time.monotonic())))
         print(f"chaos: {name} recovered in {seconds:.1f}s", flush=True)
 
     # invariants --------------------------------------------------------------------------------
@@ -124,6 +165,16 @@ class Chaos:
         assert all(n == 1 for n in per_pod.values()), f"after {after}: pods with two live tasks: {per_pod}"
         assert set(per_pod) == set(BROKERS + [APP_POD]), f"after {after}: live pods {sorted(per_pod)}"
         self.check_broker_ids(after)
+        self.check_samplers(after)
+
+    def check_samplers(self, after: str) -> None:
+        """The two sampled invariants, up to now: never two brokers with one node id at once; no
+        partition below min ISR outside a fault's window (a dip kmf caused)."""
+        for sampler in (self.node_ids, self.isr):
+            assert sampler.rounds > 0 and sampler.ok, \
+                f"after {after}: {type(sampler).__name__}: {[v.what for v in sampler.violations]}"
+            if sampler.error is not None:
+                print(f"chaos: {type(sampler).__name__} last error: {sampler.error!r}", flush=True)
 
     def check_broker_ids(self, after: str) -> None:
         """Kafka's metadata and kmf agree: node id i serves at broker-i's address."""
@@ -232,26 +283,175 @@ class Chaos:
         self.env.lm.resume_agent(index)
 
 
+    # network partitions (tests/helpers/netfaults: nft rules on the processes' cgroups) ---------
+    def _agent_of(self, pod: str) -> int:
+        return self.env.agent_index(self.s.pod(pod)["hostname"])
+
+    def cut_agent_from_master(self, rng, seconds: float = 25.0):
+        """A broker's agent cut from the master (both ways) but not from the brokers, longer than
+        the master's ping timeout and kmf's permanent_failure_timeout_s: the master marks it
+        unreachable (TASK_UNREACHABLE) while the broker serves on. kmf must not start a second
+        broker with that node id; healed, the agent comes back and there is exactly one task."""
+        lm = self.env.lm
+        pod = rng.choice(BROKERS)
+        i = self._agent_of(pod)
+        agent = lm.agents[i]
+        task = self.s.pod(pod)["task_id"]
+        print(f"chaos: agent-{i} ({agent.ip}, {pod}) cut from the master for {seconds:g}s", flush=True)
+        cut_at = time.monotonic()
+        self.parts.cut("agent", [(f"agent-{i}", lm.ip, str(lm.port)), ("master", agent.ip, str(agent.port))])
+        # the rules cut what they should: the master calls the agent unreachable, Kafka does not
+        wait_for(lambda: task in self.unreachable_tasks(), timeout=seconds, interval=0.5,
+                 what=f"the master marks {pod}'s task unreachable")
+        time.sleep(max(0.0, seconds - (time.monotonic() - cut_at)))
+        serving = self.node_in_metadata(BROKERS.index(pod))
+        self.parts.heal("agent")
+        assert serving, f"{pod} stopped serving in Kafka while only its agent's link to the master was cut"
+        # exactly one broker: the same task comes back with its agent, none was started elsewhere
+        return lambda: self.s.pod(pod)["task_id"] == task and task not in self.unreachable_tasks()
+
+    def unreachable_tasks(self) -> set[str]:
+        fws = self.env.lm.get("/master/frameworks")["frameworks"]
+        return {t["id"] for fw in fws if fw["id"] == self.framework_id for t in fw.get("unreachable_tasks", [])}
+
+    def node_in_metadata(self, node: int) -> bool:
+        return node in self.metadata_brokers(self.bootstrap())
+
+    @staticmethod
+    def metadata_brokers(bootstrap: str, alone: bool = False) -> set[int]:
+        """The brokers in the metadata `bootstrap` gives; `alone`: as the broker at that one address
+        sees them (all of them when another broker answered)."""
+        admin = AdminClient({"bootstrap.servers": bootstrap, "log_level": 0})
+        try:
+            meta = admin.list_topics(timeout=5)
+        except KafkaException:  # no answer is no evidence either way
+            return set(range(len(BROKERS)))
+        if alone and not (meta.orig_broker_name or "").startswith(bootstrap + "/"):
+            return set(range(len(BROKERS)))
+        return set(meta.brokers)
+
+    def cut_broker(self, rng, seconds: float = 20.0) -> None:
+        """A broker (its agent's processes) cut from the other brokers and controllers, both
+        ways; clients, the master and the scheduler still reach it."""
+        pod = rng.choice(BROKERS)
+        i = self._agent_of(pod)
+        mine = self.env.lm.agents[i]
+        print(f"chaos: {pod} (agent-{i}, {mine.ip}) cut from the other brokers for {seconds:g}s", flush=True)
+        others = [a for a in self.env.lm.agents if a.index != i]
+        rules = [(f"agent-{i}", a.ip, PORTS) for a in others] + [(f"agent-{a.index}", mine.ip, PORTS) for a in others]
+        node = BROKERS.index(pod)
+        others = [a for a in self.s.get("/v1/endpoints/broker")["address"] if not a.startswith(mine.ip + ":")]
+        cut_at = time.monotonic()
+        self.parts.cut("broker", rules)
+        # the rules cut what they should: the controllers fence it (the other brokers' metadata
+        # drops it) while clients still reach it
+        wait_for(lambda: any(node not in self.metadata_brokers(a, alone=True) for a in others),
+                 timeout=seconds, interval=0.5,
+                 what=f"the other brokers fence {pod}")
+        time.sleep(max(0.0, seconds - (time.monotonic() - cut_at)))
+        self.parts.heal("broker")
+
+    def cut_scheduler_from_master(self, rng, seconds: float = 20.0) -> None:
+        """The leading scheduler cut from the master, not from ZooKeeper: it keeps its leadership,
+        loses its subscription and must subscribe again (same framework) once healed."""
+        lm = self.env.lm
+        cut_at = time.monotonic()
+        self.parts.cut("scheduler", [(f"scheduler-{self.s.index}", lm.ip, str(lm.port))])
+        # the rule cuts what it should: the scheduler loses the master (heartbeats stop), not ZooKeeper
+        wait_for(lambda: not self.health().get("mesos_connected"), timeout=seconds, interval=0.5,
+                 what="the scheduler notices it lost the master")
+        time.sleep(max(0.0, seconds - (time.monotonic() - cut_at)))
+        health = self.health()
+        self.parts.heal("scheduler")
+        assert health.get("role") == "leader" and health.get("zookeeper_connected"), health
+
+    # paused processes --------------------------------------------------------------------------
+    def stop_broker_jvm(self, rng, seconds: float = 15.0) -> None:
+        """SIGSTOP a broker JVM past its session timeout (broker.session.timeout.ms 9 s), SIGCONT."""
+        pid = java_pid_of(self.s.pod(rng.choice(BROKERS))["task_id"])
+        os.kill(pid, signal.SIGSTOP)
+        try:
+            time.sleep(seconds)
+        finally:
+            os.kill(pid, signal.SIGCONT)
+
+    def stop_leader(self, rng) -> None:
+        """SIGSTOP the leading scheduler past its ZooKeeper session while a standby waits: the
+        standby takes over; continued, the old one must exit without any decision landing (no
+        znode of the service changed, no task launched or killed between its SIGCONT and exit)."""
+        old = self.s
+        api = dict(old.config["api"], port=procs.free_port("127.0.0.1"))
+        standby = self.env.start_scheduler(config=dict(old.config, api=api))
+        wait_for(lambda: standby.get("/v1/health")["role"] == "standby" and self.lock_held_by(standby.url),
+                 timeout=30, interval=0.2, what="a standby in line")
+        self.t0 = time.monotonic()
+        os.killpg(old.proc.pid, signal.SIGSTOP)
+        try:
+            wait_for(lambda: not self.lock_held_by(old.url), timeout=60, interval=0.5,
+                     what="ZooKeeper expired the paused scheduler's session")
+            self.s = standby
+            wait_for(self.healthy, timeout=240, interval=0.5, what="the standby leads and all is healthy")
+            before = self.decisions()
+        finally:
+            os.killpg(old.proc.pid, signal.SIGCONT)
+        wait_for(lambda: old.proc.poll() is not None, timeout=60, interval=0.2,
+                 what="the continued old leader stops")
+        assert old.proc.returncode == 1, f"exit {old.proc.returncode}: {old.log(1500)}"
+        after = self.decisions()
+        assert before == after, f"a decision landed while the stale leader woke: {before} → {after}"
+
+    def decisions(self) -> tuple:
+        """What a leader's decisions change: every znode of the service (path, mzxid) and the
+        master's tasks of the framework (id, state)."""
+        root = f"{self.env.zk_root}/{self.env.name}"
+        nodes = []
+
+        def walk(path):
+            try:
+                children = self.zk.get_children(path)
+                _, stat = self.zk.get(path)
+            except NoNodeError:
+                return
+            if not path.startswith(f"{root}/leader"):
+                nodes.append((path, stat.mzxid))
+            for c in children:
+                walk(f"{path}/{c}")
+        walk(root)
+        fw = next(f for f in self.env.lm.get("/master/frameworks")["frameworks"] if f["id"] == self.framework_id)
+        tasks = sorted((t["id"], t["state"]) for t in fw.get("tasks", []))
+        return tuple(sorted(nodes)), tuple(tasks)
+
+
+# the faults that can take replicas out of sync; an ISR dip below min during any other is kmf's doing
+TOUCH_BROKERS = {"kill_broker_jvm", "kill_executor", "kill_agent", "stop_broker_jvm", "cut_broker"}
+PORTS = "31000-31999"  # the agents' port range: brokers' and controllers' listeners
 SHORT = ["kill_broker_jvm", "kill_executor", "kill_app_instance", "kill_scheduler", "expire_zk_session",
          "restart_master"]
 LONG = SHORT + ["kill_leader", "restart_zookeeper", "pause_agent", "kill_agent"]
 RANDOM = [f for f in LONG if f != "kill_agent"]  # each agent loss costs an agent for good
+PAUSES = ["stop_broker_jvm", "stop_leader"]
+PARTITIONS = ["cut_agent_from_master", "cut_broker", "cut_scheduler_from_master"]
 
 
-def table(runs: list[Run], summary: WorkloadSummary, acknowledged: frozenset[int]) -> list[str]:
-    """Markdown rows: per fault, the records sent during its runs that were acknowledged / lost."""
+def table(runs: list[Run], summary: WorkloadSummary, acknowledged: frozenset[int],
+          node_id_check: str = "") -> list[str]:
+    """Markdown rows: per fault, the records sent during its runs that were acknowledged / lost,
+    the smallest ISR sampled from the fault until recovered, and the never-two-brokers check."""
     lost = set(summary.lost)
-    rows = ["| fault | runs | records acknowledged | records lost | median s to recover | max s |",
-            "| --- | ---: | ---: | ---: | ---: | ---: |"]
+    rows = ["| fault | runs | records acknowledged | records lost | min ISR seen | two brokers with one id | "
+            "median s to recover | max s |",
+            "| --- | ---: | ---: | ---: | ---: | --- | ---: | ---: |"]
     by_fault: dict[str, list[Run]] = {}
     for run in runs:
         by_fault.setdefault(run.fault, []).append(run)
     for name, group in by_fault.items():
         numbers = {n for r in group for n in range(r.first, r.end)}
         times = [r.seconds for r in group]
+        isr = [r.min_isr for r in group if r.min_isr is not None]
         rows.append(f"| {name} | {len(group)} | {len(numbers & acknowledged)} | {len(numbers & lost)} | "
-                    f"{statistics.median(times):.1f} | {max(times):.1f} |")
-    rows.append(f"| whole run | {len(runs)} | {summary.acknowledged} | {len(summary.lost)} | | |")
+                    f"{min(isr) if isr else '?'} | never | {statistics.median(times):.1f} | {max(times):.1f} |")
+    rows.append(f"| whole run | {len(runs)} | {summary.acknowledged} | {len(summary.lost)} | | "
+                f"{node_id_check} | | |")
     return rows
 
 
@@ -268,6 +468,14 @@ def write_doc(rows: list[str], seed: int, summary: WorkloadSummary, faults: list
         "scheduler connected, deploy plan COMPLETE, 3 brokers and the word-count instance ready).",
         "After every fault the test also checked: the same framework, no task id used twice, never two",
         "live tasks for one pod, and Kafka's metadata placing node id *i* at broker-*i*'s address.",
+        "Sampled throughout in background threads (tests/helpers/chaos_invariants.py): never two brokers",
+        "serving with one node id at once (every broker address ever given asked alone, every 2 s, which",
+        "node id answers there; and the broker JVMs alive per node id), and no partition below",
+        "`min.insync.replicas` caused by kmf (ISR sizes every 1 s; a dip is allowed only from the start of",
+        "a fault that touches a broker until recovery + 2 s, never during one of the scheduler, the master or",
+        "ZooKeeper). \"min ISR seen\" is the smallest ISR sampled from the fault until recovery.",
+        "Network partitions are nft rules matching each process's cgroup v2 (tests/helpers/netfaults.py);",
+        "pauses are SIGSTOP/SIGCONT.",
         "",
         f"- date: {datetime.now(timezone.utc).strftime('%Y-%m-%d %H:%M UTC')}",
         f"- seed: {seed}",
@@ -281,12 +489,24 @@ def write_doc(rows: list[str], seed: int, summary: WorkloadSummary, faults: list
     ]))
 
 
-@pytest.mark.timeout(2400 if FULL else 900)
-def test_no_acknowledged_record_lost_under_faults(kmf_env, zookeeper):
-    seed = int(os.environ.get("KMF_CHAOS_SEED") or random.randrange(1 << 30))
-    rng = random.Random(seed)
-    print(f"chaos seed {seed}")
-    env = kmf_env(agents=5 if FULL else 3)
+@pytest.fixture
+def partitions():
+    """One nft table and cgroup tree for this run (None, with the reason printed, when network
+    partitions cannot be made here); deleted at teardown, also when the test fails."""
+    why = netfaults.unavailable()
+    if why:
+        print(f"chaos: network partitions skipped: {why}", flush=True)
+        yield None
+        return
+    parts = netfaults.Partitions()
+    try:
+        yield parts
+    finally:
+        parts.close()
+
+
+def start_service(kmf_env, agents: int, parts):
+    env = kmf_env(agents=agents, wrap=parts.wrap if parts is not None else None)
     s = env.start_scheduler(brokers=3, apps=[APP])
     wait_for(lambda: all(s.pod(p).get("ready") for p in BROKERS), timeout=180, interval=1,
              what="3 brokers ready")
@@ -294,14 +514,10 @@ def test_no_acknowledged_record_lost_under_faults(kmf_env, zookeeper):
     create_topic(boot, "text", partitions=1, replication_factor=3, min_insync_replicas=2)
     s.wait_deployed()
     create_topic(boot, "chaos", partitions=3, replication_factor=3, min_insync_replicas=2)
-    chaos = Chaos(env, s, zookeeper)
-    faults = list(SHORT)
-    if FULL:
-        faults = LONG + [rng.choice(RANDOM) for _ in range(int(os.environ.get("KMF_CHAOS_RUNS", "4")))]
-    if os.environ.get("KMF_CHAOS_FAULTS"):  # replay or debug a chosen sequence
-        faults = os.environ["KMF_CHAOS_FAULTS"].split(",")
-        assert set(faults) <= set(LONG), f"unknown faults {set(faults) - set(LONG)}; known: {LONG}"
-    print(f"chaos faults: {', '.join(faults)}", flush=True)
+    return env, s, boot
+
+
+def run_faults(chaos: Chaos, faults: list[str], boot: str, rng) -> tuple[list[str], WorkloadSummary]:
     workload = Workload(boot, "chaos", rate=200).start()
     try:
         workload.wait_acknowledged(200, timeout=60)
@@ -312,10 +528,49 @@ def test_no_acknowledged_record_lost_under_faults(kmf_env, zookeeper):
         report = workload.stop()
         chaos.close()
     summary = verify(chaos.s.get("/v1/endpoints/broker")["bootstrap_servers"], report)
-    rows = table(chaos.runs, summary, report.acknowledged)
+    check = (f"never ({chaos.node_ids.rounds} rounds, at most {chaos.node_ids.max_jvms_per_id} JVM per id)"
+             if chaos.node_ids.ok else f"VIOLATED: {[v.what for v in chaos.node_ids.violations]}")
+    rows = table(chaos.runs, summary, report.acknowledged, check)
     print("\n" + "\n".join(rows))
     print(summary.line())
+    print(f"chaos: min ISR seen over the run {chaos.isr.min_seen}; ISR dips below min "
+          f"{[(round(t - chaos.isr.windows[0].start, 1), p, n) for t, p, n in chaos.isr.dips][:10]}")
+    assert chaos.node_ids.ok, chaos.node_ids.violations
+    assert chaos.isr.ok, chaos.isr.violations
+    return rows, summary
+
+
+@pytest.mark.timeout(2400 if FULL else 900)
+def test_no_acknowledged_record_lost_under_faults(kmf_env, zookeeper, partitions):
+    seed = int(os.environ.get("KMF_CHAOS_SEED") or random.randrange(1 << 30))
+    rng = random.Random(seed)
+    print(f"chaos seed {seed}")
+    env, s, boot = start_service(kmf_env, 5 if FULL else 3, partitions)
+    chaos = Chaos(env, s, zookeeper, partitions)
+    known = LONG + PAUSES + (PARTITIONS if partitions is not None else [])
+    faults = list(SHORT)
+    if FULL:
+        extra = PAUSES + (PARTITIONS if partitions is not None else [])
+        faults = LONG + extra + [rng.choice(RANDOM + extra) for _ in range(int(os.environ.get("KMF_CHAOS_RUNS", "4")))]
+    if os.environ.get("KMF_CHAOS_FAULTS"):  # replay or debug a chosen sequence
+        faults = os.environ["KMF_CHAOS_FAULTS"].split(",")
+        assert set(faults) <= set(known), f"unknown faults {set(faults) - set(known)}; known: {known}"
+    print(f"chaos faults: {', '.join(faults)}", flush=True)
+    rows, summary = run_faults(chaos, faults, boot, rng)
     if FULL and not os.environ.get("KMF_CHAOS_FAULTS"):
         write_doc(rows, seed, summary, faults)
     assert summary.lost == (), f"acknowledged records lost: {summary.lost[:20]}"
     assert summary.acknowledged > 0 and len(chaos.runs) == len(faults)
+
+
+@pytest.mark.timeout(600)
+def test_agent_cut_from_master_and_healed(kmf_env, zookeeper, partitions):
+    """In `make test`: one broker's agent cut from the master (not from the brokers) past kmf's
+    permanent_failure_timeout_s, with a fourth agent free for a replacement, then healed; every
+    invariant holds (one broker per node id throughout, no ISR dip kmf caused, one task per pod)."""
+    if partitions is None:
+        pytest.skip(f"network partitions cannot be made here: {netfaults.unavailable()}")
+    env, s, boot = start_service(kmf_env, 4, partitions)
+    chaos = Chaos(env, s, zookeeper, partitions)
+    rows, summary = run_faults(chaos, ["cut_agent_from_master"], boot, random.Random(15))
+    assert summary.lost == (), f"acknowledged records lost: {summary.lost[:20]}"

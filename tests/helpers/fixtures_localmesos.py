@@ -81,7 +81,7 @@ class LocalMesos:
 
     def __init__(self, base: Path, zk_url: str | None = None,
                  master_flags: Sequence[str] | None = None, engine: str = "local",
-                 mesos_home: Path | None = None) -> None:
+                 mesos_home: Path | None = None, wrap=None) -> None:
         assert engine in ("local", "apache"), engine
         self.base = base
         self.zk_url = zk_url
@@ -98,6 +98,9 @@ class LocalMesos:
         self.master_dir = base / "master"
         self.master_proc: subprocess.Popen | None = None
         self.agents: list[AgentProc] = []
+        # wrap(name, argv) -> argv: how each process is started ("master", "agent-<i>"); the
+        # chaos suite's network partitions put each in a cgroup of its own (tests/helpers/netfaults)
+        self.wrap = wrap or (lambda name, argv: list(argv))
 
     # master ------------------------------------------------------------------------------------
     @property
@@ -120,7 +123,7 @@ class LocalMesos:
                                       self.master_flags)
         else:
             argv = master_argv(self.ip, self.port, self.master_dir, self.zk_url, self.master_flags)
-        self.master_proc = procs.spawn(argv, log_path=self.master_dir / "master.log",
+        self.master_proc = procs.spawn(self.wrap("master", argv), log_path=self.master_dir / "master.log",
                                        pass_fds=self.block.pass_fds)
         wait_serving(self.url, self.master_proc, timeout, self.master_dir / "master.log")
         if self.zk_url and wait_elected:
@@ -193,7 +196,7 @@ class LocalMesos:
                                      attributes, extra)
         else:
             argv = agent_argv(self.master_uri, ip, port, work_dir, resources, attributes, extra)
-        agent = AgentProc(index, ip, port, work_dir, argv, self.block.pass_fds).start()
+        agent = AgentProc(index, ip, port, work_dir, self.wrap(f"agent-{index}", argv), self.block.pass_fds).start()
         self.agents.append(agent)
         return agent
 
@@ -241,12 +244,12 @@ def lm_factory(tmp_path, request):
     made: list[LocalMesos] = []
 
     def make(agents: int = 0, zk: bool = False, master_flags: Sequence[str] | None = None,
-             resources: str = DEFAULT_RESOURCES, agent_flags: Sequence[str] = ()) -> LocalMesos:
+             resources: str = DEFAULT_RESOURCES, agent_flags: Sequence[str] = (), wrap=None) -> LocalMesos:
         zk_url = None
         if zk:
             chroot = request.getfixturevalue("zk_chroot")
             zk_url = f"zk://{chroot}/mesos"
-        lm = LocalMesos(tmp_path / f"lm-{uuid.uuid4().hex[:6]}", zk_url, master_flags)
+        lm = LocalMesos(tmp_path / f"lm-{uuid.uuid4().hex[:6]}", zk_url, master_flags, wrap=wrap)
         made.append(lm)
         lm.start_master()
         for _ in range(agents):
@@ -312,7 +315,7 @@ def apache_factory(tmp_path, request, apache_home):
     made: list[LocalMesos] = []
 
     def make(agents: int = 0, zk: bool = True, master_flags: Sequence[str] | None = None,
-             resources: str = DEFAULT_RESOURCES, agent_flags: Sequence[str] = ()) -> LocalMesos:
+             resources: str = DEFAULT_RESOURCES, agent_flags: Sequence[str] = (), wrap=None) -> LocalMesos:
         zk_url = None
         if zk:
             chroot = request.getfixturevalue("zk_chroot")

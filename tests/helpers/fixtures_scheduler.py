@@ -42,8 +42,10 @@ def small_config(name: str, master: str, zk_connect: str, zk_root: str, api_port
 
 
 class SchedulerProc:
-    def __init__(self, base: Path, config: dict, index: int, env: dict[str, str] | None = None) -> None:
+    def __init__(self, base: Path, config: dict, index: int, env: dict[str, str] | None = None,
+                 wrap=None) -> None:
         self.base = base
+        self.wrap = wrap or (lambda name, argv: list(argv))  # see LocalMesos.wrap
         self.config = config
         self.index = index
         self.env = env or {}
@@ -56,7 +58,8 @@ class SchedulerProc:
 
     def start(self) -> "SchedulerProc":
         self.path.write_text(yaml.safe_dump(self.config))
-        self.proc = procs.spawn([sys.executable, "-m", "scheduler", "--config", str(self.path)],
+        self.proc = procs.spawn(self.wrap(f"scheduler-{self.index}",
+                                          [sys.executable, "-m", "scheduler", "--config", str(self.path)]),
                                 log_path=self.log_path, env={**os.environ, **self.env})
         wait_for(lambda: self.proc.poll() is not None or self.reachable(), timeout=30, what="scheduler API")
         assert self.proc.poll() is None, self.log()
@@ -136,8 +139,9 @@ class SchedulerProc:
 
 
 class KmfEnv:
-    def __init__(self, lm: Any, zk_connect: str, zk_root: str, base: Path) -> None:
+    def __init__(self, lm: Any, zk_connect: str, zk_root: str, base: Path, wrap=None) -> None:
         self.lm = lm
+        self.wrap = wrap
         self.zk_connect = zk_connect
         self.zk_root = zk_root
         self.base = base
@@ -150,7 +154,7 @@ class KmfEnv:
                             procs.free_port(host), **kwargs)
 
     def start_scheduler(self, config: dict | None = None, env: dict | None = None, **kwargs: Any) -> SchedulerProc:
-        proc = SchedulerProc(self.base, config or self.config(**kwargs), len(self.schedulers), env)
+        proc = SchedulerProc(self.base, config or self.config(**kwargs), len(self.schedulers), env, self.wrap)
         self.schedulers.append(proc)
         return proc.start()
 
@@ -212,7 +216,7 @@ def kmf_env(lm_factory, zk_chroot, tmp_path, request, fresh_artifacts) -> KmfEnv
     """``kmf_env(agents=3, master_flags=(...), engine="local"|"apache")``: a local cluster of the
     given engine (Apache Mesos skips the test, saying why, when there is no install) with kmf's
     agent flags; ``master_flags`` come on top of the engine's fast-failure flags."""
-    def make(agents: int = 3, master_flags: tuple[str, ...] = (), engine: str = "local") -> KmfEnv:
+    def make(agents: int = 3, master_flags: tuple[str, ...] = (), engine: str = "local", wrap=None) -> KmfEnv:
         from tests.helpers.fixtures_localmesos import (
             APACHE_FAST_MASTER_FLAGS,
             FAST_MASTER_FLAGS,
@@ -225,9 +229,9 @@ def kmf_env(lm_factory, zk_chroot, tmp_path, request, fresh_artifacts) -> KmfEnv
                                       AGENT_RESOURCES, AGENT_FLAGS)
         else:
             lm = lm_factory(agents=agents, zk=True, resources=AGENT_RESOURCES, agent_flags=AGENT_FLAGS,
-                            master_flags=FAST_MASTER_FLAGS + tuple(master_flags))
+                            master_flags=FAST_MASTER_FLAGS + tuple(master_flags), wrap=wrap)
         connect, _, root = zk_chroot.partition("/")
-        env = KmfEnv(lm, connect, "/" + root, tmp_path)
+        env = KmfEnv(lm, connect, "/" + root, tmp_path, wrap)
         made.append(env)
         return env
     made: list[KmfEnv] = []

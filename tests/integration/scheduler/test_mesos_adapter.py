@@ -21,14 +21,14 @@ class Harness:
     """One scheduler instance's adapter, its store and the events it emitted."""
 
     def __init__(self, master_uri: str, store: StateStore, name: str = "kmf-test",
-                 emit_hook=None, **settings) -> None:
+                 emit_hook=None, may_subscribe=None, **settings) -> None:
         self.events: "queue.Queue[ev.MesosEvent]" = queue.Queue()
         self.seen: list[ev.MesosEvent] = []
         self.store = store
         self.emit_hook = emit_hook
         self.adapter = MesosAdapter(
             FrameworkSettings(name=name, user="kmf", **settings), master_uri, self._emit,
-            store.set_framework_id)
+            store.set_framework_id, **({"may_subscribe": may_subscribe} if may_subscribe else {}))
 
     def _emit(self, event) -> None:
         self.seen.append(event)
@@ -120,6 +120,24 @@ def test_failed_over_instance_stops_instead_of_stealing_back(lm_master, harnesse
     (fw,) = frameworks(lm_master)
     assert fw["id"] == sub.framework_id and fw["connected"]
     assert new.store.load().framework_id == sub.framework_id
+
+
+def test_a_scheduler_that_lost_its_leadership_never_subscribes_again(lm_master, harnesses):
+    """Found by the chaos suite's stop_leader: a leader paused past its ZooKeeper session woke up,
+    its watchdog forced a reconnect and its SUBSCRIBE failed the new leader over to it."""
+    leading = threading.Event()
+    leading.set()
+    old = harnesses(lm_master.address, may_subscribe=leading.is_set).start()
+    old.wait(ev.Subscribed)
+    leading.clear()  # its session ended; the scheduler has not stopped the driver yet
+    old.adapter.force_reconnect("test: silent master")
+    new = harnesses(lm_master.address).start()
+    new.wait(ev.Subscribed)
+    time.sleep(3)  # time enough for a re-subscription to oust the new leader
+    assert len(old.of(ev.Subscribed)) == 1 and not new.of(ev.DriverStopped)
+    old.adapter.stop("leadership lost")
+    old.adapter.join(10)
+    assert not new.of(ev.DriverStopped) and frameworks(lm_master)[0]["connected"]
 
 
 def test_exception_while_handling_an_event_keeps_the_framework(lm_master, harnesses):

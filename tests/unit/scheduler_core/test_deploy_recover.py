@@ -98,6 +98,35 @@ def test_lost_agent_broker_replaced_elsewhere_with_same_identity_and_old_reserva
     sim.send.offers().released("broker-2")
 
 
+def test_unreachable_broker_still_serving_in_kafka_is_not_started_twice():
+    """Agent cut from the master alone (found by the chaos suite's cut_agent_from_master): the
+    broker serves on, so a second one with its node id must not start; it moves only once fresh
+    metadata no longer lists it, and comes back as the same task when its agent does."""
+    sim = subscribed(BASE.replace("count: 2", "count: 0"), agents=4)
+    sim.run_all_ready()
+    rec = sim.record("broker-2")
+    sim.send.update({"task_id": {"value": rec.task_id}, "state": "TASK_UNREACHABLE", "source": "SOURCE_MASTER"})
+    sim.now += 31
+    sim.send.kafka_health({0, 1, 2}, under_min_isr_without={2: 0})
+    sim.send.tick().nothing_killed()
+    assert "still lists node id 2" in sim.state.last_placement["broker-2"]
+    assert sim.record("broker-2").task_id == rec.task_id and sim.record("broker-2").reservation is not None
+    sim.now += 60
+    sim.send.kafka_health({0, 1, 2}, under_min_isr_without={2: 0})
+    sim.send.tick().nothing_killed()
+    sim.send.offers().nothing_launched()  # the free fourth agent gets no second broker-2
+    # the agent comes back: the same task, running; nothing launched for broker-2 meanwhile
+    sim.send.update({"task_id": {"value": rec.task_id}, "state": "TASK_RUNNING", "source": "SOURCE_MASTER",
+                     "reason": "REASON_AGENT_REREGISTERED"})
+    assert sim.record("broker-2").serving and sim.record("broker-2").failed_since is None
+    # fenced by Kafka (gone from fresh metadata) while unreachable: then it is moved
+    sim.send.update({"task_id": {"value": rec.task_id}, "state": "TASK_UNREACHABLE", "source": "SOURCE_MASTER"})
+    sim.now += 31
+    sim.send.kafka_health({0, 1}, under_min_isr_without={2: 0})
+    out = sim.send.tick()
+    assert act.Kill(rec.task_id, rec.agent_id) in out and sim.record("broker-2").reservation is None
+
+
 def test_unknown_running_task_is_killed_and_status_acknowledged():
     sim = Scenario(spec())
     status = {"task_id": {"value": "broker-9__x"}, "state": "TASK_RUNNING", "uuid": "dQ==",
