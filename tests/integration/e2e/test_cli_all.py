@@ -37,7 +37,7 @@ def test_remaining_endpoints_and_commands(kmf_env):
     assert len(s.get("/v1/state/properties")["cluster_id"]) == 22
     out = kmf(api, "config", "target")
     assert out.returncode == 0 and f"# config {target['id']}" in out.stdout
-    assert kmf(api, "endpoints").stdout.split() == ["broker"]
+    assert kmf(api, "endpoints").stdout.split() == ["broker", "metrics"]
 
     # replace a stream instance: it runs on the other agent now (a fresh start, same pod)
     before = s.pod("sleeper-0")
