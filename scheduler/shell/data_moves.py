@@ -19,6 +19,7 @@ from typing import Any, Callable, Mapping
 
 from scheduler.core import actions as act
 from scheduler.core import events as ev
+from scheduler.core import kafka_features
 from scheduler.core.pods import desired_pods
 from scheduler.core.state import State
 from scheduler.core.taskinfo import bootstrap_servers
@@ -63,15 +64,6 @@ def tools_for(files: Mapping[str, ArtifactFile], version: str, work_dir: Path | 
 
 
 Job = act.Reassign | act.EndReassign | act.FinalizeFeatures
-
-
-def _release_key(level: str) -> tuple[int, ...]:
-    """"4.2-IV1" or "4.3" → (4, 2) / (4, 3); a level Kafka never finalised ("0", "-") → (0,)."""
-    head = level.split("-", 1)[0]
-    try:
-        return tuple(int(x) for x in head.split("."))
-    except ValueError:
-        return (0,)
 
 
 class DataMover:
@@ -134,7 +126,8 @@ class DataMover:
         """Raise metadata.version to `release` unless Kafka has it (or a newer one) already; report
         the level Kafka then has."""
         level = tools.finalized_features(boot)["metadata.version"]
-        if _release_key(level) < _release_key(release):
+        finalised = kafka_features.release_of_level(level)  # None: Kafka never finalised one ("0", "-")
+        if finalised is None or kafka_features.release(finalised) < kafka_features.release(release):
             log.info("every Kafka pod runs the target version: raising metadata.version %s to release %s",
                      level, release)
             tools.upgrade_release(boot, release)

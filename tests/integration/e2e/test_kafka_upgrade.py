@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from tests.helpers.chaos_invariants import broker_jvms
 from tests.helpers.operator_cli import kmf
 from tests.helpers.wait import wait_for
 
@@ -37,22 +38,13 @@ def metadata_level(boot: str) -> str:
     raise AssertionError(f"no metadata.version in FeatureCommand's answer: {out.stdout} {out.stderr}")
 
 
-def broker_versions(sandbox_root: str) -> dict[int, str]:
-    """node id → the Kafka version on the classpath of each broker JVM running under `sandbox_root`."""
-    found: dict[int, str] = {}
-    for pid in os.listdir("/proc"):
-        if not pid.isdigit():
-            continue
-        try:
+def broker_versions(sandbox_root: Path) -> dict[int, set[str]]:
+    """node id → the Kafka versions on the classpaths of its broker JVMs under `sandbox_root`."""
+    found: dict[int, set[str]] = {}
+    for node, pids in broker_jvms(sandbox_root).items():
+        for pid in pids:
             argv = Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace").split("\0")
-        except OSError:
-            continue
-        if "kafka.Kafka" not in argv or not any(sandbox_root in a for a in argv):
-            continue
-        cp = argv[argv.index("-cp") + 1]
-        props = Path(argv[argv.index("kafka.Kafka") + 1]).read_text()
-        node = int(next(line.split("=", 1)[1] for line in props.splitlines() if line.startswith("node.id=")))
-        found[node] = cp.split("/kafka/")[1].split("/")[0]
+            found.setdefault(node, set()).add(argv[argv.index("-cp") + 1].split("/kafka/")[1].split("/")[0])
     return found
 
 
@@ -67,7 +59,7 @@ def test_minor_upgrade_rolls_then_finalises_metadata_version_and_refuses_the_dow
     s = env.start_scheduler(config=config)
     s.wait_deployed()
     boot = s.get("/v1/endpoints/broker")["bootstrap_servers"]
-    assert set(broker_versions(str(env.lm.base)).values()) == {OLD}
+    assert broker_versions(env.lm.base) == {n: {OLD} for n in range(brokers)}
     # kmf learns the level the cluster was formatted with, and leaves it
     wait_for(lambda: metadata_level(boot).startswith("4.2-"), timeout=60, interval=5, what="metadata.version 4.2")
     min_insync = min(2, brokers)
@@ -120,7 +112,7 @@ def test_minor_upgrade_rolls_then_finalises_metadata_version_and_refuses_the_dow
         stop.set()
         for t in threads:
             t.join(90)
-    assert set(broker_versions(str(env.lm.base)).values()) == {NEW}
+    assert broker_versions(env.lm.base) == {n: {NEW} for n in range(brokers)}
     assert brokers == 1 or min_isr[0] >= min_insync, f"a partition fell to {min_isr[0]} in-sync replicas during the upgrade"
     log = s.log(400_000)
     assert log.count("raising metadata.version") == 1, [ln for ln in log.splitlines() if "metadata.version" in ln]
