@@ -213,6 +213,16 @@ class _Builder:
             elif isinstance(item, yaml.ScalarNode):
                 raw = self.text(item, sub)
                 parts = list(raw.split(":", 2)) if raw is not None else [None]
+            elif isinstance(item, yaml.MappingNode):
+                # {field, operator, value}: how kmf writes a stored config (`kmf config target`)
+                keys = {self.text(k, sub): v for k, v in item.value}
+                if not {"field", "operator"} <= set(keys) <= {"field", "operator", "value"}:
+                    self.fail(item, sub, "expected the keys field, operator and (optionally) value")
+                    continue
+                value = keys.get("value")
+                parts = [self.text(keys["field"], f"{sub}.field"), self.text(keys["operator"], f"{sub}.operator")]
+                if value is not None and not (isinstance(value, yaml.ScalarNode) and value.tag.endswith(":null")):
+                    parts.append(self.text(value, f"{sub}.value"))
             else:
                 self.fail(item, sub, 'expected "field:OPERATOR[:value]" or [field, OPERATOR, value]')
                 continue

@@ -190,3 +190,20 @@ def test_rebalance_settings_and_retired_ids_are_checked():
     assert load("kafka: {mode: zookeeper, version: 3.9.2, brokers: 3, retired: [0]}\n").kafka.broker_ids == (1, 2, 3)
     changed = config.check_update(spec, load("kafka: {brokers: 4}\n"))
     assert any("kafka.retired" in c and "kmf pod decommission" in c for c in changed), changed
+
+
+def test_a_stored_config_as_kmf_prints_it_loads_back_to_the_same_spec():
+    """`kmf config target` prints the stored JSON form (placement as {field, operator, value});
+    an operator edits that file and gives it to `kmf config update`."""
+    import yaml
+    from config import spec_to_json
+    text = BASE + "kafka:\n  placement: ['hostname:UNIQUE', 'zone:GROUP_BY:3']\napps:\n" \
+                  "  - {name: a, command: ['-c', 'x'], placement: [[rack, LIKE, 'r-.*']]}\n"
+    spec = load_text(text, "t.yaml", env={})
+    assert load_text(yaml.safe_dump(spec_to_json(spec)), "target.yaml", env={}) == spec
+
+
+def test_a_placement_mapping_with_unknown_keys_is_named():
+    text = BASE + "kafka:\n  placement: [{field: hostname, op: UNIQUE}]\n"
+    with pytest.raises(ConfigError, match=r"kafka\.placement\[0\]"):
+        load_text(text, "t.yaml", env={})
