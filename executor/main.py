@@ -26,10 +26,10 @@ from typing import Any, Mapping
 from pymesos import Executor, MesosExecutorDriver, decode_data, encode_data
 
 from executor.policy import (
-    HEALTH_REASON, DurationError, HealthCounter, StatusGate, exit_outcome, parse_duration,
+    HEALTH_REASON, DurationError, HealthCounter, StatusGate, exit_outcome, parse_duration, volume_full_note,
 )
 from executor.supervisor import Supervised, tail
-from executor.workloads import WorkloadError, prepare
+from executor.workloads import Workload, WorkloadError, prepare
 from kmfwire.taskdata import TaskData, TaskDataError
 from kmfwire.waiting import wait_until
 
@@ -161,8 +161,22 @@ class TaskRunner:
             code = self.proc.wait()
             self.proc.stop(0)  # the leader exited: take the rest of its group with it
             outcome = exit_outcome(code, kill_requested=False,
-                                   stderr_tail=tail(self.sandbox / "stderr", 8) if code != 0 else "")
+                                   stderr_tail=tail(self.sandbox / "stderr", 8) if code != 0 else "",
+                                   volume_note=self._volume_note(workload) if code != 0 else None)
         self.update(outcome.state, outcome.message, reason=outcome.reason)
+
+    def _volume_note(self, workload: Workload) -> str | None:
+        """A full data volume, from its free space and the end of the workload's output."""
+        if workload.volume is None:
+            return None
+        try:
+            st = os.statvfs(workload.volume)
+        except OSError:
+            return None
+        log_tail = tail(self.sandbox / "stdout", 40) + tail(self.sandbox / "stderr", 20)
+        # resolved: where the space is on the agent (a symlink to the volume on some agents)
+        return volume_full_note(str(workload.volume.resolve()), st.f_bavail * st.f_frsize,
+                                st.f_blocks * st.f_frsize, log_tail)
 
 
 def _kill_grace(task: Mapping[str, Any], default: float) -> float:

@@ -20,7 +20,7 @@ import signal
 import attrs
 
 from kmfwire.errors import KmfError
-from kmfwire.task_states import TERMINAL, is_terminal
+from kmfwire.task_states import TERMINAL, VOLUME_FULL, is_terminal
 
 TERMINAL_STATES = TERMINAL  # Mesos' terminal states (one definition, in kmfwire.task_states)
 
@@ -51,7 +51,25 @@ def describe_exit(returncode: int) -> str:
     return f"exited with code {returncode}"
 
 
-def exit_outcome(returncode: int | None, kill_requested: bool, stderr_tail: str = "") -> Outcome:
+# Kafka fails a log dir on the first write that finds no space; a little may be back once the JVM is
+# gone (files it held open), so "full" means almost nothing left, or the log saying so
+VOLUME_FULL_BELOW_BYTES = 64 << 20
+
+
+def volume_full_note(volume: str, free_bytes: int, total_bytes: int, log_tail: str = "") -> str | None:
+    """Why a workload that ended may have: its data volume is (as good as) full. None when not.
+
+    The message starts with `VOLUME_FULL`, which the scheduler reads (see
+    `scheduler.core.recovery`): a broker failed this way is kept on its volume, never moved.
+    """
+    if free_bytes >= VOLUME_FULL_BELOW_BYTES and "No space left on device" not in log_tail:
+        return None
+    return (f"{VOLUME_FULL}: {volume} has {free_bytes // (1 << 20)} MiB free of "
+            f"{total_bytes // (1 << 20)} MiB; free space there and kmf restarts it in place")
+
+
+def exit_outcome(returncode: int | None, kill_requested: bool, stderr_tail: str = "",
+                 volume_note: str | None = None) -> Outcome:
     """The terminal status for a workload that ended.
 
     :param returncode: Popen's return code (negative: the signal that ended it); None when a stop
@@ -60,6 +78,8 @@ def exit_outcome(returncode: int | None, kill_requested: bool, stderr_tail: str 
         kill's doing whatever the code says, so the task is TASK_KILLED, never FAILED.
     :param stderr_tail: the last lines of the workload's stderr, appended to a failure's message
         because that is usually where the cause is.
+    :param volume_note: `volume_full_note`'s finding; it leads the message of a failure, with
+        Mesos' reason for a container out of disk.
     """
     if kill_requested:
         return Outcome("TASK_KILLED", f"stopped ({describe_exit(returncode)})" if returncode is not None
@@ -69,6 +89,9 @@ def exit_outcome(returncode: int | None, kill_requested: bool, stderr_tail: str 
     if returncode is None:  # not reachable from the runner today; failing is the safe reading
         return Outcome("TASK_FAILED", "ended with an unknown status")
     tail = f"; stderr:\n{stderr_tail}" if stderr_tail else ""
+    if volume_note is not None:
+        return Outcome("TASK_FAILED", f"{volume_note}; {describe_exit(returncode)}{tail}",
+                       "REASON_CONTAINER_LIMITATION_DISK")
     return Outcome("TASK_FAILED", describe_exit(returncode) + tail)
 
 

@@ -53,6 +53,7 @@ class Workload:
     ready: Check
     healthy: Check
     description: str
+    volume: Path | None = None  # its persistent data, checked for free space when it fails
 
 
 def kafka_runtime(version: str, env: Mapping[str, str]) -> KafkaRuntime:
@@ -179,7 +180,7 @@ def _broker(data: TaskData, sandbox: Path, env: Mapping[str, str]) -> Workload:
             return _port_open(b.host, port)
         check = controller_listening
         what = f"Kafka {b.kafka_version} controller {b.node_id} on {b.host}:{b.controller_port}"
-    return Workload(tuple(argv), proc_env, check, check, what)
+    return Workload(tuple(argv), proc_env, check, check, what, volume=data_dir)
 
 
 def _stream(data: TaskData, sandbox: Path, env: Mapping[str, str], stdout: Path) -> Workload:

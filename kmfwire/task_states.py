@@ -45,3 +45,7 @@ PARTITION_AWARE_ONLY = frozenset(
 def is_terminal(state: str) -> bool:
     """Whether Mesos sends no more updates for a task in `state`."""
     return state in TERMINAL
+
+# How the executor's TASK_FAILED message starts when the workload's data volume ran out of space;
+# the scheduler keeps such a broker on its volume instead of moving it (which would destroy it).
+VOLUME_FULL = "data volume full"

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import attrs
 
+from kmfwire.task_states import VOLUME_FULL
 from scheduler.core import actions as act
 from scheduler.core import events as ev
 from scheduler.core.maintenance_holds import waits_in_place
@@ -36,6 +37,12 @@ def permanent_failures(state: State, now: float) -> tuple[State, list[act.Action
             continue
         if waits_in_place(state, rec.pod, now):
             continue  # its agent is under maintenance: it comes back in place once the window ends
+        if rec.kind == PodKind.BROKER and not rec.active and rec.message.startswith(VOLUME_FULL):
+            # a full volume still holds the broker's data; moving would release (destroy) it, and
+            # the space is the operator's to free (or `kmf pod replace` to move it on purpose)
+            held[rec.pod] = ("kept on its agent: its data volume is full; free space there and it "
+                             "restarts in place (kmf pod replace moves it without its data)")
+            continue
         if rec.active and rec.state != "TASK_UNREACHABLE":
             continue  # relaunched and starting (or running): not a permanent failure
         if rec.reservation is None and not rec.active:

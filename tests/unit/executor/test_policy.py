@@ -8,11 +8,14 @@ from hypothesis import given, strategies as st
 
 from executor.policy import (
     TERMINAL_STATES,
+    VOLUME_FULL_BELOW_BYTES,
     HealthCounter,
     describe_exit,
     exit_outcome,
     is_terminal,
+    volume_full_note,
 )
+from kmfwire.task_states import VOLUME_FULL
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -92,3 +95,20 @@ def test_policy_stays_pure():
                 for alias in node.names}
     imported |= {(node.module or "").split(".")[0] for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)}
     assert not imported & {"pymesos", "subprocess", "threading", "socket", "time", "os", "executor"}
+
+
+def test_a_failure_on_a_full_volume_says_so_with_mesos_disk_reason():
+    note = volume_full_note("/sandbox/data", free_bytes=0, total_bytes=160 << 20)
+    assert note is not None and note.startswith(VOLUME_FULL) and "/sandbox/data" in note and "0 MiB free of 160" in note
+    out = exit_outcome(1, kill_requested=False, stderr_tail="x", volume_note=note)
+    assert out.state == "TASK_FAILED" and out.reason == "REASON_CONTAINER_LIMITATION_DISK"
+    assert out.message.startswith(note) and out.message.endswith("exited with code 1; stderr:\nx")
+    # a kill stays a kill, whatever the volume looks like
+    assert exit_outcome(1, kill_requested=True, volume_note=note).state == "TASK_KILLED"
+
+
+@given(st.integers(min_value=0, max_value=1 << 40), st.booleans())
+def test_a_volume_counts_as_full_when_nearly_no_space_is_left_or_the_log_says_so(free, logged):
+    log_tail = "java.io.IOException: No space left on device" if logged else "all fine"
+    note = volume_full_note("/v", free_bytes=free, total_bytes=1 << 41, log_tail=log_tail)
+    assert (note is not None) == (logged or free < VOLUME_FULL_BELOW_BYTES)

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from hypothesis import given, settings, strategies as st
 
+from kmfwire.task_states import VOLUME_FULL
 from kmfwire.taskdata import TaskData
 from scheduler.core import actions as act
 from scheduler.core import events as ev
@@ -362,3 +363,23 @@ def test_scheduler_dying_between_persist_and_accept_leaves_no_duplicate_and_no_g
     assert sorted(live) == sorted(set(live))
     owned = {rec.reservation.persistence_id for rec in sim.state.tasks.values() if rec.reservation}
     assert sim.cluster.reservation_ids() == owned
+
+
+def test_a_broker_failed_on_a_full_volume_is_kept_on_it_past_the_permanent_failure_timeout():
+    """A move would release the volume (destroying the data on it): the operator frees space."""
+    sim = subscribed()
+    sim.run_all_ready()
+    rec = sim.record("broker-1")
+    full = f"{VOLUME_FULL}: /sandbox/data has 0 MiB free of 160 MiB; ...; exited with code 1"
+    sim.send.status(rec.task_id, "TASK_FAILED", message=full, reason="REASON_CONTAINER_LIMITATION_DISK")
+    sim.send.kafka_health({0, 2}, replicas_by_broker={}, controller_id=0, under_min_isr_without={})
+    sim.send.tick(120)  # far past permanent_failure_timeout_s (30), and safe to move by Kafka's view
+    kept = sim.record("broker-1")
+    assert kept.reservation == rec.reservation and "data volume is full" in sim.state.last_placement["broker-1"]
+    # relaunched in place (space freed too late, say), it fails for another reason: now it moves
+    sim.send.offers()
+    relaunched = sim.record("broker-1")
+    assert relaunched.task_id != rec.task_id and relaunched.reservation == rec.reservation
+    sim.send.status(relaunched.task_id, "TASK_FAILED", message="exited with code 1")
+    sim.send.tick(120)
+    assert sim.record("broker-1").reservation is None
