@@ -30,6 +30,8 @@ import platform
 import random
 import signal
 import statistics
+import subprocess
+import sys
 import time
 from collections import Counter
 from dataclasses import dataclass
@@ -48,6 +50,7 @@ from tests.helpers.chaos_invariants import IsrSampler, NodeIdSampler
 from tests.helpers.chaos_workload import Workload, WorkloadSummary, create_topic, verify
 from tests.helpers.fixtures_scheduler import executor_pid_of, java_pid_of, pid_in_sandbox
 from tests.helpers.fixtures_zookeeper import restart_zookeeper
+from tests.helpers.numbered_producer import read_values
 from tests.helpers.wait import WaitTimeout, wait_for
 
 pytestmark = [pytest.mark.kafka]
@@ -365,6 +368,68 @@ class Chaos:
         self.parts.heal("scheduler")
         assert health.get("role") == "leader" and health.get("zookeeper_connected"), health
 
+    def cut_scheduler_from_zookeeper(self, rng, seconds: float = 20.0) -> None:
+        """The leading scheduler cut from ZooKeeper, not from the master (the reverse of the
+        above): its connection is suspended, so it must stop deciding at once and exit 1 (a term
+        is never resumed); started again as Marathon would (outside the cut), the new instance
+        leads once ZooKeeper has expired the old one's session."""
+        old = self.s
+        host, port = self.env.zk_connect.rsplit(":", 1)
+        self.parts.cut("zookeeper", [(f"scheduler-{old.index}", host, port)])
+        try:
+            self.relaunch_after_exit(old, "its link to ZooKeeper was cut")
+            time.sleep(max(0.0, seconds - (time.monotonic() - self.t0)))
+        finally:
+            self.parts.heal("zookeeper")
+
+    def cut_client_from_leader(self, rng, seconds: float = 20.0):
+        """A producer process (acks=all, idempotent) cut from its partition's leader, nothing
+        else touched: it acknowledges nothing while cut, then resumes; every record it had
+        acknowledged is in the topic exactly once."""
+        topic, run = "chaos-client", f"r{len(self.runs)}"
+        boot = self.bootstrap()
+        if topic not in AdminClient({"bootstrap.servers": boot, "log_level": 0}).list_topics(timeout=10).topics:
+            create_topic(boot, topic, partitions=1, replication_factor=3, min_insync_replicas=2)
+        acks = self.env.base / f"{topic}-{run}.acks"
+        acks.touch()
+        proc = subprocess.Popen(self.parts.wrap("client", [sys.executable, "-m", "tests.helpers.numbered_producer",
+                                                           boot, topic, run, str(acks), "100"]),
+                                cwd=Path(__file__).resolve().parents[2], stderr=subprocess.DEVNULL)
+        try:
+            def acked() -> int:
+                return len(acks.read_text().split())
+            wait_for(lambda: acked() >= 100, timeout=60, interval=0.2, what="the client producer acknowledged")
+            meta = AdminClient({"bootstrap.servers": boot, "log_level": 0}).list_topics(topic, timeout=10)
+            leader = meta.brokers[meta.topics[topic].partitions[0].leader]
+            print(f"chaos: the client producer cut from the leader {leader.host}:{leader.port} for {seconds:g}s",
+                  flush=True)
+            cut_at = time.monotonic()
+            self.parts.cut("client", [("client", leader.host, str(leader.port))])
+            time.sleep(3)  # what was on the wire lands, then nothing may
+            stalled = acked()
+            time.sleep(max(0.0, seconds - (time.monotonic() - cut_at)))
+            during = acked() - stalled
+            self.parts.heal("client")
+            assert during == 0, f"{during} records acknowledged through a cut to the leader"
+            wait_for(lambda: acked() > stalled + 100, timeout=120, interval=0.5,
+                     what="the client producer acknowledges again after the heal")
+            proc.send_signal(signal.SIGTERM)
+            assert proc.wait(timeout=150) == 0, "the client producer left records unresolved"
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+        acknowledged = [int(n) for n in acks.read_text().split()]
+        read = Counter()
+        for value in read_values(boot, topic):
+            if value.startswith(f"{run}:"):
+                read[int(value.split(":", 1)[1])] += 1
+        missing = set(acknowledged) - set(read)
+        twice = [n for n, c in read.items() if c > 1]
+        assert not missing and not twice, \
+            f"client producer: {len(missing)} acknowledged records missing, {len(twice)} read twice"
+        print(f"chaos: client producer {len(acknowledged)} acknowledged, none lost or duplicated", flush=True)
+
     # paused processes --------------------------------------------------------------------------
     def stop_broker_jvm(self, rng, seconds: float = 15.0) -> None:
         """SIGSTOP a broker JVM past its session timeout (broker.session.timeout.ms 9 s), SIGCONT."""
@@ -430,7 +495,8 @@ SHORT = ["kill_broker_jvm", "kill_executor", "kill_app_instance", "kill_schedule
 LONG = SHORT + ["kill_leader", "restart_zookeeper", "pause_agent", "kill_agent"]
 RANDOM = [f for f in LONG if f != "kill_agent"]  # each agent loss costs an agent for good
 PAUSES = ["stop_broker_jvm", "stop_leader"]
-PARTITIONS = ["cut_agent_from_master", "cut_broker", "cut_scheduler_from_master"]
+PARTITIONS = ["cut_agent_from_master", "cut_broker", "cut_scheduler_from_master", "cut_scheduler_from_zookeeper",
+              "cut_client_from_leader"]
 
 
 def table(runs: list[Run], summary: WorkloadSummary, acknowledged: frozenset[int],
