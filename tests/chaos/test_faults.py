@@ -313,6 +313,34 @@ class Chaos:
         # exactly one broker: the same task comes back with its agent, none was started elsewhere
         return lambda: self.s.pod(pod)["task_id"] == task and task not in self.unreachable_tasks()
 
+    def cut_app_agent_from_master(self, rng, seconds: float = 25.0):
+        """The word-count instance's agent cut from the master past permanent_failure_timeout_s:
+        kmf starts the instance anew on another agent (an app keeps no data, so it need not wait);
+        healed, the old task that ran on through the cut must be killed, leaving one instance."""
+        lm = self.env.lm
+        old = self.s.pod(APP_POD)
+        i = self._agent_of(APP_POD)
+        agent = lm.agents[i]
+        print(f"chaos: agent-{i} ({agent.ip}, {APP_POD}) cut from the master for {seconds:g}s", flush=True)
+        cut_at = time.monotonic()
+        self.parts.cut("agent", [(f"agent-{i}", lm.ip, str(lm.port)), ("master", agent.ip, str(agent.port))])
+        wait_for(lambda: old["task_id"] in self.unreachable_tasks(), timeout=seconds, interval=0.5,
+                 what=f"the master marks {APP_POD}'s task unreachable")
+        moved = wait_for(lambda: (lambda p: p if p.get("ready") and p["task_id"] != old["task_id"] else None)(
+            self.s.pod(APP_POD)), timeout=120, interval=0.5, what=f"{APP_POD} started anew while its agent is cut")
+        assert moved["hostname"] != old["hostname"], moved
+        print(f"chaos: {APP_POD} ready on {moved['hostname']} {time.monotonic() - cut_at:.1f}s into the cut",
+              flush=True)
+        still = pid_in_sandbox(old["task_id"], lambda argv: b"streams.wordcount" in argv)
+        time.sleep(max(0.0, seconds - (time.monotonic() - cut_at)))
+        self.parts.heal("agent")
+
+        def one_instance() -> bool:
+            gone = pid_in_sandbox(old["task_id"], lambda argv: b"streams.wordcount" in argv) is None
+            return gone and self.s.pod(APP_POD)["task_id"] == moved["task_id"]
+        print(f"chaos: the old instance ran on through the cut: {still is not None}", flush=True)
+        return one_instance
+
     def unreachable_tasks(self) -> set[str]:
         fws = self.env.lm.get("/master/frameworks")["frameworks"]
         return {t["id"] for fw in fws if fw["id"] == self.framework_id for t in fw.get("unreachable_tasks", [])}
@@ -495,7 +523,7 @@ SHORT = ["kill_broker_jvm", "kill_executor", "kill_app_instance", "kill_schedule
 LONG = SHORT + ["kill_leader", "restart_zookeeper", "pause_agent", "kill_agent"]
 RANDOM = [f for f in LONG if f != "kill_agent"]  # each agent loss costs an agent for good
 PAUSES = ["stop_broker_jvm", "stop_leader"]
-PARTITIONS = ["cut_agent_from_master", "cut_broker", "cut_scheduler_from_master", "cut_scheduler_from_zookeeper",
+PARTITIONS = ["cut_agent_from_master", "cut_app_agent_from_master", "cut_broker", "cut_scheduler_from_master", "cut_scheduler_from_zookeeper",
               "cut_client_from_leader"]
 
 
