@@ -54,6 +54,8 @@ from scheduler.shell.tls import CertificateAuthority, TlsError, TlsLaunches, kaf
 log = logging.getLogger("scheduler")
 
 EXIT_OK, EXIT_FAILED, EXIT_CONFIG = 0, 1, 2
+# the scheduler's ZooKeeper session: a suspended leader that has not got it back by then ends its term
+ZK_SESSION_TIMEOUT_S = 10.0
 
 
 def _read(path: str | None) -> str | None:
@@ -96,6 +98,8 @@ class Service:
     def role(self) -> str:
         if self.tombstone is not None:
             return "uninstalled"
+        if self.election is not None and self.election.suspended:
+            return "suspended"  # leading, not deciding until its ZooKeeper session is back
         leading = self.election is not None and self.election.is_leader
         return "leader" if leading and self.loop is not None and not self.loop.ended.is_set() else "standby"
 
@@ -268,7 +272,7 @@ def run(config_path: str) -> int:
     zk_auth = None
     if spec.zookeeper.digest_user:
         zk_auth = f"{spec.zookeeper.digest_user}:{_read(spec.zookeeper.digest_password_file)}"
-    zk = KazooClient(hosts=spec.zookeeper.connect, timeout=10.0,
+    zk = KazooClient(hosts=spec.zookeeper.connect, timeout=ZK_SESSION_TIMEOUT_S,
                      auth_data=[("digest", zk_auth)] if zk_auth else None)
     try:
         zk.start(timeout=15)
@@ -320,7 +324,12 @@ def run(config_path: str) -> int:
     exit_code = [EXIT_OK]
     election = LeaderElection(zk, store.path("leader"), url,
                               on_lost=lambda why: service.loop.stop(f"leadership lost: {why}", code=1)
-                              if service.loop else None)
+                              if service.loop else None,
+                              # a dropped connection pauses the loop (if there is one yet) until the
+                              # same session is back: a ZooKeeper member's death costs no restart
+                              on_suspended=lambda: service.loop.pause() if service.loop else False,
+                              on_resumed=lambda: service.loop.resume() if service.loop else None,
+                              max_suspended_s=ZK_SESSION_TIMEOUT_S)
     service.election = election
 
     def on_signal(signum: int, _frame: Any) -> None:

@@ -66,6 +66,8 @@ class Loop:
         self.fault = None  # test hook: a callable(action) run before each action
         self.master: str | None = None  # host:port of the master of the last SUBSCRIBED (the UI's)
         self.data_mover: Any = None  # performs Reassign/EndReassign (shell.data_moves.DataMover)
+        self.deciding = threading.Event()  # cleared while paused: events wait in the queue
+        self.deciding.set()
 
     # inputs ----------------------------------------------------------------------------------
 
@@ -108,6 +110,17 @@ class Loop:
             return act.Reply(cid, False, {"message": f"no decision within {timeout}s", "refusal": Refusal.UNAVAILABLE})
         return pending.reply  # type: ignore[return-value]
 
+    def pause(self) -> bool:
+        """Decide nothing until `resume` (the leader's ZooKeeper connection is suspended). A
+        decision under way finishes; its Persist fails if the connection is gone, which ends the loop."""
+        self.deciding.clear()
+        log.warning("deciding paused")
+        return True
+
+    def resume(self) -> None:
+        log.warning("deciding resumed")
+        self.deciding.set()
+
     def stop(self, reason: str, code: int = 0) -> None:
         if not self.ended.is_set():
             self.end_reason = reason
@@ -121,6 +134,9 @@ class Loop:
         next_tick = self.clock() + TICK_S
         try:
             while not self.ended.is_set():
+                if not self.deciding.is_set():
+                    self.deciding.wait(0.2)
+                    continue
                 timeout = max(0.0, next_tick - self.clock())
                 try:
                     event = self.events.get(timeout=timeout)

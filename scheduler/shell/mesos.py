@@ -203,10 +203,11 @@ class _Driver(MesosSchedulerDriver):
             # A scheduler that lost its leadership must not subscribe: the master would fail the
             # new leader's framework over to it (seen: a leader paused past its ZooKeeper session
             # woke up, its watchdog forced a reconnect, and its SUBSCRIBE ousted the standby that
-            # had taken over). The scheduler is stopping: hold this connection until the driver
-            # stops; pymesos then sees the stop before it writes anything.
-            log.warning("not subscribing to %s: this scheduler is no longer the leader", self.master)
-            wait_until(lambda: not self._started, None, 0.05)
+            # had taken over). Hold this connection until the term resumes (a suspended ZooKeeper
+            # connection back with the same session) or the driver stops (the term is over);
+            # pymesos then sees the stop before it writes anything.
+            log.warning("not subscribing to %s: this scheduler is not leading now", self.master)
+            wait_until(lambda: self.may_subscribe() or not self._started, None, 0.05)
         pause = resubscribe_pause(self.closes_since_subscribed, random.uniform(0.8, 1.2))
         if pause:
             log.warning("master %s: %d connections ended without a subscription; next attempt in %.1fs",
@@ -355,6 +356,12 @@ class MesosAdapter(Scheduler):
         driver = self.driver
         old = driver.master
         if old is None:
+            return
+        if not self._may_subscribe():
+            # not leading now (its term suspended or over): a dropped connection could not be
+            # subscribed again until it leads, so keep the one there is
+            log.warning("not forcing a reconnect to %s while not leading: %s", old, why)
+            self._last_sign_of_life = self._monotonic()
             return
         self.forced_reconnects += 1
         log.warning("forcing a reconnect to %s: %s", old, why)

@@ -262,12 +262,21 @@ class Chaos:
         self.relaunch_after_exit(old, "its ZooKeeper session expired")
 
     def restart_zookeeper(self, rng) -> None:
-        """kill -9 ZooKeeper and start it again (same port and data): the scheduler's session is
-        suspended, so it ends its term; brokers (KRaft) and the master carry on."""
+        """kill -9 ZooKeeper and start it again (same port and data): the scheduler's connection
+        is suspended and its decisions paused; back within the session timeout, the same session
+        resumes the term (no restart), later the term ends and the scheduler exits 1 (started
+        again as Marathon would). Brokers (KRaft) and the master carry on."""
         old = self.s
         down = restart_zookeeper(self.zookeeper)
         print(f"chaos: ZooKeeper down for {down:.1f}s", flush=True)
-        self.relaunch_after_exit(old, "ZooKeeper restarted")
+        wait_for(lambda: old.proc.poll() is not None or self.health().get("role") == "leader", timeout=60,
+                 interval=0.2, what="the scheduler resumes its term or stops")
+        if old.proc.poll() is not None:
+            assert down > 5.0, f"the scheduler exited though ZooKeeper was back in {down:.1f}s: {old.log(1500)}"
+            self.relaunch_after_exit(old, "ZooKeeper restarted")
+        else:
+            assert "back with the same session: leadership at" in old.log(20000), old.log(1500)
+            print("chaos: the scheduler resumed its term with the same ZooKeeper session", flush=True)
 
     def restart_master(self, rng) -> None:
         self.env.lm.restart_master()

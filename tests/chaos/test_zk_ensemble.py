@@ -2,10 +2,12 @@
 leadership safely while members die, the leader member dies, and the quorum is gone for 20 s.
 
 The same service, workload and invariants as tests/chaos/test_faults.py (its `Chaos` does the
-measuring and checking), with the scheduler's ZooKeeper being an ensemble. kmf's scheduler ends its
-term when its ZooKeeper connection is SUSPENDED (leader.py: a term is never resumed) and exits 1;
-here, as under Marathon, an exited scheduler is started again, and the run counts how often. An
-exit for any other reason, or with another code, fails the run. `stop_leader` (SIGSTOP the leading
+measuring and checking), with the scheduler's ZooKeeper being an ensemble. When its ZooKeeper
+connection is suspended, kmf's leading scheduler pauses its decisions; back with the same session
+(kazoo reconnects to another member) it resumes, otherwise its term ends and it exits 1
+(scheduler/shell/leader.py). Here, as under Marathon, an exited scheduler is started again, and
+the run counts resumed terms and restarts. An exit for any other reason, or with another code,
+fails the run. `stop_leader` (SIGSTOP the leading
 scheduler past its session, a standby takes over, the old one woken) runs on the ensemble too: no
 decision of the stale leader may land.
 
@@ -33,6 +35,7 @@ QUORUM_LOST_S = 20.0
 
 # the scheduler's own lines when it stops on a ZooKeeper fault: as leader, as a standby, or a
 # fresh one started while there is no quorum
+RESUMED = "back with the same session: leadership at"  # scheduler/shell/leader.py's line
 ZK_EXITS = ("leadership lost", "cannot connect to ZooKeeper", "ZooKeeper session")
 
 
@@ -61,9 +64,19 @@ class EnsembleChaos(Chaos):
         super().__init__(env, scheduler, None, None)
         self.ensemble = ensemble
         self.restarts: list[str] = []
+        self.master_restarts = 0
 
     def healthy(self) -> bool:
-        """As Marathon would: a scheduler that stopped on a ZooKeeper fault is started again."""
+        """As Marathon would: a scheduler that stopped on a ZooKeeper fault is started again. And
+        as the master's supervisor would: a master that aborted on losing its ZooKeeper session
+        (Apache Mesos does the same; localmesos follows it) is started again."""
+        lm = self.env.lm
+        if lm.master_proc is not None and lm.master_proc.poll() is not None:
+            assert "lost ZooKeeper membership" in lm.master_log(), lm.master_log()[-1500:]
+            self.master_restarts += 1
+            lm.master_proc = None  # it exited (and was reaped): start it again on its address and work dir
+            lm.start_master()
+            return False
         old = self.s
         if old.proc.poll() is not None:
             log = old.log(20000)
@@ -73,6 +86,10 @@ class EnsembleChaos(Chaos):
             self.s = self.env.start_scheduler(config=old.config)
             return False
         return super().healthy()
+
+    def resumed(self) -> int:
+        """Terms resumed after a suspension, by every scheduler this run started (their logs)."""
+        return sum(s.log(10 ** 7).count(RESUMED) for s in self.env.schedulers)
 
     # faults ------------------------------------------------------------------------------------
     def kill_zk_member(self, rng) -> None:
@@ -102,7 +119,8 @@ class EnsembleChaos(Chaos):
         self.ensemble.wait_quorum(3)
 
 
-def write_section(rows: list[str], seed: int, faults: list[str], restarts: list[str], line: str) -> None:
+def write_section(rows: list[str], seed: int, faults: list[str], restarts: list[str], resumed: int,
+                  master_restarts: int, line: str) -> None:
     """The ensemble's table as its own section of docs/chaos.md (test_faults.py keeps it when it
     rewrites the rest)."""
     runs = os.environ.get("KMF_CHAOS_RUNS", "3")
@@ -111,16 +129,19 @@ def write_section(rows: list[str], seed: int, faults: list[str], restarts: list[
         "## ZooKeeper as a 3-member ensemble",
         "",
         "Written by `tests/chaos/test_zk_ensemble.py` under `KMF_CHAOS_FULL=1`: the same service, workload",
-        "and invariants, with the scheduler's ZooKeeper a 3-member ensemble. kmf's scheduler ends its term",
-        "when its ZooKeeper connection is suspended and exits 1 (it never resumes a term); the test starts",
-        "it again as Marathon would, and counts those restarts. Any other exit fails the run.",
+        "and invariants, with the scheduler's ZooKeeper a 3-member ensemble. A leading scheduler whose",
+        "ZooKeeper connection is suspended pauses its decisions and resumes its term when kazoo is back with",
+        "the same session; otherwise the term ends and it exits 1, and the test starts it again as Marathon",
+        "would. Resumed terms and restarts are counted; any other exit fails the run.",
         "",
         f"- date: {datetime.now(timezone.utc).strftime('%Y-%m-%d %H:%M UTC')}",
         f"- command: `KMF_CHAOS_FULL=1 KMF_CHAOS_SEED={seed} KMF_CHAOS_RUNS={runs} "
         ".venv/bin/python -m pytest tests/chaos/test_zk_ensemble.py -s`",
         f"- machine: {os.cpu_count()} cores, {platform.system()} {platform.release()}, Python {platform.python_version()}",
         f"- faults in order: {', '.join(faults)}",
-        f"- scheduler restarts after ZooKeeper faults: {len(restarts)} ({', '.join(restarts) or 'none'})",
+        f"- terms resumed with the same session: {resumed}; "
+        f"scheduler restarts after ZooKeeper faults: {len(restarts)} ({', '.join(restarts) or 'none'}); "
+        f"master restarts after it lost its ZooKeeper session: {master_restarts}",
         f"- workload: {line}",
         "",
         *rows,
@@ -148,9 +169,10 @@ def test_scheduler_leads_safely_through_zookeeper_ensemble_faults(kmf_env, ensem
     env, s, boot = start_service(kmf_env, 3, None)
     chaos = EnsembleChaos(env, s, ensemble)
     rows, summary = run_faults(chaos, faults, boot, rng)
-    print(f"chaos: scheduler restarts (as Marathon would) after ZooKeeper faults: {len(chaos.restarts)} "
-          f"{chaos.restarts}", flush=True)
+    print(f"chaos: terms resumed with the same session {chaos.resumed()}; scheduler restarts (as Marathon "
+          f"would) after ZooKeeper faults: {len(chaos.restarts)} {chaos.restarts}; master restarts "
+          f"{chaos.master_restarts}", flush=True)
     if FULL and not os.environ.get("KMF_CHAOS_FAULTS"):
-        write_section(rows, seed, faults, chaos.restarts, summary.line())
+        write_section(rows, seed, faults, chaos.restarts, chaos.resumed(), chaos.master_restarts, summary.line())
     assert summary.lost == (), f"acknowledged records lost: {summary.lost[:20]}"
     assert summary.acknowledged > 0 and len(chaos.runs) == len(faults)

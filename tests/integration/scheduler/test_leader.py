@@ -45,13 +45,24 @@ def expire_session(client: KazooClient, hosts: str) -> None:
 
 
 class Candidate:
-    def __init__(self, client: KazooClient, name: str) -> None:
+    def __init__(self, client: KazooClient, name: str, pausable: bool = False) -> None:
         self.events: list[str] = []
         self.lost = threading.Event()
+        self.resumed = threading.Event()
+
+        def suspended() -> bool:
+            self.events.append(f"suspended (leader: {self.election.is_leader})")
+            return True
+
+        def resumed() -> None:
+            self.events.append(f"resumed (leader: {self.election.is_leader})")
+            self.resumed.set()
         self.election = LeaderElection(
             client, PATH, name,
             on_elected=lambda: self.events.append("elected"),
             on_lost=lambda reason: (self.events.append(f"lost: {reason}"), self.lost.set()),
+            on_suspended=suspended if pausable else None,
+            on_resumed=resumed if pausable else None,
         )
 
 
@@ -100,6 +111,37 @@ def test_suspended_connection_ends_the_term_at_once(clients):
     wait_for(lambda: cand.lost.is_set(), timeout=15, what="term ended on SUSPENDED")
     assert not cand.election.is_leader
     assert "suspended" in cand.election.lost_reason or "lost" in cand.election.lost_reason
+
+
+def test_a_suspension_pauses_the_term_and_the_same_session_resumes_it(clients):
+    """An owner that can pause (the scheduler's loop) keeps its term through a dropped connection:
+    not a leader while suspended, the leader again once kazoo is back with the same session."""
+    client = clients()
+    cand = Candidate(client, "only", pausable=True)
+    cand.election.start()
+    assert cand.election.wait_elected(timeout=15)
+    node = cand.election.lock_node
+    client._connection._socket.shutdown(socket.SHUT_RDWR)
+    wait_for(cand.resumed.is_set, timeout=15, what="the term resumed after the reconnect")
+    assert cand.events == ["elected", "suspended (leader: False)", "resumed (leader: True)"], cand.events
+    assert cand.election.is_leader and not cand.lost.is_set() and cand.election.resumed_count == 1
+    assert cand.election.lock_node == node and client.exists(node).ephemeralOwner == client.client_id[0]
+    cand.election.stop()
+
+
+def test_a_suspended_term_ends_when_the_session_is_gone(clients, zk_chroot):
+    """Suspended, then the session expired (a standby may lead by now): the term is over."""
+    client, other = clients(), clients()
+    cand = Candidate(client, "first", pausable=True)
+    cand.election.start()
+    assert cand.election.wait_elected(timeout=15)
+    second = Candidate(other, "second")
+    second.election.start()
+    expire_session(client, zk_chroot)
+    wait_for(cand.lost.is_set, timeout=20, what="the suspended term ended")
+    assert not cand.resumed.is_set() and not cand.election.is_leader and cand.election.ended
+    assert second.election.wait_elected(timeout=20)
+    second.election.stop()
 
 
 def test_fenced_store_refuses_writes_from_a_deposed_leader(clients, zk_chroot):
