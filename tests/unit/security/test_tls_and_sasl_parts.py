@@ -267,3 +267,16 @@ def test_cli_endpoints_show_the_tls_and_sasl_listeners_and_write_the_ca(monkeypa
     out = capsys.readouterr().out
     assert "SSL        h:2" in out and "SASL_SSL   h:3" in out
     assert (tmp_path / "ca.pem").read_text() == doc["tls"]["ca_cert"]
+
+
+def test_the_keeper_gives_each_phase_its_signer_and_trust_bundle():
+    from scheduler.shell.tls import CaKeeper, CertificateAuthority
+    old, new = CertificateAuthority.create("kafka", NOW), CertificateAuthority.create("kafka", NOW)
+    keeper = CaKeeper.fixed(old)
+    assert keeper.trust_bundle() == old.cert_pem and keeper.pick("current", ("current",)) == (old, old.cert_pem)
+    keeper.next = new
+    assert keeper.trust_bundle() == old.cert_pem + new.cert_pem  # what clients are given meanwhile
+    assert keeper.pick("current", ("current", "next")) == (old, old.cert_pem + new.cert_pem)
+    assert keeper.pick("next", ("current", "next")) == (new, old.cert_pem + new.cert_pem)
+    keeper.next = None  # promoted before a restart: the CA is the next one, trusted once
+    assert keeper.pick("next", ("current", "next")) == (old, old.cert_pem)
