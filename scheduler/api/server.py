@@ -246,7 +246,7 @@ class Api:
         doc = plans(self.backend.state(), self.clock()).get(plan)
         if doc is None:
             raise ApiError(404, f"plan {plan!r} does not exist (plans: deploy, recovery, update, and "
-                                "rebalance once one has started)", "plan")
+                                "rebalance or ca-rotation once one has started)", "plan")
         # like the DC/OS SDK: 200 when complete, 202 while in progress
         return (200 if doc["status"] == "COMPLETE" else 202), doc
 

@@ -56,7 +56,10 @@ class CertificateAuthority:
     @classmethod
     def create(cls, service: str, now: datetime.datetime, days: float = 3650) -> "CertificateAuthority":
         key = ec.generate_private_key(ec.SECP256R1())
+        # a name of its own per CA (its start in it): during a rotation two CAs are trusted at once,
+        # and a verifier that looks issuers up by name must not confuse them
         name = x509.Name([x509.NameAttribute(NameOID.ORGANIZATION_NAME, "kmf"),
+                          x509.NameAttribute(NameOID.ORGANIZATIONAL_UNIT_NAME, now.strftime("%Y-%m-%dT%H:%M:%S.%fZ")),
                           x509.NameAttribute(NameOID.COMMON_NAME, f"kmf CA of {service}")])
         cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name)
                 .public_key(key.public_key()).serial_number(x509.random_serial_number())
@@ -107,6 +110,9 @@ class CertificateAuthority:
                 .not_valid_after(now + datetime.timedelta(days=days))
                 .add_extension(x509.SubjectAlternativeName([san]), critical=False)
                 .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+                # names the CA's key too: CAs of one service (a rotation's old and new) differ by it
+                .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_cert.public_key()),  # type: ignore[arg-type]
+                               critical=False)
                 # brokers are servers to clients and clients of each other (inter-broker TLS)
                 .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH,
                                                       ExtendedKeyUsageOID.CLIENT_AUTH]), critical=False)
