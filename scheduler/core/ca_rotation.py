@@ -213,6 +213,7 @@ def view(state: State, now: float) -> dict[str, Any] | None:
     pods = _brokers(state)
     order = [Phase.TRUST_BOTH, Phase.NEW_CERTS, Phase.DROP_OLD]
     at = order.index(rot.phase) if rot is not None else len(order)
+    gate = StopGate(state, pods, now) if rot is not None else None
     phases = []
     for i, phase in enumerate(order):
         steps = []
@@ -221,7 +222,10 @@ def view(state: State, now: float) -> dict[str, Any] | None:
                 rec = state.tasks.get(pod.name)
                 status = ("COMPLETE" if i < at or (i == at and rot is not None and done(rec, rot.since))
                           else "STARTED" if i == at and rec is not None and rec.kill_reason else "PENDING")
-                steps.append({"name": pod.name, "status": status, "message": "" if rec is None else rec.message})
+                # what it waits for now: its restart, or the gate (a message of an earlier stop is stale)
+                why = (rec.message if status == "STARTED" and rec is not None else
+                       (gate.blocker(pod) or "") if status == "PENDING" and i == at and gate is not None else "")
+                steps.append({"name": pod.name, "status": status, "message": why})
         else:
             steps.append({"name": "old-ca", "status": "COMPLETE" if i < at else "PENDING",
                           "message": "the old CA is no longer given to clients or new launches"})

@@ -116,6 +116,8 @@ def test_a_partition_at_risk_holds_the_rotations_restarts():
     sim.send.command("rotate_ca")
     sim.send.kafka_healthy(controller_id=0, under_min_isr_if_down={0: 1, 1: 1, 2: 1})
     assert _kills(sim.send.tick()) == []
+    steps = plans(sim.state, sim.now)[car.PLAN]["phases"][0]["steps"]
+    assert all("would fall below min.insync.replicas" in st["message"] for st in steps)  # the operator sees why
 
 
 def test_a_restarted_scheduler_continues_from_the_stored_phase():

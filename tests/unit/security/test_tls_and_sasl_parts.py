@@ -280,3 +280,20 @@ def test_the_keeper_gives_each_phase_its_signer_and_trust_bundle():
     assert keeper.pick("next", ("current", "next")) == (new, old.cert_pem + new.cert_pem)
     keeper.next = None  # promoted before a restart: the CA is the next one, trusted once
     assert keeper.pick("next", ("current", "next")) == (old, old.cert_pem)
+
+
+def test_cli_rotate_ca_posts_and_follows_the_plan(monkeypatch, capsys):
+    from kmf import operator_cli
+    from kmf.cli import build_parser
+    calls = []
+    plan = {"name": "ca-rotation", "strategy": "serial", "status": "COMPLETE", "phases": [
+        {"name": "trust-both", "strategy": "serial", "status": "COMPLETE", "steps": []}]}
+
+    def call(args, method, path, body=None):
+        calls.append((method, path))
+        return (200, {"message": "rotating the CA"}) if method == "POST" else (200, plan)
+    monkeypatch.setattr(operator_cli, "call", call)
+    args = build_parser().parse_args(["tls", "rotate-ca", "--wait", "--api", "http://x"])
+    assert args.func(args) == 0
+    assert calls == [("POST", "/v1/tls/rotate-ca"), ("GET", "/v1/plans/ca-rotation")]
+    assert "rotating the CA" in capsys.readouterr().out
