@@ -110,6 +110,12 @@ def done(rec: TaskRecord | None, since: float) -> bool:
     return rec is not None and rec.active and rec.launched_at is not None and rec.launched_at >= since
 
 
+def settled(rec: TaskRecord | None, since: float) -> bool:
+    """`done`, and serving again: a phase ends only once every broker serves with its material
+    (the next phase's restarts, and the old CA's end, must not meet a broker still starting)."""
+    return done(rec, since) and rec is not None and rec.serving and not rec.kill_reason
+
+
 def _persist(rot: Rotation) -> act.Persist:
     return act.Persist(puts=(("properties", KEY, rot.to_json()),))
 
@@ -152,6 +158,8 @@ def progress(state: State, now: float) -> tuple[State, list[act.Action]]:
     pending = [p for p in pods if not done(state.tasks.get(p.name), rot.since)]
     if pending:
         return _restart_one(state, pods, pending, rot, now)
+    if not all(settled(state.tasks.get(p.name), rot.since) for p in pods):
+        return state, []  # the last one restarted is not serving yet
     if rot.phase == Phase.TRUST_BOTH:
         if now < rot.started + tls.ca_trust_overlap_days * DAY_S:
             return state, []  # clients are still being given the bundle of both
@@ -220,10 +228,12 @@ def view(state: State, now: float) -> dict[str, Any] | None:
         if phase != Phase.DROP_OLD:
             for pod in pods:
                 rec = state.tasks.get(pod.name)
-                status = ("COMPLETE" if i < at or (i == at and rot is not None and done(rec, rot.since))
-                          else "STARTED" if i == at and rec is not None and rec.kill_reason else "PENDING")
+                status = ("COMPLETE" if i < at or (i == at and rot is not None and settled(rec, rot.since))
+                          else "STARTED" if i == at and rec is not None and rot is not None
+                          and (rec.kill_reason or done(rec, rot.since)) else "PENDING")
                 # what it waits for now: its restart, or the gate (a message of an earlier stop is stale)
-                why = (rec.message if status == "STARTED" and rec is not None else
+                why = ((rec.message if rec.kill_reason else "starting with the phase's material")
+                       if status == "STARTED" and rec is not None else
                        (gate.blocker(pod) or "") if status == "PENDING" and i == at and gate is not None else "")
                 steps.append({"name": pod.name, "status": status, "message": why})
         else:

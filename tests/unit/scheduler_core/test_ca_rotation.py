@@ -202,3 +202,16 @@ def test_promotion_comes_before_the_rotation_is_recorded_done():
     assert ("properties", car.KEY) in steps[1].deletes
     assert ("properties", car.NOT_AFTER_KEY, repr(since + DAY)) in steps[1].puts
     assert car.current(sim.state) is None and car.ca_not_after(sim.state) == since + DAY
+
+
+def test_no_phase_ends_while_the_last_broker_restarted_is_not_serving_yet():
+    sim = _with_ca(deployed(TLS), 1e12)
+    since = min(r.launched_at for p, r in sim.state.tasks.items() if p.startswith("broker-"))
+    rot = car.Rotation(car.Phase.NEW_CERTS, since - 100, since, since + DAY, "test")
+    starting = attrs.evolve(sim.state.tasks["broker-2"], ready=False)
+    _stored(sim, {**sim.state.tasks, "broker-2": starting}, **{car.KEY: rot.to_json()})
+    assert not sim.send.tick().of(act.CaStep) and car.current(sim.state) is not None
+    steps = plans(sim.state, sim.now)[car.PLAN]["phases"][1]["steps"]
+    assert [st["status"] for st in steps] == ["COMPLETE", "COMPLETE", "STARTED"]
+    sim.send.status("broker-2", "TASK_RUNNING", ready=True)
+    assert sim.send.tick().of(act.CaStep) == [act.CaStep("promote", since + DAY)]
