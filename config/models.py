@@ -75,9 +75,23 @@ class TlsSpec:
     # certificate expires; None: 30 days, or a third of cert_days when that is shorter
     renew_before_days: float | None = None
 
+    # kmf's own CA (no ca_cert_file): made valid this long; rotated (a new CA, trusted next to the
+    # old one before any broker presents a certificate it signed) this long before it expires;
+    # None: 90 days, or a third of ca_days when that is shorter
+    ca_days: float = 3650
+    ca_renew_before_days: float | None = None
+    # during a CA rotation no broker presents a certificate of the new CA until the trust bundle of
+    # both has been served this long (clients that refresh their trust at least this often never
+    # meet a certificate they cannot verify)
+    ca_trust_overlap_days: float = 1.0
+
     @property
     def renew_margin_days(self) -> float:
         return self.renew_before_days if self.renew_before_days is not None else min(30.0, self.cert_days / 3)
+
+    @property
+    def ca_renew_margin_days(self) -> float:
+        return self.ca_renew_before_days if self.ca_renew_before_days is not None else min(90.0, self.ca_days / 3)
 
 
 @attrs.frozen

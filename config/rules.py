@@ -266,6 +266,15 @@ def _security(spec: ServiceSpec) -> list[Issue]:
     elif tls.renew_before_days is not None and not 0 < tls.renew_before_days < tls.cert_days:
         out.append(("kafka.tls.renew_before_days", f"must be above 0 and below cert_days ({tls.cert_days}), "
                                                    f"got {tls.renew_before_days}"))
+    if not 0 < tls.ca_days <= 36500:
+        out.append(("kafka.tls.ca_days", f"must be above 0 and at most 36500, got {tls.ca_days}"))
+    elif tls.ca_renew_before_days is not None and not 0 < tls.ca_renew_before_days < tls.ca_days:
+        out.append(("kafka.tls.ca_renew_before_days", f"must be above 0 and below ca_days ({tls.ca_days}), "
+                                                      f"got {tls.ca_renew_before_days}"))
+    elif not 0 <= tls.ca_trust_overlap_days < tls.ca_renew_margin_days:
+        # the rotation has to be through (both rolls included) before the old CA expires
+        out.append(("kafka.tls.ca_trust_overlap_days", f"must be at least 0 and below the CA's renewal margin "
+                                                       f"({tls.ca_renew_margin_days} days), got {tls.ca_trust_overlap_days}"))
     return out
 
 
@@ -324,6 +333,14 @@ def check_update(old: ServiceSpec, new: ServiceSpec) -> list[str]:
         if getattr(old.kafka, name).enabled != getattr(new.kafka, name).enabled:
             out.append(f"kafka.{name}.enabled: a listener cannot be added or removed in place "
                        "(each broker's ports are fixed when its resources are reserved)")
+    old_ca, new_ca = (old.kafka.tls.ca_cert_file, old.kafka.tls.ca_key_file), (new.kafka.tls.ca_cert_file,
+                                                                            new.kafka.tls.ca_key_file)
+    if old.kafka.tls.enabled and new.kafka.tls.enabled and old_ca != new_ca:
+        # a new CA would be swapped in abruptly: clients trusting only the old one would fail; the
+        # phased rotation with a trust overlap is kmf's own CA's (`kmf tls rotate-ca`)
+        out.append("kafka.tls.ca_cert_file/ca_key_file: the CA cannot change in a config update (clients and "
+                   "brokers that trust only the old CA would fail): kmf rotates only its own CA with a trust "
+                   "overlap (kmf tls rotate-ca); see docs/configuration.md, TLS")
     if old.mesos.role != new.mesos.role:
         out.append("mesos.role: reserved resources belong to the old role; it cannot change in place")
     out += replication_changes(old.topics, new.topics, old.kafka.replication_factor)

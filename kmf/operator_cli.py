@@ -2,7 +2,7 @@
 
 `kmf plan show|interrupt|continue|restart|force-complete`, `kmf pods`, `kmf pod info|logs|restart|replace`,
 `kmf endpoints`, `kmf scale brokers [--drain]|app`, `kmf rebalance [--dry-run]`, `kmf topic list|describe|create|delete`,
-`kmf user create|list|delete` (SASL/SCRAM users; a password only ever from a file), `kmf uninstall`
+`kmf user create|list|delete` (SASL/SCRAM users; a password only ever from a file), `kmf tls rotate-ca`, `kmf uninstall`
 (and `kmf config target|update`, registered by kmf.config_cli). Human output by default, `--json` for
 scripts. The common options (--api, --token-file, --json, --timeout) go before or after the
 sub-command. Exit codes: 0 done, 1 refused or failed (or not confirmed), 2 bad usage, 3 the API
@@ -583,6 +583,19 @@ def rebalance(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def tls(args: argparse.Namespace) -> int:
+    """`kmf tls rotate-ca [--wait]`: a new CA of kmf's own, rolled in with a trust overlap."""
+    status, doc = call(args, "POST", "/v1/tls/rotate-ca")
+    if status >= 300 or not args.wait:
+        return _result(args, status, doc)
+    _print(args, doc, readable(doc.get("message", "")))
+    args.plan = "ca-rotation"
+    status, doc = call(args, "GET", "/v1/plans/ca-rotation")
+    if status >= 300:
+        return _fail(args, status, doc)
+    return _follow(args, doc)
+
+
 def topic(args: argparse.Namespace) -> int:
     if args.topic_command == "list":
         status, doc = call(args, "GET", "/v1/topics")
@@ -855,6 +868,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--wait-timeout", type=float, default=3600.0, metavar="S")
     common(p)
     p.set_defaults(func=_guard(rebalance))
+
+    lsub = _group(subparsers, "tls", "Kafka TLS of kmf's own CA", "tls_command")
+    p = _leaf(lsub, "rotate-ca", "replace the CA now: brokers trust both, then get certificates of the new one, "
+                                 "then the old is dropped (plan ca-rotation)", tls)
+    p.add_argument("--wait", action="store_true", help="follow the rotation until it is done")
+    p.add_argument("--wait-timeout", type=float, default=3600.0, metavar="S")
+    common(p)
 
     tsub = _group(subparsers, "topic", "Kafka topics through the scheduler", "topic_command")
     p = _leaf(tsub, "list", "topic names (internal ones left out)", topic)

@@ -34,6 +34,7 @@ from scheduler.api.metrics import LagCollector, Metrics, StateCollector
 from scheduler.api.server import Api, ApiServer
 from scheduler.api.views import broker_endpoint
 from scheduler.core import actions as act
+from scheduler.core import ca_rotation
 from scheduler.core import launch_config
 from scheduler.core.construction import initial_state
 from scheduler.core.events import CommandKind
@@ -49,7 +50,7 @@ from scheduler.shell.leader import LeaderElection
 from scheduler.shell.loop import Loop
 from scheduler.shell.mesos import FrameworkSettings, MesosAdapter, read_secret
 from scheduler.shell.store import StateStore, digest_acl
-from scheduler.shell.tls import CertificateAuthority, TlsError, TlsLaunches, kafka_ca
+from scheduler.shell.tls import CaKeeper, TlsError, TlsLaunches
 
 log = logging.getLogger("scheduler")
 
@@ -288,10 +289,10 @@ def run(config_path: str) -> int:
         print(f"state store: {exc}", file=sys.stderr)
         zk.stop()
         return EXIT_FAILED
-    ca: CertificateAuthority | None = None
+    ca: CaKeeper | None = None
     if spec.kafka.tls.enabled:
         try:
-            ca = kafka_ca(spec, zk, store.base, store.acl)
+            ca = CaKeeper(zk, store.base, store.acl, spec.name).load(spec)
         except TlsError as exc:
             print(f"kafka.tls: {exc}", file=sys.stderr)
             zk.stop()
@@ -299,8 +300,9 @@ def run(config_path: str) -> int:
     service = Service(spec, zk, store)
     service.tombstone = tombstone
     metrics = Metrics(spec.name)
-    ca_not_after = ca.not_after if ca is not None else None
-    metrics.attach(StateCollector(service.state, service.role, service.zk_connected, lambda: ca_not_after))
+    # the CA in use: after a rotation, the new one
+    metrics.attach(StateCollector(service.state, service.role, service.zk_connected,
+                                  lambda: ca.not_after if ca is not None else None))
     lag_watcher = LagWatcher(service.state)  # started once elected: only the leader samples
     metrics.attach(LagCollector(lambda: lag_watcher.latest))
     token = _read(spec.api.token_file)
@@ -309,7 +311,8 @@ def run(config_path: str) -> int:
     # whatever the mode, serve what is there: a config update may switch to executor.artifacts: served
     artifact_dir = kmf_artifacts.served_dir(spec.executor.artifacts_dir)
     artifact_files = served_artifacts.find(artifact_dir)
-    server = ApiServer(Api(service, metrics.registry, token, ca_cert=lambda: ca.cert_pem if ca else None,
+    # clients are given both CAs while a rotation runs (CaKeeper.trust_bundle)
+    server = ApiServer(Api(service, metrics.registry, token, ca_cert=lambda: ca.trust_bundle() if ca else None,
                            artifacts=artifact_files, lag=lambda: lag_watcher.latest),
                        spec.api.bind, port, tls=api_tls).start()  # type: ignore[arg-type]
     url = f"{server.scheme}://{advertised_host(spec.api.bind)}:{server.port}/"
@@ -381,6 +384,14 @@ def run(config_path: str) -> int:
         tombstone = store.tombstone()
         if tombstone is not None:  # the leader this one stood by for uninstalled the service
             return stay_uninstalled(tombstone)
+        if ca is not None:
+            try:  # read again: the leader this one stood by for may have rotated the CA meanwhile
+                ca.load(spec)
+                if ca.not_after is not None:  # the core decides from it when the CA is due for rotation
+                    store.put("properties", ca_rotation.NOT_AFTER_KEY, repr(ca.not_after))
+            except (TlsError, StoreError) as exc:
+                print(f"kafka.tls: {exc}", file=sys.stderr)
+                return EXIT_FAILED
         stored = store.load()
         launch_id = launch_config.launch_id(spec)  # without this instance's own api settings
         target = config.spec_from_json(stored.target_config) if stored.target_config is not None else None
@@ -414,7 +425,9 @@ def run(config_path: str) -> int:
         adapter = MesosAdapter(settings, spec.mesos.master, loop.from_mesos, store.set_framework_id,
                                may_subscribe=lambda: election.is_leader)
         # broker launches get their TLS certificates on the way out (issued per launch)
-        loop.adapter = TlsLaunches(adapter, ca, spec.kafka.tls.cert_days) if ca is not None else adapter
+        loop.adapter = (TlsLaunches(adapter, ca, spec.kafka.tls.cert_days,
+                                    lambda: ca_rotation.launch_material(loop.snapshot))
+                        if ca is not None else adapter)
         service.loop = loop
         if stopping.is_set():
             return EXIT_OK

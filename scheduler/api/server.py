@@ -96,6 +96,7 @@ ROUTES: list[Route] = [
     ("GET", re.compile(r"/v1/declared"), "get_declared", False),
     ("POST", re.compile(r"/v1/scale"), "post_scale", True),
     ("POST", re.compile(r"/v1/rebalance"), "post_rebalance", True),
+    ("POST", re.compile(r"/v1/tls/rotate-ca"), "post_rotate_ca", True),
     ("POST", re.compile(r"/v1/uninstall"), "post_uninstall", True),
     ("GET", re.compile(r"/v1/topics"), "get_topics", False),
     ("GET", re.compile(r"/v1/topics/(?P<topic>[^/]+)"), "get_topic", False),
@@ -245,7 +246,7 @@ class Api:
         doc = plans(self.backend.state(), self.clock()).get(plan)
         if doc is None:
             raise ApiError(404, f"plan {plan!r} does not exist (plans: deploy, recovery, update, and "
-                                "rebalance once one has started)", "plan")
+                                "rebalance or ca-rotation once one has started)", "plan")
         # like the DC/OS SDK: 200 when complete, 202 while in progress
         return (200 if doc["status"] == "COMPLETE" else 202), doc
 
@@ -491,6 +492,12 @@ class Api:
             if not isinstance(value, bool):
                 raise ApiError(400, "dry_run must be true or false", "dry_run")
         return self._submit(CommandKind.REBALANCE, {"dry_run": doc.get("dry_run", False)})
+
+    def post_rotate_ca(self, body: bytes) -> tuple[int, Any]:
+        """Rotate kmf's own Kafka CA now, with a trust overlap (plan ca-rotation)."""
+        if self._json(body, required=False):
+            raise ApiError(400, "rotate-ca takes no fields")
+        return self._submit(CommandKind.ROTATE_CA, {})
 
     def post_uninstall(self, body: bytes) -> tuple[int, Any]:
         return self._submit(CommandKind.UNINSTALL, {})

@@ -122,6 +122,17 @@ class DeclineInverseOffers:
     refuse_seconds: float
 
 
+@attrs.frozen
+class CaStep:
+    """kmf's own CA rotation (scheduler.core.ca_rotation), performed by the shell's CA keeper:
+    "create" stores a next CA valid until `not_after` (epoch seconds) unless one is stored;
+    "promote" makes the stored next CA the CA and deletes the old one (nothing to do when there
+    is no next CA: a restart between the promotion and the Persist after it)."""
+
+    step: str
+    not_after: float
+
+
 Action = (Persist | Accept | Decline | Kill | Reconcile | Suppress | Revive | Acknowledge | Reply
           | SetTargetConfig | Teardown | Reassign | EndReassign | FinalizeFeatures | AcceptInverseOffers
-          | DeclineInverseOffers)
+          | DeclineInverseOffers | CaStep)

@@ -89,8 +89,13 @@ class Uninstall:
     pass
 
 
+@attrs.frozen
+class RotateCa:
+    """`kmf tls rotate-ca`: no arguments."""
+
+
 TypedCommand = (RestartPod | ReplacePod | PlanInterrupt | PlanContinue | PlanForceComplete | PlanRestart
-                | ScaleBrokers | ScaleApp | UpdateConfig | Uninstall | Rebalance
+                | ScaleBrokers | ScaleApp | UpdateConfig | Uninstall | Rebalance | RotateCa
                 | DecommissionPod)
 
 
@@ -144,3 +149,7 @@ def update_config(args: Mapping[str, Any]) -> UpdateConfig:
 
 def uninstall(args: Mapping[str, Any]) -> Uninstall:
     return Uninstall()
+
+
+def rotate_ca(args: Mapping[str, Any]) -> RotateCa:
+    return RotateCa()

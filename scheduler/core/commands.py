@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any, Callable, Mapping
 
+from scheduler.core import ca_rotation
 from scheduler.core import command_types as ct
 from scheduler.core import events as ev
 from scheduler.core import plan_commands, pod_commands, rebalance_commands, spec_commands
@@ -29,6 +30,7 @@ HANDLERS: dict[CommandKind, tuple[Parse, Handle]] = {
     CommandKind.UNINSTALL: (ct.uninstall, spec_commands.uninstall),
     CommandKind.REBALANCE: (ct.rebalance, rebalance_commands.rebalance),
     CommandKind.DECOMMISSION_POD: (ct.decommission_pod, rebalance_commands.decommission),
+    CommandKind.ROTATE_CA: (ct.rotate_ca, ca_rotation.rotate_command),
 }
 
 

@@ -99,6 +99,7 @@ class CommandKind(enum.StrEnum):
     UNINSTALL = "uninstall"
     REBALANCE = "rebalance"
     DECOMMISSION_POD = "decommission_pod"
+    ROTATE_CA = "rotate_ca"
 
 
 @attrs.frozen

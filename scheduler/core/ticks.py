@@ -1,13 +1,13 @@
 """The shell's once-a-second `Tick`: what time alone makes due.
 
 In order: reconciliation asked again, permanent failures replaced, the rolling update's next step,
-a broker certificate due for renewal (cert_renewal), Mesos maintenance (holds ended, held brokers stopped, inverse offers answered), the end of an
+a broker certificate due for renewal (cert_renewal), the CA rotation's next step (ca_rotation), Mesos maintenance (holds ended, held brokers stopped, inverse offers answered), the end of an
 uninstall (`Teardown` once no task and no reservation is left), offer control.
 """
 from __future__ import annotations
 
 from scheduler.core import actions as act
-from scheduler.core import cert_renewal
+from scheduler.core import ca_rotation, cert_renewal
 from scheduler.core import events as ev
 from scheduler.core.maintenance import maintain
 from scheduler.core.offer_control import offer_control
@@ -26,6 +26,8 @@ def on_tick(state: State, event: ev.Tick) -> Result:
     state, more = roll(state, event.now)
     out += more
     state, more = cert_renewal.renew(state, event.now)
+    out += more
+    state, more = ca_rotation.progress(state, event.now)
     out += more
     state, more = maintain(state, event.now)
     out += more

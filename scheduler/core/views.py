@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from scheduler.core import ca_rotation
 from scheduler.core.plans import PLANS, plan_view, work
 from scheduler.core.pods import desired_pods
 from scheduler.core.rebalance import view as rebalance_view
@@ -34,6 +35,9 @@ def plans(state: State, now: float) -> dict[str, dict[str, Any]]:
     moving = rebalance_view(state, now)  # there once a rebalance has started
     if moving is not None:
         out["rebalance"] = moving
+    rotating = ca_rotation.view(state, now)  # there once a CA rotation has started
+    if rotating is not None:
+        out[ca_rotation.PLAN] = rotating
     return out
 
 

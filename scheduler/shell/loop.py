@@ -221,6 +221,13 @@ class Loop:
             log.info("%s inverse offers %s (Mesos maintenance)", "accepting" if accept else "declining",
                      list(a.inverse_offer_ids))
             self.adapter.answer_inverse_offers(a.inverse_offer_ids, accept, a.refuse_seconds)
+        elif isinstance(a, act.CaStep):
+            try:  # the adapter is shell.tls.TlsLaunches (the core asks for CA steps only with TLS on)
+                self.adapter.ca_step(a.step, a.not_after)
+            except KmfError as exc:
+                # what follows records the step as done: stop before it, a restart does it again
+                self.stop(f"CA rotation step {a.step} failed ({exc})", code=1)
+                raise LoopEnded from exc
         elif isinstance(a, act.Teardown):
             log.warning("uninstall complete: tearing down the framework and deleting its state")
             try:

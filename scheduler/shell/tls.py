@@ -8,13 +8,17 @@ Certificates are issued here, in the shell, because they are cryptography with f
 and a clock: the core builds the LAUNCH as data and `TlsLaunches` adds a certificate for the
 agent's address to each broker's task payload just before the ACCEPT is sent. A relaunch, in
 place or on another agent, is a new launch and so gets a new certificate for its address.
+
+During a rotation of kmf's own CA (scheduler.core.ca_rotation) a *next* CA is kept next to it
+(``tls/next_ca_cert``, ``tls/next_ca_key``); `CaKeeper` holds both, and the core's
+`launch_material` says which one signs a launch and which ones its truststore holds.
 """
 from __future__ import annotations
 
 import datetime
 import ipaddress
 import logging
-from typing import Any, Mapping, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 import attrs
 from cryptography import x509
@@ -29,6 +33,7 @@ from kmfwire.taskdata import TaskData, TlsMaterial
 log = logging.getLogger(__name__)
 
 CA_CERT_NODE, CA_KEY_NODE = "tls/ca_cert", "tls/ca_key"
+NEXT_CERT_NODE, NEXT_KEY_NODE = "tls/next_ca_cert", "tls/next_ca_key"
 
 
 class TlsError(KmfError, RuntimeError):
@@ -49,9 +54,12 @@ class CertificateAuthority:
         return cert.not_valid_after_utc.timestamp()
 
     @classmethod
-    def create(cls, service: str, now: datetime.datetime, days: int = 3650) -> "CertificateAuthority":
+    def create(cls, service: str, now: datetime.datetime, days: float = 3650) -> "CertificateAuthority":
         key = ec.generate_private_key(ec.SECP256R1())
+        # a name of its own per CA (its start in it): during a rotation two CAs are trusted at once,
+        # and a verifier that looks issuers up by name must not confuse them
         name = x509.Name([x509.NameAttribute(NameOID.ORGANIZATION_NAME, "kmf"),
+                          x509.NameAttribute(NameOID.ORGANIZATIONAL_UNIT_NAME, now.strftime("%Y-%m-%dT%H:%M:%S.%fZ")),
                           x509.NameAttribute(NameOID.COMMON_NAME, f"kmf CA of {service}")])
         cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name)
                 .public_key(key.public_key()).serial_number(x509.random_serial_number())
@@ -102,6 +110,9 @@ class CertificateAuthority:
                 .not_valid_after(now + datetime.timedelta(days=days))
                 .add_extension(x509.SubjectAlternativeName([san]), critical=False)
                 .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+                # names the CA's key too: CAs of one service (a rotation's old and new) differ by it
+                .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_cert.public_key()),  # type: ignore[arg-type]
+                               critical=False)
                 # brokers are servers to clients and clients of each other (inter-broker TLS)
                 .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH,
                                                       ExtendedKeyUsageOID.CLIENT_AUTH]), critical=False)
@@ -130,7 +141,7 @@ def read_ca_files(cert_file: str, key_file: str) -> CertificateAuthority:
 
 
 def load_or_create_ca(client: Any, base: str, acl: list | None, service: str,
-                      now: datetime.datetime) -> CertificateAuthority:
+                      now: datetime.datetime, days: float = 3650) -> CertificateAuthority:
     """The CA kept under `base` (the service's znode), made and stored first if there is none.
 
     Both znodes are created in one transaction with the service's ACLs; a scheduler that loses
@@ -140,7 +151,7 @@ def load_or_create_ca(client: Any, base: str, acl: list | None, service: str,
         return _read_ca(client, cert_path, key_path)
     except NoNodeError:
         pass
-    ca = CertificateAuthority.create(service, now)
+    ca = CertificateAuthority.create(service, now, days)
     client.ensure_path(f"{base}/tls", acl=acl)
     txn = client.transaction()
     txn.create(cert_path, ca.cert_pem.encode(), acl=acl)
@@ -164,9 +175,10 @@ def _read_ca(client: Any, cert_path: str, key_path: str) -> CertificateAuthority
 # ----------------------------------------------------------------------------------- launches
 
 def add_certificates(operations: Sequence[Mapping[str, Any]], ca: CertificateAuthority,
-                     now: datetime.datetime, days: float) -> list[dict[str, Any]]:
+                     now: datetime.datetime, days: float, trust: str | None = None) -> list[dict[str, Any]]:
     """`operations` with every broker LAUNCH that has a TLS listener given a key and certificate
-    for its host (the agent's address the core put in the payload)."""
+    for its host (the agent's address the core put in the payload), signed by `ca`; its
+    truststore holds `trust` (PEM, one CA or a bundle), by default `ca` alone."""
     out: list[dict[str, Any]] = []
     for op in operations:
         if op.get("type") != "LAUNCH":
@@ -178,7 +190,7 @@ def add_certificates(operations: Sequence[Mapping[str, Any]], ca: CertificateAut
             b = data.broker
             if b is not None and b.tls_port is not None:
                 chain, key = ca.issue(b.host, now, days)
-                material = TlsMaterial(ca_cert=ca.cert_pem, cert_chain=chain, key=key)
+                material = TlsMaterial(ca_cert=trust or ca.cert_pem, cert_chain=chain, key=key)
                 data = attrs.evolve(data, broker=attrs.evolve(b, tls=material))
                 info = {**info, "data": data.encode()}
                 log.info("issued a TLS certificate for %s (%s)", b.host, info.get("name"))
@@ -187,19 +199,30 @@ def add_certificates(operations: Sequence[Mapping[str, Any]], ca: CertificateAut
     return out
 
 
-class TlsLaunches:
-    """The Mesos adapter, with certificates added to broker launches before they are accepted."""
+Material = Callable[[], tuple[str, tuple[str, ...]]]
 
-    def __init__(self, adapter: Any, ca: CertificateAuthority, days: float) -> None:
+
+class TlsLaunches:
+    """The Mesos adapter, with certificates added to broker launches before they are accepted,
+    and the CA rotation's steps (`actions.CaStep`) performed on the keeper."""
+
+    def __init__(self, adapter: Any, ca: "CaKeeper | CertificateAuthority", days: float,
+                 material: Material = lambda: ("current", ("current",))) -> None:
         self.adapter = adapter
-        self.ca = ca
+        self.keeper = ca if isinstance(ca, CaKeeper) else CaKeeper.fixed(ca)
         self.days = days
+        self.material = material  # the core's launch_material over the loop's snapshot
 
     def accept(self, offer_ids: Sequence[str], operations: Sequence[Mapping[str, Any]],
                refuse_seconds: float | None = None) -> bool:
         now = datetime.datetime.now(datetime.timezone.utc)
-        return self.adapter.accept(offer_ids, add_certificates(operations, self.ca, now, self.days),
+        signer, trusted = self.material()
+        ca, trust = self.keeper.pick(signer, trusted)
+        return self.adapter.accept(offer_ids, add_certificates(operations, ca, now, self.days, trust),
                                    refuse_seconds)
+
+    def ca_step(self, step: str, not_after: float) -> None:
+        self.keeper.step(step, not_after)
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.adapter, name)
@@ -216,6 +239,105 @@ def kafka_ca(spec: Any, client: Any, base: str, acl: list | None) -> Certificate
         log.warning("kafka.tls is on without zookeeper.digest_user: the key of the CA kmf keeps "
                     "under %s/tls is readable by anyone who can reach ZooKeeper", base)
     try:
-        return load_or_create_ca(client, base, acl, spec.name, datetime.datetime.now(datetime.timezone.utc))
+        return load_or_create_ca(client, base, acl, spec.name, datetime.datetime.now(datetime.timezone.utc),
+                                 tls.ca_days)
     except KazooException as exc:
         raise TlsError(f"{base}/tls: cannot read or store the CA: {exc!r}") from None
+
+
+class CaKeeper:
+    """The service's CA and, during a rotation, the next one: read from ZooKeeper (or the
+    operator's files, which never rotate), changed only through `step`.
+
+    Every decision is the core's; this holds the keys and does what `actions.CaStep` says."""
+
+    def __init__(self, client: Any, base: str, acl: list | None, service: str) -> None:
+        self.client, self.base, self.acl, self.service = client, base, acl, service
+        self.current: CertificateAuthority | None = None
+        self.next: CertificateAuthority | None = None
+
+    @classmethod
+    def fixed(cls, ca: CertificateAuthority) -> "CaKeeper":
+        """A keeper of one CA that never rotates (the operator's, or a test's)."""
+        keeper = cls(None, "", None, "")
+        keeper.current = ca
+        return keeper
+
+    def load(self, spec: Any) -> "CaKeeper":
+        """(Re)read the CA, and the next one if a rotation is under way. Called at start and
+        again once elected: a standby's copy is stale after the leader it replaces rotated."""
+        self.current = kafka_ca(spec, self.client, self.base, self.acl)
+        self.next = None
+        if not spec.kafka.tls.ca_cert_file:
+            try:
+                self.next = _read_ca(self.client, f"{self.base}/{NEXT_CERT_NODE}", f"{self.base}/{NEXT_KEY_NODE}")
+            except NoNodeError:
+                pass
+            except KazooException as exc:
+                raise TlsError(f"{self.base}/tls: cannot read the next CA: {exc!r}") from None
+        return self
+
+    @property
+    def not_after(self) -> float | None:
+        return self.current.not_after if self.current is not None else None
+
+    def trust_bundle(self) -> str | None:
+        """What clients are given to trust: the CA, and the next one while a rotation runs."""
+        if self.current is None:
+            return None
+        return self.current.cert_pem + (self.next.cert_pem if self.next is not None else "")
+
+    def pick(self, signer: str, trusted: Sequence[str]) -> tuple[CertificateAuthority, str]:
+        """(the CA that signs, the truststore PEM) for the core's choice. Without a next CA (a
+        restart between the promotion and its Persist) the CA stands in for it: it is the next."""
+        assert self.current is not None, "the CA is loaded before any launch"
+        by_name = {"current": self.current, "next": self.next or self.current}
+        pems = dict.fromkeys(by_name[t].cert_pem for t in trusted)  # once each, in order
+        return by_name[signer], "".join(pems)
+
+    def step(self, step: str, not_after: float) -> None:
+        try:
+            if step == "create":
+                self._create(not_after)
+            elif step == "promote":
+                self._promote()
+            else:
+                raise TlsError(f"unknown CA step {step!r}")
+        except KazooException as exc:
+            raise TlsError(f"{self.base}/tls: CA {step} failed: {exc!r}") from None
+
+    def _create(self, not_after: float) -> None:
+        cert_path, key_path = f"{self.base}/{NEXT_CERT_NODE}", f"{self.base}/{NEXT_KEY_NODE}"
+        try:
+            self.next = _read_ca(self.client, cert_path, key_path)  # made before a restart
+            return
+        except NoNodeError:
+            pass
+        now = datetime.datetime.now(datetime.timezone.utc)
+        until = datetime.datetime.fromtimestamp(not_after, datetime.timezone.utc)
+        ca = CertificateAuthority.create(self.service, now, (until - now).total_seconds() / 86400)
+        txn = self.client.transaction()
+        txn.create(cert_path, ca.cert_pem.encode(), acl=self.acl)
+        txn.create(key_path, ca.key_pem.encode(), acl=self.acl)
+        failed = [r for r in txn.commit() if isinstance(r, Exception)]
+        if failed:
+            raise TlsError(f"{cert_path}: cannot store the next CA: {failed[0]!r}")
+        self.next = ca
+        log.info("made the next CA of %s (valid until %s), kept under %s/tls", self.service, until, self.base)
+
+    def _promote(self) -> None:
+        if self.next is None:
+            log.info("CA promotion: no next CA (promoted before a restart)")
+            return
+        nxt = self.next
+        txn = self.client.transaction()
+        # the old key is overwritten: no certificate can be signed by the old CA any more
+        txn.set_data(f"{self.base}/{CA_CERT_NODE}", nxt.cert_pem.encode())
+        txn.set_data(f"{self.base}/{CA_KEY_NODE}", nxt.key_pem.encode())
+        txn.delete(f"{self.base}/{NEXT_CERT_NODE}")
+        txn.delete(f"{self.base}/{NEXT_KEY_NODE}")
+        failed = [r for r in txn.commit() if isinstance(r, Exception)]
+        if failed:
+            raise TlsError(f"{self.base}/tls: cannot promote the next CA: {failed[0]!r}")
+        self.current, self.next = nxt, None
+        log.info("the next CA of %s is now its CA; the old one is dropped", self.service)

@@ -267,3 +267,33 @@ def test_cli_endpoints_show_the_tls_and_sasl_listeners_and_write_the_ca(monkeypa
     out = capsys.readouterr().out
     assert "SSL        h:2" in out and "SASL_SSL   h:3" in out
     assert (tmp_path / "ca.pem").read_text() == doc["tls"]["ca_cert"]
+
+
+def test_the_keeper_gives_each_phase_its_signer_and_trust_bundle():
+    from scheduler.shell.tls import CaKeeper, CertificateAuthority
+    old, new = CertificateAuthority.create("kafka", NOW), CertificateAuthority.create("kafka", NOW)
+    keeper = CaKeeper.fixed(old)
+    assert keeper.trust_bundle() == old.cert_pem and keeper.pick("current", ("current",)) == (old, old.cert_pem)
+    keeper.next = new
+    assert keeper.trust_bundle() == old.cert_pem + new.cert_pem  # what clients are given meanwhile
+    assert keeper.pick("current", ("current", "next")) == (old, old.cert_pem + new.cert_pem)
+    assert keeper.pick("next", ("current", "next")) == (new, old.cert_pem + new.cert_pem)
+    keeper.next = None  # promoted before a restart: the CA is the next one, trusted once
+    assert keeper.pick("next", ("current", "next")) == (old, old.cert_pem)
+
+
+def test_cli_rotate_ca_posts_and_follows_the_plan(monkeypatch, capsys):
+    from kmf import operator_cli
+    from kmf.cli import build_parser
+    calls = []
+    plan = {"name": "ca-rotation", "strategy": "serial", "status": "COMPLETE", "phases": [
+        {"name": "trust-both", "strategy": "serial", "status": "COMPLETE", "steps": []}]}
+
+    def call(args, method, path, body=None):
+        calls.append((method, path))
+        return (200, {"message": "rotating the CA"}) if method == "POST" else (200, plan)
+    monkeypatch.setattr(operator_cli, "call", call)
+    args = build_parser().parse_args(["tls", "rotate-ca", "--wait", "--api", "http://x"])
+    assert args.func(args) == 0
+    assert calls == [("POST", "/v1/tls/rotate-ca"), ("GET", "/v1/plans/ca-rotation")]
+    assert "rotating the CA" in capsys.readouterr().out
