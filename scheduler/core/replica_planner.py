@@ -10,9 +10,10 @@ gives the same plan:
 2. **balance**: while one broker holds two or more replicas more than another, one replica moves
    from the fullest to the emptiest broker, never onto a rack the partition already uses unless it
    leaves that rack too (rack spread is never made worse);
-3. **leaders**: the preferred leader (first replica) of a partition is swapped with another of its
-   replicas while one broker leads two or more partitions more than another; a reorder moves no
-   data.
+3. **leaders**: while one broker leads two or more partitions more than another, leadership is
+   handed along the shortest chain of shared partitions from a broker leading the most to one
+   leading the fewest (the preferred leader, the first replica, swapped with another replica at
+   each step); a reorder moves no data.
 
 Balance is in replica and leader counts, not bytes: partitions of one topic are alike, and counts
 are what an operator checks first. A partition the plan leaves alone is not in the result.
@@ -157,24 +158,44 @@ def _move_one(plan: dict[TopicPartition, tuple[int, ...]], counts: dict[int, int
 
 def _lead(plan: dict[TopicPartition, tuple[int, ...]], targets: tuple[int, ...]) -> None:
     leads = leader_counts(plan, targets)
-    while True:
-        high = max(leads.values())
-        low = min(leads.values())
-        if high - low <= 1:
-            return
-        swapped = False
-        for tp, replicas in plan.items():
-            first = replicas[0]
-            if leads[first] != high:
-                continue
-            better = [b for b in replicas[1:] if leads[b] <= high - 2]
-            if better:
-                nxt = min(better, key=lambda b: (leads[b], b))
-                rest = [b for b in replicas if b != nxt]
-                plan[tp] = (nxt, *rest)
-                leads[first] -= 1
-                leads[nxt] += 1
-                swapped = True
-                break
-        if not swapped:
-            return
+    while max(leads.values()) - min(leads.values()) > 1:
+        path = _leadership_path(plan, leads)
+        if path is None:
+            return  # as even as the partitions' replica sets allow
+        for tp, nxt, _ in path:
+            plan[tp] = (nxt, *[b for b in plan[tp] if b != nxt])
+        leads[path[0][2]] -= 1  # the chain's start leads one fewer, its end one more
+        leads[path[-1][1]] += 1
+
+
+def _leadership_path(plan: dict[TopicPartition, tuple[int, ...]],
+                     leads: dict[int, int]) -> list[tuple[TopicPartition, int, int]] | None:
+    """The shortest chain of leadership hand-overs from a broker leading the most partitions to
+    one leading two or more fewer: broker a leads a partition b also holds, b leads one c holds, ...
+    Handing each over along the chain moves one leadership from its start to its end and leaves
+    every broker in between as it was. A direct swap alone gets stuck when the brokers that lead
+    the most share no partition with those that lead the fewest. Each step is (partition, new
+    leader, old leader); None when no such chain exists (breadth-first over brokers, in sorted
+    order, so the same cluster gives the same plan)."""
+    high = max(leads.values())
+    led: dict[int, list[TopicPartition]] = {}
+    for tp in sorted(plan):
+        led.setdefault(plan[tp][0], []).append(tp)
+    starts = sorted(b for b, n in leads.items() if n == high)
+    came_from: dict[int, tuple[TopicPartition, int] | None] = {b: None for b in starts}
+    queue = list(starts)
+    for broker in queue:  # grows while it is walked: breadth-first
+        for tp in led.get(broker, []):
+            for other in plan[tp][1:]:
+                if other in came_from or other not in leads:
+                    continue
+                came_from[other] = (tp, broker)
+                if leads[other] <= high - 2:
+                    path = []
+                    node = other
+                    while (step := came_from[node]) is not None:
+                        path.append((step[0], node, step[1]))
+                        node = step[1]
+                    return path[::-1]
+                queue.append(other)
+    return None

@@ -136,3 +136,18 @@ def test_impossible_plans_say_why() -> None:
 def test_same_input_same_plan() -> None:
     assignment = {("t", p): (p % 3,) for p in range(10)}
     assert propose(assignment, [0, 1, 2, 3]) == propose(dict(reversed(list(assignment.items()))), [0, 1, 2, 3])
+
+
+def test_leadership_is_handed_along_a_chain_when_no_direct_swap_evens_it():
+    """Found by hypothesis: after the replica moves, the brokers leading the most partitions
+    shared no partition with the one leading the fewest, so swapping a partition's leader with one
+    of its own followers stopped at 7/8/7/2. Handing leadership along a chain of shared partitions
+    (a → b, b → c) gets within one."""
+    shapes = "BABBAAAAAAABBAABAABAAABA"  # A = (0, 3), B = (1, 0): 16 and 8 of them, as found
+    assignment = {("t", i): (0, 3) if s == "A" else (1, 0) for i, s in enumerate(shapes)}
+    proposal = propose(assignment, [0, 1, 2, 3], {}, [])
+    after = _after(assignment, proposal)
+    assert set(replica_counts(after, proposal.brokers).values()) == {12}
+    leads = leader_counts(after, proposal.brokers)
+    assert max(leads.values()) - min(leads.values()) <= 1, leads
+    assert propose(after, [0, 1, 2, 3], {}, []).moves == {}  # and the result is a planned cluster
