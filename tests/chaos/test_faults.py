@@ -649,22 +649,6 @@ def append_doc(title: str, rows: list[str], seed: int, summary: LoadSummary, fau
         "", *rows, ""]))
 
 
-@pytest.fixture
-def partitions():
-    """One nft table and cgroup tree for this run (None, with the reason printed, when network
-    partitions cannot be made here); deleted at teardown, also when the test fails."""
-    why = netfaults.unavailable()
-    if why:
-        print(f"chaos: network partitions skipped: {why}", flush=True)
-        yield None
-        return
-    parts = netfaults.Partitions()
-    try:
-        yield parts
-    finally:
-        parts.close()
-
-
 def start_service(kmf_env, agents: int, parts):
     env = kmf_env(agents=agents, wrap=parts.wrap if parts is not None else None)
     # every partition of a scale-out's or a drain's rebalance in one batch: the internal topics
