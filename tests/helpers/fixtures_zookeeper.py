@@ -3,6 +3,9 @@
 Faults for tests that need them (see tests/chaos): :func:`restart_zookeeper` crashes the server and
 starts it again on the same address and data dir (sessions survive if they reconnect within their
 timeout, as with a real restart); the server is serving again before it returns.
+
+:class:`ZooKeeperEnsemble` (fixture ``zk_ensemble``, one per module) is three members on their own
+loopback addresses, for faults that kill one member, the leading member, or a quorum.
 """
 from __future__ import annotations
 
