@@ -148,7 +148,9 @@ class Chaos:
                 self.parts.heal()  # a partition fault heals itself; this is for one that failed
         time.sleep(1.0)  # let the fault be noticed before asking whether all is well again
         try:
-            wait_for(lambda: (done is None or done()) and self.healthy(), timeout=240, interval=0.5,
+            # generous: under the load a broker replaced on a new agent copies the whole topic
+            # (217 s seen on a 2-core machine at load average 40); the time is printed, not asserted
+            wait_for(lambda: (done is None or done()) and self.healthy(), timeout=420, interval=0.5,
                      what=f"recovery from {name}")
         except WaitTimeout as exc:  # what the samplers saw meanwhile says more than the timeout
             raise AssertionError(f"{exc}; node ids: {[v.what for v in self.node_ids.violations]}; "

@@ -1,11 +1,12 @@
-"""The chaos workload proven on a real 3-broker KRaft cluster: no acknowledged record lost while a
-broker is killed -9 and restarted; and the verifier does report lost, duplicated and stray records
-when they are there (so it can fail)."""
+"""The chaos workload proven on a real 3-broker KRaft cluster: under several producers (idempotent
+and transactional) no acknowledged record is lost, duplicated or reordered while a broker is killed
+-9 and restarted (this replaced the one-producer version of the same test: it covers it and costs
+`make test` the same); and the verifier does report lost, duplicated and stray records when they
+are there (so it can fail)."""
 from __future__ import annotations
 
 import os
 import signal
-import time
 import uuid
 
 import pytest
@@ -141,38 +142,6 @@ def bootstrap_of(brokers: list[RunningBroker]) -> str:
 def full_isr(bootstrap: str, topic: str, replicas: int = 3) -> bool:
     meta = AdminClient({"bootstrap.servers": bootstrap}).list_topics(topic, timeout=5).topics[topic]
     return all(p.leader >= 0 and len(p.isrs) == replicas for p in meta.partitions.values())
-
-
-@pytest.mark.kafka
-def test_no_acknowledged_record_lost_when_a_broker_is_killed_and_restarted(cluster):
-    bootstrap = bootstrap_of(cluster)
-    topic = f"chaos-{uuid.uuid4().hex[:6]}"
-    create_topic(bootstrap, topic, partitions=3, replication_factor=3, min_insync_replicas=2)
-    meta = AdminClient({"bootstrap.servers": bootstrap}).list_topics(topic, timeout=10).topics[topic]
-    victim = next(b for b in cluster if b.broker_id == meta.partitions[0].leader)
-
-    workload = Workload(bootstrap, topic, rate=400).start()
-    try:
-        workload.wait_acknowledged(400, timeout=60)
-        os.killpg(victim.pid, signal.SIGKILL)
-        killed_at = time.monotonic()
-        wait_for(lambda: not procs.pid_alive(victim.pid), timeout=10, what="the killed broker gone")
-        # Two of three replicas are enough for acks=all with min.insync.replicas=2.
-        workload.wait_acknowledged(workload.acknowledged_count + 400, timeout=90)
-        launch(victim, timeout=120)  # same node id, same data dir
-        wait_for(lambda: full_isr(bootstrap, topic), timeout=90,
-                 what=f"broker {victim.broker_id} back in the ISR of {topic}")
-        recovered_s = time.monotonic() - killed_at
-        workload.wait_acknowledged(workload.acknowledged_count + 400, timeout=60)
-    finally:
-        report = workload.stop(flush_timeout=60)
-    summary = verify(bootstrap, report, timeout=120)
-    print(f"\n{summary.line()}; broker {victim.broker_id} killed -9, back in the ISR after {recovered_s:.1f}s")
-    assert summary.acknowledged >= 1200
-    assert summary.lost == ()
-    assert summary.duplicates == ()
-    assert summary.unexpected == ()
-    assert summary.read >= summary.acknowledged
 
 
 @pytest.mark.kafka
