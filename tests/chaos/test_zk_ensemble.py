@@ -74,7 +74,15 @@ class EnsembleChaos(Chaos):
     def after_zk_fault(self, old) -> None:
         """Either the scheduler still leads (its session's connection held), or it ended its term
         and exited 1 and a new one is started."""
+        lm = self.env.lm
+
         def settled() -> bool:
+            if lm.master_proc is not None and lm.master_proc.poll() is not None:
+                # the Mesos master aborts when its ZooKeeper session is lost (as Mesos does) and
+                # its supervisor starts it again: that is the harness's job here, not kmf's
+                print(f"chaos: the Mesos master exited ({lm.master_proc.returncode}) after losing "
+                      "ZooKeeper; started again", flush=True)
+                lm.start_master(timeout=60)
             if old.proc.poll() is not None:
                 return True
             h = self.health()
