@@ -1,4 +1,10 @@
-"""Chaos: faults against a kmf service while numbered acks=all records flow (RF 3, min ISR 2).
+"""Chaos: faults against a kmf service under load (RF 3, min ISR 2).
+
+The load (tests/helpers/chaos_workload.Load): 3 idempotent producers and 1 transactional one
+(`acks=all`; a commit every 200 records, every 7th transaction aborted on purpose), each numbering
+its own records, KMF_CHAOS_RATE records/s in all (2000 by default); at the end the topic is read
+back read_committed and, per producer, nothing acknowledged may be missing, nothing read twice or
+out of order within a partition, and no aborted record read.
 
 The service: 3 KRaft brokers and one instance of the Python word-count app. Every fault is a
 method of :class:`Chaos`; it returns what recovery means beyond "all healthy" when that needs
@@ -18,7 +24,14 @@ where they cannot be made the run says why and leaves them out. Pauses (stop_bro
 stop_leader) are SIGSTOP/SIGCONT. `test_agent_cut_from_master_and_healed` (in `make test`) is one
 agent cut and heal on its own.
 
-The short sequence runs in `make test`; `make chaos` (KMF_CHAOS_FULL=1) adds the leading
+Faults during operations: kill_broker_during_roll, kill_scheduler_during_roll and
+cut_broker_during_roll strike in the middle of a rolling update (a heap change, which restarts
+every broker one at a time); cut_broker_during_scale_out in the middle of `scale brokers 4`'s
+rebalance, after which the service is drained back to 3. The operation must finish, or stop in a
+visible plan state that `continue` finishes (the test continues it, and says so); the new heap is
+read from the broker JVMs' own command lines.
+
+The short sequence (with one partition, cut_broker, and one fault during a roll) runs in `make test`; `make chaos` (KMF_CHAOS_FULL=1) adds the leading
 scheduler's kill with a standby, a ZooKeeper restart, agent pause and loss, and seeded random
 sequences (the seed is printed: KMF_CHAOS_SEED replays one, KMF_CHAOS_RUNS sets their length),
 and writes the table to docs/chaos.md. KMF_CHAOS_FAULTS=a,b,c runs just those faults in that order. Times are printed, never asserted.
@@ -39,6 +52,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 import pytest
+import yaml
 from confluent_kafka import KafkaException
 from confluent_kafka.admin import AdminClient
 from kazoo.client import KazooClient
@@ -46,8 +60,8 @@ from kazoo.exceptions import NoNodeError
 
 from localmesos import procs
 from tests.helpers import netfaults
-from tests.helpers.chaos_invariants import IsrSampler, NodeIdSampler
-from tests.helpers.chaos_workload import Workload, WorkloadSummary, create_topic, verify
+from tests.helpers.chaos_invariants import IsrSampler, NodeIdSampler, broker_jvms
+from tests.helpers.chaos_workload import ACKED, Load, LoadSummary, StreamReport, create_topic, verify_load
 from tests.helpers.fixtures_scheduler import executor_pid_of, java_pid_of, pid_in_sandbox
 from tests.helpers.fixtures_zookeeper import restart_zookeeper
 from tests.helpers.numbered_producer import read_values
@@ -69,12 +83,13 @@ ENDED = ("TASK_FINISHED", "TASK_FAILED", "TASK_KILLED", "TASK_ERROR", "TASK_DROP
 
 @dataclass(frozen=True)
 class Run:
-    """One fault and its recovery; records numbered [first, end) were sent meanwhile."""
+    """One fault and its recovery; producer p's records numbered [first[p], end[p]) were sent
+    meanwhile."""
 
     fault: str
     seconds: float
-    first: int
-    end: int
+    first: tuple[int, ...]
+    end: tuple[int, ...]
     min_isr: int | None = None  # the smallest ISR sampled from the fault until recovered
 
 
@@ -125,8 +140,8 @@ class Chaos:
             return False
         return all(self.s.pod(p).get("ready") for p in BROKERS + [APP_POD])
 
-    def measure(self, name: str, workload: Workload, rng: random.Random) -> None:
-        first = workload.sent_count
+    def measure(self, name: str, workload: Load, rng: random.Random) -> None:
+        first = workload.sent_counts()
         self.t0 = time.monotonic()  # a fault that prepares something (a standby) moves it
         self.isr.fault(name, self.t0, explains=name in TOUCH_BROKERS)
         try:
@@ -136,7 +151,9 @@ class Chaos:
                 self.parts.heal()  # a partition fault heals itself; this is for one that failed
         time.sleep(1.0)  # let the fault be noticed before asking whether all is well again
         try:
-            wait_for(lambda: (done is None or done()) and self.healthy(), timeout=240, interval=0.5,
+            # generous: under the load a broker replaced on a new agent copies the whole topic
+            # (217 s seen on a 2-core machine at load average 40); the time is printed, not asserted
+            wait_for(lambda: (done is None or done()) and self.healthy(), timeout=420, interval=0.5,
                      what=f"recovery from {name}")
         except WaitTimeout as exc:  # what the samplers saw meanwhile says more than the timeout
             raise AssertionError(f"{exc}; node ids: {[v.what for v in self.node_ids.violations]}; "
@@ -145,7 +162,7 @@ class Chaos:
         self.isr.healed()
         self.check_invariants(name)
         start = self.isr.windows[-1].start
-        self.runs.append(Run(name, seconds, first, workload.sent_count,
+        self.runs.append(Run(name, seconds, first, workload.sent_counts(),
                              self.isr.min_in(start, time.monotonic())))
         print(f"chaos: {name} recovered in {seconds:.1f}s", flush=True)
 
@@ -370,16 +387,16 @@ class Chaos:
             return set(range(len(BROKERS)))
         return set(meta.brokers)
 
-    def cut_broker(self, rng, seconds: float = 20.0) -> None:
+    def cut_broker(self, rng, seconds: float = 20.0, pod: str | None = None) -> None:
         """A broker (its agent's processes) cut from the other brokers and controllers, both
         ways; clients, the master and the scheduler still reach it."""
-        pod = rng.choice(BROKERS)
+        pod = pod or rng.choice(BROKERS)
         i = self._agent_of(pod)
         mine = self.env.lm.agents[i]
         print(f"chaos: {pod} (agent-{i}, {mine.ip}) cut from the other brokers for {seconds:g}s", flush=True)
         others = [a for a in self.env.lm.agents if a.index != i]
         rules = [(f"agent-{i}", a.ip, PORTS) for a in others] + [(f"agent-{a.index}", mine.ip, PORTS) for a in others]
-        node = BROKERS.index(pod)
+        node = int(pod.rsplit("-", 1)[1])
         others = [a for a in self.s.get("/v1/endpoints/broker")["address"] if not a.startswith(mine.ip + ":")]
         cut_at = time.monotonic()
         self.parts.cut("broker", rules)
@@ -524,49 +541,176 @@ class Chaos:
         return tuple(sorted(nodes)), tuple(tasks)
 
 
+    # faults during operations -----------------------------------------------------------------
+    def plan_status(self, name: str) -> str | None:
+        code, doc = self.s.request("GET", f"/v1/plans/{name}")  # 202 while in progress
+        return doc.get("status") if code in (200, 202) and isinstance(doc, dict) else None
+
+    def start_roll(self) -> tuple[int, dict[str, str]]:
+        """A config update that needs every broker restarted (a new heap size, toggled so that the
+        fault can run again): kmf rolls the brokers one at a time. Returns the new heap and the
+        broker task ids before the roll."""
+        before = {p: self.s.pod(p)["task_id"] for p in BROKERS}
+        target = self.s.get("/v1/config/target")["config"]
+        heap = 272 if target["kafka"]["heap_mb"] != 272 else 256
+        target["kafka"]["heap_mb"] = heap
+        code, doc = self.s.request("PUT", "/v1/config", {"yaml": yaml.safe_dump(target), "confirm": True})
+        assert code == 200, f"the heap change was refused: {code} {doc}"
+        return heap, before
+
+    def mid_roll(self, before: dict[str, str]) -> list[str]:
+        """Wait until the roll is under way (one broker back with a new task, the plan not done);
+        returns the brokers not yet restarted."""
+        def one_rolled() -> bool:
+            return any(self.s.pod(p)["task_id"] != t and self.s.pod(p).get("ready") for p, t in before.items())
+        wait_for(one_rolled, timeout=180, interval=0.3, what="the first broker of the roll back")
+        left = [p for p, t in before.items() if self.s.pod(p)["task_id"] == t]
+        status = self.plan_status("update")
+        print(f"chaos: mid-roll (update plan {status}), not yet restarted: {left}", flush=True)
+        assert status != "COMPLETE" and left, f"the roll ended before the fault (plan {status})"
+        return left
+
+    def heap_of_brokers(self) -> dict[int, set[int]]:
+        """node id → the -Xmx of its running broker JVMs, from /proc (the system's own view)."""
+        heaps: dict[int, set[int]] = {}
+        for node, pids in broker_jvms(self.env.lm.base).items():
+            for pid in pids:
+                try:
+                    argv = open(f"/proc/{pid}/cmdline", "rb").read().split(b"\0")
+                except OSError:
+                    continue
+                heaps.setdefault(node, set()).update(int(a[4:-1]) for a in argv if a.startswith(b"-Xmx"))
+        return heaps
+
+    def operation_done(self, plan: str) -> bool:
+        """`plan` COMPLETE; one stopped in a visible state (WAITING, ERROR) is continued, as an
+        operator would (kmf plan continue), and said so."""
+        status = self.plan_status(plan)
+        if status in ("WAITING", "ERROR"):
+            code, doc = self.s.request("POST", f"/v1/plans/{plan}/continue")
+            print(f"chaos: {plan} plan stopped at {status}; continue: {code} {doc}", flush=True)
+        return status == "COMPLETE"
+
+    def roll_done(self, heap: int) -> bool:
+        """The roll finished: update plan COMPLETE and every broker JVM runs with the new heap."""
+        return self.operation_done("update") and self.heap_of_brokers() == {i: {heap} for i in range(len(BROKERS))}
+
+    def kill_broker_during_roll(self, rng):
+        """kill -9 a broker not yet restarted while kmf rolls the brokers for a new heap: the roll
+        must wait for it (no second broker stopped while one is out) and finish."""
+        heap, before = self.start_roll()
+        victim = rng.choice(self.mid_roll(before))
+        self.t0 = time.monotonic()
+        os.kill(java_pid_of(self.s.pod(victim)["task_id"]), signal.SIGKILL)
+        print(f"chaos: killed {victim}'s JVM mid-roll", flush=True)
+        return lambda: self.roll_done(heap)
+
+    def kill_scheduler_during_roll(self, rng):
+        """kill -9 the scheduler in the middle of a roll: the new one picks the roll up from
+        ZooKeeper and finishes it."""
+        heap, before = self.start_roll()
+        self.mid_roll(before)
+        self.t0 = time.monotonic()
+        self.kill_scheduler(rng)
+        return lambda: self.roll_done(heap)
+
+    def cut_broker_during_roll(self, rng):
+        """A broker cut from the other brokers in the middle of a roll."""
+        heap, before = self.start_roll()
+        victim = rng.choice(self.mid_roll(before))
+        self.t0 = time.monotonic()
+        self.cut_broker(rng, pod=victim)
+        return lambda: self.roll_done(heap)
+
+    def cut_broker_during_scale_out(self, rng):
+        """`scale brokers 4`; once the new broker serves and the scale-out's rebalance moves
+        replicas to it, one broker is cut from the others for 20 s. The rebalance must finish
+        (continued if it stopped visibly); then the service is drained back to 3 brokers."""
+        code, doc = self.s.request("POST", "/v1/scale", {"kind": "brokers", "count": len(BROKERS) + 1})
+        assert code == 200, f"scale-out refused: {code} {doc}"
+        new = f"broker-{len(BROKERS)}"
+        wait_for(lambda: self.s.request("GET", f"/v1/pod/{new}/info")[0] == 200 and self.s.pod(new).get("ready"),
+                 timeout=240, interval=0.5, what=f"{new} ready")
+        # the fault lands while the scale-out's rebalance moves replicas
+        wait_for(lambda: self.plan_status("rebalance") is not None
+                 and self.s.plan("rebalance").get("reason") == "scale-out", timeout=180, interval=0.5,
+                 what="the scale-out's rebalance started")
+        plan = self.s.plan("rebalance")
+        print(f"chaos: {new} ready; rebalance plan {plan.get('status')} ({plan.get('reason')}, "
+              f"{plan.get('done')}/{plan.get('moves')} moves)", flush=True)
+        self.t0 = time.monotonic()
+        self.cut_broker(rng, pod=rng.choice(BROKERS + [new]))
+        wait_for(lambda: self.operation_done("rebalance") and self.s.plan("rebalance").get("reason") == "scale-out",
+                 timeout=600, interval=1, what="the scale-out's rebalance COMPLETE")
+        replicas = self.replicas_on(len(BROKERS))
+        print(f"chaos: scale-out done, {replicas} replicas on node {len(BROKERS)}; draining it", flush=True)
+        code, doc = self.s.request("POST", "/v1/scale", {"kind": "brokers", "count": len(BROKERS), "drain": True})
+        assert code == 200, f"scale-in refused: {code} {doc}"
+        return lambda: (self.operation_done("rebalance")
+                        and sorted(self.s.get("/v1/endpoints/broker")["broker_ids"]) == list(range(len(BROKERS))))
+
+    def replicas_on(self, node: int) -> int:
+        """How many partition replicas Kafka's metadata puts on `node`."""
+        meta = AdminClient({"bootstrap.servers": self.bootstrap(), "log_level": 0}).list_topics(timeout=10)
+        return sum(node in p.replicas for t in meta.topics.values() for p in t.partitions.values())
+
 # the faults that can take replicas out of sync; an ISR dip below min during any other is kmf's doing
-TOUCH_BROKERS = {"kill_broker_jvm", "kill_executor", "kill_agent", "stop_broker_jvm", "cut_broker"}
+TOUCH_BROKERS = {"kill_broker_jvm", "kill_executor", "kill_agent", "stop_broker_jvm", "cut_broker",
+                 "kill_broker_during_roll", "cut_broker_during_roll", "cut_broker_during_scale_out"}
 PORTS = "31000-31999"  # the agents' port range: brokers' and controllers' listeners
 SHORT = ["kill_broker_jvm", "kill_executor", "kill_app_instance", "kill_scheduler", "expire_zk_session",
          "restart_master"]
 LONG = SHORT + ["kill_leader", "restart_zookeeper", "pause_agent", "kill_agent"]
 RANDOM = [f for f in LONG if f != "kill_agent"]  # each agent loss costs an agent for good
 PAUSES = ["stop_broker_jvm", "stop_leader"]
-PARTITIONS = ["cut_agent_from_master", "cut_app_agent_from_master", "cut_broker", "cut_scheduler_from_master", "cut_scheduler_from_zookeeper",
-              "cut_client_from_leader"]
+PARTITIONS = ["cut_agent_from_master", "cut_app_agent_from_master", "cut_broker", "cut_scheduler_from_master",
+              "cut_scheduler_from_zookeeper", "cut_client_from_leader"]
+# a fault in the middle of an operation (a rolling update, a scale-out); the last two cut a link
+OPERATIONS = ["kill_broker_during_roll", "kill_scheduler_during_roll"]
+OPERATION_CUTS = ["cut_broker_during_roll", "cut_broker_during_scale_out"]
 
 
-def table(runs: list[Run], summary: WorkloadSummary, acknowledged: frozenset[int],
+def table(runs: list[Run], summary: LoadSummary, reports: list[StreamReport],
           node_id_check: str = "") -> list[str]:
-    """Markdown rows: per fault, the records sent during its runs that were acknowledged / lost,
-    the smallest ISR sampled from the fault until recovered, and the never-two-brokers check."""
-    lost = set(summary.lost)
-    rows = ["| fault | runs | records acknowledged | records lost | min ISR seen | two brokers with one id | "
-            "median s to recover | max s |",
-            "| --- | ---: | ---: | ---: | ---: | --- | ---: | ---: |"]
+    """Markdown rows: per fault, the records (all producers) sent during its runs that were
+    acknowledged / lost / read twice / read out of order, the smallest ISR sampled from the fault
+    until recovered, and the never-two-brokers check."""
+    bad = {kind: {(v.producer, n) for v in summary.verdicts for n in numbers(v)}
+           for kind, numbers in (("lost", lambda v: v.lost), ("dup", lambda v: v.duplicates),
+                                 ("reorder", lambda v: [n for _, n in v.reorders]))}
+    rows = ["| fault | runs | records acknowledged | records lost | duplicates | reorders | min ISR seen | "
+            "two brokers with one id | median s to recover | max s |",
+            "| --- | ---: | ---: | ---: | ---: | ---: | ---: | --- | ---: | ---: |"]
     by_fault: dict[str, list[Run]] = {}
     for run in runs:
         by_fault.setdefault(run.fault, []).append(run)
     for name, group in by_fault.items():
-        numbers = {n for r in group for n in range(r.first, r.end)}
+        sent = {(r.producer, n) for run in group for r in reports
+                for n in range(run.first[r.producer], run.end[r.producer])}
+        acked = sum(1 for p, n in sent if reports[p].status[n] == ACKED)
         times = [r.seconds for r in group]
         isr = [r.min_isr for r in group if r.min_isr is not None]
-        rows.append(f"| {name} | {len(group)} | {len(numbers & acknowledged)} | {len(numbers & lost)} | "
-                    f"{min(isr) if isr else '?'} | never | {statistics.median(times):.1f} | {max(times):.1f} |")
-    rows.append(f"| whole run | {len(runs)} | {summary.acknowledged} | {len(summary.lost)} | | "
-                f"{node_id_check} | | |")
+        rows.append(f"| {name} | {len(group)} | {acked} | {len(sent & bad['lost'])} | {len(sent & bad['dup'])} | "
+                    f"{len(sent & bad['reorder'])} | {min(isr) if isr else '?'} | never | "
+                    f"{statistics.median(times):.1f} | {max(times):.1f} |")
+    rows.append(f"| whole run | {len(runs)} | {summary.acknowledged} | {len(summary.lost)} | "
+                f"{len(summary.duplicates)} | {len(summary.reorders)} | | {node_id_check} | | |")
     return rows
 
 
-def write_doc(rows: list[str], seed: int, summary: WorkloadSummary, faults: list[str]) -> None:
+def write_doc(rows: list[str], seed: int, summary: LoadSummary, faults: list[str]) -> None:
     command = (f"KMF_CHAOS_FULL=1 KMF_CHAOS_SEED={seed} KMF_CHAOS_RUNS={os.environ.get('KMF_CHAOS_RUNS', '4')} "
                ".venv/bin/python -m pytest tests/chaos/test_faults.py -s")
     DOC.write_text("\n".join([
         "# Chaos results",
         "",
         "Written by `tests/chaos/test_faults.py` when it runs with `KMF_CHAOS_FULL=1` (`make chaos`).",
-        "A producer sends numbered records (`acks=all`, idempotent) to a topic with replication factor 3",
-        "and `min.insync.replicas=2` throughout; at the end every acknowledged number is read back.",
+        f"{len(summary.verdicts)} producers (`acks=all`, idempotent; the last one transactional, committing",
+        "every 200 records and aborting every 7th transaction on purpose) each send their own numbered",
+        "records to a topic with replication factor 3 and `min.insync.replicas=2` throughout; at the end",
+        "the topic is read back `read_committed`. Per producer: lost = acknowledged (for the transactional",
+        "one: committed) but not read; duplicates = read twice; reorders = read after a higher number of",
+        "the same producer in the same partition; and no record of an aborted transaction may be read.",
         "A fault's records are those sent from the fault until the service was healthy again (leader",
         "scheduler connected, deploy plan COMPLETE, 3 brokers and the word-count instance ready).",
         "After every fault the test also checked: the same framework, no task id used twice, never two",
@@ -578,7 +722,11 @@ def write_doc(rows: list[str], seed: int, summary: WorkloadSummary, faults: list
         "a fault that touches a broker until recovery + 2 s, never during one of the scheduler, the master or",
         "ZooKeeper). \"min ISR seen\" is the smallest ISR sampled from the fault until recovery.",
         "Network partitions are nft rules matching each process's cgroup v2 (tests/helpers/netfaults.py);",
-        "pauses are SIGSTOP/SIGCONT.",
+        "pauses are SIGSTOP/SIGCONT. Faults named *_during_roll strike in the middle of a rolling update",
+        "(a heap change: every broker restarted one at a time) and must let it finish (the new heap is read",
+        "from the broker JVMs' command lines); cut_broker_during_scale_out strikes while `scale brokers 4`'s",
+        "rebalance moves replicas, which must finish, and then drains the service back to 3 brokers. An",
+        "operation that stops in a visible plan state (WAITING, ERROR) is continued, and the run says so.",
         "",
         f"- date: {datetime.now(timezone.utc).strftime('%Y-%m-%d %H:%M UTC')}",
         f"- seed: {seed}",
@@ -586,31 +734,32 @@ def write_doc(rows: list[str], seed: int, summary: WorkloadSummary, faults: list
         f"- machine: {os.cpu_count()} cores, {platform.system()} {platform.release()}, Python {platform.python_version()}",
         f"- faults in order: {', '.join(faults)}",
         f"- workload: {summary.line()}",
+        *[f"  - {v.line()}" for v in summary.verdicts],
         "",
         *rows,
         "",
     ]))
 
 
-@pytest.fixture
-def partitions():
-    """One nft table and cgroup tree for this run (None, with the reason printed, when network
-    partitions cannot be made here); deleted at teardown, also when the test fails."""
-    why = netfaults.unavailable()
-    if why:
-        print(f"chaos: network partitions skipped: {why}", flush=True)
-        yield None
-        return
-    parts = netfaults.Partitions()
-    try:
-        yield parts
-    finally:
-        parts.close()
+def append_doc(title: str, rows: list[str], seed: int, summary: LoadSummary, faults: list[str]) -> None:
+    """Another run's table as a section of docs/chaos.md (after the one write_doc wrote)."""
+    text = DOC.read_text() if DOC.exists() else ""
+    DOC.write_text(text.rstrip("\n") + "\n\n" + "\n".join([
+        f"## {title}", "",
+        f"- date: {datetime.now(timezone.utc).strftime('%Y-%m-%d %H:%M UTC')}",
+        f"- seed: {seed}",
+        f"- faults in order: {', '.join(faults)}",
+        f"- workload: {summary.line()}",
+        *[f"  - {v.line()}" for v in summary.verdicts],
+        "", *rows, ""]))
 
 
 def start_service(kmf_env, agents: int, parts):
     env = kmf_env(agents=agents, wrap=parts.wrap if parts is not None else None)
-    s = env.start_scheduler(brokers=3, apps=[APP])
+    # every partition of a scale-out's or a drain's rebalance in one batch: the internal topics
+    # (__consumer_offsets, __transaction_state) make ~110 moves, and each batch costs two Kafka
+    # tool runs of 10-20 s on this machine
+    s = env.start_scheduler(brokers=3, apps=[APP], rebalance={"max_moves": 200})
     wait_for(lambda: all(s.pod(p).get("ready") for p in BROKERS), timeout=180, interval=1,
              what="3 brokers ready")
     boot = s.get("/v1/endpoints/broker")["bootstrap_servers"]
@@ -620,40 +769,57 @@ def start_service(kmf_env, agents: int, parts):
     return env, s, boot
 
 
-def run_faults(chaos: Chaos, faults: list[str], boot: str, rng) -> tuple[list[str], WorkloadSummary]:
-    workload = Workload(boot, "chaos", rate=200).start()
+RATE = float(os.environ.get("KMF_CHAOS_RATE", "2000"))  # records/s in all, shared by the producers
+
+
+def run_faults(chaos: Chaos, faults: list[str], boot: str, rng) -> tuple[list[str], LoadSummary]:
+    load = Load(boot, "chaos", rate=RATE).start()
     try:
-        workload.wait_acknowledged(200, timeout=60)
+        load.wait_acknowledged(1000, timeout=60)
         for name in faults:
-            chaos.measure(name, workload, rng)
-            workload.wait_acknowledged(workload.acknowledged_count + 100, timeout=120)
+            chaos.measure(name, load, rng)
+            load.wait_acknowledged(load.acknowledged_count + 1000, timeout=120)
     finally:
-        report = workload.stop()
+        reports = load.stop()
         chaos.close()
-    summary = verify(chaos.s.get("/v1/endpoints/broker")["bootstrap_servers"], report)
+    summary = verify_load(chaos.s.get("/v1/endpoints/broker")["bootstrap_servers"], "chaos", reports, load.seconds)
     check = (f"never ({chaos.node_ids.rounds} rounds, at most {chaos.node_ids.max_jvms_per_id} JVM per id)"
              if chaos.node_ids.ok else f"VIOLATED: {[v.what for v in chaos.node_ids.violations]}")
-    rows = table(chaos.runs, summary, report.acknowledged, check)
+    rows = table(chaos.runs, summary, reports, check)
     print("\n" + "\n".join(rows))
     print(summary.line())
-    print(f"chaos: min ISR seen over the run {chaos.isr.min_seen}; ISR dips below min "
+    for verdict, report in zip(summary.verdicts, reports):
+        print(f"  {verdict.line()}; transactions committed {report.transactions}, aborted {report.aborts}, "
+              f"fatal errors {list(report.fatal)}")
+    print(f"chaos: read back in {summary.read_duration_s:.1f}s; min ISR seen over the run {chaos.isr.min_seen}; "
+          f"ISR dips below min "
           f"{[(round(t - chaos.isr.windows[0].start, 1), p, n) for t, p, n in chaos.isr.dips][:10]}")
     assert chaos.node_ids.ok, chaos.node_ids.violations
     assert chaos.isr.ok, chaos.isr.violations
     return rows, summary
 
 
-@pytest.mark.timeout(2400 if FULL else 900)
+def assert_load_intact(summary: LoadSummary) -> None:
+    """Nothing acknowledged lost; nothing read twice or out of order; no aborted record read."""
+    assert summary.lost == (), f"acknowledged records lost (producer, number): {summary.lost[:20]}"
+    assert summary.duplicates == (), f"records read twice: {summary.duplicates[:20]}"
+    assert summary.reorders == (), f"records out of order (producer, partition, number): {summary.reorders[:20]}"
+    assert summary.ok, [v.line() for v in summary.verdicts if not v.ok] + list(summary.strays)
+
+
+@pytest.mark.timeout(4800 if FULL else 900)
 def test_no_acknowledged_record_lost_under_faults(kmf_env, zookeeper, partitions):
     seed = int(os.environ.get("KMF_CHAOS_SEED") or random.randrange(1 << 30))
     rng = random.Random(seed)
     print(f"chaos seed {seed}")
     env, s, boot = start_service(kmf_env, 5 if FULL else 3, partitions)
     chaos = Chaos(env, s, zookeeper, partitions)
-    known = LONG + PAUSES + (PARTITIONS if partitions is not None else [])
-    faults = list(SHORT)
+    cuts = PARTITIONS + OPERATION_CUTS if partitions is not None else []
+    known = LONG + PAUSES + OPERATIONS + cuts
+    # make test: the old short list, one partition and one fault in the middle of a rolling update
+    faults = SHORT + (["cut_broker"] if partitions is not None else []) + ["kill_broker_during_roll"]
     if FULL:
-        extra = PAUSES + (PARTITIONS if partitions is not None else [])
+        extra = PAUSES + OPERATIONS + cuts
         faults = LONG + extra + [rng.choice(RANDOM + extra) for _ in range(int(os.environ.get("KMF_CHAOS_RUNS", "4")))]
     if os.environ.get("KMF_CHAOS_FAULTS"):  # replay or debug a chosen sequence
         faults = os.environ["KMF_CHAOS_FAULTS"].split(",")
@@ -662,7 +828,7 @@ def test_no_acknowledged_record_lost_under_faults(kmf_env, zookeeper, partitions
     rows, summary = run_faults(chaos, faults, boot, rng)
     if FULL and not os.environ.get("KMF_CHAOS_FAULTS"):
         write_doc(rows, seed, summary, faults)
-    assert summary.lost == (), f"acknowledged records lost: {summary.lost[:20]}"
+    assert_load_intact(summary)
     assert summary.acknowledged > 0 and len(chaos.runs) == len(faults)
 
 
@@ -676,4 +842,4 @@ def test_agent_cut_from_master_and_healed(kmf_env, zookeeper, partitions):
     env, s, boot = start_service(kmf_env, 4, partitions)
     chaos = Chaos(env, s, zookeeper, partitions)
     rows, summary = run_faults(chaos, ["cut_agent_from_master"], boot, random.Random(15))
-    assert summary.lost == (), f"acknowledged records lost: {summary.lost[:20]}"
+    assert_load_intact(summary)

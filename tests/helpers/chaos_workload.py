@@ -9,6 +9,11 @@
 - :func:`summarize` (pure) compares the two: lost = acknowledged but not read (must be empty),
   duplicates = read more than once, unexpected = read but never sent.
 - :func:`verify` = read_numbers + summarize; :func:`run_for` = start, wait for a count, stop.
+- The load (several producers): :class:`Load` runs :class:`NumberedProducer` threads, idempotent
+  ones and transactional ones (a commit every N records, some transactions aborted on purpose),
+  each numbering its own records; :func:`read_load` reads them back (read_committed) and
+  :func:`check_load` / :func:`check_stream` (pure) report per producer lost, duplicated,
+  reordered within a partition, and read-although-aborted records.
 - :func:`start_kraft_cluster` / :func:`stop_cluster`: a real 3-node KRaft cluster for tests
   (a candidate for tests/helpers/fixtures_kafka.py).
 
@@ -20,6 +25,7 @@ import collections
 import threading
 import time
 import uuid
+from array import array
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterable, Mapping, Sequence
@@ -258,12 +264,22 @@ class Workload:
 def read_numbers(bootstrap: str, topic: str, timeout: float = 120.0) -> list[int]:
     """Every record number in `topic`, in the order read, from the beginning of each partition up
     to its end offset when the read starts (a fresh group id, `read_committed`)."""
+    numbers: list[int] = []
+    _scan(bootstrap, topic, timeout, lambda msg: numbers.append(
+        number_of(msg.key(), msg.value(), f"{topic}[{msg.partition()}]@{msg.offset()}")))
+    return numbers
+
+
+def _scan(bootstrap: str, topic: str, timeout: float, take: Callable[[object], None]) -> int:
+    """Call `take(msg)` for every record of `topic` in offset order per partition, from the
+    beginning up to the end offsets when the scan starts (a fresh group id, `read_committed`);
+    returns how many."""
     consumer = Consumer({
         "bootstrap.servers": bootstrap, "group.id": f"chaos-verify-{uuid.uuid4().hex[:8]}",
         "enable.auto.commit": False, "auto.offset.reset": "earliest",
         "isolation.level": "read_committed", "log_level": 3,
     })
-    numbers: list[int] = []
+    count = 0
     try:
         meta = consumer.list_topics(topic, timeout=min(30.0, timeout)).topics.get(topic)
         if meta is None or meta.error is not None or not meta.partitions:
@@ -281,15 +297,15 @@ def read_numbers(bootstrap: str, topic: str, timeout: float = 120.0) -> list[int
             if time.monotonic() > deadline:
                 raise WorkloadError(
                     f"reading {topic} from {bootstrap}: partitions {sorted(remaining)} not read to their "
-                    f"end offsets {remaining} within {timeout:g}s ({len(numbers)} records read)")
-            for msg in consumer.consume(num_messages=1000, timeout=0.5):
+                    f"end offsets {remaining} within {timeout:g}s ({count} records read)")
+            for msg in consumer.consume(num_messages=5000, timeout=0.5):
                 err = msg.error()
                 if err is not None:
                     if err.code() == KafkaError._PARTITION_EOF:
                         continue
                     raise WorkloadError(f"reading {topic}[{msg.partition()}] from {bootstrap}: {err}")
-                numbers.append(number_of(msg.key(), msg.value(),
-                                         f"{topic}[{msg.partition()}]@{msg.offset()}"))
+                take(msg)
+                count += 1
                 end = remaining.get(msg.partition())
                 if end is not None and msg.offset() + 1 >= end:
                     del remaining[msg.partition()]
@@ -300,7 +316,7 @@ def read_numbers(bootstrap: str, topic: str, timeout: float = 120.0) -> list[int
                     remaining.pop(tp.partition, None)
     finally:
         consumer.close()
-    return numbers
+    return count
 
 
 def verify(bootstrap: str, report: ProducerReport, timeout: float = 120.0) -> WorkloadSummary:
@@ -379,3 +395,406 @@ def stop_cluster(brokers: Sequence[RunningBroker], grace: float = 10.0) -> None:
         thread.start()
     for thread in stoppers:
         thread.join()
+
+
+# ---------------------------------------------------------------------------- several producers
+#
+# The load: several producers at once, each numbering its own records 0, 1, 2, … (the key names
+# the producer and one of a few sub-keys, so every producer writes to every partition; the value
+# carries producer id and number). Idempotent producers are acknowledged record by record; a
+# transactional producer is "acknowledged" a transaction at a time (commit_transaction returned),
+# aborts every `abort_every`-th transaction on purpose, and aborts when the broker says it must.
+# What each number became is one byte in a status array (compact at millions of records).
+
+SENT, ACKED, FAILED, ABORTED, UNCERTAIN = 0, 1, 2, 3, 4  # a record's fate, as the producer knows it
+SUBKEYS = 8  # keys per producer: enough to spread each producer over a few partitions
+
+
+def load_key(producer: int, number: int) -> bytes:
+    return f"p{producer}.{number % SUBKEYS}".encode()
+
+
+def load_value(producer: int, number: int, size: int = 32) -> bytes:
+    head = f"p{producer}-{number}-".encode()
+    return head + b"x" * max(0, size - len(head))
+
+
+def parse_load_record(key: bytes | None, value: bytes | None, where: str) -> tuple[int, int]:
+    """(producer, number) of a load record; key and value must agree (a mangled record is an error)."""
+    try:
+        head, number_s, _ = (value or b"").decode("ascii").split("-", 2)
+        producer, number = int(head[1:]), int(number_s)
+    except ValueError:
+        raise WorkloadError(f"{where}: value {value[:40] if value else value!r} is not a load record") from None
+    if not head.startswith("p") or key != load_key(producer, number):
+        raise WorkloadError(f"{where}: key {key!r} does not match value {value[:40]!r}")
+    return producer, number
+
+
+@dataclass(frozen=True)
+class StreamReport:
+    """What one producer did: `status[n]` is record n's fate (SENT = still unresolved when stopped,
+    ACKED, FAILED, ABORTED in an aborted transaction, UNCERTAIN = a commit whose outcome is unknown)."""
+
+    producer: int
+    transactional: bool
+    status: bytes
+    transactions: int = 0  # committed
+    aborts: int = 0
+    fatal: tuple[str, ...] = ()  # fatal producer errors (a new producer took over)
+
+    @property
+    def attempted(self) -> int:
+        return len(self.status)
+
+    def count(self, fate: int) -> int:
+        return self.status.count(fate)
+
+
+@dataclass(frozen=True)
+class StreamVerdict:
+    """One producer's records as read back (read_committed). Must be empty: lost (acknowledged,
+    not read), duplicates (read twice), reorders (a number read after a higher one of the same
+    producer in the same partition), aborted_read (from an aborted transaction), unexpected
+    (never sent)."""
+
+    producer: int
+    transactional: bool
+    attempted: int
+    acknowledged: int
+    read: int
+    lost: tuple[int, ...]
+    duplicates: tuple[int, ...]
+    reorders: tuple[tuple[int, int], ...]  # (partition, number)
+    aborted_read: tuple[int, ...]
+    unexpected: tuple[int, ...]
+
+    @property
+    def ok(self) -> bool:
+        return not (self.lost or self.duplicates or self.reorders or self.aborted_read or self.unexpected)
+
+    def line(self) -> str:
+        kind = "transactional" if self.transactional else "idempotent"
+        return (f"producer {self.producer} ({kind}): attempted {self.attempted}, acknowledged "
+                f"{self.acknowledged}, read {self.read}, lost {len(self.lost)}, duplicates "
+                f"{len(self.duplicates)}, reorders {len(self.reorders)}, aborted read "
+                f"{len(self.aborted_read)}, unexpected {len(self.unexpected)}")
+
+
+def check_stream(report: StreamReport, partitions: Mapping[int, Sequence[int]]) -> StreamVerdict:
+    """Compare what one producer knows with what was read (pure). `partitions`: for each partition,
+    this producer's numbers in offset order."""
+    seen = collections.Counter(n for numbers in partitions.values() for n in numbers)
+    status = report.status
+    reorders = []
+    for partition, numbers in partitions.items():
+        high = -1
+        for n in numbers:
+            if n < high and seen[n] == 1:  # a duplicate is counted as one, not again as a reorder
+                reorders.append((partition, n))
+            high = max(high, n)
+    in_range = [n for n in seen if 0 <= n < len(status)]
+    return StreamVerdict(
+        producer=report.producer, transactional=report.transactional, attempted=report.attempted,
+        acknowledged=report.count(ACKED), read=sum(seen.values()),
+        lost=tuple(n for n in range(len(status)) if status[n] == ACKED and n not in seen),
+        duplicates=tuple(sorted(n for n, times in seen.items() if times > 1)),
+        reorders=tuple(sorted(reorders)),
+        aborted_read=tuple(sorted(n for n in in_range if status[n] == ABORTED)),
+        unexpected=tuple(sorted(n for n in seen if not 0 <= n < len(status))))
+
+
+@dataclass(frozen=True)
+class LoadSummary:
+    """Every producer's verdict and the achieved rate (acknowledged records per second of load)."""
+
+    topic: str
+    verdicts: tuple[StreamVerdict, ...]
+    seconds: float
+    strays: tuple[str, ...] = ()  # producer ids read that no producer of this load had
+    read_duration_s: float = 0.0
+
+    @property
+    def attempted(self) -> int:
+        return sum(v.attempted for v in self.verdicts)
+
+    @property
+    def acknowledged(self) -> int:
+        return sum(v.acknowledged for v in self.verdicts)
+
+    @property
+    def read(self) -> int:
+        return sum(v.read for v in self.verdicts)
+
+    @property
+    def lost(self) -> tuple[tuple[int, int], ...]:
+        return tuple((v.producer, n) for v in self.verdicts for n in v.lost)
+
+    @property
+    def duplicates(self) -> tuple[tuple[int, int], ...]:
+        return tuple((v.producer, n) for v in self.verdicts for n in v.duplicates)
+
+    @property
+    def reorders(self) -> tuple[tuple[int, int, int], ...]:
+        return tuple((v.producer, p, n) for v in self.verdicts for p, n in v.reorders)
+
+    @property
+    def ok(self) -> bool:
+        return all(v.ok for v in self.verdicts) and not self.strays
+
+    @property
+    def rate(self) -> float:
+        return self.acknowledged / self.seconds if self.seconds > 0 else 0.0
+
+    def line(self) -> str:
+        bad = sum(len(v.aborted_read) + len(v.unexpected) for v in self.verdicts)
+        return (f"{self.topic}: {len(self.verdicts)} producers, attempted {self.attempted}, acknowledged "
+                f"{self.acknowledged} in {self.seconds:.0f}s ({self.rate:.0f} records/s), read {self.read}, "
+                f"lost {len(self.lost)}, duplicates {len(self.duplicates)}, reorders {len(self.reorders)}, "
+                f"aborted or stray read {bad + len(self.strays)}")
+
+
+def check_load(topic: str, reports: Sequence[StreamReport], read: Mapping[tuple[int, int], Sequence[int]],
+               seconds: float, read_duration_s: float = 0.0) -> LoadSummary:
+    """Every producer's verdict (pure); `read` maps (producer, partition) to numbers in offset order."""
+    mine = {r.producer for r in reports}
+    verdicts = []
+    for report in reports:
+        parts = {p: numbers for (producer, p), numbers in read.items() if producer == report.producer}
+        verdicts.append(check_stream(report, parts))
+    strays = tuple(sorted({f"p{producer}" for producer, _ in read if producer not in mine}))
+    return LoadSummary(topic, tuple(verdicts), seconds, strays, read_duration_s)
+
+
+def read_load(bootstrap: str, topic: str, timeout: float = 300.0) -> dict[tuple[int, int], array]:
+    """Every load record in `topic` (read_committed, from the beginning up to the end offsets when
+    the read starts): (producer, partition) → numbers in offset order."""
+    read: dict[tuple[int, int], array] = {}
+
+    def take(msg) -> None:
+        where = f"{topic}[{msg.partition()}]@{msg.offset()}"
+        producer, number = parse_load_record(msg.key(), msg.value(), where)
+        read.setdefault((producer, msg.partition()), array("q")).append(number)
+    _scan(bootstrap, topic, timeout, take)
+    return read
+
+
+class NumberedProducer:
+    """One producer thread (`acks=all`, idempotent; `transactional`: commits every `txn_records`
+    records and aborts every `abort_every`-th transaction on purpose) sending numbered records at
+    `rate` per second until stopped."""
+
+    def __init__(self, bootstrap: str, topic: str, producer: int, rate: float, transactional: bool = False,
+                 txn_records: int = 200, abort_every: int = 7, value_size: int = 32,
+                 delivery_timeout_ms: int = 120_000) -> None:
+        self.bootstrap, self.topic, self.producer, self.rate = bootstrap, topic, producer, rate
+        self.transactional, self.txn_records, self.abort_every = transactional, txn_records, abort_every
+        self.value_size = value_size
+        self._config = {
+            "bootstrap.servers": bootstrap, "acks": "all", "enable.idempotence": True,
+            # batches, not records, make the rate affordable on a shared 2-core machine
+            "linger.ms": 20, "batch.num.messages": 2000, "message.timeout.ms": delivery_timeout_ms,
+            "client.id": f"chaos-load-p{producer}", "log_level": 3,
+        }
+        if transactional:
+            self._config.update({"transactional.id": f"chaos-load-{topic}-p{producer}-{uuid.uuid4().hex[:6]}",
+                                 "transaction.timeout.ms": delivery_timeout_ms})
+        self.status = bytearray()
+        self._lock = threading.Lock()
+        self._acked = 0
+        self.transactions = self.aborts = 0
+        self.fatal: list[str] = []
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._error: BaseException | None = None
+        self._producer: Producer | None = None
+
+    def _on_delivery(self, err: KafkaError | None, msg) -> None:
+        if self.transactional:  # a transaction's records count once it commits
+            return
+        number = int(msg.value().split(b"-", 2)[1])
+        with self._lock:
+            if err is None:
+                self.status[number] = ACKED
+                self._acked += 1
+            else:
+                self.status[number] = FAILED
+
+    @property
+    def acknowledged_count(self) -> int:
+        with self._lock:
+            return self._acked
+
+    @property
+    def sent_count(self) -> int:
+        return len(self.status)
+
+    def start(self) -> "NumberedProducer":
+        self._thread = threading.Thread(target=self._run, name=f"load-p{self.producer}", daemon=True)
+        self._thread.start()
+        return self
+
+    def _new_producer(self) -> Producer:
+        producer = Producer(self._config)
+        if self.transactional:
+            while True:  # the transaction coordinator may be away (a broker down) for a while
+                try:
+                    producer.init_transactions(30)
+                    break
+                except KafkaException as exc:
+                    if self._stop.is_set() or not exc.args[0].retriable():
+                        raise
+            producer.begin_transaction()
+        return producer
+
+    def _finish_transaction(self, producer: Producer, first: int, abort: bool) -> Producer:
+        """Commit (or abort) records [first, sent); returns the producer to go on with (a new one
+        after a fatal error, which fences the old one)."""
+        end = len(self.status)
+        fate = ABORTED
+        deadline = time.monotonic() + 300
+        try:
+            while True:
+                try:
+                    if abort:
+                        producer.abort_transaction(60)
+                    else:
+                        producer.commit_transaction(60)
+                        fate = ACKED
+                    break
+                except KafkaException as exc:
+                    err = exc.args[0]
+                    if err.retriable() and time.monotonic() < deadline:
+                        continue  # the same call again is how a timed-out commit is retried
+                    if err.txn_requires_abort() and not abort:
+                        abort = True
+                        continue
+                    raise
+        except KafkaException as exc:  # fatal: the outcome of this transaction is not known
+            fate = UNCERTAIN
+            self.fatal.append(str(exc.args[0]))
+            producer = self._new_producer()  # init_transactions fences the old one
+            with self._lock:
+                self.status[first:end] = bytes([fate]) * (end - first)
+            return producer
+        with self._lock:
+            self.status[first:end] = bytes([fate]) * (end - first)
+            if fate == ACKED:
+                self._acked += end - first
+                self.transactions += 1
+            else:
+                self.aborts += 1
+        producer.begin_transaction()
+        return producer
+
+    def _run(self) -> None:
+        interval = 1.0 / self.rate
+        try:
+            producer = self._new_producer()
+            self._producer = producer
+            next_at = time.monotonic()
+            first = 0
+            count = 0
+            while not self._stop.is_set():
+                delay = next_at - time.monotonic()
+                if delay > 0:
+                    producer.poll(min(delay, 0.05))
+                    continue
+                number = len(self.status)
+                try:
+                    producer.produce(self.topic, key=load_key(self.producer, number),
+                                     value=load_value(self.producer, number, self.value_size),
+                                     on_delivery=self._on_delivery)
+                except BufferError:  # local queue full (brokers away): wait for room
+                    producer.poll(0.1)
+                    continue
+                except KafkaException:
+                    if not self.transactional:
+                        raise
+                    # the transaction is in a state that must abort first (its commit says so)
+                    producer = self._finish_transaction(producer, first, abort=True)
+                    self._producer = producer
+                    first = len(self.status)
+                    continue
+                with self._lock:
+                    self.status.append(SENT)
+                next_at = max(next_at + interval, time.monotonic() - 1.0)  # no burst after a stall
+                producer.poll(0)
+                if self.transactional and len(self.status) - first >= self.txn_records:
+                    count += 1
+                    producer = self._finish_transaction(producer, first, abort=count % self.abort_every == 0)
+                    self._producer = producer
+                    first = len(self.status)
+            if self.transactional:
+                self._producer = self._finish_transaction(producer, first, abort=False)
+        except BaseException as exc:  # noqa: BLE001 - surfaced by stop()
+            self._error = exc
+
+    def stop(self, flush_timeout: float = 60.0) -> StreamReport:
+        assert self._thread is not None
+        self._stop.set()
+        self._thread.join(timeout=flush_timeout + 130)  # a last commit may take its retries
+        if self._thread.is_alive():
+            raise WorkloadError(f"load producer {self.producer} did not stop")
+        if self._error is not None:
+            raise WorkloadError(f"load producer {self.producer} failed: {self._error!r}")
+        if self._producer is not None:
+            self._producer.flush(flush_timeout)
+        with self._lock:
+            status = bytes(self.status)
+        return StreamReport(self.producer, self.transactional, status, self.transactions, self.aborts,
+                            tuple(self.fatal))
+
+
+class Load:
+    """`idempotent` + `transactional` producers sharing `rate` records/s, each numbering its own
+    records; :meth:`stop` returns their reports, :func:`verify_load` reads them back."""
+
+    def __init__(self, bootstrap: str, topic: str, rate: float = 2000.0, idempotent: int = 3,
+                 transactional: int = 1, txn_records: int = 200) -> None:
+        n = idempotent + transactional
+        self.topic = topic
+        self.producers = [NumberedProducer(bootstrap, topic, i, rate / n, transactional=i >= idempotent,
+                                           txn_records=txn_records) for i in range(n)]
+        self._started = 0.0
+        self.seconds = 0.0
+
+    def start(self) -> "Load":
+        self._started = time.monotonic()
+        for p in self.producers:
+            p.start()
+        return self
+
+    @property
+    def acknowledged_count(self) -> int:
+        return sum(p.acknowledged_count for p in self.producers)
+
+    def sent_counts(self) -> tuple[int, ...]:
+        return tuple(p.sent_count for p in self.producers)
+
+    def wait_acknowledged(self, count: int, timeout: float) -> int:
+        """Block until at least `count` records in all are acknowledged; WorkloadError on timeout."""
+        deadline = time.monotonic() + timeout
+        while self.acknowledged_count < count:
+            broken = [(p.producer, p._error) for p in self.producers if p._error is not None]
+            if broken:
+                raise WorkloadError(f"load producers failed: {broken}")
+            if time.monotonic() > deadline:
+                raise WorkloadError(f"only {self.acknowledged_count} of {count} load records to {self.topic} "
+                                    f"acknowledged within {timeout:g}s (sent {self.sent_counts()})")
+            time.sleep(0.05)
+        return self.acknowledged_count
+
+    def stop(self, flush_timeout: float = 60.0) -> list[StreamReport]:
+        for p in self.producers:
+            p._stop.set()  # all stop sending at once
+        reports = [p.stop(flush_timeout) for p in self.producers]
+        self.seconds = time.monotonic() - self._started
+        return reports
+
+
+def verify_load(bootstrap: str, topic: str, reports: Sequence[StreamReport], seconds: float,
+                timeout: float = 300.0) -> LoadSummary:
+    started = time.monotonic()
+    read = read_load(bootstrap, topic, timeout)
+    return check_load(topic, reports, read, seconds, time.monotonic() - started)
