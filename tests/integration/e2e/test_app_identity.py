@@ -11,7 +11,7 @@ import signal
 import pytest
 from confluent_kafka.admin import AdminClient
 
-from tests.helpers.fixtures_scheduler import pid_in_sandbox
+from tests.helpers.fixtures_scheduler import java_pid_of, pid_in_sandbox
 from tests.helpers.streams_apps import CountReader, group_generations, make_lines, produce_lines
 from tests.helpers.wait import wait_for
 
@@ -76,3 +76,41 @@ def test_a_killed_instance_is_relaunched_and_rejoins_without_a_rebalance(kmf_env
     # relaunched instance holds the partitions it held before
     assert {k: v[1] for k, v in after.items()} == {f"wordcount-{i}": f"{env.name}-wordcount-{i}" for i in range(2)}
     assert {k: v[2] for k, v in after.items()} == {k: v[2] for k, v in before.items()}
+
+
+def test_a_killed_kafka_streams_instance_rejoins_without_a_rebalance(kmf_env):
+    """The same for Kafka Streams' WordCountDemo: kmf's properties file gives it the identity
+    (Kafka Streams suffixes group.instance.id with its thread's index)."""
+    env = kmf_env(agents=2)
+    app = {"name": "wcj", "count": 2, "cpus": 0.25, "mem_mb": 512, "runtime": "java",
+           "command": ["org.apache.kafka.streams.examples.wordcount.WordCountDemo", "{properties}"]}
+    s = env.start_scheduler(brokers=1, apps=[app])
+    wait_for(lambda: s.pod("broker-0").get("ready"), timeout=120, interval=1, what="broker ready")
+    for topic in ("streams-plaintext-input", "streams-wordcount-output"):
+        code, doc = s.request("POST", "/v1/topics", {"name": topic, "partitions": 2})
+        assert code in (200, 409), doc
+    s.wait_deployed(timeout=240)
+    boot = s.get("/v1/endpoints/broker")["bootstrap_servers"]
+    admin = AdminClient({"bootstrap.servers": boot})
+    group = f"{env.name}-wcj"
+    before = wait_for(lambda: (lambda m: m if len(m) == 2 and all(v[2] for v in m.values()) else None)(
+        members(admin, group)), timeout=180, interval=1, what=f"both instances holding partitions of {group}")
+    produce_lines(boot, "streams-plaintext-input", make_lines(50, seed=19))
+    generations = wait_for(lambda: group_generations(boot, group), timeout=30, what="the group's records")
+
+    pod = s.pod("wcj-0")
+    pid = java_pid_of(pod["task_id"])
+    assert pid is not None, "the JVM of wcj-0"
+    os.kill(pid, signal.SIGKILL)
+    wait_for(lambda: (lambda p: p["task_id"] != pod["task_id"] and p.get("ready"))(s.pod("wcj-0")),
+             timeout=120, interval=0.5, what="wcj-0 relaunched and ready")
+    old_ids = {v[0] for v in before.values()}
+    after = wait_for(lambda: (lambda m: m if len(m) == 2 and {v[0] for v in m.values()} != old_ids
+                              and all(v[2] for v in m.values()) else None)(members(admin, group)),
+                     timeout=120, interval=0.5, what="the relaunched instance back in the group")
+    now = group_generations(boot, group)
+    print(f"Kafka Streams generations before the kill {generations}, after the relaunch {now}")
+    assert set(now[len(generations) - 1:]) == {generations[-1]}, (generations, now)
+    ids = sorted(v[1] or "" for v in after.values())
+    assert ids[0].startswith(f"{env.name}-wcj-0") and ids[1].startswith(f"{env.name}-wcj-1"), ids
+    assert sorted(v[2] for v in after.values()) == sorted(v[2] for v in before.values())  # same partitions
