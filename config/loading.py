@@ -162,6 +162,10 @@ class _Builder:
                     out[key] = val
             return out
         if attrs.has(typ):
+            if isinstance(node, yaml.ScalarNode) and hasattr(typ, "from_text"):
+                # the short form of a model that is mostly one value (an app's URI)
+                raw = self.text(node, path)
+                return None if raw is None else typ.from_text(raw)
             return self.model(node, path, typ)
         return self.scalar(node, path, typ)
 

@@ -166,6 +166,35 @@ class KafkaSpec:
 
 
 @attrs.frozen
+class AppUri:
+    """One artifact of an app, as Mesos' ``CommandInfo.URI``: the fetcher puts it in the sandbox
+    (archives extracted when ``extract``) before kmf's executor starts. In YAML either this mapping
+    or just the URI text."""
+
+    value: str
+    extract: bool = True
+    executable: bool = False
+    cache: bool = False
+
+    @classmethod
+    def from_text(cls, text: str) -> "AppUri":
+        return cls(value=text)
+
+    @property
+    def basename(self) -> str:
+        """The file name the fetcher gives it in the sandbox (the URI's last path segment)."""
+        return self.value.split("?", 1)[0].rstrip("/").rsplit("/", 1)[-1]
+
+
+# Static membership: a relaunched instance must rejoin within the session timeout, which covers
+# the first relaunch's backoff plus this much for the fetch, the executor and the app to start.
+RELAUNCH_MARGIN_S = 30.0
+# the bounds Kafka brokers accept by default (group.min/max.session.timeout.ms)
+SESSION_TIMEOUT_MIN_S = 6.0
+SESSION_TIMEOUT_MAX_S = 1800.0
+
+
+@attrs.frozen
 class AppSpec:
     name: str
     command: tuple[str, ...]
@@ -174,10 +203,25 @@ class AppSpec:
     mem_mb: int = 512
     runtime: Literal["python", "java", "command"] = "python"
     env: dict[str, str] = attrs.field(factory=dict)
+    # empty: the instances spread over the agents (each goes where the app has fewest instances)
     placement: tuple[Constraint, ...] = ()
+    # keep the instances off agents that hold a broker
+    avoid_brokers: bool = False
+    # the app's code, fetched into each instance's sandbox (no app code needs to be on the agents)
+    uris: tuple[AppUri, ...] = ()
+    # the consumer's session timeout with static membership; None: derived from the recovery policy
+    session_timeout_s: float | None = None
     # the app's Kafka consumer group (Kafka Streams: its application.id), for its lag in `kmf pods`,
     # the page and /v1/lag; None: see consumer_group
     group: str | None = None
+
+    def session_timeout_ms(self, policies: "Policies") -> int:
+        """`session_timeout_s`, else long enough for a relaunch in place after a first failure
+        (its backoff plus `RELAUNCH_MARGIN_S`), within the bounds Kafka accepts by default."""
+        if self.session_timeout_s is not None:
+            return int(self.session_timeout_s * 1000)
+        derived = policies.backoff_initial_s + RELAUNCH_MARGIN_S
+        return int(min(SESSION_TIMEOUT_MAX_S, max(SESSION_TIMEOUT_MIN_S, derived)) * 1000)
 
     def consumer_group(self, service: str) -> str:
         """`group`; else what kmf's executor makes the application.id of a Kafka Streams app given

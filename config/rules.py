@@ -12,6 +12,7 @@ from typing import Iterable
 import attrs
 
 from config.declared import removed, replication_changes, validate_declared
+from config.app_rules import app_issues
 from config.models import AppSpec, Constraint, ServiceSpec, quorum_size
 from kmfwire import artifacts
 
@@ -87,6 +88,7 @@ def _app(i: int, app: AppSpec) -> list[Issue]:
     if not app.command:
         out.append((f"{path}.command", "must not be empty"))
     out += _constraints(f"{path}.placement", app.placement)
+    out += app_issues(path, app)
     return out
 
 

@@ -188,20 +188,26 @@ def _stream(data: TaskData, sandbox: Path, env: Mapping[str, str], stdout: Path)
     assert s is not None
     proc_env = _workload_env(env)
     proc_env.update({"KAFKA_BOOTSTRAP_SERVERS": s.bootstrap_servers, "KMF_APP": s.app,
-                     "KMF_INSTANCE": str(s.instance), "KMF_SERVICE": data.service})
+                     "KMF_INSTANCE": str(s.instance), "KMF_SERVICE": data.service,
+                     **identity_env(data)})
+    if s.runtime == "python" and s.artifacts:
+        # the app's fetched code first, then what the executor runs on (its bundle: confluent_kafka)
+        inherited = proc_env.get("PYTHONPATH")
+        proc_env["PYTHONPATH"] = os.pathsep.join([*python_path(s.artifacts, sandbox), *([inherited] if inherited else [])])
     proc_env.update(s.env)
     if s.runtime == "python":
         argv = (env.get("KMF_PYTHON") or sys.executable, *s.command)
     elif s.runtime == "java":
         rt = kafka_runtime(s.kafka_version or "4.3.1", env)
         # Kafka Streams apps (e.g. WordCountDemo) take a properties file: "{properties}" in the
-        # command becomes one with the live bootstrap servers, an application id and a state dir
+        # command becomes one with the live bootstrap servers, an application id, a state dir and
+        # the instance's static identity
         props = sandbox / "streams.properties"
-        props.write_text(render_properties({
-            "bootstrap.servers": s.bootstrap_servers, "application.id": f"{data.service}-{s.app}",
-            "state.dir": str(sandbox / "streams-state")}, "written by the kmf executor"))
+        props.write_text(render_properties(streams_properties(data, sandbox), "written by the kmf executor"))
         args = tuple(str(props) if a == "{properties}" else a for a in s.command)
-        argv = ("java", "-Xmx256m", *rt.logging_flags(), "-cp", rt.classpath, *args)
+        # the fetched jars (and those extracted archives left in the sandbox) before Kafka's own
+        classpath = os.pathsep.join([str(sandbox / "*"), rt.classpath]) if s.artifacts else rt.classpath
+        argv = ("java", "-Xmx256m", *rt.logging_flags(), "-cp", classpath, *args)
     else:
         argv = tuple(s.command)
     started = time.monotonic()
@@ -219,6 +225,43 @@ def _stream(data: TaskData, sandbox: Path, env: Mapping[str, str], stdout: Path)
         return time.monotonic() - started >= STREAM_READY_AFTER_S
 
     return Workload(argv, proc_env, ready, lambda: True, f"{s.app} instance {s.instance} ({s.runtime})")
+
+
+PYTHON_ARCHIVES = (".whl", ".zip", ".egg", ".pyz")
+
+
+def identity_env(data: TaskData) -> dict[str, str]:
+    """What a Python (or command) app's consumer uses for static membership: its
+    ``group.instance.id``, ``client.id`` and ``session.timeout.ms`` (none without a session timeout:
+    a payload from a scheduler before static membership)."""
+    s = data.stream
+    assert s is not None
+    if s.session_timeout_ms is None:
+        return {}
+    return {"KMF_GROUP_INSTANCE_ID": s.group_instance_id(data.service), "KMF_CLIENT_ID": s.client_id,
+            "KMF_SESSION_TIMEOUT_MS": str(s.session_timeout_ms)}
+
+
+def streams_properties(data: TaskData, sandbox: Path) -> dict[str, str]:
+    """The properties file a Kafka Streams app gets for "{properties}" (pure)."""
+    s = data.stream
+    assert s is not None
+    props = {"bootstrap.servers": s.bootstrap_servers, "application.id": f"{data.service}-{s.app}",
+             "state.dir": str(sandbox / "streams-state")}
+    if s.session_timeout_ms is not None:
+        # Kafka Streams hands group.instance.id and session.timeout.ms to its main consumer, and
+        # takes client.id as the prefix of its clients' ids
+        props.update({"group.instance.id": s.group_instance_id(data.service), "client.id": s.client_id,
+                      "session.timeout.ms": str(s.session_timeout_ms)})
+    return props
+
+
+def python_path(artifacts: tuple[str, ...], sandbox: Path) -> list[str]:
+    """PYTHONPATH entries for an app's fetched code: each wheel or zip kept whole, then the sandbox
+    itself (modules fetched as files, packages out of extracted archives)."""
+    names = [uri.split("?", 1)[0].rstrip("/").rsplit("/", 1)[-1] for uri in artifacts]
+    return [*(str(sandbox / n) for n in names if n.endswith(PYTHON_ARCHIVES) and (sandbox / n).is_file()),
+            str(sandbox)]
 
 
 def prepare(data: TaskData, sandbox: Path, env: Mapping[str, str] | None = None) -> Workload:

@@ -124,6 +124,20 @@ class StreamTask:
     bootstrap_servers: str = ""
     env: dict[str, str] = attrs.field(factory=dict, converter=_str_map)
     kafka_version: str | None = None
+    # static membership: the consumer's session timeout (None: the app joins as a dynamic member)
+    session_timeout_ms: int | None = None
+    # the URIs the fetcher put in the sandbox: the app's code (PYTHONPATH or classpath from them)
+    artifacts: tuple[str, ...] = attrs.field(default=(), converter=_tuple)
+
+    def group_instance_id(self, service: str) -> str:
+        """The instance's ``group.instance.id``: the same for every relaunch of `<app>-<i>`, so
+        Kafka hands it its partitions back without a rebalance."""
+        return f"{service}-{self.app}-{self.instance}"
+
+    @property
+    def client_id(self) -> str:
+        """The instance's Kafka client id: its pod's name."""
+        return f"{self.app}-{self.instance}"
 
 
 @attrs.frozen
@@ -153,6 +167,11 @@ class TaskData:
             # a broker without the exporter (reserved before its port) keeps the payload an
             # executor from before the field reads
             del doc["broker"]["metrics_port"]
+        if doc["stream"] is not None:
+            # an app without static membership or fetched code keeps the payload of before them
+            for key, unset in (("session_timeout_ms", None), ("artifacts", [])):
+                if doc["stream"][key] == unset:
+                    del doc["stream"][key]
         return doc
 
     def encode(self) -> str:

@@ -102,6 +102,10 @@ class Settings:
     # message and socket timeouts at this value) and being aborted by the coordinator.
     transaction_timeout_ms: int = DEFAULT_TRANSACTION_TIMEOUT_MS
     session_timeout_ms: int = 10_000
+    # static membership (kmf passes both): the same id for every relaunch of this instance, so the
+    # group hands it its partitions back without a rebalance; client_id names the pod
+    group_instance_id: str | None = None
+    client_id: str | None = None
     connect_timeout_s: float = 15.0
     batch_size: int = 500
     progress_interval_s: float = 10.0
@@ -551,7 +555,9 @@ class WordCount:
         self._producer = self._new_producer()
         self._consumer = Consumer({
             "bootstrap.servers": s.bootstrap, "group.id": s.group,
-            "client.id": s.transactional_id,  # names the instance in group descriptions
+            # names the instance in group descriptions
+            "client.id": s.client_id or s.transactional_id,
+            **({"group.instance.id": s.group_instance_id} if s.group_instance_id else {}),
             "isolation.level": "read_committed", "enable.auto.commit": False,
             "enable.auto.offset.store": False, "auto.offset.reset": "earliest",
             "session.timeout.ms": s.session_timeout_ms,
@@ -618,7 +624,13 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--transaction-timeout-ms", type=int, default=DEFAULT_TRANSACTION_TIMEOUT_MS,
                         help="Kafka transaction timeout; also bounds how long a batch may take "
                              "(default: %(default)s, longer than a broker failover)")
-    parser.add_argument("--session-timeout-ms", type=int, default=10_000)
+    parser.add_argument("--session-timeout-ms", type=int,
+                        default=os.environ.get("KMF_SESSION_TIMEOUT_MS") or 10_000,
+                        help="consumer session timeout (default: $KMF_SESSION_TIMEOUT_MS or 10000)")
+    parser.add_argument("--group-instance-id", default=os.environ.get("KMF_GROUP_INSTANCE_ID") or None,
+                        help="static group membership id (default: $KMF_GROUP_INSTANCE_ID; none: dynamic)")
+    parser.add_argument("--client-id", default=os.environ.get("KMF_CLIENT_ID") or None,
+                        help="consumer client id (default: $KMF_CLIENT_ID, else the transactional id)")
     parser.add_argument("--connect-timeout", type=float, default=15.0,
                         help="seconds to reach Kafka at start (default: %(default)s)")
     parser.add_argument("--progress-interval", type=float, default=10.0,
@@ -648,6 +660,7 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
                     output_topic=args.output, group=args.group, app=args.app, instance=str(instance),
                     transaction_timeout_ms=args.transaction_timeout_ms,
                     session_timeout_ms=args.session_timeout_ms, connect_timeout_s=args.connect_timeout,
+                    group_instance_id=args.group_instance_id, client_id=args.client_id,
                     progress_interval_s=args.progress_interval)
 
 

@@ -10,7 +10,7 @@ lead serves the same bundle at another address, which is not a change of the exe
 """
 from __future__ import annotations
 
-from typing import Mapping
+from typing import Any, Mapping
 
 import attrs
 
@@ -62,3 +62,10 @@ def for_pod(spec: ServiceSpec, pod: PodDef, served: Served | None) -> tuple[Arti
 def identity(spec: ServiceSpec, pod: PodDef, served: Served | None) -> str:
     """What of the executor's artifacts the fingerprint takes ("" when nothing is fetched)."""
     return "+".join(a.digest for a in for_pod(spec, pod, served) if a is not None)
+
+
+def app_uris(pod: PodDef) -> list[dict[str, Any]]:
+    """The app's own artifacts as ``CommandInfo.URI``s of its executor (kmf's executor runs the
+    app, so the fetcher must put them in the executor's sandbox, not a task command's)."""
+    return [{"value": u.value, "extract": u.extract, "executable": u.executable, "cache": u.cache}
+            for u in pod.uris]

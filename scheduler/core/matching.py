@@ -3,7 +3,7 @@
 1. read the offers (an unreadable one is declined);
 2. release reservations no record owns;
 3. reserve for brokers that have no reservation yet;
-4. launch brokers on their reservations and stream instances anywhere they fit;
+4. launch brokers on their reservations and stream instances where they fit (spread by app);
 5. answer: the records first (write-ahead), then an ACCEPT per offer used and one DECLINE.
 
 Every pod the round considered gets an `Outcome` (stage, ok, reason), kept in `State.placement`
@@ -24,6 +24,7 @@ from scheduler.core.offer_control import REFUSE_BUSY_S, REFUSE_IDLE_S, offer_con
 from scheduler.core.offers import (OfferView, ResourceError, Resources, parse_offer, rejoined, release_operations,
                                    reservation_ids, reserve_operations, reserved_for, split_reserved, take_unreserved)
 from scheduler.core.shortfalls import Shortfalls
+from scheduler.core.spread import Spread, placement_refusal
 from scheduler.core.outcomes import Outcome, Stage
 from scheduler.core.placement import first_violation
 from scheduler.core.plans import work
@@ -53,6 +54,7 @@ class _Round:
     changed: dict[str, TaskRecord] = attrs.field(factory=dict)
     moved: dict[str, str] = attrs.field(factory=dict)  # pod → where its new reservation is against its old agent
     outcomes: dict[str, Outcome] = attrs.field(factory=dict)
+    spread: Spread = attrs.field(factory=Spread)
 
     def current(self, pod: PodDef) -> TaskRecord:
         return self.changed.get(pod.name) or record_of(self.state, pod)
@@ -202,15 +204,16 @@ def _launch_broker(rnd: _Round, pod: PodDef, after: State, quorum: tuple[Voter, 
 
 def _launch_stream(rnd: _Round, pod: PodDef, after: State, quorum: tuple[Voter, ...] | None, boot: str,
                    short: Shortfalls) -> None:
-    """Pass 4, one stream instance: launch on the first agent that fits it and its executor."""
+    """Pass 4, one stream instance: launch on the first agent (in `spread` order) that fits it."""
     role = rnd.state.spec.mesos.role
     rec = rnd.current(pod)
     reasons = []
     shape = (pod.cpus, pod.mem_mb)
-    start = 0 if pod.placement else short.skip.get(shape, 0)
-    for i in range(start, len(rnd.views)):
+    start = 0 if pod.placement or pod.spread else short.skip.get(shape, 0)
+    order = rnd.spread.order(pod.group, rnd.views, rnd.placed) if pod.spread else range(start, len(rnd.views))
+    for i in order:
         v = rnd.views[i]
-        reason = first_violation(pod.placement, v.hostname, v.attributes, rnd.placed.get(pod.group, []), rnd.known)
+        reason = placement_refusal(pod, v, rnd.placed, rnd.known)
         got: tuple[Resources, list[int]] | str | None = None
         too_small = (v.id, pod.cpus, pod.mem_mb)
         if reason is None:
@@ -228,16 +231,18 @@ def _launch_stream(rnd: _Round, pod: PodDef, after: State, quorum: tuple[Voter, 
         if reason is not None:
             short.passed(shape, i, too_small)
             reasons.append(reason)
+            rnd.spread.refusals[(pod.group, i)] = reason
             continue
         assert isinstance(got, tuple) and isinstance(exe, tuple)  # else a reason was set
         new, op = launch(after, pod, rec, v, got[0], exe[0], (), rnd.now, quorum, boot)
         rnd.ops[v.id].append(op)
         rnd.pools[v.id] = rnd.pools[v.id] - got[0] - exe[0]
         rnd.changed[pod.name] = new
-        rnd.placed.setdefault(pod.group, []).append((v.hostname, v.attributes))
+        rnd.spread.place(rnd.placed, pod.group, v)
         rnd.waiting.pop(pod.name, None)
         rnd.outcome(pod.name, Stage.LAUNCH, True, new.message)
         return
+    reasons = rnd.spread.reasons(pod.group, len(rnd.views)) if pod.spread else reasons
     rnd.not_placed(pod, Stage.PLACE, short.skipped(rnd.views[:start], shape) + reasons)
 
 

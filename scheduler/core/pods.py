@@ -11,7 +11,7 @@ from typing import TypedDict
 
 import attrs
 
-from config import Constraint, ServiceSpec
+from config import AppUri, Constraint, ServiceSpec
 from config.models import quorum_size
 from scheduler.core.state import PodKind
 
@@ -36,6 +36,11 @@ class PodDef:
     placement: tuple[Constraint, ...] = ()
     # client listeners besides PLAINTEXT ("tls", "sasl"): one more reserved port each
     listeners: tuple[str, ...] = ()
+    # stream instances: go where the app has the fewest instances (an app without placement rules:
+    # Marathon's hostname:GROUP_BY among the agents that can take it); keep off brokers' agents
+    spread: bool = False
+    avoid_brokers: bool = False
+    uris: tuple[AppUri, ...] = ()  # a stream instance's code, fetched with its executor
 
     @property
     def node_id(self) -> int:
@@ -92,7 +97,8 @@ def desired_pods(spec: ServiceSpec) -> list[PodDef]:
     for app in spec.apps:
         for i in range(app.count):
             out.append(PodDef(name=f"{app.name}-{i}", kind=PodKind.STREAM, group=f"app:{app.name}", index=i,
-                              cpus=app.cpus, mem_mb=app.mem_mb, app=app.name, placement=app.placement))
+                              cpus=app.cpus, mem_mb=app.mem_mb, app=app.name, placement=app.placement,
+                              spread=not app.placement, avoid_brokers=app.avoid_brokers, uris=app.uris))
     return out
 
 

@@ -121,7 +121,8 @@ def task_data(spec: ServiceSpec, pod: PodDef, rec: TaskRecord | None, properties
     assert app is not None
     return TaskData(kind="stream", service=spec.name, stream=StreamTask(
         app=app.name, instance=pod.index, runtime=app.runtime, command=app.command,
-        bootstrap_servers=bootstrap, env=app.env, kafka_version=k.version))
+        bootstrap_servers=bootstrap, env=app.env, kafka_version=k.version,
+        session_timeout_ms=app.session_timeout_ms(spec.policies), artifacts=tuple(u.value for u in app.uris)))
 
 
 def fingerprint(pod: PodDef, data: TaskData, executor: str = "") -> str:
@@ -172,6 +173,7 @@ def executor_info(spec: ServiceSpec, pod: PodDef, executor_id: str, resources: R
         "source": spec.name,
         "resources": resources.to_json("pre"),
     }
+    app_uris = artifacts.app_uris(pod)
     if e.artifacts == "preinstalled":
         if e.pythonpath:
             variables.append({"name": "PYTHONPATH", "value": e.pythonpath})
@@ -180,6 +182,8 @@ def executor_info(spec: ServiceSpec, pod: PodDef, executor_id: str, resources: R
         variables.append({"name": "KMF_PYTHON", "value": e.python})
         info["command"] = {"shell": False, "value": e.python, "arguments": [e.python, "-m", "executor"],
                            "environment": {"variables": variables}}
+        if app_uris:
+            info["command"]["uris"] = app_uris
         return info
     bundle, kafka = artifacts.for_pod(spec, pod, served)
     fetched = [a for a in (bundle, kafka) if a is not None]
@@ -192,7 +196,8 @@ def executor_info(spec: ServiceSpec, pod: PodDef, executor_id: str, resources: R
     run = f"exec {shlex.quote(e.python)} -m executor"
     info["command"] = {
         "shell": True, "value": f"export {' '.join(exports)} && {run}" if exports else run,
-        "uris": [{"value": a.uri, "extract": True, "cache": True, "executable": False} for a in fetched],
+        "uris": [{"value": a.uri, "extract": True, "cache": True, "executable": False} for a in fetched]
+        + app_uris,
         "environment": {"variables": variables}}
     return info
 

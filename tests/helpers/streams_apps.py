@@ -5,8 +5,10 @@ from __future__ import annotations
 import collections
 import os
 import random
+import struct
 import sys
 import threading
+import time
 import uuid
 from pathlib import Path
 
@@ -137,5 +139,66 @@ def changelog_high(bootstrap: str, topic: str, partition: int) -> int:
     consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": "watermarks"})
     try:
         return consumer.get_watermark_offsets(TopicPartition(topic, partition), timeout=10, cached=False)[1]
+    finally:
+        consumer.close()
+
+
+def _read_str(buf: bytes, at: int, compact: bool) -> tuple[str | None, int]:
+    """A Kafka protocol string at `at` (int16 length, or unsigned varint length + 1 when compact)."""
+    if compact:
+        n, shift = 0, 0
+        while True:
+            b = buf[at]
+            at += 1
+            n |= (b & 0x7F) << shift
+            shift += 7
+            if not b & 0x80:
+                break
+        n -= 1
+    else:
+        n = struct.unpack_from(">h", buf, at)[0]
+        at += 2
+    if n < 0:
+        return None, at
+    return buf[at:at + n].decode(), at + n
+
+
+def group_generations(bootstrap: str, group: str, timeout: float = 30.0) -> list[int]:
+    """Every generation the group's coordinator recorded for `group`, in order: its
+    GroupMetadataValue records in __consumer_offsets (key version 2), read to the end. A rebalance
+    writes a record with the next generation; a static member rejoining in place writes one with
+    the same generation (its new member id)."""
+    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": f"gen-{uuid.uuid4().hex[:6]}",
+                         "enable.auto.commit": False, "isolation.level": "read_uncommitted",
+                         # the end of a partition may be a transaction marker, never delivered
+                         "enable.partition.eof": True})
+    try:
+        meta = consumer.list_topics("__consumer_offsets", timeout=10).topics["__consumer_offsets"]
+        parts = []
+        for p in meta.partitions:
+            low, high = consumer.get_watermark_offsets(TopicPartition("__consumer_offsets", p), timeout=10)
+            if high > low:
+                parts.append((p, low, high))
+        consumer.assign([TopicPartition("__consumer_offsets", p, low) for p, low, _ in parts])
+        todo = {p: high for p, _, high in parts}
+        found: list[tuple[int, int, int]] = []  # (partition, offset, generation)
+        deadline = time.monotonic() + timeout
+        while todo and time.monotonic() < deadline:
+            msg = consumer.poll(0.5)
+            if msg is not None and msg.error() is not None and msg.error().code() == KafkaError._PARTITION_EOF:
+                todo.pop(msg.partition(), None)
+            if msg is None or msg.error() is not None:
+                continue
+            key, value = msg.key(), msg.value()
+            if not key or struct.unpack_from(">h", key, 0)[0] != 2 or value is None:
+                continue
+            name, _ = _read_str(key, 2, compact=False)
+            if name != group:
+                continue
+            version = struct.unpack_from(">h", value, 0)[0]
+            _, at = _read_str(value, 2, compact=version >= 4)  # protocol_type
+            found.append((msg.partition(), msg.offset(), struct.unpack_from(">i", value, at)[0]))
+        assert not todo, f"__consumer_offsets not read to its end in {timeout}s: {todo}"
+        return [g for _, _, g in sorted(found)]
     finally:
         consumer.close()

@@ -1,0 +1,58 @@
+"""Rules for what a stream app brings along: its artifacts (`uris`) and its static membership
+(`session_timeout_s`). Pure: (path, app) → [(path, message)]."""
+from __future__ import annotations
+
+import re
+
+from config.models import SESSION_TIMEOUT_MAX_S, SESSION_TIMEOUT_MIN_S, AppSpec
+
+# what the Mesos fetcher can get: these schemes, or an absolute path on the agent
+URI_SCHEMES = ("http", "https", "ftp", "ftps", "hdfs", "s3", "s3a", "s3n", "file")
+_SCHEME = re.compile(r"^([a-zA-Z][a-zA-Z0-9+.-]*)://")
+# archives the fetcher unpacks; anything else is put in the sandbox as it is
+ARCHIVES = (".tar", ".tar.gz", ".tgz", ".tar.bz2", ".tbz2", ".tar.xz", ".txz", ".zip")
+
+Issue = tuple[str, str]
+
+
+def _uri(path: str, value: str) -> list[Issue]:
+    if not value or any(ch.isspace() for ch in value):
+        return [(f"{path}.value", f"{value!r} must be a URI without spaces")]
+    match = _SCHEME.match(value)
+    if match is None:
+        if not value.startswith("/"):
+            return [(f"{path}.value", f"{value!r} must be an absolute path on the agents or a URI "
+                                      f"with one of the schemes {', '.join(URI_SCHEMES)}")]
+    elif match.group(1).lower() not in URI_SCHEMES:
+        return [(f"{path}.value", f"scheme {match.group(1)!r} is not one the Mesos fetcher knows "
+                                  f"({', '.join(URI_SCHEMES)})")]
+    rest = value[match.end():] if match else value
+    if "/" not in rest.split("?", 1)[0].rstrip("/") and match is not None:
+        return [(f"{path}.value", f"{value!r} names no file (host only)")]
+    if value.split("?", 1)[0].endswith("/"):
+        return [(f"{path}.value", f"{value!r} names a directory, not a file")]
+    return []
+
+
+def app_issues(path: str, app: AppSpec) -> list[Issue]:
+    """The problems of an app's `uris` and `session_timeout_s`, each naming its path."""
+    out: list[Issue] = []
+    seen: dict[str, int] = {}
+    for j, u in enumerate(app.uris):
+        where = f"{path}.uris[{j}]"
+        problems = _uri(where, u.value)
+        out += problems
+        if problems:
+            continue
+        if u.executable and u.extract and u.basename.endswith(ARCHIVES):
+            out.append((f"{where}.executable", "an archive is extracted, not made executable: "
+                                               "set extract: false or executable: false"))
+        if u.basename in seen:
+            # the fetcher names each file after the URI's last segment: the second would overwrite
+            out.append((f"{where}.value", f"{u.basename!r} is also the file name of uris[{seen[u.basename]}]"))
+        seen.setdefault(u.basename, j)
+    t = app.session_timeout_s
+    if t is not None and not SESSION_TIMEOUT_MIN_S <= t <= SESSION_TIMEOUT_MAX_S:
+        out.append((f"{path}.session_timeout_s", f"must be from {SESSION_TIMEOUT_MIN_S:g} to "
+                                                 f"{SESSION_TIMEOUT_MAX_S:g} (what Kafka brokers accept), got {t:g}"))
+    return out

@@ -1,0 +1,79 @@
+"""An app's `uris`, `avoid_brokers` and `session_timeout_s`: loading (the short form too), the
+errors naming the path, the session timeout derived from the recovery policy, and the stored form
+round-tripping."""
+from __future__ import annotations
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from config import AppUri, ConfigError, Policies, load_text, spec_from_json, spec_to_json
+from config.models import RELAUNCH_MARGIN_S, SESSION_TIMEOUT_MAX_S, SESSION_TIMEOUT_MIN_S, AppSpec
+
+BASE = """\
+name: kafka
+mesos: {master: 'zk://127.0.0.1:2181/mesos'}
+zookeeper: {connect: '127.0.0.1:2181'}
+apps:
+  - name: enricher
+    command: [-m, enricher]
+%s
+"""
+
+
+def load(extra: str):
+    return load_text(BASE % extra, "svc.yaml", env={})
+
+
+def problems(extra: str) -> list[str]:
+    with pytest.raises(ConfigError) as info:
+        load(extra)
+    return [str(p) for p in info.value.problems]
+
+
+def test_uris_in_the_short_and_the_long_form():
+    spec = load("    uris: ['http://repo/e.whl', {value: 'http://repo/lib.tar.gz', cache: true}]\n"
+                "    avoid_brokers: true")
+    app = spec.apps[0]
+    assert app.uris == (AppUri("http://repo/e.whl"), AppUri("http://repo/lib.tar.gz", cache=True))
+    assert app.avoid_brokers and app.uris[1].basename == "lib.tar.gz"
+    assert spec_from_json(spec_to_json(spec)) == spec  # the stored target reads back
+
+
+@pytest.mark.parametrize("uris, path, words", [
+    ("['http://repo/a.jar', 'ftp x']", "apps[0].uris[1].value", "without spaces"),
+    ("['relative/a.jar']", "apps[0].uris[0].value", "absolute path"),
+    ("['gopher://h/a.jar']", "apps[0].uris[0].value", "scheme 'gopher'"),
+    ("['http://repo/dir/']", "apps[0].uris[0].value", "names a directory"),
+    ("['http://repo']", "apps[0].uris[0].value", "names no file"),
+    ("['http://a/x.jar', 'https://b/x.jar']", "apps[0].uris[1].value", "also the file name of uris[0]"),
+    ("[{value: 'http://a/x.tgz', executable: true}]", "apps[0].uris[0].executable", "extract: false"),
+    ("[{value: 'http://a/x.jar', mode: 1}]", "apps[0].uris[0].mode", "unknown key"),
+    ("[{extract: true}]", "apps[0].uris[0].value", "is required"),
+])
+def test_bad_uris_are_named_by_their_path(uris, path, words):
+    found = problems(f"    uris: {uris}")
+    assert any(f": {path}: " in p and words in p for p in found), found
+
+
+def test_a_session_timeout_kafka_refuses_is_named():
+    found = problems("    session_timeout_s: 2")
+    assert any("apps[0].session_timeout_s: must be from 6 to 1800" in p for p in found), found
+
+
+def test_plain_files_and_paths_are_fine():
+    app = load("    uris: ['/opt/apps/e.whl', 'file:///srv/e.zip', {value: 'http://h/run.sh', extract: false, "
+               "executable: true}]").apps[0]
+    assert [u.basename for u in app.uris] == ["e.whl", "e.zip", "run.sh"]
+
+
+@settings(max_examples=50)
+@given(backoff=st.floats(0, 10_000, allow_nan=False), given_s=st.none() | st.floats(6, 1800))
+def test_the_session_timeout_covers_a_first_relaunch_within_kafkas_bounds(backoff, given_s):
+    app = AppSpec(name="a", command=("x",), session_timeout_s=given_s)
+    ms = app.session_timeout_ms(Policies(backoff_initial_s=backoff))
+    if given_s is not None:
+        assert ms == int(given_s * 1000)
+    else:
+        assert SESSION_TIMEOUT_MIN_S * 1000 <= ms <= SESSION_TIMEOUT_MAX_S * 1000
+        assert ms >= min(SESSION_TIMEOUT_MAX_S, backoff + RELAUNCH_MARGIN_S) * 1000 - 1

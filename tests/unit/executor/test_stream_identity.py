@@ -1,0 +1,49 @@
+"""What the executor gives a stream instance: its static identity (group.instance.id, client id,
+session timeout) in the environment of a Python app and in a Kafka Streams app's properties, and
+its fetched code on PYTHONPATH or the classpath."""
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from executor.workloads import prepare, python_path, streams_properties
+from kmfwire.taskdata import StreamTask, TaskData
+
+pytestmark = pytest.mark.timeout(60)
+
+
+def app(runtime: str = "python", timeout: int | None = 31_000, artifacts: tuple[str, ...] = (),
+        command: tuple[str, ...] = ("-m", "wc")) -> TaskData:
+    return TaskData(kind="stream", service="svc", stream=StreamTask(
+        app="wc", instance=2, runtime=runtime, command=command, bootstrap_servers="h:1",
+        session_timeout_ms=timeout, artifacts=artifacts))
+
+
+def test_a_python_instance_gets_its_static_identity_in_its_environment(tmp_path):
+    env = prepare(app(), tmp_path, {"KMF_PYTHON": "py"}).env
+    assert env["KMF_GROUP_INSTANCE_ID"] == "svc-wc-2"
+    assert env["KMF_CLIENT_ID"] == "wc-2"
+    assert env["KMF_SESSION_TIMEOUT_MS"] == "31000"
+
+
+def test_a_payload_without_a_session_timeout_joins_as_a_dynamic_member(tmp_path):
+    env = prepare(app(timeout=None), tmp_path, {"KMF_PYTHON": "py"}).env
+    assert not {"KMF_GROUP_INSTANCE_ID", "KMF_CLIENT_ID", "KMF_SESSION_TIMEOUT_MS"} & set(env)
+
+
+def test_kafka_streams_properties_carry_the_identity(tmp_path):
+    props = streams_properties(app("java", command=("Main", "{properties}")), tmp_path)
+    assert props["application.id"] == "svc-wc"
+    assert props["group.instance.id"] == "svc-wc-2" and props["client.id"] == "wc-2"
+    assert props["session.timeout.ms"] == "31000"
+    assert "group.instance.id" not in streams_properties(app("java", timeout=None), tmp_path)
+
+
+def test_fetched_wheels_then_the_sandbox_then_the_bundle_on_pythonpath(tmp_path):
+    (tmp_path / "e-1.0-py3-none-any.whl").write_bytes(b"PK")
+    data = app(artifacts=("http://repo/e-1.0-py3-none-any.whl?x=1", "http://repo/util.py"))
+    env = prepare(data, tmp_path, {"KMF_PYTHON": "py", "PYTHONPATH": "/sandbox/kmf-bundle"}).env
+    assert env["PYTHONPATH"].split(os.pathsep) == [
+        str(tmp_path / "e-1.0-py3-none-any.whl"), str(tmp_path), "/sandbox/kmf-bundle"]
+    assert python_path(("http://repo/missing.whl",), tmp_path) == [str(tmp_path)]  # not fetched: not listed
