@@ -13,10 +13,8 @@ from __future__ import annotations
 import os
 import random
 import time
-import uuid
 
 import pytest
-from kazoo.client import KazooClient
 
 from tests.chaos.test_faults import (
     FULL,
@@ -28,7 +26,7 @@ from tests.chaos.test_faults import (
     run_faults,
     start_service,
 )
-from tests.helpers.fixtures_zookeeper import EnsembleMember, ZooKeeperEnsemble
+from tests.helpers.fixtures_zookeeper import EnsembleMember, ZooKeeperEnsemble, chroot_on
 from tests.helpers.wait import wait_for
 
 # skipped before any fixture starts (no ensemble started just to skip) outside make chaos
@@ -42,18 +40,7 @@ MIXED = [f for f in RANDOM if f != "restart_zookeeper"] + PAUSES
 @pytest.fixture
 def zk_chroot(zk_ensemble: ZooKeeperEnsemble):
     """This module's services (master, scheduler) use the ensemble: a chroot of their own on it."""
-    root = f"/kmftest-{uuid.uuid4().hex[:12]}"
-    client = KazooClient(hosts=zk_ensemble.connect_string)
-    client.start(timeout=30)
-    client.ensure_path(root)
-    try:
-        yield f"{zk_ensemble.connect_string}{root}"
-    finally:
-        try:
-            client.delete(root, recursive=True)
-        finally:
-            client.stop()
-            client.close()
+    yield from chroot_on(zk_ensemble.connect_string)
 
 
 class EnsembleChaos(Chaos):

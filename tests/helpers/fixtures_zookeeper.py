@@ -73,19 +73,26 @@ def zookeeper(tmp_path_factory) -> ZooKeeperServer:
     server.stop()
 
 
-@pytest.fixture
-def zk_chroot(zookeeper) -> str:
-    """A connect string with a chroot of its own (`host:port/kmftest-<uuid>`), removed afterwards."""
+def chroot_on(connect: str) -> Iterator[str]:
+    """For a fixture: `connect` with a chroot of its own (`…/kmftest-<uuid>`), removed afterwards."""
     root = f"/kmftest-{uuid.uuid4().hex[:12]}"
-    client = KazooClient(hosts=zookeeper.connect_string)
-    client.start(timeout=15)
+    client = KazooClient(hosts=connect)
+    client.start(timeout=30)
     client.ensure_path(root)
     try:
-        yield f"{zookeeper.connect_string}{root}"
+        yield f"{connect}{root}"
     finally:
-        client.delete(root, recursive=True)
-        client.stop()
-        client.close()
+        try:
+            client.delete(root, recursive=True)
+        finally:
+            client.stop()
+            client.close()
+
+
+@pytest.fixture
+def zk_chroot(zookeeper) -> Iterator[str]:
+    """A connect string with a chroot of its own (`host:port/kmftest-<uuid>`), removed afterwards."""
+    yield from chroot_on(zookeeper.connect_string)
 
 
 @pytest.fixture

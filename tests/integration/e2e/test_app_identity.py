@@ -29,6 +29,21 @@ def members(admin: AdminClient, group: str) -> dict[str, tuple[str, str | None, 
         (tp.topic, tp.partition) for tp in m.assignment.topic_partitions)) for m in d.members}
 
 
+def relaunched_and_rejoined(s, admin: AdminClient, group: str, pod_name: str, pid: int | None,
+                            before: dict) -> dict:
+    """kill -9 `pid` (the instance's process): kmf relaunches `pod_name`, and its group is Stable
+    again with both members holding partitions under new member ids. Returns the members."""
+    pod = s.pod(pod_name)
+    assert pid is not None, f"the process of {pod_name}"
+    os.kill(pid, signal.SIGKILL)
+    wait_for(lambda: (lambda p: p["task_id"] != pod["task_id"] and p.get("ready"))(s.pod(pod_name)),
+             timeout=120, interval=0.5, what=f"{pod_name} relaunched and ready")
+    old_ids = {v[0] for v in before.values()}
+    return wait_for(lambda: (lambda m: m if len(m) == 2 and {v[0] for v in m.values()} != old_ids
+                             and all(v[2] for v in m.values()) else None)(members(admin, group)),
+                    timeout=120, interval=0.5, what="the relaunched instance back in the group")
+
+
 def test_a_killed_instance_is_relaunched_and_rejoins_without_a_rebalance(kmf_env):
     env = kmf_env(agents=2)
     app = {"name": "wordcount", "count": 2, "cpus": 0.25, "mem_mb": 256, "runtime": "python",
@@ -53,16 +68,8 @@ def test_a_killed_instance_is_relaunched_and_rejoins_without_a_rebalance(kmf_env
     assert generations, "no group metadata record for the group"
 
     # kill -9 instance 0's process: its executor reports the task failed, kmf relaunches it
-    pod = s.pod("wordcount-0")
-    pid = pid_in_sandbox(pod["task_id"], lambda argv: b"streams.wordcount" in argv)
-    assert pid is not None, "the word count process of wordcount-0"
-    os.kill(pid, signal.SIGKILL)
-    wait_for(lambda: (lambda p: p["task_id"] != pod["task_id"] and p.get("ready"))(s.pod("wordcount-0")),
-             timeout=120, interval=0.5, what="wordcount-0 relaunched and ready")
-    old_ids = {v[0] for v in before.values()}
-    after = wait_for(lambda: (lambda m: m if len(m) == 2 and {v[0] for v in m.values()} != old_ids
-                              and all(v[2] for v in m.values()) else None)(members(admin, GROUP)),
-                     timeout=90, interval=0.5, what="the relaunched instance back in the group")
+    pid = pid_in_sandbox(s.pod("wordcount-0")["task_id"], lambda argv: b"streams.wordcount" in argv)
+    after = relaunched_and_rejoined(s, admin, GROUP, "wordcount-0", pid, before)
     produce_lines(boot, "text", lines[150:])
     reader.wait_for_counts(dict(expected), [], timeout=120)
     reader.close()
@@ -98,16 +105,7 @@ def test_a_killed_kafka_streams_instance_rejoins_without_a_rebalance(kmf_env):
     produce_lines(boot, "streams-plaintext-input", make_lines(50, seed=19))
     generations = wait_for(lambda: group_generations(boot, group), timeout=30, what="the group's records")
 
-    pod = s.pod("wcj-0")
-    pid = java_pid_of(pod["task_id"])
-    assert pid is not None, "the JVM of wcj-0"
-    os.kill(pid, signal.SIGKILL)
-    wait_for(lambda: (lambda p: p["task_id"] != pod["task_id"] and p.get("ready"))(s.pod("wcj-0")),
-             timeout=120, interval=0.5, what="wcj-0 relaunched and ready")
-    old_ids = {v[0] for v in before.values()}
-    after = wait_for(lambda: (lambda m: m if len(m) == 2 and {v[0] for v in m.values()} != old_ids
-                              and all(v[2] for v in m.values()) else None)(members(admin, group)),
-                     timeout=120, interval=0.5, what="the relaunched instance back in the group")
+    after = relaunched_and_rejoined(s, admin, group, "wcj-0", java_pid_of(s.pod("wcj-0")["task_id"]), before)
     now = group_generations(boot, group)
     print(f"Kafka Streams generations before the kill {generations}, after the relaunch {now}")
     assert set(now[len(generations) - 1:]) == {generations[-1]}, (generations, now)
