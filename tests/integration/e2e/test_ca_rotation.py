@@ -233,7 +233,10 @@ def test_the_ca_is_rotated_with_a_trust_overlap_under_tls_clients_and_a_schedule
     assert not lost, f"{len(lost)} acknowledged records lost, e.g. {sorted(lost)[:10]}"
     assert consumed, f"the running consumer read nothing: {consumer_errors[:5]}"
     smallest = isr.smallest(since=started)
-    assert smallest >= min_isr, f"a partition fell to ISR {smallest} (min.insync.replicas {min_isr})"
+    # with one broker nothing can stay in sync while it restarts (Kafka 4.x even empties the ISR
+    # while the broker is fenced; seen: ISR 0), so the ISR is judged where there is a replica to keep
+    if brokers > 1:
+        assert smallest >= min_isr, f"a partition fell to ISR {smallest} (min.insync.replicas {min_isr})"
     # the metric of pod="ca" follows the new CA
     text = urllib.request.urlopen(s.url + "/metrics", timeout=10).read().decode()
     ca_left = [x.value for fam in text_string_to_metric_families(text) for x in fam.samples
