@@ -26,12 +26,13 @@ from typing import Any, Callable, Mapping, Sequence
 
 from executor.runtime.broker_config import render_properties
 from kmfio.httpjson import get_json
+from kmfwire.errors import KmfError
 
 ENDPOINT = "/v1/endpoints/broker"
 PLACEHOLDER = "{properties}"  # the same placeholder as in the commands of the apps kmf runs
 
 
-class NoBrokers(RuntimeError):
+class NoBrokers(KmfError, RuntimeError):
     """The endpoint gave no broker address before the deadline; the message names the URL."""
 
 
