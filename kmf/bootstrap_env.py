@@ -52,10 +52,14 @@ def bootstrap_servers(doc: Any) -> str | None:
 def wait_for_brokers(url: str, timeout_s: float, interval_s: float = 2.0,
                      fetch: Callable[[str], Any] = lambda u: get_json(u, timeout=5.0),
                      clock: Callable[[], float] = time.monotonic,
-                     sleep: Callable[[float], None] = time.sleep) -> str:
+                     sleep: Callable[[float], None] = time.sleep,
+                     note: Callable[[str], None] = lambda _text: None) -> str:
     """The bootstrap servers from `url`, asked again until `timeout_s` has passed. Raises
-    `NoBrokers` naming the URL and the last reason (unreachable, an error status, no broker yet)."""
+    `NoBrokers` naming the URL and the last reason (unreachable, an error status, no broker yet).
+    `note` hears each new reason to wait once (the sandbox's stderr says why the app has not
+    started, without a line every `interval_s`)."""
     deadline = clock() + timeout_s
+    last = None
     while True:
         try:
             servers = bootstrap_servers(fetch(url))
@@ -66,6 +70,9 @@ def wait_for_brokers(url: str, timeout_s: float, interval_s: float = 2.0,
             reason = f"{type(exc).__name__}: {exc}"
         if clock() >= deadline:
             raise NoBrokers(f"no broker address from {url} after {timeout_s:g} s: {reason}")
+        if reason != last:
+            note(f"waiting for {url}: {reason}")
+            last = reason
         sleep(max(0.0, min(interval_s, deadline - clock())))
 
 
@@ -115,7 +122,8 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
         p.error(str(exc))
     url = endpoint_url(args.api)
     try:
-        servers = wait_for_brokers(url, args.timeout, args.interval)
+        servers = wait_for_brokers(url, args.timeout, args.interval,
+                                   note=lambda text: print(f"kmf.bootstrap_env: {text}", file=sys.stderr, flush=True))
     except NoBrokers as exc:
         print(f"kmf.bootstrap_env: {exc}", file=sys.stderr)
         return 1

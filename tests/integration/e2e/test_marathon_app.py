@@ -1,7 +1,8 @@
 """A Kafka Streams app run as its own Marathon app, not by kmf: config/marathon-streams-app.json
 run by localmesos.marathon (fetching the kmf bundle and the Kafka runtime as Marathon would) finds
 kmf's brokers at start through kmf.bootstrap_env and `GET /v1/endpoints/broker`, then counts words.
-Seen from Kafka: the exact counts in the output topic and the app's group with its member."""
+Seen from Kafka: the exact counts in the output topic and the app's group with its member. And
+without kmf: the launcher exits 1 naming the URL, and Marathon starts the app again."""
 from __future__ import annotations
 
 import collections
@@ -37,6 +38,17 @@ def local_fetches(app: dict, served: Path) -> dict[str, Path]:
     return out
 
 
+def repo_env() -> dict[str, str]:
+    return {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))}
+
+
+def launcher(args: list[str], out: Path) -> subprocess.Popen:
+    """kmf.bootstrap_env in its own session (stopped by pid), stdout and stderr in out.out/out.err."""
+    with open(out.with_suffix(".out"), "wb") as stdout, open(out.with_suffix(".err"), "wb") as stderr:
+        return subprocess.Popen([sys.executable, "-m", "kmf.bootstrap_env", *args], stdout=stdout, stderr=stderr,
+                                stdin=subprocess.DEVNULL, env=repo_env(), cwd=out.parent, start_new_session=True)
+
+
 class Counts:
     """WordCountDemo's output (word → Long), every update kept."""
 
@@ -58,12 +70,25 @@ class Counts:
 @pytest.mark.kafka
 def test_a_marathon_app_finds_kmfs_brokers_and_counts_exactly(kmf_env, tmp_path, fresh_artifacts):
     env = kmf_env(agents=1)
-    s = env.start_scheduler(brokers=1)
-    wait_for(lambda: s.pod("broker-0").get("ready"), timeout=120, interval=1, what="broker ready")
+    config = env.config(brokers=1)
+    api = f"http://127.0.0.1:{config['api']['port']}"
+    # a launcher started before kmf waits for it, then for its first broker, saying why it waits
+    early = launcher(["--api", api, "--timeout", "120", "--interval", "0.5"], tmp_path / "early")
+    try:
+        wait_for(lambda: "waiting for" in (tmp_path / "early.err").read_text(), timeout=30, what="the launcher waiting")
+        s = env.start_scheduler(config)
+        assert s.url == api
+        wait_for(lambda: s.pod("broker-0").get("ready"), timeout=120, interval=1, what="broker ready")
+        assert early.wait(timeout=60) == 0, (tmp_path / "early.err").read_text()
+    finally:
+        procs.stop_group(early.pid, grace=2)
     for topic in (INPUT, OUTPUT):
         code, doc = s.request("POST", "/v1/topics", {"name": topic, "partitions": 2})
         assert code in (200, 409), doc
     boot = s.get("/v1/endpoints/broker")["bootstrap_servers"]
+    assert (tmp_path / "early.out").read_text() == boot + "\n"
+    assert f"waiting for {api}/v1/endpoints/broker: HttpError: <urlopen error [Errno 111] Connection refused>" \
+        in (tmp_path / "early.err").read_text()
 
     app = json.loads(APP.read_text())
     group = f"{env.name}-marathon-wc"  # the app's application.id, its consumer group
@@ -139,14 +164,44 @@ def test_the_launcher_pointed_at_an_unreachable_kmf_exits_1_naming_the_url(tmp_p
     host = "127.0.0.1"
     api = f"http://{host}:{procs.free_port(host)}"  # nobody listens there
     ran = tmp_path / "ran"
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))}
     started = time.monotonic()
-    out = subprocess.run([sys.executable, "-m", "kmf.bootstrap_env", "--api", api, "--timeout", "2",
-                          "--interval", "0.5", "--", "touch", str(ran)],
-                         capture_output=True, text=True, timeout=30, env=env, cwd=tmp_path)
+    proc = launcher(["--api", api, "--timeout", "2", "--interval", "0.5", "--", "touch", str(ran)], tmp_path / "l")
+    try:
+        code = proc.wait(timeout=30)
+    finally:
+        procs.stop_group(proc.pid, grace=2)
     took = time.monotonic() - started
-    assert out.returncode == 1, (out.stdout, out.stderr)
-    assert f"no broker address from {api}/v1/endpoints/broker after 2 s" in out.stderr
-    assert "Connection refused" in out.stderr
+    err = (tmp_path / "l.err").read_text()
+    assert code == 1, err
+    assert f"no broker address from {api}/v1/endpoints/broker after 2 s" in err and "Connection refused" in err
     assert not ran.exists(), "the command ran without brokers"
     assert 2 <= took < 20, took
+
+
+@pytest.mark.timeout(180)
+@pytest.mark.kafka
+def test_marathon_restarts_the_app_while_kmf_cannot_be_reached(tmp_path, fresh_artifacts):
+    """The example app as Marathon runs it, kmf's API unreachable: each instance exits 1 naming the
+    URL before starting Java, and Marathon starts another one (its --timeout cut to 2 s here)."""
+    app = json.loads(APP.read_text())
+    assert "--timeout 120 " in app["cmd"]
+    (tmp_path / "app.json").write_text(json.dumps({**app, "cmd": app["cmd"].replace("--timeout 120 ", "--timeout 2 ")}))
+    host = "127.0.0.1"
+    api = f"http://{host}:{procs.free_port(host)}"  # nobody listens there
+    work = tmp_path / "marathon"
+    argv = [sys.executable, "-m", "localmesos.marathon", "--app", str(tmp_path / "app.json"), "--work_dir", str(work),
+            "--host", host, "--env", f"KMF_API={api}",
+            *(a for name, path in local_fetches(app, fresh_artifacts).items() for a in ("--fetch", f"{name}={path}"))]
+    runner = procs.spawn(argv, log_path=tmp_path / "marathon-runner.log", cwd=REPO)
+    try:
+        wait_for(lambda: (work / "sandboxes" / "run-2").exists(), timeout=120, interval=0.5,
+                 what="Marathon starting a second instance")
+    finally:
+        procs.stop_group(runner.pid, grace=10)
+    wait_for(lambda: not procs.pids_under(work), timeout=30, what="no instance of the app left")
+    log = (work / "marathon.log").read_text()
+    assert "instance 1 exited with 1" in log, log
+    run1 = work / "sandboxes" / "run-1"
+    err = (run1 / "stderr").read_text(errors="replace")
+    assert f"kmf.bootstrap_env: no broker address from {api}/v1/endpoints/broker after 2 s" in err, err[-2000:]
+    assert not (run1 / "streams.properties").exists(), "the app started without brokers"

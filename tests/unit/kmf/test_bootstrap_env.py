@@ -38,9 +38,14 @@ def answers(*docs):
 
 def test_it_asks_again_while_kmf_is_unreachable_or_has_no_broker():
     clock = Clock()
-    fetch, seen = answers(HttpError("Connection refused"), {"address": [], "bootstrap_servers": ""}, ONE)
-    assert be.wait_for_brokers(URL, 30, 2, fetch, lambda: clock.now, clock.sleep) == "10.0.0.1:9092"
-    assert seen == [URL] * 3 and clock.slept == [2, 2]
+    empty = {"address": [], "bootstrap_servers": ""}
+    fetch, seen = answers(HttpError("Connection refused"), empty, empty, ONE)
+    notes: list[str] = []
+    assert be.wait_for_brokers(URL, 30, 2, fetch, lambda: clock.now, clock.sleep, notes.append) == "10.0.0.1:9092"
+    assert seen == [URL] * 4 and clock.slept == [2, 2, 2]
+    # each reason once
+    assert notes == [f"waiting for {URL}: HttpError: Connection refused",
+                     f"waiting for {URL}: it lists no broker yet (the service is still deploying?)"]
 
 
 @pytest.mark.parametrize("doc, reason", [
@@ -66,7 +71,7 @@ def test_the_properties_file_carries_kmfs_addresses_whatever_the_extra_ones_say(
 
 
 def test_main_execs_the_command_with_the_env_and_the_properties_path(tmp_path, monkeypatch):
-    monkeypatch.setattr(be, "wait_for_brokers", lambda url, *a: {URL: "10.0.0.1:9092"}[url])
+    monkeypatch.setattr(be, "wait_for_brokers", lambda url, *a, **k: {URL: "10.0.0.1:9092"}[url])
     monkeypatch.chdir(tmp_path)
     execs = []
     code = be.main(["--set", "application.id=wc", "--", "java", "Main", "{properties}"],
@@ -79,7 +84,7 @@ def test_main_execs_the_command_with_the_env_and_the_properties_path(tmp_path, m
 
 
 def test_main_without_a_command_prints_the_servers_and_without_an_api_is_a_usage_error(capsys, monkeypatch):
-    monkeypatch.setattr(be, "wait_for_brokers", lambda url, *a: "10.0.0.1:9092")
+    monkeypatch.setattr(be, "wait_for_brokers", lambda url, *a, **k: "10.0.0.1:9092")
     assert be.main(["--api", "http://kmf.test"], {}) == 0
     assert capsys.readouterr().out == "10.0.0.1:9092\n"
     with pytest.raises(SystemExit) as exit_:
