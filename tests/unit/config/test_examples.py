@@ -37,3 +37,22 @@ def test_marathon_app_runs_one_scheduler_with_a_health_check_on_its_api_port():
     # never two schedulers of one service racing during an upgrade
     assert app["upgradeStrategy"] == {"minimumHealthCapacity": 0, "maximumOverCapacity": 0}
     assert app["portDefinitions"][0]["port"] == 0
+
+
+def test_marathon_streams_app_finds_kmfs_brokers_at_start_and_runs_word_count():
+    from executor.runtime.tools import WORDCOUNT_MAIN
+    app = json.loads((ROOT / "marathon-streams-app.json").read_text())
+    scheduler = json.loads((ROOT / "marathon.json").read_text())
+    cmd = app["cmd"]
+    # the launcher from the fetched kmf bundle reads the brokers, then execs Kafka Streams' own demo
+    assert 'exec python3 -m kmf.bootstrap_env --api "$KMF_API"' in cmd and "KMF_API" in app["env"]
+    assert " -- java " in cmd and cmd.endswith(f"{WORDCOUNT_MAIN} {{properties}}")
+    fetched = {f["uri"].rsplit("/", 1)[1]: f for f in app["fetch"]}
+    bundle = next(f["uri"] for f in scheduler["fetch"] if f["uri"].rsplit("/", 1)[1].startswith("kmf-"))
+    assert bundle in {f["uri"] for f in app["fetch"]}
+    assert f'PYTHONPATH="$MESOS_SANDBOX/{bundle.rsplit("/", 1)[1].removesuffix(".tar.gz")}"' in cmd
+    # the Kafka runtime is extracted (kafka/<version>/libs) and the classpath names that version
+    kafka = next(name for name in fetched if name.startswith("kafka-"))
+    version = kafka.removeprefix("kafka-").removesuffix(".tar.gz")
+    assert fetched[kafka]["extract"] is True
+    assert f'-cp "$MESOS_SANDBOX/kafka/{version}/libs/*"' in cmd
