@@ -1,10 +1,13 @@
 """Chaos: faults against a kmf service under load (RF 3, min ISR 2).
 
 The load (tests/helpers/chaos_workload.Load): 3 idempotent producers and 1 transactional one
-(`acks=all`; a commit every 200 records, every 7th transaction aborted on purpose), each numbering
-its own records, KMF_CHAOS_RATE records/s in all (2000 by default); at the end the topic is read
-back read_committed and, per producer, nothing acknowledged may be missing, nothing read twice or
-out of order within a partition, and no aborted record read.
+(`acks=all`; a commit every KMF_CHAOS_TXN_RECORDS records (600), every 7th transaction aborted on
+purpose), each numbering its own records, KMF_CHAOS_RATE records/s in all (5000 by default); two
+read_committed consumers (LiveReaders) read it while it runs. At the end the topic is read back
+read_committed and, per producer, nothing acknowledged may be missing, nothing read twice or out
+of order within a partition, and no aborted record read; and the live consumers must have been
+given exactly what that final read finds (a record given and later taken back is a loss the final
+read alone cannot see).
 
 The service: 3 KRaft brokers and one instance of the Python word-count app. Every fault is a
 method of :class:`Chaos`; it returns what recovery means beyond "all healthy" when that needs
@@ -29,7 +32,13 @@ cut_broker_during_roll strike in the middle of a rolling update (a heap change, 
 every broker one at a time); cut_broker_during_scale_out in the middle of `scale brokers 4`'s
 rebalance, after which the service is drained back to 3. The operation must finish, or stop in a
 visible plan state that `continue` finishes (the test continues it, and says so); the new heap is
-read from the broker JVMs' own command lines.
+read from the broker JVMs' own command lines. kill_broker_during_drain and
+kill_scheduler_during_drain strike while `scale brokers 3 --drain` (from 4) moves replicas;
+kill_scheduler_during_app_scale right after `scale app wordcount 2` is accepted;
+kill_scheduler_during_replace and kill_broker_during_replace during `pod replace broker-i`. An
+uninstall with its scheduler killed in the middle is
+tests/integration/e2e/test_crash_and_uninstall.py. fill_broker_volume (make chaos: each agent's
+volumes on a tmpfs of its own) fills one broker's volume past permanent_failure_timeout_s.
 
 The short sequence (with one partition, cut_broker, and one fault during a roll) runs in `make test`; `make chaos` (KMF_CHAOS_FULL=1) adds the leading
 scheduler's kill with a standby, a ZooKeeper restart, agent pause and loss, and seeded random
@@ -58,13 +67,16 @@ from confluent_kafka.admin import AdminClient
 from kazoo.client import KazooClient
 from kazoo.exceptions import NoNodeError
 
+from kmfwire.task_states import VOLUME_FULL
 from localmesos import procs
 from tests.helpers import netfaults
 from tests.helpers.chaos_invariants import IsrSampler, NodeIdSampler, broker_jvms
-from tests.helpers.chaos_workload import ACKED, Load, LoadSummary, StreamReport, create_topic, verify_load
+from tests.helpers.chaos_workload import (ACKED, Load, LiveReaders, LoadSummary, StreamReport, create_topic,
+                                           verify_load)
 from tests.helpers.fixtures_scheduler import executor_pid_of, java_pid_of, pid_in_sandbox
 from tests.helpers.fixtures_zookeeper import restart_zookeeper
 from tests.helpers.numbered_producer import read_values
+from tests.helpers.volumes import TmpfsMounts, fill
 from tests.helpers.wait import WaitTimeout, wait_for
 
 pytestmark = [pytest.mark.kafka]
@@ -94,8 +106,10 @@ class Run:
 
 
 class Chaos:
-    def __init__(self, env, scheduler, zookeeper, parts: netfaults.Partitions | None = None) -> None:
+    def __init__(self, env, scheduler, zookeeper, parts: netfaults.Partitions | None = None,
+                 mounts: dict[Path, Path] | None = None) -> None:
         self.env = env
+        self.mounts = mounts or {}  # agent work dir → the tmpfs its volumes live on
         self.s = scheduler
         self.zookeeper = zookeeper
         self.parts = parts
@@ -241,6 +255,31 @@ class Chaos:
 
     def kill_executor(self, rng) -> None:
         os.kill(executor_pid_of(self.s.pod(rng.choice(BROKERS))["task_id"]), signal.SIGKILL)
+
+    def fill_broker_volume(self, rng, seconds: float = 25.0):
+        """One broker's data volume fills up (a filler file takes every byte of its agent's volume
+        filesystem, a tmpfs of its own) for longer than kmf's permanent_failure_timeout_s: kmf
+        must report it (the pod's message names the full volume) and keep the broker where its
+        data is, not move it (a move releases, i.e. destroys, the volume); once the filler is
+        deleted the broker comes back in place, on the same volume."""
+        assert self.mounts, "fill_broker_volume needs the agents' volumes on a tmpfs of their own"
+        pod = rng.choice(BROKERS)
+        before = self.s.pod(pod)
+        mount = self.mounts[self.env.lm.agents[self._agent_of(pod)].work_dir]
+        filler = fill(mount)
+        full_at = time.monotonic()
+        try:
+            seen = wait_for(lambda: (lambda m: m if VOLUME_FULL in m else None)(self.s.pod(pod).get("message", "")),
+                            timeout=120, interval=0.2, what=f"kmf reports {pod}'s full volume")
+            print(f"chaos: {pod}'s volume full; reported after {time.monotonic() - full_at:.1f}s: {seen[:160]!r}",
+                  flush=True)
+            time.sleep(max(0.0, seconds - (time.monotonic() - full_at)))
+            now = self.s.pod(pod)
+            assert (now["hostname"], now["reservation"]["persistence_id"]) == \
+                (before["hostname"], before["reservation"]["persistence_id"]), f"{pod} moved off its full volume: {now}"
+        finally:
+            filler.unlink()
+        return lambda: self.s.pod(pod)["reservation"]["persistence_id"] == before["reservation"]["persistence_id"]
 
     def kill_app_instance(self, rng):
         task = self.s.pod(APP_POD)["task_id"]
@@ -649,6 +688,121 @@ class Chaos:
         return lambda: (self.operation_done("rebalance")
                         and sorted(self.s.get("/v1/endpoints/broker")["broker_ids"]) == list(range(len(BROKERS))))
 
+    def scale_out_done(self) -> None:
+        """`scale brokers 4` and its rebalance finished, no fault (what a drain fault starts from)."""
+        code, doc = self.s.request("POST", "/v1/scale", {"kind": "brokers", "count": len(BROKERS) + 1})
+        assert code == 200, f"scale-out refused: {code} {doc}"
+        new = f"broker-{len(BROKERS)}"
+        wait_for(lambda: self.s.request("GET", f"/v1/pod/{new}/info")[0] == 200 and self.s.pod(new).get("ready"),
+                 timeout=240, interval=0.5, what=f"{new} ready")
+        wait_for(lambda: self.plan_status("rebalance") == "COMPLETE"
+                 and self.s.plan("rebalance").get("reason") == "scale-out", timeout=600, interval=1,
+                 what="the scale-out's rebalance COMPLETE")
+
+    def drained(self) -> bool:
+        """The drain's rebalance COMPLETE and kmf back to brokers 0-2, which Kafka agrees with."""
+        return (self.operation_done("rebalance") and self.s.plan("rebalance").get("reason") == "drain"
+                and sorted(self.s.get("/v1/endpoints/broker")["broker_ids"]) == list(range(len(BROKERS)))
+                and self.replicas_on(len(BROKERS)) == 0)
+
+    def mid_drain(self) -> dict:
+        """`scale brokers 3 --drain` from 4; returns the rebalance plan once its moves run."""
+        code, doc = self.s.request("POST", "/v1/scale", {"kind": "brokers", "count": len(BROKERS), "drain": True})
+        assert code == 200, f"the drain was refused: {code} {doc}"
+        return wait_for(lambda: (lambda p: p if p.get("reason") == "drain" and p.get("status") == "IN_PROGRESS"
+                                 else None)(self.s.plan("rebalance")), timeout=180, interval=0.2,
+                        what="the drain's rebalance moving replicas")
+
+    def kill_broker_during_drain(self, rng):
+        """Scale out to 4 brokers (no fault), then drain back to 3; while the drain moves replicas
+        off broker-3, kill -9 one of the four brokers' JVM (it may be the one drained). The drain
+        must finish (continued if it stopped visibly) with broker-3 gone and empty in Kafka."""
+        self.scale_out_done()
+        plan = self.mid_drain()
+        victim = rng.choice(BROKERS + [f"broker-{len(BROKERS)}"])
+        self.t0 = time.monotonic()
+        os.kill(java_pid_of(self.s.pod(victim)["task_id"]), signal.SIGKILL)
+        print(f"chaos: killed {victim}'s JVM mid-drain ({plan.get('done')}/{plan.get('moves')} moves done)",
+              flush=True)
+        return self.drained
+
+    def kill_scheduler_during_drain(self, rng):
+        """The same drain with the scheduler killed -9 in its middle: the new one picks the drain up
+        from ZooKeeper and finishes it."""
+        self.scale_out_done()
+        self.mid_drain()
+        self.t0 = time.monotonic()
+        self.kill_scheduler(rng)
+        return self.drained
+
+    def live_app_tasks(self) -> list[str]:
+        """The stream app's live tasks at the master, by pod name."""
+        fws = self.env.lm.get("/master/frameworks")["frameworks"]
+        return sorted(t["name"] for fw in fws if fw["id"] == self.framework_id for t in fw.get("tasks", [])
+                      if t["state"] in LIVE and t["name"].startswith(APP["name"] + "-"))
+
+    def kill_scheduler_during_app_scale(self, rng):
+        """`scale app wordcount 2`, and the scheduler killed -9 right after it accepted: the new
+        one must launch the second instance (ready, one task at the master); then back to 1, after
+        which the master has exactly one instance."""
+        code, doc = self.s.request("POST", "/v1/scale", {"kind": "app", "name": APP["name"], "count": 2})
+        assert code == 200, f"app scale-out refused: {code} {doc}"
+        self.t0 = time.monotonic()
+        self.kill_scheduler(rng)
+        second = f"{APP['name']}-1"
+        wait_for(lambda: self.s.request("GET", f"/v1/pod/{second}/info")[0] == 200 and self.s.pod(second).get("ready")
+                 and self.live_app_tasks() == [APP_POD, second], timeout=240, interval=0.5,
+                 what=f"{second} launched by the new scheduler and ready")
+        print(f"chaos: {second} ready {time.monotonic() - self.t0:.1f}s after the scheduler's kill; "
+              "scaling the app back to 1", flush=True)
+        code, doc = self.s.request("POST", "/v1/scale", {"kind": "app", "name": APP["name"], "count": 1})
+        assert code == 200, f"app scale-in refused: {code} {doc}"
+        return lambda: self.live_app_tasks() == [APP_POD] and self.s.request("GET", f"/v1/pod/{second}/info")[0] == 404
+
+    def start_replace(self, pod: str) -> str:
+        """`pod replace <pod> --confirm` (retried while kmf's stop gate says not now); returns the
+        broker's persistence id before."""
+        before = self.s.pod(pod)["reservation"]["persistence_id"]
+
+        def accepted() -> bool:
+            code, doc = self.s.request("POST", f"/v1/pod/{pod}/replace", {"confirm": True})
+            if code != 200:
+                print(f"chaos: replace {pod}: {code} {doc}", flush=True)
+            return code == 200
+        wait_for(accepted, timeout=180, interval=3, what=f"kmf accepts replacing {pod}")
+        return before
+
+    def replaced(self, pod: str, before: str) -> bool:
+        rec = self.s.pod(pod)
+        return bool(rec.get("ready")) and (rec.get("reservation") or {}).get("persistence_id") not in (None, before)
+
+    def kill_scheduler_during_replace(self, rng):
+        """`pod replace broker-i` (a new reservation and an empty volume), and the scheduler killed
+        -9 once the old task is gone: the new one must finish it (broker-i serving on its new
+        volume). The ISR may not go below min: replacing one broker of RF 3 leaves 2."""
+        pod = rng.choice(BROKERS)
+        old = self.s.pod(pod)["task_id"]
+        before = self.start_replace(pod)
+        wait_for(lambda: self.s.pod(pod)["task_id"] != old or not self.s.pod(pod).get("ready"), timeout=120,
+                 interval=0.2, what=f"{pod}'s old task stopped for the replace")
+        self.t0 = time.monotonic()
+        self.kill_scheduler(rng)
+        return lambda: self.replaced(pod, before)
+
+    def kill_broker_during_replace(self, rng):
+        """`pod replace broker-i`; while the new broker-i copies its replicas back, another broker's
+        JVM is killed -9 (those partitions are down to one replica and refuse acks=all writes for a
+        while: the fault's, not kmf's). Both must come back; nothing acknowledged may be lost."""
+        pod = rng.choice(BROKERS)
+        before = self.start_replace(pod)
+        wait_for(lambda: (self.s.pod(pod).get("reservation") or {}).get("persistence_id") not in (None, before)
+                 and self.s.pod(pod).get("ready"), timeout=240, interval=0.3, what=f"the new {pod} serving")
+        victim = rng.choice([b for b in BROKERS if b != pod])
+        self.t0 = time.monotonic()
+        os.kill(java_pid_of(self.s.pod(victim)["task_id"]), signal.SIGKILL)
+        print(f"chaos: killed {victim}'s JVM while the new {pod} catches up", flush=True)
+        return lambda: self.replaced(pod, before)
+
     def replicas_on(self, node: int) -> int:
         """How many partition replicas Kafka's metadata puts on `node`."""
         meta = AdminClient({"bootstrap.servers": self.bootstrap(), "log_level": 0}).list_topics(timeout=10)
@@ -656,7 +810,8 @@ class Chaos:
 
 # the faults that can take replicas out of sync; an ISR dip below min during any other is kmf's doing
 TOUCH_BROKERS = {"kill_broker_jvm", "kill_executor", "kill_agent", "stop_broker_jvm", "cut_broker",
-                 "kill_broker_during_roll", "cut_broker_during_roll", "cut_broker_during_scale_out"}
+                 "kill_broker_during_roll", "cut_broker_during_roll", "cut_broker_during_scale_out",
+                 "kill_broker_during_drain", "kill_broker_during_replace", "fill_broker_volume"}
 PORTS = "31000-31999"  # the agents' port range: brokers' and controllers' listeners
 SHORT = ["kill_broker_jvm", "kill_executor", "kill_app_instance", "kill_scheduler", "expire_zk_session",
          "restart_master"]
@@ -666,8 +821,11 @@ PAUSES = ["stop_broker_jvm", "stop_leader"]
 PARTITIONS = ["cut_agent_from_master", "cut_app_agent_from_master", "cut_broker", "cut_scheduler_from_master",
               "cut_scheduler_from_zookeeper", "cut_client_from_leader"]
 # a fault in the middle of an operation (a rolling update, a scale-out); the last two cut a link
-OPERATIONS = ["kill_broker_during_roll", "kill_scheduler_during_roll"]
+OPERATIONS = ["kill_broker_during_roll", "kill_scheduler_during_roll", "kill_broker_during_drain",
+              "kill_scheduler_during_drain", "kill_scheduler_during_app_scale", "kill_scheduler_during_replace",
+              "kill_broker_during_replace"]
 OPERATION_CUTS = ["cut_broker_during_roll", "cut_broker_during_scale_out"]
+DISKS = ["fill_broker_volume"]  # needs the agents' volumes on tmpfs mounts (make chaos)
 
 
 def table(runs: list[Run], summary: LoadSummary, reports: list[StreamReport],
@@ -706,11 +864,14 @@ def write_doc(rows: list[str], seed: int, summary: LoadSummary, faults: list[str
         "",
         "Written by `tests/chaos/test_faults.py` when it runs with `KMF_CHAOS_FULL=1` (`make chaos`).",
         f"{len(summary.verdicts)} producers (`acks=all`, idempotent; the last one transactional, committing",
-        "every 200 records and aborting every 7th transaction on purpose) each send their own numbered",
-        "records to a topic with replication factor 3 and `min.insync.replicas=2` throughout; at the end",
+        f"every {TXN_RECORDS} records and aborting every 7th transaction on purpose) each send their own numbered",
+        f"records ({RATE:.0f} records/s asked in all) to a topic with replication factor 3 and",
+        "`min.insync.replicas=2` throughout, while two `read_committed` consumers read it live; at the end",
         "the topic is read back `read_committed`. Per producer: lost = acknowledged (for the transactional",
         "one: committed) but not read; duplicates = read twice; reorders = read after a higher number of",
         "the same producer in the same partition; and no record of an aborted transaction may be read.",
+        "The live consumers must have been given exactly what the final read finds, per producer and",
+        "partition in the same order (a record given live and later taken back would show there).",
         "A fault's records are those sent from the fault until the service was healthy again (leader",
         "scheduler connected, deploy plan COMPLETE, 3 brokers and the word-count instance ready).",
         "After every fault the test also checked: the same framework, no task id used twice, never two",
@@ -725,7 +886,12 @@ def write_doc(rows: list[str], seed: int, summary: LoadSummary, faults: list[str
         "pauses are SIGSTOP/SIGCONT. Faults named *_during_roll strike in the middle of a rolling update",
         "(a heap change: every broker restarted one at a time) and must let it finish (the new heap is read",
         "from the broker JVMs' command lines); cut_broker_during_scale_out strikes while `scale brokers 4`'s",
-        "rebalance moves replicas, which must finish, and then drains the service back to 3 brokers. An",
+        "rebalance moves replicas, which must finish, and then drains the service back to 3 brokers;",
+        "*_during_drain strike while `scale brokers 3 --drain` (from 4) moves replicas off broker-3;",
+        "kill_scheduler_during_app_scale right after `scale app wordcount 2` was accepted (then back to 1);",
+        "*_during_replace during `pod replace broker-i` (a new, empty volume). fill_broker_volume fills one",
+        "broker's volume (each agent's volumes are a tmpfs of their own) for 25 s, past",
+        "`permanent_failure_timeout_s`: kmf must report it and keep the broker on its volume. An",
         "operation that stops in a visible plan state (WAITING, ERROR) is continued, and the run says so.",
         "",
         f"- date: {datetime.now(timezone.utc).strftime('%Y-%m-%d %H:%M UTC')}",
@@ -754,8 +920,18 @@ def append_doc(title: str, rows: list[str], seed: int, summary: LoadSummary, fau
         "", *rows, ""]))
 
 
-def start_service(kmf_env, agents: int, parts):
+def start_service(kmf_env, agents: int, parts, tmpfs: TmpfsMounts | None = None):
+    """The service; with `tmpfs`, each agent's volumes on a tmpfs of its own (mounted before kmf
+    reserves anything), for fill_broker_volume: returns them as agent work dir → mount."""
     env = kmf_env(agents=agents, wrap=parts.wrap if parts is not None else None)
+    mounts: dict[Path, Path] = {}
+    if tmpfs is not None:
+        try:
+            mounts = {a.work_dir: tmpfs.mount(a.work_dir) for a in env.lm.agents}
+        except RuntimeError as exc:
+            print(f"chaos: fill_broker_volume left out: {exc}", flush=True)
+            tmpfs.unmount_all()
+            mounts = {}
     # every partition of a scale-out's or a drain's rebalance in one batch: the internal topics
     # (__consumer_offsets, __transaction_state) make ~110 moves, and each batch costs two Kafka
     # tool runs of 10-20 s on this machine
@@ -766,23 +942,32 @@ def start_service(kmf_env, agents: int, parts):
     create_topic(boot, "text", partitions=1, replication_factor=3, min_insync_replicas=2)
     s.wait_deployed()
     create_topic(boot, "chaos", partitions=3, replication_factor=3, min_insync_replicas=2)
-    return env, s, boot
+    return env, s, boot, mounts
 
 
-RATE = float(os.environ.get("KMF_CHAOS_RATE", "2000"))  # records/s in all, shared by the producers
+RATE = float(os.environ.get("KMF_CHAOS_RATE", "5000"))  # records/s in all, shared by the producers
+# records per transaction: a commit is a round trip the transactional producer waits for, so at
+# its share of the rate (1,250/s) about two commits a second
+TXN_RECORDS = int(os.environ.get("KMF_CHAOS_TXN_RECORDS", "600"))
 
 
 def run_faults(chaos: Chaos, faults: list[str], boot: str, rng) -> tuple[list[str], LoadSummary]:
-    load = Load(boot, "chaos", rate=RATE).start()
+    load = Load(boot, "chaos", rate=RATE, txn_records=TXN_RECORDS).start()
+    live = LiveReaders(boot, "chaos").start()
     try:
         load.wait_acknowledged(1000, timeout=60)
         for name in faults:
             chaos.measure(name, load, rng)
             load.wait_acknowledged(load.acknowledged_count + 1000, timeout=120)
+            print(f"chaos: live readers: {live.progress()}", flush=True)
     finally:
         reports = load.stop()
         chaos.close()
-    summary = verify_load(chaos.s.get("/v1/endpoints/broker")["bootstrap_servers"], "chaos", reports, load.seconds)
+    try:
+        summary = verify_load(chaos.s.get("/v1/endpoints/broker")["bootstrap_servers"], "chaos", reports,
+                              load.seconds, live=live)
+    finally:
+        live.close()
     check = (f"never ({chaos.node_ids.rounds} rounds, at most {chaos.node_ids.max_jvms_per_id} JVM per id)"
              if chaos.node_ids.ok else f"VIOLATED: {[v.what for v in chaos.node_ids.violations]}")
     rows = table(chaos.runs, summary, reports, check)
@@ -804,22 +989,36 @@ def assert_load_intact(summary: LoadSummary) -> None:
     assert summary.lost == (), f"acknowledged records lost (producer, number): {summary.lost[:20]}"
     assert summary.duplicates == (), f"records read twice: {summary.duplicates[:20]}"
     assert summary.reorders == (), f"records out of order (producer, partition, number): {summary.reorders[:20]}"
+    assert summary.live is None or summary.live.mismatches == (), \
+        f"the live read_committed consumers were given something else: {summary.live.mismatches[:10]}"
     assert summary.ok, [v.line() for v in summary.verdicts if not v.ok] + list(summary.strays)
 
 
+@pytest.fixture
+def tmpfs_volumes():
+    """The agents' volume filesystems of a run (2 GiB of tmpfs each, used only as written);
+    unmounted at teardown, also when the test fails."""
+    mounts = TmpfsMounts(2048)
+    try:
+        yield mounts
+    finally:
+        mounts.unmount_all()
+
+
 @pytest.mark.timeout(4800 if FULL else 900)
-def test_no_acknowledged_record_lost_under_faults(kmf_env, zookeeper, partitions):
+def test_no_acknowledged_record_lost_under_faults(kmf_env, zookeeper, partitions, tmpfs_volumes):
     seed = int(os.environ.get("KMF_CHAOS_SEED") or random.randrange(1 << 30))
     rng = random.Random(seed)
     print(f"chaos seed {seed}")
-    env, s, boot = start_service(kmf_env, 5 if FULL else 3, partitions)
-    chaos = Chaos(env, s, zookeeper, partitions)
+    env, s, boot, mounts = start_service(kmf_env, 5 if FULL else 3, partitions, tmpfs_volumes if FULL else None)
+    chaos = Chaos(env, s, zookeeper, partitions, mounts)
     cuts = PARTITIONS + OPERATION_CUTS if partitions is not None else []
-    known = LONG + PAUSES + OPERATIONS + cuts
+    disks = DISKS if mounts else []
+    known = LONG + PAUSES + OPERATIONS + cuts + disks
     # make test: the old short list, one partition and one fault in the middle of a rolling update
     faults = SHORT + (["cut_broker"] if partitions is not None else []) + ["kill_broker_during_roll"]
     if FULL:
-        extra = PAUSES + OPERATIONS + cuts
+        extra = PAUSES + OPERATIONS + cuts + disks
         faults = LONG + extra + [rng.choice(RANDOM + extra) for _ in range(int(os.environ.get("KMF_CHAOS_RUNS", "4")))]
     if os.environ.get("KMF_CHAOS_FAULTS"):  # replay or debug a chosen sequence
         faults = os.environ["KMF_CHAOS_FAULTS"].split(",")
@@ -839,7 +1038,7 @@ def test_agent_cut_from_master_and_healed(kmf_env, zookeeper, partitions):
     invariant holds (one broker per node id throughout, no ISR dip kmf caused, one task per pod)."""
     if partitions is None:
         pytest.skip(f"network partitions cannot be made here: {netfaults.unavailable()}")
-    env, s, boot = start_service(kmf_env, 4, partitions)
+    env, s, boot, _ = start_service(kmf_env, 4, partitions)
     chaos = Chaos(env, s, zookeeper, partitions)
     rows, summary = run_faults(chaos, ["cut_agent_from_master"], boot, random.Random(15))
     assert_load_intact(summary)

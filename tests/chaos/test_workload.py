@@ -1,6 +1,6 @@
 """The chaos workload proven on a real 3-broker KRaft cluster: under several producers (idempotent
 and transactional) no acknowledged record is lost, duplicated or reordered while a broker is killed
--9 and restarted (this replaced the one-producer version of the same test: it covers it and costs
+-9 and restarted, and live read_committed consumers were given exactly what the final read finds (this replaced the one-producer version of the same test: it covers it and costs
 `make test` the same); and the verifier does report lost, duplicated and stray records when they
 are there (so it can fail)."""
 from __future__ import annotations
@@ -23,11 +23,13 @@ from tests.helpers.chaos_workload import (
     SENT,
     UNCERTAIN,
     Load,
+    LiveReaders,
     ProducerReport,
     StreamReport,
     Workload,
     check_load,
     check_stream,
+    compare_reads,
     load_key,
     load_value,
     parse_load_record,
@@ -115,6 +117,31 @@ def test_check_load_per_producer_and_strays():
     assert not summary.ok and summary.acknowledged == 6 and summary.rate == 3.0
 
 
+reads = st.dictionaries(st.tuples(st.integers(0, 3), st.integers(0, 2)), st.lists(st.integers(0, 50), max_size=20),
+                        max_size=6)
+
+
+@given(reads)
+def test_compare_reads_finds_nothing_between_equal_reads(read):
+    assert compare_reads(read, {k: list(v) for k, v in read.items()}) == ()
+
+
+@given(reads, st.data())
+def test_compare_reads_names_a_record_read_live_that_vanished(read, data):
+    """A record given to a live consumer and gone at the end (a truncation after the read) is named
+    with its producer and partition; so is one the live readers never got."""
+    keys = sorted(k for k, v in read.items() if v)
+    if not keys:
+        return
+    key = data.draw(st.sampled_from(keys))
+    at = data.draw(st.integers(0, len(read[key]) - 1))
+    final = {k: list(v) for k, v in read.items()}
+    del final[key][at]
+    for live, end in ((read, final), (final, read)):
+        found = compare_reads(live, end)
+        assert len(found) == 1 and found[0].startswith(f"producer {key[0]} partition {key[1]}:"), found
+
+
 @given(st.integers(0, 99), st.integers(0, 10**9))
 def test_load_records_parse_back(producer, number):
     key, value = load_key(producer, number), load_value(producer, number)
@@ -200,6 +227,7 @@ def test_several_producers_lose_nothing_when_a_broker_is_killed_and_restarted(cl
     create_topic(bootstrap, topic, partitions=3, replication_factor=3, min_insync_replicas=2)
     victim = cluster[1]
     load = Load(bootstrap, topic, rate=1500, txn_records=100).start()
+    live = LiveReaders(bootstrap, topic).start()
     try:
         load.wait_acknowledged(3000, timeout=90)
         os.killpg(victim.pid, signal.SIGKILL)
@@ -210,11 +238,16 @@ def test_several_producers_lose_nothing_when_a_broker_is_killed_and_restarted(cl
         load.wait_acknowledged(load.acknowledged_count + 3000, timeout=90)
     finally:
         reports = load.stop()
-    summary = verify_load(bootstrap, topic, reports, load.seconds)
+    try:
+        summary = verify_load(bootstrap, topic, reports, load.seconds, live=live)
+    finally:
+        live.close()
     print(f"\n{summary.line()}")
     for verdict, report in zip(summary.verdicts, reports):
         print(f"  {verdict.line()}; {report.transactions} transactions committed, {report.aborts} aborted")
     assert summary.acknowledged >= 9000
+    assert summary.live is not None and summary.live.mismatches == (), summary.live
+    assert summary.live.read == summary.read and summary.live.read_while_running > 0
     assert summary.ok, [v.line() for v in summary.verdicts if not v.ok]
     tx = reports[-1]
     assert tx.transactional and tx.transactions > 0 and tx.aborts > 0  # so aborted_read can fail

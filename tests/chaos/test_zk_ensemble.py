@@ -103,7 +103,7 @@ def test_leadership_kept_or_regained_safely_when_zookeeper_members_fail(kmf_env,
     seed = int(os.environ.get("KMF_CHAOS_SEED") or random.randrange(1 << 30))
     rng = random.Random(seed)
     print(f"chaos (ZooKeeper ensemble) seed {seed}")
-    env, s, boot = start_service(kmf_env, 3, partitions)
+    env, s, boot, _ = start_service(kmf_env, 3, partitions)
     chaos = EnsembleChaos(env, s, zk_ensemble, partitions)
     runs = int(os.environ.get("KMF_CHAOS_RUNS", "4"))
     faults = ZK_FAULTS + [rng.choice(ZK_FAULTS + MIXED) for _ in range(runs)]

@@ -22,6 +22,7 @@ Everything has a timeout; nothing here asserts, tests do.
 from __future__ import annotations
 
 import collections
+import dataclasses
 import threading
 import time
 import uuid
@@ -513,6 +514,7 @@ class LoadSummary:
     seconds: float
     strays: tuple[str, ...] = ()  # producer ids read that no producer of this load had
     read_duration_s: float = 0.0
+    live: "LiveVerdict | None" = None  # the live consumers' verdict (verify_load with live readers)
 
     @property
     def attempted(self) -> int:
@@ -540,7 +542,7 @@ class LoadSummary:
 
     @property
     def ok(self) -> bool:
-        return all(v.ok for v in self.verdicts) and not self.strays
+        return all(v.ok for v in self.verdicts) and not self.strays and not (self.live and self.live.mismatches)
 
     @property
     def rate(self) -> float:
@@ -551,7 +553,10 @@ class LoadSummary:
         return (f"{self.topic}: {len(self.verdicts)} producers, attempted {self.attempted}, acknowledged "
                 f"{self.acknowledged} in {self.seconds:.0f}s ({self.rate:.0f} records/s), read {self.read}, "
                 f"lost {len(self.lost)}, duplicates {len(self.duplicates)}, reorders {len(self.reorders)}, "
-                f"aborted or stray read {bad + len(self.strays)}")
+                f"aborted or stray read {bad + len(self.strays)}"
+                + (f"; live read_committed consumers: {self.live.read} records ({self.live.read_while_running} "
+                   f"while the load ran, caught up {self.live.catch_up_s:.1f}s after it stopped), "
+                   f"{len(self.live.mismatches)} differences from the final read" if self.live else ""))
 
 
 def check_load(topic: str, reports: Sequence[StreamReport], read: Mapping[tuple[int, int], Sequence[int]],
@@ -794,7 +799,196 @@ class Load:
 
 
 def verify_load(bootstrap: str, topic: str, reports: Sequence[StreamReport], seconds: float,
-                timeout: float = 300.0) -> LoadSummary:
+                timeout: float = 300.0, live: "LiveReaders | None" = None) -> LoadSummary:
+    """Read `topic` back (a fresh read_committed consumer) and judge every producer; with `live`,
+    the live readers first read on to the same end and must have been given exactly that."""
     started = time.monotonic()
+    live_read = live.finish(timeout) if live is not None else None
     read = read_load(bootstrap, topic, timeout)
-    return check_load(topic, reports, read, seconds, time.monotonic() - started)
+    summary = check_load(topic, reports, read, seconds, time.monotonic() - started)
+    if live is None or live_read is None:
+        return summary
+    return dataclasses.replace(summary, live=LiveVerdict(
+        read=sum(len(v) for v in live_read.values()), read_while_running=live.read_while_running,
+        catch_up_s=live.catch_up_s, mismatches=compare_reads(live_read, read) + live.anomalies))
+
+
+# ---------------------------------------------------------------------------- live consumers
+#
+# Jepsen's Kafka analyses found records a consumer was given and that later vanished (a leader
+# truncated after the read). The final read alone cannot see that: a record read live and then
+# taken back is simply not there at the end. So consumers read the load while it runs and faults
+# strike, and what they were given must be exactly what the final read finds.
+
+
+@dataclass(frozen=True)
+class LiveVerdict:
+    """What the live read_committed consumers were given, against the final read: `mismatches`
+    (must be empty) names every (producer, partition) whose live sequence differs and every
+    anomaly a consumer hit (an offset read twice or going back, an offset reset)."""
+
+    read: int
+    read_while_running: int
+    catch_up_s: float
+    mismatches: tuple[str, ...]
+
+
+def compare_reads(live: Mapping[tuple[int, int], Sequence[int]],
+                  final: Mapping[tuple[int, int], Sequence[int]]) -> tuple[str, ...]:
+    """Where the live read and the final read of the same offsets differ (pure): per (producer,
+    partition), the first position where they part and both lengths."""
+    out = []
+    for key in sorted(set(live) | set(final)):
+        a, b = list(live.get(key, ())), list(final.get(key, ()))
+        if a != b:
+            at = next((i for i, (x, y) in enumerate(zip(a, b)) if x != y), min(len(a), len(b)))
+            out.append(f"producer {key[0]} partition {key[1]}: live read {len(a)} records, final read {len(b)}; "
+                       f"first difference at position {at} (live {a[at] if at < len(a) else 'end'}, "
+                       f"final {b[at] if at < len(b) else 'end'})")
+    return tuple(out)
+
+
+class LiveReaders:
+    """`consumers` read_committed consumers of `topic` while the load runs: consumer i is assigned
+    (no group, so no rebalance) every partition p with p % consumers == i, from the beginning, and
+    `auto.offset.reset=error` (a silent reset would hide a truncation). :meth:`finish` reads on to
+    the end offsets of that moment and returns (producer, partition) → numbers in offset order."""
+
+    def __init__(self, bootstrap: str, topic: str, consumers: int = 2) -> None:
+        self.bootstrap, self.topic, self.n = bootstrap, topic, consumers
+        self.read: dict[tuple[int, int], array] = {}
+        self._offsets: dict[int, int] = {}  # partition → last offset given
+        self._anomalies: list[str] = []
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._ends: dict[int, int] | None = None  # set by finish: read up to here, then end
+        self._threads: list[threading.Thread] = []
+        self._errors: list[BaseException] = []
+        self.read_while_running = 0
+        self.catch_up_s = 0.0
+        self.errors: collections.Counter[str] = collections.Counter()  # consumer errors by name
+
+    @property
+    def anomalies(self) -> tuple[str, ...]:
+        with self._lock:
+            return tuple(self._anomalies)
+
+    @property
+    def count(self) -> int:
+        with self._lock:
+            return sum(len(v) for v in self.read.values())
+
+    def progress(self) -> str:
+        """The last offset given per partition and the consumer errors so far, for a log line."""
+        with self._lock:
+            return f"last offsets {dict(sorted(self._offsets.items()))}, errors {dict(self.errors)}"
+
+    def start(self) -> "LiveReaders":
+        admin = AdminClient({"bootstrap.servers": self.bootstrap, "log_level": 3})
+        meta = admin.list_topics(self.topic, timeout=30).topics.get(self.topic)
+        if meta is None or meta.error is not None:
+            raise WorkloadError(f"live readers: topic {self.topic!r} not found on {self.bootstrap}")
+        partitions = sorted(meta.partitions)
+        for i in range(self.n):
+            mine = [p for p in partitions if p % self.n == i]
+            if mine:
+                thread = threading.Thread(target=self._run, args=(i, mine), name=f"live-reader-{i}", daemon=True)
+                thread.start()
+                self._threads.append(thread)
+        return self
+
+    def _take(self, msg) -> None:
+        partition, offset = msg.partition(), msg.offset()
+        where = f"{self.topic}[{partition}]@{offset}"
+        producer, number = parse_load_record(msg.key(), msg.value(), where)
+        with self._lock:
+            last = self._offsets.get(partition, -1)
+            if offset <= last:  # given again, or from before what was given: the log went back
+                self._anomalies.append(f"{where} given after offset {last} (read again or rewound)")
+                return
+            self._offsets[partition] = offset
+            self.read.setdefault((producer, partition), array("q")).append(number)
+
+    def _positions(self, mine: list[int]) -> list[TopicPartition]:
+        """Where reading `mine` goes on: after the last offset given, or from the beginning."""
+        with self._lock:
+            return [TopicPartition(self.topic, p, self._offsets[p] + 1 if p in self._offsets else OFFSET_BEGINNING)
+                    for p in mine]
+
+    def _caught_up(self, consumer: Consumer, mine: list[int]) -> bool:
+        ends = self._ends
+        if ends is None:
+            return False
+        left = [p for p in mine if self._offsets.get(p, -1) + 1 < ends.get(p, 0)]
+        if not left:
+            return True
+        # a tail of transaction markers or aborted records is never given: position tells
+        return all(tp.offset >= ends[tp.partition]
+                   for tp in consumer.position([TopicPartition(self.topic, p) for p in left]))
+
+    def _run(self, index: int, mine: list[int]) -> None:
+        consumer = Consumer({
+            "bootstrap.servers": self.bootstrap, "group.id": f"chaos-live-{uuid.uuid4().hex[:8]}",
+            "client.id": f"chaos-live-{index}", "enable.auto.commit": False,
+            "auto.offset.reset": "error", "isolation.level": "read_committed", "log_level": 0,
+        })
+        try:
+            consumer.assign(self._positions(mine))
+            while not (self._stop.is_set() or self._caught_up(consumer, mine)):
+                for msg in consumer.consume(num_messages=5000, timeout=0.5):
+                    err = msg.error()
+                    if err is None:
+                        self._take(msg)
+                        continue
+                    with self._lock:
+                        self.errors[err.name()] += 1
+                    if err.code() == KafkaError._AUTO_OFFSET_RESET:
+                        # the position is not in the log: after records were given from it, the
+                        # log went back (an anomaly); before, the query for its start failed (a
+                        # leader away at the start). Either way fetching stopped: resume where
+                        # the reader is
+                        with self._lock:
+                            if msg.partition() in self._offsets:
+                                self._anomalies.append(f"{self.topic}[{msg.partition()}]: position after offset "
+                                                       f"{self._offsets[msg.partition()]} is gone: {err.str()}")
+                        time.sleep(0.5)
+                        consumer.assign(self._positions(mine))
+                    # other errors (a broker away, a leader moving) are transient for a consumer
+        except BaseException as exc:  # noqa: BLE001 - surfaced by finish()
+            self._errors.append(exc)
+        finally:
+            consumer.close()
+
+    def finish(self, timeout: float = 300.0) -> dict[tuple[int, int], array]:
+        """Read on up to the end offsets of now (call it once the producers stopped), stop, and
+        return what was read. WorkloadError when a reader failed or did not catch up in time."""
+        started = time.monotonic()
+        self.read_while_running = self.count
+        consumer = Consumer({"bootstrap.servers": self.bootstrap, "group.id": f"chaos-ends-{uuid.uuid4().hex[:8]}",
+                             "log_level": 3})
+        try:
+            meta = consumer.list_topics(self.topic, timeout=30).topics[self.topic]
+            self._ends = {p: consumer.get_watermark_offsets(TopicPartition(self.topic, p), timeout=30,
+                                                            cached=False)[1] for p in meta.partitions}
+        finally:
+            consumer.close()
+        for thread in self._threads:
+            thread.join(timeout=max(1.0, timeout - (time.monotonic() - started)))
+        self._stop.set()
+        stuck = [t.name for t in self._threads if t.is_alive()]
+        for thread in self._threads:
+            thread.join(timeout=10)
+        if self._errors:
+            raise WorkloadError(f"live readers of {self.topic} failed: {self._errors!r}")
+        if stuck:
+            raise WorkloadError(f"live readers {stuck} of {self.topic} did not reach the end offsets {self._ends} "
+                                f"within {timeout:g}s (at {self._offsets}; errors {dict(self.errors)}; "
+                                f"anomalies {self.anomalies[:5]})")
+        self.catch_up_s = time.monotonic() - started
+        with self._lock:
+            return dict(self.read)
+
+    def close(self) -> None:
+        self._stop.set()
+        for thread in self._threads:
+            thread.join(timeout=10)

@@ -1,7 +1,9 @@
 """The scheduler killed between recording a launch and sending it (several points), then a new
-one finishes the deploy with no duplicate task and no stray reservation; uninstall leaves nothing."""
+one finishes the deploy with no duplicate task and no stray reservation; uninstall leaves nothing,
+also when its scheduler is killed in its middle."""
 from __future__ import annotations
 
+import signal
 
 import pytest
 
@@ -41,6 +43,29 @@ def test_uninstall_kills_everything_releases_reservations_and_removes_state(kmf_
     frameworks = env.lm.get("/master/frameworks")
     assert all(f["name"] != env.name for f in frameworks["frameworks"])
     # zk_client is chrooted at env.zk_root; only the tombstone stays (test_restart_keeps_changes)
+    assert zk_client.get_children(f"/{env.name}") == ["uninstalled"]
+
+
+def test_uninstall_finishes_when_its_scheduler_is_killed_in_the_middle(kmf_env, zk_client):
+    """kill -9 the scheduler right after it accepted the uninstall, while tasks still run; the
+    scheduler started again (as Marathon would) finishes it from what ZooKeeper holds: every task
+    gone at the master, every reservation released, the framework torn down, only the tombstone
+    left, and it exits 0."""
+    env = kmf_env(agents=3)
+    s = env.start_scheduler(brokers=3, apps=[STREAM])
+    s.wait_deployed()
+    code, doc = s.request("POST", "/v1/uninstall")
+    assert code == 200, doc
+    s.kill(signal.SIGKILL)
+    left, held = live_tasks(env.lm), reservation_ids(env.lm)
+    print(f"killed the scheduler mid-uninstall; still at the master: tasks {sorted(left)}, "
+          f"{len(held)} reservations")
+    assert left or held, "the uninstall had finished before the kill: nothing tested"
+    again = env.start_scheduler(config=s.config)
+    assert again.proc.wait(timeout=180) == 0, again.log()
+    assert live_tasks(env.lm) == []
+    assert reservation_ids(env.lm) == set()
+    assert all(f["name"] != env.name for f in env.lm.get("/master/frameworks")["frameworks"])
     assert zk_client.get_children(f"/{env.name}") == ["uninstalled"]
 
 

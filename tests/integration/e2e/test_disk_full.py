@@ -15,8 +15,6 @@ only log dir and the JVM stops. What must follow, judged by the real system's ow
 """
 from __future__ import annotations
 
-import errno
-import subprocess
 import time
 from pathlib import Path
 
@@ -25,6 +23,7 @@ import pytest
 from kmfwire.task_states import VOLUME_FULL
 from tests.helpers.kafka_clients import consume
 from tests.helpers.maintenance_scenario import volume_of
+from tests.helpers.volumes import TmpfsMounts, fill
 from tests.helpers.wait import wait_for
 
 pytestmark = [pytest.mark.timeout(600), pytest.mark.kafka]
@@ -35,38 +34,17 @@ VOLUME_FS_MB = 160  # room for a broker's logs here; small enough to fill in a m
 
 @pytest.fixture
 def volume_mounts():
-    """Mounts a tmpfs at each given agent's volumes/ directory; unmounted at teardown (lazily:
-    a JVM may still hold files there while the environment stops)."""
-    mounted: list[Path] = []
+    """Mounts a tmpfs at each given agent's volumes/ directory; unmounted at teardown."""
+    mounts = TmpfsMounts(VOLUME_FS_MB)
 
     def mount(work_dir: Path) -> Path:
-        where = work_dir / "volumes"
-        where.mkdir(parents=True, exist_ok=True)
-        out = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={VOLUME_FS_MB}m", "kmf-test-volumes", str(where)],
-                             capture_output=True, text=True)
-        if out.returncode != 0:
-            pytest.skip(f"cannot mount a tmpfs for the agents' volumes here: {out.stderr.strip()}")
-        mounted.append(where)
-        return where
+        try:
+            return mounts.mount(work_dir)
+        except RuntimeError as exc:
+            pytest.skip(str(exc))
 
     yield mount
-    for where in mounted:
-        subprocess.run(["umount", "-l", str(where)], capture_output=True)
-
-
-def fill(where: Path) -> Path:
-    """A file taking every byte left on `where`'s filesystem."""
-    filler = where / "filler"
-    chunk = b"\0" * (1 << 20)
-    with open(filler, "wb", buffering=0) as f:
-        for size in (len(chunk), 4096, 1):
-            try:
-                while True:
-                    f.write(chunk[:size])
-            except OSError as exc:
-                if exc.errno != errno.ENOSPC:
-                    raise
-    return filler
+    mounts.unmount_all()
 
 
 def task_ids(env, pod: str) -> set[str]:
