@@ -145,10 +145,15 @@ class TaskRunner:
         self.update("TASK_RUNNING", f"{workload.description}: started (pid {self.proc.pid})")
         health = HealthCounter(self.data.health_consecutive_failures)
         next_check = time.monotonic() + 0.5
+        next_health = 0.0
         stuck: str | None = None
         while self.proc.poll() is None and not self.kill_requested.wait(0.2):
-            if time.monotonic() < next_check:
+            now = time.monotonic()
+            if now < next_check:
                 continue
+            # readiness, and a stream app's state (which ends it when stuck), every second; the
+            # health check once ready, then every health_interval_s
+            next_check = now + 1.0
             stuck = workload.stuck()
             if stuck is not None:
                 break
@@ -160,16 +165,16 @@ class TaskRunner:
                 if workload.ready():
                     self.ready, self.healthy = True, True
                     self.update("TASK_RUNNING", f"{workload.description}: ready", healthy=True)
-                next_check = time.monotonic() + 1.0
+                    next_health = now + 1.0  # the first health check a second after ready, as before
+                continue
+            if now < next_health:
                 continue
             health = health.observe(workload.healthy())
             if health.healthy != self.healthy:
                 self.healthy = health.healthy
                 self.update("TASK_RUNNING", f"{workload.description}: {health.change_message()}",
                             healthy=health.healthy, reason=HEALTH_REASON)
-            # a stream app's state is also what ends it when stuck: look at it at least every second
-            next_check = time.monotonic() + (min(1.0, self.data.health_interval_s) if self.app_state is not None
-                                             else self.data.health_interval_s)
+            next_health = time.monotonic() + self.data.health_interval_s
         if self.kill_requested.is_set():
             outcome = exit_outcome(self.proc.stop(self.grace_s), kill_requested=True)
         elif stuck is not None:
