@@ -26,10 +26,10 @@ How it works (the same shape as a Kafka Streams app with one repartition step):
 - One ``transactional.id`` per instance, ``<group>.<app>-<instance>`` from ``KMF_APP`` and
   ``KMF_INSTANCE``: a restarted instance fences its own zombie at once.
 - SIGTERM/SIGINT: the batch in hand is committed (or aborted), then the consumer leaves the group.
-- Its state goes to stdout in kmf's line protocol (``KMF_APP_STATE CREATED`` at start,
-  ``REBALANCING`` once subscribed and when partitions are revoked, ``RUNNING`` once partitions are
-  assigned and their state restored, ``PENDING_SHUTDOWN`` when stopping: see kmfwire.app_state),
-  and ``kmf: ready`` once it first runs; progress is logged on stderr.
+- Its state goes to stdout in kmf's line protocol (``KMF_APP_STATE REBALANCING`` once subscribed,
+  which is after its input topic exists, and when partitions are revoked; ``RUNNING`` once
+  partitions are assigned and their state restored; ``PENDING_SHUTDOWN`` when stopping: see
+  kmfwire.app_state), and ``kmf: ready`` once it first runs; progress is logged on stderr.
 
 Exit codes: 0 after a graceful stop, 1 on a runtime failure (fenced, broker lost for good),
 2 on bad arguments, 3 when Kafka cannot be reached at start.
@@ -59,7 +59,7 @@ from confluent_kafka import (
 )
 from confluent_kafka.admin import AdminClient, NewTopic
 
-from kmfwire.app_state import CREATED, PENDING_SHUTDOWN, REBALANCING, RUNNING, state_line
+from kmfwire.app_state import PENDING_SHUTDOWN, REBALANCING, RUNNING, state_line
 from kmfwire.errors import KmfError
 from kmfwire.ready import READY_MARKER
 from kmfwire.waiting import wait_until
@@ -555,7 +555,9 @@ class WordCount:
         s = self.settings
         log.info("word count %s → %s, group %s, transactional.id %s, bootstrap %s",
                  s.input_topic, s.output_topic, s.group, s.transactional_id, s.bootstrap)
-        self._tell(CREATED)
+        # no state line while it waits for its input topic: kmf's old rule (ready after a few
+        # seconds up) holds until it subscribes, so a deploy does not wait for a topic that is
+        # created after it (the demo's); from then on, ready means RUNNING
         try:
             partitions = self.prepare_topics()
         except _Stopped:
