@@ -1,10 +1,12 @@
-"""Rules for what a stream app brings along: its artifacts (`uris`) and its static membership
-(`session_timeout_s`). Pure: (path, app) → [(path, message)]."""
+"""Rules for what a stream app brings along: its artifacts (`uris`), its static membership
+(`session_timeout_s`) and its stuck limit (`stuck_limit_s`). Pure: (path, app) → [(path, message)]."""
 from __future__ import annotations
 
 import re
 
-from config.models import SESSION_TIMEOUT_MAX_S, SESSION_TIMEOUT_MIN_S, AppSpec
+from config.models import (
+    SESSION_TIMEOUT_MAX_S, SESSION_TIMEOUT_MIN_S, STUCK_LIMIT_MAX_S, STUCK_LIMIT_MIN_S, AppSpec,
+)
 
 # what the Mesos fetcher can get: these schemes, or an absolute path on the agent
 URI_SCHEMES = ("http", "https", "ftp", "ftps", "hdfs", "s3", "s3a", "s3n", "file")
@@ -35,7 +37,7 @@ def _uri(path: str, value: str) -> list[Issue]:
 
 
 def app_issues(path: str, app: AppSpec) -> list[Issue]:
-    """The problems of an app's `uris` and `session_timeout_s`, each naming its path."""
+    """The problems of an app's `uris`, `session_timeout_s` and `stuck_limit_s`, each naming its path."""
     out: list[Issue] = []
     seen: dict[str, int] = {}
     for j, u in enumerate(app.uris):
@@ -55,4 +57,9 @@ def app_issues(path: str, app: AppSpec) -> list[Issue]:
     if t is not None and not SESSION_TIMEOUT_MIN_S <= t <= SESSION_TIMEOUT_MAX_S:
         out.append((f"{path}.session_timeout_s", f"must be from {SESSION_TIMEOUT_MIN_S:g} to "
                                                  f"{SESSION_TIMEOUT_MAX_S:g} (what Kafka brokers accept), got {t:g}"))
+    stuck = app.stuck_limit_s
+    if not STUCK_LIMIT_MIN_S <= stuck <= STUCK_LIMIT_MAX_S:  # NaN too
+        out.append((f"{path}.stuck_limit_s", f"must be from {STUCK_LIMIT_MIN_S:g} to {STUCK_LIMIT_MAX_S:g} "
+                                             f"seconds (how long an instance may stay out of RUNNING before it "
+                                             f"is restarted), got {stuck:g}"))
     return out

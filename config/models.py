@@ -192,6 +192,10 @@ RELAUNCH_MARGIN_S = 30.0
 # the bounds Kafka brokers accept by default (group.min/max.session.timeout.ms)
 SESSION_TIMEOUT_MIN_S = 6.0
 SESSION_TIMEOUT_MAX_S = 1800.0
+# how long an app instance may stay out of RUNNING before it is restarted, and the bounds of it
+DEFAULT_STUCK_LIMIT_S = 300.0
+STUCK_LIMIT_MIN_S = 5.0
+STUCK_LIMIT_MAX_S = 86400.0
 
 
 @attrs.frozen
@@ -214,6 +218,8 @@ class AppSpec:
     # the app's Kafka consumer group (Kafka Streams: its application.id), for its lag in `kmf pods`,
     # the page and /v1/lag; None: see consumer_group
     group: str | None = None
+    # out of Kafka Streams' RUNNING (as the app's output says) this long, an instance is restarted
+    stuck_limit_s: float = DEFAULT_STUCK_LIMIT_S
 
     def session_timeout_ms(self, policies: "Policies") -> int:
         """`session_timeout_s`, else long enough for a relaunch in place after a first failure

@@ -26,7 +26,8 @@ from typing import Any, Mapping
 from pymesos import Executor, MesosExecutorDriver, decode_data, encode_data
 
 from executor.policy import (
-    HEALTH_REASON, DurationError, HealthCounter, StatusGate, exit_outcome, parse_duration, volume_full_note,
+    HEALTH_REASON, DurationError, HealthCounter, StatusGate, exit_outcome, parse_duration, stuck_outcome,
+    volume_full_note,
 )
 from executor.supervisor import Supervised, tail
 from executor.workloads import Workload, WorkloadError, prepare
@@ -36,6 +37,7 @@ from kmfwire.waiting import wait_until
 log = logging.getLogger("executor")
 
 READY_LABEL = "kmf.ready"
+APP_STATE_LABEL = "kmf.app_state"
 DEFAULT_RECOVERY_TIMEOUT_S = 900.0
 ACK_WAIT_S = 30.0
 
@@ -82,6 +84,7 @@ class TaskRunner:
         self.done = threading.Event()
         self.ready = False
         self.healthy: bool | None = None
+        self.app_state: str | None = None  # a stream app's, as its output says
         self.proc: Supervised | None = None
         # one terminal status per task: the kill path (pymesos' thread) and the supervising thread
         # both send, so the gate's decision and the send happen under one lock, which also keeps
@@ -101,6 +104,8 @@ class TaskRunner:
                             state, self._gate.terminal, message.splitlines()[0] if message else "")
                 return False
             labels = [{"key": READY_LABEL, "value": "true"}] if self.ready else []
+            if self.app_state is not None:
+                labels.append({"key": APP_STATE_LABEL, "value": self.app_state})
             self.owner.send_update(self.task_id, state, message, healthy, reason, labels)
             return True
 
@@ -140,23 +145,41 @@ class TaskRunner:
         self.update("TASK_RUNNING", f"{workload.description}: started (pid {self.proc.pid})")
         health = HealthCounter(self.data.health_consecutive_failures)
         next_check = time.monotonic() + 0.5
+        next_health = 0.0
+        stuck: str | None = None
         while self.proc.poll() is None and not self.kill_requested.wait(0.2):
-            if time.monotonic() < next_check:
+            now = time.monotonic()
+            if now < next_check:
                 continue
+            # readiness, and a stream app's state (which ends it when stuck), every second; the
+            # health check once ready, then every health_interval_s
+            next_check = now + 1.0
+            stuck = workload.stuck()
+            if stuck is not None:
+                break
+            app_state = workload.app_state()
+            if app_state != self.app_state:
+                self.app_state = app_state
+                self.update("TASK_RUNNING", f"{workload.description}: {app_state}", healthy=self.healthy)
             if not self.ready:
                 if workload.ready():
                     self.ready, self.healthy = True, True
                     self.update("TASK_RUNNING", f"{workload.description}: ready", healthy=True)
-                next_check = time.monotonic() + 1.0
+                    next_health = now + 1.0  # the first health check a second after ready, as before
+                continue
+            if now < next_health:
                 continue
             health = health.observe(workload.healthy())
             if health.healthy != self.healthy:
                 self.healthy = health.healthy
                 self.update("TASK_RUNNING", f"{workload.description}: {health.change_message()}",
                             healthy=health.healthy, reason=HEALTH_REASON)
-            next_check = time.monotonic() + self.data.health_interval_s
+            next_health = time.monotonic() + self.data.health_interval_s
         if self.kill_requested.is_set():
             outcome = exit_outcome(self.proc.stop(self.grace_s), kill_requested=True)
+        elif stuck is not None:
+            log.warning("task %s: %s", self.task_id, stuck)
+            outcome = stuck_outcome(stuck, self.proc.stop(self.grace_s))
         else:
             code = self.proc.wait()
             self.proc.stop(0)  # the leader exited: take the rest of its group with it

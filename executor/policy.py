@@ -6,7 +6,8 @@ observed and sends what comes out. That keeps the rules testable without a Mesos
 A task's statuses, as the executor sends them::
 
     TASK_STARTING ─┬─> TASK_RUNNING (started; ready; health changes) ─┬─> TASK_FINISHED (exit 0)
-                   │                                                  ├─> TASK_FAILED (exit ≠ 0, signal)
+                   │                                                  ├─> TASK_FAILED (exit ≠ 0, signal;
+                   │                                                  │                a stuck stream app)
                    │                                                  └─> TASK_KILLING ─> TASK_KILLED
                    └─> TASK_FAILED (cannot start) or TASK_KILLED (killed before it started)
 
@@ -93,6 +94,13 @@ def exit_outcome(returncode: int | None, kill_requested: bool, stderr_tail: str 
         return Outcome("TASK_FAILED", f"{volume_note}; {describe_exit(returncode)}{tail}",
                        "REASON_CONTAINER_LIMITATION_DISK")
     return Outcome("TASK_FAILED", describe_exit(returncode) + tail)
+
+
+def stuck_outcome(why: str, returncode: int | None) -> Outcome:
+    """The terminal status of a stream app the executor stopped because it was stuck (`why`, from
+    `executor.app_state`): a failure, so the scheduler relaunches it after its backoff."""
+    how = f"stopped ({describe_exit(returncode)})" if returncode is not None else "stopped"
+    return Outcome("TASK_FAILED", f"{why}; {how}")
 
 
 @attrs.frozen

@@ -3,7 +3,8 @@
 `prepare(task, sandbox, env)` does the work that must happen before the process starts (render
 server.properties, format KRaft storage once) and returns a `Workload`: the argv and env to
 supervise plus the two checks. Readiness says the task has done what its plan step waits for;
-health says it still serves.
+health says it still serves. A stream app also has a state (Kafka Streams' client state, read
+from its output) and a stuck check that ends the task.
 """
 from __future__ import annotations
 
@@ -17,6 +18,8 @@ from typing import Callable, Mapping
 
 import attrs
 
+from executor import app_state
+from executor.app_state import AppState
 from executor.runtime import broker as broker_io
 from executor.runtime.broker_config import (
     KRaftNode,
@@ -37,8 +40,6 @@ from kmfwire.taskdata import BrokerTask, TaskData
 
 log = logging.getLogger(__name__)
 
-STREAM_READY_AFTER_S = 3.0
-
 Check = Callable[[], bool]
 
 
@@ -54,6 +55,10 @@ class Workload:
     healthy: Check
     description: str
     volume: Path | None = None  # its persistent data, checked for free space when it fails
+    # a stream app's state as its output says (None: not known, or not an app)
+    app_state: Callable[[], str | None] = lambda: None
+    # why the task must end now (a stream app stuck out of RUNNING), or None
+    stuck: Callable[[], str | None] = lambda: None
 
 
 def kafka_runtime(version: str, env: Mapping[str, str]) -> KafkaRuntime:
@@ -210,21 +215,57 @@ def _stream(data: TaskData, sandbox: Path, env: Mapping[str, str], stdout: Path)
         argv = ("java", "-Xmx256m", *rt.logging_flags(), "-cp", classpath, *args)
     else:
         argv = tuple(s.command)
-    started = time.monotonic()
-    offset = stdout.stat().st_size if stdout.exists() else 0
+    watch = AppWatch(stdout, s.runtime, s.stuck_limit_s)
+    return Workload(argv, proc_env, watch.ready, watch.healthy, f"{s.app} instance {s.instance} ({s.runtime})",
+                    app_state=watch.state, stuck=watch.stuck)
 
-    def ready() -> bool:
-        # a marker line wins; otherwise staying up for a short while counts as started
+
+class AppWatch:
+    """Follows a stream app's stdout as it grows (from its size when the app starts) and keeps
+    the app's state (`executor.app_state`, where the rules are); the I/O half: file and clock."""
+
+    def __init__(self, stdout: Path, runtime: str, stuck_limit_s: float,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.path = stdout
+        self.runtime = runtime
+        self.stuck_limit_s = stuck_limit_s
+        self.clock = clock
+        self.offset = stdout.stat().st_size if stdout.exists() else 0
+        self.started = clock()
+        self.partial = b""
+        self.marker_seen = False
+        self.app = AppState()
+
+    def _read(self) -> None:
         try:
-            with open(stdout, "rb") as f:
-                f.seek(offset)
-                if READY_MARKER.encode() in f.read():
-                    return True
+            with open(self.path, "rb") as f:
+                f.seek(self.offset)
+                chunk = f.read()
         except OSError:
-            pass
-        return time.monotonic() - started >= STREAM_READY_AFTER_S
+            return
+        self.offset += len(chunk)
+        *lines, self.partial = (self.partial + chunk).split(b"\n")
+        now = self.clock()
+        for raw in lines:
+            line = raw.decode("utf-8", "replace")
+            self.marker_seen = self.marker_seen or READY_MARKER in line
+            self.app = self.app.feed(line, now)
 
-    return Workload(argv, proc_env, ready, lambda: True, f"{s.app} instance {s.instance} ({s.runtime})")
+    def ready(self) -> bool:
+        self._read()
+        return app_state.ready(self.runtime, self.app, self.marker_seen, self.clock() - self.started)
+
+    def healthy(self) -> bool:
+        self._read()
+        return app_state.healthy(self.app)
+
+    def state(self) -> str | None:
+        self._read()
+        return self.app.state
+
+    def stuck(self) -> str | None:
+        self._read()
+        return self.app.stuck(self.stuck_limit_s, self.clock())
 
 
 PYTHON_ARCHIVES = (".whl", ".zip", ".egg", ".pyz")

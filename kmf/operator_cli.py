@@ -372,7 +372,9 @@ def pod_lag(name: str, lag: dict) -> str:
 
 def pod_row(info: dict, lag: dict | None = None) -> list[str]:
     """One line of `kmf pods`. HEALTHY is yes/no as the executor last said, "unknown" for a task
-    whose health nobody can tell now (unreachable, or not reported yet), "-" without a task."""
+    whose health nobody can tell now (unreachable, or not reported yet), "-" without a task.
+    APP_STATE is a stream app's Kafka Streams state (RUNNING, REBALANCING, ERROR...) as its
+    executor last read it from the app's output; "-" for a broker or before the app said one."""
     healthy_text: dict[Any, str] = {True: "yes", False: "no"}
     healthy = healthy_text.get(info.get("healthy"), "unknown" if info.get("task_id") else "-")
     maint = info.get("maintenance") or {}
@@ -380,7 +382,8 @@ def pod_row(info: dict, lag: dict | None = None) -> list[str]:
     if maint:  # Mesos maintenance of its agent: the window, then what the pod waits for
         message = f"[{maint.get('text')}] " + (maint.get("waiting") or message)
     return [info.get("name", "?"), info.get("state", ""), "yes" if info.get("ready") else "no", healthy,
-            info.get("hostname") or "-", pod_lag(info.get("name", "?"), lag or {}), message]
+            info.get("hostname") or "-", pod_lag(info.get("name", "?"), lag or {}), info.get("app_state") or "-",
+            message]
 
 
 def pods(args: argparse.Namespace) -> int:
@@ -397,7 +400,7 @@ def pods(args: argparse.Namespace) -> int:
     code, lag = call(args, "GET", "/v1/lag")  # an older scheduler has none: LAG "-"
     lag = lag if code < 300 and isinstance(lag, dict) else {}
     rows = [pod_row(i, lag) for i in infos]
-    _print(args, infos, table(rows, ["POD", "STATE", "READY", "HEALTHY", "HOST", "LAG", "MESSAGE"]))
+    _print(args, infos, table(rows, ["POD", "STATE", "READY", "HEALTHY", "HOST", "LAG", "APP_STATE", "MESSAGE"]))
     for line in failures:  # a list with holes is not the list asked for
         print(line, file=sys.stderr)
     return EXIT_REFUSED if failures else EXIT_OK

@@ -23,6 +23,7 @@ KINDS = ("broker", "stream")
 MODES = ("kraft", "zookeeper")
 ROLES = ("broker", "controller")
 RUNTIMES = ("python", "java", "command")
+DEFAULT_STUCK_LIMIT_S = 300.0
 SASL_MECHANISMS = ("SCRAM-SHA-512", "SCRAM-SHA-256")
 
 
@@ -128,6 +129,8 @@ class StreamTask:
     session_timeout_ms: int | None = None
     # the URIs the fetcher put in the sandbox: the app's code (PYTHONPATH or classpath from them)
     artifacts: tuple[str, ...] = attrs.field(default=(), converter=_tuple)
+    # out of RUNNING longer than this (as its output says: executor.app_state), the instance is ended
+    stuck_limit_s: float = DEFAULT_STUCK_LIMIT_S
 
     def group_instance_id(self, service: str) -> str:
         """The instance's ``group.instance.id``: the same for every relaunch of `<app>-<i>`, so
@@ -169,7 +172,8 @@ class TaskData:
             del doc["broker"]["metrics_port"]
         if doc["stream"] is not None:
             # an app without static membership or fetched code keeps the payload of before them
-            for key, unset in (("session_timeout_ms", None), ("artifacts", [])):
+            for key, unset in (("session_timeout_ms", None), ("artifacts", []),
+                               ("stuck_limit_s", DEFAULT_STUCK_LIMIT_S)):
                 if doc["stream"][key] == unset:
                     del doc["stream"][key]
         return doc
@@ -280,3 +284,5 @@ def validate(data: TaskData) -> None:
             raise TaskDataError(f"task data.stream.runtime: {s.runtime!r} is not one of {', '.join(RUNTIMES)}")
         if not s.command:
             raise TaskDataError("task data.stream.command: must not be empty")
+        if not s.stuck_limit_s > 0:
+            raise TaskDataError(f"task data.stream.stuck_limit_s: {s.stuck_limit_s} is not positive")

@@ -26,8 +26,10 @@ How it works (the same shape as a Kafka Streams app with one repartition step):
 - One ``transactional.id`` per instance, ``<group>.<app>-<instance>`` from ``KMF_APP`` and
   ``KMF_INSTANCE``: a restarted instance fences its own zombie at once.
 - SIGTERM/SIGINT: the batch in hand is committed (or aborted), then the consumer leaves the group.
-- ``kmf: ready`` is printed on stdout once the instance has joined the group and restored its
-  state; progress is logged on stderr.
+- Its state goes to stdout in kmf's line protocol (``KMF_APP_STATE REBALANCING`` once subscribed,
+  which is after its input topic exists, and when partitions are revoked; ``RUNNING`` once
+  partitions are assigned and their state restored; ``PENDING_SHUTDOWN`` when stopping: see
+  kmfwire.app_state), and ``kmf: ready`` once it first runs; progress is logged on stderr.
 
 Exit codes: 0 after a graceful stop, 1 on a runtime failure (fenced, broker lost for good),
 2 on bad arguments, 3 when Kafka cannot be reached at start.
@@ -57,6 +59,7 @@ from confluent_kafka import (
 )
 from confluent_kafka.admin import AdminClient, NewTopic
 
+from kmfwire.app_state import PENDING_SHUTDOWN, REBALANCING, RUNNING, state_line
 from kmfwire.errors import KmfError
 from kmfwire.ready import READY_MARKER
 from kmfwire.waiting import wait_until
@@ -328,9 +331,14 @@ class WordCount:
         log.info("assigned %s; restored %d words of partitions %s from %s in %.2fs",
                  self._describe(partitions), sum(len(c) for c in restored.values()), mine,
                  s.changelog_topic, time.monotonic() - started)
+        self._tell(RUNNING)
         if not self._ready:
             self._ready = True
             print(READY_MARKER, file=self.out, flush=True)
+
+    def _tell(self, state: str) -> None:
+        """kmf's state line (kmfwire.app_state): the executor reads readiness and stuckness from it."""
+        print(state_line(state), file=self.out, flush=True)
 
     def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         # No transaction is open while the consumer polls: a batch is committed or aborted before
@@ -341,6 +349,7 @@ class WordCount:
         gone = {(tp.topic, tp.partition) for tp in partitions}
         self._assigned = [tp for tp in self._assigned if tp not in gone]
         log.info("revoked %s", self._describe(partitions))
+        self._tell(REBALANCING)
         try:
             consumer.unassign()
         except KafkaException:
@@ -546,6 +555,9 @@ class WordCount:
         s = self.settings
         log.info("word count %s → %s, group %s, transactional.id %s, bootstrap %s",
                  s.input_topic, s.output_topic, s.group, s.transactional_id, s.bootstrap)
+        # no state line while it waits for its input topic: kmf's old rule (ready after a few
+        # seconds up) holds until it subscribes, so a deploy does not wait for a topic that is
+        # created after it (the demo's); from then on, ready means RUNNING
         try:
             partitions = self.prepare_topics()
         except _Stopped:
@@ -565,6 +577,7 @@ class WordCount:
         })
         self._consumer.subscribe([s.input_topic, s.repartition_topic], on_assign=self._on_assign,
                                  on_revoke=self._on_revoke, on_lost=self._on_revoke)
+        self._tell(REBALANCING)
         last_report = time.monotonic()
         try:
             while not self._stop.is_set():
@@ -590,6 +603,7 @@ class WordCount:
         return EXIT_OK
 
     def _shutdown(self) -> None:
+        self._tell(PENDING_SHUTDOWN)
         if self._consumer is not None:
             try:
                 self._consumer.close()  # leaves the group, so the others take over at once

@@ -35,7 +35,7 @@ def pod_info(state: State, name: str, now: float | None = None) -> dict[str, Any
         info.update({
             "task_id": rec.task_id, "state": rec.state or ("LAUNCHED" if rec.task_id else "PENDING"),
             "agent_id": rec.agent_id, "hostname": rec.hostname, "ready": rec.serving,
-            "healthy": rec.healthy, "message": rec.message, "goal": rec.goal,
+            "healthy": rec.healthy, "app_state": rec.app_state, "message": rec.message, "goal": rec.goal,
             "attempts": rec.attempts, "launches": rec.launches, "config_fingerprint": rec.fingerprint,
             "ports": list(rec.ports),
             "reservation": None if rec.reservation is None else {

@@ -31,7 +31,7 @@ def launch(state: State, pod: PodDef, rec: TaskRecord, offer: OfferView, task_re
                      state.served)
     message = f"launched on {offer.hostname}" + (moved if rec.reservation else moved_note(rec, offer.hostname))
     new = attrs.evolve(rec, task_id=task_id, agent_id=offer.agent_id, hostname=offer.hostname,
-                       state=None, message=message, ready=False, healthy=None,
+                       state=None, message=message, ready=False, healthy=None, app_state=None,
                        fingerprint=fingerprint(pod, data, artifact_identity(state.spec, pod, state.served)),
                        launches=launches, kill_reason=None,
                        launched_at=now, ports=ports)

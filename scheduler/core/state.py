@@ -109,6 +109,9 @@ class TaskRecord:
     message: str = ""
     ready: bool = False
     healthy: bool | None = None
+    # a stream app's state as its executor last said (Kafka Streams' names, e.g. RUNNING,
+    # REBALANCING, ERROR; kmfwire.app_state); None for brokers, unknown, or an ended task
+    app_state: str | None = None
     reservation: Reservation | None = None
     fingerprint: str | None = None
     launches: int = 0
@@ -135,6 +138,8 @@ class TaskRecord:
         doc = attrs.asdict(self, recurse=False)
         doc["reservation"] = self.reservation.to_json() if self.reservation else None
         doc["ports"] = list(self.ports)
+        if doc["app_state"] is None:
+            del doc["app_state"]  # the stored form of before the field (a broker's, always)
         return doc
 
     @classmethod

@@ -74,7 +74,7 @@ def on_status(state: State, event: ev.Status) -> Result:
             del tasks[rec.pod]
             new_state = attrs.evolve(state, tasks=tasks, releasing=releasing)
             return offer_control(new_state, now, [act.Persist(deletes=(("tasks", rec.pod),)), *acks])
-        base = attrs.evolve(rec, state=name, message=message, ready=False, healthy=None,
+        base = attrs.evolve(rec, state=name, message=message, ready=False, healthy=None, app_state=None,
                             agent_id=agent_id or rec.agent_id)
         if (held := maintenance.stopped(state, rec, base, name, now)) is not None:
             new = held
@@ -91,13 +91,15 @@ def on_status(state: State, event: ev.Status) -> Result:
         labels = _labels(st)
         if st.get("source") == "SOURCE_EXECUTOR":
             ready = labels.get("kmf.ready") == "true" if name == "TASK_RUNNING" else False
+            app_state = labels.get("kmf.app_state") or None
         else:  # reconciliation answers and agent/master reports carry no readiness: keep it
             ready = rec.ready and name in ("TASK_RUNNING", "TASK_UNREACHABLE")
+            app_state = rec.app_state
         # an unreachable task's health is not known (its executor cannot tell): not the last
         # "healthy" it sent; it is known again when the executor reports
         healthy = st.get("healthy") if "healthy" in st else (None if unreachable else rec.healthy)
         new = attrs.evolve(rec, state=name, message=message or rec.message, ready=ready,
-                           healthy=healthy, agent_id=agent_id or rec.agent_id)
+                           healthy=healthy, agent_id=agent_id or rec.agent_id, app_state=app_state)
         if name == "TASK_UNREACHABLE":
             new = attrs.evolve(new, failed_since=rec.failed_since if rec.failed_since is not None else now)
         elif ready and healthy is not False:  # ready again (or back from unreachable)

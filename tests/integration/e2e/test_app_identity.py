@@ -90,7 +90,9 @@ def test_a_killed_kafka_streams_instance_rejoins_without_a_rebalance(kmf_env):
     (Kafka Streams suffixes group.instance.id with its thread's index)."""
     env = kmf_env(agents=2)
     app = {"name": "wcj", "count": 2, "cpus": 0.25, "mem_mb": 512, "runtime": "java",
-           "command": ["org.apache.kafka.streams.examples.wordcount.WordCountDemo", "{properties}"]}
+           "command": ["org.apache.kafka.streams.examples.wordcount.WordCountDemo", "{properties}"],
+           # ready only once RUNNING: an instance that started before its topics (ERROR) is restarted soon
+           "stuck_limit_s": 60}
     s = env.start_scheduler(brokers=1, apps=[app])
     wait_for(lambda: s.pod("broker-0").get("ready"), timeout=120, interval=1, what="broker ready")
     for topic in ("streams-plaintext-input", "streams-wordcount-output"):

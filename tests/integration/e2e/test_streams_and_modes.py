@@ -18,7 +18,9 @@ APPS = [
     {"name": "wordcount", "count": 1, "cpus": 0.25, "mem_mb": 256, "runtime": "python",
      "command": ["-m", "streams.wordcount", "--input", "text", "--output", "counts"]},
     {"name": "wordcount-java", "count": 1, "cpus": 0.25, "mem_mb": 512, "runtime": "java",
-     "command": ["org.apache.kafka.streams.examples.wordcount.WordCountDemo", "{properties}"]},
+     "command": ["org.apache.kafka.streams.examples.wordcount.WordCountDemo", "{properties}"],
+     # ready only once RUNNING: an instance that started before its topics (ERROR) is restarted soon
+     "stuck_limit_s": 60},
 ]
 
 

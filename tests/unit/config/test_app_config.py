@@ -61,6 +61,18 @@ def test_a_session_timeout_kafka_refuses_is_named():
     assert any("apps[0].session_timeout_s: must be from 6 to 1800" in p for p in found), found
 
 
+@pytest.mark.parametrize("value", ["2", "0", "-5", "100000"])
+def test_a_stuck_limit_out_of_bounds_is_named(value):
+    found = problems(f"    stuck_limit_s: {value}")
+    assert any("apps[0].stuck_limit_s: must be from 5 to 86400 seconds" in p for p in found), found
+
+
+def test_the_stuck_limit_defaults_to_five_minutes_and_round_trips():
+    assert load("").apps[0].stuck_limit_s == 300
+    spec = load("    stuck_limit_s: 45")
+    assert spec.apps[0].stuck_limit_s == 45 and spec_from_json(spec_to_json(spec)) == spec
+
+
 def test_plain_files_and_paths_are_fine():
     app = load("    uris: ['/opt/apps/e.whl', 'file:///srv/e.zip', {value: 'http://h/run.sh', extract: false, "
                "executable: true}]").apps[0]
