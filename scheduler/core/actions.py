@@ -107,6 +107,14 @@ class FinalizeFeatures:
 
 
 @attrs.frozen
+class UnregisterBrokers:
+    """Unregister these broker node ids from the KRaft cluster (they were removed and their tasks
+    are gone), then report (`events.BrokersUnregistered`); see scheduler.core.broker_registrations."""
+
+    ids: tuple[int, ...]
+
+
+@attrs.frozen
 class AcceptInverseOffers:
     """Mesos maintenance: kmf no longer needs these agents (ACCEPT_INVERSE_OFFERS)."""
 
@@ -134,5 +142,5 @@ class CaStep:
 
 
 Action = (Persist | Accept | Decline | Kill | Reconcile | Suppress | Revive | Acknowledge | Reply
-          | SetTargetConfig | Teardown | Reassign | EndReassign | FinalizeFeatures | AcceptInverseOffers
+          | SetTargetConfig | Teardown | Reassign | EndReassign | FinalizeFeatures | UnregisterBrokers | AcceptInverseOffers
           | DeclineInverseOffers | CaStep)

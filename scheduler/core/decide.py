@@ -13,6 +13,7 @@ Each kind of event has its handler in the module of its concern:
 ``ReassignFailed`` `rebalance_commands` (the rebalance stops in ERROR)
 ``PartitionSizes`` `rebalance_commands` (the bytes a rebalance copies)
 ``KafkaFeatures``  `kafka_features` (the finalised metadata.version)
+``BrokersUnregistered``  `broker_registrations` (removed brokers gone from KRaft)
 ``InverseOffers``  `maintenance` (Mesos maintenance windows; also before each offer round)
 ``DeclaredDeleted`` `declared_deletes` (declared topics/users the reconciler deleted)
 =================  =====================================================
@@ -26,7 +27,7 @@ from typing import Any, Callable
 import attrs
 
 from scheduler.core import events as ev
-from scheduler.core import declared_deletes, kafka_features, maintenance
+from scheduler.core import broker_registrations, declared_deletes, kafka_features, maintenance
 from scheduler.core.commands import on_command
 from scheduler.core.construction import initial_state
 from scheduler.core.records import Result
@@ -49,6 +50,7 @@ HANDLERS: dict[type, Callable[[State, Any], Result]] = {
     ev.ReassignFailed: on_reassign_failed,
     ev.PartitionSizes: on_partition_sizes,
     ev.KafkaFeatures: kafka_features.answered,
+    ev.BrokersUnregistered: broker_registrations.answered,
     ev.Disconnected: lambda s, e: (attrs.evolve(s, connected=False), ()),
     ev.OfferRescinded: lambda s, e: (s, ()),
     ev.InverseOffers: maintenance.on_inverse_offers,

@@ -133,6 +133,16 @@ class KafkaFeatures:
 
 
 @attrs.frozen
+class BrokersUnregistered:
+    """The answer to `actions.UnregisterBrokers`: Kafka no longer has `ids` registered (also when it
+    never had them), or the error that prevented it."""
+
+    ids: tuple[int, ...]
+    error: str
+    now: float
+
+
+@attrs.frozen
 class InverseOffers:
     """Mesos maintenance: v1 InverseOffers as pymesos delivers them (agent_id, unavailability)."""
 
@@ -165,5 +175,5 @@ class InverseOfferRescinded:
 
 
 Event = (Subscribed | Disconnected | Offers | OfferRescinded | Status | AgentLost | Tick | KafkaHealth | Command
-         | ReassignFailed | PartitionSizes | KafkaFeatures | InverseOffers | InverseOfferRescinded
+         | ReassignFailed | PartitionSizes | KafkaFeatures | BrokersUnregistered | InverseOffers | InverseOfferRescinded
          | DeclaredDeleted)

@@ -11,7 +11,7 @@ from typing import Any
 import attrs
 
 from scheduler.core import actions as act
-from scheduler.core import broker_count, kafka_features
+from scheduler.core import broker_count, broker_registrations, kafka_features
 from scheduler.core import events as ev
 from scheduler.core import rebalance as rb_mod
 from scheduler.core import spec_commands
@@ -229,7 +229,8 @@ def on_kafka_health(state: State, event: ev.KafkaHealth) -> Result:
     state, out = roll(attrs.evolve(state, kafka=event), event.now)
     state, more = advance(state, event.now)
     state, features = kafka_features.step(state, event.now)
-    return offer_control(state, event.now, out + more + features)
+    state, unregister = broker_registrations.step(state, event.now)
+    return offer_control(state, event.now, out + more + features + unregister)
 
 
 def on_reassign_failed(state: State, event: ev.ReassignFailed) -> Result:

@@ -12,7 +12,7 @@ import config
 from config import ServiceSpec
 from config.rules import declared_removals, validate
 from scheduler.core import actions as act
-from scheduler.core import broker_count, declared_deletes, kafka_features, launch_config
+from scheduler.core import broker_count, broker_registrations, declared_deletes, kafka_features, launch_config
 from scheduler.core import events as ev
 from scheduler.core.command_types import ScaleApp, ScaleBrokers, Uninstall, UpdateConfig
 from scheduler.core.offer_control import offer_control
@@ -52,7 +52,8 @@ def set_spec(state: State, spec: ServiceSpec, now: float) -> tuple[State, list[a
     if changed or deletes:
         out.insert(1, act.Persist(puts=tuple(("tasks", r.pod, r.to_json()) for r in changed),
                                   deletes=tuple(deletes)))
-    return attrs.evolve(state, spec=spec, config_id=cid, tasks=tasks, releasing=releasing), out
+    new_state, unregister = broker_registrations.remember(state, state.spec, spec)
+    return attrs.evolve(new_state, spec=spec, config_id=cid, tasks=tasks, releasing=releasing), out + list(unregister)
 
 
 def _bad_count(count: Any, least: int) -> str | None:

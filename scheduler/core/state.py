@@ -198,6 +198,10 @@ class State:
     # (None: no step pending) and why the last step failed
     features_asked_at: float | None = None
     features_error: str | None = None
+    # removed brokers' KRaft registrations (scheduler.core.broker_registrations): when the shell was
+    # last asked to unregister them (None: nothing asked) and why the last ask failed
+    unregister_asked_at: float | None = None
+    unregister_error: str | None = None
 
     def by_task_id(self, task_id: str) -> TaskRecord | None:
         pod = task_id.split("__", 1)[0]

@@ -63,7 +63,7 @@ def tools_for(files: Mapping[str, ArtifactFile], version: str, work_dir: Path | 
                           + (f": {'; '.join(errors)}" if errors else ": it serves none"))
 
 
-Job = act.Reassign | act.EndReassign | act.FinalizeFeatures
+Job = act.Reassign | act.EndReassign | act.FinalizeFeatures | act.UnregisterBrokers
 
 
 class DataMover:
@@ -92,11 +92,14 @@ class DataMover:
                 self.perform(job)
             except Exception as exc:  # noqa: BLE001 - reported to the core, which stops the plan
                 log.warning("%s: %s", "metadata.version" if isinstance(job, act.FinalizeFeatures)
+                            else "unregistering removed brokers" if isinstance(job, act.UnregisterBrokers)
                             else "partition moves", exc)
                 if isinstance(job, act.Reassign):
                     self.put(ev.ReassignFailed(str(exc), self.clock()))
                 elif isinstance(job, act.FinalizeFeatures):
                     self.put(ev.KafkaFeatures(None, str(exc), self.clock()))
+                elif isinstance(job, act.UnregisterBrokers):
+                    self.put(ev.BrokersUnregistered(job.ids, str(exc), self.clock()))
 
     def perform(self, job: Job) -> None:
         state = self.state()
@@ -105,6 +108,14 @@ class DataMover:
             raise KafkaToolsError("no broker address is known to reach Kafka")
         if isinstance(job, act.FinalizeFeatures):
             self._finalize(self.tools(state), boot, job.release)
+            return
+        if isinstance(job, act.UnregisterBrokers):
+            tools = self.tools(state)
+            for node_id in job.ids:
+                done = tools.unregister_broker(boot, node_id)
+                log.info("broker %s %s", node_id, "unregistered from the KRaft cluster (removed from the service)"
+                         if done else "was not registered in the KRaft cluster any more")
+            self.put(ev.BrokersUnregistered(job.ids, "", self.clock()))
             return
         moves = [Move(t, p, r) for t, p, r in job.moves]
         tools = self.tools(state)

@@ -43,6 +43,9 @@ log = logging.getLogger(__name__)
 REASSIGN_MAIN = "org.apache.kafka.tools.reassign.ReassignPartitionsCommand"
 LOG_DIRS_MAIN = "org.apache.kafka.tools.LogDirsCommand"
 FEATURES_MAIN = "org.apache.kafka.tools.FeatureCommand"
+CLUSTER_MAIN = "org.apache.kafka.tools.ClusterTool"
+# what Kafka answers when asked to unregister a broker id it has no registration for
+NOT_REGISTERED = re.compile(r"not currently registered|BrokerIdNotRegistered|BROKER_ID_NOT_REGISTERED", re.I)
 JAVA_MISSING = "kmf rebalance needs Java 17 on the scheduler's host: set JAVA_HOME or put java on PATH"
 TOOL_HEAP_MB = 256
 COMPLETE = "complete"
@@ -266,10 +269,13 @@ class KafkaTools:
     # --- running a tool ------------------------------------------------------------------------
 
     def _run(self, what: str, main: str, bootstrap: str, args: Sequence[str],
-             client_props: Mapping[str, str], files: Mapping[str, str] = {}) -> str:
-        """Run `main` with `--bootstrap-server bootstrap` and `args`; `files` (placeholder ->
-        content) are written to temporary files whose paths replace the placeholders in `args`.
-        Returns stdout+stderr; raises KafkaToolsError unless it exits 0 within the timeout."""
+             client_props: Mapping[str, str], files: Mapping[str, str] = {},
+             subcommand: Sequence[str] = ()) -> str:
+        """Run `main` [`subcommand`] with `--bootstrap-server bootstrap` and `args` (a tool whose
+        options belong to a subcommand, like kafka-cluster's, takes them after it); `files`
+        (placeholder -> content) are written to temporary files whose paths replace the
+        placeholders in `args`. Returns stdout+stderr; raises KafkaToolsError unless it exits 0
+        within the timeout."""
         if not bootstrap or any(ch.isspace() for ch in bootstrap):
             raise ValueError(f"bootstrap servers {bootstrap!r} must be host:port[,host:port...]")
         self.work_dir.mkdir(parents=True, exist_ok=True)
@@ -278,7 +284,7 @@ class KafkaTools:
             for placeholder, content in files.items():
                 paths[placeholder] = str(Path(temp) / f"{placeholder}")
                 Path(paths[placeholder]).write_text(content)
-            argv = [self.java, *self._jvm_flags(), "-cp", f"{self.libs}/*", main,
+            argv = [self.java, *self._jvm_flags(), "-cp", f"{self.libs}/*", main, *subcommand,
                     "--bootstrap-server", bootstrap, *(paths.get(arg, arg) for arg in args)]
             if client_props:
                 config = Path(temp) / "client.properties"
@@ -386,6 +392,21 @@ class KafkaTools:
             raise ValueError(f"release {release!r} is not MAJOR.MINOR")
         self._run(f"FeatureCommand upgrade --release-version {release} on {bootstrap}", FEATURES_MAIN,
                   bootstrap, ["upgrade", "--release-version", release], client_props)
+
+
+    def unregister_broker(self, bootstrap: str, node_id: int, client_props: Mapping[str, str] = {}) -> bool:
+        """Unregister broker `node_id` from the KRaft cluster (kafka-cluster unregister). True when
+        Kafka unregistered it, False when it was not registered (already done); KafkaToolsError
+        otherwise."""
+        what = f"ClusterTool unregister --id {int(node_id)} on {bootstrap}"
+        try:
+            self._run(what, CLUSTER_MAIN, bootstrap, ["--id", str(int(node_id))], client_props,
+                      subcommand=["unregister"])
+        except KafkaToolsError as exc:
+            if NOT_REGISTERED.search(str(exc)):
+                return False
+            raise
+        return True
 
 
 def _kill_group(proc: "subprocess.Popen[str]") -> None:

@@ -207,13 +207,16 @@ class Loop:
             except StoreError as exc:
                 self.stop(f"could not store the new target config ({exc})", code=1)
                 raise LoopEnded from exc
-        elif isinstance(a, (act.Reassign, act.EndReassign, act.FinalizeFeatures)):
+        elif isinstance(a, (act.Reassign, act.EndReassign, act.FinalizeFeatures, act.UnregisterBrokers)):
             if self.data_mover is None:
                 if isinstance(a, act.Reassign):
                     self.put(ev.ReassignFailed("this scheduler cannot move partitions (no data mover)", self.clock()))
                 elif isinstance(a, act.FinalizeFeatures):
                     self.put(ev.KafkaFeatures(None, "this scheduler cannot run Kafka's tools (no data mover)",
                                               self.clock()))
+                elif isinstance(a, act.UnregisterBrokers):
+                    self.put(ev.BrokersUnregistered(a.ids, "this scheduler cannot run Kafka's tools (no data mover)",
+                                                    self.clock()))
             else:
                 self.data_mover.submit(a)
         elif isinstance(a, (act.AcceptInverseOffers, act.DeclineInverseOffers)):

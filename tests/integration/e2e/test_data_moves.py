@@ -10,13 +10,20 @@ own view (AdminClient metadata and broker configs) and the master's reservations
   node id (Kafka's metadata: brokers 0, 1, 2, 4; broker-4's task never restarted);
 - `kmf scale brokers 3 --drain --wait` moves every replica off broker-4, then removes it: Kafka
   knows brokers 0-2 only, every record is still readable, and the master holds no reservation of
-  the removed brokers any more.
+  the removed brokers any more;
+- and the removed brokers are unregistered from KRaft (Kafka's own list, fenced brokers included,
+  has brokers 0-2 only), so a topic created afterwards gets all its replicas on live brokers.
 """
 from __future__ import annotations
 
 import json
+import subprocess
 
 import pytest
+from confluent_kafka.admin import AdminClient
+
+from executor.runtime.kafka_dist import Mode
+from tests.helpers.fixtures_kafka import kafka_runtime
 
 from tests.helpers.kafka_clients import consume, produce_consume
 from tests.helpers.kafka_views import IsrSampler, broker_values
@@ -39,6 +46,23 @@ def replicas_by_broker(boot: str) -> dict[int, int]:
             for b in p.replicas:
                 out[b] = out.get(b, 0) + 1
     return out
+
+
+def registered_brokers(boot: str) -> set[int]:
+    """Every broker id Kafka has registered, fenced ones included (kafka-cluster list-endpoints)."""
+    out = subprocess.run(["java", "-cp", kafka_runtime(Mode.KRAFT).classpath, "org.apache.kafka.tools.ClusterTool",
+                          "list-endpoints", "--bootstrap-server", boot, "--include-fenced-brokers"],
+                         capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stdout + out.stderr
+    return {int(line.split()[0]) for line in out.stdout.splitlines() if line.split() and line.split()[0].isdigit()}
+
+
+def assignment(boot: str, topic: str) -> dict[int, tuple[tuple[int, ...], tuple[int, ...]]]:
+    """partition → (replicas, ISR) in Kafka's metadata."""
+    meta = AdminClient({"bootstrap.servers": boot, "log_level": 0}).list_topics(topic, timeout=10).topics.get(topic)
+    if meta is None or meta.error is not None:
+        return {}
+    return {p: (tuple(m.replicas), tuple(m.isrs)) for p, m in meta.partitions.items()}
 
 
 def test_scale_out_rebalances_and_drain_empties_then_removes_a_broker(kmf_env):
@@ -107,3 +131,17 @@ def test_scale_out_rebalances_and_drain_empties_then_removes_a_broker(kmf_env):
                  what="Kafka's metadata with brokers 0-2 only")
         assert sampler.smallest() >= 2, f"a partition fell to ISR {sampler.smallest()} during the drain"
     assert consume(boot, TOPIC, RECORDS) == set(range(RECORDS))
+
+    # --- the removed brokers are gone from KRaft too: Kafka lists brokers 0-2 only, fenced ones
+    # included, and a topic created now gets no replica on a removed broker (before, a fenced
+    # registration of broker 3 or 4, each its own rack, took a replica of most new partitions)
+    wait_for(lambda: registered_brokers(boot) == {0, 1, 2}, timeout=120, interval=2,
+             what="Kafka's registrations (fenced included) down to brokers 0-2")
+    code, doc = s.request("POST", "/v1/topics", {"name": "after-removals", "partitions": 12, "replication": 3})
+    assert code == 200, doc
+    placed = wait_for(lambda: (lambda m: m if len(m) == 12 else None)(assignment(boot, "after-removals")),
+                      timeout=60, interval=1, what="the new topic's partitions in Kafka's metadata")
+    off = {p: r for p, (r, _) in placed.items() if not set(r) <= {0, 1, 2}}
+    assert not off, f"partitions of a new topic placed on removed brokers: {off}"
+    wait_for(lambda: all(len(isr) == 3 for _, isr in assignment(boot, "after-removals").values()),
+             timeout=60, interval=1, what="every partition of the new topic fully in sync")
