@@ -42,5 +42,5 @@ def replace(rec: TaskRecord, releasing: dict[str, str], why: str) -> TaskRecord:
     """`rec` set to be placed anew; its old reservation goes into `releasing` (mutated)."""
     if rec.reservation is not None:
         releasing[rec.reservation.persistence_id] = rec.reservation.agent_id
-    return attrs.evolve(rec, reservation=None, backoff_until=0.0, kill_reason=None,
+    return attrs.evolve(rec, reservation=None, backoff_until=0.0, kill_reason=None, volume_full_since=None,
                         task_id=None if rec.active else rec.task_id, message=why, ready=False)

@@ -37,9 +37,13 @@ def permanent_failures(state: State, now: float) -> tuple[State, list[act.Action
             continue
         if waits_in_place(state, rec.pod, now):
             continue  # its agent is under maintenance: it comes back in place once the window ends
-        if rec.kind == PodKind.BROKER and not rec.active and rec.message.startswith(VOLUME_FULL):
+        if rec.kind == PodKind.BROKER and not rec.active and (rec.volume_full_since is not None
+                                                              or rec.message.startswith(VOLUME_FULL)):
             # a full volume still holds the broker's data; moving would release (destroy) it, and
-            # the space is the operator's to free (or `kmf pod replace` to move it on purpose)
+            # the space is the operator's to free (or `kmf pod replace` to move it on purpose).
+            # Held until it is ready again, not only while the last failure says "full": a JVM
+            # started as the space came back died of the full volume another way (a SIGBUS on a
+            # memory-mapped index: "unsafe memory access"), and was moved (the chaos suite)
             held[rec.pod] = ("kept on its agent: its data volume is full; free space there and it "
                              "restarts in place (kmf pod replace moves it without its data)")
             continue

@@ -118,6 +118,10 @@ class TaskRecord:
     attempts: int = 0
     backoff_until: float = 0.0
     failed_since: float | None = None
+    # when its executor first said its data volume was full (kmfwire.task_states.VOLUME_FULL),
+    # until it is ready again: a failure after that (a JVM that dies of the full volume in another
+    # way, or once the space is back) must not move it off the volume that holds its data
+    volume_full_since: float | None = None
     kill_reason: KillReason | None = None
     launched_at: float | None = None
     ready_at: float | None = None  # when its executor last said it became ready
@@ -138,8 +142,9 @@ class TaskRecord:
         doc = attrs.asdict(self, recurse=False)
         doc["reservation"] = self.reservation.to_json() if self.reservation else None
         doc["ports"] = list(self.ports)
-        if doc["app_state"] is None:
-            del doc["app_state"]  # the stored form of before the field (a broker's, always)
+        for name in ("app_state", "volume_full_since"):
+            if doc[name] is None:
+                del doc[name]  # the stored form of before the field
         return doc
 
     @classmethod

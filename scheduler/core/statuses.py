@@ -12,6 +12,7 @@ from typing import Any, Mapping
 
 import attrs
 
+from kmfwire.task_states import VOLUME_FULL
 from scheduler.core import actions as act
 from scheduler.core import events as ev
 from scheduler.core import maintenance
@@ -84,8 +85,11 @@ def on_status(state: State, event: ev.Status) -> Result:
             new = replace(base, releasing, f"{name}: placing it anew")
         else:
             attempts = rec.attempts + 1
+            full = rec.volume_full_since
+            if full is None and message.startswith(VOLUME_FULL):
+                full = now
             new = attrs.evolve(base, kill_reason=None, attempts=attempts,
-                               backoff_until=now + backoff(spec, attempts),
+                               backoff_until=now + backoff(spec, attempts), volume_full_since=full,
                                failed_since=rec.failed_since if rec.failed_since is not None else now)
     else:
         labels = _labels(st)
@@ -103,7 +107,7 @@ def on_status(state: State, event: ev.Status) -> Result:
         if name == "TASK_UNREACHABLE":
             new = attrs.evolve(new, failed_since=rec.failed_since if rec.failed_since is not None else now)
         elif ready and healthy is not False:  # ready again (or back from unreachable)
-            new = attrs.evolve(new, attempts=0, failed_since=None)
+            new = attrs.evolve(new, attempts=0, failed_since=None, volume_full_since=None)
         if ready and not rec.ready:
             new = attrs.evolve(new, ready_at=now)
     if new == rec:
