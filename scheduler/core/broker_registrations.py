@@ -30,16 +30,16 @@ UNREGISTER = "kafka.unregister"
 ASK_AGAIN_S = 60.0
 
 
-def _brokers(spec: ServiceSpec) -> dict[int, str]:
-    """node id → pod name of the spec's pods that are Kafka brokers (not controllers only)."""
-    return {p.node_id: p.name for p in desired_pods(spec) if p.group == "kafka" and "broker" in p.roles}
+def _brokers(spec: ServiceSpec) -> set[int]:
+    """The node ids of the spec's pods that are Kafka brokers (not controllers only)."""
+    return {p.node_id for p in desired_pods(spec) if p.group == "kafka" and "broker" in p.roles}
 
 
 def removed(old: ServiceSpec, new: ServiceSpec) -> tuple[int, ...]:
     """The broker node ids `old` has and `new` has not (KRaft only)."""
     if old.kafka.mode != "kraft" or new.kafka.mode != "kraft":
         return ()
-    return tuple(sorted(set(_brokers(old)) - set(_brokers(new))))
+    return tuple(sorted(_brokers(old) - _brokers(new)))
 
 
 def pending(state: State) -> tuple[int, ...]:
@@ -61,7 +61,7 @@ def _with_pending(state: State, ids: tuple[int, ...]) -> Result:
 def remember(state: State, old: ServiceSpec, new: ServiceSpec) -> Result:
     """Add the brokers `new` drops to the ones to unregister; a broker `new` has again (scaled back
     out before its unregistration) is no longer one."""
-    ids = (set(pending(state)) | set(removed(old, new))) - set(_brokers(new))
+    ids = (set(pending(state)) | set(removed(old, new))) - _brokers(new)
     if tuple(sorted(ids)) == pending(state):
         return state, ()
     return _with_pending(state, tuple(sorted(ids)))

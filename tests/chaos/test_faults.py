@@ -75,6 +75,7 @@ from tests.helpers.chaos_workload import (ACKED, Load, LiveReaders, LoadSummary,
                                            verify_load)
 from tests.helpers.fixtures_scheduler import executor_pid_of, java_pid_of, pid_in_sandbox
 from tests.helpers.fixtures_zookeeper import restart_zookeeper
+from tests.helpers.master_views import live_tasks
 from tests.helpers.numbered_producer import read_values
 from tests.helpers.volumes import TmpfsMounts, fill
 from tests.helpers.wait import WaitTimeout, wait_for
@@ -665,11 +666,7 @@ class Chaos:
         """`scale brokers 4`; once the new broker serves and the scale-out's rebalance moves
         replicas to it, one broker is cut from the others for 20 s. The rebalance must finish
         (continued if it stopped visibly); then the service is drained back to 3 brokers."""
-        code, doc = self.s.request("POST", "/v1/scale", {"kind": "brokers", "count": len(BROKERS) + 1})
-        assert code == 200, f"scale-out refused: {code} {doc}"
-        new = f"broker-{len(BROKERS)}"
-        wait_for(lambda: self.s.request("GET", f"/v1/pod/{new}/info")[0] == 200 and self.s.pod(new).get("ready"),
-                 timeout=240, interval=0.5, what=f"{new} ready")
+        new = self.scale_out()
         # the fault lands while the scale-out's rebalance moves replicas
         wait_for(lambda: self.plan_status("rebalance") is not None
                  and self.s.plan("rebalance").get("reason") == "scale-out", timeout=180, interval=0.5,
@@ -688,13 +685,18 @@ class Chaos:
         return lambda: (self.operation_done("rebalance")
                         and sorted(self.s.get("/v1/endpoints/broker")["broker_ids"]) == list(range(len(BROKERS))))
 
-    def scale_out_done(self) -> None:
-        """`scale brokers 4` and its rebalance finished, no fault (what a drain fault starts from)."""
+    def scale_out(self) -> str:
+        """`scale brokers 4`; returns the new broker's pod name once it is ready."""
         code, doc = self.s.request("POST", "/v1/scale", {"kind": "brokers", "count": len(BROKERS) + 1})
         assert code == 200, f"scale-out refused: {code} {doc}"
         new = f"broker-{len(BROKERS)}"
         wait_for(lambda: self.s.request("GET", f"/v1/pod/{new}/info")[0] == 200 and self.s.pod(new).get("ready"),
                  timeout=240, interval=0.5, what=f"{new} ready")
+        return new
+
+    def scale_out_done(self) -> None:
+        """`scale brokers 4` and its rebalance finished, no fault (what a drain fault starts from)."""
+        self.scale_out()
         wait_for(lambda: self.plan_status("rebalance") == "COMPLETE"
                  and self.s.plan("rebalance").get("reason") == "scale-out", timeout=600, interval=1,
                  what="the scale-out's rebalance COMPLETE")
@@ -737,9 +739,7 @@ class Chaos:
 
     def live_app_tasks(self) -> list[str]:
         """The stream app's live tasks at the master, by pod name."""
-        fws = self.env.lm.get("/master/frameworks")["frameworks"]
-        return sorted(t["name"] for fw in fws if fw["id"] == self.framework_id for t in fw.get("tasks", [])
-                      if t["state"] in LIVE and t["name"].startswith(APP["name"] + "-"))
+        return sorted(n for n in live_tasks(self.env.lm) if n.startswith(APP["name"] + "-"))
 
     def kill_scheduler_during_app_scale(self, rng):
         """`scale app wordcount 2`, and the scheduler killed -9 right after it accepted: the new
@@ -795,8 +795,7 @@ class Chaos:
         while: the fault's, not kmf's). Both must come back; nothing acknowledged may be lost."""
         pod = rng.choice(BROKERS)
         before = self.start_replace(pod)
-        wait_for(lambda: (self.s.pod(pod).get("reservation") or {}).get("persistence_id") not in (None, before)
-                 and self.s.pod(pod).get("ready"), timeout=240, interval=0.3, what=f"the new {pod} serving")
+        wait_for(lambda: self.replaced(pod, before), timeout=240, interval=0.3, what=f"the new {pod} serving")
         victim = rng.choice([b for b in BROKERS if b != pod])
         self.t0 = time.monotonic()
         os.kill(java_pid_of(self.s.pod(victim)["task_id"]), signal.SIGKILL)
