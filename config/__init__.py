@@ -13,6 +13,7 @@ from config.models import (
     ApiSpec,
     AppSpec,
     AppUri,
+    AutoscaleSpec,
     Constraint,
     ExecutorSpec,
     KafkaSpec,
@@ -27,7 +28,7 @@ from config.models import (
 from config.rules import MAX_INSTANCES, broker_restart_required, check_update, describe_update, live_broker_settings
 
 __all__ = [
-    "MAX_INSTANCES", "ApiSpec", "AppSpec", "AppUri", "ConfigError", "Constraint", "ExecutorSpec", "KafkaSpec", "MesosSpec",
+    "MAX_INSTANCES", "ApiSpec", "AppSpec", "AppUri", "AutoscaleSpec", "ConfigError", "Constraint", "ExecutorSpec", "KafkaSpec", "MesosSpec",
     "Policies", "Problem", "RebalanceSpec", "SaslSpec", "ServiceSpec", "TlsSpec", "ZooKeeperSpec",
     "broker_restart_required", "check_update",
     "config_id", "describe_update", "live_broker_settings", "load_file", "load_text",

@@ -1,12 +1,17 @@
 """Rules for what a stream app brings along: its artifacts (`uris`), its static membership
-(`session_timeout_s`) and its stuck limit (`stuck_limit_s`). Pure: (path, app) → [(path, message)]."""
+(`session_timeout_s`), its stuck limit (`stuck_limit_s`) and its autoscaling (`autoscale`). Pure: (path, app) → [(path, message)]."""
 from __future__ import annotations
 
 import re
 
 from config.models import (
-    SESSION_TIMEOUT_MAX_S, SESSION_TIMEOUT_MIN_S, STUCK_LIMIT_MAX_S, STUCK_LIMIT_MIN_S, AppSpec,
+    SESSION_TIMEOUT_MAX_S, SESSION_TIMEOUT_MIN_S, STUCK_LIMIT_MAX_S, STUCK_LIMIT_MIN_S, AppSpec, AutoscaleSpec,
 )
+
+# the autoscaler's interval and cooldown: at least one lag sample apart (the leader samples every
+# ~10 s), at most a day
+AUTOSCALE_MIN_S = 10.0
+AUTOSCALE_MAX_S = 86400.0
 
 # what the Mesos fetcher can get: these schemes, or an absolute path on the agent
 URI_SCHEMES = ("http", "https", "ftp", "ftps", "hdfs", "s3", "s3a", "s3n", "file")
@@ -62,4 +67,23 @@ def app_issues(path: str, app: AppSpec) -> list[Issue]:
         out.append((f"{path}.stuck_limit_s", f"must be from {STUCK_LIMIT_MIN_S:g} to {STUCK_LIMIT_MAX_S:g} "
                                              f"seconds (how long an instance may stay out of RUNNING before it "
                                              f"is restarted), got {stuck:g}"))
+    return out
+
+
+def autoscale_issues(path: str, auto: AutoscaleSpec, count: int, max_instances: int) -> list[Issue]:
+    """The problems of an app's `autoscale` (`count`: the app's), each naming its field."""
+    out: list[Issue] = []
+    if not 1 <= auto.min <= max_instances:
+        out.append((f"{path}.min", f"must be from 1 to {max_instances} (scale to 0 with kmf scale app), got {auto.min}"))
+    if not auto.min <= auto.max <= max_instances:
+        out.append((f"{path}.max", f"must be from min ({auto.min}) to {max_instances}, got {auto.max}"))
+    if auto.target_lag < 1:
+        out.append((f"{path}.target_lag", f"must be at least 1 record behind per instance, got {auto.target_lag}"))
+    for name in ("interval_s", "cooldown_s"):
+        value = getattr(auto, name)
+        if not AUTOSCALE_MIN_S <= value <= AUTOSCALE_MAX_S:  # NaN too
+            out.append((f"{path}.{name}", f"must be from {AUTOSCALE_MIN_S:g} to {AUTOSCALE_MAX_S:g} seconds, got {value:g}"))
+    if count == 0:
+        out.append((path.rsplit(".", 1)[0] + ".count", "an autoscaled app starts with at least 1 instance (its lag "
+                                                       "is read from its group's commits), got 0"))
     return out

@@ -199,6 +199,21 @@ STUCK_LIMIT_MAX_S = 86400.0
 
 
 @attrs.frozen
+class AutoscaleSpec:
+    """Lag-based autoscaling of one app (scheduler.core.app_autoscale): as many instances as its
+    consumer group's lag needs at `target_lag` records per instance, from `min` to `max` and never
+    more than the partitions of the busiest topic the group reads (an instance more would get none).
+    A scale-out waits `interval_s` after the last change and for every instance to be ready; a
+    scale-in waits until the lag has been low for `cooldown_s` (and as long since the last change)."""
+
+    max: int
+    target_lag: int  # records behind per instance
+    min: int = 1
+    interval_s: float = 30.0
+    cooldown_s: float = 300.0
+
+
+@attrs.frozen
 class AppSpec:
     name: str
     command: tuple[str, ...]
@@ -220,6 +235,9 @@ class AppSpec:
     group: str | None = None
     # out of Kafka Streams' RUNNING (as the app's output says) this long, an instance is restarted
     stuck_limit_s: float = DEFAULT_STUCK_LIMIT_S
+    # lag-based autoscaling (opt-in); `count` is then where it starts, and an operator's `kmf scale
+    # app` pauses it until `kmf scale app NAME --auto`
+    autoscale: AutoscaleSpec | None = None
 
     def session_timeout_ms(self, policies: "Policies") -> int:
         """`session_timeout_s`, else long enough for a relaunch in place after a first failure

@@ -12,7 +12,7 @@ from typing import Iterable
 import attrs
 
 from config.declared import removed, replication_changes, validate_declared
-from config.app_rules import app_issues
+from config.app_rules import app_issues, autoscale_issues
 from config.models import AppSpec, Constraint, ServiceSpec, quorum_size
 from kmfwire import artifacts
 
@@ -89,6 +89,8 @@ def _app(i: int, app: AppSpec) -> list[Issue]:
         out.append((f"{path}.command", "must not be empty"))
     out += _constraints(f"{path}.placement", app.placement)
     out += app_issues(path, app)
+    if app.autoscale is not None:
+        out += autoscale_issues(f"{path}.autoscale", app.autoscale, app.count, MAX_INSTANCES)
     return out
 
 

@@ -259,9 +259,11 @@ def key_values(doc: dict, indent: int = 0) -> list[str]:
 def plan_text(plan: dict) -> str:
     lines = [f"{plan['name']} ({plan['strategy']}) {plan['status']}"]
     for phase in plan.get("phases", []):
-        lines.append(f"├─ {phase['name']} ({phase['strategy']}) {phase['status']}")
+        said = f"  {phase['message']}" if phase.get("message") else ""  # the autoscale plan's last evaluation
+        lines.append(f"├─ {phase['name']} ({phase['strategy']}) {phase['status']}{said}")
         for step in phase.get("steps", []):
-            msg = f"  {step['message']}" if step.get("message") and step["status"] != "COMPLETE" else ""
+            # a done step says nothing more, except an autoscaling decision (why it was taken)
+            msg = f"  {step['message']}" if step.get("message") and (step["status"] != "COMPLETE" or "lag" in step) else ""
             if step.get("unplaceable"):
                 msg += f"  (cannot be placed: {step['unplaceable']})"
             lines.append(f"│  ├─ {step['name']} {step['status']}{msg}")
@@ -545,10 +547,14 @@ def endpoints(args: argparse.Namespace) -> int:
 
 
 def scale(args: argparse.Namespace) -> int:
+    if args.what == "app" and getattr(args, "auto", False) == (args.count is not None):
+        print("kmf scale app: give the instance count, or --auto to resume autoscaling (not both)", file=sys.stderr)
+        return EXIT_USAGE
     body = {"kind": "brokers", "count": args.count, "confirm": bool(getattr(args, "yes", False)),
             "drain": bool(getattr(args, "drain", False))} \
         if args.what == "brokers" else \
-        {"kind": "app", "name": args.name, "count": args.count}
+        ({"kind": "app", "name": args.name, "auto": True} if getattr(args, "auto", False)
+         else {"kind": "app", "name": args.name, "count": args.count})
     status, doc = call(args, "POST", "/v1/scale", body)
     if status >= 300 or not getattr(args, "drain", False) or not getattr(args, "wait", False) \
             or "draining" not in str(doc.get("message", "")):
@@ -859,9 +865,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--wait", action="store_true", help="with --drain: follow the drain until it is done")
     p.add_argument("--wait-timeout", type=float, default=3600.0, metavar="S")
     common(p)
-    p = _leaf(scsub, "app", "set the instance count of a stream app", scale)
+    p = _leaf(scsub, "app", "set the instance count of a stream app (it pauses the app's autoscaling), "
+                            "or resume its autoscaling (--auto)", scale)
     p.add_argument("name")
-    p.add_argument("count", type=int)
+    p.add_argument("count", type=int, nargs="?")
+    p.add_argument("--auto", action="store_true", help="resume the app's lag autoscaling (no count)")
     common(p)
 
     p = subparsers.add_parser("rebalance", help="balance partition replicas and leaders over every broker "

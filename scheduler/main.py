@@ -35,6 +35,8 @@ from scheduler.api.server import Api, ApiServer
 from scheduler.api.views import broker_endpoint
 from scheduler.core import actions as act
 from scheduler.core import ca_rotation
+from scheduler.core import events as ev
+from scheduler.core.app_autoscale import group_lags
 from scheduler.core import launch_config
 from scheduler.core.construction import initial_state
 from scheduler.core.events import CommandKind
@@ -158,7 +160,6 @@ class Service:
         (check_update is not symmetric: a grown disk cannot shrink again), so a refusal by Kafka
         after it would leave the two disagreeing. What remains is a scheduler killed between (2)
         and (3): then Kafka has the new values and the target the old ones."""
-        from scheduler.core import events as ev
         from scheduler.core.decide import decide
         from scheduler.core.pods import desired_pods
         from scheduler.shell import live_config
@@ -433,6 +434,7 @@ def run(config_path: str) -> int:
             return EXIT_OK
         adapter.start(stored.framework_id)
         watcher = KafkaWatcher(lambda: loop.snapshot, loop.put).start()
+        lag_watcher.on_sample = lambda sample: loop.put(ev.LagSampled(group_lags(sample), time.time()))
         lag_watcher.start()
         mover = loop.data_mover = DataMover(lambda st: tools_for(artifact_files, st.spec.kafka.version),
                                             lambda: loop.snapshot, loop.put).start()

@@ -467,6 +467,14 @@ class Api:
     def post_scale(self, body: bytes) -> tuple[int, Any]:
         doc = self._json(body)
         kind, count = doc.get("kind"), doc.get("count")
+        if kind == "app" and "auto" in doc:  # resume an app's autoscaling: no count
+            if doc["auto"] is not True:
+                raise ApiError(400, "auto must be true (an app's count pauses its autoscaling)", "auto")
+            if "count" in doc:
+                raise ApiError(400, "give a count or auto, not both", "count")
+            if not isinstance(doc.get("name"), str):
+                raise ApiError(400, "name of the app is required", "name")
+            return self._submit(CommandKind.SCALE_APP, {"app": doc["name"], "count": None, "auto": True})
         if not isinstance(count, int) or isinstance(count, bool):
             raise ApiError(400, f"count must be a whole number, got {count!r}", "count")
         for flag in ("confirm", "drain"):

@@ -74,6 +74,7 @@ class Reply:
 class SetTargetConfig:
     config_id: str
     spec: ServiceSpec
+    why: str = ""  # said in the scheduler's log when not empty (the autoscaler's changes)
 
 
 @attrs.frozen

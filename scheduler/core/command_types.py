@@ -73,6 +73,7 @@ class Rebalance:
 class ScaleApp:
     app: Any
     count: Any
+    auto: Any = False  # resume the app's autoscaling (then no count)
 
 
 @attrs.frozen
@@ -140,7 +141,7 @@ def rebalance(args: Mapping[str, Any]) -> Rebalance:
 
 
 def scale_app(args: Mapping[str, Any]) -> ScaleApp:
-    return ScaleApp(args.get("app"), args.get("count"))
+    return ScaleApp(args.get("app"), args.get("count"), args.get("auto", False))
 
 
 def update_config(args: Mapping[str, Any]) -> UpdateConfig:

@@ -16,6 +16,7 @@ Each kind of event has its handler in the module of its concern:
 ``BrokersUnregistered``  `broker_registrations` (removed brokers gone from KRaft)
 ``InverseOffers``  `maintenance` (Mesos maintenance windows; also before each offer round)
 ``DeclaredDeleted`` `declared_deletes` (declared topics/users the reconciler deleted)
+``LagSampled``     `spec_commands` (lag autoscaling of stream apps, policy in `app_autoscale`)
 =================  =====================================================
 
 Every handler is pure: data in, a new state and the actions for the shell out.
@@ -27,7 +28,7 @@ from typing import Any, Callable
 import attrs
 
 from scheduler.core import events as ev
-from scheduler.core import broker_registrations, declared_deletes, kafka_features, maintenance
+from scheduler.core import broker_registrations, declared_deletes, kafka_features, maintenance, spec_commands
 from scheduler.core.commands import on_command
 from scheduler.core.construction import initial_state
 from scheduler.core.records import Result
@@ -56,6 +57,7 @@ HANDLERS: dict[type, Callable[[State, Any], Result]] = {
     ev.InverseOffers: maintenance.on_inverse_offers,
     ev.InverseOfferRescinded: maintenance.on_inverse_offer_rescinded,
     ev.DeclaredDeleted: declared_deletes.on_declared_deleted,
+    ev.LagSampled: spec_commands.on_lag_sampled,
 }
 
 

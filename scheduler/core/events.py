@@ -174,6 +174,15 @@ class InverseOfferRescinded:
     now: float
 
 
+@attrs.frozen
+class LagSampled:
+    """A consumer-group lag sample of the leader's (scheduler.shell.lag_watch), per group with a
+    committed offset (`app_autoscale.group_lags`)."""
+
+    groups: Mapping[str, Any]  # group → app_autoscale.GroupLag
+    now: float
+
+
 Event = (Subscribed | Disconnected | Offers | OfferRescinded | Status | AgentLost | Tick | KafkaHealth | Command
          | ReassignFailed | PartitionSizes | KafkaFeatures | BrokersUnregistered | InverseOffers | InverseOfferRescinded
-         | DeclaredDeleted)
+         | DeclaredDeleted | LagSampled)

@@ -1,4 +1,5 @@
-"""Commands that change the target spec (scale brokers, scale an app, update the config) and
+"""Commands that change the target spec (scale brokers, scale an app, update the config), the
+autoscaler's changes of an app's count (`on_lag_sampled`, policy in `app_autoscale`), and
 uninstall. A new target is adopted whole (`set_spec`); pods it no longer has are killed and their
 records removed, and the rolling update brings the others to it.
 """
@@ -12,7 +13,7 @@ import config
 from config import ServiceSpec
 from config.rules import declared_removals, validate
 from scheduler.core import actions as act
-from scheduler.core import broker_count, broker_registrations, declared_deletes, kafka_features, launch_config
+from scheduler.core import app_autoscale, broker_count, broker_registrations, declared_deletes, kafka_features, launch_config
 from scheduler.core import events as ev
 from scheduler.core.command_types import ScaleApp, ScaleBrokers, Uninstall, UpdateConfig
 from scheduler.core.offer_control import offer_control
@@ -84,17 +85,87 @@ def scale_brokers(state: State, command: ScaleBrokers, cmd: ev.Command) -> Resul
 
 
 def scale_app(state: State, command: ScaleApp, cmd: ev.Command) -> Result:
-    """A new instance count for one app (0 stops them all)."""
+    """A new instance count for one app (0 stops them all); on an autoscaled app it pauses the
+    autoscaling until `auto` resumes it."""
     name, count, now = command.app, command.count, cmd.now
     app = state.spec.app(name) if isinstance(name, str) else None
     if app is None:
         return state, (refuse(cmd, Refusal.NOT_FOUND, f"app {name!r} does not exist"),)
+    if command.auto is not False:
+        return _resume_autoscale(state, app, command, cmd)
     bad = _bad_count(count, 0)
     if bad:
         return state, (refuse(cmd, Refusal.INVALID, bad),)
+    out: list[act.Action] = []
+    note = ""
+    if app.autoscale is not None:
+        # the pause is stored before the count: a scheduler dying in between leaves the autoscaler
+        # paused at the count it had, never undoing the operator's
+        mem = app_autoscale.memory(state.properties, name)
+        props, persist = app_autoscale.stored(state.properties, name, attrs.evolve(mem, manual=True))
+        state = attrs.evolve(state, properties=props)
+        out.append(persist)
+        note = f" (autoscaling paused until kmf scale app {name} --auto)"
     apps = tuple(attrs.evolve(a, count=count) if a.name == name else a for a in state.spec.apps)
-    new_state, out = set_spec(state, attrs.evolve(state.spec, apps=apps), now)
-    return offer_control(new_state, now, out + [accept(cmd, f"{name}: {app.count} → {count}")])
+    new_state, more = set_spec(state, attrs.evolve(state.spec, apps=apps), now)
+    return offer_control(new_state, now, out + more + [accept(cmd, f"{name}: {app.count} → {count}{note}")])
+
+
+def _resume_autoscale(state: State, app: config.AppSpec, command: ScaleApp, cmd: ev.Command) -> Result:
+    if command.auto is not True:
+        return state, (refuse(cmd, Refusal.INVALID, f"auto must be true, got {command.auto!r}"),)
+    if command.count is not None:
+        return state, (refuse(cmd, Refusal.INVALID, "give a count or auto, not both"),)
+    if app.autoscale is None:
+        return state, (refuse(cmd, Refusal.CONFLICT, f"app {app.name!r} has no autoscale in its config"),)
+    mem = app_autoscale.memory(state.properties, app.name)
+    if not mem.manual:
+        return state, (accept(cmd, f"{app.name}: autoscaling was not paused"),)
+    props, persist = app_autoscale.stored(state.properties, app.name, attrs.evolve(mem, manual=False))
+    return attrs.evolve(state, properties=props), (persist, accept(
+        cmd, f"{app.name}: autoscaling resumed at {app.count} instances (from {app.autoscale.min} to {app.autoscale.max})"))
+
+
+def on_lag_sampled(state: State, event: ev.LagSampled) -> Result:
+    """Each autoscaled app's count after a lag sample (policy: `app_autoscale.decide`); a change is
+    adopted like an operator's count and kept with the lag that caused it."""
+    if state.uninstalling:
+        return state, ()
+    now = event.now
+    spec = state.spec
+    low = dict(state.autoscale_low_since)
+    notes = dict(state.autoscale_notes)
+    props = dict(state.properties)
+    out: list[act.Action] = []
+    for app in state.spec.apps:
+        if app.autoscale is None:
+            continue
+        mem = app_autoscale.memory(props, app.name)
+        lag = event.groups.get(app.consumer_group(spec.name))
+        verdict = app_autoscale.decide(app.autoscale, app.count, lag, mem, low.get(app.name),
+                                       app_autoscale.settled(state, app), now)
+        notes[app.name] = verdict.note
+        if verdict.low_since is None:
+            low.pop(app.name, None)
+        else:
+            low[app.name] = verdict.low_since
+        if verdict.count is None or verdict.count == app.count:
+            continue
+        decision = app_autoscale.Decision(now, app.count, verdict.count, verdict.lag, verdict.note)
+        props, persist = app_autoscale.stored(props, app.name, mem.with_decision(decision))
+        out.append(persist)
+        low.pop(app.name, None)
+        spec = attrs.evolve(spec, apps=tuple(attrs.evolve(a, count=verdict.count) if a.name == app.name else a
+                                             for a in spec.apps))
+    state = attrs.evolve(state, properties=props, autoscale_low_since=low, autoscale_notes=notes)
+    if spec == state.spec:
+        return state, tuple(out)
+    new_state, more = set_spec(state, spec, now)
+    before = {a.name: a.count for a in state.spec.apps}
+    why = "; ".join(f"autoscale {a.name}: {before[a.name]} → {a.count}, {notes[a.name]}"
+                    for a in spec.apps if a.count != before[a.name])
+    more = [attrs.evolve(a, why=why) if isinstance(a, act.SetTargetConfig) else a for a in more]
+    return offer_control(new_state, now, out + more)
 
 
 def update_config(state: State, command: UpdateConfig, cmd: ev.Command) -> Result:
@@ -103,6 +174,7 @@ def update_config(state: State, command: UpdateConfig, cmd: ev.Command) -> Resul
     spec, launch_id, now = command.spec, command.launch_id, cmd.now
     if not isinstance(spec, ServiceSpec):
         return state, (refuse(cmd, Refusal.INVALID, "no valid spec given"),)
+    spec = app_autoscale.kept_counts(state.spec, spec, state.properties)
     refused = config.check_update(state.spec, spec)
     too_old = kafka_features.refusal(state, spec)
     if too_old is not None:

@@ -207,6 +207,10 @@ class State:
     # last asked to unregister them (None: nothing asked) and why the last ask failed
     unregister_asked_at: float | None = None
     unregister_error: str | None = None
+    # lag autoscaling (scheduler.core.app_autoscale), not persisted: app → since when its lag has
+    # asked for fewer instances, and what its last evaluation said (the autoscale plan shows it)
+    autoscale_low_since: Mapping[str, float] = attrs.field(factory=dict)
+    autoscale_notes: Mapping[str, str] = attrs.field(factory=dict)
 
     def by_task_id(self, task_id: str) -> TaskRecord | None:
         pod = task_id.split("__", 1)[0]

@@ -1,8 +1,9 @@
 """Consumer-group lag: committed offsets (AdminClient) against the partitions' high watermarks.
 
 Only the leader samples (started next to the KafkaWatcher), every `interval` seconds, on its own
-thread, through a probe child process (lag_probe says why it is not done in here); the latest sample is kept here (not in the core State: lag decides nothing) and read by
-/metrics and GET /v1/lag.
+thread, through a probe child process (lag_probe says why it is not done in here); the latest sample is kept here (not in the core State) and read by
+/metrics and GET /v1/lag, and each sample is handed to `on_sample` (the scheduler makes it the
+core's `LagSampled` event, which autoscaled apps are scaled by).
 
 A partition the group has no committed offset for (Kafka answers OFFSET_INVALID) is *unknown*,
 not counted from the earliest offset: where the group would start depends on its
@@ -67,8 +68,10 @@ class LagWatcher:
 
     def __init__(self, state: Callable[[], State], interval: float = 10.0, timeout: float = 5.0,
                  max_groups: int = MAX_GROUPS, max_partitions: int = MAX_PARTITIONS,
-                 probe_cmd: Callable[[str], list[str]] | None = None) -> None:
+                 probe_cmd: Callable[[str], list[str]] | None = None,
+                 on_sample: Callable[[dict[str, Any]], None] | None = None) -> None:
         self.state = state
+        self.on_sample = on_sample
         self.interval = interval
         self.timeout = timeout
         self.max_groups, self.max_partitions = max_groups, max_partitions
@@ -116,6 +119,8 @@ class LagWatcher:
         sample = compute_lag(committed, ends, answer["sampled_at"], round(time.time() - started, 3),
                              answer["skipped_groups"], answer["skipped_partitions"])
         self.latest = sample
+        if self.on_sample is not None:
+            self.on_sample(sample)
         return sample
 
     def _ask(self, boot: str) -> dict[str, Any] | None:

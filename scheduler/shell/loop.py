@@ -202,6 +202,8 @@ class Loop:
                 pending.reply = a
                 pending.done.set()
         elif isinstance(a, act.SetTargetConfig):
+            if a.why:
+                log.info("new target config %s: %s", a.config_id, a.why)
             try:
                 self.store.apply_config(a.config_id, spec_to_json(a.spec))
             except StoreError as exc:

@@ -183,6 +183,9 @@ BAD = [
     ("POST", "/v1/scale", b'{"kind": "app", "name": "nope", "count": 2}'),  # unknown app
     ("POST", "/v1/scale", b'{"kind": "app", "name": ["wc"], "count": 2}'),
     ("POST", "/v1/scale", b'{"kind": "brokers", "count": -3}'),
+    ("POST", "/v1/scale", b'{"kind": "app", "name": "wc", "auto": false}'),  # auto only resumes
+    ("POST", "/v1/scale", b'{"kind": "app", "name": "wc", "auto": true, "count": 2}'),
+    ("POST", "/v1/scale", b'{"kind": "app", "name": "wc", "auto": true}'),  # wc has no autoscale
     ("POST", "/v1/scale", b'null'),
     ("POST", "/v1/scale", b'"brokers"'),
     ("POST", "/v1/scale", b'[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[' * 200),

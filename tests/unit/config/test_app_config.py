@@ -89,3 +89,27 @@ def test_the_session_timeout_covers_a_first_relaunch_within_kafkas_bounds(backof
     else:
         assert SESSION_TIMEOUT_MIN_S * 1000 <= ms <= SESSION_TIMEOUT_MAX_S * 1000
         assert ms >= min(SESSION_TIMEOUT_MAX_S, backoff + RELAUNCH_MARGIN_S) * 1000 - 1
+
+
+def test_autoscale_loads_with_its_defaults_and_round_trips():
+    spec = load("    autoscale: {max: 6, target_lag: 5000}")
+    a = spec.apps[0].autoscale
+    assert (a.min, a.max, a.target_lag, a.interval_s, a.cooldown_s) == (1, 6, 5000, 30.0, 300.0)
+    assert spec_from_json(spec_to_json(spec)) == spec
+    assert load("").apps[0].autoscale is None
+
+
+@pytest.mark.parametrize("extra, expected", [
+    ("    autoscale: {target_lag: 10}", "apps[0].autoscale.max: is required"),
+    ("    autoscale: {max: 3}", "apps[0].autoscale.target_lag: is required"),
+    ("    autoscale: {min: 4, max: 3, target_lag: 10}", "apps[0].autoscale.max: must be from min (4)"),
+    ("    autoscale: {min: 0, max: 3, target_lag: 10}", "apps[0].autoscale.min: must be from 1"),
+    ("    autoscale: {max: 3, target_lag: 0}", "apps[0].autoscale.target_lag: must be at least 1"),
+    ("    autoscale: {max: 3, target_lag: 9, cooldown_s: 2}", "apps[0].autoscale.cooldown_s: must be from 10"),
+    ("    autoscale: {max: 3, target_lag: 9, interval_s: .nan}", "apps[0].autoscale.interval_s"),
+    ("    count: 0\n    autoscale: {max: 3, target_lag: 9}", "apps[0].count: an autoscaled app starts with at least 1"),
+    ("    autoscale: {max: 3, target_lag: 9, lag: 4}", "apps[0].autoscale.lag: unknown key"),
+])
+def test_bad_autoscale_settings_are_named(extra, expected):
+    found = problems(extra)
+    assert any(expected in p for p in found), found

@@ -1,0 +1,86 @@
+"""Lag autoscaling end to end: the exactly-once word count, autoscaled from 1 to 3 instances at
+3,000 records of lag per instance, gets a burst of numbered input; kmf scales it out while the lag
+is high and back in after the cooldown, and every input word is counted exactly once across the
+scaling steps. Judged by the master's /master/frameworks (running instances), Kafka's
+describe_consumer_groups (the group's members) and the output topic read read_committed."""
+from __future__ import annotations
+
+import time
+
+import pytest
+from confluent_kafka.admin import AdminClient
+
+from tests.helpers.master_views import live_tasks
+from tests.helpers.streams_apps import CountReader, produce_lines
+from tests.helpers.wait import wait_for
+
+pytestmark = [pytest.mark.timeout(480), pytest.mark.kafka]
+
+GROUP = "wc-auto"
+LINES = 60_000  # one numbered word each: the counts must end at exactly 1 per word
+
+
+def instances(env) -> int:
+    return sum(1 for name in live_tasks(env.lm) if name.startswith("wordcount-"))
+
+
+def members(admin: AdminClient) -> int | None:
+    """How many members the group has once it is Stable (None: rebalancing)."""
+    d = admin.describe_consumer_groups([GROUP])[GROUP].result(timeout=15)
+    return len(d.members) if str(d.state).rsplit(".", 1)[-1] == "STABLE" else None
+
+
+def decisions(s) -> list[tuple[int, int, int | None]]:
+    phase = s.get("/v1/plans/autoscale")["phases"][0]
+    return [(int(st["name"].split(" → ")[0]), int(st["name"].split(" → ")[1]), st["lag"]) for st in phase["steps"]]
+
+
+def test_lag_scales_the_word_count_out_and_back_in_and_every_word_is_counted_once(kmf_env):
+    started = time.monotonic()
+    env = kmf_env(agents=3)
+    app = {"name": "wordcount", "count": 1, "cpus": 0.25, "mem_mb": 256, "runtime": "python",
+           "command": ["-m", "streams.wordcount", "--input", "text", "--output", "counts", "--group", GROUP],
+           "autoscale": {"min": 1, "max": 3, "target_lag": 3000, "interval_s": 10, "cooldown_s": 30}}
+    s = env.start_scheduler(brokers=1, apps=[app])
+    wait_for(lambda: s.pod("broker-0").get("ready"), timeout=150, interval=1, what="broker ready")
+    for topic, partitions in (("text", 3), ("counts", 1)):
+        code, doc = s.request("POST", "/v1/topics", {"name": topic, "partitions": partitions})
+        assert code in (200, 409), doc
+    s.wait_deployed(timeout=180)
+    boot = s.get("/v1/endpoints/broker")["bootstrap_servers"]
+    admin = AdminClient({"bootstrap.servers": boot})
+    reader = CountReader(boot, "counts")
+    # a first word, so that the group has committed offsets (its lag is known) before the burst
+    produce_lines(boot, "text", ["n0"])
+    wait_for(lambda: reader.latest().get("n0") == 1, timeout=120, what="the first word counted")
+    assert instances(env) == 1 and s.get("/v1/plans/autoscale")["phases"][0]["count"] == 1
+
+    words = [f"n{i}" for i in range(1, LINES + 1)]
+    produce_lines(boot, "text", words)
+    produced = time.monotonic()
+    wait_for(lambda: instances(env) == 3, timeout=60, interval=0.5, what="3 instances at the master")
+    out_s = time.monotonic() - produced
+    (first,) = decisions(s)
+    assert first[:2] == (1, 3) and first[2] is not None and first[2] > 2 * 3000, first
+    peak = wait_for(lambda: members(admin) == 3, timeout=120, interval=1, what="3 members in the group (Kafka's view)")
+    assert peak
+
+    expected = {w: 1 for w in ["n0", *words]}
+    reader.wait_for_counts(expected, [], timeout=240)
+    counted = time.monotonic()
+    # then the lag is gone: after cooldown_s of it (and as long since the change), back to min
+    wait_for(lambda: instances(env) == 1, timeout=120, interval=0.5, what="back to 1 instance at the master")
+    in_s = time.monotonic() - counted
+    assert [d[:2] for d in decisions(s)] == [(1, 3), (3, 1)]
+    assert s.pod("wordcount-0").get("ready")
+    wait_for(lambda: members(admin) == 1, timeout=120, interval=1, what="1 member left in the group")
+
+    # exactly once across both steps: every word's only update is 1 (an aborted batch is never read)
+    reader.latest()
+    twice = {w: h for w, h in reader.history.items() if h != [1]}
+    assert not twice, f"words counted more than once: {dict(list(twice.items())[:5])}"
+    assert set(reader.history) == set(expected)
+    reader.close()
+    print(f"autoscale e2e: scaled out {out_s:.1f} s after the burst, all {LINES + 1} words counted "
+          f"{counted - produced:.1f} s after it, scaled in {in_s:.1f} s after that; "
+          f"decisions {decisions(s)}; {time.monotonic() - started:.0f} s in all")
