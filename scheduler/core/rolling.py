@@ -88,7 +88,7 @@ def roll_decision(state: State, now: float, pods: list[PodDef] | None = None,
                     chosen = p
                     break
                 waits[p.name] = why
-                if len(busy) > 1 or (busy and p.name not in busy) or gate.health_blocker:
+                if len(busy) > 1 or (busy and p.name not in busy) or gate.stale_blocker:
                     # the same for every other candidate: say so without asking again
                     waits.update({o.name: why for o in outdated if o.name not in waits and o.name not in busy})
                     break

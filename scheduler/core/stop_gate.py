@@ -36,8 +36,10 @@ class StopGate:
     A broker may stop only when no other broker or controller is starting, stopping or not ready;
     the KRaft voters left running stay a majority; Kafka metadata asked after the last broker stop,
     launch and readiness (and at most HEALTH_MAX_AGE_S ago) shows no under-replicated partition
-    and none that would fall below min.insync.replicas without it. A lone broker is not gated:
-    there is nothing to keep available, as the rolling update always had it."""
+    and none that would fall below min.insync.replicas without it. A broker that recent metadata
+    does not list (fenced or unregistered: it serves nothing) may restart in place whatever the
+    partitions' state. A lone broker is not gated: there is nothing to keep available, as the
+    rolling update always had it."""
 
     def __init__(self, state: State, pods: list[PodDef], now: float) -> None:
         self.state, self.now = state, now
@@ -45,9 +47,12 @@ class StopGate:
         self.down = {p.name: why for p in self.members if (why := not_serving(state.tasks.get(p.name)))}
         kraft = state.spec.kafka.mode == "kraft"
         self.voters = [p.name for p in self.members if kraft and p.is_controller]
-        self.health_blocker = self._health_blocker()
+        # the same for every broker asked about: metadata too old to judge by, or partitions
+        # under-replicated
+        self.stale_blocker = self._stale()
+        self.health_blocker = self.stale_blocker or self._under_replicated()
 
-    def _health_blocker(self) -> str | None:
+    def _stale(self) -> str | None:
         state, now = self.state, self.now
         health: ev.KafkaHealth | None = state.kafka
         if health is None:
@@ -61,7 +66,11 @@ class StopGate:
                     f"(the last sample was asked {now - health.now:.1f}s ago)")
         if now - health.now > HEALTH_MAX_AGE_S:
             return f"the last Kafka metadata was asked {now - health.now:.0f}s ago (more than {HEALTH_MAX_AGE_S:.0f}s)"
-        if health.under_replicated:
+        return None
+
+    def _under_replicated(self) -> str | None:
+        health = self.state.kafka
+        if health is not None and health.under_replicated:
             return (f"{health.under_replicated} partitions are under-replicated: "
                     f"{_names(health.under_replicated_names, health.under_replicated)}")
         return None
@@ -84,11 +93,21 @@ class StopGate:
             first = min(n for n in self.down if n != pod.name)
             more = f" (and {others - 1} more)" if others > 1 else ""
             return f"{first} is {self.down[first]}{more}: one broker at a time"
+        if self.stale_blocker:
+            return self.stale_blocker
+        health = self.state.kafka
+        assert health is not None  # else stale_blocker says it is not known
+        node = pod.node_id
+        if not moving and "broker" in pod.roles and node not in health.brokers_in_metadata:
+            # Kafka's metadata lists only live, unfenced brokers, and the controller takes a fenced
+            # broker out of every ISR: one it does not list serves no partition, so a restart in
+            # place (its data kept) costs no replica. And it may be the only way back: a broker left
+            # with stale controller addresses (a voter moved to another address) stays fenced until
+            # restarted, while partitions whose last in-sync copy it holds stay offline; holding
+            # its restart until nothing is under-replicated was a deadlock (found by the chaos suite)
+            return None
         if self.health_blocker:
             return self.health_blocker
-        health = self.state.kafka
-        assert health is not None  # else health_blocker says it is not known
-        node = pod.node_id
         at_risk = health.under_min_isr_if_down.get(node, 0)
         if at_risk:
             return (f"{at_risk} partitions would fall below min.insync.replicas "

@@ -390,3 +390,23 @@ def test_a_negative_update_step_timeout_is_refused_by_the_config_rules():
     with pytest.raises(ConfigError) as err:
         spec(BASE.replace("permanent_failure_timeout_s: 30", "update_step_timeout_s: -1"))
     assert "policies.update_step_timeout_s" in str(err.value.problems)
+
+
+def test_a_broker_kafka_does_not_list_is_restarted_by_the_roll_though_partitions_are_under_replicated():
+    """Found by the chaos suite: broker-2 kept the old address of a moved KRaft voter, could not
+    reach the active controller and stayed fenced, and the partitions whose last in-sync copy it
+    held were offline. The roll that would restart it with the new voters waited for no partition
+    to be under-replicated: a deadlock. A broker Kafka does not list serves nothing and is in no
+    ISR, so it restarts in place; the listed ones still wait, and a move (its data going) still waits."""
+    sim = deployed()
+    sim.send.kafka_healthy(brokers={0, 1}, under_replicated=3, under_replicated_names=("chaos-0",))
+    reply, kills = command(sim, "update_config", spec=spec(BASE.replace("heap_mb: 256", "heap_mb: 300")))
+    assert reply.ok
+    assert [k.task_id.split("__")[0] for k in kills] == ["broker-2"], kills
+    waiting = steps(sim, "update")
+    assert waiting["broker-0"]["status"] == waiting["broker-1"]["status"] == "PENDING"
+    # the same broker is not moved while it may hold the last copy
+    sim = deployed()
+    sim.send.kafka_healthy(brokers={0, 1}, under_replicated=3, under_replicated_names=("chaos-0",))
+    reply, kills = command(sim, "replace_pod", pod="broker-2", confirm=True)
+    assert not reply.ok and not kills and "under-replicated" in reply.result["message"]
