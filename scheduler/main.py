@@ -434,7 +434,8 @@ def run(config_path: str) -> int:
             return EXIT_OK
         adapter.start(stored.framework_id)
         watcher = KafkaWatcher(lambda: loop.snapshot, loop.put).start()
-        lag_watcher.on_sample = lambda sample: loop.put(ev.LagSampled(group_lags(sample), time.time()))
+        lag_watcher.on_sample = lambda sample: loop.put(ev.LagSampled(group_lags(sample), time.time(),
+                                                                            sample.get("sampled_at")))
         lag_watcher.start()
         mover = loop.data_mover = DataMover(lambda st: tools_for(artifact_files, st.spec.kafka.version),
                                             lambda: loop.snapshot, loop.put).start()

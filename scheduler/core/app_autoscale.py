@@ -50,20 +50,25 @@ class GroupLag:
     """One consumer group in a lag sample."""
 
     lag: int  # records behind, over the partitions with a committed offset
-    widest: int  # partitions of the busiest topic the group reads (with or without a commit)
+    widest: int  # partitions of the busiest topic the group reads (with or without a commit); 0: none committed
     unknown: int = 0  # partitions the group has no committed offset for (not in `lag`)
+    state: str | None = None  # as Kafka lists the group: STABLE, PREPARING_REBALANCING, EMPTY, ...
+
+    @property
+    def known(self) -> bool:
+        """Whether the lag is known: the group has committed an offset."""
+        return self.widest > 0
 
 
 def group_lags(sample: Mapping[str, Any]) -> dict[str, GroupLag]:
-    """The groups of a lag sample (`lag_watch.compute_lag`'s shape) that have committed offsets."""
+    """The groups of a lag sample (`lag_watch.compute_lag`'s shape)."""
     out: dict[str, GroupLag] = {}
     for name, group in sample.get("groups", {}).items():
         topics = group.get("topics") or {}
-        if not topics:
-            continue
         widths = [len(t.get("partitions", {})) + len(t.get("unknown", [])) for t in topics.values()]
-        out[name] = GroupLag(lag=int(group.get("lag", 0)), widest=max(widths),
-                             unknown=sum(len(t.get("unknown", [])) for t in topics.values()))
+        out[name] = GroupLag(lag=int(group.get("lag", 0)), widest=max(widths, default=0),
+                             unknown=sum(len(t.get("unknown", [])) for t in topics.values()),
+                             state=group.get("state"))
     return out
 
 
@@ -148,7 +153,7 @@ def decide(auto: AutoscaleSpec, count: int, lag: GroupLag | None, mem: Memory, l
     if count < auto.min or count > auto.max:
         inside = min(auto.max, max(auto.min, count))
         return Verdict(inside, f"{count} is outside min {auto.min} .. max {auto.max}", None)
-    if lag is None:
+    if lag is None or not lag.known:
         return Verdict(None, "no lag known yet (the group has committed no offset)", None)
     want = wanted(auto, lag)
     since_change = None if mem.last_at is None else now - mem.last_at

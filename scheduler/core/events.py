@@ -181,6 +181,7 @@ class LagSampled:
 
     groups: Mapping[str, Any]  # group → app_autoscale.GroupLag
     now: float
+    sampled_at: float | None = None  # when the probe asked Kafka (None: `now`)
 
 
 Event = (Subscribed | Disconnected | Offers | OfferRescinded | Status | AgentLost | Tick | KafkaHealth | Command

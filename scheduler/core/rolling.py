@@ -1,6 +1,7 @@
 """The rolling update: an outdated pod (its task's config fingerprint differs from the one its
 pod would get now) restarts in place, one per placement group at a time; brokers only when the
-`StopGate` lets them. The step a group waits at is timed from `update.waiting_since.<group>`.
+`StopGate` lets them, a stream app's instances only while Kafka shows its consumer group not
+rebalancing (and, autoscaled, caught up: `app_group_blocker`). The step a group waits at is timed from `update.waiting_since.<group>`.
 """
 from __future__ import annotations
 
@@ -93,7 +94,11 @@ def roll_decision(state: State, now: float, pods: list[PodDef] | None = None,
                     waits.update({o.name: why for o in outdated if o.name not in waits and o.name not in busy})
                     break
         else:
-            chosen = outdated[0]
+            why = app_group_blocker(state, members, recs)
+            if why is None:
+                chosen = outdated[0]
+            else:
+                waits.update({p.name: why for p in outdated})
         if chosen is None:
             waiting_groups.add(group)
         else:
@@ -102,6 +107,34 @@ def roll_decision(state: State, now: float, pods: list[PodDef] | None = None,
                 if p is not chosen:
                     waits[p.name] = f"{chosen.name} restarts first: one at a time"
     return RollDecision(tuple(kill), waits, frozenset(waiting_groups))
+
+
+# the states Kafka lists a consumer group in while it rebalances
+REBALANCING = ("PREPARING_REBALANCING", "COMPLETING_REBALANCING")
+
+
+def app_group_blocker(state: State, members: list[PodDef], recs: list[TaskRecord | None]) -> str | None:
+    """Why an app's next instance may not restart yet, every instance being ready: Kafka's view of
+    the app's consumer group, in a lag sample taken after the last of them became ready, must not
+    be rebalancing and, for an autoscaled app, be no more than count × target_lag records behind
+    (the roll must not pile a restart onto a group that has not caught up). None as well when the
+    last sample does not list the group (an app that consumes nothing, or no sample at all)."""
+    app = state.spec.app(members[0].app or "")
+    if app is None:
+        return None
+    group = app.consumer_group(state.spec.name)
+    info = state.app_groups.get(group)
+    if info is None or state.app_groups_at is None:
+        return None
+    last_ready = max((r.ready_at for r in recs if r is not None and r.ready_at is not None), default=None)
+    if last_ready is not None and state.app_groups_at <= last_ready:
+        return f"a sample of consumer group {group} taken after every instance is ready (every ~10 s)"
+    if info.state in REBALANCING:
+        return f"consumer group {group} is rebalancing ({info.state} in Kafka)"
+    if app.autoscale is not None and info.known and info.lag > app.count * app.autoscale.target_lag:
+        return (f"consumer group {group} is {info.lag} records behind, more than {app.count} × target_lag "
+                f"{app.autoscale.target_lag}")
+    return None
 
 
 def roll(state: State, now: float) -> tuple[State, list[act.Action]]:

@@ -157,7 +157,9 @@ def on_lag_sampled(state: State, event: ev.LagSampled) -> Result:
         low.pop(app.name, None)
         spec = attrs.evolve(spec, apps=tuple(attrs.evolve(a, count=verdict.count) if a.name == app.name else a
                                              for a in spec.apps))
-    state = attrs.evolve(state, properties=props, autoscale_low_since=low, autoscale_notes=notes)
+    groups = {g: event.groups[g] for g in (a.consumer_group(spec.name) for a in spec.apps) if g in event.groups}
+    state = attrs.evolve(state, properties=props, autoscale_low_since=low, autoscale_notes=notes, app_groups=groups,
+                         app_groups_at=event.sampled_at if event.sampled_at is not None else now)
     if spec == state.spec:
         return state, tuple(out)
     new_state, more = set_spec(state, spec, now)

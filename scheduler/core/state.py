@@ -211,6 +211,10 @@ class State:
     # asked for fewer instances, and what its last evaluation said (the autoscale plan shows it)
     autoscale_low_since: Mapping[str, float] = attrs.field(factory=dict)
     autoscale_notes: Mapping[str, str] = attrs.field(factory=dict)
+    # the stream apps' consumer groups in the last lag sample (group → app_autoscale.GroupLag) and
+    # when it was taken: what an app's rolling update waits on (rolling.app_group_blocker)
+    app_groups: Mapping[str, Any] = attrs.field(factory=dict)
+    app_groups_at: float | None = None
 
     def by_task_id(self, task_id: str) -> TaskRecord | None:
         pod = task_id.split("__", 1)[0]

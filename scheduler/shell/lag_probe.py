@@ -9,7 +9,7 @@ rd_kafka_cgrp_op). In here such a crash costs one lag sample; in the scheduler i
 framework.
 
 Protocol: one line on stdin asks for a sample; one JSON line on stdout answers it, with the raw
-committed and end offsets (the arithmetic is lag_watch.compute_lag's) or {"error": ...}. The probe
+committed and end offsets, each group's state (the arithmetic is lag_watch.compute_lag's) or {"error": ...}. The probe
 exits when its stdin closes, so it never outlives the scheduler.
 """
 from __future__ import annotations
@@ -28,6 +28,9 @@ def sample(admin: Any, timeout: float, max_groups: int, max_partitions: int) -> 
     asked = time.time()
     listed = admin.list_consumer_groups(request_timeout=timeout).result(timeout=timeout + 1)
     names = sorted(g.group_id for g in listed.valid if g.group_id)
+    # each group's state as the coordinator lists it (STABLE, PREPARING_REBALANCING, EMPTY, ...):
+    # an app's rolling update waits for a stable group (scheduler.core.app_roll)
+    states = {g.group_id: (g.state.name if g.state is not None else None) for g in listed.valid if g.group_id}
     skipped_groups = max(0, len(names) - max_groups)
     committed: dict[str, list[list[Any]]] = {}
     budget, skipped_partitions = max_partitions, 0
@@ -58,6 +61,7 @@ def sample(admin: Any, timeout: float, max_groups: int, max_partitions: int) -> 
             except Exception:  # noqa: BLE001 - e.g. a deleted topic: its partitions stay unknown
                 continue
     return {"sampled_at": asked, "committed": committed, "ends": ends,
+            "states": {n: states.get(n) for n in names[:max_groups]},
             "skipped_groups": skipped_groups, "skipped_partitions": skipped_partitions}
 
 

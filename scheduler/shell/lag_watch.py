@@ -38,11 +38,12 @@ TP = tuple[str, int]
 
 def compute_lag(committed: Mapping[str, Mapping[TP, int | None]], ends: Mapping[TP, int],
                 sampled_at: float, round_s: float = 0.0, skipped_groups: int = 0,
-                skipped_partitions: int = 0) -> dict[str, Any]:
+                skipped_partitions: int = 0, states: Mapping[str, str | None] | None = None) -> dict[str, Any]:
     """Pure: per group, per topic, lag = high watermark - committed offset (never below 0), summed
     over the partitions with both known; partitions with no committed offset or no known high
-    watermark are `unknown` and not summed."""
+    watermark are `unknown` and not summed. `states`: each group's state as Kafka listed it."""
     groups: dict[str, Any] = {}
+    states = states or {}
     for group in sorted(committed):
         topics: dict[str, Any] = {}
         total = 0
@@ -56,7 +57,7 @@ def compute_lag(committed: Mapping[str, Mapping[TP, int | None]], ends: Mapping[
             t["partitions"][part] = {"committed": off, "end": end, "lag": lag}
             t["lag"] += lag
             total += lag
-        groups[group] = {"lag": total, "topics": topics}
+        groups[group] = {"lag": total, "topics": topics, "state": states.get(group)}
     return {"sampled_at": sampled_at, "round_s": round_s, "groups": groups,
             "skipped_groups": skipped_groups, "skipped_partitions": skipped_partitions}
 
@@ -117,7 +118,7 @@ class LagWatcher:
         committed = {g: {(t, p): off for t, p, off in parts} for g, parts in answer["committed"].items()}
         ends = {(t, p): end for t, p, end in answer["ends"]}
         sample = compute_lag(committed, ends, answer["sampled_at"], round(time.time() - started, 3),
-                             answer["skipped_groups"], answer["skipped_partitions"])
+                             answer["skipped_groups"], answer["skipped_partitions"], answer.get("states"))
         self.latest = sample
         if self.on_sample is not None:
             self.on_sample(sample)

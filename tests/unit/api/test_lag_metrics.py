@@ -15,12 +15,13 @@ from tests.helpers.api_backend import Backend
 
 def test_lag_is_end_minus_committed_summed_per_topic_and_group():
     s = compute_lag({"g": {("a", 0): 3, ("a", 1): 10, ("b", 0): None}, "empty": {}},
-                    {("a", 0): 5, ("a", 1): 12, ("b", 0): 7}, 100.0)
+                    {("a", 0): 5, ("a", 1): 12, ("b", 0): 7}, 100.0, states={"g": "STABLE", "empty": "EMPTY"})
     g = s["groups"]["g"]
     assert g["lag"] == 4 and g["topics"]["a"]["lag"] == 4
     assert g["topics"]["a"]["partitions"][1] == {"committed": 10, "end": 12, "lag": 2}
     assert g["topics"]["b"] == {"lag": 0, "partitions": {}, "unknown": [0]}  # no committed offset: unknown
-    assert s["groups"]["empty"] == {"lag": 0, "topics": {}}
+    assert s["groups"]["empty"] == {"lag": 0, "topics": {}, "state": "EMPTY"}
+    assert g["state"] == "STABLE"
     assert s["sampled_at"] == 100.0
 
 

@@ -171,9 +171,10 @@ def test_an_app_without_autoscale_and_an_unknown_lag_are_left_alone():
 def test_group_lags_reads_the_samplers_shape():
     sample = {"groups": {
         "g": {"lag": 30, "topics": {"in": {"lag": 30, "partitions": {0: {}, 1: {}}, "unknown": [2]},
-                                    "rep": {"lag": 0, "partitions": {0: {}}, "unknown": []}}},
-        "idle": {"lag": 0, "topics": {}}}}
-    assert auto.group_lags(sample) == {"g": GroupLag(30, 3, 1)}
+                                    "rep": {"lag": 0, "partitions": {0: {}}, "unknown": []}}, "state": "STABLE"},
+        "idle": {"lag": 0, "topics": {}, "state": "EMPTY"}}}
+    assert auto.group_lags(sample) == {"g": GroupLag(30, 3, 1, "STABLE"), "idle": GroupLag(0, 0, 0, "EMPTY")}
+    assert not auto.group_lags(sample)["idle"].known
 
 
 counts = st.integers(min_value=0, max_value=12)

@@ -1,0 +1,77 @@
+"""A stream app's rolling update restarts its next instance only when Kafka shows the app's
+consumer group settled: in a lag sample taken after the restarted instance became ready, not
+rebalancing, and (autoscaled) no more than count × target_lag behind (scheduler.core.rolling.
+app_group_blocker)."""
+from __future__ import annotations
+
+from scheduler.core import events as ev
+from scheduler.core.app_autoscale import GroupLag
+from tests.helpers.core_kit import Scenario, deployed, spec
+
+APP = """\
+name: kafka
+mesos: {master: 'zk://127.0.0.1:2181/mesos'}
+zookeeper: {connect: '127.0.0.1:2181'}
+kafka: {brokers: 1, cpus: 1, mem_mb: 1024, heap_mb: 256, disk_mb: 1000}
+apps:
+  - name: wc
+    count: 2
+    cpus: 0.25
+    mem_mb: 128
+    command: ['-m', 'streams.wordcount', '--group', 'wcg']
+    env: {VERSION: '%s'}
+%s
+policies: {backoff_initial_s: 1, backoff_max_s: 8, permanent_failure_timeout_s: 30, deploy_strategy: parallel}
+"""
+AUTO = "    autoscale: {min: 2, max: 2, target_lag: 100}"
+
+
+def _sample(sim: Scenario, state: str = "STABLE", lag: int = 0):
+    return sim.send.event(ev.LagSampled({"wcg": GroupLag(lag, 2, 0, state)}, sim.now, sampled_at=sim.now))
+
+
+def _rolled_first(extra: str = "") -> Scenario:
+    """Deployed at version 1, a sample of the group, then version 2: wc-0 restarted and ready again."""
+    sim = deployed(APP % ("1", extra), agents=3)
+    _sample(sim)
+    sim.send.command("update_config", spec=spec(APP % ("2", extra))).replied(ok=True).killed("wc-0")
+    sim.send.status("wc-0", "TASK_KILLED")
+    sim.run_all_ready(2)
+    assert sim.record("wc-0").ready and sim.record("wc-1").kill_reason is None
+    return sim
+
+
+def _update_message(sim: Scenario, pod: str) -> str:
+    steps = {s["name"]: s for ph in sim.plans()["update"]["phases"] for s in ph["steps"]}
+    return steps[pod]["message"]
+
+
+def test_the_next_instance_waits_for_a_fresh_sample_and_a_group_that_is_not_rebalancing():
+    sim = _rolled_first()
+    assert "taken after every instance is ready" in _update_message(sim, "wc-1")
+    sim.now += 1
+    _sample(sim, "PREPARING_REBALANCING")
+    sim.send.tick(1).nothing_killed()
+    assert "is rebalancing (PREPARING_REBALANCING in Kafka)" in _update_message(sim, "wc-1")
+    sim.now += 1
+    _sample(sim, "STABLE")
+    sim.send.tick(1).killed("wc-1")
+
+
+def test_an_autoscaled_app_also_waits_for_its_lag_to_come_down():
+    sim = _rolled_first(AUTO)
+    sim.now += 1
+    _sample(sim, "STABLE", lag=500)
+    sim.send.tick(1).nothing_killed()
+    assert "500 records behind, more than 2 × target_lag 100" in _update_message(sim, "wc-1")
+    sim.now += 1
+    _sample(sim, "STABLE", lag=150)
+    sim.send.tick(1).killed("wc-1")
+
+
+def test_a_group_kafka_does_not_list_does_not_hold_the_roll():
+    sim = deployed(APP % ("1", ""), agents=3)
+    sim.send.command("update_config", spec=spec(APP % ("2", ""))).replied(ok=True).killed("wc-0")
+    sim.send.status("wc-0", "TASK_KILLED")
+    sim.run_all_ready(2)
+    assert sim.record("wc-1").kill_reason is not None  # no sample at all: the roll went on
