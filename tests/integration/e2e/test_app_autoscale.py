@@ -1,17 +1,22 @@
-"""Lag autoscaling end to end: the exactly-once word count, autoscaled from 1 to 3 instances at
-3,000 records of lag per instance, gets a burst of numbered input; kmf scales it out while the lag
-is high and back in after the cooldown, and every input word is counted exactly once across the
-scaling steps. Judged by the master's /master/frameworks (running instances), Kafka's
-describe_consumer_groups (the group's members) and the output topic read read_committed."""
+"""Lag autoscaling and a version roll end to end: the exactly-once word count, autoscaled from 2 to
+3 instances at 3,000 records of lag per instance, gets a burst of numbered input; kmf scales it out
+while the lag is high and back in after the cooldown, and every input word is counted exactly once
+across the scaling steps. Then a new version (a changed env) rolls over both instances, the second
+only once a lag sample taken after the first came back shows the group settled, and the group
+never rebalances. Judged by the master's /master/frameworks (running instances), Kafka's
+describe_consumer_groups (members) and the generations its coordinator recorded, and the output
+topic read read_committed."""
 from __future__ import annotations
 
+import copy
 import time
 
 import pytest
+import yaml
 from confluent_kafka.admin import AdminClient
 
 from tests.helpers.master_views import live_tasks
-from tests.helpers.streams_apps import CountReader, produce_lines
+from tests.helpers.streams_apps import CountReader, group_generations, produce_lines
 from tests.helpers.wait import wait_for
 
 pytestmark = [pytest.mark.timeout(480), pytest.mark.kafka]
@@ -38,9 +43,9 @@ def decisions(s) -> list[tuple[int, int, int | None]]:
 def test_lag_scales_the_word_count_out_and_back_in_and_every_word_is_counted_once(kmf_env):
     started = time.monotonic()
     env = kmf_env(agents=3)
-    app = {"name": "wordcount", "count": 1, "cpus": 0.25, "mem_mb": 256, "runtime": "python",
+    app = {"name": "wordcount", "count": 2, "cpus": 0.25, "mem_mb": 256, "runtime": "python",
            "command": ["-m", "streams.wordcount", "--input", "text", "--output", "counts", "--group", GROUP],
-           "autoscale": {"min": 1, "max": 3, "target_lag": 3000, "interval_s": 10, "cooldown_s": 30}}
+           "autoscale": {"min": 2, "max": 3, "target_lag": 3000, "interval_s": 10, "cooldown_s": 30}}
     s = env.start_scheduler(brokers=1, apps=[app])
     wait_for(lambda: s.pod("broker-0").get("ready"), timeout=150, interval=1, what="broker ready")
     for topic, partitions in (("text", 3), ("counts", 1)):
@@ -53,7 +58,7 @@ def test_lag_scales_the_word_count_out_and_back_in_and_every_word_is_counted_onc
     # a first word, so that the group has committed offsets (its lag is known) before the burst
     produce_lines(boot, "text", ["n0"])
     wait_for(lambda: reader.latest().get("n0") == 1, timeout=120, what="the first word counted")
-    assert instances(env) == 1 and s.get("/v1/plans/autoscale")["phases"][0]["count"] == 1
+    assert instances(env) == 2 and s.get("/v1/plans/autoscale")["phases"][0]["count"] == 2
 
     words = [f"n{i}" for i in range(1, LINES + 1)]
     produce_lines(boot, "text", words)
@@ -61,7 +66,7 @@ def test_lag_scales_the_word_count_out_and_back_in_and_every_word_is_counted_onc
     wait_for(lambda: instances(env) == 3, timeout=60, interval=0.5, what="3 instances at the master")
     out_s = time.monotonic() - produced
     (first,) = decisions(s)
-    assert first[:2] == (1, 3) and first[2] is not None and first[2] > 2 * 3000, first
+    assert first[:2] == (2, 3) and first[2] is not None and first[2] > 3 * 3000, first
     peak = wait_for(lambda: members(admin) == 3, timeout=120, interval=1, what="3 members in the group (Kafka's view)")
     assert peak
 
@@ -69,11 +74,35 @@ def test_lag_scales_the_word_count_out_and_back_in_and_every_word_is_counted_onc
     reader.wait_for_counts(expected, [], timeout=240)
     counted = time.monotonic()
     # then the lag is gone: after cooldown_s of it (and as long since the change), back to min
-    wait_for(lambda: instances(env) == 1, timeout=120, interval=0.5, what="back to 1 instance at the master")
+    wait_for(lambda: instances(env) == 2, timeout=120, interval=0.5, what="back to 2 instances at the master")
     in_s = time.monotonic() - counted
-    assert [d[:2] for d in decisions(s)] == [(1, 3), (3, 1)]
-    assert s.pod("wordcount-0").get("ready")
-    wait_for(lambda: members(admin) == 1, timeout=120, interval=1, what="1 member left in the group")
+    assert [d[:2] for d in decisions(s)] == [(2, 3), (3, 2)]
+    wait_for(lambda: members(admin) == 2, timeout=120, interval=1, what="2 members left in the group")
+
+    # a new version rolls over both instances; the second waits for a lag sample taken after the
+    # first is back, showing the group settled, and static membership keeps the group's generation
+    pods = ("wordcount-0", "wordcount-1")
+    old = {p: s.pod(p)["task_id"] for p in pods}
+    generations = group_generations(boot, GROUP)
+    new = copy.deepcopy(s.config)
+    new["apps"][0]["env"] = {"APP_VERSION": "2"}
+    code, doc = s.request("PUT", "/v1/config", yaml.safe_dump(new))
+    assert code == 200, doc
+    said: set[str] = set()
+
+    def rolled() -> bool:
+        for ph in s.get("/v1/plans/update")["phases"]:
+            said.update(st["message"] for st in ph["steps"])
+        now = {p: s.pod(p) for p in pods}
+        return all(now[p]["task_id"] != old[p] and now[p].get("ready") for p in pods)
+    roll_started = time.monotonic()
+    wait_for(rolled, timeout=180, interval=0.3, what="both instances rolled to the new version")
+    roll_s = time.monotonic() - roll_started
+    assert any("a sample of consumer group wc-auto taken after every instance is ready" in m for m in said), said
+    assert instances(env) == 2 and [d[:2] for d in decisions(s)] == [(2, 3), (3, 2)]  # kept through the update
+    wait_for(lambda: members(admin) == 2, timeout=120, interval=1, what="2 members after the roll")
+    after = group_generations(boot, GROUP)
+    assert set(after[len(generations) - 1:]) == {generations[-1]}, ("a rebalance during the roll", generations, after)
 
     # exactly once across both steps: every word's only update is 1 (an aborted batch is never read)
     reader.latest()
@@ -83,4 +112,5 @@ def test_lag_scales_the_word_count_out_and_back_in_and_every_word_is_counted_onc
     reader.close()
     print(f"autoscale e2e: scaled out {out_s:.1f} s after the burst, all {LINES + 1} words counted "
           f"{counted - produced:.1f} s after it, scaled in {in_s:.1f} s after that; "
-          f"decisions {decisions(s)}; {time.monotonic() - started:.0f} s in all")
+          f"decisions {decisions(s)}; the roll of 2 instances took {roll_s:.1f} s; "
+          f"{time.monotonic() - started:.0f} s in all")
