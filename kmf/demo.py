@@ -621,25 +621,46 @@ def kill_broker_and_watch(api_url: str, work_dir: Path, pod: str, bootstrap: str
 # ---------------------------------------------------------------------------- stage 8 and teardown
 
 
-def scale_app_and_wait(api_url: str, app: str, count: int, narrator: Narrator, timeout: float = 120.0) -> float:
+BURST_ROUNDS = 1000  # the demo's sentences this many times over: a backlog of ~50,000 records
+# A group reading a transactional producer's topic stays a record or so behind per partition for
+# good (the commit marker after the last record has an offset but is never consumed): "caught up"
+# is a lag below this, as with kafka-consumer-groups' LAG column
+CAUGHT_UP = 100
+
+
+def autoscaled_burst(api_url: str, bootstrap: str, app: str, sentences: Sequence[str], narrator: Narrator,
+                     timeout: float = 240.0) -> tuple[int, float]:
+    """Produce `sentences` at once and narrate what the lag autoscaler does with the backlog: the
+    group's lag (GET /v1/lag), the app's count and decisions (the plan `autoscale`), until the lag
+    is gone (below CAUGHT_UP) with more instances than before. Returns (most instances seen, seconds)."""
     started = time.monotonic()
-    status, body = http_json(api_url + "/v1/scale", "POST", {"kind": "app", "name": app, "count": count})
-    if status != 200:
-        raise DemoError(f"scaling {app} was refused ({status}): {_short(body)}")
-    narrator.info(body.get("message", "") if isinstance(body, dict) else str(body))
-    waiting = [f"{app}-{i}" for i in range(count)]
-
-    def all_ready() -> bool:
-        for pod in list(waiting):
-            status, info = http_json(api_url + f"/v1/pod/{pod}/info")
-            if status == 200 and info.get("ready"):
-                narrator.info(f"{pod}: {info.get('state')} on {info.get('hostname')}")
-                waiting.remove(pod)
-        return not waiting
-
-    if wait_until(all_ready, timeout - (time.monotonic() - started), 1.0):
-        return time.monotonic() - started
-    raise DemoError(f"{', '.join(waiting)} not ready within {timeout:.0f}s")
+    first = app_count(api_url, app)
+    produce_sentences(bootstrap, INPUT_TOPIC, sentences, timeout=120)
+    narrator.info(f"{len(sentences):,} sentences produced in {time.monotonic() - started:.1f}s; "
+                  f"{app} has {first} instance{'s' if first != 1 else ''}")
+    most, shown, said = first, None, 0
+    while time.monotonic() - started < timeout:
+        _, lag_doc = http_json(api_url + "/v1/lag")
+        _, plan = http_json(api_url + "/v1/plans/autoscale")
+        lag = (lag_doc.get("apps", {}).get(app) or {}).get("lag") if isinstance(lag_doc, dict) else None
+        phases = plan.get("phases", []) if isinstance(plan, dict) else []
+        phase: dict[str, Any] = next((ph for ph in phases if ph.get("name") == app), {})
+        count = phase.get("count", first)
+        ready = sum(1 for i in range(count) if http_json(api_url + f"/v1/pod/{app}-{i}/info")[1].get("ready"))
+        most = max(most, count)
+        steps = phase.get("steps", [])
+        for step in steps[said:]:
+            narrator.info(f"autoscaler: {step['name']} instances: {step['message']}")
+        said = len(steps)
+        line = f"lag {lag if lag is not None else '?':>7} records, {ready} of {count} instances ready"
+        if line != shown:
+            narrator.info(f"{time.monotonic() - started:5.1f}s  {line}")
+            shown = line
+        if most > first and lag is not None and lag < CAUGHT_UP and ready == count:
+            return most, time.monotonic() - started
+        time.sleep(1.0)
+    raise DemoError(f"the backlog was not worked off by more {app} instances within {timeout:g}s "
+                    f"(see kmf plan show autoscale)")
 
 
 def app_count(api_url: str, app: str) -> int:
@@ -718,10 +739,16 @@ def run_demo(options: DemoOptions, out: TextIO = sys.stdout) -> int:
                                  on_progress=lambda c: narrator.info(f"... {sum(c.values())} words counted so far"))
             for line in counts_table(counts, expected):
                 narrator.info(line)
-        before = app_count(scheduler.api_url, "wordcount")
-        with narrator.stage(f"scaling the word-count app from {before} to 3 instances (POST /v1/scale)"):
-            seconds = scale_app_and_wait(scheduler.api_url, "wordcount", 3, narrator)
-            narrator.info(f"3 wordcount instances ready after {seconds:.1f}s")
+        burst = list(SENTENCES) * BURST_ROUNDS
+        with narrator.stage(f"a burst of {len(burst):,} sentences: the lag rises, kmf's autoscaler adds "
+                            "word-count instances (apps[].autoscale), the lag falls"):
+            most, seconds = autoscaled_burst(scheduler.api_url, bootstrap, "wordcount", burst, narrator)
+            narrator.info(f"backlog worked off by {most} instances {seconds:.1f}s after the burst; "
+                          "after cooldown_s of low lag it scales back in (kmf plan show autoscale)")
+            expected = expected_counts(list(SENTENCES) + burst)
+            counts = read_counts(bootstrap, OUTPUT_TOPIC, expected, timeout=120)
+            narrator.info(f"every word counted exactly once across the scaling: {sum(counts.values()):,} words, "
+                          f"e.g. {next(iter(sorted(counts)))!r} {counts[next(iter(sorted(counts)))]} times")
         with narrator.stage(f"killing {options.kill_pod}'s JVM with SIGKILL and watching kmf relaunch it"):
             seconds = kill_broker_and_watch(scheduler.api_url, work_dir, options.kill_pod, bootstrap, narrator)
             narrator.info(f"time to recover: {seconds:.1f}s")
