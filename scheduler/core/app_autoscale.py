@@ -175,6 +175,17 @@ def decide(auto: AutoscaleSpec, count: int, lag: GroupLag | None, mem: Memory, l
     return Verdict(None, f"{per}: {count} is right", None, lag.lag)
 
 
+def forget(state: State, spec: ServiceSpec) -> tuple[State, list[act.Action]]:
+    """Drop what is kept of the autoscaling of apps `spec` no longer autoscales (or has no more):
+    autoscaling given back later starts afresh, not paused by an old operator's count."""
+    keep = {key(a.name) for a in spec.apps if a.autoscale is not None}
+    gone = sorted(k for k in state.properties if k.startswith(PREFIX) and k not in keep)
+    if not gone:
+        return state, []
+    props = {k: v for k, v in state.properties.items() if k not in gone}
+    return attrs.evolve(state, properties=props), [act.Persist(deletes=tuple(("properties", k) for k in gone))]
+
+
 def kept_counts(old: ServiceSpec, new: ServiceSpec, props: Mapping[str, str]) -> ServiceSpec:
     """`new` with the count each autoscaled app has reached kept (a config update's `count` is where
     an app starts, not where the autoscaler must go back to): an app autoscaled before and after

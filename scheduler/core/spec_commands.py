@@ -202,6 +202,8 @@ def update_config(state: State, command: UpdateConfig, cmd: ev.Command) -> Resul
             act.Persist(puts=((("properties", launch_config.LAUNCH_REFUSED, "; ".join(refused)),))), reply)
     diff = config.describe_update(state.spec, spec)
     new_state, out = set_spec(state, spec, now)
+    new_state, forgotten = app_autoscale.forget(new_state, spec)
+    out += forgotten
     new_state, pending = declared_deletes.pending_after_update(new_state, gone_topics, gone_users)
     # the deletions are stored before the target that no longer declares them: a scheduler that
     # dies in between still deletes them (a name still declared is never deleted)

@@ -210,3 +210,16 @@ def test_decide_stays_in_bounds_and_keeps_its_waits(a, count, lag, manual, since
         assert v.count < count
         assert low_for is not None and low_for >= a.cooldown_s
         assert since_change is None or since_change >= a.cooldown_s
+
+
+def test_autoscaling_removed_by_a_config_update_is_forgotten_and_starts_afresh_when_given_back():
+    sim = _sim()
+    sim.send.command("scale_app", app="wc", count=2).replied(ok=True)
+    plain = spec((AUTOSCALED % 2).replace("    autoscale: {min: 1, max: 4, target_lag: 100, interval_s: 20, cooldown_s: 60}\n", ""))
+    assert plain.apps[0].autoscale is None
+    sim.send.command("update_config", spec=plain).replied(ok=True)
+    assert "autoscale.wc" not in sim.state.properties and "autoscale.wc" not in sim.store.properties
+    sim.send.command("update_config", spec=spec(AUTOSCALED % 2)).replied(ok=True)
+    sim.run_all_ready(3)
+    _lag(sim, 400)
+    assert _count(sim) == 4  # not paused by the operator's count of before
