@@ -23,6 +23,10 @@ from scheduler.core.state import State
 
 
 def _no_plan(cmd: ev.Command, plan: Any) -> act.Reply:
+    if plan == "autoscale":  # a record of decisions, nothing to steer step by step
+        return refuse(cmd, Refusal.CONFLICT, "the autoscale plan only shows the autoscaler's decisions: pause an "
+                                             "app's autoscaling with kmf scale app <name> <count>, resume it with "
+                                             "kmf scale app <name> --auto")
     return refuse(cmd, Refusal.NOT_FOUND, f"plan {plan!r} does not exist (plans: {', '.join(PLANS)}, rebalance)")
 
 

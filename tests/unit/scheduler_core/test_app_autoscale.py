@@ -223,3 +223,9 @@ def test_autoscaling_removed_by_a_config_update_is_forgotten_and_starts_afresh_w
     sim.run_all_ready(3)
     _lag(sim, 400)
     assert _count(sim) == 4  # not paused by the operator's count of before
+
+
+def test_steering_the_autoscale_plan_says_how_to_pause_instead():
+    sim = _sim()
+    for kind in ("plan_interrupt", "plan_continue"):
+        sim.send.command(kind, plan="autoscale").replied(ok=False, contains="kmf scale app <name> --auto")
