@@ -27,8 +27,8 @@ what it expects of the step's actions and the state after.
 from tests.helpers.core_kit.cluster import Agent, Cluster
 from tests.helpers.core_kit.describe import describe, pod_of
 from tests.helpers.core_kit.outcome import Outcome
-from tests.helpers.core_kit.runner import BASE, CLUSTER_ID, Scenario, Send, deployed, spec, subscribed
+from tests.helpers.core_kit.runner import BASE, CLUSTER_ID, ONE_BROKER, Scenario, Send, deployed, spec, subscribed
 from tests.helpers.core_kit.write_ahead import StoreModel, WriteAheadViolation
 
-__all__ = ["Agent", "BASE", "CLUSTER_ID", "Cluster", "Outcome", "Scenario", "Send", "StoreModel",
+__all__ = ["Agent", "BASE", "CLUSTER_ID", "ONE_BROKER", "Cluster", "Outcome", "Scenario", "Send", "StoreModel",
            "WriteAheadViolation", "deployed", "describe", "pod_of", "spec", "subscribed"]

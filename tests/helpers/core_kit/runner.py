@@ -14,6 +14,13 @@ from tests.helpers.core_kit.cluster import DEFAULT_RESOURCES, Cluster
 from tests.helpers.core_kit.describe import describe
 from tests.helpers.core_kit.outcome import Outcome
 
+# a service of one broker, for scenarios about its apps (which follow, from "apps:")
+ONE_BROKER = """\
+name: kafka
+mesos: {master: 'zk://127.0.0.1:2181/mesos'}
+zookeeper: {connect: '127.0.0.1:2181'}
+kafka: {brokers: 1, cpus: 1, mem_mb: 1024, heap_mb: 256, disk_mb: 1000}
+"""
 BASE = """\
 name: kafka
 mesos: {master: 'zk://127.0.0.1:2181/mesos'}

@@ -13,13 +13,9 @@ from config import AutoscaleSpec
 from scheduler.core import app_autoscale as auto
 from scheduler.core import events as ev
 from scheduler.core.app_autoscale import Decision, GroupLag, Memory
-from tests.helpers.core_kit import Scenario, deployed, spec
+from tests.helpers.core_kit import ONE_BROKER, Scenario, deployed, spec
 
-AUTOSCALED = """\
-name: kafka
-mesos: {master: 'zk://127.0.0.1:2181/mesos'}
-zookeeper: {connect: '127.0.0.1:2181'}
-kafka: {brokers: 1, cpus: 1, mem_mb: 1024, heap_mb: 256, disk_mb: 1000}
+AUTOSCALED = ONE_BROKER + """\
 apps:
   - name: wc
     count: %d

@@ -6,13 +6,9 @@ from __future__ import annotations
 
 from scheduler.core import events as ev
 from scheduler.core.app_autoscale import GroupLag
-from tests.helpers.core_kit import Scenario, deployed, spec
+from tests.helpers.core_kit import ONE_BROKER, Scenario, deployed, spec
 
-APP = """\
-name: kafka
-mesos: {master: 'zk://127.0.0.1:2181/mesos'}
-zookeeper: {connect: '127.0.0.1:2181'}
-kafka: {brokers: 1, cpus: 1, mem_mb: 1024, heap_mb: 256, disk_mb: 1000}
+APP = ONE_BROKER + """\
 apps:
   - name: wc
     count: 2
