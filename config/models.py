@@ -272,6 +272,9 @@ class Policies:
     # a Mesos maintenance window up to this long stops a broker in place for the window (its data
     # kept); a longer one, or one without an end, moves the broker with its id to another agent
     maintenance_move_after_s: float = 3600.0
+    # how often the leader samples consumer-group lag (/metrics, /v1/lag, and what autoscaled apps
+    # follow: the autoscaler reacts no faster than this)
+    lag_sample_interval_s: float = 10.0
 
 
 @attrs.frozen

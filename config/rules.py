@@ -189,6 +189,8 @@ def validate(spec: ServiceSpec, check_files: bool = False,
         out.append(("policies.maintenance_move_after_s",
                     f"must be 0 (always move a broker off an agent going into maintenance) or more, "
                     f"got {p.maintenance_move_after_s}"))
+    if not 1 <= p.lag_sample_interval_s <= 300:  # NaN too
+        out.append(("policies.lag_sample_interval_s", f"must be from 1 to 300 seconds, got {p.lag_sample_interval_s:g}"))
     if p.backoff_factor < 1:
         out.append(("policies.backoff_factor", f"must be at least 1, got {p.backoff_factor}"))
     if p.backoff_max_s < p.backoff_initial_s:

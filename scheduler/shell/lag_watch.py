@@ -1,6 +1,6 @@
 """Consumer-group lag: committed offsets (AdminClient) against the partitions' high watermarks.
 
-Only the leader samples (started next to the KafkaWatcher), every `interval` seconds, on its own
+Only the leader samples (started next to the KafkaWatcher), every policies.lag_sample_interval_s, on its own
 thread, through a probe child process (lag_probe says why it is not done in here); the latest sample is kept here (not in the core State) and read by
 /metrics and GET /v1/lag, and each sample is handed to `on_sample` (the scheduler makes it the
 core's `LagSampled` event, which autoscaled apps are scaled by).
@@ -67,13 +67,12 @@ class LagWatcher:
     bootstrap servers and replaced when they change; a probe that dies (librdkafka can crash
     there) or does not answer in time is replaced at the next round, and the scheduler lives on."""
 
-    def __init__(self, state: Callable[[], State], interval: float = 10.0, timeout: float = 5.0,
+    def __init__(self, state: Callable[[], State], timeout: float = 5.0,
                  max_groups: int = MAX_GROUPS, max_partitions: int = MAX_PARTITIONS,
                  probe_cmd: Callable[[str], list[str]] | None = None,
                  on_sample: Callable[[dict[str, Any]], None] | None = None) -> None:
         self.state = state
         self.on_sample = on_sample
-        self.interval = interval
         self.timeout = timeout
         self.max_groups, self.max_partitions = max_groups, max_partitions
         self.probe_cmd = probe_cmd or self._default_probe_cmd
@@ -96,8 +95,12 @@ class LagWatcher:
         self.stopped.set()
         self._end_probe()
 
+    def _interval(self) -> float:
+        """policies.lag_sample_interval_s of the current target (a config update changes it)."""
+        return float(self.state().spec.policies.lag_sample_interval_s)
+
     def _run(self) -> None:
-        while not self.stopped.wait(self.interval):
+        while not self.stopped.wait(self._interval()):
             try:
                 self.poll()
             except Exception as exc:  # noqa: BLE001 - brokers down: try again next time
@@ -152,7 +155,7 @@ class LagWatcher:
             self.probe_deaths += 1
             log.warning("consumer-group lag probe %s; a new one starts in %.0f s",
                         f"died (exit {code})" if code is not None else "did not answer in time",
-                        self.interval)
+                        self._interval())
             self._end_probe()
             return None
         return json.loads(line)

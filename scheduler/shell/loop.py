@@ -163,8 +163,13 @@ class Loop:
 
     def step(self, event: Any) -> None:
         started = time.perf_counter()
-        state, actions = decide(self.snapshot, event)
+        before = self.snapshot
+        state, actions = decide(before, event)
         self.snapshot = state
+        if isinstance(event, ev.LagSampled):  # what the autoscaler made of the sample, when it changed
+            for app, note in state.autoscale_notes.items():
+                if before.autoscale_notes.get(app) != note:
+                    log.info("autoscale %s: %s", app, note)
         for action in actions:
             if self.fault is not None:
                 self.fault(action)

@@ -202,3 +202,25 @@ def group_generations(bootstrap: str, group: str, timeout: float = 30.0) -> list
         return [g for _, _, g in sorted(found)]
     finally:
         consumer.close()
+
+
+def wordcount_app(group: str, count: int = 2, **extra) -> dict:
+    """kmf's Python word count as an app of the service config (text → counts, group `group`)."""
+    return {"name": "wordcount", "count": count, "cpus": 0.25, "mem_mb": 256, "runtime": "python",
+            "command": ["-m", "streams.wordcount", "--input", "text", "--output", "counts", "--group", group],
+            **extra}
+
+
+def start_wordcount_service(env, app: dict, text_partitions: int, policies: dict | None = None):
+    """One broker and `app` under kmf on `env` (a kmf_env; `policies` on top of its own), the
+    topics text (`text_partitions`) and counts created, the deploy done: (the scheduler, the
+    bootstrap servers)."""
+    config = env.config(brokers=1, apps=[app])
+    config["policies"].update(policies or {})
+    s = env.start_scheduler(config)
+    wait_for(lambda: s.pod("broker-0").get("ready"), timeout=150, interval=1, what="broker ready")
+    for topic, partitions in (("text", text_partitions), ("counts", 1)):
+        code, doc = s.request("POST", "/v1/topics", {"name": topic, "partitions": partitions})
+        assert code in (200, 409), doc
+    s.wait_deployed(timeout=180)
+    return s, s.get("/v1/endpoints/broker")["bootstrap_servers"]

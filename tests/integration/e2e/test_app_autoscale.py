@@ -16,7 +16,8 @@ import yaml
 from confluent_kafka.admin import AdminClient
 
 from tests.helpers.master_views import live_tasks
-from tests.helpers.streams_apps import CountReader, group_generations, produce_lines
+from tests.helpers.streams_apps import (CountReader, group_generations, produce_lines, start_wordcount_service,
+                                        wordcount_app)
 from tests.helpers.wait import wait_for
 
 pytestmark = [pytest.mark.timeout(480), pytest.mark.kafka]
@@ -43,16 +44,9 @@ def decisions(s) -> list[tuple[int, int, int | None]]:
 def test_lag_scales_the_word_count_out_and_back_in_and_every_word_is_counted_once(kmf_env):
     started = time.monotonic()
     env = kmf_env(agents=3)
-    app = {"name": "wordcount", "count": 2, "cpus": 0.25, "mem_mb": 256, "runtime": "python",
-           "command": ["-m", "streams.wordcount", "--input", "text", "--output", "counts", "--group", GROUP],
-           "autoscale": {"min": 2, "max": 3, "target_lag": 3000, "interval_s": 10, "cooldown_s": 30}}
-    s = env.start_scheduler(brokers=1, apps=[app])
-    wait_for(lambda: s.pod("broker-0").get("ready"), timeout=150, interval=1, what="broker ready")
-    for topic, partitions in (("text", 3), ("counts", 1)):
-        code, doc = s.request("POST", "/v1/topics", {"name": topic, "partitions": partitions})
-        assert code in (200, 409), doc
-    s.wait_deployed(timeout=180)
-    boot = s.get("/v1/endpoints/broker")["bootstrap_servers"]
+    app = wordcount_app(GROUP, autoscale={"min": 2, "max": 3, "target_lag": 3000, "interval_s": 10, "cooldown_s": 30})
+    # a sample every 2 s: the backlog lasts only ~15 s on a fast machine
+    s, boot = start_wordcount_service(env, app, text_partitions=3, policies={"lag_sample_interval_s": 2})
     admin = AdminClient({"bootstrap.servers": boot})
     reader = CountReader(boot, "counts")
     # a first word, so that the group has committed offsets (its lag is known) before the burst
@@ -63,7 +57,7 @@ def test_lag_scales_the_word_count_out_and_back_in_and_every_word_is_counted_onc
     words = [f"n{i}" for i in range(1, LINES + 1)]
     produce_lines(boot, "text", words)
     produced = time.monotonic()
-    wait_for(lambda: instances(env) == 3, timeout=60, interval=0.5, what="3 instances at the master")
+    wait_for(lambda: instances(env) == 3, timeout=90, interval=0.5, what="3 instances at the master")
     out_s = time.monotonic() - produced
     (first,) = decisions(s)
     assert first[:2] == (2, 3) and first[2] is not None and first[2] > 3 * 3000, first

@@ -12,7 +12,8 @@ import pytest
 from confluent_kafka.admin import AdminClient
 
 from tests.helpers.fixtures_scheduler import java_pid_of, pid_in_sandbox
-from tests.helpers.streams_apps import CountReader, group_generations, make_lines, produce_lines
+from tests.helpers.streams_apps import (CountReader, group_generations, make_lines, produce_lines,
+                                        start_wordcount_service, wordcount_app)
 from tests.helpers.wait import wait_for
 
 pytestmark = [pytest.mark.timeout(420), pytest.mark.kafka]
@@ -46,15 +47,7 @@ def relaunched_and_rejoined(s, admin: AdminClient, group: str, pod_name: str, pi
 
 def test_a_killed_instance_is_relaunched_and_rejoins_without_a_rebalance(kmf_env):
     env = kmf_env(agents=2)
-    app = {"name": "wordcount", "count": 2, "cpus": 0.25, "mem_mb": 256, "runtime": "python",
-           "command": ["-m", "streams.wordcount", "--input", "text", "--output", "counts", "--group", GROUP]}
-    s = env.start_scheduler(brokers=1, apps=[app])
-    wait_for(lambda: s.pod("broker-0").get("ready"), timeout=120, interval=1, what="broker ready")
-    for topic, partitions in (("text", 4), ("counts", 1)):
-        code, doc = s.request("POST", "/v1/topics", {"name": topic, "partitions": partitions})
-        assert code in (200, 409), doc
-    s.wait_deployed(timeout=180)
-    boot = s.get("/v1/endpoints/broker")["bootstrap_servers"]
+    s, boot = start_wordcount_service(env, wordcount_app(GROUP), text_partitions=4)
     admin = AdminClient({"bootstrap.servers": boot})
     before = wait_for(lambda: (lambda m: m if len(m) == 2 and all(v[2] for v in m.values()) else None)(
         members(admin, GROUP)), timeout=120, interval=1, what=f"both instances holding partitions of {GROUP}")
