@@ -4,7 +4,7 @@ and when the count may change. Pure; `spec_commands.on_lag_sampled` applies the 
 An app with `autoscale` gets ceil(lag / target_lag) instances, from `min` to `max`, and never more
 than the partitions of the busiest topic its group reads (Kafka gives each partition to one member:
 an instance more would sit idle; the operator's `min` still wins). The lag is the leader's sample
-(scheduler.shell.lag_watch, every ~10 s): the group's committed offsets against the high
+(scheduler.shell.lag_watch, every policies.lag_sample_interval_s): the group's committed offsets against the high
 watermarks, summed over the partitions that have a committed offset.
 
 When the count may change:
@@ -131,6 +131,11 @@ def bounds(auto: AutoscaleSpec, lag: GroupLag | None) -> tuple[int, int]:
     return auto.min, max(auto.min, most)
 
 
+def inside(auto: AutoscaleSpec, count: int) -> int:
+    """`count` brought inside `min`..`max`."""
+    return min(auto.max, max(auto.min, count))
+
+
 def wanted(auto: AutoscaleSpec, lag: GroupLag) -> int:
     """The instances `lag` asks for, within `bounds`."""
     low, high = bounds(auto, lag)
@@ -150,9 +155,8 @@ def decide(auto: AutoscaleSpec, count: int, lag: GroupLag | None, mem: Memory, l
     """Whether the app's count changes now (see the module's rules)."""
     if mem.manual:
         return Verdict(None, f"paused at {count} by an operator's count (kmf scale app ... --auto resumes it)", None)
-    if count < auto.min or count > auto.max:
-        inside = min(auto.max, max(auto.min, count))
-        return Verdict(inside, f"{count} is outside min {auto.min} .. max {auto.max}", None)
+    if inside(auto, count) != count:
+        return Verdict(inside(auto, count), f"{count} is outside min {auto.min} .. max {auto.max}", None)
     if lag is None or not lag.known:
         return Verdict(None, "no lag known yet (the group has committed no offset)", None)
     want = wanted(auto, lag)
@@ -198,7 +202,7 @@ def kept_counts(old: ServiceSpec, new: ServiceSpec, props: Mapping[str, str]) ->
             return app
         if memory(props, app.name).manual:
             return attrs.evolve(app, count=was.count)
-        return attrs.evolve(app, count=min(app.autoscale.max, max(app.autoscale.min, was.count)))
+        return attrs.evolve(app, count=inside(app.autoscale, was.count))
 
     apps = tuple(keep(a) for a in new.apps)
     return new if apps == new.apps else attrs.evolve(new, apps=apps)

@@ -128,7 +128,8 @@ def app_group_blocker(state: State, members: list[PodDef], recs: list[TaskRecord
         return None
     last_ready = max((r.ready_at for r in recs if r is not None and r.ready_at is not None), default=None)
     if last_ready is not None and state.app_groups_at <= last_ready:
-        return f"a sample of consumer group {group} taken after every instance is ready (every ~10 s)"
+        return (f"a sample of consumer group {group} taken after every instance is ready (one every "
+                f"{state.spec.policies.lag_sample_interval_s:g} s)")
     if info.state in REBALANCING:
         return f"consumer group {group} is rebalancing ({info.state} in Kafka)"
     if app.autoscale is not None and info.known and info.lag > app.count * app.autoscale.target_lag:
