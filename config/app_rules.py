@@ -1,5 +1,6 @@
 """Rules for what a stream app brings along: its artifacts (`uris`), its static membership
-(`session_timeout_s`), its stuck limit (`stuck_limit_s`) and its autoscaling (`autoscale`). Pure: (path, app) → [(path, message)]."""
+(`session_timeout_s`), its stuck limit (`stuck_limit_s`), its state volume (`state_volume_mb`) and its autoscaling
+(`autoscale`). Pure: (path, app) → [(path, message)]."""
 from __future__ import annotations
 
 import re
@@ -42,7 +43,8 @@ def _uri(path: str, value: str) -> list[Issue]:
 
 
 def app_issues(path: str, app: AppSpec) -> list[Issue]:
-    """The problems of an app's `uris`, `session_timeout_s` and `stuck_limit_s`, each naming its path."""
+    """The problems of an app's `uris`, `session_timeout_s`, `stuck_limit_s` and `state_volume_mb`, each
+    naming its path."""
     out: list[Issue] = []
     seen: dict[str, int] = {}
     for j, u in enumerate(app.uris):
@@ -67,6 +69,22 @@ def app_issues(path: str, app: AppSpec) -> list[Issue]:
         out.append((f"{path}.stuck_limit_s", f"must be from {STUCK_LIMIT_MIN_S:g} to {STUCK_LIMIT_MAX_S:g} "
                                              f"seconds (how long an instance may stay out of RUNNING before it "
                                              f"is restarted), got {stuck:g}"))
+    if app.state_volume_mb < 0:
+        out.append((f"{path}.state_volume_mb", f"must be 0 (no volume) or more, got {app.state_volume_mb}"))
+    return out
+
+
+def volume_changes(old: tuple[AppSpec, ...], new: tuple[AppSpec, ...]) -> list[str]:
+    """Why an update cannot change an app's `state_volume_mb`: an instance's volume is fixed when
+    its resources are reserved (a change would apply to some instances and not others)."""
+    before = {a.name: a.state_volume_mb for a in old}
+    out = []
+    for i, app in enumerate(new):
+        was = before.get(app.name)
+        if was is not None and was != app.state_volume_mb:
+            out.append(f"apps[{i}].state_volume_mb: {app.name}'s instances reserved their volumes at {was} MB "
+                       f"({was} → {app.state_volume_mb}); keep {was}, or remove the app in one update and add it "
+                       "back in the next (its state is restored from the changelog)")
     return out
 
 

@@ -238,6 +238,10 @@ class AppSpec:
     # lag-based autoscaling (opt-in); `count` is then where it starts, and an operator's `kmf scale
     # app` pauses it until `kmf scale app NAME --auto`
     autoscale: AutoscaleSpec | None = None
+    # a persistent volume per instance (MB; 0: none), reserved like a broker's and mounted where
+    # Kafka Streams keeps its state (the executor's state.dir; $KMF_STATE_DIR for other apps): a
+    # relaunch in place finds its state there, a move starts empty and restores from the changelog
+    state_volume_mb: int = 0
 
     def session_timeout_ms(self, policies: "Policies") -> int:
         """`session_timeout_s`, else long enough for a relaunch in place after a first failure

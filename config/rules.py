@@ -12,7 +12,7 @@ from typing import Iterable
 import attrs
 
 from config.declared import removed, replication_changes, validate_declared
-from config.app_rules import app_issues, autoscale_issues
+from config.app_rules import app_issues, autoscale_issues, volume_changes
 from config.models import AppSpec, Constraint, ServiceSpec, quorum_size
 from kmfwire import artifacts
 
@@ -350,6 +350,7 @@ def check_update(old: ServiceSpec, new: ServiceSpec) -> list[str]:
     if old.mesos.role != new.mesos.role:
         out.append("mesos.role: reserved resources belong to the old role; it cannot change in place")
     out += replication_changes(old.topics, new.topics, old.kafka.replication_factor)
+    out += volume_changes(old.apps, new.apps)
     return out
 
 

@@ -36,7 +36,7 @@ from executor.runtime.tls_files import write_tls_files
 from executor.runtime.kafka_dist import DEFAULT_CACHE_DIR, KafkaRuntime, runtime
 from kmfwire.errors import KmfError
 from kmfwire.ready import READY_MARKER
-from kmfwire.taskdata import BrokerTask, TaskData
+from kmfwire.taskdata import STREAM_STATE_DIR, BrokerTask, TaskData
 
 log = logging.getLogger(__name__)
 
@@ -192,8 +192,11 @@ def _stream(data: TaskData, sandbox: Path, env: Mapping[str, str], stdout: Path)
     s = data.stream
     assert s is not None
     proc_env = _workload_env(env)
+    (sandbox / STREAM_STATE_DIR).mkdir(exist_ok=True)  # the volume's mount point when it has one
+    # KMF_STATE_DIR: where the app keeps local state; on the app's state volume when it has one
     proc_env.update({"KAFKA_BOOTSTRAP_SERVERS": s.bootstrap_servers, "KMF_APP": s.app,
                      "KMF_INSTANCE": str(s.instance), "KMF_SERVICE": data.service,
+                     "KMF_STATE_DIR": str(sandbox / STREAM_STATE_DIR),
                      **identity_env(data)})
     if s.runtime == "python" and s.artifacts:
         # the app's fetched code first, then what the executor runs on (its bundle: confluent_kafka)
@@ -288,7 +291,7 @@ def streams_properties(data: TaskData, sandbox: Path) -> dict[str, str]:
     s = data.stream
     assert s is not None
     props = {"bootstrap.servers": s.bootstrap_servers, "application.id": f"{data.service}-{s.app}",
-             "state.dir": str(sandbox / "streams-state")}
+             "state.dir": str(sandbox / STREAM_STATE_DIR)}
     if s.session_timeout_ms is not None:
         # Kafka Streams hands group.instance.id and session.timeout.ms to its main consumer, and
         # takes client.id as the prefix of its clients' ids

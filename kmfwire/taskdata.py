@@ -24,6 +24,9 @@ MODES = ("kraft", "zookeeper")
 ROLES = ("broker", "controller")
 RUNTIMES = ("python", "java", "command")
 DEFAULT_STUCK_LIMIT_S = 300.0
+# a stream instance's state directory in its sandbox (Kafka Streams' state.dir, $KMF_STATE_DIR):
+# where the scheduler mounts the app's state volume when it has one
+STREAM_STATE_DIR = "streams-state"
 SASL_MECHANISMS = ("SCRAM-SHA-512", "SCRAM-SHA-256")
 
 

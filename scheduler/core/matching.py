@@ -2,8 +2,10 @@
 
 1. read the offers (an unreadable one is declined);
 2. release reservations no record owns;
-3. reserve for brokers that have no reservation yet;
-4. launch brokers on their reservations and stream instances where they fit (spread by app);
+3. reserve for pods that run on a reservation and have none yet: brokers, and stream instances
+   with a state volume (spread by app like the others);
+4. launch those on their reservations, and the other stream instances where they fit (spread by
+   app);
 5. answer: the records first (write-ahead), then an ACCEPT per offer used and one DECLINE.
 
 Every pod the round considered gets an `Outcome` (stage, ok, reason), kept in `State.placement`
@@ -12,7 +14,7 @@ for the API to explain where a pod is and why it is not placed.
 from __future__ import annotations
 
 import logging
-from typing import Any, Mapping
+from typing import Mapping
 
 import attrs
 
@@ -24,65 +26,17 @@ from scheduler.core.offer_control import REFUSE_BUSY_S, REFUSE_IDLE_S, offer_con
 from scheduler.core.offers import (OfferView, ResourceError, Resources, parse_offer, rejoined, release_operations,
                                    reservation_ids, reserve_operations, reserved_for, split_reserved, take_unreserved)
 from scheduler.core.shortfalls import Shortfalls
-from scheduler.core.spread import Spread, placement_refusal
-from scheduler.core.outcomes import Outcome, Stage
+from scheduler.core.offer_round import OfferRound, placed_by_group
+from scheduler.core.spread import placement_refusal
+from scheduler.core.outcomes import Stage
 from scheduler.core.placement import first_violation
 from scheduler.core.plans import work
 from scheduler.core.pods import EXECUTOR_CPUS, EXECUTOR_MEM_MB, PodDef, desired_pods
-from scheduler.core.records import Result, put, record_of
-from scheduler.core.state import Goal, PodKind, Reservation, State, TaskRecord
+from scheduler.core.records import Result, put
+from scheduler.core.state import Goal, PodKind, Reservation, State
 from scheduler.core.taskinfo import bootstrap_servers, new_id, voters
 
 log = logging.getLogger(__name__)
-
-Placed = dict[str, list[tuple[str, Mapping[str, str]]]]  # placement group → (hostname, attributes)
-
-
-@attrs.define
-class _Round:
-    """What the passes of one round share and change (the round's own scratch, never kept)."""
-    state: State
-    now: float
-    views: list[OfferView]
-    declines: list[str]
-    pools: dict[str, Resources]
-    ops: dict[str, list[dict[str, Any]]]
-    waiting: dict[str, str]
-    releasing: dict[str, str]
-    placed: Placed
-    known: dict[str, set[str]]  # attribute → values offered this round (GROUP_BY spreads over them)
-    changed: dict[str, TaskRecord] = attrs.field(factory=dict)
-    moved: dict[str, str] = attrs.field(factory=dict)  # pod → where its new reservation is against its old agent
-    outcomes: dict[str, Outcome] = attrs.field(factory=dict)
-    spread: Spread = attrs.field(factory=Spread)
-
-    def current(self, pod: PodDef) -> TaskRecord:
-        return self.changed.get(pod.name) or record_of(self.state, pod)
-
-    def outcome(self, pod: str, stage: Stage, ok: bool, reason: str, details: list[str] | None = None) -> None:
-        self.outcomes[pod] = Outcome(pod, stage, ok, reason, self.now, tuple(details or ()))
-
-    def waits(self, pod: str, stage: Stage, why: str, details: list[str] | None = None) -> None:
-        """`pod` was not placed or launched this round: why, for the plans and the API alike."""
-        self.waiting[pod] = why
-        self.outcome(pod, stage, False, why, details)
-
-    def not_placed(self, pod: PodDef, stage: Stage, reasons: list[str]) -> None:
-        self.waits(pod.name, stage, "; ".join(reasons) if reasons else "no offers", reasons)
-
-
-def placed_by_group(state: State, pods: list[PodDef]) -> Placed:
-    """Where each placement group's pods are (their reservation's agent, or where they run)."""
-    by_group: Placed = {}
-    for pod in pods:
-        rec = state.tasks.get(pod.name)
-        if rec is None:
-            continue
-        if rec.reservation is not None:
-            by_group.setdefault(pod.group, []).append((rec.reservation.hostname, rec.reservation.attributes))
-        elif rec.active and rec.hostname:
-            by_group.setdefault(pod.group, []).append((rec.hostname, {}))
-    return by_group
 
 
 # ------------------------------------------------------------------------------------- passes
@@ -102,7 +56,7 @@ def _read_offers(event: ev.Offers) -> tuple[list[OfferView], list[str]]:
     return views, declines
 
 
-def _release_unowned(rnd: _Round) -> None:
+def _release_unowned(rnd: OfferRound) -> None:
     """Pass 2: release what no record owns (a replaced pod's, a removed pod's, an uninstall's)."""
     state, name = rnd.state, rnd.state.spec.name
     for v in rnd.views:
@@ -120,14 +74,19 @@ def _release_unowned(rnd: _Round) -> None:
             rnd.releasing.pop(rid, None)
 
 
-def _reserve(rnd: _Round, pod: PodDef) -> None:
-    """Pass 3, one broker: reserve on the first agent whose offer fits and whose placement rules
-    allow it."""
+def _reserve(rnd: OfferRound, pod: PodDef) -> None:
+    """Pass 3, one pod that runs on a reservation (a broker; a stream instance with a state volume):
+    reserve on the first agent whose offer fits and whose placement rules allow it (a stream
+    instance's agents tried in `spread` order, as an instance without a volume is placed)."""
     spec = rnd.state.spec
     role, principal = spec.mesos.role, spec.mesos.principal
     reasons = []
-    for v in rnd.views:
-        reason = first_violation(pod.placement, v.hostname, v.attributes, rnd.placed.get(pod.group, []), rnd.known)
+    stream = pod.kind == PodKind.STREAM
+    order = rnd.spread.order(pod.group, rnd.views, rnd.placed) if stream and pod.spread else range(len(rnd.views))
+    for i in order:
+        v = rnd.views[i]
+        reason = (placement_refusal(pod, v, rnd.placed, rnd.known) if stream else
+                  first_violation(pod.placement, v.hostname, v.attributes, rnd.placed.get(pod.group, []), rnd.known))
         if reason is None and v.maintenance_end is not None and v.maintenance_end > rnd.now:
             reason = f"agent {v.hostname}: a Mesos maintenance window is ahead"
         if reason is None:
@@ -137,11 +96,13 @@ def _reserve(rnd: _Round, pod: PodDef) -> None:
                 reason = f"agent {v.hostname}: {got}"
         if reason is not None:
             reasons.append(reason)
+            if stream:
+                rnd.spread.refusals[(pod.group, i)] = reason
             continue
         assert isinstance(got, tuple)  # else a reason was set
         taken, ports = got
         rid = f"{spec.name}-{pod.name}-{new_id(spec.name, pod.name, rnd.now, v.id)[:8]}"
-        reserve_ops, reserved = reserve_operations(taken, role, principal, spec.name, pod.name, rid)
+        reserve_ops, reserved = reserve_operations(taken, role, principal, spec.name, pod.name, rid, pod.volume_path)
         rnd.ops[v.id] += reserve_ops
         rnd.pools[v.id] = rnd.pools[v.id] - taken + reserved
         port_of = dict(zip(pod.roles, ports))
@@ -152,16 +113,18 @@ def _reserve(rnd: _Round, pod: PodDef) -> None:
         message = f"resources reserved on {v.hostname}{rnd.moved[pod.name]}"
         rnd.changed[pod.name] = attrs.evolve(before, reservation=reservation, agent_id=v.agent_id,
                                              hostname=v.hostname, message=message)
-        rnd.placed.setdefault(pod.group, []).append((v.hostname, v.attributes))
+        rnd.spread.place(rnd.placed, pod.group, v)
         rnd.waiting.pop(pod.name, None)
         rnd.outcome(pod.name, Stage.RESERVE, True, message)
         return
+    reasons = rnd.spread.reasons(pod.group, len(rnd.views)) if stream and pod.spread else reasons
     rnd.not_placed(pod, Stage.RESERVE, reasons)
 
 
-def _launch_broker(rnd: _Round, pod: PodDef, after: State, quorum: tuple[Voter, ...] | None,
-                   boot: str) -> State:
-    """Pass 4, one broker: launch on its reservation when its agent offers it back."""
+def _launch_reserved(rnd: OfferRound, pod: PodDef, after: State, quorum: tuple[Voter, ...] | None,
+                     boot: str) -> State:
+    """Pass 4, one pod with a reservation (a broker; a stream instance with a state volume):
+    launch on its reservation when its agent offers it back."""
     rec = rnd.current(pod)
     name = rnd.state.spec.name
     res = rec.reservation
@@ -202,7 +165,7 @@ def _launch_broker(rnd: _Round, pod: PodDef, after: State, quorum: tuple[Voter, 
     return attrs.evolve(after, tasks={**after.tasks, pod.name: new})
 
 
-def _launch_stream(rnd: _Round, pod: PodDef, after: State, quorum: tuple[Voter, ...] | None, boot: str,
+def _launch_stream(rnd: OfferRound, pod: PodDef, after: State, quorum: tuple[Voter, ...] | None, boot: str,
                    short: Shortfalls) -> None:
     """Pass 4, one stream instance: launch on the first agent (in `spread` order) that fits it."""
     role = rnd.state.spec.mesos.role
@@ -246,7 +209,7 @@ def _launch_stream(rnd: _Round, pod: PodDef, after: State, quorum: tuple[Voter, 
     rnd.not_placed(pod, Stage.PLACE, short.skipped(rnd.views[:start], shape) + reasons)
 
 
-def _answer(rnd: _Round) -> list[act.Action]:
+def _answer(rnd: OfferRound) -> list[act.Action]:
     """Pass 5: the records first (write-ahead: before the ACCEPTs), then what each offer gets."""
     out: list[act.Action] = []
     if rnd.changed:
@@ -279,7 +242,7 @@ def on_offers(state: State, event: ev.Offers) -> Result:
         known.setdefault("hostname", set()).add(v.hostname)
         for k, val in v.attributes.items():
             known.setdefault(k, set()).add(val)
-    rnd = _Round(
+    rnd = OfferRound(
         state=state, now=now, views=views, declines=declines,
         # resources reserved for another role are not ours to use or release, whatever their labels
         pools={v.id: v.pool.filter(lambda r: not r.is_reserved or r.role == role) for v in views},
@@ -298,8 +261,8 @@ def on_offers(state: State, event: ev.Offers) -> Result:
     quorum, boot = voters(after.tasks, pods), bootstrap_servers(after.tasks, pods)
     short = Shortfalls()
     for pod in launch:
-        if pod.kind == PodKind.BROKER:
-            after = _launch_broker(rnd, pod, after, quorum, boot)
+        if pod.reserves:
+            after = _launch_reserved(rnd, pod, after, quorum, boot)
         else:
             _launch_stream(rnd, pod, after, quorum, boot, short)
     out = _answer(rnd)

@@ -26,7 +26,6 @@ from mesoslib.resources import (
     to_millis,
 )
 
-VOLUME_PATH = "kafka-data"
 LABEL_SERVICE, LABEL_POD, LABEL_RESERVATION = "kmf.service", "kmf.pod", "kmf.reservation"
 
 
@@ -237,9 +236,9 @@ _TAKEN: dict[tuple[tuple[Any, ...], int], Resource] = {}  # (identity, millis) â
 
 
 def reserve_operations(taken: Resources, role: str, principal: str | None, service: str, pod: str,
-                       reservation_id: str) -> tuple[list[dict[str, Any]], Resources]:
-    """RESERVE of `taken` (+ CREATE of its disk as a volume): the operations and the reserved
-    resources as later offers will show them."""
+                       reservation_id: str, container_path: str) -> tuple[list[dict[str, Any]], Resources]:
+    """RESERVE of `taken` (+ CREATE of its disk as a volume mounted at `container_path` in the
+    sandbox): the operations and the reserved resources as later offers will show them."""
     labels = ((LABEL_SERVICE, service), (LABEL_POD, pod), (LABEL_RESERVATION, reservation_id))
     reserved = taken.reserve(role, principal, labels)
     ops: list[dict[str, Any]] = [{"type": "RESERVE", "reserve": {"resources": reserved.to_json("pre")}}]
@@ -248,7 +247,7 @@ def reserve_operations(taken: Resources, role: str, principal: str | None, servi
         disk = next(iter(disks))
         volume = attrs.evolve(disk, disk=DiskInfo(persistence_id=reservation_id,
                                                   persistence_principal=principal,
-                                                  container_path=VOLUME_PATH, mode="RW"))
+                                                  container_path=container_path, mode="RW"))
         ops.append({"type": "CREATE", "create": {"volumes": [volume.to_json("pre")]}})
         reserved = reserved - disk + volume
     return ops, reserved
@@ -289,6 +288,6 @@ def split_reserved(reserved: Resources, cpus: float, mem: float) -> tuple[Resour
     return task, executor
 
 
-__all__ = ["DYNAMIC", "OfferView", "ResourceError", "Resources", "VOLUME_PATH", "choose_ports",
+__all__ = ["DYNAMIC", "OfferView", "ResourceError", "Resources", "choose_ports",
            "parse_offer", "rejoined", "release_operations", "reservation_ids", "reserve_operations", "reserved_for",
            "shortfall", "split_reserved", "take_unreserved"]

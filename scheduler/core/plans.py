@@ -125,7 +125,7 @@ def work(state: State, pods: list[PodDef], now: float, quorum_known: bool) -> Wo
             waiting[pod.name] = "uninstalling"
         elif why_maint := waits_in_place(state, pod.name, now):
             waiting[pod.name] = why_maint
-        elif pod.kind == PodKind.BROKER and rec.reservation is None:
+        elif pod.reserves and rec.reservation is None:
             reserve.append(pod)
         elif rec.launches > 0:
             if kraft and not quorum_known:

@@ -13,11 +13,16 @@ import attrs
 
 from config import AppUri, Constraint, ServiceSpec
 from config.models import quorum_size
+from kmfwire.taskdata import STREAM_STATE_DIR
 from scheduler.core.state import PodKind
 
 EXECUTOR_CPUS = 0.1
 EXECUTOR_MEM_MB = 64
 CONTROLLER_ID_BASE = 1000
+# where a pod's volume is mounted in its sandbox: a broker's log dirs, a stream instance's state
+# (the executor's Kafka Streams state.dir and $KMF_STATE_DIR, with or without a volume)
+VOLUME_PATH = "kafka-data"
+STATE_VOLUME_PATH = STREAM_STATE_DIR
 # the port of Prometheus' JMX exporter in every broker and controller JVM, by its DiscoveryInfo name
 METRICS_PORT = "metrics"
 
@@ -56,6 +61,17 @@ class PodDef:
         they are given (ascending): the client listeners, then the metrics exporter's. The metrics
         port comes last so that a reservation made before kmf reserved it still maps its listeners."""
         return (*self.listeners, METRICS_PORT) if self.kind == PodKind.BROKER else ()
+
+    @property
+    def reserves(self) -> bool:
+        """Whether the pod runs on resources reserved for it on one agent, with a volume: every
+        broker and controller; a stream instance with a state volume (`state_volume_mb`)."""
+        return self.kind == PodKind.BROKER or self.disk_mb > 0
+
+    @property
+    def volume_path(self) -> str:
+        """Where the volume is mounted in the sandbox: a broker's data, or Kafka Streams' state.dir."""
+        return VOLUME_PATH if self.kind == PodKind.BROKER else STATE_VOLUME_PATH
 
     @property
     def ports_needed(self) -> int:
@@ -97,7 +113,8 @@ def desired_pods(spec: ServiceSpec) -> list[PodDef]:
     for app in spec.apps:
         for i in range(app.count):
             out.append(PodDef(name=f"{app.name}-{i}", kind=PodKind.STREAM, group=f"app:{app.name}", index=i,
-                              cpus=app.cpus, mem_mb=app.mem_mb, app=app.name, placement=app.placement,
+                              cpus=app.cpus, mem_mb=app.mem_mb, disk_mb=app.state_volume_mb, app=app.name,
+                              placement=app.placement,
                               spread=not app.placement, avoid_brokers=app.avoid_brokers, uris=app.uris))
     return out
 

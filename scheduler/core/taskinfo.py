@@ -23,7 +23,6 @@ from mesoslib.resources import Resources
 from scheduler.core import artifacts
 from scheduler.core.artifacts import Served
 from scheduler.core import stream_templates
-from scheduler.core.offers import VOLUME_PATH
 from scheduler.core.pods import METRICS_PORT, PodDef
 from scheduler.core.state import Reservation, TaskRecord
 
@@ -111,7 +110,7 @@ def task_data(spec: ServiceSpec, pod: PodDef, rec: TaskRecord | None, properties
             cluster_id=properties.get("cluster_id") if k.mode == "kraft" else None,
             voters=quorum or () if k.mode == "kraft" else (),
             zookeeper_connect=zookeeper_chroot(spec) if k.mode == "zookeeper" else None,
-            volume=VOLUME_PATH, rack=(res.attributes.get(k.rack_attribute) if k.rack_attribute else None),
+            volume=pod.volume_path, rack=(res.attributes.get(k.rack_attribute) if k.rack_attribute else None),
             heap_mb=k.heap_mb, replication=k.replication_factor, min_insync_replicas=k.min_isr,
             overrides={**authorizer_properties(k.mode, k.sasl.enabled, k.sasl.authorizer), **k.overrides},
             tls_port=extra.get("tls"), sasl_port=extra.get("sasl"),

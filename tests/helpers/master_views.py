@@ -20,6 +20,18 @@ def reservation_ids(lm) -> set[str]:
     return ids
 
 
+def volumes_in_use(lm) -> dict[str, str]:
+    """Persistence id → agent id of every persistent volume a task or executor uses, as the
+    master's /master/slaves shows them (used_resources_full)."""
+    out = {}
+    for slave in lm.get("/master/slaves")["slaves"]:
+        for res in slave.get("used_resources_full", []):
+            pid = ((res.get("disk") or {}).get("persistence") or {}).get("id")
+            if pid:
+                out[pid] = slave["id"]
+    return out
+
+
 def master_tasks(lm) -> dict[str, str]:
     """Task name → task id of every running task, as the master sees them."""
     out = {}

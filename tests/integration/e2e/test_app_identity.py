@@ -11,7 +11,9 @@ import signal
 import pytest
 from confluent_kafka.admin import AdminClient
 
+from kmfwire.taskdata import STREAM_STATE_DIR
 from tests.helpers.fixtures_scheduler import java_pid_of, pid_in_sandbox
+from tests.helpers.master_views import reservation_ids, volumes_in_use
 from tests.helpers.streams_apps import (CountReader, group_generations, make_lines, produce_lines,
                                         start_wordcount_service, wordcount_app)
 from tests.helpers.wait import wait_for
@@ -78,14 +80,18 @@ def test_a_killed_instance_is_relaunched_and_rejoins_without_a_rebalance(kmf_env
     assert {k: v[2] for k, v in after.items()} == {k: v[2] for k, v in before.items()}
 
 
-def test_a_killed_kafka_streams_instance_rejoins_without_a_rebalance(kmf_env):
+def test_a_killed_kafka_streams_instance_rejoins_without_a_rebalance_on_its_state_volume(kmf_env):
     """The same for Kafka Streams' WordCountDemo: kmf's properties file gives it the identity
-    (Kafka Streams suffixes group.instance.id with its thread's index)."""
+    (Kafka Streams suffixes group.instance.id with its thread's index). With `state_volume_mb`,
+    each instance has a persistent volume (the master's view: its task's resources) holding
+    Kafka Streams' state.dir: the relaunched instance is on the same volume, whose stores are the
+    same files as before the kill (the files on the agent); scaling in releases the volume of the
+    instance removed (the master's reservations)."""
     env = kmf_env(agents=2)
     app = {"name": "wcj", "count": 2, "cpus": 0.25, "mem_mb": 512, "runtime": "java",
            "command": ["org.apache.kafka.streams.examples.wordcount.WordCountDemo", "{properties}"],
            # ready only once RUNNING: an instance that started before its topics (ERROR) is restarted soon
-           "stuck_limit_s": 60}
+           "stuck_limit_s": 60, "state_volume_mb": 64}
     s = env.start_scheduler(brokers=1, apps=[app])
     wait_for(lambda: s.pod("broker-0").get("ready"), timeout=120, interval=1, what="broker ready")
     for topic in ("streams-plaintext-input", "streams-wordcount-output"):
@@ -100,10 +106,38 @@ def test_a_killed_kafka_streams_instance_rejoins_without_a_rebalance(kmf_env):
     produce_lines(boot, "streams-plaintext-input", make_lines(50, seed=19))
     generations = wait_for(lambda: group_generations(boot, group), timeout=30, what="the group's records")
 
-    after = relaunched_and_rejoined(s, admin, group, "wcj-0", java_pid_of(s.pod("wcj-0")["task_id"]), before)
+    # the state volume: in the master's view of the task, on the agent's disk, and in the sandbox
+    volume_id = s.pod("wcj-0")["reservation"]["persistence_id"]
+    assert volumes_in_use(env.lm).get(volume_id) == s.pod("wcj-0")["agent_id"], "wcj-0's volume not in use"
+    agent = env.lm.agents[env.agent_index(s.pod("wcj-0")["reservation"]["agent_id"])]
+    volume = agent.work_dir / "volumes" / "roles" / "kafka-role" / volume_id
+    stores = wait_for(lambda: sorted((volume / group).glob("*_*/rocksdb/*")) or None, timeout=60, interval=1,
+                      what="Kafka Streams' stores on wcj-0's volume")
+    inodes = {p: p.stat().st_ino for p in stores}
+    pid = java_pid_of(s.pod("wcj-0")["task_id"])
+    assert pid is not None
+    assert os.path.realpath(os.path.join(os.readlink(f"/proc/{pid}/cwd"), STREAM_STATE_DIR)) == str(volume)
+
+    after = relaunched_and_rejoined(s, admin, group, "wcj-0", pid, before)
+    relaunched = s.pod("wcj-0")
+    assert relaunched["reservation"]["persistence_id"] == volume_id
+    assert volumes_in_use(env.lm).get(volume_id) == relaunched["agent_id"], "the volume is not in use again"
+    pid = java_pid_of(relaunched["task_id"])
+    assert pid is not None
+    assert os.path.realpath(os.path.join(os.readlink(f"/proc/{pid}/cwd"), STREAM_STATE_DIR)) == str(volume)
+    assert {p: p.stat().st_ino for p in stores if p.exists()} == inodes, "the stores were not kept"
     now = group_generations(boot, group)
     print(f"Kafka Streams generations before the kill {generations}, after the relaunch {now}")
     assert set(now[len(generations) - 1:]) == {generations[-1]}, (generations, now)
     ids = sorted(v[1] or "" for v in after.values())
     assert ids[0].startswith(f"{env.name}-wcj-0") and ids[1].startswith(f"{env.name}-wcj-1"), ids
     assert sorted(v[2] for v in after.values()) == sorted(v[2] for v in before.values())  # same partitions
+
+    # scaled in: wcj-1 goes, and so do its volume and reservation at the master; wcj-0's stay
+    gone = s.pod("wcj-1")["reservation"]["persistence_id"]
+    assert gone in reservation_ids(env.lm)
+    code, doc = s.request("POST", "/v1/scale", {"kind": "app", "name": "wcj", "count": 1})
+    assert code == 200, doc
+    wait_for(lambda: gone not in reservation_ids(env.lm), timeout=90, interval=1,
+             what="wcj-1's reservation released at the master")
+    assert volume_id in reservation_ids(env.lm)
