@@ -12,7 +12,7 @@ import sys
 import time
 from pathlib import Path
 
-from benchmarks import decisions, deploy_datapath, rebalance_plan, recovery
+from benchmarks import app_state_restart, decisions, deploy_datapath, rebalance_plan, recovery
 
 DOC = Path(__file__).resolve().parent.parent / "docs" / "benchmarks.md"
 
@@ -50,6 +50,8 @@ def main() -> int:
         ("rebalance plan: 30,000 partitions (RF 3), 100 brokers + 10 new, 3 racks", rebalance_plan.plan_speed),
         ("deploy (config/local.yaml) and data path (Producer/ConsumerPerformance, acks=all, 1 partition): kmf vs by hand",
          lambda: deploy_datapath.run(runs=2 if quick else 3)),
+        (f"Kafka Streams restart with {app_state_restart.STATE_MB} MB of state: state volume vs none",
+         app_state_restart.run),
     ]
     if only:
         steps = [(title, run) for title, run in steps if any(word in title for word in only)]
