@@ -22,6 +22,16 @@ ARCHIVES = (".tar", ".tar.gz", ".tgz", ".tar.bz2", ".tbz2", ".tar.xz", ".txz", "
 
 Issue = tuple[str, str]
 
+# what kmf writes into a Kafka Streams app's properties file, and where an operator changes it
+KMF_PROPERTIES = {
+    "bootstrap.servers": "the brokers' current addresses",
+    "application.id": "<service>-<app>; the app's group",
+    "state.dir": "the sandbox's streams-state, the state volume with state_volume_mb",
+    "group.instance.id": "static membership, <service>-<app>-<i>",
+    "client.id": "the pod's name",
+    "session.timeout.ms": "set it with session_timeout_s",
+}
+
 
 def _uri(path: str, value: str) -> list[Issue]:
     if not value or any(ch.isspace() for ch in value):
@@ -69,6 +79,11 @@ def app_issues(path: str, app: AppSpec) -> list[Issue]:
         out.append((f"{path}.stuck_limit_s", f"must be from {STUCK_LIMIT_MIN_S:g} to {STUCK_LIMIT_MAX_S:g} "
                                              f"seconds (how long an instance may stay out of RUNNING before it "
                                              f"is restarted), got {stuck:g}"))
+    if app.properties and not (app.runtime == "java" and "{properties}" in app.command):
+        out.append((f"{path}.properties", "only a java app given \"{properties}\" in its command reads them "
+                                          "(others take settings through env)"))
+    for key in sorted(set(app.properties) & set(KMF_PROPERTIES)):
+        out.append((f"{path}.properties.{key}", f"kmf sets {key} itself ({KMF_PROPERTIES[key]})"))
     if app.state_volume_mb < 0:
         out.append((f"{path}.state_volume_mb", f"must be 0 (no volume) or more, got {app.state_volume_mb}"))
     return out

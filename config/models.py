@@ -242,6 +242,9 @@ class AppSpec:
     # Kafka Streams keeps its state (the executor's state.dir; $KMF_STATE_DIR for other apps): a
     # relaunch in place finds its state there, a move starts empty and restores from the changelog
     state_volume_mb: int = 0
+    # Kafka Streams (or client) properties added to the file a `java` app gets for "{properties}"
+    # (e.g. num.standby.replicas, commit.interval.ms); the ones kmf sets itself are refused
+    properties: dict[str, str] = attrs.field(factory=dict)
 
     def session_timeout_ms(self, policies: "Policies") -> int:
         """`session_timeout_s`, else long enough for a relaunch in place after a first failure

@@ -211,7 +211,8 @@ def _stream(data: TaskData, sandbox: Path, env: Mapping[str, str], stdout: Path)
         # command becomes one with the live bootstrap servers, an application id, a state dir and
         # the instance's static identity
         props = sandbox / "streams.properties"
-        props.write_text(render_properties(streams_properties(data, sandbox), "written by the kmf executor"))
+        props.write_text(render_properties(streams_properties(data, sandbox, agent_host(env)),
+                                           "written by the kmf executor"))
         args = tuple(str(props) if a == "{properties}" else a for a in s.command)
         # the fetched jars (and those extracted archives left in the sandbox) before Kafka's own
         classpath = os.pathsep.join([str(sandbox / "*"), rt.classpath]) if s.artifacts else rt.classpath
@@ -286,12 +287,29 @@ def identity_env(data: TaskData) -> dict[str, str]:
             "KMF_SESSION_TIMEOUT_MS": str(s.session_timeout_ms)}
 
 
-def streams_properties(data: TaskData, sandbox: Path) -> dict[str, str]:
-    """The properties file a Kafka Streams app gets for "{properties}" (pure)."""
+# the client tag naming the instance's agent (KIP-708): Kafka Streams puts a task's standby
+# replicas (num.standby.replicas) on instances whose tag differs, i.e. on other agents
+AGENT_TAG = "agent"
+
+
+def agent_host(env: Mapping[str, str]) -> str:
+    """The agent this executor runs on: the address in MESOS_AGENT_ENDPOINT (every Mesos agent
+    sets it for its executors), else this host's name."""
+    endpoint = env.get("MESOS_AGENT_ENDPOINT", "")
+    return endpoint.rsplit(":", 1)[0] if ":" in endpoint else socket.gethostname()
+
+
+def streams_properties(data: TaskData, sandbox: Path, agent: str) -> dict[str, str]:
+    """The properties file a Kafka Streams app gets for "{properties}" (pure): the app's own
+    `properties`, then kmf's (its brokers, application id, state dir, identity) and the agent's
+    client tag for standby placement (unless the app chose its own assignment tags)."""
     s = data.stream
     assert s is not None
-    props = {"bootstrap.servers": s.bootstrap_servers, "application.id": f"{data.service}-{s.app}",
-             "state.dir": str(sandbox / STREAM_STATE_DIR)}
+    props = dict(s.properties)
+    if "rack.aware.assignment.tags" not in props:
+        props.update({"rack.aware.assignment.tags": AGENT_TAG, f"client.tag.{AGENT_TAG}": agent})
+    props.update({"bootstrap.servers": s.bootstrap_servers, "application.id": f"{data.service}-{s.app}",
+                  "state.dir": str(sandbox / STREAM_STATE_DIR)})
     if s.session_timeout_ms is not None:
         # Kafka Streams hands group.instance.id and session.timeout.ms to its main consumer, and
         # takes client.id as the prefix of its clients' ids

@@ -134,6 +134,8 @@ class StreamTask:
     artifacts: tuple[str, ...] = attrs.field(default=(), converter=_tuple)
     # out of RUNNING longer than this (as its output says: executor.app_state), the instance is ended
     stuck_limit_s: float = DEFAULT_STUCK_LIMIT_S
+    # the app's own Kafka Streams properties, added to the file kmf writes for "{properties}"
+    properties: dict[str, str] = attrs.field(factory=dict, converter=_str_map)
 
     def group_instance_id(self, service: str) -> str:
         """The instance's ``group.instance.id``: the same for every relaunch of `<app>-<i>`, so
@@ -176,7 +178,7 @@ class TaskData:
         if doc["stream"] is not None:
             # an app without static membership or fetched code keeps the payload of before them
             for key, unset in (("session_timeout_ms", None), ("artifacts", []),
-                               ("stuck_limit_s", DEFAULT_STUCK_LIMIT_S)):
+                               ("stuck_limit_s", DEFAULT_STUCK_LIMIT_S), ("properties", {})):
                 if doc["stream"][key] == unset:
                     del doc["stream"][key]
         return doc

@@ -122,7 +122,7 @@ def task_data(spec: ServiceSpec, pod: PodDef, rec: TaskRecord | None, properties
         app=app.name, instance=pod.index, runtime=app.runtime, command=app.command,
         bootstrap_servers=bootstrap, env=app.env, kafka_version=k.version,
         session_timeout_ms=app.session_timeout_ms(spec.policies), artifacts=tuple(u.value for u in app.uris),
-        stuck_limit_s=app.stuck_limit_s))
+        stuck_limit_s=app.stuck_limit_s, properties=app.properties))
 
 
 def fingerprint(pod: PodDef, data: TaskData, executor: str = "") -> str:

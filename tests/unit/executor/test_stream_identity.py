@@ -4,10 +4,12 @@ its fetched code on PYTHONPATH or the classpath."""
 from __future__ import annotations
 
 import os
+import socket
 
+import attrs
 import pytest
 
-from executor.workloads import prepare, python_path, streams_properties
+from executor.workloads import agent_host, prepare, python_path, streams_properties
 from kmfwire.taskdata import StreamTask, TaskData
 
 pytestmark = pytest.mark.timeout(60)
@@ -33,11 +35,39 @@ def test_a_payload_without_a_session_timeout_joins_as_a_dynamic_member(tmp_path)
 
 
 def test_kafka_streams_properties_carry_the_identity(tmp_path):
-    props = streams_properties(app("java", command=("Main", "{properties}")), tmp_path)
+    props = streams_properties(app("java", command=("Main", "{properties}")), tmp_path, "10.0.0.7")
     assert props["application.id"] == "svc-wc"
     assert props["group.instance.id"] == "svc-wc-2" and props["client.id"] == "wc-2"
     assert props["session.timeout.ms"] == "31000"
-    assert "group.instance.id" not in streams_properties(app("java", timeout=None), tmp_path)
+    assert "group.instance.id" not in streams_properties(app("java", timeout=None), tmp_path, "10.0.0.7")
+
+
+def test_the_apps_own_properties_come_with_the_agents_tag_for_standby_placement(tmp_path):
+    data = app("java", command=("Main", "{properties}"))
+    data = TaskData(kind="stream", service="svc", stream=attrs.evolve(
+        data.stream, properties={"num.standby.replicas": "1", "commit.interval.ms": "100"}))
+    props = streams_properties(data, tmp_path, "10.0.0.7")
+    assert props["num.standby.replicas"] == "1" and props["commit.interval.ms"] == "100"
+    # standbys go to instances with another tag value: on another agent (KIP-708)
+    assert props["rack.aware.assignment.tags"] == "agent" and props["client.tag.agent"] == "10.0.0.7"
+    assert props["state.dir"] == str(tmp_path / "streams-state")
+    # an app that chose its own assignment tags keeps them
+    own = TaskData(kind="stream", service="svc", stream=attrs.evolve(
+        data.stream, properties={"rack.aware.assignment.tags": "zone", "client.tag.zone": "a"}))
+    props = streams_properties(own, tmp_path, "10.0.0.7")
+    assert props["rack.aware.assignment.tags"] == "zone" and "client.tag.agent" not in props
+
+
+def test_the_agent_is_the_address_mesos_gives_the_executor():
+    assert agent_host({"MESOS_AGENT_ENDPOINT": "127.0.3.12:5051"}) == "127.0.3.12"
+    assert agent_host({}) == socket.gethostname()
+
+
+def test_the_properties_survive_the_wire_and_an_app_without_them_keeps_the_old_payload():
+    data = app("java", command=("Main", "{properties}"))
+    assert "properties" not in data.to_json()["stream"]
+    with_props = TaskData(kind="stream", service="svc", stream=attrs.evolve(data.stream, properties={"a.b": "1"}))
+    assert TaskData.decode(with_props.encode()).stream.properties == {"a.b": "1"}
 
 
 def test_fetched_wheels_then_the_sandbox_then_the_bundle_on_pythonpath(tmp_path):

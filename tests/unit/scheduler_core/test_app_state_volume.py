@@ -148,3 +148,4 @@ def test_a_roll_restarts_each_instance_in_place_on_its_volume():
     assert after.reservation == before["st-0"].reservation and after.agent_id == before["st-0"].agent_id
     (volume,) = _volume_of(_task_of(sim, "st-0"))
     assert volume["disk"]["persistence"]["id"] == before["st-0"].reservation.persistence_id
+
