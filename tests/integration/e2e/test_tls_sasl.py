@@ -125,6 +125,29 @@ def test_tls_and_scram_clients_relaunch_and_no_secret_leaks(kmf_env, tmp_path, m
     assert produce_consume(sasl, "tls-t", 50) == set(range(50))
     assert "uthentication" in refused({**sasl, "sasl.password": "not-the-password"})
     assert "uthentication" in refused({**sasl, "sasl.username": "mallory"})
+    # an app kmf does not run (its own Marathon app) started by kmf.bootstrap_env --listener sasl:
+    # the CA and the SCRAM user reach a librdkafka client (environment) and a Java client
+    # (properties file: PEM trust store, JAAS) that both talk to the broker over SASL_SSL
+    work = tmp_path / "outside-app"
+    work.mkdir()
+    launcher = [sys.executable, "-m", "kmf.bootstrap_env", "--api", s.url, "--listener", "sasl", "--timeout", "30", "--"]
+    outside = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path), "KMF_SASL_USERNAME": "alice",
+               "KMF_SASL_PASSWORD": SCRAM_PASSWORD}
+    py_client = ("import os; from confluent_kafka.admin import AdminClient; "
+                 "e = os.environ; print(sorted(AdminClient({'bootstrap.servers': e['KAFKA_BOOTSTRAP_SERVERS'], "
+                 "'security.protocol': e['KAFKA_SECURITY_PROTOCOL'], 'ssl.ca.location': e['KAFKA_SSL_CA_LOCATION'], "
+                 "'sasl.mechanism': e['KAFKA_SASL_MECHANISM'], 'sasl.username': e['KMF_SASL_USERNAME'], "
+                 "'sasl.password': e['KMF_SASL_PASSWORD']}).list_topics(timeout=20).topics))")
+    run = subprocess.run(launcher + [sys.executable, "-c", py_client], cwd=work, env=outside, capture_output=True,
+                         text=True, timeout=90)
+    assert run.returncode == 0 and "tls-t" in run.stdout, run.stdout + run.stderr
+    from executor.runtime.kafka_dist import Mode
+    from tests.helpers.fixtures_kafka import kafka_runtime
+    java_client = ["java", "-cp", kafka_runtime(Mode.KRAFT).classpath, "org.apache.kafka.tools.ClusterTool",
+                   "cluster-id", "--bootstrap-server", sasl_boot, "--config", "{properties}"]
+    run = subprocess.run(launcher + java_client, cwd=work, env=outside, capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0 and "Cluster ID:" in run.stdout, run.stdout + run.stderr
+    assert stat.S_IMODE((work / "streams.properties").stat().st_mode) == 0o600  # it holds the password
     (tmp_path / "bob-password").write_text("bob-Pa55word-77\n")
     run = kmf_cli(s, "user", "create", "bob", "--password-file", str(tmp_path / "bob-password"))
     assert run.returncode == 0, run.stderr

@@ -90,3 +90,73 @@ def test_main_without_a_command_prints_the_servers_and_without_an_api_is_a_usage
     with pytest.raises(SystemExit) as exit_:
         be.main(["--", "true"], {})
     assert exit_.value.code == 2 and "give --api URL or set KMF_API" in capsys.readouterr().err
+
+
+SECURE = {**ONE, "tls": {"security_protocol": "SSL", "bootstrap_servers": "10.0.0.1:9093", "ca_cert": "CA PEM"},
+          "sasl": {"security_protocol": "SASL_SSL", "mechanism": "SCRAM-SHA-512",
+                   "bootstrap_servers": "10.0.0.1:9094", "ca_cert": "CA PEM"}}
+
+
+def java_properties(text: str) -> dict[str, str]:
+    """A properties file as Java reads it (one key=value per line, backslash escapes)."""
+    out = {}
+    for line in text.splitlines():
+        if not line or line.startswith("#"):
+            continue
+        key, value, i, escaped, part = "", "", 0, False, ""
+        for ch in line:
+            if escaped:
+                part += ch
+                escaped = False
+            elif ch == "\\":
+                escaped = True
+            elif ch == "=" and not key and i == 0:
+                key, part, i = part, "", 1
+            else:
+                part += ch
+        out[key] = part
+    return out
+
+
+def _main(tmp_path, monkeypatch, listener: str, environ: dict, doc=SECURE):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(be, "get_json", lambda url, timeout: doc)
+    ran = {}
+    code = be.main(["--api", "http://kmf.test:8080", "--listener", listener, "--", "java", "Main", "{properties}"],
+                   environ, lambda cmd, argv, env: ran.update(argv=argv, env=env))
+    return code, ran
+
+
+def test_a_sasl_client_gets_the_sasl_listener_the_ca_and_the_scram_user(tmp_path, monkeypatch):
+    code, ran = _main(tmp_path, monkeypatch, "sasl", {"KMF_SASL_USERNAME": "alice", "KMF_SASL_PASSWORD": 'p"w\\d'})
+    assert code == 0
+    env, props = ran["env"], (tmp_path / "streams.properties")
+    assert env["KAFKA_BOOTSTRAP_SERVERS"] == "10.0.0.1:9094" and env["KAFKA_SECURITY_PROTOCOL"] == "SASL_SSL"
+    assert env["KAFKA_SASL_MECHANISM"] == "SCRAM-SHA-512"
+    assert (tmp_path / "kmf-ca.pem").read_text() == "CA PEM" and env["KAFKA_SSL_CA_LOCATION"] == str(tmp_path / "kmf-ca.pem")
+    got = java_properties(props.read_text())
+    assert got["bootstrap.servers"] == "10.0.0.1:9094" and got["security.protocol"] == "SASL_SSL"
+    assert got["ssl.truststore.type"] == "PEM" and got["ssl.truststore.location"] == str(tmp_path / "kmf-ca.pem")
+    assert got["sasl.mechanism"] == "SCRAM-SHA-512"
+    # JAAS quotes the values: a quote and a backslash in the password are escaped
+    assert got["sasl.jaas.config"] == ('org.apache.kafka.common.security.scram.ScramLoginModule required '
+                                       'username="alice" password="p\\"w\\\\d";')
+    assert props.stat().st_mode & 0o077 == 0  # the password's file: its owner's only
+
+
+def test_a_tls_client_gets_the_tls_listener_and_no_user(tmp_path, monkeypatch):
+    code, ran = _main(tmp_path, monkeypatch, "tls", {})
+    assert code == 0 and ran["env"]["KAFKA_BOOTSTRAP_SERVERS"] == "10.0.0.1:9093"
+    assert "KAFKA_SASL_MECHANISM" not in ran["env"] and "sasl" not in (tmp_path / "streams.properties").read_text()
+
+
+def test_a_listener_the_service_does_not_have_fails_at_once_naming_it(tmp_path, monkeypatch, capsys):
+    code, ran = _main(tmp_path, monkeypatch, "tls", {}, doc=ONE)
+    assert code == 1 and not ran
+    assert "no tls listener" in capsys.readouterr().err
+
+
+def test_sasl_without_the_user_is_a_usage_error(tmp_path, monkeypatch, capsys):
+    with pytest.raises(SystemExit) as exc:
+        _main(tmp_path, monkeypatch, "sasl", {"KMF_SASL_USERNAME": "alice"})
+    assert exc.value.code == 2 and "KMF_SASL_PASSWORD" in capsys.readouterr().err
