@@ -103,7 +103,7 @@ def java_properties(text: str) -> dict[str, str]:
     for line in text.splitlines():
         if not line or line.startswith("#"):
             continue
-        key, value, i, escaped, part = "", "", 0, False, ""
+        key, i, escaped, part = "", 0, False, ""
         for ch in line:
             if escaped:
                 part += ch
