@@ -53,6 +53,9 @@ class GroupLag:
     widest: int  # partitions of the busiest topic the group reads (with or without a commit); 0: none committed
     unknown: int = 0  # partitions the group has no committed offset for (not in `lag`)
     state: str | None = None  # as Kafka lists the group: STABLE, PREPARING_REBALANCING, EMPTY, ...
+    # each partition with a committed offset: (topic, partition, committed, lag, owner's client id
+    # or None), for commit_watch
+    parts: tuple[tuple[str, int, int, int, str | None], ...] = ()
 
     @property
     def known(self) -> bool:
@@ -66,9 +69,11 @@ def group_lags(sample: Mapping[str, Any]) -> dict[str, GroupLag]:
     for name, group in sample.get("groups", {}).items():
         topics = group.get("topics") or {}
         widths = [len(t.get("partitions", {})) + len(t.get("unknown", [])) for t in topics.values()]
+        parts = tuple((topic, int(p), int(v["committed"]), int(v["lag"]), v.get("owner"))
+                      for topic, t in sorted(topics.items()) for p, v in sorted(t.get("partitions", {}).items()))
         out[name] = GroupLag(lag=int(group.get("lag", 0)), widest=max(widths, default=0),
                              unknown=sum(len(t.get("unknown", [])) for t in topics.values()),
-                             state=group.get("state"))
+                             state=group.get("state"), parts=parts)
     return out
 
 

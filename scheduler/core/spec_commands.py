@@ -13,7 +13,8 @@ import config
 from config import ServiceSpec
 from config.rules import declared_removals, validate
 from scheduler.core import actions as act
-from scheduler.core import app_autoscale, broker_count, broker_registrations, declared_deletes, kafka_features, launch_config
+from scheduler.core import (app_autoscale, broker_count, broker_registrations, commit_watch, declared_deletes,
+                            kafka_features, launch_config)
 from scheduler.core import events as ev
 from scheduler.core.command_types import ScaleApp, ScaleBrokers, Uninstall, UpdateConfig
 from scheduler.core.offer_control import offer_control
@@ -127,16 +128,19 @@ def _resume_autoscale(state: State, app: config.AppSpec, command: ScaleApp, cmd:
 
 
 def on_lag_sampled(state: State, event: ev.LagSampled) -> Result:
-    """Each autoscaled app's count after a lag sample (policy: `app_autoscale.decide`); a change is
-    adopted like an operator's count and kept with the lag that caused it."""
+    """After a lag sample: stream instances that stopped committing while behind are ended
+    (`commit_watch`), and each autoscaled app's count follows its lag (policy:
+    `app_autoscale.decide`); a change is adopted like an operator's count and kept with the lag
+    that caused it."""
     if state.uninstalling:
         return state, ()
     now = event.now
+    state, ended = commit_watch.on_sample(state, event.groups, now)
     spec = state.spec
     low = dict(state.autoscale_low_since)
     notes = dict(state.autoscale_notes)
     props = dict(state.properties)
-    out: list[act.Action] = []
+    out: list[act.Action] = list(ended)
     for app in state.spec.apps:
         if app.autoscale is None:
             continue

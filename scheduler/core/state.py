@@ -215,6 +215,9 @@ class State:
     # when it was taken: what an app's rolling update waits on (rolling.app_group_blocker)
     app_groups: Mapping[str, Any] = attrs.field(factory=dict)
     app_groups_at: float | None = None
+    # (group, topic, partition) → commit_watch.Progress, not persisted: how long each partition of
+    # a stream app's group has gone without its committed offset moving
+    commit_progress: Mapping[tuple[str, str, int], Any] = attrs.field(factory=dict)
 
     def by_task_id(self, task_id: str) -> TaskRecord | None:
         pod = task_id.split("__", 1)[0]

@@ -8,9 +8,11 @@ process dies of SIGSEGV (seen as `rdk:main ... segfault` in the kernel log, in
 rd_kafka_cgrp_op). In here such a crash costs one lag sample; in the scheduler it cost the
 framework.
 
-Protocol: one line on stdin asks for a sample; one JSON line on stdout answers it, with the raw
-committed and end offsets, each group's state (the arithmetic is lag_watch.compute_lag's) or {"error": ...}. The probe
-exits when its stdin closes, so it never outlives the scheduler.
+Protocol: one line on stdin asks for a sample (empty, or JSON {"describe": [groups]}: the groups
+whose members' assignments to report, a stream app's); one JSON line on stdout answers it, with the
+raw committed and end offsets, each group's state, the described groups' partition owners (client
+ids) (the arithmetic is lag_watch.compute_lag's) or {"error": ...}. The probe exits when its stdin
+closes, so it never outlives the scheduler.
 """
 from __future__ import annotations
 
@@ -21,8 +23,25 @@ import time
 from typing import Any
 
 
-def sample(admin: Any, timeout: float, max_groups: int, max_partitions: int) -> dict[str, Any]:
-    """Committed offsets of (at most `max_groups`) groups and their partitions' end offsets."""
+def owners(admin: Any, groups: list[str], timeout: float) -> dict[str, list[list[Any]]]:
+    """Per group of `groups` that Kafka describes: [topic, partition, the owning member's client id]."""
+    out: dict[str, list[list[Any]]] = {}
+    if not groups:
+        return out
+    for name, fut in admin.describe_consumer_groups(groups, request_timeout=timeout).items():
+        try:
+            described = fut.result(timeout=timeout + 1)
+        except Exception:  # noqa: BLE001 - e.g. the coordinator moving: no owners this round
+            continue
+        out[name] = [[tp.topic, tp.partition, m.client_id] for m in described.members or []
+                     for tp in (m.assignment.topic_partitions if m.assignment else [])]
+    return out
+
+
+def sample(admin: Any, timeout: float, max_groups: int, max_partitions: int,
+           describe: list[str] | None = None) -> dict[str, Any]:
+    """Committed offsets of (at most `max_groups`) groups and their partitions' end offsets; the
+    partition owners of the `describe` groups that are among them."""
     from confluent_kafka import ConsumerGroupTopicPartitions, TopicPartition
     from confluent_kafka.admin import OffsetSpec
     asked = time.time()
@@ -62,6 +81,7 @@ def sample(admin: Any, timeout: float, max_groups: int, max_partitions: int) -> 
                 continue
     return {"sampled_at": asked, "committed": committed, "ends": ends,
             "states": {n: states.get(n) for n in names[:max_groups]},
+            "owners": owners(admin, sorted(set(describe or ()) & set(committed)), timeout),
             "skipped_groups": skipped_groups, "skipped_partitions": skipped_partitions}
 
 
@@ -74,9 +94,10 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     from confluent_kafka.admin import AdminClient
     admin = AdminClient({"bootstrap.servers": args.bootstrap, "log_level": 0})
-    for _ in sys.stdin:
+    for line in sys.stdin:
         try:
-            out = sample(admin, args.timeout, args.max_groups, args.max_partitions)
+            ask = json.loads(line) if line.strip() else {}
+            out = sample(admin, args.timeout, args.max_groups, args.max_partitions, list(ask.get("describe") or ()))
         except Exception as exc:  # noqa: BLE001 - brokers down: the parent asks again later
             out = {"error": f"{type(exc).__name__}: {exc}"}
         sys.stdout.write(json.dumps(out) + "\n")

@@ -38,12 +38,15 @@ TP = tuple[str, int]
 
 def compute_lag(committed: Mapping[str, Mapping[TP, int | None]], ends: Mapping[TP, int],
                 sampled_at: float, round_s: float = 0.0, skipped_groups: int = 0,
-                skipped_partitions: int = 0, states: Mapping[str, str | None] | None = None) -> dict[str, Any]:
+                skipped_partitions: int = 0, states: Mapping[str, str | None] | None = None,
+                owners: Mapping[str, Mapping[TP, str]] | None = None) -> dict[str, Any]:
     """Pure: per group, per topic, lag = high watermark - committed offset (never below 0), summed
     over the partitions with both known; partitions with no committed offset or no known high
-    watermark are `unknown` and not summed. `states`: each group's state as Kafka listed it."""
+    watermark are `unknown` and not summed. `states`: each group's state as Kafka listed it;
+    `owners`: the client id holding each partition, for the groups described."""
     groups: dict[str, Any] = {}
     states = states or {}
+    owners = owners or {}
     for group in sorted(committed):
         topics: dict[str, Any] = {}
         total = 0
@@ -55,6 +58,9 @@ def compute_lag(committed: Mapping[str, Mapping[TP, int | None]], ends: Mapping[
                 continue
             lag = max(0, end - off)
             t["partitions"][part] = {"committed": off, "end": end, "lag": lag}
+            owner = owners.get(group, {}).get((topic, part))
+            if owner is not None:
+                t["partitions"][part]["owner"] = owner
             t["lag"] += lag
             total += lag
         groups[group] = {"lag": total, "topics": topics, "state": states.get(group)}
@@ -113,23 +119,25 @@ class LagWatcher:
         if not boot or not any(r.serving for r in s.tasks.values() if r.kind == "broker"):
             return None
         started = time.time()
-        answer = self._ask(boot)
+        answer = self._ask(boot, sorted({a.consumer_group(s.spec.name) for a in s.spec.apps}))
         if answer is None or "error" in answer:
             if answer is not None:
                 log.debug("consumer-group lag: %s", answer["error"])
             return None
         committed = {g: {(t, p): off for t, p, off in parts} for g, parts in answer["committed"].items()}
         ends = {(t, p): end for t, p, end in answer["ends"]}
+        owners = {g: {(t, p): client for t, p, client in parts} for g, parts in (answer.get("owners") or {}).items()}
         sample = compute_lag(committed, ends, answer["sampled_at"], round(time.time() - started, 3),
-                             answer["skipped_groups"], answer["skipped_partitions"], answer.get("states"))
+                             answer["skipped_groups"], answer["skipped_partitions"], answer.get("states"), owners)
         self.latest = sample
         if self.on_sample is not None:
             self.on_sample(sample)
         return sample
 
-    def _ask(self, boot: str) -> dict[str, Any] | None:
-        """One sample from the probe for `boot` (started or replaced as needed); None when the probe
-        died or did not answer in time (it is then ended, and a new one starts next round)."""
+    def _ask(self, boot: str, describe: list[str] | None = None) -> dict[str, Any] | None:
+        """One sample from the probe for `boot` (started or replaced as needed), with the partition
+        owners of the `describe` groups; None when the probe died or did not answer in time (it is
+        then ended, and a new one starts next round)."""
         if self._probe is not None and (self._probe[0] != boot or self._probe[1].poll() is not None):
             self._end_probe()
         if self._probe is None:
@@ -142,7 +150,7 @@ class LagWatcher:
         proc = self._probe[1]
         try:
             assert proc.stdin is not None and proc.stdout is not None
-            proc.stdin.write("\n")
+            proc.stdin.write(json.dumps({"describe": describe or []}) + "\n")
             proc.stdin.flush()
             ready, _, _ = select.select([proc.stdout], [], [], self._answer_timeout())
             line = proc.stdout.readline() if ready else ""

@@ -134,3 +134,13 @@ def test_a_probe_that_crashes_costs_a_sample_not_the_scheduler(tmp_path):
     finally:
         w.stop()
     assert w._probe is None
+
+
+def test_the_owner_of_each_partition_comes_with_the_sample():
+    sample = compute_lag({"g": {("t", 0): 3, ("t", 1): 4}}, {("t", 0): 5, ("t", 1): 4}, 0.0,
+                         owners={"g": {("t", 0): "wc-0-StreamThread-1-consumer"}})
+    parts = sample["groups"]["g"]["topics"]["t"]["partitions"]
+    assert parts[0] == {"committed": 3, "end": 5, "lag": 2, "owner": "wc-0-StreamThread-1-consumer"}
+    assert "owner" not in parts[1]
+    from scheduler.core.app_autoscale import group_lags
+    assert group_lags(sample)["g"].parts == (("t", 0, 3, 2, "wc-0-StreamThread-1-consumer"), ("t", 1, 4, 0, None))

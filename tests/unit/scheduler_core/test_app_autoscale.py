@@ -166,10 +166,13 @@ def test_an_app_without_autoscale_and_an_unknown_lag_are_left_alone():
 
 def test_group_lags_reads_the_samplers_shape():
     sample = {"groups": {
-        "g": {"lag": 30, "topics": {"in": {"lag": 30, "partitions": {0: {}, 1: {}}, "unknown": [2]},
-                                    "rep": {"lag": 0, "partitions": {0: {}}, "unknown": []}}, "state": "STABLE"},
+        "g": {"lag": 30, "topics": {"in": {"lag": 30, "unknown": [2], "partitions": {
+                  0: {"committed": 5, "end": 25, "lag": 20, "owner": "wc-0"}, 1: {"committed": 1, "end": 11, "lag": 10}}},
+                                    "rep": {"lag": 0, "partitions": {0: {"committed": 7, "end": 7, "lag": 0}},
+                                            "unknown": []}}, "state": "STABLE"},
         "idle": {"lag": 0, "topics": {}, "state": "EMPTY"}}}
-    assert auto.group_lags(sample) == {"g": GroupLag(30, 3, 1, "STABLE"), "idle": GroupLag(0, 0, 0, "EMPTY")}
+    parts = (("in", 0, 5, 20, "wc-0"), ("in", 1, 1, 10, None), ("rep", 0, 7, 0, None))
+    assert auto.group_lags(sample) == {"g": GroupLag(30, 3, 1, "STABLE", parts), "idle": GroupLag(0, 0, 0, "EMPTY")}
     assert not auto.group_lags(sample)["idle"].known
 
 

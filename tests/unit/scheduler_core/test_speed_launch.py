@@ -58,7 +58,7 @@ def old_new_id(*parts: object) -> str:
 def old_to_json(data) -> dict[str, Any]:
     doc = json.loads(json.dumps(attrs.asdict(data, recurse=True)))
     if doc["stream"] is not None:  # TaskData.to_json leaves out an app's unset new fields
-        for key, unset in (("session_timeout_ms", None), ("artifacts", []), ("stuck_limit_s", 300.0)):
+        for key, unset in (("session_timeout_ms", None), ("artifacts", []), ("stuck_limit_s", 300.0), ("properties", {})):
             if doc["stream"][key] == unset:
                 del doc["stream"][key]
     return doc
