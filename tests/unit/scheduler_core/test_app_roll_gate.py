@@ -4,6 +4,7 @@ rebalancing, and (autoscaled) no more than count × target_lag behind (scheduler
 app_group_blocker)."""
 from __future__ import annotations
 
+from kmfwire.taskdata import TaskData
 from scheduler.core import events as ev
 from scheduler.core.app_autoscale import GroupLag
 from tests.helpers.core_kit import ONE_BROKER, Scenario, deployed, spec
@@ -71,3 +72,25 @@ def test_a_group_kafka_does_not_list_does_not_hold_the_roll():
     sim.send.status("wc-0", "TASK_KILLED")
     sim.run_all_ready(2)
     assert sim.record("wc-1").kill_reason is not None  # no sample at all: the roll went on
+
+
+def test_a_rollback_is_the_old_file_again_rolled_the_same_way_mid_roll_too():
+    """Version 2 rolled halfway (wc-0 on it, wc-1 not yet), then `config update` with version 1's
+    file: wc-1 is already at version 1 and stays; wc-0 rolls back, gated like any app roll, and
+    each instance ends on version 1's payload."""
+    sim = _rolled_first()
+    v1 = spec(APP % ("1", ""))
+    sim.send.command("update_config", spec=v1).replied(ok=True)
+    assert sim.record("wc-1").kill_reason is None
+    sim.now += 1
+    _sample(sim)
+    sim.send.tick(1).killed("wc-0")
+    sim.send.status("wc-0", "TASK_KILLED")
+    sim.run_all_ready(2)
+    sim.now += 1
+    _sample(sim)
+    sim.send.tick(1).nothing_killed()
+    assert sim.plans()["update"]["status"] == "COMPLETE"
+    for pod in ("wc-0", "wc-1"):
+        data = TaskData.decode(sim.tasks[sim.record(pod).task_id]["info"]["data"])
+        assert data.stream.env == {"VERSION": "1"}, pod
