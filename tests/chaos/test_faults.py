@@ -1023,10 +1023,11 @@ def test_no_acknowledged_record_lost_under_faults(kmf_env, zookeeper, partitions
     cuts = PARTITIONS + OPERATION_CUTS if partitions is not None else []
     disks = DISKS if mounts else []
     known = LONG + PAUSES + OPERATIONS + cuts + disks
-    # make test: SHORT but for the two faults that have an e2e of their own in make test (an app
-    # instance killed: test_app_identity; the master restarted: test_master_restart_mid_deploy),
-    # one partition and one fault in the middle of a rolling update; make chaos runs all of them
-    faults = ([f for f in SHORT if f not in ("kill_app_instance", "restart_master")]
+    # make test: SHORT but for the faults that have a test of their own in make test (an app
+    # instance killed: test_app_identity; the master restarted: test_master_restart_mid_deploy;
+    # the leader's ZooKeeper session expired: scheduler/test_leader), one partition and one fault
+    # in the middle of a rolling update; make chaos runs all of them under the load
+    faults = ([f for f in SHORT if f not in ("kill_app_instance", "restart_master", "expire_zk_session")]
               + (["cut_broker"] if partitions is not None else []) + ["kill_broker_during_roll"])
     if FULL:
         extra = PAUSES + OPERATIONS + cuts + disks

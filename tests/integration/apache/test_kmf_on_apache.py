@@ -24,15 +24,16 @@ from kazoo.client import KazooClient
 
 from localmesos import procs
 from localmesos.cli import get_json
-from tests.helpers.fixtures_scheduler import executor_pid_of, java_pid_of
+from tests.helpers.fixtures_scheduler import executor_pid_of, java_pid_of, pid_in_sandbox
 from tests.helpers.wait import wait_for
 from tests.helpers.kafka_clients import consume, produce_consume
 
 pytestmark = [pytest.mark.kafka]
 
 APPS = [
+    # its state directory on a persistent volume of its own (apps[].state_volume_mb)
     {"name": "wordcount", "count": 1, "cpus": 0.25, "mem_mb": 256, "runtime": "python",
-     "command": ["-m", "streams.wordcount", "--input", "text", "--output", "counts"]},
+     "command": ["-m", "streams.wordcount", "--input", "text", "--output", "counts"], "state_volume_mb": 64},
     {"name": "sleeper", "count": 1, "cpus": 0.1, "mem_mb": 128, "runtime": "command",
      "command": ["sh", "-c", "echo 'kmf: ready'; exec sleep 3600"]},
 ]
@@ -158,18 +159,22 @@ def test_1_deploy_brokers_and_apps_with_reservations_and_volumes(apache_env):
     # the Mesos UI links to kmf's page where it listens, not 127.0.0.1
     assert framework_of(env)["webui_url"] == f"http://{env.lm.ip}:{s.config['api']['port']}/"
     slaves = {sl["id"]: sl["hostname"] for sl in env.lm.state()["slaves"]}
-    # one reservation with a persistent volume per broker, on the agent its broker runs on,
-    # reserved by kmf's principal
+    # one reservation with a persistent volume per broker, and one for the app's state, on the
+    # agent its task runs on, reserved by kmf's principal
     vols = volumes(env)
-    assert sorted(vols) == list(BROKERS), vols
+    assert sorted(vols) == sorted([*BROKERS, "wordcount-0"]), vols
     for pod, vol in vols.items():
         assert vol["hostname"] == slaves[tasks[pod]["slave_id"]]
-        assert vol["disk"]["volume"]["container_path"] == "kafka-data"
+        assert vol["disk"]["volume"]["container_path"] == ("streams-state" if pod == "wordcount-0" else "kafka-data")
         assert vol["disk"]["persistence"]["principal"] == "kmf"
+    # the app's state directory ($KMF_STATE_DIR) is that volume, as Apache Mesos mounted it
+    app_pid = pid_in_sandbox(tasks["wordcount-0"]["id"], lambda argv: b"streams.wordcount" in argv)
+    assert app_pid is not None
+    assert os.path.realpath(proc_environ(app_pid)["KMF_STATE_DIR"]) == str(volume_dir(env, "wordcount-0"))
     for res in reservations(env):
         assert res["reservations"][-1]["principal"] == "kmf", res
     roles = {r["name"]: r for r in env.lm.get("/master/roles")["roles"]}
-    assert roles[ROLE]["reserved"]["disk"] == 3 * 500, roles[ROLE]
+    assert roles[ROLE]["reserved"]["disk"] == 3 * 500 + 64, roles[ROLE]
     # Kafka's own metadata: node ids 0-2 at the reserved ports of their agents
     boot = s.get("/v1/endpoints/broker")["bootstrap_servers"]
     env.notes["bootstrap"] = boot
