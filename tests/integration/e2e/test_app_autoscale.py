@@ -44,7 +44,7 @@ def decisions(s) -> list[tuple[int, int, int | None]]:
 def test_lag_scales_the_word_count_out_and_back_in_and_every_word_is_counted_once(kmf_env):
     started = time.monotonic()
     env = kmf_env(agents=3)
-    app = wordcount_app(GROUP, autoscale={"min": 2, "max": 3, "target_lag": 3000, "interval_s": 10, "cooldown_s": 30})
+    app = wordcount_app(GROUP, autoscale={"min": 2, "max": 3, "target_lag": 3000, "interval_s": 10, "cooldown_s": 15})
     # a sample every 2 s: the backlog lasts only ~15 s on a fast machine
     s, boot = start_wordcount_service(env, app, text_partitions=3, policies={"lag_sample_interval_s": 2})
     admin = AdminClient({"bootstrap.servers": boot})
