@@ -67,7 +67,7 @@ def assignment(boot: str, topic: str) -> dict[int, tuple[tuple[int, ...], tuple[
 
 def test_scale_out_rebalances_and_drain_empties_then_removes_a_broker(kmf_env):
     env = kmf_env(agents=5)
-    s = env.start_scheduler(brokers=3, rebalance={"max_moves": 12, "throttle_mb_s": 20})
+    s = env.start_scheduler(brokers=3, rebalance={"max_moves": 25, "throttle_mb_s": 20})
     s.wait_deployed()
     boot = s.get("/v1/endpoints/broker")["bootstrap_servers"]
     code, doc = s.request("POST", "/v1/topics", {"name": TOPIC, "partitions": 8, "replication": 3,
