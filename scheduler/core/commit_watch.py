@@ -91,8 +91,10 @@ def stalls(state: State, progress: Mapping[Key, Progress], groups: Mapping[str, 
 
 
 def _may_end(rec: TaskRecord | None, now: float, limit: float) -> bool:
-    """Running, ready, not being stopped by kmf, and up longer than the limit."""
+    """Running, ready, saying RUNNING (or no state at all: another state is the executor's stuck
+    rule's), not being stopped by kmf, and up longer than the limit."""
     return (rec is not None and rec.active and rec.serving and rec.kill_reason is None
+            and rec.app_state in (None, "RUNNING")
             and rec.task_id is not None and rec.launched_at is not None and now - rec.launched_at >= limit)
 
 
