@@ -208,7 +208,8 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
             props.chmod(0o600)
         props.write_text(app_properties(servers, {**extra_props, **extra}))
         command = with_properties(command, props)
-    print(f"kmf.bootstrap_env: KAFKA_BOOTSTRAP_SERVERS={servers} ({args.listener}, from {url})"
+    which = "" if args.listener == "plaintext" else f"the {args.listener} listener, "
+    print(f"kmf.bootstrap_env: KAFKA_BOOTSTRAP_SERVERS={servers} ({which}from {url})"
           + (f", properties in {props}" if props else ""), file=sys.stderr, flush=True)
     execvpe(command[0], command, {**environ, **extra_env, "KAFKA_BOOTSTRAP_SERVERS": servers})
     return 0  # only a test's execvpe returns
