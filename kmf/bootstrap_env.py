@@ -80,18 +80,28 @@ def wait_for_brokers(url: str, timeout_s: float, interval_s: float = 2.0,
                      clock: Callable[[], float] = time.monotonic,
                      sleep: Callable[[float], None] = time.sleep,
                      note: Callable[[str], None] = lambda _text: None, listener: str = "plaintext") -> str:
-    """The bootstrap servers from `url`, asked again until `timeout_s` has passed. Raises
-    `NoBrokers` naming the URL and the last reason (unreachable, an error status, no broker yet).
-    `note` hears each new reason to wait once (the sandbox's stderr says why the app has not
-    started, without a line every `interval_s`). A service without `listener` raises NoListener at
-    once."""
+    """The bootstrap servers from `url` (see `wait_for_listener`)."""
+    return wait_for_listener(url, timeout_s, interval_s, fetch, clock, sleep, note, listener)["bootstrap_servers"]
+
+
+def wait_for_listener(url: str, timeout_s: float, interval_s: float = 2.0,
+                      fetch: Callable[[str], Any] = lambda u: get_json(u, timeout=5.0),
+                      clock: Callable[[], float] = time.monotonic,
+                      sleep: Callable[[float], None] = time.sleep,
+                      note: Callable[[str], None] = lambda _text: None, listener: str = "plaintext") -> dict[str, Any]:
+    """The endpoint's part for `listener` (`listener_part`: its bootstrap servers, CA, mechanism)
+    from `url`, asked again until it lists a broker or `timeout_s` has passed. Raises `NoBrokers`
+    naming the URL and the last reason (unreachable, an error status, no broker yet). `note` hears
+    each new reason to wait once (the sandbox's stderr says why the app has not started, without a
+    line every `interval_s`). A service without `listener` raises NoListener at once."""
     deadline = clock() + timeout_s
     last = None
     while True:
         try:
-            servers = bootstrap_servers(fetch(url), listener)
-            if servers:
-                return servers
+            part = listener_part(fetch(url), listener)
+            if bootstrap_servers(part):
+                assert part is not None
+                return part
             reason = "it lists no broker yet (the service is still deploying?)"
         except NoListener:
             raise
@@ -126,8 +136,8 @@ def app_properties(servers: str, extra: Mapping[str, str]) -> str:
 def security(part: Mapping[str, Any], listener: str, ca_file: Path,
              environ: Mapping[str, str]) -> tuple[dict[str, str], dict[str, str]]:
     """(properties, environment) a client needs for `listener`, given its endpoint `part`; the
-    CA certificate, when the listener has one, is written to `ca_file`. Raises ValueError naming
-    what is missing (the SCRAM user's variables)."""
+    CA certificate, when the listener has one, is written to `ca_file`. The SCRAM user is
+    `environ`'s KMF_SASL_USERNAME and KMF_SASL_PASSWORD (`main` refuses to start without them)."""
     if listener == "plaintext":
         return {}, {}
     protocol = str(part.get("security_protocol") or "")
@@ -138,10 +148,7 @@ def security(part: Mapping[str, Any], listener: str, ca_file: Path,
         props.update({"ssl.truststore.type": "PEM", "ssl.truststore.location": str(ca_file.resolve())})
         env["KAFKA_SSL_CA_LOCATION"] = str(ca_file.resolve())
     if listener == "sasl":
-        user, password = environ.get("KMF_SASL_USERNAME"), environ.get("KMF_SASL_PASSWORD")
-        missing = [name for name, value in (("KMF_SASL_USERNAME", user), ("KMF_SASL_PASSWORD", password)) if not value]
-        if missing:
-            raise ValueError(f"--listener sasl needs the SCRAM user in {' and '.join(missing)}")
+        user, password = environ.get("KMF_SASL_USERNAME", ""), environ.get("KMF_SASL_PASSWORD", "")
         mechanism = str(part.get("mechanism") or "")
         quoted = [str(v).replace("\\", "\\\\").replace('"', '\\"') for v in (user, password)]
         props.update({"sasl.mechanism": mechanism,
@@ -188,18 +195,17 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
         if missing:
             p.error(f"--listener sasl needs the SCRAM user in {' and '.join(missing)}")
     try:
-        servers = wait_for_brokers(url, args.timeout, args.interval,
-                                   note=lambda text: print(f"kmf.bootstrap_env: {text}", file=sys.stderr, flush=True),
-                                   listener=args.listener)
-        if not command:
-            print(servers)
-            return 0
-        # the listener's part again, for its CA and mechanism (the same answer the wait ended on)
-        part = listener_part(get_json(url, timeout=5.0), args.listener) or {} if args.listener != "plaintext" else {}
-    except (NoBrokers, NoListener, OSError, ValueError) as exc:
+        part = wait_for_listener(url, args.timeout, args.interval,
+                                 note=lambda text: print(f"kmf.bootstrap_env: {text}", file=sys.stderr, flush=True),
+                                 listener=args.listener)
+    except (NoBrokers, NoListener) as exc:
         print(f"kmf.bootstrap_env: {exc} (from {url})" if not isinstance(exc, NoBrokers) else
               f"kmf.bootstrap_env: {exc}", file=sys.stderr)
         return 1
+    servers = part["bootstrap_servers"]
+    if not command:
+        print(servers)
+        return 0
     extra_props, extra_env = security(part, args.listener, args.ca_file, environ)
     props = args.properties or (Path("streams.properties") if PLACEHOLDER in command else None)
     if props is not None:

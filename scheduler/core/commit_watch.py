@@ -41,10 +41,11 @@ class Stall:
     committed: int
     lag: int
     seconds: float
+    limit: float  # the app's stuck_limit_s
 
-    def why(self, limit: float) -> str:
+    def why(self) -> str:
         return (f"not committing: {self.topic}-{self.partition} stayed at offset {self.committed} for "
-                f"{self.seconds:.0f}s with {self.lag} records behind (stuck_limit_s {limit:g}); restarting it")
+                f"{self.seconds:.0f}s with {self.lag} records behind (stuck_limit_s {self.limit:g}); restarting it")
 
 
 def observe(before: Mapping[Key, Progress], groups: Mapping[str, GroupLag], now: float) -> dict[Key, Progress]:
@@ -86,7 +87,7 @@ def stalls(state: State, progress: Mapping[Key, Progress], groups: Mapping[str, 
             rec = state.tasks.get(pod)
             if now - seen.since < app.stuck_limit_s or not _may_end(rec, now, app.stuck_limit_s):
                 continue
-            out[pod] = Stall(pod, topic, partition, committed, behind, now - seen.since)
+            out[pod] = Stall(pod, topic, partition, committed, behind, now - seen.since, app.stuck_limit_s)
     return list(out.values())
 
 
@@ -106,10 +107,9 @@ def on_sample(state: State, groups: Mapping[str, GroupLag], now: float) -> tuple
     found = stalls(state, progress, groups, now)
     if not found:
         return state, []
-    limits = {f"{a.name}-{i}": a.stuck_limit_s for a in state.spec.apps for i in range(a.count)}
-    ended = [attrs.evolve(state.tasks[s.pod], message=s.why(limits[s.pod])) for s in found]
+    ended = [attrs.evolve(state.tasks[s.pod], message=s.why()) for s in found]
     kills: list[act.Action] = [act.Kill(r.task_id, r.agent_id, r.message) for r in ended if r.task_id]
     # the clocks of what the ended instances held start again: their successors get the full limit
-    progress = {k: (attrs.evolve(p, since=now) if pod_of(p.owner, [s.pod for s in found]) else p)
-                for k, p in progress.items()}
+    pods = [s.pod for s in found]
+    progress = {k: (attrs.evolve(p, since=now) if pod_of(p.owner, pods) else p) for k, p in progress.items()}
     return attrs.evolve(with_records(state, *ended), commit_progress=progress), [put(*ended), *kills]

@@ -29,7 +29,6 @@ from scheduler.core.shortfalls import Shortfalls
 from scheduler.core.offer_round import OfferRound, placed_by_group
 from scheduler.core.spread import placement_refusal
 from scheduler.core.outcomes import Stage
-from scheduler.core.placement import first_violation
 from scheduler.core.plans import work
 from scheduler.core.pods import EXECUTOR_CPUS, EXECUTOR_MEM_MB, PodDef, desired_pods
 from scheduler.core.records import Result, put
@@ -85,8 +84,7 @@ def _reserve(rnd: OfferRound, pod: PodDef) -> None:
     order = rnd.spread.order(pod.group, rnd.views, rnd.placed) if stream and pod.spread else range(len(rnd.views))
     for i in order:
         v = rnd.views[i]
-        reason = (placement_refusal(pod, v, rnd.placed, rnd.known) if stream else
-                  first_violation(pod.placement, v.hostname, v.attributes, rnd.placed.get(pod.group, []), rnd.known))
+        reason = placement_refusal(pod, v, rnd.placed, rnd.known)  # a broker's: its constraints alone
         if reason is None and v.maintenance_end is not None and v.maintenance_end > rnd.now:
             reason = f"agent {v.hostname}: a Mesos maintenance window is ahead"
         if reason is None:

@@ -71,7 +71,7 @@ def test_the_properties_file_carries_kmfs_addresses_whatever_the_extra_ones_say(
 
 
 def test_main_execs_the_command_with_the_env_and_the_properties_path(tmp_path, monkeypatch):
-    monkeypatch.setattr(be, "wait_for_brokers", lambda url, *a, **k: {URL: "10.0.0.1:9092"}[url])
+    monkeypatch.setattr(be, "wait_for_listener", lambda url, *a, **k: {URL: ONE}[url])
     monkeypatch.chdir(tmp_path)
     execs = []
     code = be.main(["--set", "application.id=wc", "--", "java", "Main", "{properties}"],
@@ -84,7 +84,7 @@ def test_main_execs_the_command_with_the_env_and_the_properties_path(tmp_path, m
 
 
 def test_main_without_a_command_prints_the_servers_and_without_an_api_is_a_usage_error(capsys, monkeypatch):
-    monkeypatch.setattr(be, "wait_for_brokers", lambda url, *a, **k: "10.0.0.1:9092")
+    monkeypatch.setattr(be, "wait_for_listener", lambda url, *a, **k: ONE)
     assert be.main(["--api", "http://kmf.test"], {}) == 0
     assert capsys.readouterr().out == "10.0.0.1:9092\n"
     with pytest.raises(SystemExit) as exit_:
