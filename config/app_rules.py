@@ -13,6 +13,8 @@ from config.models import (
 # ~10 s), at most a day
 AUTOSCALE_MIN_S = 10.0
 AUTOSCALE_MAX_S = 86400.0
+# a time lag is read off the lag samples' line, to about a sample's spacing: below a second it is noise
+TARGET_LAG_MIN_S = 1.0
 
 # what the Mesos fetcher can get: these schemes, or an absolute path on the agent
 URI_SCHEMES = ("http", "https", "ftp", "ftps", "hdfs", "s3", "s3a", "s3n", "file")
@@ -110,8 +112,14 @@ def autoscale_issues(path: str, auto: AutoscaleSpec, count: int, max_instances: 
         out.append((f"{path}.min", f"must be from 1 to {max_instances} (scale to 0 with kmf scale app), got {auto.min}"))
     if not auto.min <= auto.max <= max_instances:
         out.append((f"{path}.max", f"must be from min ({auto.min}) to {max_instances}, got {auto.max}"))
-    if auto.target_lag < 1:
+    if (auto.target_lag is None) == (auto.target_lag_s is None):
+        out.append((f"{path}.target_lag", "set exactly one of target_lag (records behind per instance) and "
+                                          "target_lag_s (seconds behind per instance)"))
+    if auto.target_lag is not None and auto.target_lag < 1:
         out.append((f"{path}.target_lag", f"must be at least 1 record behind per instance, got {auto.target_lag}"))
+    if auto.target_lag_s is not None and not TARGET_LAG_MIN_S <= auto.target_lag_s <= AUTOSCALE_MAX_S:  # NaN too
+        out.append((f"{path}.target_lag_s", f"must be from {TARGET_LAG_MIN_S:g} to {AUTOSCALE_MAX_S:g} seconds "
+                                            f"behind per instance, got {auto.target_lag_s:g}"))
     for name in ("interval_s", "cooldown_s"):
         value = getattr(auto, name)
         if not AUTOSCALE_MIN_S <= value <= AUTOSCALE_MAX_S:  # NaN too

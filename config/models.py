@@ -201,13 +201,16 @@ STUCK_LIMIT_MAX_S = 86400.0
 @attrs.frozen
 class AutoscaleSpec:
     """Lag-based autoscaling of one app (scheduler.core.app_autoscale): as many instances as its
-    consumer group's lag needs at `target_lag` records per instance, from `min` to `max` and never
-    more than the partitions of the busiest topic the group reads (an instance more would get none).
-    A scale-out waits `interval_s` after the last change and for every instance to be ready; a
-    scale-in waits until the lag has been low for `cooldown_s` (and as long since the last change)."""
+    consumer group's lag needs at `target_lag` records (or `target_lag_s` seconds) behind per
+    instance, from `min` to `max` and never more than the partitions of the busiest topic the group
+    reads (an instance more would get none). A scale-out waits `interval_s` after the last change
+    and for every instance to be ready; a scale-in waits until the lag has been low for
+    `cooldown_s` (and as long since the last change). Exactly one of the two targets is set."""
 
     max: int
-    target_lag: int  # records behind per instance
+    target_lag: int | None = None  # records behind per instance
+    # seconds behind per instance: the age of the oldest record not consumed (scheduler.core.time_lag)
+    target_lag_s: float | None = None
     min: int = 1
     interval_s: float = 30.0
     cooldown_s: float = 300.0

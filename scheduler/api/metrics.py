@@ -67,6 +67,15 @@ class StateCollector:
         if (ca := self.ca_not_after()) is not None:
             expiry.add_metric(["ca"], ca - now)
         yield expiry
+        behind = GaugeMetricFamily("kmf_app_lag_seconds",
+                                   "age of the oldest record a stream app's group has not consumed, on its worst "
+                                   "partition, by the last lag sample (scheduler.core.time_lag)", labels=["app", "group"])
+        for app in s.spec.apps:
+            group = app.consumer_group(s.spec.name)
+            info = s.app_groups.get(group)
+            if info is not None and info.seconds is not None:
+                behind.add_metric([app.name, group], info.seconds)
+        yield behind
 
 
 class LagCollector:

@@ -1,7 +1,8 @@
 """Lag-based autoscaling of stream apps: how many instances an app's consumer-group lag asks for,
 and when the count may change. Pure; `spec_commands.on_lag_sampled` applies the decisions.
 
-An app with `autoscale` gets ceil(lag / target_lag) instances, from `min` to `max`, and never more
+An app with `autoscale` gets ceil(lag / target_lag) instances (seconds behind / target_lag_s with a
+time target: scheduler.core.time_lag), from `min` to `max`, and never more
 than the partitions of the busiest topic its group reads (Kafka gives each partition to one member:
 an instance more would sit idle; the operator's `min` still wins). The lag is the leader's sample
 (scheduler.shell.lag_watch, every policies.lag_sample_interval_s): the group's committed offsets against the high
@@ -39,6 +40,7 @@ from scheduler.core.state import Goal, PodKind, State
 
 PREFIX = "autoscale."
 KEPT = 10  # decisions kept per app
+CAUGHT_UP = 1  # records behind that are no backlog (a transaction's commit marker)
 
 
 def key(app: str) -> str:
@@ -56,6 +58,7 @@ class GroupLag:
     # each partition with a committed offset: (topic, partition, committed, lag, owner's client id
     # or None), for commit_watch
     parts: tuple[tuple[str, int, int, int, str | None], ...] = ()
+    seconds: float | None = None  # time lag (scheduler.core.time_lag; None: not known yet)
 
     @property
     def known(self) -> bool:
@@ -84,6 +87,7 @@ class Decision:
     after: int
     lag: int | None  # None: not the lag's doing (a count brought inside min..max)
     reason: str
+    seconds: float | None = None  # the time lag then, when known
 
     def to_json(self) -> dict[str, Any]:
         return attrs.asdict(self)
@@ -141,10 +145,27 @@ def inside(auto: AutoscaleSpec, count: int) -> int:
     return min(auto.max, max(auto.min, count))
 
 
+def behind(auto: AutoscaleSpec, lag: GroupLag) -> float | None:
+    """How far behind the group is in the unit of the app's target (records, or seconds with
+    `target_lag_s`); None: not known yet."""
+    return lag.seconds if auto.target_lag_s is not None else lag.lag
+
+
+def per_instance(auto: AutoscaleSpec, lag: GroupLag) -> str:
+    """How far behind the group is against the app's target, in words (the plan and the log show them)."""
+    if auto.target_lag_s is not None:
+        return (f"{lag.seconds:.1f} s behind ({lag.lag} records) at {auto.target_lag_s:g} s per instance"
+                if lag.seconds is not None else f"{lag.lag} records behind, seconds not known yet")
+    return f"{lag.lag} records behind at {auto.target_lag} per instance"
+
+
 def wanted(auto: AutoscaleSpec, lag: GroupLag) -> int:
-    """The instances `lag` asks for, within `bounds`."""
+    """The instances `lag` asks for, within `bounds` (a lag not known yet asks for no change: the
+    fewest)."""
     low, high = bounds(auto, lag)
-    return min(high, max(low, math.ceil(lag.lag / auto.target_lag)))
+    amount = behind(auto, lag) or 0
+    target = auto.target_lag_s if auto.target_lag_s is not None else auto.target_lag
+    return min(high, max(low, math.ceil(amount / target))) if target else low
 
 
 @attrs.frozen
@@ -164,9 +185,12 @@ def decide(auto: AutoscaleSpec, count: int, lag: GroupLag | None, mem: Memory, l
         return Verdict(inside(auto, count), f"{count} is outside min {auto.min} .. max {auto.max}", None)
     if lag is None or not lag.known:
         return Verdict(None, "no lag known yet (the group has committed no offset)", None)
+    if behind(auto, lag) is None:
+        return Verdict(None, f"{lag.lag} records behind; how many seconds is not known yet (it takes two "
+                             "lag samples)", low_since, lag.lag)
     want = wanted(auto, lag)
     since_change = None if mem.last_at is None else now - mem.last_at
-    per = f"{lag.lag} records behind at {auto.target_lag} per instance"
+    per = per_instance(auto, lag)
     if want > count:
         if not all_ready:
             return Verdict(None, f"{per} asks for {want}: waiting for every instance to be ready", None, lag.lag)
@@ -237,6 +261,7 @@ def view(state: State) -> dict[str, Any] | None:
         phases.append({"name": app.name, "status": status, "strategy": "parallel", "count": app.count,
                        "manual": mem.manual,
                        "settings": {"min": a.min, "max": a.max, "target_lag": a.target_lag,
+                                    "target_lag_s": a.target_lag_s,
                                     "interval_s": a.interval_s, "cooldown_s": a.cooldown_s},
                        "message": state.autoscale_notes.get(app.name, "no lag sample yet"), "steps": steps})
     if not phases:

@@ -17,11 +17,9 @@ from typing import Mapping
 import attrs
 
 from scheduler.core import actions as act
-from scheduler.core.app_autoscale import GroupLag
+from scheduler.core.app_autoscale import CAUGHT_UP, GroupLag
 from scheduler.core.records import put, with_records
 from scheduler.core.state import State, TaskRecord
-
-CAUGHT_UP = 1  # records behind that are no backlog (a transaction's commit marker)
 
 Key = tuple[str, str, int]  # group, topic, partition
 

@@ -116,8 +116,8 @@ REBALANCING = ("PREPARING_REBALANCING", "COMPLETING_REBALANCING")
 def app_group_blocker(state: State, members: list[PodDef], recs: list[TaskRecord | None]) -> str | None:
     """Why an app's next instance may not restart yet, every instance being ready: Kafka's view of
     the app's consumer group, in a lag sample taken after the last of them became ready, must not
-    be rebalancing and, for an autoscaled app, be no more than count × target_lag records behind
-    (the roll must not pile a restart onto a group that has not caught up). None as well when the
+    be rebalancing and, for an autoscaled app, be no more than count × target_lag records (or
+    count × target_lag_s seconds) behind (the roll must not pile a restart onto a group that has not caught up). None as well when the
     last sample does not list the group (an app that consumes nothing, or no sample at all)."""
     app = state.spec.app(members[0].app or "")
     if app is None:
@@ -132,9 +132,17 @@ def app_group_blocker(state: State, members: list[PodDef], recs: list[TaskRecord
                 f"{state.spec.policies.lag_sample_interval_s:g} s)")
     if info.state in REBALANCING:
         return f"consumer group {group} is rebalancing ({info.state} in Kafka)"
-    if app.autoscale is not None and info.known and info.lag > app.count * app.autoscale.target_lag:
+    auto = app.autoscale
+    if auto is None or not info.known:
+        return None
+    if auto.target_lag_s is not None and info.seconds is None:
+        return f"a sample that tells how many seconds consumer group {group} is behind ({info.lag} records)"
+    if auto.target_lag_s is not None and info.seconds > app.count * auto.target_lag_s:
+        return (f"consumer group {group} is {info.seconds:.1f} s behind, more than {app.count} × target_lag_s "
+                f"{auto.target_lag_s:g}")
+    if auto.target_lag is not None and info.lag > app.count * auto.target_lag:
         return (f"consumer group {group} is {info.lag} records behind, more than {app.count} × target_lag "
-                f"{app.autoscale.target_lag}")
+                f"{auto.target_lag}")
     return None
 
 

@@ -14,7 +14,7 @@ from config import ServiceSpec
 from config.rules import declared_removals, validate
 from scheduler.core import actions as act
 from scheduler.core import (app_autoscale, broker_count, broker_registrations, commit_watch, declared_deletes,
-                            kafka_features, launch_config)
+                            kafka_features, launch_config, time_lag)
 from scheduler.core import events as ev
 from scheduler.core.command_types import ScaleApp, ScaleBrokers, Uninstall, UpdateConfig
 from scheduler.core.offer_control import offer_control
@@ -135,7 +135,13 @@ def on_lag_sampled(state: State, event: ev.LagSampled) -> Result:
     if state.uninstalling:
         return state, ()
     now = event.now
-    state, ended = commit_watch.on_sample(state, event.groups, now)
+    at = event.sampled_at if event.sampled_at is not None else now
+    # the apps' groups only: a time lag is kept for what kmf runs, not for every group on the cluster
+    mine = {g: lag for g, lag in event.groups.items() if g in {a.consumer_group(state.spec.name) for a in state.spec.apps}}
+    lines = time_lag.observe(state.end_offsets_seen, mine, at)
+    groups_seen = time_lag.with_seconds(lines, mine, at)
+    state = attrs.evolve(state, end_offsets_seen=lines)
+    state, ended = commit_watch.on_sample(state, groups_seen, now)
     spec = state.spec
     low = dict(state.autoscale_low_since)
     notes = dict(state.autoscale_notes)
@@ -145,7 +151,7 @@ def on_lag_sampled(state: State, event: ev.LagSampled) -> Result:
         if app.autoscale is None:
             continue
         mem = app_autoscale.memory(props, app.name)
-        lag = event.groups.get(app.consumer_group(spec.name))
+        lag = groups_seen.get(app.consumer_group(spec.name))
         verdict = app_autoscale.decide(app.autoscale, app.count, lag, mem, low.get(app.name),
                                        app_autoscale.settled(state, app), now)
         notes[app.name] = verdict.note
@@ -155,15 +161,16 @@ def on_lag_sampled(state: State, event: ev.LagSampled) -> Result:
             low[app.name] = verdict.low_since
         if verdict.count is None or verdict.count == app.count:
             continue
-        decision = app_autoscale.Decision(now, app.count, verdict.count, verdict.lag, verdict.note)
+        decision = app_autoscale.Decision(now, app.count, verdict.count, verdict.lag, verdict.note,
+                                          lag.seconds if lag is not None and verdict.lag is not None else None)
         props, persist = app_autoscale.stored(props, app.name, mem.with_decision(decision))
         out.append(persist)
         low.pop(app.name, None)
         spec = attrs.evolve(spec, apps=tuple(attrs.evolve(a, count=verdict.count) if a.name == app.name else a
                                              for a in spec.apps))
-    groups = {g: event.groups[g] for g in (a.consumer_group(spec.name) for a in spec.apps) if g in event.groups}
+    groups = {g: groups_seen[g] for g in (a.consumer_group(spec.name) for a in spec.apps) if g in groups_seen}
     state = attrs.evolve(state, properties=props, autoscale_low_since=low, autoscale_notes=notes, app_groups=groups,
-                         app_groups_at=event.sampled_at if event.sampled_at is not None else now)
+                         app_groups_at=at)
     if spec == state.spec:
         return state, tuple(out)
     new_state, more = set_spec(state, spec, now)

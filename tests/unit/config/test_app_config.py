@@ -97,11 +97,17 @@ def test_autoscale_loads_with_its_defaults_and_round_trips():
     assert (a.min, a.max, a.target_lag, a.interval_s, a.cooldown_s) == (1, 6, 5000, 30.0, 300.0)
     assert spec_from_json(spec_to_json(spec)) == spec
     assert load("").apps[0].autoscale is None
+    timed = load("    autoscale: {max: 6, target_lag_s: 30}")
+    assert (timed.apps[0].autoscale.target_lag, timed.apps[0].autoscale.target_lag_s) == (None, 30.0)
+    assert spec_from_json(spec_to_json(timed)) == timed
 
 
 @pytest.mark.parametrize("extra, expected", [
     ("    autoscale: {target_lag: 10}", "apps[0].autoscale.max: is required"),
-    ("    autoscale: {max: 3}", "apps[0].autoscale.target_lag: is required"),
+    ("    autoscale: {max: 3}", "apps[0].autoscale.target_lag: set exactly one of target_lag"),
+    ("    autoscale: {max: 3, target_lag: 9, target_lag_s: 5}", "apps[0].autoscale.target_lag: set exactly one"),
+    ("    autoscale: {max: 3, target_lag_s: 0.2}", "apps[0].autoscale.target_lag_s: must be from 1 to 86400"),
+    ("    autoscale: {max: 3, target_lag_s: .nan}", "apps[0].autoscale.target_lag_s: expected a number"),
     ("    autoscale: {min: 4, max: 3, target_lag: 10}", "apps[0].autoscale.max: must be from min (4)"),
     ("    autoscale: {min: 0, max: 3, target_lag: 10}", "apps[0].autoscale.min: must be from 1"),
     ("    autoscale: {max: 3, target_lag: 0}", "apps[0].autoscale.target_lag: must be at least 1"),

@@ -66,6 +66,30 @@ def test_an_autoscaled_app_also_waits_for_its_lag_to_come_down():
     sim.send.tick(1).killed("wc-1")
 
 
+def test_an_app_autoscaled_on_seconds_waits_until_its_backlog_is_young_enough():
+    sim = _rolled_first("    autoscale: {min: 2, max: 2, target_lag_s: 5}")
+
+    def sample(committed: int, end: int):
+        parts = (("text", 0, committed, end - committed, None),)
+        return sim.send.event(ev.LagSampled({"wcg": GroupLag(end - committed, 1, 0, "STABLE", parts)}, sim.now,
+                                            sampled_at=sim.now))
+    sim.now += 1
+    sample(0, 1000)  # behind, and the first point of the line: how old is not known
+    sim.send.tick(1).nothing_killed()
+    assert "a sample that tells how many seconds consumer group wcg is behind (1000 records)" in \
+        _update_message(sim, "wc-1")
+    sim.now += 20
+    sample(0, 1000)  # nothing consumed for 21 s (a tick is 1 s): more than 2 × 5 s
+    sim.send.tick(1).nothing_killed()
+    assert "is 21.0 s behind, more than 2 × target_lag_s 5" in _update_message(sim, "wc-1")
+    sim.now += 1
+    sample(990, 1000)  # the record at 990 arrived at the first point, 21 s ago: still old
+    sim.send.tick(1).nothing_killed()
+    sim.now += 1
+    sample(1000, 1000)  # caught up
+    sim.send.tick(1).killed("wc-1")
+
+
 def test_a_group_kafka_does_not_list_does_not_hold_the_roll():
     sim = deployed(APP % ("1", ""), agents=3)
     sim.send.command("update_config", spec=spec(APP % ("2", ""))).replied(ok=True).killed("wc-0")
