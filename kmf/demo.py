@@ -221,6 +221,8 @@ def start_scheduler(state: Mapping[str, Any], work_dir: Path, config_path: Path,
     argv = [sys.executable, "-m", "localmesos.marathon", "--app", str(REPO / "config" / "marathon.json"),
             "--work_dir", str(marathon_dir), "--host", host, "--port", str(port), "--health_scale", "0.1",
             "--env", f"KMF_MASTER={state['zk_url']}", "--env", f"KMF_ZK={state['zk']}",
+            # where config/local.yaml's order pipeline jar is (its apps[].uris): built by make setup
+            "--env", f"KMF_DEMO_ARTIFACTS={REPO / '.cache' / 'artifacts'}",
             *(arg for name, path in marathon_fetches(REPO / "config" / "marathon.json", config_path).items()
               for arg in ("--fetch", f"{name}={path}"))]
     proc = procs.spawn(argv, log_path=marathon_dir / "marathon-runner.log", cwd=REPO, env=env)
@@ -749,6 +751,13 @@ def run_demo(options: DemoOptions, out: TextIO = sys.stdout) -> int:
             counts = read_counts(bootstrap, OUTPUT_TOPIC, expected, timeout=120)
             narrator.info(f"every word counted exactly once across the scaling: {sum(counts.values()):,} words, "
                           f"e.g. {next(iter(sorted(counts)))!r} {counts[next(iter(sorted(counts)))]} times")
+        with narrator.stage("order processing: a Kafka Streams pipeline kmf fetched by URI joins each order with its "
+                            "customer's region and totals them per region and 10-second window, exactly once; a "
+                            "Python service alerts on the large ones"):
+            from kmf import demo_orders
+
+            seconds = demo_orders.run_orders(scheduler.api_url, bootstrap, narrator)
+            narrator.info(f"every order totalled once and every alert raised once, {seconds:.1f}s after the first order")
         with narrator.stage(f"killing {options.kill_pod}'s JVM with SIGKILL and watching kmf relaunch it"):
             seconds = kill_broker_and_watch(scheduler.api_url, work_dir, options.kill_pod, bootstrap, narrator)
             narrator.info(f"time to recover: {seconds:.1f}s")

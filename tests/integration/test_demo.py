@@ -229,4 +229,8 @@ def test_the_whole_demo_runs_and_tears_down(tmp_path, fresh_artifacts):
     # counts after it are exact
     assert "kmf's autoscaler adds word-count instances" in text and "autoscaler: 1 → " in text
     assert "every word counted exactly once across the scaling" in text
+    # the order pipeline (a jar fetched by URI) and the alert service: every order in its region's
+    # totals once, one alert per large order, as read read_committed from Kafka
+    assert "every order totalled once and every alert raised once" in text
+    assert all(f"{region}: " in text for region in ("emea", "americas", "apac")), text
     assert not (tmp_path / "demo" / "cluster.json").exists()
