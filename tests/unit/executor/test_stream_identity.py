@@ -77,3 +77,16 @@ def test_fetched_wheels_then_the_sandbox_then_the_bundle_on_pythonpath(tmp_path)
     assert env["PYTHONPATH"].split(os.pathsep) == [
         str(tmp_path / "e-1.0-py3-none-any.whl"), str(tmp_path), "/sandbox/kmf-bundle"]
     assert python_path(("http://repo/missing.whl",), tmp_path) == [str(tmp_path)]  # not fetched: not listed
+
+
+def test_what_the_executor_writes_over_an_apps_properties_is_what_config_refuses_in_them(tmp_path):
+    # config.app_rules.KMF_PROPERTIES is the refusal list; the executor's own keys must stay in it,
+    # or an app's value would be silently replaced
+    from config.app_rules import KMF_PROPERTIES
+
+    mine = {"bootstrap.servers": "mine", "state.dir": "mine"}
+    data = app("java", command=("Main", "{properties}"))
+    data = attrs.evolve(data, stream=attrs.evolve(data.stream, properties=mine))
+    written = streams_properties(data, tmp_path, "10.0.0.7")
+    tags = {"rack.aware.assignment.tags", "client.tag.agent"}  # defaults an app may replace
+    assert set(written) - tags == set(KMF_PROPERTIES)
