@@ -25,6 +25,7 @@ FULL = os.environ.get("KMF_CHAOS_FULL") == "1"
 
 ROOT = Path(__file__).resolve().parents[3]
 OLD, NEW = "4.2.2", "4.3.1"
+OLD_3 = "3.9.2"
 
 
 def metadata_level(boot: str) -> str:
@@ -48,20 +49,27 @@ def broker_versions(sandbox_root: Path) -> dict[int, set[str]]:
     return found
 
 
-@pytest.mark.parametrize("brokers", [
-    1, pytest.param(3, marks=pytest.mark.skipif(not FULL, reason="part of make chaos (KMF_CHAOS_FULL=1)"))])
-def test_minor_upgrade_rolls_then_finalises_metadata_version_and_refuses_the_downgrade(kmf_env, tmp_path, brokers):
+@pytest.mark.parametrize("brokers, old", [
+    (1, OLD),
+    # a KRaft 3.9 cluster (the last line with ZooKeeper) straight to 4.x: Kafka documents the jump
+    # from any 3.3.x; the 4.x brokers read the 3.9 logs and metadata.version goes 3.9 → 4.3
+    (1, OLD_3),
+    pytest.param(3, OLD, marks=pytest.mark.skipif(not FULL, reason="part of make chaos (KMF_CHAOS_FULL=1)"))])
+def test_minor_upgrade_rolls_then_finalises_metadata_version_and_refuses_the_downgrade(kmf_env, tmp_path, brokers,
+                                                                                        old):
     from confluent_kafka import Producer
     from confluent_kafka.admin import AdminClient
     env = kmf_env(agents=brokers)
     config = env.config(brokers=brokers)
-    config["kafka"]["version"] = OLD
+    config["kafka"]["version"] = old
     s = env.start_scheduler(config=config)
     s.wait_deployed()
     boot = s.get("/v1/endpoints/broker")["bootstrap_servers"]
-    assert broker_versions(env.lm.base) == {n: {OLD} for n in range(brokers)}
+    assert broker_versions(env.lm.base) == {n: {old} for n in range(brokers)}
     # kmf learns the level the cluster was formatted with, and leaves it
-    wait_for(lambda: metadata_level(boot).startswith("4.2-"), timeout=60, interval=5, what="metadata.version 4.2")
+    formatted = ".".join(old.split(".")[:2]) + "-"  # 4.2- or 3.9-
+    wait_for(lambda: metadata_level(boot).startswith(formatted), timeout=60, interval=5,
+             what=f"metadata.version {formatted}")
     min_insync = min(2, brokers)
     code, doc = s.request("POST", "/v1/topics", {"name": "upg", "partitions": 6, "replication": brokers,
                                                   "config": {"min.insync.replicas": str(min_insync)}})
@@ -122,12 +130,13 @@ def test_minor_upgrade_rolls_then_finalises_metadata_version_and_refuses_the_dow
 
     # a downgrade to the release before the finalised one is refused, and nothing restarts
     tasks = {f"broker-{i}": s.pod(f"broker-{i}")["task_id"] for i in range(brokers)}
-    new["kafka"]["version"] = OLD
+    new["kafka"]["version"] = old
     path.write_text(yaml.safe_dump(new))
     out = kmf(s.url, "config", "update", str(path))
-    assert out.returncode == 1 and "finalised at 4.3" in out.stderr, out.stdout + out.stderr
+    assert out.returncode == 1 and ("finalised at 4.3" in out.stderr or f"downgrading {NEW} → {old}" in out.stderr), \
+        out.stdout + out.stderr
     assert s.get("/v1/config/target")["config"]["kafka"]["version"] == NEW
     time.sleep(3)
     assert {f"broker-{i}": s.pod(f"broker-{i}")["task_id"] for i in range(brokers)} == tasks
-    print(f"upgrade e2e ({brokers} broker(s)): roll {rolled:.1f} s, finalised {finalised:.1f} s after the update, "
+    print(f"upgrade e2e ({old} → {NEW}, {brokers} broker(s)): roll {rolled:.1f} s, finalised {finalised:.1f} s after the update, "
           f"{len(acked)} records acknowledged, smallest ISR {min_isr[0]}")
