@@ -107,7 +107,11 @@ def storage_state(node: KRaftNode, cluster_id: str) -> tuple[list[Path], list[Pa
                 f"{directory / META_PROPERTIES}: cluster.id {meta.get('cluster.id')!r} is not this "
                 f"cluster's {cluster_id!r}; refusing to reuse a data dir of another cluster"
             )
-        if meta.get("node.id") != str(node.node_id):
+        # a ZooKeeper-mode broker's dir (meta.properties version 0: broker.id, no node.id) migrated
+        # to KRaft is this node's when the ids match: Kafka reads broker.id as the node id and
+        # rewrites the file itself; formatting it would be refused, and it holds the data
+        migrated = meta.get("version") == "0" and "node.id" not in meta and meta.get("broker.id") == str(node.node_id)
+        if meta.get("node.id") != str(node.node_id) and not migrated:
             raise StorageError(
                 f"{directory / META_PROPERTIES}: node.id {meta.get('node.id')!r} is not "
                 f"{node.node_id}; refusing to reuse another node's data dir"

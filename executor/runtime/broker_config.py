@@ -228,6 +228,45 @@ def _check_common(where: str, log_dirs: tuple[Path, ...], rack: str | None) -> N
         raise BrokerConfigError(f"{where}: rack {rack!r} must be a non-empty word")
 
 
+@attrs.frozen
+class ZkMigration:
+    """What a ZooKeeper-mode broker adds while its cluster moves to KRaft (Kafka 3.9's "enter
+    migration mode on the brokers"): the KRaft controllers' quorum, reached over their
+    `controller_protocol`, and the inter-broker protocol pinned to `ibp` (the release's major.minor:
+    the controllers' metadata.version must equal it, and it must not change during the migration)."""
+
+    voters: tuple[Voter, ...] = attrs.field(converter=_voters)
+    ibp: str
+    controller_protocol: str = "PLAINTEXT"
+
+    def __attrs_post_init__(self) -> None:
+        if not self.voters:
+            raise BrokerConfigError("migration: the controller quorum (voters) is empty")
+        if not re.fullmatch(r"[0-9]+\.[0-9]+", self.ibp):
+            raise BrokerConfigError(f"migration: ibp {self.ibp!r} is not a major.minor release such as 3.9")
+        if self.controller_protocol not in _PROTOCOLS:
+            raise BrokerConfigError(f"migration: controller_protocol {self.controller_protocol!r}")
+
+
+@attrs.frozen
+class ZkLink:
+    """What a KRaft controller adds while it migrates a ZooKeeper-mode cluster: the brokers'
+    ZooKeeper (`connect`, with their chroot) and the listener it reaches the ZooKeeper-mode brokers
+    on (their inter-broker listener's name and protocol: it sends them LeaderAndIsr and
+    UpdateMetadata as their controller)."""
+
+    connect: str
+    inter_broker_name: str = "PLAINTEXT"
+    inter_broker_protocol: str = "PLAINTEXT"
+
+    def __attrs_post_init__(self) -> None:
+        if not self.connect or any(ch.isspace() for ch in self.connect):
+            raise BrokerConfigError(f"migration: zookeeper connect {self.connect!r} is empty or has spaces")
+        if not _NAME_RE.match(self.inter_broker_name) or self.inter_broker_protocol not in _PROTOCOLS:
+            raise BrokerConfigError(f"migration: inter-broker listener {self.inter_broker_name}:"
+                                    f"{self.inter_broker_protocol} is not NAME:PROTOCOL")
+
+
 class Role(enum.Enum):
     """A KRaft node's `process.roles`."""
 
@@ -262,9 +301,14 @@ class KRaftNode:
     kafka_major: int = 4
     overrides: tuple[tuple[str, str], ...] = attrs.field(default=(), converter=_to_overrides)
     security: Security = Security()
+    # a controller migrating a ZooKeeper-mode cluster (Kafka 3.9 only; None once it is finalised)
+    zk_migration: ZkLink | None = None
 
     def __attrs_post_init__(self) -> None:
         where = f"KRaft node {self.node_id}"
+        if self.zk_migration is not None and (self.role is not Role.CONTROLLER or self.kafka_major != 3):
+            raise BrokerConfigError(f"{where}: only a Kafka 3 controller-only node migrates from ZooKeeper "
+                                    f"(this one is {self.role.value}, Kafka {self.kafka_major})")
         if self.node_id < 0:
             raise BrokerConfigError(f"{where}: node id must be >= 0")
         _check_common(where, self.log_dirs, self.rack)
@@ -324,9 +368,13 @@ class ZkBroker:
     replication: Replication = Replication()
     overrides: tuple[tuple[str, str], ...] = attrs.field(default=(), converter=_to_overrides)
     security: Security = Security()
+    migration: ZkMigration | None = None  # set while its cluster moves to KRaft
 
     def __attrs_post_init__(self) -> None:
         where = f"ZooKeeper-mode broker {self.broker_id}"
+        if self.migration is not None and CONTROLLER_LISTENER in (
+                {self.listener.name} | {lis.name for lis in self.security.listeners}):
+            raise BrokerConfigError(f"{where}: a listener is named {CONTROLLER_LISTENER}, the KRaft quorum's name")
         _check_listener_names(where, [self.listener], self.security)
         if self.broker_id < 0:
             raise BrokerConfigError(f"{where}: broker id must be >= 0")
@@ -387,7 +435,15 @@ def _kraft_properties(node: KRaftNode) -> list[tuple[str, str]]:
     else:
         ctl = node.controller_listener
         assert ctl is not None
-        props += [("listeners", ctl.url), ("listener.security.protocol.map", f"{ctl.name}:{ctl.protocol}")]
+        names = {ctl.name: ctl.protocol}
+        link = node.zk_migration
+        if link is not None:  # the brokers' inter-broker listener must be in the map
+            names[link.inter_broker_name] = link.inter_broker_protocol
+        props += [("listeners", ctl.url),
+                  ("listener.security.protocol.map", ",".join(f"{n}:{p}" for n, p in sorted(names.items())))]
+        if link is not None:
+            props += [("zookeeper.metadata.migration.enable", "true"), ("zookeeper.connect", link.connect),
+                      ("inter.broker.listener.name", link.inter_broker_name)]
     props.append(("log.dirs", ",".join(str(d) for d in node.log_dirs)))
     if node.rack is not None and node.role.is_broker:
         props.append(("broker.rack", node.rack))
@@ -397,12 +453,19 @@ def _kraft_properties(node: KRaftNode) -> list[tuple[str, str]]:
 
 
 def _zk_properties(node: ZkBroker) -> list[tuple[str, str]]:
+    mig = node.migration
+    quorum = {CONTROLLER_LISTENER: mig.controller_protocol} if mig is not None else None
     props = [
         ("broker.id", str(node.broker_id)),
-        *_listener_properties(node.listener, node.security),
+        *_listener_properties(node.listener, node.security, protocols=quorum),
         ("zookeeper.connect", node.zookeeper_connect),
         ("log.dirs", ",".join(str(d) for d in node.log_dirs)),
     ]
+    if mig is not None:
+        props += [("zookeeper.metadata.migration.enable", "true"),
+                  ("controller.quorum.voters", ",".join(str(voter) for voter in mig.voters)),
+                  ("controller.listener.names", CONTROLLER_LISTENER),
+                  ("inter.broker.protocol.version", mig.ibp)]
     if node.rack is not None:
         props.append(("broker.rack", node.rack))
     return props + node.replication.properties(kraft_4x=False) + node.security.properties()

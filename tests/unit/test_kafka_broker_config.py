@@ -506,3 +506,69 @@ def test_runtime_paths_per_line():
     assert RT4.logging_config == Path("/opt/kafka/4.3.1/config/log4j2.properties")
     assert RT3.logging_config == Path("/opt/kafka/3.9.2/config/log4j.properties")
     assert RT3.supports(Mode.ZOOKEEPER) and not RT4.supports(Mode.ZOOKEEPER)
+
+
+# --- ZooKeeper → KRaft migration (Kafka 3.9) ------------------------------------------------------
+
+def test_a_zookeeper_mode_broker_in_migration_mode_knows_the_quorum_and_pins_its_protocol():
+    from executor.runtime.broker_config import ZkMigration
+
+    props = server_properties(zk_broker(migration=ZkMigration(VOTERS, "3.9")))
+    assert props["zookeeper.metadata.migration.enable"] == "true"
+    assert props["controller.quorum.voters"] == ",".join(str(v) for v in VOTERS)
+    assert props["controller.listener.names"] == "CONTROLLER"
+    assert props["listener.security.protocol.map"] == "CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT"
+    assert props["inter.broker.protocol.version"] == "3.9"
+    assert props["zookeeper.connect"] == "127.0.0.2:2181/kmf/svc" and props["broker.id"] == "3"
+    assert "zookeeper.metadata.migration.enable" not in server_properties(zk_broker())
+
+
+def test_a_migrating_controller_reaches_zookeeper_and_the_brokers_inter_broker_listener():
+    from executor.runtime.broker_config import ZkLink
+
+    node = KRaftNode(node_id=1, role=Role.CONTROLLER, voters=(Voter(1, HOST, 9093),), log_dirs=(Path("/c"),),
+                     controller_listener=Listener("CONTROLLER", HOST, 9093), kafka_major=3,
+                     zk_migration=ZkLink("127.0.0.2:2181/kmf/svc", "REPLICATION", "SSL"))
+    props = server_properties(node)
+    assert props["zookeeper.metadata.migration.enable"] == "true"
+    assert props["zookeeper.connect"] == "127.0.0.2:2181/kmf/svc"
+    assert props["inter.broker.listener.name"] == "REPLICATION"
+    assert props["listener.security.protocol.map"] == "CONTROLLER:PLAINTEXT,REPLICATION:SSL"
+    assert props["listeners"] == f"CONTROLLER://{HOST}:9093"  # it serves no broker listener
+
+
+@pytest.mark.parametrize("build, message", [
+    (lambda m: combined(kafka_major=3, zk_migration=m.ZkLink("h:1")), "only a Kafka 3 controller-only node"),
+    (lambda m: KRaftNode(node_id=1, role=Role.CONTROLLER, voters=(Voter(1, HOST, 9093),), log_dirs=(Path("/c"),),
+                         controller_listener=Listener("CONTROLLER", HOST, 9093), kafka_major=4,
+                         zk_migration=m.ZkLink("h:1")), "Kafka 4"),
+    (lambda m: m.ZkMigration(VOTERS, "3.9.2"), "not a major.minor release"),
+    (lambda m: m.ZkMigration((), "3.9"), r"\(voters\) is empty"),
+    (lambda m: m.ZkLink("h:1", "plain"), "not NAME:PROTOCOL"),
+    (lambda m: zk_broker(listener=Listener("CONTROLLER", HOST, 9092), migration=m.ZkMigration(VOTERS, "3.9")),
+     "the KRaft quorum's name"),
+])
+def test_migration_settings_kafka_would_refuse_are_refused_here(build, message):
+    from executor.runtime import broker_config
+
+    with pytest.raises(BrokerConfigError, match=message):
+        build(broker_config)
+
+
+def test_a_migrated_zookeeper_mode_dir_is_this_nodes_and_never_formatted_again(tmp_path):
+    from executor.runtime import broker as broker_io
+
+    cid = new_cluster_id(random.Random(5))
+    node = KRaftNode(node_id=7, role=Role.BROKER, voters=VOTERS, log_dirs=(tmp_path / "d",),
+                     broker_listener=Listener("PLAINTEXT", HOST, 9092), kafka_major=3)
+    (tmp_path / "d").mkdir()
+    # what a Kafka 3.9 ZooKeeper-mode broker writes (and keeps, adding directory.id, once migrated)
+    (tmp_path / "d" / "meta.properties").write_text(f"version=0\nbroker.id=7\ncluster.id={cid}\n")
+    assert broker_io.storage_state(node, cid) == ([tmp_path / "d"], [])
+    missing_runtime = KafkaRuntime("3.9.2", tmp_path / "no-such-runtime")
+    assert broker_io.ensure_storage_formatted(missing_runtime, node, tmp_path / "s.properties", cid) \
+        is broker_io.FormatOutcome.ALREADY_FORMATTED
+    # another broker's ZooKeeper-mode dir is still refused
+    (tmp_path / "d" / "meta.properties").write_text(f"version=0\nbroker.id=4\ncluster.id={cid}\n")
+    with pytest.raises(broker_io.StorageError, match="another node"):
+        broker_io.storage_state(node, cid)
