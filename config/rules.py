@@ -321,8 +321,12 @@ def check_update(old: ServiceSpec, new: ServiceSpec) -> list[str]:
     out = []
     if old.name != new.name:
         out.append(f"name: a service cannot be renamed ({old.name!r} → {new.name!r}); install a new one")
-    if old.kafka.mode != new.kafka.mode:
-        out.append(f"kafka.mode: changing {old.kafka.mode} → {new.kafka.mode} in place is not supported")
+    migrating = migration_refusals(old, new)
+    if migrating is not None:
+        out += migrating
+    elif old.kafka.mode != new.kafka.mode:
+        out.append(f"kafka.mode: changing {old.kafka.mode} → {new.kafka.mode} in place is not supported "
+                   "(ZooKeeper → KRaft is a migration: kafka.mode kraft with kafka.controllers separate)")
     if _major(new.kafka.version) < _major(old.kafka.version):
         out.append(f"kafka.version: downgrading {old.kafka.version} → {new.kafka.version} is not supported")
     if new.kafka.disk_mb < old.kafka.disk_mb:
@@ -331,7 +335,7 @@ def check_update(old: ServiceSpec, new: ServiceSpec) -> list[str]:
         out.append(f"kafka.retired: {list(old.kafka.retired)} → {list(new.kafka.retired)}: decommissioned broker "
                    f"ids change only through kmf pod decommission; keep `retired: {list(old.kafka.retired)}` "
                    "under kafka in the file")
-    if old.kafka.controllers != new.kafka.controllers:
+    if old.kafka.controllers != new.kafka.controllers and migrating is None:
         out.append("kafka.controllers: the controller layout cannot change in place")
     if old.zookeeper.root != new.zookeeper.root:
         out.append("zookeeper.root: the state location cannot move under a running service")
@@ -351,6 +355,28 @@ def check_update(old: ServiceSpec, new: ServiceSpec) -> list[str]:
         out.append("mesos.role: reserved resources belong to the old role; it cannot change in place")
     out += replication_changes(old.topics, new.topics, old.kafka.replication_factor)
     out += volume_changes(old.apps, new.apps)
+    return out
+
+
+def migration_refusals(old: ServiceSpec, new: ServiceSpec) -> list[str] | None:
+    """None when `new` does not move `old` from ZooKeeper to KRaft; else why it cannot (empty:
+    it can, and the update starts the migration: scheduler.core.zk_migration)."""
+    if not (old.kafka.mode == "zookeeper" and new.kafka.mode == "kraft"):
+        return None
+    out = []
+    if new.kafka.controllers != "separate":
+        out.append("kafka.controllers: a ZooKeeper → KRaft migration needs dedicated controllers (controllers: "
+                   "separate): Kafka migrates a cluster only with controller-only nodes")
+    if new.kafka.version != old.kafka.version:
+        out.append(f"kafka.version: keep {old.kafka.version} during the migration ({old.kafka.version} → "
+                   f"{new.kafka.version}); upgrade once it is done (kmf plan show migration)")
+    if old.kafka.tls.inter_broker or old.kafka.sasl.enabled:
+        out.append("kafka.tls.inter_broker / kafka.sasl: a migration of a service with TLS between brokers or "
+                   "SASL is not supported yet (the controllers would need the brokers' listener security)")
+    same = attrs.evolve(new, kafka=attrs.evolve(new.kafka, mode=old.kafka.mode, controllers=old.kafka.controllers))
+    if same != old:
+        out.append("a migration update changes only kafka.mode (to kraft) and kafka.controllers (to separate); "
+                   "make the other changes before or after it: " + "; ".join(describe_update(old, same)[:3]))
     return out
 
 

@@ -28,6 +28,8 @@ from executor.runtime.broker_config import (
     Role,
     Security,
     ZkBroker,
+    ZkLink,
+    ZkMigration,
     bootstrap_address,
     render_properties,
 )
@@ -85,9 +87,12 @@ def broker_node(b: BrokerTask, data_dir: Path, tls_files: tuple[Path, Path] | No
     if b.mode == "zookeeper":
         # TaskData.validate: a ZooKeeper-mode task is a broker with a port and zookeeper_connect
         assert broker_listener is not None and b.zookeeper_connect is not None
+        # in migration mode it also knows the KRaft quorum, at its release's protocol (3.9)
+        migration = (ZkMigration(b.voters, ".".join(b.kafka_version.split(".")[:2]))
+                     if b.migration == "zk-broker" else None)
         return ZkBroker(broker_id=b.node_id, listener=broker_listener, zookeeper_connect=b.zookeeper_connect,
                         log_dirs=log_dirs, rack=b.rack, replication=_replication(b), overrides=b.overrides,
-                        security=security)
+                        security=security, migration=migration)
     roles = set(b.roles)
     role = Role.COMBINED if roles == {"broker", "controller"} else (
         Role.CONTROLLER if roles == {"controller"} else Role.BROKER)
@@ -99,6 +104,9 @@ def broker_node(b: BrokerTask, data_dir: Path, tls_files: tuple[Path, Path] | No
         log_dirs=log_dirs, broker_listener=broker_listener if role.is_broker else None,
         controller_listener=controller_listener, rack=b.rack, replication=_replication(b),
         kafka_major=int(b.kafka_version.split(".")[0]), overrides=b.overrides, security=security,
+        # a controller migrating a ZooKeeper-mode cluster reaches the brokers as their controller
+        # over their inter-broker listener, PLAINTEXT (config refuses a migration with TLS between brokers)
+        zk_migration=ZkLink(b.zookeeper_connect or "") if b.migration == "controller" else None,
     )
 
 

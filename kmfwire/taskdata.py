@@ -22,6 +22,7 @@ FORMAT_VERSION = 1
 KINDS = ("broker", "stream")
 MODES = ("kraft", "zookeeper")
 ROLES = ("broker", "controller")
+MIGRATION_ROLES = ("zk-broker", "controller")  # BrokerTask.migration
 RUNTIMES = ("python", "java", "command")
 DEFAULT_STUCK_LIMIT_S = 300.0
 # a stream instance's state directory in its sandbox (Kafka Streams' state.dir, $KMF_STATE_DIR):
@@ -115,6 +116,10 @@ class BrokerTask:
     # Prometheus' JMX exporter agent in the JVM serves /metrics on host:metrics_port (None: a
     # reservation made before kmf reserved that port; the node runs without the agent)
     metrics_port: int | None = None
+    # ZooKeeper → KRaft migration (Kafka 3.9): "zk-broker" a ZooKeeper-mode broker in migration mode
+    # (it also gets `voters`), "controller" a KRaft controller migrating it (it also gets
+    # `zookeeper_connect`); None outside a migration
+    migration: str | None = None
 
 
 @attrs.frozen
@@ -175,6 +180,8 @@ class TaskData:
             # a broker without the exporter (reserved before its port) keeps the payload an
             # executor from before the field reads
             del doc["broker"]["metrics_port"]
+        if doc["broker"] is not None and doc["broker"]["migration"] is None:
+            del doc["broker"]["migration"]  # the payload of before migrations
         if doc["stream"] is not None:
             # an app without static membership or fetched code keeps the payload of before them
             for key, unset in (("session_timeout_ms", None), ("artifacts", []),
@@ -269,6 +276,8 @@ def validate(data: TaskData) -> None:
             raise TaskDataError("task data.broker.inter_broker_tls: needs a tls_port")
         if "broker" in b.roles and b.broker_port is None:
             raise TaskDataError("task data.broker.broker_port: a broker needs a port")
+        if b.migration not in (None, *MIGRATION_ROLES):
+            raise TaskDataError(f"task data.broker.migration: {b.migration!r} is not one of {', '.join(MIGRATION_ROLES)}")
         if b.mode == "kraft":
             if "controller" in b.roles and b.controller_port is None:
                 raise TaskDataError("task data.broker.controller_port: a controller needs a port")
@@ -276,11 +285,21 @@ def validate(data: TaskData) -> None:
                 raise TaskDataError("task data.broker.cluster_id: KRaft mode needs the cluster id")
             if not b.voters:
                 raise TaskDataError("task data.broker.voters: KRaft mode needs the controller quorum")
+            if b.migration == "controller" and (b.roles != ("controller",) or not b.zookeeper_connect):
+                raise TaskDataError("task data.broker.migration: a migrating controller is controller-only "
+                                    "with the brokers' zookeeper_connect")
+            if b.migration == "zk-broker":
+                raise TaskDataError("task data.broker.migration: zk-broker is a ZooKeeper-mode task")
         else:
             if b.roles != ("broker",):
                 raise TaskDataError("task data.broker.roles: ZooKeeper mode has brokers only")
             if not b.zookeeper_connect:
                 raise TaskDataError("task data.broker.zookeeper_connect: ZooKeeper mode needs it")
+            if b.migration == "controller":
+                raise TaskDataError("task data.broker.migration: controller is a KRaft task")
+            if (b.migration == "zk-broker") != bool(b.voters):
+                raise TaskDataError("task data.broker.voters: a ZooKeeper-mode broker has the KRaft quorum "
+                                    "exactly while it migrates (migration zk-broker)")
     else:
         s = data.stream
         if s is None or data.broker is not None:

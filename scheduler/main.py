@@ -50,6 +50,7 @@ from scheduler.shell.kafka_watch import KafkaWatcher
 from scheduler.shell.lag_watch import LagWatcher
 from scheduler.shell.leader import LeaderElection
 from scheduler.shell.loop import Loop
+from scheduler.shell.migration_watch import MigrationWatcher
 from scheduler.shell.mesos import FrameworkSettings, MesosAdapter, read_secret
 from scheduler.shell.store import StateStore, digest_acl
 from scheduler.shell.tls import CaKeeper, TlsError, TlsLaunches
@@ -369,6 +370,7 @@ def run(config_path: str) -> int:
 
     adapter = None
     watcher = None
+    migration_watcher = None
     mover = None
     syncer = None
     try:
@@ -434,6 +436,7 @@ def run(config_path: str) -> int:
             return EXIT_OK
         adapter.start(stored.framework_id)
         watcher = KafkaWatcher(lambda: loop.snapshot, loop.put).start()
+        migration_watcher = MigrationWatcher(zk, lambda: loop.snapshot, loop.put).start()
         lag_watcher.on_sample = lambda sample: loop.put(ev.LagSampled(group_lags(sample), time.time(),
                                                                             sample.get("sampled_at")))
         lag_watcher.start()
@@ -457,6 +460,8 @@ def run(config_path: str) -> int:
     finally:
         if watcher is not None:
             watcher.stop()
+        if migration_watcher is not None:
+            migration_watcher.stop()
         lag_watcher.stop()
         if mover is not None:
             mover.stop()

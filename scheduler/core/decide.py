@@ -28,7 +28,8 @@ from typing import Any, Callable
 import attrs
 
 from scheduler.core import events as ev
-from scheduler.core import broker_registrations, declared_deletes, kafka_features, maintenance, spec_commands
+from scheduler.core import (broker_registrations, declared_deletes, kafka_features, maintenance, spec_commands,
+                            zk_migration_plan)
 from scheduler.core.commands import on_command
 from scheduler.core.construction import initial_state
 from scheduler.core.records import Result
@@ -58,6 +59,7 @@ HANDLERS: dict[type, Callable[[State, Any], Result]] = {
     ev.InverseOfferRescinded: maintenance.on_inverse_offer_rescinded,
     ev.DeclaredDeleted: declared_deletes.on_declared_deleted,
     ev.LagSampled: spec_commands.on_lag_sampled,
+    ev.MigrationObserved: zk_migration_plan.on_observed,
 }
 
 

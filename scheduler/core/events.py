@@ -184,6 +184,17 @@ class LagSampled:
     sampled_at: float | None = None  # when the probe asked Kafka (None: `now`)
 
 
+@attrs.frozen
+class MigrationObserved:
+    """What the leader's shell read of a ZooKeeper → KRaft migration in ZooKeeper (every few
+    seconds while one is under way): the ZooKeeper-mode cluster's id (None: not readable), and
+    whether Kafka's ``/migration`` znode holds a KRaft offset (the metadata copy is done)."""
+
+    now: float
+    cluster_id: str | None
+    copied: bool
+
+
 Event = (Subscribed | Disconnected | Offers | OfferRescinded | Status | AgentLost | Tick | KafkaHealth | Command
          | ReassignFailed | PartitionSizes | KafkaFeatures | BrokersUnregistered | InverseOffers | InverseOfferRescinded
-         | DeclaredDeleted | LagSampled)
+         | DeclaredDeleted | LagSampled | MigrationObserved)

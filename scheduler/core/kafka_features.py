@@ -24,6 +24,7 @@ import attrs
 from config import ServiceSpec
 from scheduler.core import actions as act
 from scheduler.core import events as ev
+from scheduler.core import zk_migration
 from scheduler.core.pods import desired_pods
 from scheduler.core.records import Result
 from scheduler.core.rolling import desired_fingerprints
@@ -66,8 +67,8 @@ def wanted(state: State) -> str | None:
     """The release whose metadata.version should be finalised now, or None (not kraft, the level
     is already known to be it, or some Kafka pod does not run the target spec or does not serve)."""
     spec = state.spec
-    if spec.kafka.mode != "kraft" or state.uninstalling:
-        return None
+    if spec.kafka.mode != "kraft" or state.uninstalling or zk_migration.active(state.properties):
+        return None  # Kafka forbids a metadata.version change during a ZooKeeper → KRaft migration
     target = release_name(spec.kafka.version)
     if state.properties.get(METADATA_RELEASE) == target:
         return None

@@ -11,10 +11,10 @@ import attrs
 
 import config
 from config import ServiceSpec
-from config.rules import declared_removals, validate
+from config.rules import declared_removals, migration_refusals, validate
 from scheduler.core import actions as act
 from scheduler.core import (app_autoscale, broker_count, broker_registrations, commit_watch, declared_deletes,
-                            kafka_features, launch_config, time_lag)
+                            kafka_features, launch_config, time_lag, zk_migration, zk_migration_plan)
 from scheduler.core import events as ev
 from scheduler.core.command_types import ScaleApp, ScaleBrokers, Uninstall, UpdateConfig
 from scheduler.core.offer_control import offer_control
@@ -188,6 +188,10 @@ def update_config(state: State, command: UpdateConfig, cmd: ev.Command) -> Resul
     if not isinstance(spec, ServiceSpec):
         return state, (refuse(cmd, Refusal.INVALID, "no valid spec given"),)
     spec = app_autoscale.kept_counts(state.spec, spec, state.properties)
+    if zk_migration.active(state.properties):
+        return state, (refuse(cmd, Refusal.CONFLICT, "a ZooKeeper → KRaft migration is under way (phase "
+                              f"{zk_migration.phase(state.properties)}): change the config once it is done "
+                              "(kmf plan show migration)"),)
     refused = config.check_update(state.spec, spec)
     too_old = kafka_features.refusal(state, spec)
     if too_old is not None:
@@ -211,6 +215,8 @@ def update_config(state: State, command: UpdateConfig, cmd: ev.Command) -> Resul
         props = {**state.properties, launch_config.LAUNCH_REFUSED: "; ".join(refused)}
         return attrs.evolve(state, properties=props), (
             act.Persist(puts=((("properties", launch_config.LAUNCH_REFUSED, "; ".join(refused)),))), reply)
+    if migration_refusals(state.spec, spec) == []:  # zookeeper → kraft: a plan of its own
+        return zk_migration_plan.start(state, spec, cmd)
     diff = config.describe_update(state.spec, spec)
     new_state, out = set_spec(state, spec, now)
     new_state, forgotten = app_autoscale.forget(new_state, spec)

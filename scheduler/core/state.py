@@ -218,6 +218,8 @@ class State:
     # (group, topic, partition) → commit_watch.Progress, not persisted: how long each partition of
     # a stream app's group has gone without its committed offset moving
     commit_progress: Mapping[tuple[str, str, int], Any] = attrs.field(factory=dict)
+    # what the ZooKeeper → KRaft migration's phase waits for (zk_migration_plan), not persisted
+    migration_note: str | None = None
     # each sampled partition's (time, end offset) points (scheduler.core.time_lag), not kept in ZooKeeper
     end_offsets_seen: Mapping[tuple[str, int], tuple[tuple[float, int], ...]] = attrs.field(factory=dict)
 

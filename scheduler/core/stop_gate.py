@@ -39,7 +39,8 @@ class StopGate:
     and none that would fall below min.insync.replicas without it. A broker that recent metadata
     does not list (fenced or unregistered: it serves nothing) may restart in place whatever the
     partitions' state. A lone broker is not gated: there is nothing to keep available, as the
-    rolling update always had it."""
+    rolling update always had it (with dedicated controllers too: they only keep their majority,
+    and a quorum of one restarts in place)."""
 
     def __init__(self, state: State, pods: list[PodDef], now: float) -> None:
         self.state, self.now = state, now
@@ -82,7 +83,9 @@ class StopGate:
         rec = self.state.tasks.get(pod.name)
         if rec is not None and rec.active and rec.kill_reason:
             return f"{pod.name} is already stopping ({rec.kill_reason} requested)"
-        if pod.name in self.voters:
+        # a quorum of one has no majority to keep: its voter restarts in place (metadata changes
+        # wait the seconds it takes; brokers keep serving), or nothing in it could ever roll
+        if pod.name in self.voters and len(self.voters) > 1:
             voters_down = [v for v in self.voters if v in self.down and v != pod.name]
             if len(voters_down) + 1 > (len(self.voters) - 1) // 2:
                 left = len(self.voters) - len(voters_down) - 1
@@ -93,6 +96,8 @@ class StopGate:
             first = min(n for n in self.down if n != pod.name)
             more = f" (and {others - 1} more)" if others > 1 else ""
             return f"{first} is {self.down[first]}{more}: one broker at a time"
+        if "broker" in pod.roles and sum("broker" in m.roles for m in self.members) == 1:
+            return None  # the only broker (beside its controllers): nothing to keep available
         if self.stale_blocker:
             return self.stale_blocker
         health = self.state.kafka

@@ -23,6 +23,7 @@ from mesoslib.resources import Resources
 from scheduler.core import artifacts
 from scheduler.core.artifacts import Served
 from scheduler.core import stream_templates
+from scheduler.core import zk_migration
 from scheduler.core.pods import METRICS_PORT, PodDef
 from scheduler.core.state import Reservation, TaskRecord
 
@@ -103,16 +104,19 @@ def task_data(spec: ServiceSpec, pod: PodDef, rec: TaskRecord | None, properties
         res = rec.reservation if rec else None
         assert res is not None, "a broker is launched on its reservation"
         extra = extra_ports(pod, res)
+        # during a ZooKeeper → KRaft migration the phase decides each pod's mode (zk_migration)
+        mode, migration = zk_migration.rendering(properties, pod, k.mode)
         return TaskData(kind="broker", service=spec.name, broker=BrokerTask(
-            node_id=pod.node_id, mode=k.mode, kafka_version=k.version, roles=pod.roles,
+            node_id=pod.node_id, mode=mode, kafka_version=k.version, roles=pod.roles,
             host=res.hostname, broker_port=res.broker_port if "broker" in pod.roles else None,
             controller_port=res.controller_port if pod.is_controller else None,
-            cluster_id=properties.get("cluster_id") if k.mode == "kraft" else None,
-            voters=quorum or () if k.mode == "kraft" else (),
-            zookeeper_connect=zookeeper_chroot(spec) if k.mode == "zookeeper" else None,
+            cluster_id=properties.get("cluster_id") if mode == "kraft" else None,
+            voters=(quorum or ()) if mode == "kraft" or migration else (),
+            zookeeper_connect=zookeeper_chroot(spec) if mode == "zookeeper" or migration else None,
             volume=pod.volume_path, rack=(res.attributes.get(k.rack_attribute) if k.rack_attribute else None),
             heap_mb=k.heap_mb, replication=k.replication_factor, min_insync_replicas=k.min_isr,
-            overrides={**authorizer_properties(k.mode, k.sasl.enabled, k.sasl.authorizer), **k.overrides},
+            overrides={**authorizer_properties(mode, k.sasl.enabled, k.sasl.authorizer), **k.overrides},
+            migration=migration,
             tls_port=extra.get("tls"), sasl_port=extra.get("sasl"),
             sasl_mechanism=k.sasl.mechanism if "sasl" in extra else None,
             inter_broker_tls=k.tls.inter_broker and "tls" in extra, metrics_port=extra.get(METRICS_PORT)))

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from scheduler.core import app_autoscale, ca_rotation
+from scheduler.core import app_autoscale, ca_rotation, zk_migration_plan
 from scheduler.core.plans import PLANS, plan_view, work
 from scheduler.core.pods import desired_pods
 from scheduler.core.rebalance import view as rebalance_view
@@ -38,6 +38,9 @@ def plans(state: State, now: float) -> dict[str, dict[str, Any]]:
     rotating = ca_rotation.view(state, now)  # there once a CA rotation has started
     if rotating is not None:
         out[ca_rotation.PLAN] = rotating
+    migrating = zk_migration_plan.view(state)  # there once a ZooKeeper → KRaft migration started
+    if migrating is not None:
+        out[zk_migration_plan.PLAN] = migrating
     scaling = app_autoscale.view(state)  # there while an app is autoscaled
     if scaling is not None:
         out["autoscale"] = scaling

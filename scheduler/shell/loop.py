@@ -166,6 +166,9 @@ class Loop:
         before = self.snapshot
         state, actions = decide(before, event)
         self.snapshot = state
+        phase = state.properties.get("migration.phase")
+        if phase != before.properties.get("migration.phase"):
+            log.info("ZooKeeper → KRaft migration: phase %s", phase)
         if isinstance(event, ev.LagSampled):  # what the autoscaler made of the sample, when it changed
             for app, note in state.autoscale_notes.items():
                 if before.autoscale_notes.get(app) != note:

@@ -140,6 +140,9 @@ def test_a_zookeeper_mode_broker_migrates_to_kraft_then_runs_on_kafka_4(tmp_path
         controller.start(ctl_node, kafka3, cluster_id)
         wait_for(lambda: controller.said("waiting for ZK brokers") or controller.said("No brokers are known to KRaft"),
                  timeout=90, interval=1, what="the controller waiting for ZooKeeper-mode brokers")
+        # until the copy, Kafka's /migration znode (if any) has no KRaft offset
+        assert not zk.exists(f"/{chroot}/migration") or \
+            json.loads(zk.get(f"/{chroot}/migration")[0])["kraft_metadata_offset"] == -1
 
         # --- 2. the broker in migration mode: the metadata copy runs once it registers
         broker.stop()
@@ -149,6 +152,8 @@ def test_a_zookeeper_mode_broker_migrates_to_kraft_then_runs_on_kafka_4(tmp_path
         wait_for(lambda: controller.said("Completed migration of metadata from ZooKeeper to KRaft"), timeout=120,
                  interval=1, what="the controller's 'Completed migration of metadata from ZooKeeper to KRaft'")
         acked |= produce(boot, RECORDS, 100)  # the cluster serves writes while in dual-write
+        # what kmf's scheduler reads to know the copy is done: Kafka's /migration znode in the chroot
+        assert json.loads(zk.get(f"/{chroot}/migration")[0])["kraft_metadata_offset"] >= 0
 
         # --- 3. the broker as a KRaft broker, on its data as it is (a ZooKeeper-mode meta.properties)
         broker.stop()

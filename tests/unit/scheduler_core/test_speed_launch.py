@@ -61,6 +61,8 @@ def old_to_json(data) -> dict[str, Any]:
         for key, unset in (("session_timeout_ms", None), ("artifacts", []), ("stuck_limit_s", 300.0), ("properties", {})):
             if doc["stream"][key] == unset:
                 del doc["stream"][key]
+    if doc["broker"] is not None and doc["broker"]["migration"] is None:  # likewise a broker's (issue 19)
+        del doc["broker"]["migration"]
     return doc
 
 
