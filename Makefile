@@ -21,7 +21,7 @@ demo: setup
 	$(PY) -m kmf demo
 
 chaos: setup
-	KMF_CHAOS_FULL=1 $(PY) -m pytest tests/chaos tests/integration/streams/test_wordcount_cluster.py tests/integration/e2e/test_kafka_upgrade.py tests/integration/e2e/test_cert_renewal.py tests/integration/e2e/test_ca_rotation.py tests/integration/apache/test_demo_apache.py tests/integration/e2e/test_crash_and_uninstall.py -s $(PYTEST_ARGS)
+	KMF_CHAOS_FULL=1 $(PY) -m pytest tests/chaos tests/integration/streams/test_wordcount_cluster.py tests/integration/e2e/test_kafka_upgrade.py tests/integration/e2e/test_zk_to_kraft_migration.py tests/integration/e2e/test_cert_renewal.py tests/integration/e2e/test_ca_rotation.py tests/integration/apache/test_demo_apache.py tests/integration/e2e/test_crash_and_uninstall.py -s $(PYTEST_ARGS)
 
 bench: setup
 	$(PY) -m benchmarks

@@ -8,7 +8,8 @@ Kafka 4 and metadata.version is finalised at 4.3.
 Judged by Kafka and the files on disk: Kafka's /migration znode (the KRaft offset it copied up to),
 the server.properties each running JVM was started with, the topic's id from AdminClient before and
 after, FeatureCommand's metadata.version, and every acknowledged record read back. `make test` runs
-it on one broker (and its one controller)."""
+it on one broker (and its one controller); `make chaos` on three brokers and three controllers, where
+no partition may fall below min.insync.replicas."""
 from __future__ import annotations
 
 import json
@@ -26,7 +27,8 @@ from tests.helpers.kafka_clients import consume
 from tests.helpers.operator_cli import kmf
 from tests.helpers.wait import wait_for
 
-pytestmark = [pytest.mark.timeout(600), pytest.mark.kafka]
+pytestmark = [pytest.mark.timeout(900), pytest.mark.kafka]
+FULL = os.environ.get("KMF_CHAOS_FULL") == "1"
 
 
 def jvm_configs(work_dir: Path) -> dict[int, str]:
@@ -47,16 +49,22 @@ def topic_id(boot: str, topic: str) -> str:
     return str(admin.describe_topics(TopicCollection([topic]))[topic].result(timeout=30).topic_id)
 
 
-def test_a_zookeeper_mode_service_migrates_to_kraft_then_upgrades_to_kafka_4(kmf_env, tmp_path, zk_client):
+@pytest.mark.parametrize("brokers", [
+    1, pytest.param(3, marks=pytest.mark.skipif(not FULL, reason="part of make chaos (KMF_CHAOS_FULL=1)"))])
+def test_a_zookeeper_mode_service_migrates_to_kraft_then_upgrades_to_kafka_4(kmf_env, tmp_path, zk_client, brokers):
     from confluent_kafka import Producer
+    from confluent_kafka.admin import AdminClient
     from tests.integration.e2e.test_kafka_upgrade import metadata_level
 
-    env = kmf_env(agents=2)
-    config = env.config(brokers=1, version="3.9.2", mode="zookeeper")
+    controllers = 1 if brokers < 3 else 3
+    env = kmf_env(agents=brokers + controllers)  # hostname:UNIQUE over brokers and controllers
+    config = env.config(brokers=brokers, version="3.9.2", mode="zookeeper")
     s = env.start_scheduler(config=config)
     s.wait_deployed()
     boot = s.get("/v1/endpoints/broker")["bootstrap_servers"]
-    code, doc = s.request("POST", "/v1/topics", {"name": "mig", "partitions": 3})
+    min_insync = min(2, brokers)
+    code, doc = s.request("POST", "/v1/topics", {"name": "mig", "partitions": 3, "replication": brokers,
+                                                  "config": {"min.insync.replicas": str(min_insync)}})
     assert code == 200, doc
     wait_for(lambda: topic_id(boot, "mig") not in ("", "None"), timeout=60, interval=1, what="topic mig")
     before_id = topic_id(boot, "mig")
@@ -76,8 +84,21 @@ def test_a_zookeeper_mode_service_migrates_to_kraft_then_upgrades_to_kafka_4(kmf
             i += 1
             time.sleep(0.01)
         p.flush(120)
+    min_isr = [brokers]
+
+    def sample() -> None:  # the smallest ISR Kafka reports while the migration rolls the brokers
+        admin = AdminClient({"bootstrap.servers": boot, "log_level": 0})
+        while not stop.is_set():
+            try:
+                md = admin.list_topics("mig", timeout=3)
+                min_isr[0] = min(min_isr[0], *(len(p.isrs) for p in md.topics["mig"].partitions.values()))
+            except Exception:  # noqa: BLE001 - a broker restarting
+                pass
+            time.sleep(0.2)
     producer = threading.Thread(target=produce, daemon=True)
+    sampler = threading.Thread(target=sample, daemon=True)
     producer.start()
+    sampler.start()
     started = time.monotonic()
     phases_seen: list[str] = []
     try:
@@ -101,18 +122,23 @@ def test_a_zookeeper_mode_service_migrates_to_kraft_then_upgrades_to_kafka_4(kmf
     finally:
         stop.set()
         producer.join(150)
+        sampler.join(30)
     assert phases_seen[0] in ("cluster-id", "controllers") and phases_seen[-1] == "done", phases_seen
     assert phases_seen == sorted(phases_seen, key=["cluster-id", "controllers", "brokers-migrating", "brokers-kraft",
                                                    "finalize", "done"].index), phases_seen
 
     # Kafka's own record of the copy, and what each JVM runs now
     migration = json.loads(zk_client.get(f"{chroot}/migration")[0])
-    assert migration["kraft_metadata_offset"] >= 0 and migration["kraft_controller_id"] == 1000, migration
+    ids = [*range(brokers), *range(1000, 1000 + controllers)]
+    assert migration["kraft_metadata_offset"] >= 0 and migration["kraft_controller_id"] in ids, migration
     configs = jvm_configs(env.lm.base)
-    assert sorted(configs) == [0, 1000], sorted(configs)
-    assert re.search(r"^process\.roles=broker$", configs[0], re.M) and "zookeeper.connect" not in configs[0]
-    assert re.search(r"^process\.roles=controller$", configs[1000], re.M)
-    assert "zookeeper.metadata.migration.enable" not in configs[1000]  # finalised
+    assert sorted(configs) == ids, sorted(configs)
+    for node in range(brokers):
+        assert re.search(r"^process\.roles=broker$", configs[node], re.M) and "zookeeper.connect" not in configs[node]
+    for node in range(1000, 1000 + controllers):
+        assert re.search(r"^process\.roles=controller$", configs[node], re.M)
+        assert "zookeeper.metadata.migration.enable" not in configs[node]  # finalised
+    assert brokers == 1 or min_isr[0] >= min_insync, f"a partition fell to {min_isr[0]} in-sync replicas"
     assert s.get("/v1/config/target")["config"]["kafka"]["mode"] == "kraft"
     assert topic_id(boot, "mig") == before_id  # the same topic, not a new one
     assert acked, "nothing was acknowledged"
@@ -131,5 +157,5 @@ def test_a_zookeeper_mode_service_migrates_to_kraft_then_upgrades_to_kafka_4(kmf
              what="metadata.version finalised at 4.3")
     assert topic_id(boot, "mig") == before_id
     assert acked <= consume(boot, "mig", len(acked))
-    print(f"zk → kraft e2e: migrated in {migrated_s:.1f} s through {phases_seen}, {len(acked)} records acknowledged, "
+    print(f"zk → kraft e2e ({brokers} broker(s), {controllers} controller(s)): smallest ISR {min_isr[0]}; migrated in {migrated_s:.1f} s through {phases_seen}, {len(acked)} records acknowledged, "
           f"none lost; then on Kafka 4.3.1 at metadata.version {metadata_level(boot)}")
