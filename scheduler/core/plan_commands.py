@@ -10,7 +10,7 @@ import attrs
 
 from scheduler.core import actions as act
 from scheduler.core import events as ev
-from scheduler.core import rebalance
+from scheduler.core import rebalance, zk_migration_plan
 from scheduler.core.command_types import PlanContinue, PlanForceComplete, PlanInterrupt, PlanRestart, RestartPod
 from scheduler.core.offer_control import offer_control
 from scheduler.core.plans import PLANS, phase_of, steer
@@ -74,6 +74,11 @@ def interrupt_or_continue(state: State, command: PlanInterrupt | PlanContinue, c
     plan, phase, step, now = command.plan, command.phase, command.step, cmd.now
     if plan == "rebalance":
         return _steer_rebalance(state, command, cmd)
+    if plan == zk_migration_plan.PLAN:
+        if phase is not None or step is not None:
+            return state, (refuse(cmd, Refusal.INVALID, "the migration plan is interrupted and continued as a whole "
+                                                        "(no phase or step)"),)
+        return zk_migration_plan.steer(state, isinstance(command, PlanInterrupt), cmd)
     pods = desired_pods(state.spec)
     if plan not in PLANS:
         return state, (_no_plan(cmd, plan),)

@@ -15,11 +15,12 @@ from scheduler.core import events as ev
 from scheduler.core import zk_migration as zm
 from scheduler.core.pods import PodDef, desired_pods
 from scheduler.core.records import Result
-from scheduler.core.refusals import accept
+from scheduler.core.refusals import Refusal, accept, refuse
 from scheduler.core.rolling import desired_fingerprints, roll
 from scheduler.core.state import State
 
 PLAN = "migration"
+INTERRUPTED = "plan.migration.interrupted"  # the operator's pause: no next phase until continued
 NOTE = "migration.note"  # what the last observation waits for (not persisted: the view's message)
 
 
@@ -73,6 +74,10 @@ def on_observed(state: State, event: ev.MigrationObserved) -> Result:
     ph = zm.phase(state.properties)
     if ph is None or ph == zm.DONE or state.uninstalling:
         return state, ()
+    if state.properties.get(INTERRUPTED) == "true":
+        why = waiting_for(state, event.copied) if ph != "cluster-id" or not event.cluster_id else None
+        held = f"interrupted by the operator: {ph} goes on, the next phase waits for kmf plan continue migration"
+        return attrs.evolve(state, migration_note=f"{why}; {held}" if why else held), ()
     if ph == "cluster-id":
         if not event.cluster_id:
             return attrs.evolve(state, migration_note=waiting_for(state, event.copied)), ()
@@ -97,6 +102,23 @@ def on_observed(state: State, event: ev.MigrationObserved) -> Result:
     return new_state, (act.Persist(puts=(("properties", zm.PHASE, after),)), *more)
 
 
+def steer(state: State, interrupt: bool, cmd: ev.Command) -> Result:
+    """Interrupt or continue the migration as a whole: interrupted, the phase under way finishes
+    its rolls but the next one does not start (hold before `finalize`, the point of no return)."""
+    ph = zm.phase(state.properties)
+    if ph is None or ph == zm.DONE:
+        return state, (refuse(cmd, Refusal.NOT_FOUND, "no ZooKeeper → KRaft migration is under way"),)
+    if interrupt:
+        props = {**state.properties, INTERRUPTED: "true"}
+        return attrs.evolve(state, properties=props), (
+            act.Persist(puts=(("properties", INTERRUPTED, "true"),)),
+            accept(cmd, f"plan migration interrupted: {ph} goes on, the next phase waits for kmf plan continue migration"))
+    props = {k: v for k, v in state.properties.items() if k != INTERRUPTED}
+    return attrs.evolve(state, properties=props), (
+        act.Persist(deletes=(("properties", INTERRUPTED),) if INTERRUPTED in state.properties else ()),
+        accept(cmd, "plan migration continued"))
+
+
 def view(state: State) -> dict[str, Any] | None:
     """The plan ``migration`` (None: no migration ever started): one phase per migration phase."""
     ph = zm.phase(state.properties)
@@ -109,5 +131,6 @@ def view(state: State) -> dict[str, Any] | None:
         message = (state.migration_note or "") if i == at else ""
         phases.append({"name": name, "status": status, "strategy": "serial", "message": message,
                        "steps": [{"name": name, "status": status, "message": message}]})
-    status = "COMPLETE" if ph == zm.DONE else "IN_PROGRESS"
+    status = "COMPLETE" if ph == zm.DONE else "WAITING" if state.properties.get(INTERRUPTED) == "true" \
+        else "IN_PROGRESS"
     return {"name": PLAN, "status": status, "strategy": "serial", "phases": phases, "errors": []}

@@ -24,6 +24,7 @@ import yaml
 
 from tests.helpers.chaos_invariants import broker_jvms
 from tests.helpers.kafka_clients import consume
+from tests.helpers.master_views import live_tasks
 from tests.helpers.operator_cli import kmf
 from tests.helpers.wait import wait_for
 
@@ -109,6 +110,14 @@ def test_a_zookeeper_mode_service_migrates_to_kraft_then_upgrades_to_kafka_4(kmf
         out = kmf(s.url, "config", "update", str(path), "--json")
         assert out.returncode == 0, out.stdout + out.stderr
         assert "migration started" in json.loads(out.stdout)["message"]
+        # an operator's pause holds it before its next phase: no controller reaches the master
+        out = kmf(s.url, "plan", "interrupt", "migration")
+        assert out.returncode == 0, out.stdout + out.stderr
+        time.sleep(8)
+        assert s.plan("migration")["status"] == "WAITING"
+        assert not [t for t in live_tasks(env.lm) if t.startswith("controller-")]
+        out = kmf(s.url, "plan", "continue", "migration")
+        assert out.returncode == 0, out.stdout + out.stderr
 
         def complete() -> bool:
             plan = s.plan("migration")

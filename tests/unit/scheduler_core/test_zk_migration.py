@@ -126,3 +126,25 @@ def test_each_phase_renders_the_pods_as_kafkas_procedure_says(ph, broker, contro
     assert zm.rendering(props, pods["broker-0"], "kraft") == broker
     assert zm.rendering(props, pods["controller-0"], "kraft") == controller
     assert zm.rendering({}, pods["broker-0"], "kraft") == ("kraft", None)
+
+
+def test_an_interrupted_migration_finishes_its_phase_and_holds_before_the_next():
+    sim = deployed(ZK_SPEC)
+    sim.send.command("update_config", spec=spec(KRAFT_SPEC)).replied(ok=True)
+    _observe(sim)
+    sim.run_all_ready(4)
+    sim.send.kafka_healthy()
+    _observe(sim)
+    _settle(sim)
+    _observe(sim, copied=True)
+    assert zm.phase(sim.state.properties) == "brokers-kraft"
+    sim.send.command("plan_interrupt", plan="migration").replied(ok=True)
+    _settle(sim, copied=True)  # the brokers' roll to KRaft completes, finalize does not start
+    assert zm.phase(sim.state.properties) == "brokers-kraft"
+    assert _task(sim, "broker-0").broker.mode == "kraft" and _task(sim, "controller-0").broker.migration == "controller"
+    view = sim.plans()["migration"]
+    assert view["status"] == "WAITING" and "kmf plan continue migration" in view["phases"][3]["message"]
+    sim.send.command("plan_interrupt", plan="migration", phase="finalize").replied(ok=False)
+    sim.send.command("plan_continue", plan="migration").replied(ok=True)
+    _settle(sim, copied=True)
+    assert zm.phase(sim.state.properties) == "done"
