@@ -10,7 +10,6 @@ answer lists it.
 from __future__ import annotations
 
 import logging
-import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Callable, Mapping, Sequence
@@ -21,6 +20,7 @@ from scheduler.core.events import NAMES_SHOWN, KafkaHealth
 from scheduler.core.pods import desired_pods
 from scheduler.core.state import State
 from scheduler.core.taskinfo import bootstrap_servers
+from scheduler.shell.periodic import Periodic
 
 log = logging.getLogger(__name__)
 
@@ -124,29 +124,13 @@ def merge_views(views: Sequence[MetadataView]) -> MetadataView:
     return MetadataView(topics, brokers, trusted.controller_id, trusted.orig_broker_id)
 
 
-class KafkaWatcher:
+class KafkaWatcher(Periodic):
     def __init__(self, state: Callable[[], State], put: Callable[[Any], None], interval: float = 5.0) -> None:
+        super().__init__(interval, "kmf-kafka-watch")
         self.state = state
         self.put = put
-        self.interval = interval
-        self.stopped = threading.Event()
         self._admin: tuple[str, dict[str, Any]] | None = None
         self._pool: ThreadPoolExecutor | None = None
-        self.thread = threading.Thread(target=self._run, name="kmf-kafka-watch", daemon=True)
-
-    def start(self) -> "KafkaWatcher":
-        self.thread.start()
-        return self
-
-    def stop(self) -> None:
-        self.stopped.set()
-
-    def _run(self) -> None:
-        while not self.stopped.wait(self.interval):
-            try:
-                self.poll()
-            except Exception as exc:  # noqa: BLE001 - brokers down: try again next time
-                log.debug("kafka metadata: %s", exc)
 
     def poll(self) -> KafkaHealth | None:
         s = self.state()

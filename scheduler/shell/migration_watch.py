@@ -7,16 +7,16 @@ from __future__ import annotations
 
 import json
 import logging
-import threading
 import time
 from typing import Any, Callable
 
 from kazoo.client import KazooClient
-from kazoo.exceptions import KazooException, NoNodeError
+from kazoo.exceptions import NoNodeError
 
 from scheduler.core import events as ev
 from scheduler.core import zk_migration
 from scheduler.core.state import State
+from scheduler.shell.periodic import Periodic
 
 log = logging.getLogger(__name__)
 
@@ -40,28 +40,14 @@ def read(zk: KazooClient, path: str) -> tuple[str | None, bool]:
     return cluster_id, copied
 
 
-class MigrationWatcher:
+class MigrationWatcher(Periodic):
     def __init__(self, zk: KazooClient, state: Callable[[], State], put: Callable[[Any], None],
                  interval: float = 3.0) -> None:
-        self.zk, self.state, self.put, self.interval = zk, state, put, interval
-        self.stopped = threading.Event()
-        self.thread = threading.Thread(target=self._run, name="kmf-migration-watch", daemon=True)
+        super().__init__(interval, "kmf-migration-watch")
+        self.zk, self.state, self.put = zk, state, put
 
-    def start(self) -> "MigrationWatcher":
-        self.thread.start()
-        return self
-
-    def stop(self) -> None:
-        self.stopped.set()
-
-    def _run(self) -> None:
-        while not self.stopped.wait(self.interval):
-            s = self.state()
-            if not zk_migration.active(s.properties):
-                continue
-            try:
-                cluster_id, copied = read(self.zk, kafka_path(s))
-            except KazooException as exc:  # ZooKeeper away: the next round asks again
-                log.debug("migration watch: %s", exc)
-                continue
+    def poll(self) -> None:
+        s = self.state()
+        if zk_migration.active(s.properties):  # ZooKeeper away: KazooException, the next round asks again
+            cluster_id, copied = read(self.zk, kafka_path(s))
             self.put(ev.MigrationObserved(time.time(), cluster_id, copied))

@@ -17,6 +17,7 @@ import pytest
 import yaml
 
 from tests.helpers.chaos_invariants import broker_jvms
+from tests.helpers.kafka_views import IsrSampler
 from tests.helpers.operator_cli import kmf
 from tests.helpers.wait import wait_for
 
@@ -58,7 +59,6 @@ def broker_versions(sandbox_root: Path) -> dict[int, set[str]]:
 def test_minor_upgrade_rolls_then_finalises_metadata_version_and_refuses_the_downgrade(kmf_env, tmp_path, brokers,
                                                                                         old):
     from confluent_kafka import Producer
-    from confluent_kafka.admin import AdminClient
     env = kmf_env(agents=brokers)
     config = env.config(brokers=brokers)
     config["kafka"]["version"] = old
@@ -76,7 +76,6 @@ def test_minor_upgrade_rolls_then_finalises_metadata_version_and_refuses_the_dow
     assert code == 200, doc
 
     acked: set[int] = set()
-    min_isr = [brokers]
     stop = threading.Event()
 
     def produce() -> None:  # numbered records, acks=all, for the whole upgrade
@@ -89,16 +88,8 @@ def test_minor_upgrade_rolls_then_finalises_metadata_version_and_refuses_the_dow
             time.sleep(0.01)
         p.flush(60)
 
-    def sample() -> None:
-        admin = AdminClient({"bootstrap.servers": boot, "log_level": 0})
-        while not stop.is_set():
-            try:
-                md = admin.list_topics("upg", timeout=3)
-                min_isr[0] = min(min_isr[0], *(len(p.isrs) for p in md.topics["upg"].partitions.values()))
-            except Exception:  # noqa: BLE001 - a broker restarting
-                pass
-            time.sleep(0.2)
-    threads = [threading.Thread(target=f, daemon=True) for f in (produce, sample)]
+    isr = IsrSampler(boot, "upg", replicas=brokers).__enter__()  # the smallest ISR Kafka reports throughout
+    threads = [threading.Thread(target=produce, daemon=True)]
     for t in threads:
         t.start()
     started = time.monotonic()
@@ -120,8 +111,10 @@ def test_minor_upgrade_rolls_then_finalises_metadata_version_and_refuses_the_dow
         stop.set()
         for t in threads:
             t.join(90)
+        isr.__exit__()
+    min_isr = isr.smallest()
     assert broker_versions(env.lm.base) == {n: {NEW} for n in range(brokers)}
-    assert brokers == 1 or min_isr[0] >= min_insync, f"a partition fell to {min_isr[0]} in-sync replicas during the upgrade"
+    assert brokers == 1 or min_isr >= min_insync, f"a partition fell to {min_isr} in-sync replicas during the upgrade"
     log = s.log(400_000)
     assert log.count("raising metadata.version") == 1, [ln for ln in log.splitlines() if "metadata.version" in ln]
 
@@ -139,4 +132,4 @@ def test_minor_upgrade_rolls_then_finalises_metadata_version_and_refuses_the_dow
     time.sleep(3)
     assert {f"broker-{i}": s.pod(f"broker-{i}")["task_id"] for i in range(brokers)} == tasks
     print(f"upgrade e2e ({old} → {NEW}, {brokers} broker(s)): roll {rolled:.1f} s, finalised {finalised:.1f} s after the update, "
-          f"{len(acked)} records acknowledged, smallest ISR {min_isr[0]}")
+          f"{len(acked)} records acknowledged, smallest ISR {min_isr}")

@@ -24,6 +24,7 @@ import yaml
 
 from tests.helpers.chaos_invariants import broker_jvms
 from tests.helpers.kafka_clients import consume
+from tests.helpers.kafka_views import IsrSampler
 from tests.helpers.master_views import live_tasks
 from tests.helpers.operator_cli import kmf
 from tests.helpers.wait import wait_for
@@ -54,7 +55,6 @@ def topic_id(boot: str, topic: str) -> str:
     1, pytest.param(3, marks=pytest.mark.skipif(not FULL, reason="part of make chaos (KMF_CHAOS_FULL=1)"))])
 def test_a_zookeeper_mode_service_migrates_to_kraft_then_upgrades_to_kafka_4(kmf_env, tmp_path, zk_client, brokers):
     from confluent_kafka import Producer
-    from confluent_kafka.admin import AdminClient
     from tests.integration.e2e.test_kafka_upgrade import metadata_level
 
     controllers = 1 if brokers < 3 else 3
@@ -85,21 +85,9 @@ def test_a_zookeeper_mode_service_migrates_to_kraft_then_upgrades_to_kafka_4(kmf
             i += 1
             time.sleep(0.01)
         p.flush(120)
-    min_isr = [brokers]
-
-    def sample() -> None:  # the smallest ISR Kafka reports while the migration rolls the brokers
-        admin = AdminClient({"bootstrap.servers": boot, "log_level": 0})
-        while not stop.is_set():
-            try:
-                md = admin.list_topics("mig", timeout=3)
-                min_isr[0] = min(min_isr[0], *(len(p.isrs) for p in md.topics["mig"].partitions.values()))
-            except Exception:  # noqa: BLE001 - a broker restarting
-                pass
-            time.sleep(0.2)
+    isr = IsrSampler(boot, "mig", replicas=brokers).__enter__()  # the smallest ISR Kafka reports throughout
     producer = threading.Thread(target=produce, daemon=True)
-    sampler = threading.Thread(target=sample, daemon=True)
     producer.start()
-    sampler.start()
     started = time.monotonic()
     phases_seen: list[str] = []
     try:
@@ -131,7 +119,8 @@ def test_a_zookeeper_mode_service_migrates_to_kraft_then_upgrades_to_kafka_4(kmf
     finally:
         stop.set()
         producer.join(150)
-        sampler.join(30)
+        isr.__exit__()
+    min_isr = isr.smallest()
     assert phases_seen[0] in ("cluster-id", "controllers") and phases_seen[-1] == "done", phases_seen
     assert phases_seen == sorted(phases_seen, key=["cluster-id", "controllers", "brokers-migrating", "brokers-kraft",
                                                    "finalize", "done"].index), phases_seen
@@ -147,7 +136,7 @@ def test_a_zookeeper_mode_service_migrates_to_kraft_then_upgrades_to_kafka_4(kmf
     for node in range(1000, 1000 + controllers):
         assert re.search(r"^process\.roles=controller$", configs[node], re.M)
         assert "zookeeper.metadata.migration.enable" not in configs[node]  # finalised
-    assert brokers == 1 or min_isr[0] >= min_insync, f"a partition fell to {min_isr[0]} in-sync replicas"
+    assert brokers == 1 or min_isr >= min_insync, f"a partition fell to {min_isr} in-sync replicas"
     assert s.get("/v1/config/target")["config"]["kafka"]["mode"] == "kraft"
     assert topic_id(boot, "mig") == before_id  # the same topic, not a new one
     assert acked, "nothing was acknowledged"
@@ -166,5 +155,5 @@ def test_a_zookeeper_mode_service_migrates_to_kraft_then_upgrades_to_kafka_4(kmf
              what="metadata.version finalised at 4.3")
     assert topic_id(boot, "mig") == before_id
     assert acked <= consume(boot, "mig", len(acked))
-    print(f"zk → kraft e2e ({brokers} broker(s), {controllers} controller(s)): smallest ISR {min_isr[0]}; migrated in {migrated_s:.1f} s through {phases_seen}, {len(acked)} records acknowledged, "
+    print(f"zk → kraft e2e ({brokers} broker(s), {controllers} controller(s)): smallest ISR {min_isr}; migrated in {migrated_s:.1f} s through {phases_seen}, {len(acked)} records acknowledged, "
           f"none lost; then on Kafka 4.3.1 at metadata.version {metadata_level(boot)}")
