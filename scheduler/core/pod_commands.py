@@ -9,6 +9,7 @@ import attrs
 
 from scheduler.core import actions as act
 from scheduler.core import events as ev
+from scheduler.core import zk_migration
 from scheduler.core.command_types import ReplacePod, RestartPod
 from scheduler.core.offer_control import offer_control
 from scheduler.core.pods import PodDef, desired_pods
@@ -38,6 +39,12 @@ def restart_or_replace(state: State, command: RestartPod | ReplacePod, cmd: ev.C
     if pod is None or rec is None:
         return state, (refuse(cmd, Refusal.NOT_FOUND, f"pod {name!r} does not exist"),)
     is_replace = isinstance(command, ReplacePod)
+    if is_replace and zk_migration.active(state.properties):
+        # a node formatted anew mid-migration: a controller with an empty log rejoins the quorum as
+        # the same voter (Raft's votes and records lost), a broker registers without its data
+        return state, (refuse(cmd, Refusal.CONFLICT, f"replacing {name} is refused while a ZooKeeper → KRaft "
+                                                     "migration is under way (kmf plan show migration); restart it "
+                                                     "in place instead, or replace it once the migration is done"),)
     if not is_replace and (not rec.active or not rec.task_id):
         return state, (refuse(cmd, Refusal.CONFLICT, f"pod {name} has no running task to restart"),)
     lost = _what_replace_loses(state, pod, rec) if is_replace else None

@@ -102,12 +102,16 @@ def test_a_migration_needs_dedicated_controllers_the_same_version_and_nothing_el
     assert zm.phase(sim.state.properties) is None
 
 
-def test_no_other_update_while_a_migration_is_under_way():
+def test_no_other_update_and_no_replace_while_a_migration_is_under_way():
     sim = deployed(ZK_SPEC)
     sim.send.command("update_config", spec=spec(KRAFT_SPEC)).replied(ok=True)
     _observe(sim)
     sim.send.command("update_config", spec=spec(KRAFT_SPEC.replace("heap_mb: 256", "heap_mb: 300"))).replied(ok=False)
     assert "migration is under way (phase controllers)" in sim.expect.reply.result["message"]
+    sim.run_all_ready(4)
+    for pod in ("controller-0", "broker-1"):  # not even forced: a node formatted anew mid-migration
+        sim.send.command("replace_pod", pod=pod, confirm=True, force=True).replied(ok=False).nothing_killed()
+        assert "refused while a ZooKeeper → KRaft migration is under way" in sim.expect.reply.result["message"]
 
 
 @pytest.mark.parametrize("ph, broker, controller", [
