@@ -137,7 +137,8 @@ def on_lag_sampled(state: State, event: ev.LagSampled) -> Result:
     now = event.now
     at = event.sampled_at if event.sampled_at is not None else now
     # the apps' groups only: a time lag is kept for what kmf runs, not for every group on the cluster
-    mine = {g: lag for g, lag in event.groups.items() if g in {a.consumer_group(state.spec.name) for a in state.spec.apps}}
+    names = {a.consumer_group(state.spec.name) for a in state.spec.apps}
+    mine = {g: lag for g, lag in event.groups.items() if g in names}
     lines = time_lag.observe(state.end_offsets_seen, mine, at)
     groups_seen = time_lag.with_seconds(lines, mine, at)
     state = attrs.evolve(state, end_offsets_seen=lines)
@@ -168,9 +169,9 @@ def on_lag_sampled(state: State, event: ev.LagSampled) -> Result:
         low.pop(app.name, None)
         spec = attrs.evolve(spec, apps=tuple(attrs.evolve(a, count=verdict.count) if a.name == app.name else a
                                              for a in spec.apps))
-    groups = {g: groups_seen[g] for g in (a.consumer_group(spec.name) for a in spec.apps) if g in groups_seen}
-    state = attrs.evolve(state, properties=props, autoscale_low_since=low, autoscale_notes=notes, app_groups=groups,
-                         app_groups_at=at)
+    # the autoscaler changes counts only, never an app's group: the groups seen are the apps' still
+    state = attrs.evolve(state, properties=props, autoscale_low_since=low, autoscale_notes=notes,
+                         app_groups=groups_seen, app_groups_at=at)
     if spec == state.spec:
         return state, tuple(out)
     new_state, more = set_spec(state, spec, now)

@@ -48,14 +48,14 @@ def _current(state: State, pods: list[PodDef]) -> list[str]:
     return out
 
 
-def waiting_for(state: State, copied: bool) -> str | None:
-    """What the current phase waits for (None: it is complete)."""
+def waiting_for(state: State, event: ev.MigrationObserved) -> str | None:
+    """What the current phase waits for, by `event`'s reading of ZooKeeper (None: it is complete)."""
     ph = zm.phase(state.properties)
     kafka = [p for p in desired_pods(state.spec) if p.group == "kafka"]
     controllers = [p for p in kafka if p.roles == ("controller",)]
     brokers = [p for p in kafka if "broker" in p.roles]
     if ph == "cluster-id":
-        return "the ZooKeeper cluster's id (read from Kafka's chroot)"
+        return None if event.cluster_id else "the ZooKeeper cluster's id (read from Kafka's chroot)"
     if ph in ("controllers", "finalize"):
         behind = _current(state, controllers)
         return f"controllers to serve in their new mode: {', '.join(behind)}" if behind else None
@@ -63,43 +63,40 @@ def waiting_for(state: State, copied: bool) -> str | None:
         behind = _current(state, brokers)
         if behind:
             return f"brokers to roll and serve: {', '.join(behind)}"
-        if ph == "brokers-migrating" and not copied:
+        if ph == "brokers-migrating" and not event.copied:
             return ("the controllers' copy of the metadata from ZooKeeper (Kafka's /migration znode has no KRaft "
                     "offset yet: every broker must have registered with the quorum)")
     return None
 
 
 def on_observed(state: State, event: ev.MigrationObserved) -> Result:
-    """Advance the migration by one phase when the current one is complete."""
+    """Advance the migration by one phase when the current one is complete (and the operator has
+    not interrupted it)."""
     ph = zm.phase(state.properties)
     if ph is None or ph == zm.DONE or state.uninstalling:
         return state, ()
+    why = waiting_for(state, event)
     if state.properties.get(INTERRUPTED) == "true":
-        why = waiting_for(state, event.copied) if ph != "cluster-id" or not event.cluster_id else None
         held = f"interrupted by the operator: {ph} goes on, the next phase waits for kmf plan continue migration"
         return attrs.evolve(state, migration_note=f"{why}; {held}" if why else held), ()
-    if ph == "cluster-id":
-        if not event.cluster_id:
-            return attrs.evolve(state, migration_note=waiting_for(state, event.copied)), ()
-        from scheduler.core.spec_commands import set_spec  # spec_commands starts migrations
-
-        target = config.spec_from_json(json.loads(state.properties[zm.TARGET]))
-        props = {k: v for k, v in state.properties.items() if k != zm.TARGET}
-        props.update({"cluster_id": event.cluster_id, zm.PHASE: "controllers"})
-        persist = act.Persist(puts=(("properties", "cluster_id", event.cluster_id), ("properties", zm.PHASE, "controllers")),
-                              deletes=(("properties", zm.TARGET),))
-        new_state, out = set_spec(attrs.evolve(state, properties=props), target, event.now)
-        return attrs.evolve(new_state, migration_note=waiting_for(new_state, event.copied)), (persist, *out)
-    why = waiting_for(state, event.copied)
     if why is not None:
         return attrs.evolve(state, migration_note=why), ()
     after = zm.next_phase(ph)
-    props = {**state.properties, zm.PHASE: after}
-    new_state = attrs.evolve(state, properties=props)
-    new_state = attrs.evolve(new_state, migration_note=waiting_for(new_state, event.copied))
-    # the new phase changes what pods would be launched with: the roll starts at once
-    new_state, more = roll(new_state, event.now)
-    return new_state, (act.Persist(puts=(("properties", zm.PHASE, after),)), *more)
+    if ph == "cluster-id":  # the id is known: the KRaft spec becomes the target, its controllers launch
+        from scheduler.core.spec_commands import set_spec  # spec_commands starts migrations
+
+        assert event.cluster_id is not None  # waiting_for says so
+        target = config.spec_from_json(json.loads(state.properties[zm.TARGET]))
+        props = {k: v for k, v in state.properties.items() if k != zm.TARGET}
+        props.update({"cluster_id": event.cluster_id, zm.PHASE: after})
+        persist = act.Persist(puts=(("properties", "cluster_id", event.cluster_id), ("properties", zm.PHASE, after)),
+                              deletes=(("properties", zm.TARGET),))
+        new_state, out = set_spec(attrs.evolve(state, properties=props), target, event.now)
+    else:
+        # the new phase changes what pods would be launched with: the roll starts at once
+        new_state, out = roll(attrs.evolve(state, properties={**state.properties, zm.PHASE: after}), event.now)
+        persist = act.Persist(puts=(("properties", zm.PHASE, after),))
+    return attrs.evolve(new_state, migration_note=waiting_for(new_state, event)), (persist, *out)
 
 
 def steer(state: State, interrupt: bool, cmd: ev.Command) -> Result:

@@ -19,6 +19,7 @@ from config import spec_to_json
 from kmfwire.errors import KmfError
 from scheduler.core import actions as act
 from scheduler.core import events as ev
+from scheduler.core import zk_migration
 from scheduler.core.decide import decide
 from scheduler.core.refusals import Refusal
 from scheduler.core.state import State
@@ -166,8 +167,8 @@ class Loop:
         before = self.snapshot
         state, actions = decide(before, event)
         self.snapshot = state
-        phase = state.properties.get("migration.phase")
-        if phase != before.properties.get("migration.phase"):
+        phase = zk_migration.phase(state.properties)
+        if phase != zk_migration.phase(before.properties):
             log.info("ZooKeeper → KRaft migration: phase %s", phase)
         if isinstance(event, ev.LagSampled):  # what the autoscaler made of the sample, when it changed
             for app, note in state.autoscale_notes.items():
