@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import threading
 import time
 from pathlib import Path
 
@@ -17,6 +16,7 @@ import pytest
 import yaml
 
 from tests.helpers.chaos_invariants import broker_jvms
+from tests.helpers.kafka_clients import NumberedProducer, consume
 from tests.helpers.kafka_views import IsrSampler
 from tests.helpers.operator_cli import kmf
 from tests.helpers.wait import wait_for
@@ -58,7 +58,6 @@ def broker_versions(sandbox_root: Path) -> dict[int, set[str]]:
     pytest.param(3, OLD, marks=pytest.mark.skipif(not FULL, reason="part of make chaos (KMF_CHAOS_FULL=1)"))])
 def test_minor_upgrade_rolls_then_finalises_metadata_version_and_refuses_the_downgrade(kmf_env, tmp_path, brokers,
                                                                                         old):
-    from confluent_kafka import Producer
     env = kmf_env(agents=brokers)
     config = env.config(brokers=brokers)
     config["kafka"]["version"] = old
@@ -75,23 +74,9 @@ def test_minor_upgrade_rolls_then_finalises_metadata_version_and_refuses_the_dow
                                                   "config": {"min.insync.replicas": str(min_insync)}})
     assert code == 200, doc
 
-    acked: set[int] = set()
-    stop = threading.Event()
-
-    def produce() -> None:  # numbered records, acks=all, for the whole upgrade
-        p = Producer({"bootstrap.servers": boot, "acks": "all", "enable.idempotence": True, "log_level": 0})
-        i = 0
-        while not stop.is_set():
-            p.produce("upg", str(i).encode(), on_delivery=lambda err, m: err is None and acked.add(int(m.value())))
-            p.poll(0)
-            i += 1
-            time.sleep(0.01)
-        p.flush(60)
-
+    producer = NumberedProducer(boot, "upg").start()  # numbered records, acks=all, for the whole upgrade
+    acked = producer.acked
     isr = IsrSampler(boot, "upg", replicas=brokers).__enter__()  # the smallest ISR Kafka reports throughout
-    threads = [threading.Thread(target=produce, daemon=True)]
-    for t in threads:
-        t.start()
     started = time.monotonic()
     try:
         new = yaml.safe_load(s.path.read_text())
@@ -108,9 +93,7 @@ def test_minor_upgrade_rolls_then_finalises_metadata_version_and_refuses_the_dow
                  what="metadata.version finalised at 4.3")
         finalised = time.monotonic() - started
     finally:
-        stop.set()
-        for t in threads:
-            t.join(90)
+        producer.stop(90)
         isr.__exit__()
     min_isr = isr.smallest()
     assert broker_versions(env.lm.base) == {n: {NEW} for n in range(brokers)}
@@ -118,7 +101,6 @@ def test_minor_upgrade_rolls_then_finalises_metadata_version_and_refuses_the_dow
     log = s.log(400_000)
     assert log.count("raising metadata.version") == 1, [ln for ln in log.splitlines() if "metadata.version" in ln]
 
-    from tests.helpers.kafka_clients import consume
     assert acked and acked <= consume(boot, "upg", len(acked)) | set(), "an acknowledged record is missing"
 
     # a downgrade to the release before the finalised one is refused, and nothing restarts

@@ -16,7 +16,6 @@ import json
 import os
 import re
 import signal
-import threading
 import time
 from pathlib import Path
 
@@ -24,7 +23,7 @@ import pytest
 import yaml
 
 from tests.helpers.chaos_invariants import broker_jvms
-from tests.helpers.kafka_clients import consume
+from tests.helpers.kafka_clients import NumberedProducer, consume
 from tests.helpers.kafka_views import IsrSampler
 from tests.helpers.master_views import live_tasks
 from tests.helpers.operator_cli import kmf
@@ -62,7 +61,6 @@ CHAOS = pytest.mark.skipif(not FULL, reason="part of make chaos (KMF_CHAOS_FULL=
     pytest.param(3, True, marks=CHAOS)])
 def test_a_zookeeper_mode_service_migrates_to_kraft_then_upgrades_to_kafka_4(kmf_env, tmp_path, zk_client, brokers,
                                                                              faults):
-    from confluent_kafka import Producer
     from tests.integration.e2e.test_kafka_upgrade import metadata_level
 
     controllers = 1 if brokers < 3 else 3
@@ -80,22 +78,10 @@ def test_a_zookeeper_mode_service_migrates_to_kraft_then_upgrades_to_kafka_4(kmf
     chroot = f"/{env.name}/kafka"
     zk_cluster_id = json.loads(zk_client.get(f"{chroot}/cluster/id")[0])["id"]
 
-    acked: set[int] = set()
-    stop = threading.Event()
-
-    def produce() -> None:  # numbered records, acks=all, through the whole migration
-        p = Producer({"bootstrap.servers": boot, "acks": "all", "enable.idempotence": True, "log_level": 0,
-                      "message.timeout.ms": 120_000})
-        i = 0
-        while not stop.is_set():
-            p.produce("mig", str(i).encode(), on_delivery=lambda err, m: err is None and acked.add(int(m.value())))
-            p.poll(0)
-            i += 1
-            time.sleep(0.01)
-        p.flush(120)
+    # numbered records, acks=all, through the whole migration
+    producer = NumberedProducer(boot, "mig", flush_s=120, **{"message.timeout.ms": 120_000}).start()
+    acked = producer.acked
     isr = IsrSampler(boot, "mig", replicas=brokers).__enter__()  # the smallest ISR Kafka reports throughout
-    producer = threading.Thread(target=produce, daemon=True)
-    producer.start()
     started = time.monotonic()
     phases_seen: list[str] = []
     killed: list[tuple[str, int, int]] = []
@@ -132,8 +118,7 @@ def test_a_zookeeper_mode_service_migrates_to_kraft_then_upgrades_to_kafka_4(kmf
         migrated_s = time.monotonic() - started
         time.sleep(3)  # records acknowledged after the last roll
     finally:
-        stop.set()
-        producer.join(150)
+        producer.stop(150)
         isr.__exit__()
     min_isr = isr.smallest()
     assert phases_seen[0] in ("cluster-id", "controllers") and phases_seen[-1] == "done", phases_seen
